@@ -27,22 +27,34 @@ __all__ = ["AtomicCounter", "AtomicFlag", "AtomicReference"]
 T = TypeVar("T")
 
 
-class AtomicCounter:
-    """An integer counter; every operation is linearizable (it runs under the lock)."""
+class _Cell(Generic[T]):
+    """A value guarded by its own lock; `get` and `set` run under it."""
 
     __slots__ = ("_lock", "_value")
 
-    def __init__(self, value: int = 0) -> None:
+    def __init__(self, value: T) -> None:
         self._lock = threading.Lock()
         self._value = value
 
-    def get(self) -> int:
+    def get(self) -> T:
         with self._lock:
             return self._value
 
-    def set(self, value: int) -> None:
+    def set(self, value: T) -> None:
         with self._lock:
             self._value = value
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.get()!r})"
+
+
+class AtomicCounter(_Cell[int]):
+    """An integer counter; every operation is linearizable (it runs under the lock)."""
+
+    __slots__ = ()
+
+    def __init__(self, value: int = 0) -> None:
+        super().__init__(value)
 
     def increment(self) -> int:
         """Add 1; return the new value."""
@@ -60,9 +72,6 @@ class AtomicCounter:
             previous = self._value
             self._value = previous + delta
             return previous
-
-    def __repr__(self) -> str:
-        return f"AtomicCounter({self.get()})"
 
 
 class AtomicFlag:
@@ -98,26 +107,14 @@ class AtomicFlag:
         return f"AtomicFlag({self.is_set()})"
 
 
-class AtomicReference(Generic[T]):
+class AtomicReference(_Cell[T]):
     """A reference to an object; every operation is linearizable (it runs under the lock).
 
     `compare_and_set` compares by identity (`is`), never by `==`: it swaps only if the
     current reference is the very object the caller read.
     """
 
-    __slots__ = ("_lock", "_value")
-
-    def __init__(self, value: T) -> None:
-        self._lock = threading.Lock()
-        self._value = value
-
-    def get(self) -> T:
-        with self._lock:
-            return self._value
-
-    def set(self, value: T) -> None:
-        with self._lock:
-            self._value = value
+    __slots__ = ()
 
     def compare_and_set(self, expected: T, new: T) -> bool:
         """Set to `new` if the current reference `is` `expected`; return whether it did."""
@@ -133,6 +130,3 @@ class AtomicReference(Generic[T]):
             previous = self._value
             self._value = value
             return previous
-
-    def __repr__(self) -> str:
-        return f"AtomicReference({self.get()!r})"
