@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from hil.ratelimit import OVERFLOW_KEY, RateLimiter
@@ -9,22 +11,19 @@ from hil.ratelimit import OVERFLOW_KEY, RateLimiter
 SECOND_NS = 1_000_000_000
 
 
-class FakeClock:
-    def __init__(self, now_ns: int = 5 * SECOND_NS) -> None:
-        self.now_ns = now_ns
+@pytest.fixture
+def now() -> list[int]:
+    """The fake time in ns: tests move it with `now[0] += ...`."""
+    return [5 * SECOND_NS]
 
-    def __call__(self) -> int:
-        return self.now_ns
+
+def reading(now: list[int]) -> Callable[[], int]:
+    return lambda: now[0]
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def limiter(clock: FakeClock) -> RateLimiter:
-    return RateLimiter(clock=clock)
+def limiter(now: list[int]) -> RateLimiter:
+    return RateLimiter(clock=reading(now))
 
 
 def test_defaults_are_one_second_and_64_keys_on_the_monotonic_clock() -> None:
@@ -50,28 +49,28 @@ def test_arguments_are_validated_with_messages_naming_them(
 
 
 def test_allows_the_first_event_then_once_per_interval(
-    clock: FakeClock, limiter: RateLimiter
+    now: list[int], limiter: RateLimiter
 ) -> None:
     assert limiter.allow("overrun")
-    clock.now_ns += SECOND_NS - 1
+    now[0] += SECOND_NS - 1
     assert not limiter.allow("overrun")
-    clock.now_ns += 1
+    now[0] += 1
     assert limiter.allow("overrun")
     assert not limiter.allow("overrun")
 
 
 def test_the_interval_runs_from_the_last_allowed_event_not_the_last_event(
-    clock: FakeClock, limiter: RateLimiter
+    now: list[int], limiter: RateLimiter
 ) -> None:
     assert limiter.allow("k")
     for _ in range(10):
-        clock.now_ns += SECOND_NS // 10 - 1
+        now[0] += SECOND_NS // 10 - 1
         assert not limiter.allow("k")
-    clock.now_ns += 10
+    now[0] += 10
     assert limiter.allow("k")
 
 
-def test_keys_are_limited_independently(clock: FakeClock, limiter: RateLimiter) -> None:
+def test_keys_are_limited_independently(now: list[int], limiter: RateLimiter) -> None:
     assert limiter.allow("overrun")
     assert limiter.allow(("malformed", "plant"))
     assert not limiter.allow("overrun")
@@ -79,14 +78,14 @@ def test_keys_are_limited_independently(clock: FakeClock, limiter: RateLimiter) 
     assert limiter.tracked_keys == 2
 
 
-def test_suppressed_events_are_counted_until_taken(clock: FakeClock, limiter: RateLimiter) -> None:
+def test_suppressed_events_are_counted_until_taken(now: list[int], limiter: RateLimiter) -> None:
     limiter.allow("overrun")
     for _ in range(37):
         limiter.allow("overrun")
     limiter.allow("other")
     assert limiter.suppressed("overrun") == 37
     assert limiter.suppressed("other") == 0
-    clock.now_ns += SECOND_NS
+    now[0] += SECOND_NS
     assert limiter.allow("overrun")
     assert limiter.take_suppressed("overrun") == 37
     assert limiter.suppressed("overrun") == 0
@@ -94,11 +93,11 @@ def test_suppressed_events_are_counted_until_taken(clock: FakeClock, limiter: Ra
 
 
 def test_the_log_line_pattern_reports_each_window_once(
-    clock: FakeClock, limiter: RateLimiter
+    now: list[int], limiter: RateLimiter
 ) -> None:
     lines = []
     for tick in range(3000):  # 3 s of 1 kHz overruns
-        clock.now_ns = tick * 1_000_000
+        now[0] = tick * 1_000_000
         if limiter.allow("overrun"):
             lines.append(limiter.take_suppressed("overrun"))
     assert lines == [0, 999, 999]
@@ -110,8 +109,8 @@ def test_unknown_keys_have_nothing_suppressed(limiter: RateLimiter) -> None:
     assert limiter.tracked_keys == 0
 
 
-def test_keys_past_the_cap_share_the_overflow_slot(clock: FakeClock) -> None:
-    limiter = RateLimiter(clock=clock, max_keys=3)
+def test_keys_past_the_cap_share_the_overflow_slot(now: list[int]) -> None:
+    limiter = RateLimiter(clock=reading(now), max_keys=3)
     for key in ("a", "b", "c"):
         assert limiter.allow(key)
     assert limiter.allow("d")  # the overflow slot's first event
@@ -123,22 +122,22 @@ def test_keys_past_the_cap_share_the_overflow_slot(clock: FakeClock) -> None:
     assert limiter.suppressed("a") == 0
     assert limiter.take_suppressed("never-seen-either") == 2
     assert limiter.suppressed(OVERFLOW_KEY) == 0
-    clock.now_ns += SECOND_NS
+    now[0] += SECOND_NS
     assert limiter.allow("f")
 
 
 def test_a_flood_of_distinct_keys_is_bounded_in_memory_and_in_output(
-    clock: FakeClock,
+    now: list[int],
 ) -> None:
-    limiter = RateLimiter(clock=clock, max_keys=64)
+    limiter = RateLimiter(clock=reading(now), max_keys=64)
     allowed = sum(limiter.allow(f"peer-{i}") for i in range(10_000))
     assert allowed == 64 + 1
     assert limiter.tracked_keys == 64
     assert limiter.suppressed(OVERFLOW_KEY) == 10_000 - 65
 
 
-def test_tracked_keys_keep_their_own_slot_after_the_table_fills(clock: FakeClock) -> None:
-    limiter = RateLimiter(clock=clock, max_keys=2)
+def test_tracked_keys_keep_their_own_slot_after_the_table_fills(now: list[int]) -> None:
+    limiter = RateLimiter(clock=reading(now), max_keys=2)
     limiter.allow("a")
     limiter.allow("b")
     limiter.allow("c")
@@ -147,8 +146,8 @@ def test_tracked_keys_keep_their_own_slot_after_the_table_fills(clock: FakeClock
     assert limiter.suppressed("c") == 0
 
 
-def test_the_overflow_key_itself_never_takes_a_tracked_slot(clock: FakeClock) -> None:
-    limiter = RateLimiter(clock=clock, max_keys=2)
+def test_the_overflow_key_itself_never_takes_a_tracked_slot(now: list[int]) -> None:
+    limiter = RateLimiter(clock=reading(now), max_keys=2)
     assert limiter.allow(OVERFLOW_KEY)
     assert limiter.tracked_keys == 0
     assert limiter.allow("a")
