@@ -1,0 +1,267 @@
+"""The controller loop: handshake, then compute a control per plant state at a fixed rate.
+
+`realtime`: the loop runs on absolute deadlines aligned to the plant's clock (the plant's
+tick plus `phase_offset` of a period, so the state has arrived when the loop wakes). It waits
+for each deadline in `select()` on the socket (states are timestamped as they arrive, older
+ones dropped and counted), spins the last `spin_us`, computes `u` for the newest state and
+sends it tagged with that state's sequence number. A deadline that passed entirely is
+skipped and counted as an overrun, never caught up in a burst.
+
+`lockstep`: the loop answers each state as soon as it arrives.
+
+The plant's silence past `plant_timeout_ms` ends the run with a clear message.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hil import messages as msg
+from hil.latency import LatencyMonitor
+from hil.ratelimit import RateLimiter
+from hil.schedule import Schedule
+from hil.transport import ControllerSocket, wait_until
+
+CONTROLLER_FIGURES = ("state_to_controller", "compute", "controller_lateness")
+
+
+class PlantUnreachable(Exception):
+    """The plant did not answer the handshake in time (or went silent)."""
+
+
+class HandshakeRefused(Exception):
+    """The plant refused this controller; `code` says why (e.g. already_attached)."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(f"{reason} ({code})")
+        self.code = code
+        self.reason = reason
+
+
+@dataclass
+class LoopSettings:
+    phase_offset: float
+    spin_ns: int
+    connect_timeout_ns: int
+    plant_timeout_ns: int
+    guard: float = 0.15  # fraction of a period kept free before the plant's next tick
+
+
+class ControllerLoop:
+    def __init__(
+        self,
+        law: Any,
+        sock: ControllerSocket,
+        settings: LoopSettings,
+        log: Any,
+        stop_requested: Callable[[], bool] = lambda: False,
+        clock: Callable[[], int] = time.monotonic_ns,
+        client_name: str = "hil-controller",
+    ) -> None:
+        self.law = law
+        self.sock = sock
+        self.s = settings
+        self.log = log
+        self.stop_requested = stop_requested
+        self.clock = clock
+        self.client_name = client_name
+        self.latency = LatencyMonitor(CONTROLLER_FIGURES)
+        self.description: dict[str, Any] = {}
+        self.state = np.zeros(0)
+        self.end_reason = "not started"
+        # newest state not yet answered
+        self._new_seq = -1
+        self._new_t_ns = 0
+        self._new_rx_ns = 0
+        self._new_values: list[float] = []
+        self._new_flags = 0
+        self._answered_seq = -1
+        self._last_rx_ns = 0
+        self._bye: str | None = None
+        self.control_seq = 0
+        self.states_received = 0
+        self.states_dropped = 0
+        self.no_new_state = 0
+        self.late_states = 0
+        self.overruns = 0
+        self.rejected = 0
+        self.last_flags = 0
+        self.final_state: list[float] = []
+        self._warn = RateLimiter()
+
+    # ----------------------------------------------------------------- handshake
+    def handshake(self) -> dict[str, Any]:
+        self.sock.send(msg.encode("hello", msg.PROTOCOL_VERSION, self.client_name))
+        give_up = self.clock() + self.s.connect_timeout_ns
+        while True:
+            data = self.sock.recv_nowait()
+            if data is not None:
+                try:
+                    m = msg.decode(data)
+                except msg.MessageError:
+                    self.rejected += 1
+                    continue
+                if m.kind == "welcome":
+                    self.description = m["description"]
+                    return self.description
+                if m.kind == "refuse":
+                    raise HandshakeRefused(m["code"], m["reason"])
+                continue
+            if self.stop_requested():
+                raise PlantUnreachable("stopped while waiting for the plant's answer")
+            now = self.clock()
+            if now >= give_up:
+                raise PlantUnreachable(
+                    f"no answer from the plant at {self.sock.endpoint} within "
+                    f"{self.s.connect_timeout_ns / 1e9:g} s: is hil-plant running there?")
+            wait_until(self.sock.sock, min(give_up, now + 20_000_000), lambda: True, spin_ns=0,
+                       clock=self.clock)
+
+    # ----------------------------------------------------------------- receiving
+    def _drain(self) -> bool:
+        """Take everything waiting; keep the newest state. True if a new state is ready."""
+        for _ in range(256):
+            data = self.sock.recv_nowait()
+            if data is None:
+                break
+            now = self.clock()
+            try:
+                m = msg.decode(data)
+            except msg.MessageError:
+                self.rejected += 1
+                continue
+            if m.kind == "state":
+                self._on_state(m, now)
+            elif m.kind == "bye":
+                self._bye = m["reason"]
+            elif m.kind == "fault" and self._warn.allow("fault"):
+                self.log.warning("plant fault", code=m["code"], detail=m["detail"])
+        return self._new_seq > self._answered_seq or self._bye is not None
+
+    def _on_state(self, m: msg.Message, now: int) -> None:
+        seq = m["seq"]
+        self._last_rx_ns = now
+        if seq <= self._new_seq:
+            self.rejected += 1  # duplicate or reordered
+            return
+        self.states_received += 1
+        if self._new_seq > self._answered_seq:
+            self.states_dropped += 1  # an unanswered older state is superseded
+        self._new_seq = seq
+        self._new_t_ns = m["t_ns"]
+        self._new_rx_ns = now
+        self._new_values = m["state"]
+        self._new_flags = m["flags"]
+        self.latency.record_ns("state_to_controller", now - m["t_ns"])
+        if m["flags"] & msg.FLAG_FINAL:
+            self.final_state = list(m["state"])
+
+    # ----------------------------------------------------------------- control
+    def _answer(self) -> None:
+        state = self.state
+        state[:] = self._new_values
+        t_s = (self._new_t_ns - self.description["t0_ns"]) * 1e-9
+        c0 = self.clock()
+        force = self.law.compute(state, t_s)
+        c1 = self.clock()
+        self.latency.record_ns("compute", c1 - c0)
+        self.control_seq += 1
+        self.sock.send(msg.pack_control(self.control_seq, self._new_seq, force, self._new_rx_ns,
+                                        self.clock(), c1 - c0))
+        self._answered_seq = self._new_seq
+        self.last_flags = self._new_flags
+
+    def run(self) -> str:
+        d = self.handshake()
+        n = len(d["state_names"])
+        self.state = np.zeros(n)
+        self.law.reset()
+        self._last_rx_ns = self.clock()
+        self.log.info("attached", plant=d.get("name"), mode=d["mode"], rate_hz=d["rate_hz"])
+        if d["mode"] == "lockstep":
+            self._run_lockstep()
+        else:
+            self._run_realtime(d["t0_ns"], d["period_ns"])
+        return self.end_reason
+
+    def _silent(self, now: int) -> bool:
+        if now - self._last_rx_ns > self.s.plant_timeout_ns:
+            self.end_reason = (f"plant silent for {self.s.plant_timeout_ns / 1e6:g} ms at "
+                               f"{self.sock.endpoint}")
+            return True
+        return False
+
+    def _ended(self) -> bool:
+        if self._bye is not None:
+            self.end_reason = f"plant ended the run: {self._bye}"
+            return True
+        if self.stop_requested():
+            self.end_reason = "stopped"
+            return True
+        return False
+
+    def _run_realtime(self, t0_ns: int, period_ns: int) -> None:
+        # Wait for the first state at t0 (the silence clock starts there).
+        self._last_rx_ns = max(self._last_rx_ns, t0_ns)
+        sched = Schedule(t0_ns + round(self.s.phase_offset * period_ns), period_ns)
+        late_window = round((1.0 - self.s.phase_offset - self.s.guard) * period_ns)
+        while True:
+            deadline = sched.deadline_ns
+            wait_until(self.sock.sock, deadline, lambda: (self._drain(), False)[1],
+                       spin_ns=self.s.spin_ns, clock=self.clock)
+            now = self.clock()
+            self.latency.record_ns("controller_lateness", now - deadline)
+            if not self._drain():
+                # The state is late: wait for it, but no later than `late_state_wait` of the
+                # period before the plant's next tick (answering late beats not answering).
+                wait_until(self.sock.sock, deadline + late_window, self._drain, spin_ns=0,
+                           clock=self.clock)
+                if self._new_seq > self._answered_seq:
+                    self.late_states += 1
+            if self._new_seq > self._answered_seq:
+                self._answer()
+            else:
+                self.no_new_state += 1
+            if self._ended() or self._silent(now):
+                return
+            skipped = sched.advance(self.clock())
+            if skipped:
+                self.overruns += skipped
+                if self._warn.allow("overrun"):
+                    self.log.warning("overrun: cycles skipped", skipped=skipped,
+                                     suppressed=self._warn.take_suppressed("overrun"))
+
+    def _run_lockstep(self) -> None:
+        while True:
+            now = self.clock()
+            wait_until(self.sock.sock, now + self.s.plant_timeout_ns, self._drain, spin_ns=0,
+                       clock=self.clock)
+            if self._new_seq > self._answered_seq:
+                self._answer()
+            if self._ended() or self._silent(self.clock()):
+                return
+
+    # ----------------------------------------------------------------- report
+    def report(self) -> dict[str, Any]:
+        stats = self.latency.statistics().to_dict()
+        return {
+            "process": "controller",
+            "end_reason": self.end_reason,
+            "controller": getattr(self.law, "name", type(self.law).__name__),
+            "gains": list(getattr(self.law, "gains", [])),
+            "latency_us": stats["figures"],
+            "histograms": self.latency.encode(),
+            "controls_sent": self.control_seq,
+            "states_received": self.states_received,
+            "states_dropped": self.states_dropped,
+            "no_new_state": self.no_new_state,
+            "late_states": self.late_states,
+            "overruns": self.overruns,
+            "rejected_messages": self.rejected,
+            "final_state": self.final_state,
+        }

@@ -1,0 +1,96 @@
+"""`hil-controller`: run a control law against a plant over ZeroMQ; write controller.json."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+
+from controller_client.controllers import create_controller, known_controllers
+from controller_client.loop import ControllerLoop, HandshakeRefused, LoopSettings, PlantUnreachable
+from hil import messages as msg
+from hil import rt
+from hil.config import ConfigError
+from hil.process import (
+    EXIT_FAULT,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_UNREACHABLE,
+    ProcessContext,
+    run_process,
+)
+from hil.transport import ControllerSocket
+
+
+def build_law(ctx: ProcessContext) -> Any:
+    cc = ctx.config.controller
+    try:
+        return create_controller(cc.name, cc.gains, **cc.options)
+    except ValueError as exc:
+        key = "controller.name" if cc.name not in known_controllers() else "controller.gains"
+        raise ConfigError(f"{key}: {exc}") from None
+    except TypeError as exc:
+        raise ConfigError(f"controller.options: {exc}") from None
+
+
+def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
+    cfg = ctx.config
+    law = build_law(ctx)
+    # Compile and warm the law before the handshake starts the plant's clock.
+    warm = np.array(cfg.plant.initial_state, dtype=np.float64)
+    for _ in range(3):
+        law.compute(warm, 0.0)
+    law.reset()
+    cc = cfg.controller
+    settings = LoopSettings(
+        phase_offset=cc.phase_offset,
+        spin_ns=round(cc.spin_us * 1e3),
+        connect_timeout_ns=round(cc.connect_timeout_s * 1e9),
+        plant_timeout_ns=round(cc.plant_timeout_ms * 1e6),
+    )
+    sock = ControllerSocket(cc.endpoint)
+    loop = ControllerLoop(law, sock, settings, ctx.log, stop_requested=ctx.stop)
+    rtc = cfg.realtime
+    granted = rt.apply_realtime(rtc.controller_cpu, rtc.sched_fifo, rtc.sched_priority,
+                                rtc.lock_memory, ctx.log)
+    cpu = rt.CpuMeter()
+    code = EXIT_OK
+    try:
+        with rt.gc_quiet():
+            reason = loop.run()
+        if reason.startswith("plant silent"):
+            print(f"hil-controller: {reason}", file=sys.stderr)
+            code = EXIT_UNREACHABLE
+    except PlantUnreachable as exc:
+        loop.end_reason = str(exc)
+        print(f"hil-controller: {exc}", file=sys.stderr)
+        code = EXIT_UNREACHABLE
+    except HandshakeRefused as exc:
+        loop.end_reason = f"refused by the plant: {exc}"
+        print(f"hil-controller: refused by the plant at {cc.endpoint}: {exc}", file=sys.stderr)
+        code = EXIT_REFUSED
+    finally:
+        usage = cpu.read()
+        try:
+            sock.send(msg.encode("bye", loop.end_reason))  # best effort; a dead plant is fine
+        finally:
+            sock.close()
+    report = loop.report()
+    report["realtime"] = {"granted": granted.granted, "refused": granted.refused}
+    report["cpu"] = {"wall_s": usage.wall_s, "cpu_s": usage.cpu_s, "ratio": usage.ratio}
+    report["endpoint"] = cc.endpoint
+    report["law"] = law.describe()
+    ctx.log.info("controller done", end_reason=loop.end_reason, controls=loop.control_seq,
+                 overruns=loop.overruns, dropped=loop.states_dropped)
+    if code == EXIT_OK and loop.end_reason == "stopped" and ctx.stop.signal is None:
+        code = EXIT_FAULT
+    return code, report
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_process("controller", argv, "controller.endpoint", _control)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

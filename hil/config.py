@@ -1,0 +1,184 @@
+"""Run configuration: YAML files validated at start-up with pydantic.
+
+A wrong key, type or value raises `ConfigError` whose message names the file, the key path
+and what is allowed; the command-line tools turn it into exit status 2. The plant's and the
+controller's own settings (model parameters, gains) are validated again by the components
+that own them, with the same kind of message.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5600"
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message says where and what is allowed."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class RunConfig(_Strict):
+    mode: Literal["realtime", "lockstep"] = "realtime"
+    rate_hz: Annotated[float, Field(gt=0, le=20_000, allow_inf_nan=False)] = 1000.0
+    duration_s: Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)] = 5.0
+    # Lead time between the handshake and the first plant tick, for the controller to settle.
+    start_delay_ms: Annotated[float, Field(ge=0, le=5_000)] = 50.0
+
+
+class PlantConfig(_Strict):
+    backend: Literal["sim"] = "sim"
+    model: Literal["dip", "cartpole"] = "dip"
+    params: dict[str, float] = Field(default_factory=dict)
+    substeps: Annotated[int, Field(ge=1, le=1000)] = 4
+    initial_state: list[float] = Field(default_factory=lambda: [0.0, 0.1, -0.05, 0.0, 0.0, 0.0])
+    endpoint: str = DEFAULT_ENDPOINT
+    watchdog_timeout_ms: PositiveFloat = 20.0
+    # How long a plant with no controller waits before giving up (s).
+    attach_timeout_s: PositiveFloat = 30.0
+
+    @field_validator("initial_state")
+    @classmethod
+    def _finite_state(cls, v: list[float]) -> list[float]:
+        if not v or not all(math.isfinite(x) for x in v):
+            raise ValueError("must be a non-empty list of finite numbers")
+        return v
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_form(cls, v: str) -> str:
+        return _check_endpoint(v)
+
+
+class ControllerConfig(_Strict):
+    name: str = "classical_smc"
+    gains: list[float] | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    endpoint: str = DEFAULT_ENDPOINT
+    # Controller deadline = plant tick + phase_offset * period (state has arrived by then).
+    phase_offset: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.3
+    # Spin (busy-wait) for the last stretch before each deadline, in microseconds.
+    spin_us: Annotated[float, Field(ge=0, le=10_000)] = 150.0
+    connect_timeout_s: PositiveFloat = 5.0
+    plant_timeout_ms: PositiveFloat = 500.0
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_form(cls, v: str) -> str:
+        return _check_endpoint(v)
+
+
+class GatesConfig(_Strict):
+    upright_tolerance_rad: PositiveFloat = 0.02
+    max_miss_ratio: Annotated[float, Field(ge=0, le=1)] = 0.01
+
+
+class RealtimeConfig(_Strict):
+    """Latency hygiene; each request is only warned about when the OS refuses it."""
+
+    plant_cpu: int | None = None
+    controller_cpu: int | None = None
+    sched_fifo: bool = False
+    sched_priority: Annotated[int, Field(ge=1, le=99)] = 50
+    lock_memory: bool = False
+
+
+class LoggingConfig(_Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class Config(_Strict):
+    run: RunConfig = Field(default_factory=RunConfig)
+    plant: PlantConfig = Field(default_factory=PlantConfig)
+    controller: ControllerConfig = Field(default_factory=ControllerConfig)
+    gates: GatesConfig = Field(default_factory=GatesConfig)
+    realtime: RealtimeConfig = Field(default_factory=RealtimeConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @property
+    def period_ns(self) -> int:
+        return round(1e9 / self.run.rate_hz)
+
+
+def _check_endpoint(v: str) -> str:
+    if not v.startswith(("tcp://", "ipc://", "inproc://")):
+        raise ValueError("must be a ZeroMQ endpoint such as tcp://127.0.0.1:5600 or ipc:///tmp/x")
+    return v
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> Config:
+    """Load and validate `path` (None: defaults), then apply dotted-key `overrides`."""
+    source = str(path) if path is not None else "<defaults>"
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(f"{source}: cannot read config: {exc.strerror}") from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{source}: top level must be a mapping of sections, got "
+                              f"{type(loaded).__name__}")
+        data = loaded
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return validate_config(data, source)
+
+
+def validate_config(data: dict[str, Any], source: str = "<config>") -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid configuration ({exc.error_count()} problem(s))"]
+    for err in exc.errors():
+        path = ".".join(str(p) for p in err["loc"]) or "<top>"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown key; allowed here: {', '.join(_allowed_keys(err['loc']))}"
+        elif err["type"] == "literal_error":
+            msg = f"{msg}"
+        got = err.get("input")
+        suffix = "" if err["type"] == "extra_forbidden" else f" (got {got!r})"
+        lines.append(f"  {path}: {msg}{suffix}")
+    return "\n".join(lines)
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: type[BaseModel] = Config
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        if field is None or not isinstance(field.annotation, type):
+            return []
+        if not issubclass(field.annotation, BaseModel):
+            return []
+        model = field.annotation
+    return sorted(model.model_fields)
+
+
+def dump_config(config: Config) -> str:
+    """The resolved config as YAML (written into every run folder)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,154 @@
+"""Wire messages between plant and controller: msgpack arrays, validated by one table.
+
+Every message is a msgpack array whose first element is its kind (a short string). The
+fields that follow are positional and typed by `SCHEMA` below; `decode` checks the kind, the
+arity and every field's type before anything else looks at the message, so a malformed
+message is rejected in one place and never reaches the plant. Nothing is ever unpickled.
+
+| kind      | fields                                                                          |
+|-----------|---------------------------------------------------------------------------------|
+| hello     | protocol, client_name                                                           |
+| welcome   | protocol, description (map: plant, state names/units, limits, rate, mode, t0)  |
+| refuse    | code, reason                                                                    |
+| state     | seq, t_ns (plant monotonic), state (list of floats), flags                      |
+| control   | seq, state_seq, force_n, t_state_rx_ns, t_send_ns, compute_ns                   |
+| heartbeat | t_ns                                                                            |
+| fault     | code, detail                                                                    |
+| clear     | (none)                                                                          |
+| bye       | reason                                                                          |
+
+The hot messages (`state`, `control`) are packed by `pack_state` / `pack_control` straight
+from numbers, without building intermediate objects.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+PROTOCOL_VERSION = 1
+MAX_MESSAGE_BYTES = 64 * 1024
+MAX_STATE_DIM = 32
+
+# State flags (bit field in `state` messages).
+FLAG_SAFE = 1  # the plant is applying its safe output
+FLAG_WATCHDOG = 2  # the watchdog has tripped and is latched
+FLAG_SAFETY = 4  # a safety gate has tripped
+FLAG_FINAL = 8  # last state of the run
+
+
+class MessageError(ValueError):
+    """A message from the peer is malformed; `kind` names the rejection class for counting."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+
+
+_INT = (int,)
+_NUM = (int, float)
+
+# kind -> tuple of (field name, accepted python types after msgpack decoding)
+SCHEMA: dict[str, tuple[tuple[str, tuple[type, ...]], ...]] = {
+    "hello": (("protocol", _INT), ("client", (str,))),
+    "welcome": (("protocol", _INT), ("description", (dict,))),
+    "refuse": (("code", (str,)), ("reason", (str,))),
+    "state": (("seq", _INT), ("t_ns", _INT), ("state", (list,)), ("flags", _INT)),
+    "control": (
+        ("seq", _INT),
+        ("state_seq", _INT),
+        ("force_n", _NUM),
+        ("t_state_rx_ns", _INT),
+        ("t_send_ns", _INT),
+        ("compute_ns", _INT),
+    ),
+    "heartbeat": (("t_ns", _INT),),
+    "fault": (("code", (str,)), ("detail", (str,))),
+    "clear": (),
+    "bye": (("reason", (str,)),),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A decoded, validated message: its kind and its fields by name."""
+
+    kind: str
+    fields: dict[str, Any]
+
+    def __getitem__(self, name: str) -> Any:
+        return self.fields[name]
+
+
+_packer = msgpack.Packer(use_bin_type=True)
+
+
+def encode(kind: str, *fields: Any) -> bytes:
+    """Pack a message of `kind`; raises ValueError if the fields do not match the schema."""
+    spec = SCHEMA.get(kind)
+    if spec is None:
+        raise ValueError(f"unknown message kind {kind!r}; known: {sorted(SCHEMA)}")
+    if len(fields) != len(spec):
+        raise ValueError(f"{kind} takes {len(spec)} fields, got {len(fields)}")
+    return _packer.pack([kind, *fields])
+
+
+def pack_state(seq: int, t_ns: int, state: list[float], flags: int) -> bytes:
+    """Hot path: a `state` message. `state` is a list of floats (``ndarray.tolist()``)."""
+    return _packer.pack(("state", seq, t_ns, state, flags))
+
+
+def pack_control(
+    seq: int, state_seq: int, force_n: float, t_state_rx_ns: int, t_send_ns: int, compute_ns: int
+) -> bytes:
+    """Hot path: a `control` message."""
+    return _packer.pack(("control", seq, state_seq, force_n, t_state_rx_ns, t_send_ns, compute_ns))
+
+
+def decode(data: bytes) -> Message:
+    """Unpack and validate one message; raises MessageError naming the rejection kind."""
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise MessageError("oversized", f"{len(data)} bytes > {MAX_MESSAGE_BYTES}")
+    try:
+        obj = msgpack.unpackb(
+            data,
+            raw=False,
+            strict_map_key=True,
+            max_array_len=4096,
+            max_map_len=1024,
+            max_str_len=8192,
+            max_bin_len=0,
+            max_ext_len=0,
+        )
+    except Exception as exc:  # msgpack raises many types for garbage
+        raise MessageError("malformed", f"not msgpack ({type(exc).__name__})") from None
+    if not isinstance(obj, list) or not obj or not isinstance(obj[0], str):
+        raise MessageError("malformed", "not an array starting with a kind string")
+    kind = obj[0]
+    spec = SCHEMA.get(kind)
+    if spec is None:
+        raise MessageError("unknown_kind", f"unknown kind {kind[:32]!r}")
+    if len(obj) != len(spec) + 1:
+        raise MessageError("bad_arity", f"{kind} takes {len(spec)} fields, got {len(obj) - 1}")
+    fields: dict[str, Any] = {}
+    for (name, types), value in zip(spec, obj[1:], strict=True):
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise MessageError("bad_type", f"{kind}.{name} has type {type(value).__name__}")
+        fields[name] = value
+    if kind == "state":
+        _check_vector(fields["state"])
+    elif kind == "control" and not math.isfinite(fields["force_n"]):
+        raise MessageError("non_finite", f"control.force_n is {fields['force_n']}")
+    return Message(kind, fields)
+
+
+def _check_vector(values: list[Any]) -> None:
+    if not 0 < len(values) <= MAX_STATE_DIM:
+        raise MessageError("bad_shape", f"state has {len(values)} entries")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise MessageError("bad_type", f"state entry of type {type(v).__name__}")

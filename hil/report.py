@@ -1,0 +1,123 @@
+"""The run report: merge plant.json and controller.json into report.json and a summary table.
+
+Schema "hil-report/1". Later versions add keys and never rename one. Each gate is
+`{name, value, threshold, passed}`; the top-level `verdict` is PASS only if every gate passed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+SCHEMA = "hil-report/1"
+FIGURES = ("round_trip", "state_to_controller", "controller_to_plant", "compute",
+           "controller_lateness", "plant_lateness")
+_EMPTY = {"p50": None, "p90": None, "p99": None, "p999": None, "max": None, "count": 0}
+
+
+def gate(name: str, value: Any, threshold: Any, passed: bool, unit: str = "") -> dict[str, Any]:
+    g = {"name": name, "value": value, "threshold": threshold, "passed": bool(passed)}
+    if unit:
+        g["unit"] = unit
+    return g
+
+
+def upright_error(final_state: list[float], state_names: list[str]) -> float | None:
+    """Largest |angle| among the link angles (state names starting with 'theta')."""
+    angles = [abs(v) for n, v in zip(state_names, final_state, strict=False)
+              if n.startswith("theta") and not n.endswith("_dot")]
+    if not angles or not all(math.isfinite(a) for a in angles):
+        return None
+    return max(angles)
+
+
+def build_report(run_id: str, config: dict[str, Any], plant: dict[str, Any],
+                 controller: dict[str, Any]) -> dict[str, Any]:
+    gates_cfg = config["gates"]
+    latency = {}
+    for fig in FIGURES:
+        latency[fig] = (plant.get("latency_us", {}).get(fig)
+                        or controller.get("latency_us", {}).get(fig) or dict(_EMPTY))
+    deadline = plant.get("deadline") or {"misses": 0, "miss_ratio": 0.0, "max_consecutive": 0,
+                                         "total": 0}
+    desc = plant.get("plant") or {}
+    final_state = plant.get("final_state") or []
+    err = upright_error(final_state, list(desc.get("state_names", [])))
+    tol = gates_cfg["upright_tolerance_rad"]
+    gates = [
+        gate("run_completed", plant.get("end_reason"), "duration",
+             plant.get("end_reason") == "duration" and controller.get("exit_code") == 0),
+        gate("upright_at_end", err, tol, err is not None and err < tol, "rad"),
+        gate("deadline_miss_ratio", deadline.get("miss_ratio"), gates_cfg["max_miss_ratio"],
+             deadline.get("total", 0) > 0
+             and deadline["miss_ratio"] <= gates_cfg["max_miss_ratio"]),
+        gate("watchdog_trips", (plant.get("watchdog") or {}).get("trips"), 0,
+             (plant.get("watchdog") or {}).get("trips") == 0),
+    ]
+    return {
+        "schema": SCHEMA,
+        "run_id": run_id,
+        "mode": config["run"]["mode"],
+        "rate_hz": config["run"]["rate_hz"],
+        "duration_s": plant.get("duration_s"),
+        "cycles": plant.get("cycles"),
+        "controller": controller.get("controller", config["controller"]["name"]),
+        "gains": controller.get("gains"),
+        "plant": desc,
+        "final_state": final_state,
+        "latency_us": latency,
+        "deadline": deadline,
+        "gates": gates,
+        "verdict": "PASS" if all(g["passed"] for g in gates) else "FAIL",
+        "plant_end_reason": plant.get("end_reason"),
+        "controller_end_reason": controller.get("end_reason"),
+        "exit_codes": {"plant": plant.get("exit_code"), "controller": controller.get("exit_code")},
+        "counters": {
+            "controls_applied": plant.get("controls_applied"),
+            "controls_late": plant.get("controls_late"),
+            "saturations": plant.get("saturations"),
+            "rejected_messages": plant.get("rejected_messages"),
+            "states_dropped": controller.get("states_dropped"),
+            "controller_overruns": controller.get("overruns"),
+            "no_new_state": controller.get("no_new_state"),
+            "late_states": controller.get("late_states"),
+        },
+        "cpu": {"plant": plant.get("cpu"), "controller": controller.get("cpu")},
+        "watchdog": plant.get("watchdog"),
+        "config": config,
+    }
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.1f}" if abs(v) >= 10 else f"{v:.3g}"
+    return str(v)
+
+
+def summary_table(report: dict[str, Any]) -> str:
+    """A plain-text summary for the terminal."""
+    lines = [
+        f"run {report['run_id']}  mode={report['mode']}  rate={report['rate_hz']:g} Hz  "
+        f"plant={report['plant'].get('name', '?')}  controller={report['controller']}",
+        f"simulated {_fmt(report['duration_s'])} s in {report['cycles']} cycles",
+        "",
+        f"{'latency (us)':<22}{'p50':>9}{'p90':>9}{'p99':>9}{'p99.9':>9}{'max':>10}{'count':>9}",
+    ]
+    for fig, p in report["latency_us"].items():
+        lines.append(f"{fig:<22}" + "".join(f"{_fmt(p.get(k)):>9}" for k in
+                                              ("p50", "p90", "p99", "p999"))
+                     + f"{_fmt(p.get('max')):>10}{_fmt(p.get('count')):>9}")
+    d = report["deadline"]
+    lines += ["", f"deadline misses: {d.get('misses')} of {d.get('total')} "
+                  f"(ratio {_fmt(d.get('miss_ratio'))}, longest run {d.get('max_consecutive')})",
+              "", f"{'gate':<22}{'value':>14}{'threshold':>12}  result"]
+    for g in report["gates"]:
+        v = g["value"]
+        vs = f"{v:.4g}" if isinstance(v, float) else str(v)
+        lines.append(f"{g['name']:<22}{vs:>14}{g['threshold']!s:>12}  "
+                     f"{'pass' if g['passed'] else 'FAIL'}")
+    fs = ", ".join(f"{x:+.4f}" for x in report["final_state"])
+    lines += ["", f"final state: [{fs}]", f"verdict: {report['verdict']}"]
+    return "\n".join(lines)

@@ -1,0 +1,104 @@
+"""Latency hygiene for a Python real-time loop.
+
+Asks the OS for CPU affinity, SCHED_FIFO and locked memory when configured, and only warns
+when refused (an ordinary lab PC or container may say no). Keeps the garbage collector out
+of the loop: collect and freeze what start-up allocated, then disable automatic collection
+while the loop runs; the loop allocates little and what it does is freed by refcounting.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import os
+import resource
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+MCL_CURRENT = 1
+MCL_FUTURE = 2
+
+
+@dataclass
+class RealtimeReport:
+    requested: dict[str, Any] = field(default_factory=dict)
+    granted: dict[str, Any] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
+
+
+def apply_realtime(cpu: int | None, sched_fifo: bool, priority: int, lock_memory: bool,
+                   log: Any) -> RealtimeReport:
+    """Apply what is asked for; log one warning per refusal."""
+    report = RealtimeReport()
+    if cpu is not None:
+        report.requested["cpu"] = cpu
+        try:
+            os.sched_setaffinity(0, {cpu})
+            report.granted["cpu"] = cpu
+        except (OSError, ValueError) as exc:
+            report.refused["cpu"] = str(exc)
+            log.warning("cpu affinity refused", cpu=cpu, error=str(exc))
+    if sched_fifo:
+        report.requested["sched_fifo"] = priority
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+            report.granted["sched_fifo"] = priority
+        except (OSError, AttributeError) as exc:
+            report.refused["sched_fifo"] = str(exc)
+            log.warning("SCHED_FIFO refused; running at normal priority", priority=priority,
+                        error=str(exc))
+    if lock_memory:
+        report.requested["lock_memory"] = True
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        if libc.mlockall(MCL_CURRENT | MCL_FUTURE) == 0:
+            report.granted["lock_memory"] = True
+        else:
+            err = os.strerror(ctypes.get_errno())
+            report.refused["lock_memory"] = err
+            log.warning("mlockall refused", error=err)
+    return report
+
+
+@contextmanager
+def gc_quiet() -> Iterator[None]:
+    """Collect and freeze start-up garbage, disable the collector inside, restore after."""
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        if was_enabled:
+            gc.enable()
+
+
+@dataclass(frozen=True)
+class CpuUsage:
+    """Process CPU time against wall time over a stretch: the cost of spinning."""
+
+    wall_s: float
+    cpu_s: float
+
+    @property
+    def ratio(self) -> float:
+        return self.cpu_s / self.wall_s if self.wall_s > 0 else 0.0
+
+
+class CpuMeter:
+    def __init__(self) -> None:
+        self._wall0 = time.monotonic()
+        self._cpu0 = _cpu_s()
+
+    def read(self) -> CpuUsage:
+        return CpuUsage(time.monotonic() - self._wall0, _cpu_s() - self._cpu0)
+
+
+def _cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime

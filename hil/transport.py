@@ -1,0 +1,113 @@
+"""ZeroMQ sockets for the plant (ROUTER, binds) and the controller (DEALER, connects).
+
+ROUTER/DEALER lets the plant know who sent each message, so it can answer a handshake, refuse
+a second controller and reject messages from unattached peers, all on one socket. Both ends
+drop rather than block when a queue is full (small high-water marks): only the newest state
+and the newest control matter.
+
+`wait_until` is the shared "sleep, then spin" wait of both loops: it sleeps in `select()` on
+the socket's file descriptor (microsecond timeouts, unlike zmq_poll's milliseconds), wakes
+at once when a message arrives so it is timestamped on arrival, and busy-waits only the last
+`spin_ns` before the deadline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import time
+from collections.abc import Callable
+
+import zmq
+
+HWM = 100
+MAX_MSG_BYTES = 64 * 1024
+
+
+def _common(sock: zmq.Socket) -> None:
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.SNDHWM, HWM)
+    sock.setsockopt(zmq.RCVHWM, HWM)
+    sock.setsockopt(zmq.MAXMSGSIZE, MAX_MSG_BYTES)
+
+
+class PlantSocket:
+    """The plant's ROUTER socket. Messages arrive as (peer identity, frames)."""
+
+    def __init__(self, endpoint: str, ctx: zmq.Context | None = None) -> None:
+        self.ctx = ctx or zmq.Context.instance()
+        self.sock = self.ctx.socket(zmq.ROUTER)
+        _common(self.sock)
+        try:
+            self.sock.bind(endpoint)
+        except zmq.ZMQError as exc:
+            self.sock.close()
+            raise OSError(f"cannot bind plant endpoint {endpoint}: {exc}") from exc
+        self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    def recv_nowait(self) -> list[bytes] | None:
+        try:
+            return self.sock.recv_multipart(zmq.NOBLOCK, copy=True)
+        except zmq.Again:
+            return None
+
+    def send(self, peer: bytes, payload: bytes) -> None:
+        # A full queue to the peer drops the message: only the newest state matters.
+        with contextlib.suppress(zmq.Again):
+            self.sock.send_multipart((peer, payload), zmq.NOBLOCK)
+
+    def close(self) -> None:
+        self.sock.close(linger=0)
+
+
+class ControllerSocket:
+    """The controller's DEALER socket."""
+
+    def __init__(self, endpoint: str, ctx: zmq.Context | None = None) -> None:
+        self.ctx = ctx or zmq.Context.instance()
+        self.sock = self.ctx.socket(zmq.DEALER)
+        _common(self.sock)
+        self.endpoint = endpoint
+        self.sock.connect(endpoint)
+
+    def recv_nowait(self) -> bytes | None:
+        try:
+            frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=True)
+        except zmq.Again:
+            return None
+        return frames[0] if len(frames) == 1 else b""
+
+    def send(self, payload: bytes) -> bool:
+        try:
+            self.sock.send(payload, zmq.NOBLOCK)
+            return True
+        except zmq.Again:
+            return False
+
+    def close(self) -> None:
+        self.sock.close(linger=0)
+
+
+def wait_until(
+    sock: zmq.Socket,
+    deadline_ns: int,
+    on_readable: Callable[[], bool],
+    spin_ns: int = 150_000,
+    clock: Callable[[], int] = time.monotonic_ns,
+) -> None:
+    """Wait for `deadline_ns`, calling `on_readable()` whenever `sock` may have input.
+
+    `on_readable` drains the socket and returns True to stop waiting early (for lockstep).
+    """
+    fd = sock.getsockopt(zmq.FD)
+    while True:
+        if sock.getsockopt(zmq.EVENTS) & zmq.POLLIN and on_readable():
+            return
+        remaining = deadline_ns - clock()
+        if remaining <= 0:
+            return
+        if remaining > spin_ns:
+            # zmq's FD is edge-triggered: EVENTS was re-checked just above, so no edge is lost;
+            # a missed wake-up could only delay us to the deadline, never past it.
+            select.select((fd,), (), (), (remaining - spin_ns) / 1e9)
+        # within the spin window: loop without sleeping, checking the socket each pass

@@ -1,0 +1,81 @@
+"""`hil-plant`: serve a plant over ZeroMQ until the run ends; write plant.json on any exit."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+
+from hil import rt
+from hil.config import ConfigError
+from hil.process import EXIT_FAULT, EXIT_OK, EXIT_USAGE, ProcessContext, run_process
+from hil.transport import PlantSocket
+from plant_server.models import create_model
+from plant_server.server import PlantServer, PlantSettings
+
+
+def build_model(ctx: ProcessContext) -> Any:
+    pc = ctx.config.plant
+    try:
+        return create_model(pc.model, pc.params, substeps=pc.substeps)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"plant.params: {exc}") from None
+
+
+def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
+    cfg = ctx.config
+    model = build_model(ctx)
+    n = len(model.state_names)
+    if len(cfg.plant.initial_state) != n:
+        raise ConfigError(
+            f"plant.initial_state: model {model.name!r} has {n} states "
+            f"{list(model.state_names)}, got {len(cfg.plant.initial_state)} values")
+    # Compile and warm the model before anything waits on us.
+    warm = np.array(cfg.plant.initial_state, dtype=np.float64)
+    model.step(warm, 0.0, 1e-3, np.empty_like(warm))
+    settings = PlantSettings(
+        mode=cfg.run.mode,
+        period_ns=cfg.period_ns,
+        duration_s=cfg.run.duration_s,
+        start_delay_ns=round(cfg.run.start_delay_ms * 1e6),
+        watchdog_timeout_ns=round(cfg.plant.watchdog_timeout_ms * 1e6),
+        attach_timeout_ns=round(cfg.plant.attach_timeout_s * 1e9),
+    )
+    try:
+        sock = PlantSocket(cfg.plant.endpoint)
+    except OSError as exc:
+        ctx.log.error("cannot bind", endpoint=cfg.plant.endpoint, error=str(exc))
+        print(f"hil-plant: {exc} (is another hil-plant running? choose another port with "
+              f"--endpoint or plant.endpoint)", file=sys.stderr)
+        return EXIT_USAGE, {"end_reason": f"cannot bind {cfg.plant.endpoint}"}
+    server = PlantServer(model, np.array(cfg.plant.initial_state), sock, settings, ctx.log,
+                         stop_requested=ctx.stop)
+    rtc = cfg.realtime
+    granted = rt.apply_realtime(rtc.plant_cpu, rtc.sched_fifo, rtc.sched_priority,
+                                rtc.lock_memory, ctx.log)
+    ctx.log.info("plant serving", endpoint=sock.endpoint, model=model.name, mode=cfg.run.mode,
+                 rate_hz=cfg.run.rate_hz, duration_s=cfg.run.duration_s)
+    cpu = rt.CpuMeter()
+    try:
+        with rt.gc_quiet():
+            reason = server.run()
+    finally:
+        usage = cpu.read()
+        sock.close()
+    report = server.report()
+    report["realtime"] = {"granted": granted.granted, "refused": granted.refused}
+    report["cpu"] = {"wall_s": usage.wall_s, "cpu_s": usage.cpu_s, "ratio": usage.ratio}
+    report["endpoint"] = sock.endpoint
+    ctx.log.info("plant done", end_reason=reason, cycles=server.cycles,
+                 misses=report["deadline"]["misses"], watchdog_trips=report["watchdog"]["trips"])
+    ok = reason in ("duration", "controller left", "stopped")
+    return (EXIT_OK if ok else EXIT_FAULT), report
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_process("plant", argv, "plant.endpoint", _serve)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
