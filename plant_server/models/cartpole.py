@@ -110,9 +110,12 @@ class CartPoleParams(ModelParams):
 
 
 @njit(cache=True)
-def _check_params(p):
+def _check_args(p, state, out):
+    """Bounds for the unchecked indexing below: numba does not check them."""
     if p.shape[0] != PACKED_SIZE:
         raise ValueError("p must be CartPoleParams().as_array() (7 packed constants)")
+    if state.shape[0] != STATE_SIZE or out.shape[0] != STATE_SIZE:
+        raise ValueError("state and out must have 4 elements")
 
 
 @njit(cache=True)
@@ -137,7 +140,7 @@ def _accelerations(th, x_dot, w, force, p):
 @njit(cache=True)
 def mass_matrix(state, p):
     """M(q), (2, 2), from the position ``state[1]`` only."""
-    _check_params(p)
+    _check_args(p, state, state)
     m01 = p[_P_A] * math.cos(state[1])
     m = np.empty((2, 2))
     m[0, 0], m[0, 1] = p[_P_TOTAL_MASS], m01
@@ -148,9 +151,7 @@ def mass_matrix(state, p):
 @njit(cache=True)
 def bias_forces(state, p):
     """bias(q, q'), (2,): Coriolis/centrifugal + gravity + friction, so M q'' = [u,0] - bias."""
-    _check_params(p)
-    if state.shape[0] != STATE_SIZE:
-        raise ValueError("state must have 4 elements")
+    _check_args(p, state, state)
     out = np.empty(2)
     out[0], out[1] = _bias_entries(math.sin(state[1]), state[2], state[3], p)
     return out
@@ -159,9 +160,7 @@ def bias_forces(state, p):
 @njit(cache=True)
 def derivatives_kernel(state, force, p, out):
     """Write d state / dt at ``state`` under ``force`` (N, not saturated) into ``out``."""
-    _check_params(p)
-    if state.shape[0] != STATE_SIZE or out.shape[0] != STATE_SIZE:
-        raise ValueError("state and out must have 4 elements")
+    _check_args(p, state, out)
     x_dot, w = state[2], state[3]
     out[2], out[3] = _accelerations(state[1], x_dot, w, force, p)
     out[0], out[1] = x_dot, w
@@ -173,9 +172,7 @@ def rk4_step_kernel(state, force, dt_s, substeps, p, out):
 
     The force is saturated at +-max_force_n. ``out`` may be ``state``. No heap allocation.
     """
-    _check_params(p)
-    if state.shape[0] != STATE_SIZE or out.shape[0] != STATE_SIZE:
-        raise ValueError("state and out must have 4 elements")
+    _check_args(p, state, out)
     if not dt_s > 0.0 or substeps < 1:
         raise ValueError("dt_s must be > 0 and substeps >= 1")
     limit = p[_P_MAX_FORCE]
@@ -202,9 +199,7 @@ def rk4_step_kernel(state, force, dt_s, substeps, p, out):
 @njit(cache=True)
 def energy_kernel(state, p):
     """Kinetic + potential energy, J; potential zero at the pivot (cart) height."""
-    _check_params(p)
-    if state.shape[0] != STATE_SIZE:
-        raise ValueError("state must have 4 elements")
+    _check_args(p, state, state)
     c = math.cos(state[1])
     v, w = state[2], state[3]
     kinetic = 0.5 * (p[_P_TOTAL_MASS] * v * v + p[_P_J] * w * w) + p[_P_A] * c * v * w

@@ -155,9 +155,12 @@ class DIPParams(ModelParams):
 
 
 @njit(cache=True)
-def _check_params(p):
+def _check_args(p, state, out):
+    """Bounds for the unchecked indexing below: numba does not check them."""
     if p.shape[0] != PACKED_SIZE:
         raise ValueError("p must be DIPParams().as_array() (12 packed constants)")
+    if state.shape[0] != STATE_SIZE or out.shape[0] != STATE_SIZE:
+        raise ValueError("state and out must have 6 elements")
 
 
 @njit(cache=True)
@@ -211,7 +214,7 @@ def _accelerations(th1, th2, x_dot, w1, w2, force, p):
 @njit(cache=True)
 def mass_matrix(state, p):
     """M(q), (3, 3), from the positions ``state[1]``, ``state[2]`` only."""
-    _check_params(p)
+    _check_args(p, state, state)
     th1, th2 = state[1], state[2]
     c1, c2 = math.cos(th1), math.cos(th2)
     c12 = math.cos(th1 - th2)
@@ -226,9 +229,7 @@ def mass_matrix(state, p):
 @njit(cache=True)
 def bias_forces(state, p):
     """bias(q, q'), (3,): Coriolis/centrifugal + gravity + friction, so M q'' = [u,0,0] - bias."""
-    _check_params(p)
-    if state.shape[0] != STATE_SIZE:
-        raise ValueError("state must have 6 elements")
+    _check_args(p, state, state)
     th1, th2 = state[1], state[2]
     h = _bias_entries(
         math.sin(th1), math.sin(th2), math.sin(th1 - th2), state[3], state[4], state[5], p
@@ -241,9 +242,7 @@ def bias_forces(state, p):
 @njit(cache=True)
 def derivatives_kernel(state, force, p, out):
     """Write d state / dt at ``state`` under ``force`` (N, not saturated) into ``out``."""
-    _check_params(p)
-    if state.shape[0] != STATE_SIZE or out.shape[0] != STATE_SIZE:
-        raise ValueError("state and out must have 6 elements")
+    _check_args(p, state, out)
     x_dot, w1, w2 = state[3], state[4], state[5]
     acc = _accelerations(state[1], state[2], x_dot, w1, w2, force, p)
     out[0], out[1], out[2] = x_dot, w1, w2
@@ -276,9 +275,7 @@ def rk4_step_kernel(state, force, dt_s, substeps, p, out):
 
     The force is saturated at +-max_force_n. ``out`` may be ``state``. No heap allocation.
     """
-    _check_params(p)
-    if state.shape[0] != STATE_SIZE or out.shape[0] != STATE_SIZE:
-        raise ValueError("state and out must have 6 elements")
+    _check_args(p, state, out)
     if not dt_s > 0.0 or substeps < 1:
         raise ValueError("dt_s must be > 0 and substeps >= 1")
     limit = p[_P_MAX_FORCE]
@@ -304,9 +301,7 @@ def rk4_step_kernel(state, force, dt_s, substeps, p, out):
 @njit(cache=True)
 def energy_kernel(state, p):
     """Kinetic + potential energy, J; potential zero at the pivot (cart) height."""
-    _check_params(p)
-    if state.shape[0] != STATE_SIZE:
-        raise ValueError("state must have 6 elements")
+    _check_args(p, state, state)
     th1, th2 = state[1], state[2]
     c1, c2 = math.cos(th1), math.cos(th2)
     m00, m01, m02, m11, m12, m22 = _mass_entries(c1, c2, math.cos(th1 - th2), p)

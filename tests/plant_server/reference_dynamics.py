@@ -1,0 +1,284 @@
+"""Plain NumPy reference dynamics for the plant models, written independently of the kernels.
+
+Nothing here is copied from the kernels' closed forms. Each model is described only by its
+rigid bodies: the centre-of-mass position of each body as a function of the generalized
+coordinates q, its analytic linear-velocity Jacobian Jv = d p / d q and the derivatives of
+that Jacobian d Jv / d q_k, its angular-velocity Jacobian Jw (constant: the angles are
+absolute), and the friction elements as directions in q'. From these, generically:
+
+    M(q)       = sum_i m_i Jv_i^T Jv_i + I_i Jw_i^T Jw_i
+    dM/dq_k    = sum_i m_i (dJv_i/dq_k^T Jv_i + Jv_i^T dJv_i/dq_k)
+    C(q,q') q' = sum_jk Gamma_ijk q'_j q'_k,
+                 Gamma_ijk = 1/2 (dM_ij/dq_k + dM_ik/dq_j - dM_jk/dq_i)   (Christoffel, 1st kind)
+    G(q)       = dV/dq = sum_i m_i g (d y_i / d q)                       (V = sum m_i g y_i)
+    Q_friction = -sum_e b_e (a_e . q') a_e                              (viscous element e)
+    q''        = solve(M, B u - C q' - G + Q_friction),   B = e_0 (force on the cart)
+
+solved with ``np.linalg.solve``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from plant_server.models.cartpole import CartPoleParams
+from plant_server.models.dip import DIPParams
+
+
+@dataclass(frozen=True)
+class Body:
+    """A rigid body in the vertical plane (x right, y up)."""
+
+    mass: float
+    inertia: float  # about its centre of mass
+    position: Callable[[np.ndarray], np.ndarray]  # q -> (2,)
+    jacobian: Callable[[np.ndarray], np.ndarray]  # q -> (2, n) = d position / d q
+    jacobian_dq: Callable[[np.ndarray], np.ndarray]  # q -> (n, 2, n), [k] = d jacobian / d q_k
+    angular_jacobian: np.ndarray  # (n,), the body's angular rate is this . q'
+
+
+@dataclass(frozen=True)
+class Mechanism:
+    """Bodies, gravity and viscous friction elements (coefficient, direction in q')."""
+
+    bodies: tuple[Body, ...]
+    gravity: float
+    friction: tuple[tuple[float, np.ndarray], ...]
+
+    @property
+    def dof(self) -> int:
+        return self.bodies[0].angular_jacobian.shape[0]
+
+
+def mass_matrix(mech: Mechanism, q: np.ndarray) -> np.ndarray:
+    n = mech.dof
+    m = np.zeros((n, n))
+    for body in mech.bodies:
+        jv = body.jacobian(q)
+        jw = body.angular_jacobian[np.newaxis, :]
+        m += body.mass * jv.T @ jv + body.inertia * jw.T @ jw
+    return m
+
+
+def mass_matrix_dq(mech: Mechanism, q: np.ndarray) -> np.ndarray:
+    """(n, n, n): [k] = d M / d q_k."""
+    n = mech.dof
+    dm = np.zeros((n, n, n))
+    for body in mech.bodies:
+        jv = body.jacobian(q)
+        djv = body.jacobian_dq(q)
+        for k in range(n):
+            dm[k] += body.mass * (djv[k].T @ jv + jv.T @ djv[k])
+    return dm
+
+
+def coriolis(mech: Mechanism, q: np.ndarray, qd: np.ndarray) -> np.ndarray:
+    """C(q, q') q' from the Christoffel symbols of the first kind."""
+    d = mass_matrix_dq(mech, q)  # d[k, i, j] = dM_ij / dq_k
+    gamma = 0.5 * (np.einsum("kij->ijk", d) + np.einsum("jik->ijk", d) - d)
+    return np.einsum("ijk,j,k->i", gamma, qd, qd)
+
+
+def gravity(mech: Mechanism, q: np.ndarray) -> np.ndarray:
+    """dV/dq with V = sum m g y: the vertical rows of the Jacobians."""
+    return sum(body.mass * mech.gravity * body.jacobian(q)[1] for body in mech.bodies)
+
+
+def friction(mech: Mechanism, qd: np.ndarray) -> np.ndarray:
+    return -sum(b * (a @ qd) * a for b, a in mech.friction)
+
+
+def accelerations(mech: Mechanism, q: np.ndarray, qd: np.ndarray, force: float) -> np.ndarray:
+    rhs = -coriolis(mech, q, qd) - gravity(mech, q) + friction(mech, qd)
+    rhs[0] += force
+    return np.linalg.solve(mass_matrix(mech, q), rhs)
+
+
+def energy(mech: Mechanism, state: np.ndarray) -> float:
+    n = mech.dof
+    q, qd = state[:n], state[n:]
+    kinetic = 0.5 * qd @ mass_matrix(mech, q) @ qd
+    potential = sum(body.mass * mech.gravity * body.position(q)[1] for body in mech.bodies)
+    return float(kinetic + potential)
+
+
+def state_derivatives(mech: Mechanism, state: np.ndarray, force: float) -> np.ndarray:
+    n = mech.dof
+    q, qd = state[:n], state[n:]
+    return np.concatenate([qd, accelerations(mech, q, qd, force)])
+
+
+def rk4_step(
+    deriv: Callable[[np.ndarray, float], np.ndarray],
+    state: np.ndarray,
+    force: float,
+    dt_s: float,
+    substeps: int,
+) -> np.ndarray:
+    """Textbook RK4 on the full state vector, force held constant (no saturation)."""
+    h = dt_s / substeps
+    y = np.array(state, dtype=float)
+    for _ in range(substeps):
+        k1 = deriv(y, force)
+        k2 = deriv(y + 0.5 * h * k1, force)
+        k3 = deriv(y + 0.5 * h * k2, force)
+        k4 = deriv(y + h * k3, force)
+        y = y + h / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+    return y
+
+
+# --- the two models ---------------------------------------------------------------------------
+
+
+def _cart(mass: float, n: int) -> Body:
+    def jacobian(q):
+        jv = np.zeros((2, n))
+        jv[0, 0] = 1.0
+        return jv
+
+    return Body(
+        mass=mass,
+        inertia=0.0,
+        position=lambda q: np.array([q[0], 0.0]),
+        jacobian=jacobian,
+        jacobian_dq=lambda q: np.zeros((n, 2, n)),
+        angular_jacobian=np.zeros(n),
+    )
+
+
+def _unit(n: int, *entries: tuple[int, float]) -> np.ndarray:
+    a = np.zeros(n)
+    for i, value in entries:
+        a[i] = value
+    return a
+
+
+def dip_mechanism(p: DIPParams) -> Mechanism:
+    """q = (x, th1, th2), absolute angles from upright, + toward +x."""
+    l1, c1, c2 = p.link1_length_m, p.link1_com_m, p.link2_com_m
+
+    def link1_jacobian(q):
+        return np.array([[1.0, c1 * np.cos(q[1]), 0.0], [0.0, -c1 * np.sin(q[1]), 0.0]])
+
+    def link1_jacobian_dq(q):
+        d = np.zeros((3, 2, 3))
+        d[1] = [[0.0, -c1 * np.sin(q[1]), 0.0], [0.0, -c1 * np.cos(q[1]), 0.0]]
+        return d
+
+    def link2_position(q):
+        return np.array(
+            [
+                q[0] + l1 * np.sin(q[1]) + c2 * np.sin(q[2]),
+                l1 * np.cos(q[1]) + c2 * np.cos(q[2]),
+            ]
+        )
+
+    def link2_jacobian(q):
+        return np.array(
+            [
+                [1.0, l1 * np.cos(q[1]), c2 * np.cos(q[2])],
+                [0.0, -l1 * np.sin(q[1]), -c2 * np.sin(q[2])],
+            ]
+        )
+
+    def link2_jacobian_dq(q):
+        d = np.zeros((3, 2, 3))
+        d[1] = [[0.0, -l1 * np.sin(q[1]), 0.0], [0.0, -l1 * np.cos(q[1]), 0.0]]
+        d[2] = [[0.0, 0.0, -c2 * np.sin(q[2])], [0.0, 0.0, -c2 * np.cos(q[2])]]
+        return d
+
+    link1 = Body(
+        mass=p.link1_mass_kg,
+        inertia=p.link1_inertia_kgm2,
+        position=lambda q: np.array([q[0] + c1 * np.sin(q[1]), c1 * np.cos(q[1])]),
+        jacobian=link1_jacobian,
+        jacobian_dq=link1_jacobian_dq,
+        angular_jacobian=_unit(3, (1, 1.0)),
+    )
+    link2 = Body(
+        mass=p.link2_mass_kg,
+        inertia=p.link2_inertia_kgm2,
+        position=link2_position,
+        jacobian=link2_jacobian,
+        jacobian_dq=link2_jacobian_dq,
+        angular_jacobian=_unit(3, (2, 1.0)),
+    )
+    return Mechanism(
+        bodies=(_cart(p.cart_mass_kg, 3), link1, link2),
+        gravity=p.gravity_mps2,
+        friction=(
+            (p.cart_friction_nspm, _unit(3, (0, 1.0))),
+            (p.joint1_friction_nmsprad, _unit(3, (1, 1.0))),
+            # Joint 2 resists the relative rate th2' - th1'.
+            (p.joint2_friction_nmsprad, _unit(3, (1, -1.0), (2, 1.0))),
+        ),
+    )
+
+
+def cartpole_mechanism(p: CartPoleParams) -> Mechanism:
+    """q = (x, th), th from upright, + toward +x."""
+    c = p.pole_com_m
+
+    def pole_jacobian_dq(q):
+        d = np.zeros((2, 2, 2))
+        d[1] = [[0.0, -c * np.sin(q[1])], [0.0, -c * np.cos(q[1])]]
+        return d
+
+    pole = Body(
+        mass=p.pole_mass_kg,
+        inertia=p.pole_inertia_kgm2,
+        position=lambda q: np.array([q[0] + c * np.sin(q[1]), c * np.cos(q[1])]),
+        jacobian=lambda q: np.array([[1.0, c * np.cos(q[1])], [0.0, -c * np.sin(q[1])]]),
+        jacobian_dq=pole_jacobian_dq,
+        angular_jacobian=_unit(2, (1, 1.0)),
+    )
+    return Mechanism(
+        bodies=(_cart(p.cart_mass_kg, 2), pole),
+        gravity=p.gravity_mps2,
+        friction=(
+            (p.cart_friction_nspm, _unit(2, (0, 1.0))),
+            (p.joint_friction_nmsprad, _unit(2, (1, 1.0))),
+        ),
+    )
+
+
+# --- reference-side numerics shared by the model tests ----------------------------------------
+
+
+def assert_matches_reference(actual: np.ndarray, expected: np.ndarray, tol: float = 1e-12) -> None:
+    """Agreement to ``tol`` relative to the vector's magnitude (or absolutely, below 1)."""
+    scale = max(1.0, float(np.max(np.abs(expected))))
+    np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol * scale)
+
+
+def finite_difference(f: Callable[[np.ndarray], np.ndarray], q, eps: float = 1e-6) -> np.ndarray:
+    """(n, *f.shape): [k] = d f / d q_k by central differences."""
+    q = np.asarray(q, dtype=float)
+    rows = []
+    for k in range(q.size):
+        dq = np.zeros(q.size)
+        dq[k] = eps
+        rows.append((f(q + dq) - f(q - dq)) / (2.0 * eps))
+    return np.array(rows)
+
+
+def linearisation_eigenvalues(model, state) -> np.ndarray:
+    """Eigenvalues of d f / d state at ``state`` with zero force."""
+    jacobian = finite_difference(lambda s: model.derivatives(s, 0.0), state).T
+    return np.linalg.eigvals(jacobian)
+
+
+def simulate(model, state, forces, dt_s: float = 1e-3) -> np.ndarray:
+    """States (len(forces) + 1, n) from ``model.step`` with one force per step."""
+    states = np.empty((len(forces) + 1, len(state)))
+    states[0] = state
+    for k, force in enumerate(forces):
+        model.step(states[k], float(force), dt_s, states[k + 1])
+    return states
+
+
+def energies(model, states: np.ndarray) -> np.ndarray:
+    return np.array([model.energy(s) for s in states])
