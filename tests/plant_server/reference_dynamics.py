@@ -91,8 +91,13 @@ def friction(mech: Mechanism, qd: np.ndarray) -> np.ndarray:
     return -sum(b * (a @ qd) * a for b, a in mech.friction)
 
 
+def bias(mech: Mechanism, q: np.ndarray, qd: np.ndarray) -> np.ndarray:
+    """C q' + G - Q_friction: what M q'' = B u - bias leaves on the right."""
+    return coriolis(mech, q, qd) + gravity(mech, q) - friction(mech, qd)
+
+
 def accelerations(mech: Mechanism, q: np.ndarray, qd: np.ndarray, force: float) -> np.ndarray:
-    rhs = -coriolis(mech, q, qd) - gravity(mech, q) + friction(mech, qd)
+    rhs = -bias(mech, q, qd)
     rhs[0] += force
     return np.linalg.solve(mass_matrix(mech, q), rhs)
 
@@ -128,6 +133,11 @@ def rk4_step(
         k4 = deriv(y + h * k3, force)
         y = y + h / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
     return y
+
+
+def step(mech: Mechanism, state: np.ndarray, force: float, dt_s: float, substeps: int):
+    """The reference plant step: RK4 of :func:`state_derivatives`."""
+    return rk4_step(lambda s, u: state_derivatives(mech, s, u), state, force, dt_s, substeps)
 
 
 # --- the two models ---------------------------------------------------------------------------
@@ -282,3 +292,32 @@ def simulate(model, state, forces, dt_s: float = 1e-3) -> np.ndarray:
 
 def energies(model, states: np.ndarray) -> np.ndarray:
     return np.array([model.energy(s) for s in states])
+
+
+def energy_drift(model, state, steps: int) -> float:
+    """Largest |E - E0| / |E0| over ``steps`` unforced 1 ms steps."""
+    energy = energies(model, simulate(model, state, np.zeros(steps)))
+    return float(np.max(np.abs(energy - energy[0])) / abs(energy[0]))
+
+
+def energy_steps(model, state, steps: int) -> np.ndarray:
+    """The energy change of each of ``steps`` unforced 1 ms steps."""
+    return np.diff(energies(model, simulate(model, state, np.zeros(steps))))
+
+
+def work_energy_residual(model, state, force: np.ndarray) -> tuple[float, float]:
+    """(largest |E(t) - E(0) - W(t)|, largest |W(t)|) along a forced run of 1 ms steps.
+
+    The force is constant over each step, so its work there is exactly force * dx.
+    """
+    trajectory = simulate(model, state, force)
+    work = np.cumsum(force * np.diff(trajectory[:, 0]))
+    energy = energies(model, trajectory)
+    return float(np.max(np.abs(energy[1:] - energy[0] - work))), float(np.max(np.abs(work)))
+
+
+def swing_decay(model, state, hanging, steps: int) -> float:
+    """Largest angle from ``hanging`` in the last second over that in the first second."""
+    n = len(state) // 2
+    swing = np.abs(simulate(model, state, np.zeros(steps))[:, 1:n] - hanging[1:n])
+    return float(np.max(swing[-1000:]) / np.max(swing[:1000]))
