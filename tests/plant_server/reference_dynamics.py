@@ -19,8 +19,13 @@ solved with ``np.linalg.solve``.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -321,3 +326,70 @@ def swing_decay(model, state, hanging, steps: int) -> float:
     n = len(state) // 2
     swing = np.abs(simulate(model, state, np.zeros(steps))[:, 1:n] - hanging[1:n])
     return float(np.max(swing[-1000:]) / np.max(swing[:1000]))
+
+
+def kernel_outputs(model_name: str, state: list[float], force: float) -> dict[str, object]:
+    """Every kernel of a model's module on one input (and its argument checks), as plain data.
+
+    Run in a process with ``NUMBA_DISABLE_JIT=1`` (see :func:`interpreted_kernel_outputs`) this
+    executes the kernels' Python source; in this process, their compiled form.
+    """
+    from plant_server.models import MODELS
+
+    model = MODELS[model_name]()
+    kernels = sys.modules[type(model).__module__]
+    p, x = model.params.as_array(), np.array(state, dtype=float)
+    out = np.empty_like(x)
+    results: dict[str, object] = {}
+    kernels.derivatives_kernel(x, force, p, out)
+    results["derivatives"] = out.tolist()
+    for label, step_force in (("step", force), ("step_saturated", 1e9)):
+        kernels.rk4_step_kernel(x, step_force, 0.01, 3, p, out)
+        results[label] = out.tolist()
+    results["mass_matrix"] = kernels.mass_matrix(x, p).ravel().tolist()
+    results["bias_forces"] = kernels.bias_forces(x, p).tolist()
+    results["energy"] = [float(kernels.energy_kernel(x, p))]
+    bad_calls = {
+        "short_state": lambda: kernels.rk4_step_kernel(x[:-1], force, 0.01, 3, p, out),
+        "short_params": lambda: kernels.derivatives_kernel(x, force, p[:-1], out),
+        "zero_dt": lambda: kernels.rk4_step_kernel(x, force, 0.0, 3, p, out),
+    }
+    for label, call in bad_calls.items():
+        try:
+            call()
+        except ValueError as exc:
+            results[label] = str(exc)
+    return results
+
+
+def assert_interpreted_matches_compiled(model_name: str, state, force: float) -> None:
+    compiled = kernel_outputs(model_name, list(state), force)
+    interpreted = interpreted_kernel_outputs(model_name, list(state), force)
+    assert compiled.keys() == interpreted.keys()
+    for key, value in compiled.items():
+        if isinstance(value, str):
+            assert interpreted[key] == value, key
+        else:
+            assert_matches_reference(np.array(value), np.array(interpreted[key]))
+
+
+def interpreted_kernel_outputs(model_name: str, state: list[float], force: float) -> dict:
+    """:func:`kernel_outputs` in a fresh interpreter with numba's JIT switched off."""
+    script = (
+        "import json, sys; import reference_dynamics as ref; "
+        "print(json.dumps(ref.kernel_outputs(sys.argv[1], json.loads(sys.argv[2]), "
+        "float(sys.argv[3]))))"
+    )
+    env = {
+        **os.environ,
+        "NUMBA_DISABLE_JIT": "1",
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path]),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", script, model_name, json.dumps(list(state)), repr(force)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(result.stdout)

@@ -160,3 +160,8 @@ def test_default_pole_is_a_uniform_rod():
 def test_invalid_params_are_rejected_naming_the_field_and_the_fix(field, value, message):
     with pytest.raises(ValueError, match=message):
         CartPoleParams(**{field: value})
+
+
+def test_kernels_compute_the_same_interpreted_as_compiled():
+    # The kernels' Python source (NUMBA_DISABLE_JIT) in a subprocess, against the compiled form.
+    ref.assert_interpreted_matches_compiled("cartpole", LARGE_SWING, 5.0)
