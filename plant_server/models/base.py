@@ -145,8 +145,10 @@ class PlantModel:
     def step(self, state: np.ndarray, force: float, dt_s: float, out: np.ndarray) -> None:
         """Advance ``state`` by ``dt_s`` under ``force`` held constant; write the result to ``out``.
 
-        ``state`` and ``out`` are float64 vectors of the model's state length (``out`` may be
-        ``state``). The force is saturated at +-``max_force_n`` first. Allocates nothing.
+        ``state`` and ``out`` are contiguous float64 vectors of the model's state length
+        (``out`` may be ``state``; other dtypes make numba compile another specialization).
+        The force is saturated at +-``max_force_n`` first. Creates no arrays: the only heap
+        traffic is numba's small per-argument record when it unboxes a call from Python.
         """
         self._step_kernel(state, force, dt_s, self.substeps, self._p, out)
 
