@@ -1,0 +1,431 @@
+"""The messages of the rig protocol: frozen dataclasses with their type codes and layouts.
+
+Every message class carries its wire type code (`TYPE`) and packs / unpacks its own
+little-endian, fixed-layout payload; `MESSAGE_CLASSES` is the one table from type code to
+class. Constructing a message validates it against what the wire can carry and raises
+`LocalProtocolError` otherwise, so an invalid message cannot exist. Float fields travel as
+IEEE-754 binary32 and are stored rounded to float32, so a message compares equal to its
+decoded copy. PROTOCOL.md is the byte-level specification of the same layouts.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import operator
+import struct
+from dataclasses import dataclass
+from typing import ClassVar, Self, TypeVar
+
+from firmware_protocol.errors import LocalProtocolError, RejectReason, RemoteProtocolError
+
+MAX_STATE_VALUES = 8
+
+_E = TypeVar("_E", bound=enum.IntEnum)
+
+
+class MessageType(enum.IntEnum):
+    """The type byte of the header (offset 1)."""
+
+    HELLO = 0x01
+    CAPABILITIES = 0x02
+    STATE = 0x10
+    STATE_RAW = 0x11
+    CONTROL = 0x20
+    HEARTBEAT = 0x30
+    FAULT = 0x40
+    ESTOP = 0x41
+    CLEAR = 0x42
+
+
+class Flags(enum.IntFlag):
+    """Status of the sender, carried in the header of every frame (offset 4).
+
+    The rig sets these on every frame it sends; the host sends 0. Bits 3-7 are reserved:
+    sent as 0, ignored on receipt.
+    """
+
+    NONE = 0
+    MOTOR_ENABLED = 0x01  # the motor driver is enabled and follows CONTROL
+    FAULT_LATCHED = 0x02  # motor off, latched until CLEAR
+    ESTOP_LATCHED = 0x04  # the latched fault is an emergency stop
+
+
+class StateLayout(enum.IntEnum):
+    """Which plant the rig is; fixes the meaning of STATE values and STATE_RAW counts."""
+
+    CART_POLE = 1  # x, theta, x_dot, theta_dot; raw: x, theta
+    DOUBLE_INVERTED_PENDULUM = 2  # x, theta1, theta2, x_dot, theta1_dot, theta2_dot; raw: 3
+
+
+class StateEncoding(enum.IntEnum):
+    """How the rig reports its state."""
+
+    FLOAT32_SI = 0  # STATE: float32 values in m, rad, m/s, rad/s
+    ENCODER_COUNTS = 1  # STATE_RAW: int32 encoder counts of the positions
+
+
+class ControlUnit(enum.IntEnum):
+    """What the CONTROL command means."""
+
+    FORCE_N = 0  # horizontal force on the cart, newtons
+    DUTY = 1  # motor duty, -1.0 .. +1.0 of full scale
+
+
+class FaultCode(enum.IntEnum):
+    """FAULT codes 1-127; 0x80-0xFF are free for rig-specific faults."""
+
+    POWER_ON = 1  # latched at power-up, until the first CLEAR
+    WATCHDOG = 2  # no valid CONTROL within watchdog_ms
+    ESTOP = 3  # ESTOP received, or the rig's own emergency-stop button
+    LIMIT_SWITCH = 4  # detail: 0 = -x end of the track, 1 = +x end
+    OVERCURRENT = 5  # detail: the current in mA
+    ENCODER = 6  # detail: the encoder channel
+    SUPPLY = 7  # detail: the supply voltage in mV
+
+
+def _uint(owner: str, name: str, value: object, bits: int) -> int:
+    try:
+        number = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise LocalProtocolError(
+            f"{owner} `{name}` must be an int, got {value!r}"
+        ) from None
+    if not 0 <= number < 1 << bits:
+        raise LocalProtocolError(
+            f"{owner} `{name}` must be in 0..{(1 << bits) - 1} (u{bits}), got {number}"
+        )
+    return number
+
+
+def _int32(owner: str, name: str, value: object) -> int:
+    try:
+        number = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise LocalProtocolError(f"{owner} `{name}` must be an int, got {value!r}") from None
+    if not -(1 << 31) <= number < 1 << 31:
+        raise LocalProtocolError(f"{owner} `{name}` must fit in i32, got {number}")
+    return number
+
+
+def _float32(owner: str, name: str, value: object) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+        rounded: float = struct.unpack("<f", struct.pack("<f", number))[0]
+    except (TypeError, ValueError):
+        raise LocalProtocolError(f"{owner} `{name}` must be a float, got {value!r}") from None
+    except OverflowError:
+        rounded = math.inf
+    if not math.isfinite(rounded):
+        raise LocalProtocolError(
+            f"{owner} `{name}` must be finite and within float32 range, got {value!r}"
+        )
+    return rounded
+
+
+def _member(owner: str, name: str, enum_type: type[_E], value: object) -> _E:
+    try:
+        return enum_type(value)
+    except ValueError:
+        known = ", ".join(f"{m.name}={m.value}" for m in enum_type)
+        raise LocalProtocolError(
+            f"{owner} `{name}` must be one of {known}; got {value!r}"
+        ) from None
+
+
+def _set(message: object, name: str, value: object) -> None:
+    object.__setattr__(message, name, value)
+
+
+class _Empty:
+    """A message without payload."""
+
+    TYPE: ClassVar[MessageType]
+
+    def _pack(self) -> bytes:
+        return b""
+
+    @classmethod
+    def _unpack(cls, payload: bytes) -> Self:
+        _expect_length(cls.TYPE, payload, 0)
+        return cls()
+
+
+def _expect_length(kind: MessageType, payload: bytes, size: int) -> None:
+    if len(payload) != size:
+        raise RemoteProtocolError(
+            RejectReason.LENGTH, f"{kind.name} payload must be {size} bytes, got {len(payload)}"
+        )
+
+
+@dataclass(frozen=True)
+class Hello(_Empty):
+    """HELLO, host -> rig: asks the rig for CAPABILITIES and starts its STATE stream."""
+
+    TYPE: ClassVar[MessageType] = MessageType.HELLO
+
+
+@dataclass(frozen=True)
+class Estop(_Empty):
+    """ESTOP, host -> rig: motor off now; latches FAULT(ESTOP) until CLEAR."""
+
+    TYPE: ClassVar[MessageType] = MessageType.ESTOP
+
+
+@dataclass(frozen=True)
+class Clear(_Empty):
+    """CLEAR, host -> rig: release a latched fault (if its cause is gone) and arm the motor."""
+
+    TYPE: ClassVar[MessageType] = MessageType.CLEAR
+
+
+_CAPABILITIES = struct.Struct("<I3BBBBHHIIf")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """CAPABILITIES, rig -> host: who the rig is and what its frames mean (26 bytes).
+
+    `angle_counts_per_rev` and `cart_counts_per_m` convert STATE_RAW counts to SI units;
+    `max_command` is the saturation of CONTROL in `control_unit`.
+    """
+
+    TYPE: ClassVar[MessageType] = MessageType.CAPABILITIES
+
+    rig_id: int
+    firmware_version: tuple[int, int, int]
+    state_layout: StateLayout
+    state_encoding: StateEncoding
+    control_unit: ControlUnit
+    state_rate_hz: int
+    watchdog_ms: int
+    angle_counts_per_rev: int
+    cart_counts_per_m: int
+    max_command: float
+
+    def __post_init__(self) -> None:
+        owner = "CAPABILITIES"
+        _set(self, "rig_id", _uint(owner, "rig_id", self.rig_id, 32))
+        version = tuple(self.firmware_version)
+        if len(version) != 3:
+            raise LocalProtocolError(
+                f"{owner} `firmware_version` must be (major, minor, patch), got {version!r}"
+            )
+        _set(self, "firmware_version", tuple(
+            _uint(owner, f"firmware_version[{i}]", part, 8) for i, part in enumerate(version)
+        ))
+        _set(self, "state_layout", _member(owner, "state_layout", StateLayout, self.state_layout))
+        _set(self, "state_encoding",
+             _member(owner, "state_encoding", StateEncoding, self.state_encoding))
+        _set(self, "control_unit", _member(owner, "control_unit", ControlUnit, self.control_unit))
+        for name in ("state_rate_hz", "watchdog_ms"):
+            _set(self, name, _uint(owner, name, getattr(self, name), 16))
+        for name in ("angle_counts_per_rev", "cart_counts_per_m"):
+            _set(self, name, _uint(owner, name, getattr(self, name), 32))
+        _set(self, "max_command", _float32(owner, "max_command", self.max_command))
+
+    def _pack(self) -> bytes:
+        return _CAPABILITIES.pack(
+            self.rig_id, *self.firmware_version, self.state_layout, self.state_encoding,
+            self.control_unit, self.state_rate_hz, self.watchdog_ms,
+            self.angle_counts_per_rev, self.cart_counts_per_m, self.max_command,
+        )
+
+    @classmethod
+    def _unpack(cls, payload: bytes) -> Self:
+        _expect_length(cls.TYPE, payload, _CAPABILITIES.size)
+        (rig_id, major, minor, patch, layout, encoding, unit, rate_hz, watchdog_ms,
+         angle_cpr, cart_cpm, max_command) = _CAPABILITIES.unpack(payload)
+        return cls(rig_id, (major, minor, patch), layout, encoding, unit, rate_hz,
+                   watchdog_ms, angle_cpr, cart_cpm, max_command)
+
+
+_STAMP_COUNT = struct.Struct("<IB")
+
+
+def _unpack_series(kind: MessageType, payload: bytes, item: str) -> tuple[int, tuple]:
+    """Split a `timestamp_us u32, count u8, count x item` payload."""
+    if len(payload) < _STAMP_COUNT.size:
+        raise RemoteProtocolError(
+            RejectReason.LENGTH, f"{kind.name} payload of {len(payload)} bytes is shorter than 5"
+        )
+    timestamp_us, count = _STAMP_COUNT.unpack_from(payload)
+    expected = _STAMP_COUNT.size + 4 * count
+    if not 1 <= count <= MAX_STATE_VALUES or len(payload) != expected:
+        raise RemoteProtocolError(
+            RejectReason.LENGTH,
+            f"{kind.name} count {count} (must be 1..{MAX_STATE_VALUES}) does not match "
+            f"its payload of {len(payload)} bytes",
+        )
+    return timestamp_us, struct.unpack_from(f"<{count}{item}", payload, _STAMP_COUNT.size)
+
+
+def _check_count(owner: str, name: str, items: tuple) -> None:
+    if not 1 <= len(items) <= MAX_STATE_VALUES:
+        raise LocalProtocolError(
+            f"{owner} `{name}` must hold 1..{MAX_STATE_VALUES} entries, got {len(items)}"
+        )
+
+
+@dataclass(frozen=True)
+class State:
+    """STATE, rig -> host: the measured state in SI units as float32 (5 + 4 n bytes).
+
+    `values` follow the rig's `StateLayout` (cart-pole 4, double pendulum 6), in m, rad,
+    m/s, rad/s. `timestamp_us` is the rig's free-running microsecond clock, wrapping at 2**32.
+    """
+
+    TYPE: ClassVar[MessageType] = MessageType.STATE
+
+    timestamp_us: int
+    values: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        _set(self, "timestamp_us", _uint("STATE", "timestamp_us", self.timestamp_us, 32))
+        values = tuple(self.values)
+        _check_count("STATE", "values", values)
+        _set(self, "values", tuple(
+            _float32("STATE", f"values[{i}]", value) for i, value in enumerate(values)
+        ))
+
+    def _pack(self) -> bytes:
+        n = len(self.values)
+        return _STAMP_COUNT.pack(self.timestamp_us, n) + struct.pack(f"<{n}f", *self.values)
+
+    @classmethod
+    def _unpack(cls, payload: bytes) -> Self:
+        return cls(*_unpack_series(cls.TYPE, payload, "f"))
+
+
+@dataclass(frozen=True)
+class StateRaw:
+    """STATE_RAW, rig -> host: raw encoder counts of the positions as int32 (5 + 4 n bytes).
+
+    Cart-pole sends (x, theta), the double pendulum (x, theta1, theta2). Counts are zero
+    with the cart at the track centre and the links upright; `positions_si` converts them.
+    """
+
+    TYPE: ClassVar[MessageType] = MessageType.STATE_RAW
+
+    timestamp_us: int
+    counts: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        _set(self, "timestamp_us", _uint("STATE_RAW", "timestamp_us", self.timestamp_us, 32))
+        counts = tuple(self.counts)
+        _check_count("STATE_RAW", "counts", counts)
+        _set(self, "counts", tuple(
+            _int32("STATE_RAW", f"counts[{i}]", count) for i, count in enumerate(counts)
+        ))
+
+    def _pack(self) -> bytes:
+        n = len(self.counts)
+        return _STAMP_COUNT.pack(self.timestamp_us, n) + struct.pack(f"<{n}i", *self.counts)
+
+    @classmethod
+    def _unpack(cls, payload: bytes) -> Self:
+        return cls(*_unpack_series(cls.TYPE, payload, "i"))
+
+    def positions_si(self, capabilities: Capabilities) -> tuple[float, ...]:
+        """Positions in SI units: x = counts[0] / cart_counts_per_m (m), then each angle
+        counts[k] * 2 pi / angle_counts_per_rev (rad)."""
+        if capabilities.cart_counts_per_m == 0 or capabilities.angle_counts_per_rev == 0:
+            raise LocalProtocolError(
+                "capabilities must have nonzero `cart_counts_per_m` and `angle_counts_per_rev`"
+                " to convert counts"
+            )
+        x_m = self.counts[0] / capabilities.cart_counts_per_m
+        rad_per_count = 2.0 * math.pi / capabilities.angle_counts_per_rev
+        return (x_m, *(count * rad_per_count for count in self.counts[1:]))
+
+
+_CONTROL = struct.Struct("<fH")
+
+
+@dataclass(frozen=True)
+class Control:
+    """CONTROL, host -> rig: the command to apply and the STATE seq it answers (6 bytes).
+
+    `command` is in the rig's `ControlUnit` (newtons or duty); the rig saturates it at
+    +-max_command. Every valid CONTROL reloads the rig's watchdog.
+    """
+
+    TYPE: ClassVar[MessageType] = MessageType.CONTROL
+
+    command: float
+    state_seq: int
+
+    def __post_init__(self) -> None:
+        _set(self, "command", _float32("CONTROL", "command", self.command))
+        _set(self, "state_seq", _uint("CONTROL", "state_seq", self.state_seq, 16))
+
+    def _pack(self) -> bytes:
+        return _CONTROL.pack(self.command, self.state_seq)
+
+    @classmethod
+    def _unpack(cls, payload: bytes) -> Self:
+        _expect_length(cls.TYPE, payload, _CONTROL.size)
+        return cls(*_CONTROL.unpack(payload))
+
+
+_HEARTBEAT = struct.Struct("<I")
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """HEARTBEAT, either way: liveness when nothing else is sent (4 bytes).
+
+    It never reloads the rig's motor watchdog: only CONTROL does.
+    """
+
+    TYPE: ClassVar[MessageType] = MessageType.HEARTBEAT
+
+    timestamp_us: int
+
+    def __post_init__(self) -> None:
+        _set(self, "timestamp_us", _uint("HEARTBEAT", "timestamp_us", self.timestamp_us, 32))
+
+    def _pack(self) -> bytes:
+        return _HEARTBEAT.pack(self.timestamp_us)
+
+    @classmethod
+    def _unpack(cls, payload: bytes) -> Self:
+        _expect_length(cls.TYPE, payload, _HEARTBEAT.size)
+        return cls(*_HEARTBEAT.unpack(payload))
+
+
+_FAULT = struct.Struct("<BH")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """FAULT, rig -> host: the rig has latched a fault, motor off (3 bytes).
+
+    `code` is a `FaultCode` (or 0x80-0xFF, rig-specific); `detail` is code-specific.
+    """
+
+    TYPE: ClassVar[MessageType] = MessageType.FAULT
+
+    code: int
+    detail: int = 0
+
+    def __post_init__(self) -> None:
+        code = _uint("FAULT", "code", self.code, 8)
+        _set(self, "code", FaultCode(code) if code in FaultCode._value2member_map_ else code)
+        _set(self, "detail", _uint("FAULT", "detail", self.detail, 16))
+
+    def _pack(self) -> bytes:
+        return _FAULT.pack(self.code, self.detail)
+
+    @classmethod
+    def _unpack(cls, payload: bytes) -> Self:
+        _expect_length(cls.TYPE, payload, _FAULT.size)
+        return cls(*_FAULT.unpack(payload))
+
+
+Message = Hello | Capabilities | State | StateRaw | Control | Heartbeat | Fault | Estop | Clear
+
+MESSAGE_CLASSES: dict[int, type[Message]] = {
+    cls.TYPE: cls
+    for cls in (Hello, Capabilities, State, StateRaw, Control, Heartbeat, Fault, Estop, Clear)
+}
