@@ -1,0 +1,391 @@
+"""Run recording: rows from a real-time loop to an append-only chunked file, off the loop.
+
+The loop calls `Recorder.record(row)` once per step: an O(1) append to a bounded in-memory
+queue that never blocks and never raises; a full queue drops the row and counts it. A writer
+thread wakes every `flush_interval_s`, packs the queued rows into one chunk (column-major
+little-endian int64/float64 arrays with a CRC32) and hands it to the kernel with one
+`os.write`. Once written, a chunk belongs to the OS page cache, so a SIGKILL of the process
+loses only the rows still queued: at most about one flush interval (50 ms by default). The
+writer also calls `os.fsync` every `fsync_interval_s` and at `close()`, off the loop's
+thread, which bounds the loss on a power cut or kernel crash as well.
+
+`read_recording(path)` reads a file back into a `Recording` (a dict of column name to
+array). A torn or corrupt last chunk, as a killed writer leaves, is ignored and reported in
+`truncated_bytes` and `problem`; `complete` says whether the writer closed the file.
+
+The file format is specified in docs/recording.md.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "FORMAT_VERSION",
+    "Column",
+    "Recorder",
+    "RecorderStatistics",
+    "Recording",
+    "RecordingError",
+    "read_recording",
+]
+
+MAGIC = b"HILREC\r\n"
+FORMAT_VERSION = 1
+CHUNK_MAGIC = b"HRCK"
+END_MAGIC = b"HREN"
+# File header: magic, format version, length of the JSON description that follows.
+_HEAD = struct.Struct("<8sHI")
+_CRC = struct.Struct("<I")
+# Chunk header: magic, chunk index, row count, rows dropped so far, CRC32 of the header's
+# first four fields followed by the payload.
+_CHUNK = struct.Struct("<4sIIQI")
+_CHUNK_CRC_SPAN = _CHUNK.size - _CRC.size
+_DTYPES = {"f8": np.dtype("<f8"), "i8": np.dtype("<i8")}
+
+
+class RecordingError(ValueError):
+    """The file is not a recording this reader understands; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One recorded column: its name, its unit ("" for a pure number) and its type.
+
+    `dtype` is "f8" (float64) or "i8" (int64: sequence numbers, nanosecond times, flags).
+    """
+
+    name: str
+    unit: str = ""
+    dtype: str = "f8"
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("column name must be non-empty")
+        if self.dtype not in _DTYPES:
+            raise ValueError(f"column {self.name!r}: dtype must be 'f8' or 'i8', "
+                             f"got {self.dtype!r}")
+
+
+ColumnSpec = Column | tuple[str, str] | tuple[str, str, str]
+
+
+def _as_column(spec: ColumnSpec) -> Column:
+    return spec if isinstance(spec, Column) else Column(*spec)
+
+
+@dataclass(frozen=True, slots=True)
+class RecorderStatistics:
+    """A snapshot of a `Recorder`.
+
+    `rows_dropped` counts rows refused because the queue was full, the writer had failed or
+    the recorder was closed; `rows_rejected` counts rows of the wrong length or type, which
+    the writer skipped. `error` is the writer's first I/O error, if any.
+    """
+
+    rows_written: int
+    rows_dropped: int
+    rows_rejected: int
+    chunks_written: int
+    bytes_written: int
+    max_queue_depth: int
+    fsyncs: int
+    error: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Recorder:
+    """Record rows of `columns` into `path` from one loop thread, written by a second thread.
+
+    `record()` and `close()` are meant to be called from the same (loop) thread. Rows are
+    tuples (or sequences) with one int or float per column, in column order.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        columns: Sequence[ColumnSpec],
+        meta: Mapping[str, Any] | None = None,
+        *,
+        capacity: int = 65_536,
+        flush_interval_s: float = 0.05,
+        fsync_interval_s: float = 1.0,
+        max_rows_per_chunk: int = 8192,
+    ) -> None:
+        self.columns = tuple(_as_column(c) for c in columns)
+        if not self.columns:
+            raise ValueError("columns must name at least one column, got none")
+        names = [c.name for c in self.columns]
+        if len(set(names)) != len(names):
+            raise ValueError(f"column names must be distinct, got {names!r}")
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1 row, got {capacity}")
+        if not flush_interval_s > 0:
+            raise ValueError(f"flush_interval_s must be > 0, got {flush_interval_s}")
+        if fsync_interval_s < 0:
+            raise ValueError(f"fsync_interval_s must be >= 0 (0: only at close), "
+                             f"got {fsync_interval_s}")
+        if max_rows_per_chunk < 1:
+            raise ValueError(f"max_rows_per_chunk must be >= 1, got {max_rows_per_chunk}")
+        self.path = Path(path)
+        self._dtype = np.dtype([(c.name, _DTYPES[c.dtype]) for c in self.columns])
+        self._queue: collections.deque[Sequence[float]] = collections.deque()
+        self._capacity = capacity
+        self._dropped = 0  # counted by the loop thread
+        self._lost = 0  # rows the writer could not write, counted by the writer thread
+        self._flush_interval_s = flush_interval_s
+        self._fsync_interval_s = fsync_interval_s
+        self._max_rows = max_rows_per_chunk
+        self._written = 0
+        self._rejected = 0
+        self._chunks = 0
+        self._bytes = 0
+        self._max_depth = 0
+        self._fsyncs = 0
+        self._error: str | None = None
+        self._stop = threading.Event()
+        self._closed = False
+        header = json.dumps({
+            "columns": [asdict(c) for c in self.columns],
+            "meta": dict(meta or {}),
+            "created_unix_s": time.time(),
+        }, allow_nan=False).encode()
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        try:
+            _write_all(self._fd, _HEAD.pack(MAGIC, FORMAT_VERSION, len(header)) + header
+                       + _CRC.pack(zlib.crc32(header)))
+        except OSError:
+            os.close(self._fd)
+            raise
+        self._thread = threading.Thread(target=self._writer, name=f"recorder:{self.path.name}",
+                                        daemon=True)
+        self._thread.start()
+
+    # ----------------------------------------------------------------- loop side
+    def record(self, row: Sequence[float]) -> None:
+        """Queue one row. O(1); never blocks, never raises; a full queue drops and counts."""
+        if len(self._queue) < self._capacity:
+            self._queue.append(row)
+        else:
+            self._dropped += 1
+
+    def close(self) -> RecorderStatistics:
+        """Write what is queued, mark the file complete, fsync it, and stop the writer."""
+        if not self._closed:
+            self._closed = True
+            self._capacity = 0  # rows recorded from now on are dropped and counted
+            self._stop.set()
+            self._thread.join()
+        return self.statistics()
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def statistics(self) -> RecorderStatistics:
+        return RecorderStatistics(
+            rows_written=self._written,
+            rows_dropped=self._dropped + self._lost,
+            rows_rejected=self._rejected,
+            chunks_written=self._chunks,
+            bytes_written=self._bytes,
+            max_queue_depth=self._max_depth,
+            fsyncs=self._fsyncs,
+            error=self._error,
+        )
+
+    # ----------------------------------------------------------------- writer thread
+    def _writer(self) -> None:
+        next_fsync = time.monotonic() + self._fsync_interval_s
+        try:
+            while True:
+                stopping = self._stop.wait(self._flush_interval_s)
+                self._flush()
+                if self._fsync_interval_s and time.monotonic() >= next_fsync:
+                    self._fsync()
+                    next_fsync = time.monotonic() + self._fsync_interval_s
+                if stopping:
+                    break
+            if self._error is None:
+                self._write_chunk(END_MAGIC, b"", 0)
+                self._fsync()
+        finally:
+            os.close(self._fd)
+
+    def _flush(self) -> None:
+        queue = self._queue
+        depth = len(queue)
+        self._max_depth = max(self._max_depth, depth)
+        while depth:
+            n = min(depth, self._max_rows)
+            rows = [queue.popleft() for _ in range(n)]
+            depth -= n
+            if self._error is not None:
+                self._lost += n
+                continue
+            block = self._pack(rows)
+            payload = b"".join(block[name].tobytes() for name in self._dtype.names)
+            try:
+                self._write_chunk(CHUNK_MAGIC, payload, len(block))
+            except OSError as exc:
+                self._error = f"{type(exc).__name__}: {exc}"
+                self._capacity = 0
+                self._lost += n
+                continue
+            self._written += len(block)
+
+    def _pack(self, rows: list[Sequence[float]]) -> np.ndarray:
+        """Rows as a structured array; rows of the wrong shape or type are counted, skipped."""
+        try:
+            block = np.array(rows, dtype=self._dtype)
+            if block.shape == (len(rows),):  # not so when rows are arrays: numpy broadcasts
+                return block
+        except (TypeError, ValueError):
+            pass
+        good = [np.empty(0, self._dtype)]
+        width = len(self.columns)
+        for row in rows:
+            try:
+                values = tuple(row)
+                if len(values) != width:
+                    raise ValueError(f"{len(values)} values for {width} columns")
+                good.append(np.array([values], dtype=self._dtype))
+            except (TypeError, ValueError, OverflowError):
+                self._rejected += 1
+        return np.concatenate(good)
+
+    def _write_chunk(self, magic: bytes, payload: bytes, rows: int) -> None:
+        dropped = self._dropped + self._lost
+        head = _CHUNK.pack(magic, self._chunks, rows, dropped, 0)[:_CHUNK_CRC_SPAN]
+        crc = zlib.crc32(payload, zlib.crc32(head))
+        _write_all(self._fd, head + _CRC.pack(crc) + payload)
+        self._chunks += 1
+        self._bytes += _CHUNK.size + len(payload)
+
+    def _fsync(self) -> None:
+        try:
+            os.fsync(self._fd)
+            self._fsyncs += 1
+        except OSError as exc:
+            if self._error is None:
+                self._error = f"fsync: {type(exc).__name__}: {exc}"
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+class Recording(dict[str, np.ndarray]):
+    """A recording read back: column name -> array, plus what the file said about itself.
+
+    `units` maps each column to its unit; `meta` is what the writer stored; `dropped` is the
+    writer's count of dropped rows as of its last intact chunk; `complete` is True when the
+    writer closed the file; `truncated_bytes` counts the bytes after the last intact chunk,
+    ignored, and `problem` says why they were (None when there were none).
+    """
+
+    def __init__(self, columns: Sequence[Column], data: Mapping[str, np.ndarray],
+                 meta: Mapping[str, Any], *, version: int, chunks: int, dropped: int,
+                 complete: bool, truncated_bytes: int, problem: str | None) -> None:
+        super().__init__(data)
+        self.columns = tuple(columns)
+        self.units = {c.name: c.unit for c in self.columns}
+        self.meta = dict(meta)
+        self.version = version
+        self.chunks = chunks
+        self.dropped = dropped
+        self.complete = complete
+        self.truncated_bytes = truncated_bytes
+        self.problem = problem
+
+    @property
+    def rows(self) -> int:
+        return len(next(iter(self.values()))) if self else 0
+
+
+def read_recording(path: str | Path) -> Recording:
+    """Read a recording; ignore (and report) a torn or corrupt tail. Raises RecordingError."""
+    data = Path(path).read_bytes()
+    columns, meta, pos = _read_header(path, data)
+    blocks: dict[str, list[np.ndarray]] = {c.name: [] for c in columns}
+    dtypes = [_DTYPES[c.dtype] for c in columns]
+    row_bytes = 8 * len(columns)
+    chunks = dropped = 0
+    complete = False
+    problem = None
+    while pos < len(data):
+        if len(data) - pos < _CHUNK.size:
+            problem = f"torn chunk header at byte {pos}"
+            break
+        magic, index, rows, dropped_so_far, crc = _CHUNK.unpack_from(data, pos)
+        if magic not in (CHUNK_MAGIC, END_MAGIC) or index != chunks:
+            problem = f"no chunk {chunks} at byte {pos}"
+            break
+        start = pos + _CHUNK.size
+        end = start + rows * row_bytes
+        if end > len(data):
+            problem = f"chunk {chunks} at byte {pos} is cut short"
+            break
+        payload = memoryview(data)[start:end]
+        if zlib.crc32(payload, zlib.crc32(data[pos:pos + _CHUNK_CRC_SPAN])) != crc:
+            problem = f"chunk {chunks} at byte {pos} fails its CRC32"
+            break
+        offset = start
+        for column, dtype in zip(columns, dtypes, strict=True):
+            blocks[column.name].append(np.frombuffer(data, dtype, rows, offset))
+            offset += 8 * rows
+        chunks += 1
+        dropped = dropped_so_far
+        pos = end
+        if magic == END_MAGIC:
+            complete = True
+            if pos < len(data):
+                problem = f"{len(data) - pos} bytes after the end marker"
+            break
+    arrays = {
+        c.name: (np.concatenate(blocks[c.name]).astype(dt.newbyteorder("="), copy=False)
+                 if blocks[c.name] else np.empty(0, dt))
+        for c, dt in zip(columns, dtypes, strict=True)
+    }
+    return Recording(columns, arrays, meta, version=FORMAT_VERSION, chunks=chunks,
+                     dropped=dropped, complete=complete,
+                     truncated_bytes=len(data) - pos if problem else 0, problem=problem)
+
+
+def _read_header(path: str | Path, data: bytes) -> tuple[list[Column], dict[str, Any], int]:
+    if len(data) < _HEAD.size or data[:len(MAGIC)] != MAGIC:
+        raise RecordingError(f"{path}: not a hil recording (no {MAGIC!r} magic)")
+    _, version, length = _HEAD.unpack_from(data)
+    if version != FORMAT_VERSION:
+        raise RecordingError(f"{path}: recording format version {version}; this reader "
+                             f"reads version {FORMAT_VERSION}")
+    end = _HEAD.size + length
+    if len(data) < end + _CRC.size:
+        raise RecordingError(f"{path}: header cut short ({len(data)} bytes)")
+    text = data[_HEAD.size:end]
+    if _CRC.unpack_from(data, end)[0] != zlib.crc32(text):
+        raise RecordingError(f"{path}: header fails its CRC32")
+    try:
+        header = json.loads(text)
+        columns = [Column(**c) for c in header["columns"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RecordingError(f"{path}: unreadable header: {exc}") from None
+    return columns, header.get("meta", {}), end + _CRC.size
