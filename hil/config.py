@@ -82,6 +82,32 @@ class ControllerConfig(_Strict):
 class GatesConfig(_Strict):
     upright_tolerance_rad: PositiveFloat = 0.02
     max_miss_ratio: Annotated[float, Field(ge=0, le=1)] = 0.01
+    # Scoring (hil/scoring.py). None: 85% of the plant period.
+    max_round_trip_p99_us: PositiveFloat | None = None
+    max_safety_trips: Annotated[int, Field(ge=0)] = 0
+    max_dropped_records: Annotated[int, Field(ge=0)] = 0
+    # Stability gates: dotted path into the report's `stability` section -> bound.
+    stability_max: dict[str, float] = Field(default_factory=dict)
+    stability_min: dict[str, float] = Field(default_factory=dict)
+    # Per gate name, overriding scoring.DEFAULT_WEIGHTS / DEFAULT_CRITICAL.
+    weights: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
+        default_factory=dict)
+    critical: dict[str, bool] = Field(default_factory=dict)
+    # Below this score (0-100) the run fails even when every critical gate passed.
+    pass_score: Annotated[float, Field(ge=0, le=100)] = 80.0
+
+
+class RecordConfig(_Strict):
+    """Run recording (hil/recorder.py, docs/recording.md), the HTML report and run history."""
+
+    enabled: bool = True
+    queue_rows: Annotated[int, Field(ge=1, le=10_000_000)] = 65_536
+    flush_interval_ms: Annotated[float, Field(gt=0, le=100)] = 50.0
+    # 0: fsync only at close.
+    fsync_interval_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1.0
+    html: bool = True
+    # SQLite run history appended by `hil run`; null: none.
+    history_db: str | None = "runs/history.db"
 
 
 class RealtimeConfig(_Strict):
@@ -103,6 +129,7 @@ class Config(_Strict):
     plant: PlantConfig = Field(default_factory=PlantConfig)
     controller: ControllerConfig = Field(default_factory=ControllerConfig)
     gates: GatesConfig = Field(default_factory=GatesConfig)
+    record: RecordConfig = Field(default_factory=RecordConfig)
     realtime: RealtimeConfig = Field(default_factory=RealtimeConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 

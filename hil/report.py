@@ -1,7 +1,9 @@
 """The run report: merge plant.json and controller.json into report.json and a summary table.
 
 Schema "hil-report/1". Later versions add keys and never rename one. Each gate is
-`{name, value, threshold, passed}`; the top-level `verdict` is PASS only if every gate passed.
+`{name, value, threshold, passed}` plus `weight` and `critical`; hil/scoring.py weighs the
+gates into a 0-100 `score` and the top-level `verdict`: FAIL if a critical gate failed or the
+score is below the configured pass score, PASS otherwise.
 """
 
 from __future__ import annotations
@@ -9,17 +11,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from hil.scoring import evaluate, gate
+
 SCHEMA = "hil-report/1"
 FIGURES = ("round_trip", "state_to_controller", "controller_to_plant", "compute",
            "controller_lateness", "plant_lateness")
 _EMPTY = {"p50": None, "p90": None, "p99": None, "p999": None, "max": None, "count": 0}
-
-
-def gate(name: str, value: Any, threshold: Any, passed: bool, unit: str = "") -> dict[str, Any]:
-    g = {"name": name, "value": value, "threshold": threshold, "passed": bool(passed)}
-    if unit:
-        g["unit"] = unit
-    return g
 
 
 def upright_error(final_state: list[float], state_names: list[str]) -> float | None:
@@ -54,7 +51,7 @@ def build_report(run_id: str, config: dict[str, Any], plant: dict[str, Any],
         gate("watchdog_trips", (plant.get("watchdog") or {}).get("trips"), 0,
              (plant.get("watchdog") or {}).get("trips") == 0),
     ]
-    return {
+    report = {
         "schema": SCHEMA,
         "run_id": run_id,
         "mode": config["run"]["mode"],
@@ -68,7 +65,8 @@ def build_report(run_id: str, config: dict[str, Any], plant: dict[str, Any],
         "latency_us": latency,
         "deadline": deadline,
         "gates": gates,
-        "verdict": "PASS" if all(g["passed"] for g in gates) else "FAIL",
+        "score": None,  # score and verdict: hil/scoring.py, below
+        "verdict": None,
         "plant_end_reason": plant.get("end_reason"),
         "controller_end_reason": controller.get("end_reason"),
         "exit_codes": {"plant": plant.get("exit_code"), "controller": controller.get("exit_code")},
@@ -86,6 +84,14 @@ def build_report(run_id: str, config: dict[str, Any], plant: dict[str, Any],
         "watchdog": plant.get("watchdog"),
         "config": config,
     }
+    recording = {name: part["recording"] for name, part in
+                 (("plant", plant), ("controller", controller)) if part.get("recording")}
+    for key, value in (("safety", plant.get("safety")), ("stability", controller.get("stability")),
+                       ("recording", recording or None)):
+        if value is not None:
+            report[key] = value
+    report["gates"], report["score"], report["verdict"] = evaluate(report, gates_cfg)
+    return report
 
 
 def _fmt(v: Any) -> str:
@@ -119,5 +125,5 @@ def summary_table(report: dict[str, Any]) -> str:
         lines.append(f"{g['name']:<22}{vs:>14}{g['threshold']!s:>12}  "
                      f"{'pass' if g['passed'] else 'FAIL'}")
     fs = ", ".join(f"{x:+.4f}" for x in report["final_state"])
-    lines += ["", f"final state: [{fs}]", f"verdict: {report['verdict']}"]
+    lines += ["", f"final state: [{fs}]", f"verdict: {report['verdict']}  (score {_fmt(report.get('score'))})"]
     return "\n".join(lines)
