@@ -125,5 +125,6 @@ def summary_table(report: dict[str, Any]) -> str:
         lines.append(f"{g['name']:<22}{vs:>14}{g['threshold']!s:>12}  "
                      f"{'pass' if g['passed'] else 'FAIL'}")
     fs = ", ".join(f"{x:+.4f}" for x in report["final_state"])
-    lines += ["", f"final state: [{fs}]", f"verdict: {report['verdict']}  (score {_fmt(report.get('score'))})"]
+    lines += ["", f"final state: [{fs}]",
+              f"verdict: {report['verdict']}  (score {_fmt(report.get('score'))})"]
     return "\n".join(lines)

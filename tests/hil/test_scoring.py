@@ -48,7 +48,7 @@ def test_a_clean_run_scores_100_and_passes_with_every_gate_weighted() -> None:
 def test_a_failed_critical_gate_fails_the_run_whatever_the_score() -> None:
     r = report()
     r["gates"][3] = gate("watchdog_trips", 1, 0, False)
-    gates, score, verdict = evaluate(r, GatesConfig())
+    _, score, verdict = evaluate(r, GatesConfig())
     assert verdict == "FAIL"
     assert score == pytest.approx(100 * (16 - 2) / 16, abs=0.05)
 
