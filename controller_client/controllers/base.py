@@ -1,0 +1,121 @@
+"""The Python side every control law shares: gains, options, persistent state, the kernel call.
+
+A law is a stateful object. Its numba kernel has the signature
+
+    kernel(state, mem, g, o, p, scratch) -> force_n
+
+`mem` is the law's own state (sigma, cond(M), integrators, adapted gains), kept across
+`compute` calls and reset only by `reset()`; `g` the gains, `o` the packed options, `p` the
+nominal plant's packed parameters, `scratch` work rows. All are small float64 arrays
+allocated once here, so a step allocates nothing in Python, and the same kernel runs inside
+the compiled closed-loop simulations of `controller_client.tuning`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from controller_client.controllers.gains import check_gains
+from controller_client.controllers.nominal import MEM_CONDITION, MEM_SIGMA, SCRATCH_ROWS
+from plant_server.models.dip import DIPParams
+
+
+def positive_option(name: str, value: Any) -> float:
+    """`value` as a float, or a ValueError naming the option."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"option {name} must be a number, got {value!r}")
+    f = float(value)
+    if not (math.isfinite(f) and f > 0):
+        raise ValueError(f"option {name} must be finite and > 0, got {value!r}")
+    return f
+
+
+class KernelLaw:
+    """Base of the control laws. Subclasses set the class attributes and `_options()`."""
+
+    name: ClassVar[str]
+    gain_names: ClassVar[tuple[str, ...]]
+    default_gains: ClassVar[tuple[float, ...]]
+    kernel: ClassVar[Callable[..., float]]
+    mem_size: ClassVar[int] = 2
+    # |sigma| below which a step is on the surface for the Lyapunov monitor (see hil/stability)
+    sigma_floor: float = 1e-3
+
+    def __init__(self, gains: Sequence[float] | None = None, *, max_force_n: float | None = None,
+                 dt_s: float = 1e-3, model_params: Mapping[str, float] | None = None,
+                 **options: Any) -> None:
+        self.gains = check_gains(self.name, self.gain_names,
+                                 self.default_gains if gains is None else gains)
+        self.params = DIPParams.from_mapping(model_params or {})
+        self.max_force_n = positive_option(
+            "max_force_n", self.params.max_force_n if max_force_n is None else max_force_n)
+        self.dt_s = positive_option("dt_s", dt_s)
+        self.options = self._options(options)  # raises on unknown or bad options
+        self._g = np.array(self.gains, dtype=np.float64)
+        self._p = self.params.as_array()
+        self._o = np.array(self._pack(), dtype=np.float64)
+        self._mem0 = np.zeros(self.mem_size)
+        self._initial_mem(self._mem0)
+        self._mem = self._mem0.copy()
+        self._scratch = np.zeros((SCRATCH_ROWS, 6))
+        self._kernel = type(self).kernel
+
+    # --- subclass hooks ----------------------------------------------------------------------
+    def _options(self, options: dict[str, Any]) -> dict[str, float]:
+        """Validate the law's own options (with defaults); raise ValueError naming a bad one."""
+        if options:
+            raise ValueError(f"{self.name} takes no option {sorted(options)[0]!r}")
+        return {}
+
+    def _pack(self) -> list[float]:
+        """The packed option vector `o` for the kernel."""
+        return [self.max_force_n, self.dt_s]
+
+    def _initial_mem(self, mem: np.ndarray) -> None:
+        """Initial values of the law's persistent state (zeros unless overridden)."""
+
+    @staticmethod
+    def take_options(name: str, options: dict[str, Any], defaults: Mapping[str, float]
+                     ) -> dict[str, float]:
+        unknown = sorted(set(options) - set(defaults))
+        if unknown:
+            raise ValueError(f"{name} has no option {unknown[0]!r}; its options: "
+                             f"{', '.join(sorted(defaults))}, max_force_n, dt_s, model_params")
+        return {k: positive_option(k, options.get(k, v)) for k, v in defaults.items()}
+
+    # --- the law -----------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget the run: integrators and adapted gains back to their initial values."""
+        self._mem[:] = self._mem0
+
+    def compute(self, state: np.ndarray, t: float) -> float:
+        """Force (N, saturated at max_force_n) for `state`; `t` (s) is not used: the laws
+        integrate with their fixed `dt_s`, so lockstep and realtime runs agree."""
+        return self._kernel(state, self._mem, self._g, self._o, self._p, self._scratch)
+
+    @property
+    def sigma(self) -> float:
+        """The sliding variable at the last step (LQR: sqrt(x' P x))."""
+        return float(self._mem[MEM_SIGMA])
+
+    @property
+    def mass_condition(self) -> float:
+        """Condition number of the nominal mass matrix at the last step's state."""
+        return float(self._mem[MEM_CONDITION])
+
+    def kernel_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Fresh copies of (mem, g, o, p, scratch) for a compiled simulation of this law."""
+        return (self._mem0.copy(), self._g.copy(), self._o.copy(), self._p.copy(),
+                np.zeros_like(self._scratch))
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "gains": dict(zip(self.gain_names, self.gains, strict=True)),
+                "options": dict(self.options), "max_force_n": self.max_force_n,
+                "dt_s": self.dt_s}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(gains={list(self.gains)})"
