@@ -17,7 +17,6 @@ from hil.history import (
     format_compare,
     get_run,
     list_runs,
-    migrate,
 )
 
 
@@ -79,7 +78,7 @@ def test_get_run_returns_the_report_and_accepts_a_unique_prefix(tmp_path: Path) 
     assert run is not None and run["report"]["latency_us"]["round_trip"]["p99"] == 640.0
     assert get_run(db, "20261126-101010-ab")["run_dir"] == "d2"
     assert get_run(db, "nope") is None
-    with pytest.raises(HistoryError, match="ambiguous.*give more"):
+    with pytest.raises(HistoryError, match=r"ambiguous.*give more"):
         get_run(db, "20261126-101010-a")
 
 
@@ -149,7 +148,7 @@ def test_a_file_that_is_not_a_run_history_is_refused(tmp_path: Path) -> None:
         list_runs(other)
     text = tmp_path / "text.db"
     text.write_text("just some text that is long enough to not be a database header" * 4)
-    with pytest.raises(HistoryError, match="text.db"):
+    with pytest.raises(HistoryError, match=r"text\.db"):
         list_runs(text)
     no_version = tmp_path / "nv.db"
     with sqlite3.connect(no_version) as conn:
