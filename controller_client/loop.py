@@ -62,8 +62,11 @@ class ControllerLoop:
         stop_requested: Callable[[], bool] = lambda: False,
         clock: Callable[[], int] = time.monotonic_ns,
         client_name: str = "hil-controller",
+        stability: Any = None,
     ) -> None:
         self.law = law
+        # hil.stability.StabilityMonitor fed after each control is sent (None: not monitored)
+        self.stability = stability
         self.sock = sock
         self.s = settings
         self.log = log
@@ -175,6 +178,8 @@ class ControllerLoop:
                                         self.clock(), c1 - c0))
         self._answered_seq = self._new_seq
         self.last_flags = self._new_flags
+        if self.stability is not None:
+            self.stability.update(self.law.sigma, force, self.law.mass_condition)
 
     def run(self) -> str:
         d = self.handshake()

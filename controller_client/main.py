@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from controller_client.controllers import create_controller, known_controllers
+from controller_client.controllers import GainError, UnknownControllerError, create_controller
 from controller_client.loop import ControllerLoop, HandshakeRefused, LoopSettings, PlantUnreachable
 from hil import messages as msg
 from hil import rt
@@ -20,17 +20,21 @@ from hil.process import (
     ProcessContext,
     run_process,
 )
+from hil.stability import StabilityMonitor
 from hil.transport import ControllerSocket
 
 
 def build_law(ctx: ProcessContext) -> Any:
     cc = ctx.config.controller
+    # The laws integrate with a fixed period: the run's, unless the options say otherwise.
+    options = {"dt_s": 1.0 / ctx.config.run.rate_hz, **cc.options}
     try:
-        return create_controller(cc.name, cc.gains, **cc.options)
-    except ValueError as exc:
-        key = "controller.name" if cc.name not in known_controllers() else "controller.gains"
-        raise ConfigError(f"{key}: {exc}") from None
-    except TypeError as exc:
+        return create_controller(cc.name, cc.gains, **options)
+    except UnknownControllerError as exc:
+        raise ConfigError(f"controller.name: {exc}") from None
+    except GainError as exc:
+        raise ConfigError(f"controller.gains: {exc}") from None
+    except (ValueError, TypeError) as exc:
         raise ConfigError(f"controller.options: {exc}") from None
 
 
@@ -50,7 +54,11 @@ def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
         plant_timeout_ns=round(cc.plant_timeout_ms * 1e6),
     )
     sock = ControllerSocket(cc.endpoint)
-    loop = ControllerLoop(law, sock, settings, ctx.log, stop_requested=ctx.stop)
+    rate_hz = cfg.run.rate_hz
+    stability = StabilityMonitor(law.max_force_n, cfg.gates.slew_limit_n_per_s / rate_hz,
+                                 window=max(1, round(rate_hz)), sigma_floor=law.sigma_floor)
+    loop = ControllerLoop(law, sock, settings, ctx.log, stop_requested=ctx.stop,
+                          stability=stability)
     rtc = cfg.realtime
     granted = rt.apply_realtime(rtc.controller_cpu, rtc.sched_fifo, rtc.sched_priority,
                                 rtc.lock_memory, ctx.log)
@@ -81,6 +89,7 @@ def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     report["cpu"] = {"wall_s": usage.wall_s, "cpu_s": usage.cpu_s, "ratio": usage.ratio}
     report["endpoint"] = cc.endpoint
     report["law"] = law.describe()
+    report["stability"] = stability.summary()
     ctx.log.info("controller done", end_reason=loop.end_reason, controls=loop.control_seq,
                  overruns=loop.overruns, dropped=loop.states_dropped)
     if code == EXIT_OK and loop.end_reason == "stopped" and ctx.stop.signal is None:

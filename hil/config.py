@@ -87,8 +87,14 @@ class GatesConfig(_Strict):
     max_safety_trips: Annotated[int, Field(ge=0)] = 0
     max_dropped_records: Annotated[int, Field(ge=0)] = 0
     # Stability gates: dotted path into the report's `stability` section -> bound.
-    stability_max: dict[str, float] = Field(default_factory=dict)
-    stability_min: dict[str, float] = Field(default_factory=dict)
+    # Defaults (hil/stability.py): at most 5% of steps at the force limit; V = sigma^2/2 must
+    # decrease in at least 60% of the steps taken off the sliding surface (good runs: 0.79-1.0).
+    stability_max: dict[str, float] = Field(
+        default_factory=lambda: {"actuator.saturation_duty": 0.05})
+    stability_min: dict[str, float] = Field(
+        default_factory=lambda: {"lyapunov.decrease_ratio": 0.6})
+    # A control step changing the force by more than this rate counts as a slew-limit hit.
+    slew_limit_n_per_s: PositiveFloat = 50_000.0
     # Per gate name, overriding scoring.DEFAULT_WEIGHTS / DEFAULT_CRITICAL.
     weights: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
         default_factory=dict)
