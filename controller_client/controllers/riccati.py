@@ -58,6 +58,8 @@ def solve_care(a: np.ndarray, b: np.ndarray, q: np.ndarray, r: np.ndarray,
         raise RiccatiError("the Hamiltonian has eigenvalues on the imaginary axis: "
                            "(A, B) not stabilisable or (A, Q) not detectable")
     u1, u2 = v[:n, stable], v[n:, stable]
+    if np.linalg.cond(u1) > 1e12:
+        raise RiccatiError("no stabilising solution: (A, B) is not stabilisable")
     p = np.real(u2 @ np.linalg.inv(u1))
     p = 0.5 * (p + p.T)
     for _ in range(max_iter):  # Newton-Kleinman from the (stabilising) eigenvector solution
