@@ -131,7 +131,8 @@ class Decoder:
             yield event
 
     def statistics(self) -> DecoderStatistics:
-        """A frozen snapshot of the counters."""
+        """A frozen snapshot of the counters. `bytes_received` counts what was fed; the
+        others count what `next_event()` has consumed so far."""
         return DecoderStatistics(
             bytes_received=self._bytes_received,
             buffered_bytes=len(self._buffer) - self._start,

@@ -14,6 +14,7 @@ import enum
 import math
 import operator
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Self, TypeVar
 
@@ -260,11 +261,23 @@ def _unpack_series(kind: MessageType, payload: bytes, item: str) -> tuple[int, t
     return timestamp_us, struct.unpack_from(f"<{count}{item}", payload, _STAMP_COUNT.size)
 
 
-def _check_count(owner: str, name: str, items: tuple) -> None:
+def _validate_series(message: State | StateRaw, name: str, convert: Callable) -> None:
+    """Check and normalise `timestamp_us` and the 1..8 entries of field `name`."""
+    owner = message.TYPE.name
+    _set(message, "timestamp_us", _uint(owner, "timestamp_us", message.timestamp_us, 32))
+    items = tuple(getattr(message, name))
     if not 1 <= len(items) <= MAX_STATE_VALUES:
         raise LocalProtocolError(
             f"{owner} `{name}` must hold 1..{MAX_STATE_VALUES} entries, got {len(items)}"
         )
+    _set(message, name, tuple(
+        convert(owner, f"{name}[{i}]", item) for i, item in enumerate(items)
+    ))
+
+
+def _pack_series(timestamp_us: int, items: tuple, item: str) -> bytes:
+    return _STAMP_COUNT.pack(timestamp_us, len(items)) + struct.pack(f"<{len(items)}{item}",
+                                                                     *items)
 
 
 @dataclass(frozen=True)
@@ -281,16 +294,10 @@ class State:
     values: tuple[float, ...]
 
     def __post_init__(self) -> None:
-        _set(self, "timestamp_us", _uint("STATE", "timestamp_us", self.timestamp_us, 32))
-        values = tuple(self.values)
-        _check_count("STATE", "values", values)
-        _set(self, "values", tuple(
-            _float32("STATE", f"values[{i}]", value) for i, value in enumerate(values)
-        ))
+        _validate_series(self, "values", _float32)
 
     def _pack(self) -> bytes:
-        n = len(self.values)
-        return _STAMP_COUNT.pack(self.timestamp_us, n) + struct.pack(f"<{n}f", *self.values)
+        return _pack_series(self.timestamp_us, self.values, "f")
 
     @classmethod
     def _unpack(cls, payload: bytes) -> Self:
@@ -311,16 +318,10 @@ class StateRaw:
     counts: tuple[int, ...]
 
     def __post_init__(self) -> None:
-        _set(self, "timestamp_us", _uint("STATE_RAW", "timestamp_us", self.timestamp_us, 32))
-        counts = tuple(self.counts)
-        _check_count("STATE_RAW", "counts", counts)
-        _set(self, "counts", tuple(
-            _int32("STATE_RAW", f"counts[{i}]", count) for i, count in enumerate(counts)
-        ))
+        _validate_series(self, "counts", _int32)
 
     def _pack(self) -> bytes:
-        n = len(self.counts)
-        return _STAMP_COUNT.pack(self.timestamp_us, n) + struct.pack(f"<{n}i", *self.counts)
+        return _pack_series(self.timestamp_us, self.counts, "i")
 
     @classmethod
     def _unpack(cls, payload: bytes) -> Self:
