@@ -39,6 +39,8 @@ __all__ = [
     "RecorderStatistics",
     "Recording",
     "RecordingError",
+    "controller_columns",
+    "plant_columns",
     "read_recording",
 ]
 
@@ -285,6 +287,30 @@ class Recorder:
         except OSError as exc:
             if self._error is None:
                 self._error = f"fsync: {type(exc).__name__}: {exc}"
+
+
+def _state_columns(names: Sequence[str], units: Sequence[str]) -> list[Column]:
+    if len(names) != len(units):
+        raise ValueError(f"state_units must give one unit per state name: {len(names)} names "
+                         f"{list(names)!r}, {len(units)} units")
+    return [Column(n, u) for n, u in zip(names, units, strict=True)]
+
+
+def plant_columns(state_names: Sequence[str], state_units: Sequence[str]) -> list[Column]:
+    """The columns of plant.rec: one row per plant step (docs/recording.md)."""
+    return [Column("seq", "", "i8"), Column("t_ns", "ns", "i8"), Column("sim_time_s", "s"),
+            *_state_columns(state_names, state_units), Column("force_n", "N"),
+            Column("flags", "", "i8"), Column("lateness_ns", "ns", "i8"),
+            Column("control_seq", "", "i8"), Column("answered_seq", "", "i8")]
+
+
+def controller_columns(state_names: Sequence[str], state_units: Sequence[str]) -> list[Column]:
+    """The columns of controller.rec: one row per control sent (docs/recording.md)."""
+    return [Column("control_seq", "", "i8"), Column("state_seq", "", "i8"),
+            Column("state_t_ns", "ns", "i8"), Column("rx_ns", "ns", "i8"),
+            Column("send_ns", "ns", "i8"), Column("compute_ns", "ns", "i8"),
+            Column("lateness_ns", "ns", "i8"), *_state_columns(state_names, state_units),
+            Column("force_n", "N"), Column("sigma"), Column("mass_condition")]
 
 
 def _write_all(fd: int, data: bytes) -> None:
