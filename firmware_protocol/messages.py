@@ -85,28 +85,24 @@ class FaultCode(enum.IntEnum):
     SUPPLY = 7  # detail: the supply voltage in mV
 
 
-def _uint(owner: str, name: str, value: object, bits: int) -> int:
-    try:
-        number = operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise LocalProtocolError(
-            f"{owner} `{name}` must be an int, got {value!r}"
-        ) from None
-    if not 0 <= number < 1 << bits:
-        raise LocalProtocolError(
-            f"{owner} `{name}` must be in 0..{(1 << bits) - 1} (u{bits}), got {number}"
-        )
-    return number
-
-
-def _int32(owner: str, name: str, value: object) -> int:
+def _integer(owner: str, name: str, value: object, low: int, high: int, kind: str) -> int:
     try:
         number = operator.index(value)  # type: ignore[arg-type]
     except TypeError:
         raise LocalProtocolError(f"{owner} `{name}` must be an int, got {value!r}") from None
-    if not -(1 << 31) <= number < 1 << 31:
-        raise LocalProtocolError(f"{owner} `{name}` must fit in i32, got {number}")
+    if not low <= number <= high:
+        raise LocalProtocolError(
+            f"{owner} `{name}` must be in {low}..{high} ({kind}), got {number}"
+        )
     return number
+
+
+def _uint(owner: str, name: str, value: object, bits: int) -> int:
+    return _integer(owner, name, value, 0, (1 << bits) - 1, f"u{bits}")
+
+
+def _int32(owner: str, name: str, value: object) -> int:
+    return _integer(owner, name, value, -(1 << 31), (1 << 31) - 1, "i32")
 
 
 def _float32(owner: str, name: str, value: object) -> float:

@@ -187,6 +187,7 @@ def test_state_values_are_stored_as_float32_so_a_message_equals_its_decoded_copy
         lambda: State(timestamp_us=2**32, values=(0.0,)),
         lambda: StateRaw(timestamp_us=0, counts=(2**31,)),
         lambda: StateRaw(timestamp_us=0, counts=(-(2**31) - 1,)),
+        lambda: StateRaw(timestamp_us=0, counts=("7",)),
         lambda: Heartbeat(timestamp_us=-1),
         lambda: Fault(code=256),
         lambda: Fault(code=1, detail=65536),
