@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from controller_client.controllers import create_controller
+from controller_client.controllers import GainError, create_controller
 from plant_server.models.dip import rk4_step_kernel
 
 DEFAULT_STARTS = ((0.0, 0.1, -0.05, 0.0, 0.0, 0.0),)
@@ -125,11 +125,12 @@ def fitness(name: str, gains: Sequence[float], starts: Sequence[Sequence[float]]
             duration_s: float = 3.0, delay: float = 1.0, **options: Any) -> float:
     """Summed cost of a fresh `name` controller with `gains` from each start (lower is better).
 
-    Invalid gains (rejected by the registry) score infinity.
+    Gains the registry rejects (non-positive, non-finite) score infinity; an unknown name or
+    bad options raise.
     """
     try:
         law = create_controller(name, gains, **options)
-    except ValueError:
+    except GainError:
         return math.inf
     return sum(simulate(law, x0, duration_s, delay=delay).cost for x0 in starts)
 
