@@ -14,6 +14,7 @@ The plant's silence past `plant_timeout_ms` ends the run with a clear message.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ class ControllerLoop:
         clock: Callable[[], int] = time.monotonic_ns,
         client_name: str = "hil-controller",
         stability: Any = None,
+        open_recorder: Callable[[dict[str, Any]], Any] | None = None,
     ) -> None:
         self.law = law
         # hil.stability.StabilityMonitor fed after each control is sent (None: not monitored)
@@ -96,6 +98,11 @@ class ControllerLoop:
         self.last_flags = 0
         self.final_state: list[float] = []
         self._warn = RateLimiter()
+        # open_recorder(description) -> hil.recorder.Recorder, called after the handshake;
+        # one row per control (hil.recorder.controller_columns). The caller closes it.
+        self.open_recorder = open_recorder
+        self.recorder: Any = None
+        self._lateness_ns = 0
 
     # ----------------------------------------------------------------- handshake
     def handshake(self) -> dict[str, Any]:
@@ -174,8 +181,14 @@ class ControllerLoop:
         c1 = self.clock()
         self.latency.record_ns("compute", c1 - c0)
         self.control_seq += 1
+        t_send = self.clock()
         self.sock.send(msg.pack_control(self.control_seq, self._new_seq, force, self._new_rx_ns,
-                                        self.clock(), c1 - c0))
+                                        t_send, c1 - c0))
+        if self.recorder is not None:
+            self.recorder.record((self.control_seq, self._new_seq, self._new_t_ns,
+                                  self._new_rx_ns, t_send, c1 - c0, self._lateness_ns,
+                                  *self._new_values, force, getattr(self.law, "sigma", math.nan),
+                                  getattr(self.law, "mass_condition", math.nan)))
         self._answered_seq = self._new_seq
         self.last_flags = self._new_flags
         if self.stability is not None:
@@ -186,6 +199,8 @@ class ControllerLoop:
         n = len(d["state_names"])
         self.state = np.zeros(n)
         self.law.reset()
+        if self.open_recorder is not None:
+            self.recorder = self.open_recorder(d)
         self._last_rx_ns = self.clock()
         self.log.info("attached", plant=d.get("name"), mode=d["mode"], rate_hz=d["rate_hz"])
         if d["mode"] == "lockstep":
@@ -220,7 +235,8 @@ class ControllerLoop:
             wait_until(self.sock.sock, deadline, lambda: (self._drain(), False)[1],
                        spin_ns=self.s.spin_ns, clock=self.clock)
             now = self.clock()
-            self.latency.record_ns("controller_lateness", now - deadline)
+            self._lateness_ns = now - deadline
+            self.latency.record_ns("controller_lateness", self._lateness_ns)
             if not self._drain():
                 # The state is late: wait for it, but no later than `late_state_wait` of the
                 # period before the plant's next tick (answering late beats not answering).

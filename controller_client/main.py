@@ -11,7 +11,7 @@ from controller_client.controllers import GainError, UnknownControllerError, cre
 from controller_client.loop import ControllerLoop, HandshakeRefused, LoopSettings, PlantUnreachable
 from hil import messages as msg
 from hil import rt
-from hil.config import ConfigError
+from hil.config import Config, ConfigError
 from hil.process import (
     EXIT_FAULT,
     EXIT_OK,
@@ -20,14 +20,16 @@ from hil.process import (
     ProcessContext,
     run_process,
 )
+from hil.recorder import Recorder, controller_columns
 from hil.stability import StabilityMonitor
 from hil.transport import ControllerSocket
 
 
-def build_law(ctx: ProcessContext) -> Any:
-    cc = ctx.config.controller
+def law_from_config(config: Config) -> Any:
+    """A fresh control law as `config` names it; ConfigError naming the key otherwise."""
+    cc = config.controller
     # The laws integrate with a fixed period: the run's, unless the options say otherwise.
-    options = {"dt_s": 1.0 / ctx.config.run.rate_hz, **cc.options}
+    options = {"dt_s": 1.0 / config.run.rate_hz, **cc.options}
     try:
         return create_controller(cc.name, cc.gains, **options)
     except UnknownControllerError as exc:
@@ -40,7 +42,7 @@ def build_law(ctx: ProcessContext) -> Any:
 
 def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     cfg = ctx.config
-    law = build_law(ctx)
+    law = law_from_config(cfg)
     # Compile and warm the law before the handshake starts the plant's clock.
     warm = np.array(cfg.plant.initial_state, dtype=np.float64)
     for _ in range(3):
@@ -57,8 +59,17 @@ def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     rate_hz = cfg.run.rate_hz
     stability = StabilityMonitor(law.max_force_n, cfg.gates.slew_limit_n_per_s / rate_hz,
                                  window=max(1, round(rate_hz)), sigma_floor=law.sigma_floor)
+
+    def open_recorder(description: dict[str, Any]) -> Recorder:
+        names = description["state_names"]
+        columns = controller_columns(names, description.get("state_units") or [""] * len(names))
+        return Recorder.from_config(ctx.out_dir / "controller.rec", columns, cfg.record, {
+            "run_id": ctx.run_id, "process": "controller", "controller": cc.name,
+            "t0_ns": description.get("t0_ns"), "mode": description.get("mode")})
+
     loop = ControllerLoop(law, sock, settings, ctx.log, stop_requested=ctx.stop,
-                          stability=stability)
+                          stability=stability,
+                          open_recorder=open_recorder if cfg.record.enabled else None)
     rtc = cfg.realtime
     granted = rt.apply_realtime(rtc.controller_cpu, rtc.sched_fifo, rtc.sched_priority,
                                 rtc.lock_memory, ctx.log)
@@ -84,12 +95,15 @@ def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
             sock.send(msg.encode("bye", loop.end_reason))  # best effort; a dead plant is fine
         finally:
             sock.close()
+            recording = loop.recorder.close().to_dict() if loop.recorder is not None else None
     report = loop.report()
     report["realtime"] = {"granted": granted.granted, "refused": granted.refused}
     report["cpu"] = {"wall_s": usage.wall_s, "cpu_s": usage.cpu_s, "ratio": usage.ratio}
     report["endpoint"] = cc.endpoint
     report["law"] = law.describe()
     report["stability"] = stability.summary()
+    if recording is not None:
+        report["recording"] = recording
     ctx.log.info("controller done", end_reason=loop.end_reason, controls=loop.control_seq,
                  overruns=loop.overruns, dropped=loop.states_dropped)
     if code == EXIT_OK and loop.end_reason == "stopped" and ctx.stop.signal is None:

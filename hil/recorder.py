@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from hil.config import RecordConfig
+
 __all__ = [
     "FORMAT_VERSION",
     "Column",
@@ -176,6 +178,14 @@ class Recorder:
         self._thread = threading.Thread(target=self._writer, name=f"recorder:{self.path.name}",
                                         daemon=True)
         self._thread.start()
+
+    @classmethod
+    def from_config(cls, path: str | Path, columns: Sequence[ColumnSpec], config: RecordConfig,
+                    meta: Mapping[str, Any] | None = None) -> Recorder:
+        """A recorder with the queue and flush settings of the config's `record` section."""
+        return cls(path, columns, meta, capacity=config.queue_rows,
+                   flush_interval_s=config.flush_interval_ms / 1000.0,
+                   fsync_interval_s=config.fsync_interval_s)
 
     # ----------------------------------------------------------------- loop side
     def record(self, row: Sequence[float]) -> None:
