@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from controller_client.controllers.base import KernelLaw
+from controller_client.controllers.base import KernelLaw, require_ordered
 from controller_client.controllers.nominal import (
     CART_OPTIONS,
     DEFAULT_SURFACE,
@@ -68,9 +68,7 @@ class AdaptiveSMC(KernelLaw):
 
     def _options(self, options: dict[str, Any]) -> dict[str, float]:
         opts = self.take_options(self.name, options, DEFAULT_OPTIONS)
-        if not opts["k_min"] <= opts["k_init"] <= opts["k_max"]:
-            raise ValueError(f"{self.name} needs k_min <= k_init <= k_max, got "
-                             f"{opts['k_min']}, {opts['k_init']}, {opts['k_max']}")
+        require_ordered(self.name, opts, "k_min", "k_init", "k_max")
         self.sigma_floor = 0.05 * opts["boundary_layer"]
         return opts
 

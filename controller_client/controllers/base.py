@@ -13,6 +13,7 @@ the compiled closed-loop simulations of `controller_client.tuning`.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
@@ -32,6 +33,14 @@ def positive_option(name: str, value: Any) -> float:
     if not (math.isfinite(f) and f > 0):
         raise ValueError(f"option {name} must be finite and > 0, got {value!r}")
     return f
+
+
+def require_ordered(law: str, options: Mapping[str, float], *keys: str) -> None:
+    """Raise ValueError unless options[keys[0]] <= options[keys[1]] <= ..."""
+    values = [options[k] for k in keys]
+    if any(a > b for a, b in itertools.pairwise(values)):
+        raise ValueError(f"{law} needs {' <= '.join(keys)}, got "
+                         f"{', '.join(f'{v:g}' for v in values)}")
 
 
 class KernelLaw:

@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit
 
 from controller_client.controllers.adaptive_smc import adapt
-from controller_client.controllers.base import KernelLaw
+from controller_client.controllers.base import KernelLaw, require_ordered
 from controller_client.controllers.nominal import (
     CART_OPTIONS,
     DEFAULT_SURFACE,
@@ -67,9 +67,8 @@ class HybridAdaptiveSTASMC(KernelLaw):
 
     def _options(self, options: dict[str, Any]) -> dict[str, float]:
         opts = self.take_options(self.name, options, DEFAULT_OPTIONS)
-        for i in ("1", "2"):
-            if not opts["k_min"] <= opts[f"k{i}_init"] <= opts[f"k{i}_max"]:
-                raise ValueError(f"{self.name} needs k_min <= k{i}_init <= k{i}_max")
+        require_ordered(self.name, opts, "k_min", "k1_init", "k1_max")
+        require_ordered(self.name, opts, "k_min", "k2_init", "k2_max")
         self.sigma_floor = opts["boundary_layer"]
         return opts
 

@@ -49,26 +49,16 @@ def frequent_thread_switches() -> Iterator[None]:
 
 
 def run_threads(target: Callable[[int], None], count: int, timeout_s: float = 60.0) -> None:
-    """Run `target(index)` in `count` threads released together; re-raise the first failure."""
-    start = threading.Barrier(count)
-    errors: list[BaseException] = []
-
-    def body(index: int) -> None:
-        try:
-            start.wait()
-            target(index)
-        except BaseException as exc:
-            errors.append(exc)
-            start.abort()
-
-    threads = [threading.Thread(target=body, args=(i,), daemon=True) for i in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=timeout_s)
-    assert not any(t.is_alive() for t in threads), "threads still running: deadlock?"
-    if errors:
-        raise errors[0]
+    """Run `target(index)` on `count` pool threads released together by a barrier; fail on
+    a timeout (a deadlock) instead of hanging, and re-raise the first failure."""
+    barrier = threading.Barrier(count)
+    pool = ThreadPoolExecutor(max_workers=count)
+    futures = [pool.submit(lambda i=i: (barrier.wait(timeout_s), target(i))) for i in range(count)]
+    not_done = wait(futures, timeout=timeout_s).not_done
+    pool.shutdown(wait=False, cancel_futures=True)
+    assert not not_done, f"{len(not_done)} threads still running: deadlock?"
+    for f in futures:
+        f.result()
 
 
 def rss_bytes() -> int:
