@@ -2,7 +2,13 @@
 
 `hil run` starts `hil-plant` and `hil-controller` as separate processes by their entry
 points (never by import), waits for both, merges their JSON into `report.json`, prints a
-summary, and exits 0 on PASS, 1 on FAIL, 2 on bad usage or config.
+summary, writes `report.html` with its plots, appends the run to the history database, and
+exits 0 on PASS, 1 on FAIL, 2 on bad usage or config.
+
+The other commands work on finished runs: `hil report` (re)writes a run's HTML report,
+`hil export` writes its plant recording as CSV or NPZ, `hil replay` feeds its recorded
+states to a fresh controller (`python -m controller_client.replay`, started as a process),
+`hil history` lists past runs and `hil compare` puts two runs side by side.
 """
 
 from __future__ import annotations
@@ -17,8 +23,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hil.config import ConfigError, dump_config, load_config
+from hil import history
+from hil.config import Config, ConfigError, dump_config, load_config
+from hil.export import FORMATS, export_recording
+from hil.html_report import write_html_report
 from hil.process import EXIT_FAULT, EXIT_OK, EXIT_USAGE, new_run_id, write_json
+from hil.recorder import RecordingError
 from hil.report import build_report, summary_table
 
 _GRACE_S = 5.0
@@ -59,8 +69,10 @@ def _run(args: argparse.Namespace) -> int:
     run_id = args.run_id or new_run_id()
     out = Path(args.out) if args.out else Path("runs") / run_id
     out.mkdir(parents=True, exist_ok=True)
-    for stale in ("plant.json", "controller.json", "report.json"):
+    for stale in ("plant.json", "controller.json", "report.json", "plant.rec", "controller.rec",
+                  "report.html"):
         (out / stale).unlink(missing_ok=True)
+    started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     cfg_path = out / "config.yaml"
     cfg_path.write_text(dump_config(config))
     common = ["--config", str(cfg_path), "--out", str(out), "--run-id", run_id]
@@ -70,26 +82,144 @@ def _run(args: argparse.Namespace) -> int:
     procs = {"plant": plant, "controller": controller}
     interrupted = _wait(procs, config)
     codes = {name: p.returncode for name, p in procs.items()}
-    results = {}
-    for name in procs:
-        path = out / f"{name}.json"
-        try:
-            results[name] = json.loads(path.read_text())
-        except (OSError, ValueError):
-            results[name] = {"end_reason": f"no {name}.json (exit {codes[name]})",
-                             "exit_code": codes[name]}
+    results = _read_results(out, codes)
     if EXIT_USAGE in codes.values():
         print(f"hil run: configuration refused (see above); partial reports in {out}",
               file=sys.stderr)
         return EXIT_USAGE
     report = build_report(run_id, config.model_dump(mode="json"), results["plant"],
                           results["controller"])
+    report["started_at"] = started_at
     if interrupted:
         report["interrupted"] = True
     write_json(out / "report.json", report)
     print(summary_table(report))
     print(f"report: {out / 'report.json'}")
+    _finish(out, report, config)
     return EXIT_OK if report["verdict"] == "PASS" else EXIT_FAULT
+
+
+def _read_results(out: Path, codes: dict[str, int | None]) -> dict[str, dict[str, Any]]:
+    """Each process's JSON report, or a stand-in saying why there is none."""
+    results = {}
+    for name, code in codes.items():
+        path = out / f"{name}.json"
+        try:
+            results[name] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            results[name] = {"end_reason": f"no {name}.json (exit {code})", "exit_code": code}
+    return results
+
+
+def _finish(out: Path, report: dict[str, Any], config: Config) -> None:
+    """The HTML report and the history entry; a failure here is reported, never fatal."""
+    if config.record.html:
+        try:
+            print(f"html:   {write_html_report(out)}")
+        except Exception as exc:  # plotting must not turn a finished run into a crash
+            print(f"hil run: no HTML report: {type(exc).__name__}: {exc}", file=sys.stderr)
+    if config.record.history_db:
+        try:
+            history.append_run(config.record.history_db, report, out)
+            print(f"history: {config.record.history_db} (run {report['run_id']})")
+        except (history.HistoryError, OSError) as exc:
+            print(f"hil run: not added to the history: {exc}", file=sys.stderr)
+
+
+def _report(args: argparse.Namespace) -> int:
+    out = Path(args.run_dir)
+    path = out / "report.json"
+    try:
+        if path.exists():
+            report = json.loads(path.read_text())
+        else:  # `hil run` itself was stopped: merge what the processes left
+            config = load_config(out / "config.yaml")
+            results = _read_results(out, {"plant": None, "controller": None})
+            run_id = results["plant"].get("run_id") or out.name
+            report = build_report(run_id, config.model_dump(mode="json"), results["plant"],
+                                  results["controller"])
+            write_json(path, report)
+        page = write_html_report(out)
+    except (OSError, ValueError, ConfigError) as exc:
+        print(f"hil report: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(summary_table(report))
+    print(f"html: {page}")
+    return EXIT_OK
+
+
+def _export(args: argparse.Namespace) -> int:
+    source = Path(args.run_dir) / "plant.rec"
+    if not source.exists():
+        print(f"hil export: no {source} (was recording off, or did the plant not start?)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        rec = export_recording(args.run_dir, args.format, args.output)
+    except (OSError, RecordingError, ValueError) as exc:
+        print(f"hil export: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if rec.problem:
+        print(f"hil export: {rec.truncated_bytes} bytes at the end of plant.rec ignored "
+              f"({rec.problem})", file=sys.stderr)
+    elif not rec.complete:
+        print("hil export: plant.rec was not closed (its process was killed); all its rows "
+              "were exported", file=sys.stderr)
+    print(f"{rec.rows} plant steps, {len(rec.columns)} columns -> {args.output}")
+    return EXIT_OK
+
+
+def _replay(args: argparse.Namespace) -> int:
+    command = [sys.executable, "-m", "controller_client.replay", args.run_dir,
+               "--tolerance", str(args.tolerance), *(["--json"] if args.json else [])]
+    return subprocess.run(command, check=False).returncode
+
+
+def _history(args: argparse.Namespace) -> int:
+    try:
+        runs = history.list_runs(args.db, args.limit)
+    except (history.HistoryError, ValueError) as exc:
+        print(f"hil history: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not runs:
+        print(f"no runs in {args.db}")
+        return EXIT_OK
+    print(f"{'date':<21}{'run id':<24}{'plant':<10}{'controller':<16}{'mode':<10}"
+          f"{'verdict':<8}{'score':>6}{'rt p50':>9}{'rt p99':>9}{'misses':>9}")
+    for r in runs:
+        print(f"{r['date']:<21}{r['run_id']:<24}{r['plant'] or '-':<10}"
+              f"{r['controller'] or '-':<16}{r['mode'] or '-':<10}{r['verdict'] or '-':<8}"
+              + "".join(f"{_num(r[k], spec):>{width}}" for k, spec, width in (
+                  ("score", ".1f", 6), ("round_trip_p50_us", ".1f", 9),
+                  ("round_trip_p99_us", ".1f", 9), ("miss_ratio", ".2%", 9))))
+    print("(latencies in us, newest first)")
+    return EXIT_OK
+
+
+def _num(v: float | None, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def _load_run(ref: str, db: str) -> dict[str, Any]:
+    """A run's report from its folder, else from the history by (a prefix of) its run id."""
+    folder = Path(ref)
+    if (folder / "report.json").exists():
+        return json.loads((folder / "report.json").read_text())
+    run = history.get_run(db, ref)
+    if run is None:
+        raise history.HistoryError(f"{ref!r} is neither a run folder with a report.json nor a "
+                                   f"run id in {db}")
+    return run["report"]
+
+
+def _compare(args: argparse.Namespace) -> int:
+    try:
+        a, b = _load_run(args.run_a, args.db), _load_run(args.run_b, args.db)
+    except (history.HistoryError, OSError, ValueError) as exc:
+        print(f"hil compare: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(history.format_compare(history.compare(a, b)))
+    return EXIT_OK
 
 
 def _wait(procs: dict[str, subprocess.Popen], config: Any) -> bool:
@@ -140,13 +270,35 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--endpoint", help="ZeroMQ endpoint for both processes")
     run.add_argument("--out", help="run folder (default runs/<run-id>)")
     run.add_argument("--run-id", help=argparse.SUPPRESS)
+    run.set_defaults(handler=_run)
+    report = sub.add_parser("report", help="(re)write a run's report.html and plots")
+    report.add_argument("run_dir")
+    report.set_defaults(handler=_report)
+    export = sub.add_parser("export", help="a run's plant recording as a table")
+    export.add_argument("run_dir")
+    export.add_argument("--format", choices=FORMATS, default="csv")
+    export.add_argument("--output", required=True, help="file to write")
+    export.set_defaults(handler=_export)
+    replay = sub.add_parser("replay", help="feed a run's recorded states to a fresh controller "
+                                           "and check it reproduces the recorded controls")
+    replay.add_argument("run_dir")
+    replay.add_argument("--tolerance", type=float, default=1e-9, help="N (default 1e-9)")
+    replay.add_argument("--json", action="store_true")
+    replay.set_defaults(handler=_replay)
+    hist = sub.add_parser("history", help="list past runs, newest first")
+    hist.add_argument("--db", default=str(history.DEFAULT_PATH))
+    hist.add_argument("--limit", type=int, default=20)
+    hist.set_defaults(handler=_history)
+    comp = sub.add_parser("compare", help="two runs' gates and latencies side by side")
+    comp.add_argument("run_a", help="run folder or run id (a unique prefix will do)")
+    comp.add_argument("run_b")
+    comp.add_argument("--db", default=str(history.DEFAULT_PATH))
+    comp.set_defaults(handler=_compare)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return EXIT_USAGE if exc.code else EXIT_OK
-    if args.command == "run":
-        return _run(args)
-    return EXIT_USAGE  # pragma: no cover - argparse requires a known command
+    return args.handler(args)
 
 
 if __name__ == "__main__":

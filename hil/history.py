@@ -238,7 +238,7 @@ def _cell(v: Any) -> str:
 
 def format_compare(rows: list[dict[str, Any]]) -> str:
     """`compare` rows as a terminal table."""
-    lines = [f"{'':<34}{'A':>22}{'B':>22}{'change':>12}{'':>9}"]
+    lines = [f"{'':<34}{'A':>24}{'B':>24}{'change':>12}{'':>9}"]
     section = None
     for r in rows:
         if r["section"] != section:
@@ -248,7 +248,7 @@ def format_compare(rows: list[dict[str, Any]]) -> str:
         if section == "gate":
             a, b = f"{a} {_cell(r['a_passed'])}", f"{b} {_cell(r['b_passed'])}"
         change = "" if r["change"] is None else f"{r['change']:+.4g}"
-        pct = "" if r["change_pct"] is None else f"{r['change_pct']:+.0f}%"
+        pct = "" if r["change_pct"] is None else f"{r['change_pct']:+.3g}%"
         name = f"{r['name']} ({r['unit']})" if r["unit"] else r["name"]
-        lines.append(f"{name:<34}{a:>22}{b:>22}{change:>12}{pct:>9}")
+        lines.append(f"{name:<34}{a:>24}{b:>24}{change:>12}{pct:>9}")
     return "\n".join(lines)

@@ -36,8 +36,9 @@ from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
 from hil.latency import LatencyMonitor
 from hil.recorder import Recording, RecordingError, read_recording
 
-__all__ = ["percentile_curve", "write_html_report"]
+__all__ = ["PLOT_FILES", "percentile_curve", "write_html_report"]
 
+PLOT_FILES = ("latency_percentiles.png", "timing.png", "trajectories.png", "stability.png")
 LEGS = ("round_trip", "state_to_controller", "controller_to_plant", "compute")
 LATENESS = ("plant_lateness", "controller_lateness")
 _TAIL_TICKS = (0.0, 90.0, 99.0, 99.9, 99.99, 99.999, 99.9999)
@@ -83,6 +84,9 @@ def write_html_report(run_dir: str | Path) -> Path:
         if controller is not None and controller.rows:
             plots.append(_save(_stability_figure(plant, controller, t_plant, max_force),
                                run / "stability.png", "Stability metrics over time"))
+    made = {file for file, _ in plots}
+    for stale in set(PLOT_FILES) - made:  # from an earlier report of this folder
+        (run / stale).unlink(missing_ok=True)
     page = run / "report.html"
     page.write_text(_page(report, plots, notes, _config_text(run, report)))
     return page

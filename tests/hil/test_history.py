@@ -198,6 +198,6 @@ def test_format_compare_is_a_readable_table() -> None:
     lines = text.splitlines()
     assert "-- gate" in lines and "-- latency" in lines
     rt = next(line for line in lines if line.startswith("round_trip_p99 (us)"))
-    assert "640 pass" in rt and "900 FAIL" in rt and "+260" in rt and "+41%" in rt
+    assert "640 pass" in rt and "900 FAIL" in rt and "+260" in rt and "+40.6%" in rt
     misses = next(line for line in lines if line.startswith("misses"))
     assert misses.split()[-2:] == ["-22", "-100%"]
