@@ -26,7 +26,7 @@ from hil import messages as msg
 from hil.latency import LatencyMonitor
 from hil.ratelimit import RateLimiter
 from hil.schedule import Schedule
-from hil.transport import ControllerSocket, wait_until
+from hil.transport import ControllerSocket, wait_for_message, wait_until
 
 CONTROLLER_FIGURES = ("state_to_controller", "compute", "controller_lateness")
 
@@ -129,8 +129,8 @@ class ControllerLoop:
                 raise PlantUnreachable(
                     f"no answer from the plant at {self.sock.endpoint} within "
                     f"{self.s.connect_timeout_ns / 1e9:g} s: is hil-plant running there?")
-            wait_until(self.sock.sock, min(give_up, now + 20_000_000), lambda: True, spin_ns=0,
-                       clock=self.clock)
+            wait_for_message(self.sock.sock, min(give_up - now, 20_000_000), lambda: True,
+                             clock=self.clock)
 
     # ----------------------------------------------------------------- receiving
     def _drain(self) -> bool:
@@ -259,9 +259,8 @@ class ControllerLoop:
 
     def _run_lockstep(self) -> None:
         while True:
-            now = self.clock()
-            wait_until(self.sock.sock, now + self.s.plant_timeout_ns, self._drain, spin_ns=0,
-                       clock=self.clock)
+            wait_for_message(self.sock.sock, self.s.plant_timeout_ns, self._drain,
+                             clock=self.clock)
             if self._new_seq > self._answered_seq:
                 self._answer()
             if self._ended() or self._silent(self.clock()):

@@ -5,10 +5,14 @@ a second controller and reject messages from unattached peers, all on one socket
 drop rather than block when a queue is full (small high-water marks): only the newest state
 and the newest control matter.
 
-`wait_until` is the shared "sleep, then spin" wait of both loops: it sleeps in `select()` on
-the socket's file descriptor (microsecond timeouts, unlike zmq_poll's milliseconds), wakes
-at once when a message arrives so it is timestamped on arrival, and busy-waits only the last
-`spin_ns` before the deadline.
+`wait_until` is the shared "sleep, then spin" wait of the real-time loops: it sleeps in
+`select()` on the socket's file descriptor (microsecond timeouts, unlike zmq_poll's
+milliseconds), wakes at once when a message arrives so it is timestamped on arrival, and
+busy-waits only the last `spin_ns` before the deadline.
+
+`wait_for_message` is the event-driven wait of lockstep and handshakes: zmq_poll, whose
+wake-up is ~10-20 us faster than select() on the FD (measured, benchmarks/bench_roundtrip.py),
+with millisecond timeouts that only bound silence.
 """
 
 from __future__ import annotations
@@ -111,3 +115,19 @@ def wait_until(
             # a missed wake-up could only delay us to the deadline, never past it.
             select.select((fd,), (), (), (remaining - spin_ns) / 1e9)
         # within the spin window: loop without sleeping, checking the socket each pass
+
+
+def wait_for_message(
+    sock: zmq.Socket,
+    timeout_ns: int,
+    on_readable: Callable[[], bool],
+    clock: Callable[[], int] = time.monotonic_ns,
+) -> bool:
+    """Call `on_readable()` as messages arrive until it returns True (-> True) or timeout."""
+    deadline = clock() + timeout_ns
+    while True:
+        remaining_ms = (deadline - clock()) / 1e6
+        if remaining_ms <= 0:
+            return False
+        if sock.poll(max(1, int(remaining_ms + 0.999)), zmq.POLLIN) and on_readable():
+            return True

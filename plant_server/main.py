@@ -11,6 +11,7 @@ from hil import rt
 from hil.config import ConfigError
 from hil.process import EXIT_FAULT, EXIT_OK, EXIT_USAGE, ProcessContext, run_process
 from hil.transport import PlantSocket
+from plant_server.backends import SimBackend
 from plant_server.models import create_model
 from plant_server.server import PlantServer, PlantSettings
 
@@ -49,8 +50,8 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
         print(f"hil-plant: {exc} (is another hil-plant running? choose another port with "
               f"--endpoint or plant.endpoint)", file=sys.stderr)
         return EXIT_USAGE, {"end_reason": f"cannot bind {cfg.plant.endpoint}"}
-    server = PlantServer(model, np.array(cfg.plant.initial_state), sock, settings, ctx.log,
-                         stop_requested=ctx.stop)
+    backend = SimBackend(model, np.array(cfg.plant.initial_state), settings.period_ns)
+    server = PlantServer(backend, sock, settings, ctx.log, stop_requested=ctx.stop)
     rtc = cfg.realtime
     granted = rt.apply_realtime(rtc.plant_cpu, rtc.sched_fifo, rtc.sched_priority,
                                 rtc.lock_memory, ctx.log)

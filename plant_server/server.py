@@ -22,7 +22,7 @@ import numpy as np
 from hil import messages as msg
 from hil.latency import LatencyMonitor
 from hil.schedule import Schedule
-from hil.transport import PlantSocket, wait_until
+from hil.transport import PlantSocket, wait_for_message, wait_until
 from hil.watchdog import Watchdog
 
 PLANT_FIGURES = ("round_trip", "controller_to_plant", "plant_lateness")
@@ -57,27 +57,20 @@ class PlantCounters:
 
 
 class PlantServer:
-    """Serves `model` on `sock`. `stop_requested()` is polled once per tick."""
+    """Serves `backend` on `sock`. `stop_requested()` is polled once per tick."""
 
     def __init__(
         self,
-        model: Any,
-        initial_state: np.ndarray,
+        backend: Any,
         sock: PlantSocket,
         settings: PlantSettings,
         log: Any,
         stop_requested: Callable[[], bool] = lambda: False,
         clock: Callable[[], int] = time.monotonic_ns,
     ) -> None:
-        self.model = model
-        self.state = np.array(initial_state, dtype=np.float64)
-        n = len(model.state_names)
-        if self.state.shape != (n,):
-            raise ValueError(
-                f"initial_state must have {n} entries {list(model.state_names)} for model "
-                f"{model.name!r}, got {self.state.shape[0]}"
-            )
-        self._next = np.empty_like(self.state)
+        self.backend = backend
+        self.state = backend.state
+        self.initial_state = backend.state.copy()
         self.sock = sock
         self.s = settings
         self.log = log
@@ -86,33 +79,31 @@ class PlantServer:
         self.latency = LatencyMonitor(PLANT_FIGURES)
         self.watchdog = Watchdog(settings.watchdog_timeout_ns, clock=clock)
         self.counters = PlantCounters()
-        self.max_force_n = float(model.max_force_n)
+        self.max_force_n = float(backend.max_force_n)
         self.peer: bytes | None = None
         self.t0_ns = 0
         self.seq = -1  # seq of the newest published state
-        self.sim_time_s = 0.0
         self.cycles = 0
         self.end_reason = "not started"
         self.force_n = settings.safe_force_n
         self._pub_t = np.zeros(_PUB_RING, dtype=np.int64)
         self._answered_seq = -1  # newest state seq answered by an applied control
         self._last_control_seq = -1
-        self._segments: list[tuple[int, float]] = []  # (arrival ns, force) since the last tick
         self._controller_left = False
         self._lockstep_answered = False
         self._in_safe = False
-        self._held_force = settings.safe_force_n
+        self._lockstep_t_ns = 0  # the plant's time axis in lockstep (simulated ns)
 
     # ----------------------------------------------------------------- description
     def description(self) -> dict[str, Any]:
-        d = dict(self.model.describe())
+        d = dict(self.backend.describe())
         d.update(
             mode=self.s.mode,
             rate_hz=1e9 / self.s.period_ns,
             period_ns=self.s.period_ns,
             t0_ns=self.t0_ns,
             duration_s=self.s.duration_s,
-            initial_state=self.state.tolist(),
+            initial_state=self.initial_state.tolist(),
             watchdog_timeout_ms=self.s.watchdog_timeout_ns / 1e6,
         )
         return d
@@ -193,7 +184,7 @@ class PlantServer:
             force = self.max_force_n if force > 0 else -self.max_force_n
             self.counters.saturations += 1
         self.force_n = force
-        self._segments.append((now, force))
+        self.backend.apply(force, self._backend_time(now))
         self.watchdog.feed()
         self.counters.controls_applied += 1
         if state_seq > self.seq - _PUB_RING:
@@ -214,28 +205,9 @@ class PlantServer:
         if self.peer is not None:
             self.sock.send(self.peer, msg.pack_state(self.seq, t, self.state.tolist(), flags))
 
-    def _integrate(self, t_from: int, t_to: int) -> None:
-        """Advance the plant from grid time t_from to t_to, switching force at arrivals."""
-        force = self._held_force
-        t = t_from
-        for arrival, f in self._segments:
-            if arrival > t:
-                self._step(force, min(arrival, t_to) - t)
-                t = min(arrival, t_to)
-            force = f
-        self._segments.clear()
-        while t < t_to:
-            dt = min(t_to - t, self.s.period_ns)
-            self._step(force, dt)
-            t += dt
-        self._held_force = force
-
-    def _step(self, force: float, dt_ns: int) -> None:
-        if dt_ns <= 0:
-            return
-        self.model.step(self.state, force, dt_ns * 1e-9, self._next)
-        self.state, self._next = self._next, self.state
-        self.sim_time_s += dt_ns * 1e-9
+    def _backend_time(self, now: int) -> int:
+        """The backend's time axis: the wall clock, or simulated time in lockstep."""
+        return self._lockstep_t_ns if self.s.mode == "lockstep" else now
 
     def _flags(self) -> int:
         return (msg.FLAG_SAFE | msg.FLAG_WATCHDOG) if self.watchdog.latched else 0
@@ -243,8 +215,7 @@ class PlantServer:
     def _go_safe(self, now: int) -> None:
         self._in_safe = True
         self.force_n = self.s.safe_force_n
-        self._held_force = self.s.safe_force_n
-        self._segments.clear()
+        self.backend.apply(self.s.safe_force_n, self._backend_time(now))
         self.watchdog.note_safe_output(now)
         self.log.warning("watchdog expired: safe output applied and latched",
                          timeout_ms=self.s.watchdog_timeout_ns / 1e6)
@@ -284,13 +255,13 @@ class PlantServer:
         total = round(self.s.duration_s * 1e9 / period)
         sched = Schedule(self.t0_ns, period)
         prev_grid = self.t0_ns
-        self.sim_time_s = 0.0
+        self.backend.start(self.t0_ns)
         while True:
             grid = sched.deadline_ns
             now = self.clock()
             self.latency.record_ns("plant_lateness", now - grid)
+            self.state = self.backend.advance(grid)
             if self.seq >= 0:
-                self._integrate(prev_grid, grid)
                 # The previous state's deadline: answered before this tick? Ticks the plant
                 # itself skipped (it woke a whole period late) count as misses too.
                 self.latency.record_deadline(self._answered_seq >= self.seq)
@@ -317,8 +288,10 @@ class PlantServer:
     def _run_lockstep(self) -> None:
         period = self.s.period_ns
         total = round(self.s.duration_s * 1e9 / period)
-        dt_s = period * 1e-9
+        self.backend.start(0)
         for k in range(total + 1):
+            self._lockstep_t_ns = k * period
+            self.state = self.backend.advance(self._lockstep_t_ns)
             self.cycles += 1
             if k == total:
                 self.end_reason = "duration"
@@ -327,8 +300,8 @@ class PlantServer:
                 self.end_reason = "stopped"
                 return
             self._publish(self._flags())
-            wait_until(self.sock.sock, self.clock() + self.s.watchdog_timeout_ns, self._drain,
-                       spin_ns=0, clock=self.clock)
+            wait_for_message(self.sock.sock, self.s.watchdog_timeout_ns, self._drain,
+                             clock=self.clock)
             if self._controller_left:
                 self.end_reason = "controller left"
                 return
@@ -338,10 +311,6 @@ class PlantServer:
                 self._go_safe(self.clock())
                 self.end_reason = "watchdog: controller silent in lockstep"
                 return
-            self._segments.clear()
-            self.model.step(self.state, self.force_n, dt_s, self._next)
-            self.state, self._next = self._next, self.state
-            self.sim_time_s += dt_s
 
     def _send_final(self) -> None:
         self._publish(self._flags() | msg.FLAG_FINAL)
@@ -355,10 +324,10 @@ class PlantServer:
             "process": "plant",
             "mode": self.s.mode,
             "rate_hz": 1e9 / self.s.period_ns,
-            "duration_s": self.sim_time_s,
+            "duration_s": self.backend.sim_time_ns * 1e-9,
             "cycles": self.cycles,
             "end_reason": self.end_reason,
-            "plant": self.model.describe(),
+            "plant": self.backend.describe(),
             "final_state": self.state.tolist(),
             "latency_us": stats["figures"],
             "deadline": stats["deadline"],
