@@ -10,6 +10,7 @@ import numpy as np
 from hil import rt
 from hil.config import ConfigError
 from hil.process import EXIT_FAULT, EXIT_OK, EXIT_USAGE, ProcessContext, run_process
+from hil.recorder import Recorder, plant_columns
 from hil.transport import PlantSocket
 from plant_server.backends import SimBackend
 from plant_server.models import create_model
@@ -51,7 +52,16 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
               f"--endpoint or plant.endpoint)", file=sys.stderr)
         return EXIT_USAGE, {"end_reason": f"cannot bind {cfg.plant.endpoint}"}
     backend = SimBackend(model, np.array(cfg.plant.initial_state), settings.period_ns)
-    server = PlantServer(backend, sock, settings, ctx.log, stop_requested=ctx.stop)
+    recorder = None
+    if cfg.record.enabled:
+        desc = backend.describe()
+        columns = plant_columns(desc["state_names"], desc.get("state_units")
+                                or [""] * len(desc["state_names"]))
+        recorder = Recorder.from_config(ctx.out_dir / "plant.rec", columns, cfg.record,
+                                        {"run_id": ctx.run_id, "process": "plant", "plant": desc,
+                                         "mode": cfg.run.mode, "period_ns": cfg.period_ns})
+    server = PlantServer(backend, sock, settings, ctx.log, stop_requested=ctx.stop,
+                         recorder=recorder)
     rtc = cfg.realtime
     granted = rt.apply_realtime(rtc.plant_cpu, rtc.sched_fifo, rtc.sched_priority,
                                 rtc.lock_memory, ctx.log)
@@ -64,7 +74,10 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     finally:
         usage = cpu.read()
         sock.close()
+        recording = recorder.close().to_dict() if recorder is not None else None
     report = server.report()
+    if recording is not None:
+        report["recording"] = recording
     report["realtime"] = {"granted": granted.granted, "refused": granted.refused}
     report["cpu"] = {"wall_s": usage.wall_s, "cpu_s": usage.cpu_s, "ratio": usage.ratio}
     report["endpoint"] = sock.endpoint

@@ -67,8 +67,13 @@ class PlantServer:
         log: Any,
         stop_requested: Callable[[], bool] = lambda: False,
         clock: Callable[[], int] = time.monotonic_ns,
+        recorder: Any = None,
     ) -> None:
         self.backend = backend
+        # hil.recorder.Recorder with hil.recorder.plant_columns: one row per published state.
+        # The caller closes it.
+        self.recorder = recorder
+        self._lateness_ns = 0
         self.state = backend.state
         self.initial_state = backend.state.copy()
         self.sock = sock
@@ -202,8 +207,13 @@ class PlantServer:
         self.seq += 1
         t = self.clock()
         self._pub_t[self.seq % _PUB_RING] = t
+        values = self.state.tolist()
         if self.peer is not None:
-            self.sock.send(self.peer, msg.pack_state(self.seq, t, self.state.tolist(), flags))
+            self.sock.send(self.peer, msg.pack_state(self.seq, t, values, flags))
+        if self.recorder is not None:
+            self.recorder.record((self.seq, t, self.backend.sim_time_ns * 1e-9, *values,
+                                  self.force_n, flags, self._lateness_ns,
+                                  self._last_control_seq, self._answered_seq))
 
     def _backend_time(self, now: int) -> int:
         """The backend's time axis: the wall clock, or simulated time in lockstep."""
@@ -259,7 +269,8 @@ class PlantServer:
         while True:
             grid = sched.deadline_ns
             now = self.clock()
-            self.latency.record_ns("plant_lateness", now - grid)
+            self._lateness_ns = now - grid
+            self.latency.record_ns("plant_lateness", self._lateness_ns)
             self.state = self.backend.advance(grid)
             if self.seq >= 0:
                 # The previous state's deadline: answered before this tick? Ticks the plant
