@@ -65,7 +65,8 @@ def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
         columns = controller_columns(names, description.get("state_units") or [""] * len(names))
         return Recorder.from_config(ctx.out_dir / "controller.rec", columns, cfg.record, {
             "run_id": ctx.run_id, "process": "controller", "controller": cc.name,
-            "t0_ns": description.get("t0_ns"), "mode": description.get("mode")})
+            "t0_ns": description.get("t0_ns"), "mode": description.get("mode"),
+            "sigma_floor": law.sigma_floor})
 
     loop = ControllerLoop(law, sock, settings, ctx.log, stop_requested=ctx.stop,
                           stability=stability,

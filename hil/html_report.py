@@ -232,21 +232,35 @@ def _stability_figure(plant: Recording, controller: Recording, t: np.ndarray,
     tc = _controller_time(plant, controller, t)
     sigma = controller["sigma"] if "sigma" in controller else np.full(controller.rows, np.nan)
     fig, axes = _figure(4, 8.0)
+    floor = float(controller.meta.get("sigma_floor") or 0.0)
     axes[0].plot(tc, np.abs(sigma), lw=0.8)
+    if floor > 0:
+        axes[0].axhline(floor, color="0.4", ls="--", lw=0.8,
+                        label=f"sigma floor {floor:g}: on the surface below")
+        axes[0].legend(fontsize=8, loc="upper right")
     axes[0].set_yscale("log")
     axes[0].set_ylabel("|sigma|")
+    # As hil.stability's LyapunovMonitor: a step counts when it starts off the surface.
     v = 0.5 * sigma * sigma
-    decreased = np.diff(v, prepend=np.nan) < 0
-    axes[1].plot(tc, _rolling_mean(decreased), lw=0.9)
+    evaluated = np.abs(np.concatenate(([np.nan], sigma[:-1]))) > floor
+    decreased = evaluated & (np.diff(v, prepend=np.nan) < 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = _rolling_sum(decreased) / _rolling_sum(evaluated)
+    axes[1].plot(tc, share, lw=0.9)
+    if np.isnan(share).any():
+        axes[1].fill_between(tc, 0, 1, where=np.isnan(share), color="0.88", step="mid",
+                             label="on the surface: not evaluated")
+        axes[1].legend(fontsize=8, loc="lower right")
     axes[1].set_ylim(-0.05, 1.05)
-    axes[1].set_ylabel(f"V decreased\n(share of {_WINDOW} steps)")
+    axes[1].set_ylabel(f"V decreased\n(share of the last\n{_WINDOW} steps off σ = 0)")
     if "mass_condition" in controller:
         axes[2].plot(tc, controller["mass_condition"], lw=0.9)
     axes[2].set_ylabel("cond M(q)")
     axes[2].ticklabel_format(axis="y", useOffset=False)
     force = controller["force_n"]
     if max_force_n:
-        axes[3].plot(tc, _rolling_mean(np.abs(force) >= max_force_n * (1 - 1e-9)), lw=0.9)
+        at_limit = np.abs(force) >= max_force_n * (1 - 1e-9)
+        axes[3].plot(tc, _rolling_sum(at_limit) / _rolling_sum(np.ones(len(force))), lw=0.9)
     axes[3].set_ylim(-0.05, 1.05)
     axes[3].set_ylabel(f"saturation duty\n(share of {_WINDOW} steps)")
     axes[3].set_xlabel("run time (s)")
@@ -259,11 +273,11 @@ def _controller_time(plant: Recording, controller: Recording, t: np.ndarray) -> 
     return t[np.clip(index, 0, len(t) - 1)]
 
 
-def _rolling_mean(flags: np.ndarray) -> np.ndarray:
-    x = np.asarray(flags, dtype=float)
-    c = np.concatenate(([0.0], np.cumsum(x)))
-    n = np.minimum(np.arange(1, len(x) + 1), _WINDOW)
-    return (c[1:] - c[np.arange(1, len(x) + 1) - n]) / n
+def _rolling_sum(flags: np.ndarray) -> np.ndarray:
+    """The sum over the last `_WINDOW` entries (fewer at the start), at each entry."""
+    c = np.concatenate(([0.0], np.cumsum(np.asarray(flags, dtype=float))))
+    end = np.arange(1, len(c))
+    return c[end] - c[np.maximum(end - _WINDOW, 0)]
 
 
 # ------------------------------------------------------------------------ page
@@ -287,6 +301,7 @@ tr.failed{background:#fdecea}
 figure{margin:12px 0 20px;background:#fff;padding:8px;box-shadow:0 1px 2px #0001}
 figure img{width:100%;height:auto;display:block}figcaption{color:#5a6275;padding:4px 2px}
 pre{background:#fff;padding:12px;overflow:auto;box-shadow:0 1px 2px #0001;font-size:12px}
+@media(min-width:900px){pre.config{column-count:2;column-rule:1px solid #e3e6ec}}
 .notes{background:#fff8e6;border-left:4px solid #e0a100;padding:8px 12px}
 """
 
@@ -400,6 +415,6 @@ def _page(report: Mapping[str, Any], plots: Sequence[tuple[str, str]], notes: Se
                      f"<figcaption>{html.escape(title)}</figcaption></figure>")
     parts += [f"<h2>Final state</h2><p>{html.escape(final) or '–'}</p>",
               "<h2>Counters</h2>", _counters(report),
-              "<h2>Run config</h2>", f"<pre>{html.escape(config_text)}</pre>",
+              "<h2>Run config</h2>", f'<pre class="config">{html.escape(config_text)}</pre>',
               "</main></body></html>\n"]
     return "\n".join(parts)
