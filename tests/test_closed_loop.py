@@ -1,0 +1,131 @@
+"""The walking skeleton end to end: real hil-plant and hil-controller processes over ZeroMQ."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import free_endpoint
+
+BIN = Path(sys.executable).parent
+REPORT_FIGURES = {"round_trip", "state_to_controller", "controller_to_plant", "compute",
+                  "controller_lateness", "plant_lateness"}
+
+
+def hil(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / "hil"), *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def report_of(out: Path) -> dict:
+    return json.loads((out / "report.json").read_text())
+
+
+@pytest.mark.realtime
+def test_realtime_run_balances_and_reports_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "rt"
+    done = hil("run", "--duration", "2", "--endpoint", free_endpoint(), "--out", str(out))
+    r = report_of(out)
+    assert done.returncode == (0 if r["verdict"] == "PASS" else 1), done.stderr
+    assert r["schema"] == "hil-report/1" and r["mode"] == "realtime" and r["rate_hz"] == 1000
+    assert r["plant_end_reason"] == "duration"
+    assert abs(r["duration_s"] - 2.0) < 1e-6 and len(r["final_state"]) == 6
+    assert max(abs(r["final_state"][1]), abs(r["final_state"][2])) < 0.02
+    assert set(r["latency_us"]) >= REPORT_FIGURES
+    for fig in REPORT_FIGURES:
+        p = r["latency_us"][fig]
+        assert p["count"] > 1500, fig
+        assert 0 <= p["p50"] <= p["p90"] <= p["p99"] <= p["p999"] <= p["max"], fig
+    d = r["deadline"]
+    assert d["total"] == 2000 and d["misses"] == round(d["miss_ratio"] * d["total"])
+    gates = {g["name"]: g for g in r["gates"]}
+    g = gates["deadline_miss_ratio"]
+    assert g["passed"] == (d["miss_ratio"] <= g["threshold"])
+    assert gates["upright_at_end"]["passed"]
+    assert "verdict:" in done.stdout and "round_trip" in done.stdout  # the summary table
+
+
+def test_lockstep_runs_are_deterministic(tmp_path: Path) -> None:
+    finals = []
+    for i in range(2):
+        out = tmp_path / f"ls{i}"
+        done = hil("run", "--mode", "lockstep", "--duration", "1", "--endpoint", free_endpoint(),
+                   "--out", str(out))
+        r = report_of(out)
+        assert r["plant_end_reason"] == "duration", done.stdout + done.stderr
+        assert r["deadline"]["misses"] == 0 and r["cycles"] == 1001
+        finals.append(r["final_state"])
+    assert finals[0] == finals[1]
+    assert finals[0][1] != 0.1  # it did move
+
+
+def test_unreachable_plant_ends_the_controller_within_its_timeout(tmp_path: Path) -> None:
+    ep = free_endpoint()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("controller:\n  connect_timeout_s: 1.0\n")
+    t0 = time.monotonic()
+    done = subprocess.run([str(BIN / "hil-controller"), "--config", str(cfg), "--endpoint", ep,
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3
+    assert f"no answer from the plant at {ep}" in done.stderr
+    assert time.monotonic() - t0 < 15  # 1 s timeout plus numba start-up on a loaded machine
+    report = json.loads((tmp_path / "controller.json").read_text())
+    assert report["exit_code"] == 3 and ep in report["end_reason"]
+
+
+def test_config_error_exits_2_naming_file_and_key(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("run:\n  rate_hz: fast\n")
+    done = hil("run", "--config", str(cfg), "--out", str(tmp_path / "o"))
+    assert done.returncode == 2
+    assert str(cfg) in done.stderr and "run.rate_hz" in done.stderr
+
+
+def test_bad_usage_exits_2() -> None:
+    assert hil("run", "--mode", "sideways").returncode == 2
+    assert hil("frobnicate").returncode == 2
+
+
+def test_ctrl_c_on_hil_run_stops_both_and_still_writes_reports(tmp_path: Path) -> None:
+    out = tmp_path / "int"
+    proc = subprocess.Popen([str(BIN / "hil"), "run", "--duration", "60", "--endpoint",
+                             free_endpoint(), "--out", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    give_up = time.monotonic() + 60
+    log = out / "plant.log.jsonl"
+    while time.monotonic() < give_up:  # wait until the controller has attached
+        if log.exists() and "controller attached" in log.read_text():
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode in (0, 1), stderr
+    plant = json.loads((out / "plant.json").read_text())
+    controller = json.loads((out / "controller.json").read_text())
+    assert plant["signal"] == "SIGINT" and plant["cycles"] > 100
+    assert controller["controls_sent"] > 100
+    r = report_of(out)
+    assert r["interrupted"] is True and r["verdict"] == "FAIL"  # cut short: not a pass
+    assert "verdict: FAIL" in stdout
+
+
+def test_sigterm_on_the_plant_writes_plant_json(tmp_path: Path) -> None:
+    proc = subprocess.Popen([str(BIN / "hil-plant"), "--endpoint", free_endpoint(), "--out",
+                             str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    log = tmp_path / "plant.log.jsonl"
+    give_up = time.monotonic() + 60
+    while not (log.exists() and "plant serving" in log.read_text()):
+        assert time.monotonic() < give_up and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    report = json.loads((tmp_path / "plant.json").read_text())
+    assert report["signal"] == "SIGTERM"
+    assert report["end_reason"] == "stopped before a controller attached"
