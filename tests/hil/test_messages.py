@@ -89,9 +89,12 @@ def test_random_bytes_only_ever_raise_message_error(data: bytes) -> None:
     assert m.kind in msg.SCHEMA
 
 
+SCALARS = (st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats()
+           | st.text(max_size=8))
+
+
 @settings(max_examples=200, deadline=None)
-@given(st.recursive(st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats() | st.text(max_size=8),
-                    lambda c: st.lists(c, max_size=8), max_leaves=20))
+@given(st.recursive(SCALARS, lambda c: st.lists(c, max_size=8), max_leaves=20))
 def test_random_msgpack_structures_never_escape_validation(obj: object) -> None:
     for candidate in (obj, ["control", obj, 1, 1.0, 0, 0, 0], ["state", 1, 1, obj, 0]):
         try:
