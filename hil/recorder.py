@@ -2,8 +2,8 @@
 
 The loop calls `Recorder.record(row)` once per step: an O(1) append to a bounded in-memory
 queue that never blocks and never raises; a full queue drops the row and counts it. A writer
-thread wakes every `flush_interval_s`, packs the queued rows into one chunk (column-major
-little-endian int64/float64 arrays with a CRC32) and hands it to the kernel with one
+thread wakes every `flush_interval_s`, packs the queued rows into one chunk (little-endian
+int64/float64 records, row after row, with a CRC32) and hands it to the kernel with one
 `os.write`. Once written, a chunk belongs to the OS page cache, so a SIGKILL of the process
 loses only the rows still queued: at most about one flush interval (50 ms by default). The
 writer also calls `os.fsync` every `fsync_interval_s` and at `close()`, off the loop's
@@ -58,6 +58,7 @@ _CRC = struct.Struct("<I")
 _CHUNK = struct.Struct("<4sIIQI")
 _CHUNK_CRC_SPAN = _CHUNK.size - _CRC.size
 _DTYPES = {"f8": np.dtype("<f8"), "i8": np.dtype("<i8")}
+_CODES = {"f8": "d", "i8": "q"}  # the same, as struct format codes
 
 
 class RecordingError(ValueError):
@@ -146,7 +147,7 @@ class Recorder:
         if max_rows_per_chunk < 1:
             raise ValueError(f"max_rows_per_chunk must be >= 1, got {max_rows_per_chunk}")
         self.path = Path(path)
-        self._dtype = np.dtype([(c.name, _DTYPES[c.dtype]) for c in self.columns])
+        self._row = struct.Struct("<" + "".join(_CODES[c.dtype] for c in self.columns))
         self._queue: collections.deque[Sequence[float]] = collections.deque()
         self._capacity = capacity
         self._dropped = 0  # counted by the loop thread
@@ -241,46 +242,40 @@ class Recorder:
             os.close(self._fd)
 
     def _flush(self) -> None:
-        queue = self._queue
-        depth = len(queue)
+        popleft = self._queue.popleft
+        depth = len(self._queue)
         self._max_depth = max(self._max_depth, depth)
         while depth:
             n = min(depth, self._max_rows)
-            rows = [queue.popleft() for _ in range(n)]
+            rows = [popleft() for _ in range(n)]
             depth -= n
             if self._error is not None:
                 self._lost += n
                 continue
-            block = self._pack(rows)
-            payload = b"".join(block[name].tobytes() for name in self._dtype.names)
+            payload, packed = self._pack(rows)
             try:
-                self._write_chunk(CHUNK_MAGIC, payload, len(block))
+                self._write_chunk(CHUNK_MAGIC, payload, packed)
             except OSError as exc:
                 self._error = f"{type(exc).__name__}: {exc}"
                 self._capacity = 0
                 self._lost += n
                 continue
-            self._written += len(block)
+            self._written += packed
 
-    def _pack(self, rows: list[Sequence[float]]) -> np.ndarray:
-        """Rows as a structured array; rows of the wrong shape or type are counted, skipped."""
+    def _pack(self, rows: list[Sequence[float]]) -> tuple[bytes, int]:
+        """(payload, rows in it); rows of the wrong length or type are counted and skipped."""
+        pack = self._row.pack
         try:
-            block = np.array(rows, dtype=self._dtype)
-            if block.shape == (len(rows),):  # not so when rows are arrays: numpy broadcasts
-                return block
-        except (TypeError, ValueError):
+            return b"".join([pack(*row) for row in rows]), len(rows)
+        except (struct.error, TypeError):
             pass
-        good = [np.empty(0, self._dtype)]
-        width = len(self.columns)
+        good = []
         for row in rows:
             try:
-                values = tuple(row)
-                if len(values) != width:
-                    raise ValueError(f"{len(values)} values for {width} columns")
-                good.append(np.array([values], dtype=self._dtype))
-            except (TypeError, ValueError, OverflowError):
+                good.append(pack(*row))
+            except (struct.error, TypeError):
                 self._rejected += 1
-        return np.concatenate(good)
+        return b"".join(good), len(good)
 
     def _write_chunk(self, magic: bytes, payload: bytes, rows: int) -> None:
         dropped = self._dropped + self._lost
@@ -361,9 +356,8 @@ def read_recording(path: str | Path) -> Recording:
     """Read a recording; ignore (and report) a torn or corrupt tail. Raises RecordingError."""
     data = Path(path).read_bytes()
     columns, meta, pos = _read_header(path, data)
-    blocks: dict[str, list[np.ndarray]] = {c.name: [] for c in columns}
-    dtypes = [_DTYPES[c.dtype] for c in columns]
-    row_bytes = 8 * len(columns)
+    record = np.dtype([(c.name, _DTYPES[c.dtype]) for c in columns])
+    blocks: list[np.ndarray] = []
     chunks = dropped = 0
     complete = False
     problem = None
@@ -376,7 +370,7 @@ def read_recording(path: str | Path) -> Recording:
             problem = f"no chunk {chunks} at byte {pos}"
             break
         start = pos + _CHUNK.size
-        end = start + rows * row_bytes
+        end = start + rows * record.itemsize
         if end > len(data):
             problem = f"chunk {chunks} at byte {pos} is cut short"
             break
@@ -384,10 +378,7 @@ def read_recording(path: str | Path) -> Recording:
         if zlib.crc32(payload, zlib.crc32(data[pos:pos + _CHUNK_CRC_SPAN])) != crc:
             problem = f"chunk {chunks} at byte {pos} fails its CRC32"
             break
-        offset = start
-        for column, dtype in zip(columns, dtypes, strict=True):
-            blocks[column.name].append(np.frombuffer(data, dtype, rows, offset))
-            offset += 8 * rows
+        blocks.append(np.frombuffer(data, record, rows, start))
         chunks += 1
         dropped = dropped_so_far
         pos = end
@@ -396,11 +387,9 @@ def read_recording(path: str | Path) -> Recording:
             if pos < len(data):
                 problem = f"{len(data) - pos} bytes after the end marker"
             break
-    arrays = {
-        c.name: (np.concatenate(blocks[c.name]).astype(dt.newbyteorder("="), copy=False)
-                 if blocks[c.name] else np.empty(0, dt))
-        for c, dt in zip(columns, dtypes, strict=True)
-    }
+    table = np.concatenate(blocks) if blocks else np.empty(0, record)
+    arrays = {c.name: np.ascontiguousarray(table[c.name], _DTYPES[c.dtype].newbyteorder("="))
+              for c in columns}
     return Recording(columns, arrays, meta, version=FORMAT_VERSION, chunks=chunks,
                      dropped=dropped, complete=complete,
                      truncated_bytes=len(data) - pos if problem else 0, problem=problem)
