@@ -24,7 +24,7 @@ test: $(STAMP)
 	$(BIN)/coverage report --fail-under=80
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .coverage .coverage.* .pytest_cache
