@@ -41,6 +41,7 @@ __all__ = [
     "RecorderStatistics",
     "Recording",
     "RecordingError",
+    "RecordingTail",
     "controller_columns",
     "plant_columns",
     "read_recording",
@@ -356,27 +357,80 @@ def read_recording(path: str | Path) -> Recording:
     """Read a recording; ignore (and report) a torn or corrupt tail. Raises RecordingError."""
     data = Path(path).read_bytes()
     columns, meta, pos = _read_header(path, data)
-    record = np.dtype([(c.name, _DTYPES[c.dtype]) for c in columns])
-    blocks: list[np.ndarray] = []
+    scan = _scan(data, pos, _record_dtype(columns), 0)
+    return Recording(columns, _split(scan.table, columns), meta, version=FORMAT_VERSION,
+                     chunks=scan.chunks, dropped=scan.dropped, complete=scan.complete,
+                     truncated_bytes=len(data) - scan.end if scan.problem else 0,
+                     problem=scan.problem)
+
+
+class RecordingTail:
+    """Follow a recording while it is written: `poll()` returns the rows added since.
+
+    For live views of a run in progress: a chunk not yet complete is left for the next poll,
+    and a file that does not exist yet (or has no complete header yet) has no rows.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.columns: tuple[Column, ...] = ()
+        self._record: np.dtype | None = None
+        self._pos = 0
+        self._chunks = 0
+
+    def poll(self) -> dict[str, np.ndarray]:
+        try:
+            with self.path.open("rb") as f:
+                if self._record is None:
+                    try:
+                        columns, _, self._pos = _read_header(self.path, f.read())
+                    except RecordingError:
+                        return {}
+                    self.columns = tuple(columns)
+                    self._record = _record_dtype(columns)
+                f.seek(self._pos)
+                data = f.read()
+        except FileNotFoundError:
+            return {}
+        scan = _scan(data, 0, self._record, self._chunks, self._pos)
+        self._pos += scan.end
+        self._chunks += scan.chunks
+        return _split(scan.table, self.columns)
+
+
+@dataclass(frozen=True, slots=True)
+class _Scan:
+    table: np.ndarray  # the rows of the intact chunks
+    end: int  # offset just after the last intact chunk
+    chunks: int
+    dropped: int  # as the last intact chunk says (0 without one)
+    complete: bool  # the end marker was read
+    problem: str | None  # why scanning stopped before the end of `data`
+
+
+def _scan(data: bytes, pos: int, record: np.dtype, index: int, base: int = 0) -> _Scan:
+    """The chunks from `pos` on, the first numbered `index`; `base` offsets byte positions."""
+    blocks = [np.empty(0, record)]
     chunks = dropped = 0
     complete = False
     problem = None
     while pos < len(data):
+        where = f"at byte {base + pos}"
         if len(data) - pos < _CHUNK.size:
-            problem = f"torn chunk header at byte {pos}"
+            problem = f"torn chunk header {where}"
             break
-        magic, index, rows, dropped_so_far, crc = _CHUNK.unpack_from(data, pos)
-        if magic not in (CHUNK_MAGIC, END_MAGIC) or index != chunks:
-            problem = f"no chunk {chunks} at byte {pos}"
+        magic, number, rows, dropped_so_far, crc = _CHUNK.unpack_from(data, pos)
+        if magic not in (CHUNK_MAGIC, END_MAGIC) or number != index + chunks:
+            problem = f"no chunk {index + chunks} {where}"
             break
         start = pos + _CHUNK.size
         end = start + rows * record.itemsize
         if end > len(data):
-            problem = f"chunk {chunks} at byte {pos} is cut short"
+            problem = f"chunk {index + chunks} {where} is cut short"
             break
         payload = memoryview(data)[start:end]
         if zlib.crc32(payload, zlib.crc32(data[pos:pos + _CHUNK_CRC_SPAN])) != crc:
-            problem = f"chunk {chunks} at byte {pos} fails its CRC32"
+            problem = f"chunk {index + chunks} {where} fails its CRC32"
             break
         blocks.append(np.frombuffer(data, record, rows, start))
         chunks += 1
@@ -387,12 +441,17 @@ def read_recording(path: str | Path) -> Recording:
             if pos < len(data):
                 problem = f"{len(data) - pos} bytes after the end marker"
             break
-    table = np.concatenate(blocks) if blocks else np.empty(0, record)
-    arrays = {c.name: np.ascontiguousarray(table[c.name], _DTYPES[c.dtype].newbyteorder("="))
-              for c in columns}
-    return Recording(columns, arrays, meta, version=FORMAT_VERSION, chunks=chunks,
-                     dropped=dropped, complete=complete,
-                     truncated_bytes=len(data) - pos if problem else 0, problem=problem)
+    return _Scan(np.concatenate(blocks), pos, chunks, dropped, complete, problem)
+
+
+def _record_dtype(columns: Sequence[Column]) -> np.dtype:
+    return np.dtype([(c.name, _DTYPES[c.dtype]) for c in columns])
+
+
+def _split(table: np.ndarray, columns: Sequence[Column]) -> dict[str, np.ndarray]:
+    """Each column of a table of records as its own contiguous, native-endian array."""
+    return {c.name: np.ascontiguousarray(table[c.name], _DTYPES[c.dtype].newbyteorder("="))
+            for c in columns}
 
 
 def _read_header(path: str | Path, data: bytes) -> tuple[list[Column], dict[str, Any], int]:
