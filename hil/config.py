@@ -72,6 +72,8 @@ class ControllerConfig(_Strict):
     spin_us: Annotated[float, Field(ge=0, le=10_000)] = 150.0
     connect_timeout_s: PositiveFloat = 5.0
     plant_timeout_ms: PositiveFloat = 500.0
+    # Attaching to a plant latched in its safe state, send `clear` at once (restart recovery).
+    clear_on_attach: bool = False
 
     @field_validator("endpoint")
     @classmethod
@@ -126,6 +128,53 @@ class RealtimeConfig(_Strict):
     lock_memory: bool = False
 
 
+class DeadlineGatesConfig(_Strict):
+    """hil/deadline_gates.py: policy `warn` logs (at most once a second), `safe_stop` trips."""
+
+    window_ms: PositiveFloat = 1000.0
+    max_miss_ratio: Annotated[float, Field(ge=0, le=1)] = 0.2
+    miss_ratio_policy: Literal["warn", "safe_stop"] = "warn"
+    max_consecutive_misses: Annotated[int, Field(ge=1)] = 20
+    consecutive_policy: Literal["warn", "safe_stop"] = "warn"
+
+
+class AngleLimitsConfig(_Strict):
+    """Link angle limit (rad) per run mode; null: off."""
+
+    realtime: PositiveFloat | None = 1.0
+    lockstep: PositiveFloat | None = 1.0
+
+
+class SafetyConfig(_Strict):
+    """Plant safety gates (plant_server/safety.py). The watchdog's timeout is
+    `plant.watchdog_timeout_ms`. A null limit is off."""
+
+    track_limit_m: PositiveFloat | None = 2.0
+    angle_limit_rad: AngleLimitsConfig = Field(default_factory=AngleLimitsConfig)
+    # A finite force above this many times the plant's max force is rejected, not saturated.
+    sanity_force_factor: Annotated[float, Field(ge=1, allow_inf_nan=False)] = 10.0
+    slew_limit_n_per_s: PositiveFloat | None = None
+    # The safe output: zero force, or for the simulated plant also a cart brake.
+    braking: Literal["none", "cart_brake"] = "none"
+    brake_n_per_mps: PositiveFloat = 50.0
+    deadline: DeadlineGatesConfig = Field(default_factory=DeadlineGatesConfig)
+
+
+class FaultsConfig(_Strict):
+    """Fault injection at the simulated plant (plant_server/faults.py), seeded."""
+
+    seed: int = 0
+    state_latency_ms: Annotated[float, Field(ge=0, le=1_000, allow_inf_nan=False)] = 0.0
+    control_latency_ms: Annotated[float, Field(ge=0, le=1_000, allow_inf_nan=False)] = 0.0
+    # Each delayed message waits a further uniform 0..jitter_ms.
+    jitter_ms: Annotated[float, Field(ge=0, le=1_000, allow_inf_nan=False)] = 0.0
+    # Probability that a state, and that a control, is lost.
+    drop_rate: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    # Standard deviation of the noise added to each published state entry (its own unit).
+    sensor_noise_std: Annotated[float, Field(ge=0, allow_inf_nan=False)] | list[
+        Annotated[float, Field(ge=0, allow_inf_nan=False)]] = 0.0
+
+
 class LoggingConfig(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -137,6 +186,8 @@ class Config(_Strict):
     gates: GatesConfig = Field(default_factory=GatesConfig)
     record: RecordConfig = Field(default_factory=RecordConfig)
     realtime: RealtimeConfig = Field(default_factory=RealtimeConfig)
+    safety: SafetyConfig = Field(default_factory=SafetyConfig)
+    faults: FaultsConfig = Field(default_factory=FaultsConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     @property

@@ -14,8 +14,14 @@ message is rejected in one place and never reaches the plant. Nothing is ever un
 | control   | seq, state_seq, force_n, t_state_rx_ns, t_send_ns, compute_ns                   |
 | heartbeat | t_ns                                                                            |
 | fault     | code, detail                                                                    |
-| clear     | (none)                                                                          |
+| clear     | (none): the attached controller clears the plant's latched safe state          |
 | bye       | reason                                                                          |
+| estop     | reason: any peer (`hil estop`); the plant goes safe and ends the run            |
+| operator_clear | operator: `hil clear`, from any peer; clears the latched safe state        |
+| ack       | what, detail: the plant's answer to `estop` and `operator_clear`                |
+
+Frames above `MAX_MESSAGE_BYTES` are rejected as `oversized` here; frames above the
+transport's cap (hil/transport.py, larger) never get this far: ZeroMQ drops the peer.
 
 The hot messages (`state`, `control`) are packed by `pack_state` / `pack_control` straight
 from numbers, without building intermediate objects.
@@ -30,7 +36,7 @@ from typing import Any
 import msgpack
 
 PROTOCOL_VERSION = 1
-MAX_MESSAGE_BYTES = 64 * 1024
+MAX_MESSAGE_BYTES = 16 * 1024
 MAX_STATE_DIM = 32
 
 # State flags (bit field in `state` messages).
@@ -70,6 +76,9 @@ SCHEMA: dict[str, tuple[tuple[str, tuple[type, ...]], ...]] = {
     "fault": (("code", (str,)), ("detail", (str,))),
     "clear": (),
     "bye": (("reason", (str,)),),
+    "estop": (("reason", (str,)),),
+    "operator_clear": (("operator", (str,)),),
+    "ack": (("what", (str,)), ("detail", (str,))),
 }
 
 

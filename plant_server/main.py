@@ -8,12 +8,16 @@ from typing import Any
 import numpy as np
 
 from hil import rt
-from hil.config import ConfigError
+from hil.config import Config, ConfigError
+from hil.deadline_gates import DeadlineGateSettings
 from hil.process import EXIT_FAULT, EXIT_OK, EXIT_USAGE, ProcessContext, run_process
 from hil.recorder import Recorder, plant_columns
 from hil.transport import PlantSocket
 from plant_server.backends import SimBackend
+from plant_server.faults import FaultInjector
+from plant_server.faults import settings_from_config as fault_settings
 from plant_server.models import create_model
+from plant_server.safety import limits_from_config
 from plant_server.server import PlantServer, PlantSettings
 
 
@@ -23,6 +27,25 @@ def build_model(ctx: ProcessContext) -> Any:
         return create_model(pc.model, pc.params, substeps=pc.substeps)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"plant.params: {exc}") from None
+
+
+def _deadline_gates(cfg: Config) -> DeadlineGateSettings:
+    dg = cfg.safety.deadline
+    return DeadlineGateSettings(
+        window=max(1, round(dg.window_ms * 1e-3 * cfg.run.rate_hz)),
+        max_miss_ratio=dg.max_miss_ratio, miss_ratio_policy=dg.miss_ratio_policy,
+        max_consecutive=dg.max_consecutive_misses, consecutive_policy=dg.consecutive_policy)
+
+
+def _faults(cfg: Config, n_states: int) -> FaultInjector:
+    settings = fault_settings(cfg.faults)
+    if settings.timing_faults and cfg.run.mode != "realtime":
+        raise ConfigError("faults: latency, jitter and drop_rate need run.mode realtime (a "
+                          "lockstep plant waits for each answer; only sensor_noise_std applies)")
+    try:
+        return FaultInjector(settings, n_states)
+    except ValueError as exc:
+        raise ConfigError(f"faults.{exc}") from None
 
 
 def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
@@ -43,7 +66,10 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
         start_delay_ns=round(cfg.run.start_delay_ms * 1e6),
         watchdog_timeout_ns=round(cfg.plant.watchdog_timeout_ms * 1e6),
         attach_timeout_ns=round(cfg.plant.attach_timeout_s * 1e9),
+        safety=limits_from_config(cfg.safety, cfg.run.mode, model.max_force_n),
+        deadline_gates=_deadline_gates(cfg),
     )
+    faults = _faults(cfg, n)
     try:
         sock = PlantSocket(cfg.plant.endpoint)
     except OSError as exc:
@@ -61,7 +87,7 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
                                         {"run_id": ctx.run_id, "process": "plant", "plant": desc,
                                          "mode": cfg.run.mode, "period_ns": cfg.period_ns})
     server = PlantServer(backend, sock, settings, ctx.log, stop_requested=ctx.stop,
-                         recorder=recorder)
+                         recorder=recorder, faults=faults)
     rtc = cfg.realtime
     granted = rt.apply_realtime(rtc.plant_cpu, rtc.sched_fifo, rtc.sched_priority,
                                 rtc.lock_memory, ctx.log)

@@ -2,16 +2,34 @@
 
 Each plant period the loop (1) advances the plant to this tick's grid time, integrating
 piecewise so each control acts from the moment it arrived (zero-order hold between
-arrivals, as on a rig), (2) scores the previous state's deadline, (3) checks the watchdog,
-(4) publishes the state, then (5) waits for the next tick while handling incoming messages
-as they arrive, so each control is timestamped on arrival.
+arrivals, as on a rig), (2) scores the previous state's deadline, (3) checks the watchdog
+and the safety gates, (4) publishes the state, then (5) waits for the next tick while
+handling incoming messages as they arrive, so each control is timestamped on arrival. The
+wait also ends at the watchdog's deadline, so an expiry reaches the safe output at once,
+not at the next tick.
 
 In `lockstep` mode the plant instead advances one period per control that answers the
-newest state: deterministic and as fast as the link allows.
+newest state: deterministic and as fast as the link allows. A lockstep run ends at its
+first trip (there is no operator to clear a run that goes as fast as the link allows).
+
+Safety (DESIGN.md, "Safety model"): the watchdog (hil/watchdog.py), the safety gates
+(plant_server/safety.py) and the deadline gates (hil/deadline_gates.py) each put the plant
+in its safe state: the safe output is applied at once and latched, state messages carry
+FLAG_SAFE, and controls are ignored (the watchdog is still fed by them) until a `clear`
+from the attached controller or an `operator_clear` (`hil clear`). A stop signal, a `bye`
+from the controller and an `estop` from any peer (`hil estop`) apply the safe output first,
+then end the run. A controller lost to a watchdog trip may be replaced by a new one, which
+finds the plant latched.
+
+Hostile input (anything malformed, stale, implausible or from a peer that is not the
+attached controller) is rejected and counted by kind in `rejected_by_kind`, logged at most
+once a second per kind, and never reaches the actuator.
 """
 
 from __future__ import annotations
 
+import heapq
+import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,13 +38,19 @@ from typing import Any
 import numpy as np
 
 from hil import messages as msg
+from hil.deadline_gates import DeadlineGates, DeadlineGateSettings
 from hil.latency import LatencyMonitor
+from hil.ratelimit import RateLimiter
 from hil.schedule import Schedule
 from hil.transport import PlantSocket, wait_for_message, wait_until
 from hil.watchdog import Watchdog
+from plant_server.faults import FaultInjector
+from plant_server.safety import SafetyGates, SafetyLimits
 
 PLANT_FIGURES = ("round_trip", "controller_to_plant", "plant_lateness")
 _PUB_RING = 256  # publish times kept for round-trip matching (seq % ring)
+_MAX_LOGGED = 100  # watchdog trips and clears kept in the report; all are counted
+SANITY_FORCE_FACTOR = 10.0  # default: reject finite forces above 10x max_force_n
 
 
 @dataclass
@@ -37,15 +61,18 @@ class PlantSettings:
     start_delay_ns: int
     watchdog_timeout_ns: int
     attach_timeout_ns: int
-    safe_force_n: float = 0.0
     spin_ns: int = 100_000
+    # None: saturation at the backend's max force, no state limits, zero safe force.
+    safety: SafetyLimits | None = None
+    # None: the deadline gates only warn, at 20% misses over 1 s or 20 in a row.
+    deadline_gates: DeadlineGateSettings | None = None
 
 
 @dataclass
 class PlantCounters:
     controls_applied: int = 0
     controls_late: int = 0
-    saturations: int = 0
+    controls_while_safe: int = 0
     rejected_by_kind: dict[str, int] = field(default_factory=dict)
 
     def reject(self, kind: str) -> None:
@@ -68,6 +95,7 @@ class PlantServer:
         stop_requested: Callable[[], bool] = lambda: False,
         clock: Callable[[], int] = time.monotonic_ns,
         recorder: Any = None,
+        faults: FaultInjector | None = None,
     ) -> None:
         self.backend = backend
         # hil.recorder.Recorder with hil.recorder.plant_columns: one row per published state.
@@ -85,19 +113,38 @@ class PlantServer:
         self.watchdog = Watchdog(settings.watchdog_timeout_ns, clock=clock)
         self.counters = PlantCounters()
         self.max_force_n = float(backend.max_force_n)
+        limits = settings.safety or SafetyLimits(
+            self.max_force_n, SANITY_FORCE_FACTOR * self.max_force_n)
+        self.safety = SafetyGates(limits, backend.describe()["state_names"])
+        window = max(1, round(1e9 / settings.period_ns))
+        self.deadline_gates = DeadlineGates(
+            settings.deadline_gates or DeadlineGateSettings(window, 0.2, "warn", 20, "warn"),
+            log=log, clock=clock)
+        self.faults = faults if faults is not None and faults.active else None
+        self._warn = RateLimiter(clock=clock)
         self.peer: bytes | None = None
         self.t0_ns = 0
         self.seq = -1  # seq of the newest published state
         self.cycles = 0
         self.end_reason = "not started"
-        self.force_n = settings.safe_force_n
+        self.force_n = 0.0
+        # Why the plant holds its safe output (None: under control). Latched until a clear.
+        self.safe_reason: str | None = None
+        self.estop_reason: str | None = None
+        self._peer_lost = False  # the attached controller tripped the watchdog
+        self._watchdog_log: list[dict[str, Any]] = []
+        self._clears: list[dict[str, Any]] = []
+        self._clear_count = 0
         self._pub_t = np.zeros(_PUB_RING, dtype=np.int64)
         self._answered_seq = -1  # newest state seq answered by an applied control
         self._last_control_seq = -1
         self._controller_left = False
         self._lockstep_answered = False
-        self._in_safe = False
         self._lockstep_t_ns = 0  # the plant's time axis in lockstep (simulated ns)
+        # Fault injection: (due_ns, order, payload) states and (due_ns, order, message) controls
+        self._held_states: list[tuple[int, int, bytes]] = []
+        self._held_controls: list[tuple[int, int, msg.Message]] = []
+        self._held_order = 0
 
     # ----------------------------------------------------------------- description
     def description(self) -> dict[str, Any]:
@@ -110,87 +157,157 @@ class PlantServer:
             duration_s=self.s.duration_s,
             initial_state=self.initial_state.tolist(),
             watchdog_timeout_ms=self.s.watchdog_timeout_ns / 1e6,
+            safe_state=self.safe_reason is not None,
+            safe_reason=self.safe_reason or "",
         )
         return d
 
     # ----------------------------------------------------------------- messages
     def _drain(self) -> bool:
-        """Handle everything waiting on the socket; True when lockstep may step."""
+        """Handle everything waiting on the socket; True when the wait should end early:
+        lockstep may step, or the run is ending (bye, estop)."""
         for _ in range(256):
             frames = self.sock.recv_nowait()
             if frames is None:
                 break
             now = self.clock()
             if len(frames) != 2:
-                self.counters.reject("malformed")
+                self._reject("malformed", f"{len(frames)} frames")
                 continue
             self._handle(frames[0], frames[1], now)
         if self._lockstep_answered:
             self._lockstep_answered = False
             return True
-        return self._controller_left
+        return self._ending
+
+    @property
+    def _ending(self) -> bool:
+        return self._controller_left or self.estop_reason is not None
+
+    def _reject(self, kind: str, detail: str = "") -> None:
+        self.counters.reject(kind)
+        key = ("rejected", kind)
+        if self._warn.allow(key):
+            self.log.warning("message rejected", kind=kind, detail=detail,
+                             suppressed=self._warn.take_suppressed(key))
 
     def _handle(self, peer: bytes, data: bytes, now: int) -> None:
         try:
             m = msg.decode(data)
         except msg.MessageError as exc:
-            self.counters.reject(exc.kind)
+            self._reject(exc.kind, exc.detail)
+            if exc.kind == "non_finite" and peer == self.peer:
+                # Only a control can be non-finite: the attached controller is broken.
+                self._trip(self.safety.non_finite_control(
+                    exc.detail.rsplit(" ", 1)[-1], self._run_time_s(now), now), now)
             return
-        if m.kind == "hello":
+        kind = m.kind
+        if kind == "hello":
             self._on_hello(peer, m, now)
-            return
-        if peer != self.peer:
-            self.counters.reject("unattached_peer")
-            return
-        if m.kind == "control":
-            self._on_control(m, now)
-        elif m.kind == "bye":
+        elif kind == "estop":
+            self._on_estop(peer, m["reason"], now)
+        elif kind == "operator_clear":
+            self._on_clear(f"operator: {m['operator']}", now, reply_to=peer)
+        elif peer != self.peer:
+            self._reject("unattached_peer", kind)
+        elif kind == "control":
+            self._on_control_arrival(m, now)
+        elif kind == "bye":
+            self._go_safe("controller left", now)
             self._controller_left = True
-        elif m.kind == "clear":
-            self.watchdog.clear()
-            self._in_safe = False
-        elif m.kind != "heartbeat":
-            self.counters.reject("unexpected_kind")
+        elif kind == "clear":
+            self._on_clear("controller", now)
+        elif kind != "heartbeat":
+            self._reject("unexpected_kind", kind)
 
     def _on_hello(self, peer: bytes, m: msg.Message, now: int) -> None:
         if m["protocol"] != msg.PROTOCOL_VERSION:
             reason = (f"protocol version mismatch: controller speaks {m['protocol']}, "
                       f"plant speaks {msg.PROTOCOL_VERSION}")
             self.sock.send(peer, msg.encode("refuse", "version_mismatch", reason))
-            self.counters.reject("version_mismatch")
+            self._reject("version_mismatch", reason)
             return
         if self.peer is not None and peer != self.peer:
-            self.sock.send(peer, msg.encode(
-                "refuse", "already_attached",
-                "a controller is already attached to this plant; stop it first"))
-            self.counters.reject("already_attached")
-            return
+            if not self._peer_lost:
+                self.sock.send(peer, msg.encode(
+                    "refuse", "already_attached",
+                    "a controller is already attached to this plant; stop it first"))
+                self._reject("already_attached", m["client"][:64])
+                return
+            # The attached controller was lost (watchdog): the newcomer takes its place and
+            # finds the plant latched in its safe state.
+            self.log.warning("controller replaced: the previous one tripped the watchdog",
+                             client=m["client"][:64], safe_reason=self.safe_reason)
+            self.peer = peer
+            self._peer_lost = False
+            self._last_control_seq = -1
         if self.peer is None:
             self.peer = peer
             self.t0_ns = now + self.s.start_delay_ns
-            self.log.info("controller attached", client=m["client"],
+            self.log.info("controller attached", client=m["client"][:64],
                           t0_in_ms=self.s.start_delay_ns / 1e6)
         self.sock.send(peer, msg.encode("welcome", msg.PROTOCOL_VERSION, self.description()))
+
+    def _on_estop(self, peer: bytes, reason: str, now: int) -> None:
+        reason = reason[:200] or "no reason given"
+        self._go_safe(f"estop: {reason}", now)
+        if self.estop_reason is None:
+            self.estop_reason = reason
+            self.log.warning("e-stop: safe output applied, ending the run", reason=reason)
+        self.sock.send(peer, msg.encode("ack", "estop", "safe output applied; run ending"))
+        if self.peer is not None and peer != self.peer:
+            self.sock.send(self.peer, msg.encode("fault", "estop", reason))
+
+    def _on_clear(self, by: str, now: int, reply_to: bytes | None = None) -> None:
+        cleared = self.safe_reason
+        if cleared is None or self._ending:
+            detail = "nothing to clear" if cleared is None else f"cannot clear: {cleared}"
+        else:
+            self.watchdog.clear()
+            self.deadline_gates.reset()
+            self.safe_reason = None
+            self._clear_count += 1
+            if len(self._clears) < _MAX_LOGGED:
+                self._clears.append({"time": self._run_time_s(now), "t_ns": now, "by": by[:80],
+                                     "cleared": cleared})
+            self.log.warning("safe state cleared", by=by[:80], cleared=cleared)
+            detail = f"cleared: {cleared}"
+        if reply_to is not None:
+            self.sock.send(reply_to, msg.encode("ack", "clear", detail))
+
+    def _on_control_arrival(self, m: msg.Message, now: int) -> None:
+        if self.faults is None:
+            self._on_control(m, now)
+            return
+        delay = self.faults.control_delay_ns()
+        if delay is None:
+            return
+        if delay == 0:
+            self._on_control(m, now)
+        else:
+            self._held_order += 1
+            heapq.heappush(self._held_controls, (now + delay, self._held_order, m))
 
     def _on_control(self, m: msg.Message, now: int) -> None:
         seq, state_seq = m["seq"], m["state_seq"]
         if seq <= self._last_control_seq:
-            self.counters.reject("stale_control")
+            self._reject("stale_control", f"seq {seq} <= {self._last_control_seq}")
             return
         if state_seq > self.seq or state_seq < 0:
-            self.counters.reject("bad_state_seq")
+            self._reject("bad_state_seq", f"state_seq {state_seq}, newest state {self.seq}")
             return
-        if self.watchdog.latched:
-            self.counters.reject("latched")
+        if not self.safety.plausible(m["force_n"]):
+            self._reject("implausible_force", f"force_n {m['force_n']:.6g}")
             return
         self._last_control_seq = seq
-        force = float(m["force_n"])
-        if force > self.max_force_n or force < -self.max_force_n:
-            force = self.max_force_n if force > 0 else -self.max_force_n
-            self.counters.saturations += 1
-        self.force_n = force
-        self.backend.apply(force, self._backend_time(now))
-        self.watchdog.feed()
+        if not self.watchdog.feed() and self.watchdog.latched:
+            self._watchdog_tripped(now)
+        if self.safe_reason is not None:
+            self.counters.controls_while_safe += 1
+            return
+        t = self._backend_time(now)
+        force = self.safety.limit_force(m["force_n"], t)
+        self._apply(force, t)
         self.counters.controls_applied += 1
         if state_seq > self.seq - _PUB_RING:
             self.latency.record_ns("round_trip", now - int(self._pub_t[state_seq % _PUB_RING]))
@@ -202,6 +319,68 @@ class PlantServer:
             if self.s.mode == "lockstep" and state_seq == self.seq:
                 self._lockstep_answered = True
 
+    # ----------------------------------------------------------------- safe state
+    def _apply(self, force: float, t: int) -> None:
+        self.backend.apply(force, t)
+        self.safety.note_applied(force, t)
+        self.force_n = force
+
+    def _go_safe(self, reason: str, now: int) -> bool:
+        """Apply the safe output and latch; False (and nothing done) if already safe."""
+        if self.safe_reason is not None:
+            return False
+        self._apply(self.safety.safe_force_n(self.state), self._backend_time(now))
+        self.safe_reason = reason
+        return True
+
+    def _watchdog_tripped(self, now: int) -> None:
+        """The watchdog has latched: safe output (once per trip), stamped for time-to-safe."""
+        if self.watchdog.last_trip is None or self.watchdog.last_trip.safe_output_ns is not None:
+            return
+        went_safe = self._go_safe("watchdog", now)
+        safe_ns = self.clock()
+        self.watchdog.note_safe_output(max(safe_ns, self.watchdog.last_trip.detected_ns))
+        self._peer_lost = True
+        trip = self.watchdog.last_trip
+        assert trip is not None
+        if len(self._watchdog_log) < _MAX_LOGGED:
+            self._watchdog_log.append({
+                "time": self._run_time_s(trip.detected_ns),
+                "time_to_safe_ms": trip.time_to_safe_ns / 1e6,
+                "last_feed_ns": trip.last_feed_ns, "safe_output_ns": trip.safe_output_ns,
+                "already_safe": self.safe_reason if not went_safe else None})
+        self.log.warning("watchdog expired: safe output applied and latched",
+                         timeout_ms=self.s.watchdog_timeout_ns / 1e6,
+                         time_to_safe_ms=trip.time_to_safe_ns / 1e6)
+
+    def _trip(self, event: Any, now: int) -> None:
+        """A safety or deadline gate tripped: safe output, latched."""
+        self._go_safe(f"safety: {event.gate}", now)
+        self.log.warning("safety gate tripped: safe output applied and latched",
+                         gate=event.gate, value=event.value, limit=event.limit)
+
+    def _check_watchdog(self, now: int) -> None:
+        if self.watchdog.check():
+            self._watchdog_tripped(now)
+
+    def _check_state(self, now: int) -> None:
+        if self.safe_reason is None:
+            event = self.safety.check_state(self.state, self._run_time_s(now), now)
+            if event is not None:
+                self._trip(event, now)
+        elif self.safety.limits.braking != "none":
+            # The brake's force follows the cart's speed.
+            self._apply(self.safety.safe_force_n(self.state), self._backend_time(now))
+
+    def _score_deadline(self, met: bool, now: int) -> None:
+        self.latency.record_deadline(met)
+        if self.safe_reason is not None:
+            return  # controls are ignored while safe: misses say nothing of the controller
+        breach = self.deadline_gates.record(met)
+        if breach is not None:
+            self._trip(self.safety.trip(breach.gate, self._run_time_s(now), now, breach.value,
+                                        breach.limit), now)
+
     # ----------------------------------------------------------------- plant
     def _publish(self, flags: int) -> None:
         self.seq += 1
@@ -209,26 +388,52 @@ class PlantServer:
         self._pub_t[self.seq % _PUB_RING] = t
         values = self.state.tolist()
         if self.peer is not None:
-            self.sock.send(self.peer, msg.pack_state(self.seq, t, values, flags))
+            if self.faults is None:
+                self.sock.send(self.peer, msg.pack_state(self.seq, t, values, flags))
+            else:
+                self._publish_faulty(t, flags)
         if self.recorder is not None:
             self.recorder.record((self.seq, t, self.backend.sim_time_ns * 1e-9, *values,
                                   self.force_n, flags, self._lateness_ns,
                                   self._last_control_seq, self._answered_seq))
 
+    def _publish_faulty(self, t: int, flags: int) -> None:
+        assert self.faults is not None and self.peer is not None
+        payload = msg.pack_state(self.seq, t, self.faults.measured(self.state), flags)
+        delay = self.faults.state_delay_ns() if not flags & msg.FLAG_FINAL else 0
+        if delay == 0:
+            self.sock.send(self.peer, payload)
+        elif delay is not None:
+            self._held_order += 1
+            heapq.heappush(self._held_states, (t + delay, self._held_order, payload))
+
+    def _release_held(self, now: int) -> None:
+        while self._held_states and self._held_states[0][0] <= now:
+            payload = heapq.heappop(self._held_states)[2]
+            if self.peer is not None:
+                self.sock.send(self.peer, payload)
+        while self._held_controls and self._held_controls[0][0] <= now:
+            self._on_control(heapq.heappop(self._held_controls)[2], now)
+
     def _backend_time(self, now: int) -> int:
         """The backend's time axis: the wall clock, or simulated time in lockstep."""
         return self._lockstep_t_ns if self.s.mode == "lockstep" else now
 
-    def _flags(self) -> int:
-        return (msg.FLAG_SAFE | msg.FLAG_WATCHDOG) if self.watchdog.latched else 0
+    def _run_time_s(self, now: int) -> float:
+        """Seconds on the run clock: since t0, or simulated time in lockstep."""
+        if self.s.mode == "lockstep":
+            return self._lockstep_t_ns * 1e-9
+        return (now - self.t0_ns) * 1e-9
 
-    def _go_safe(self, now: int) -> None:
-        self._in_safe = True
-        self.force_n = self.s.safe_force_n
-        self.backend.apply(self.s.safe_force_n, self._backend_time(now))
-        self.watchdog.note_safe_output(now)
-        self.log.warning("watchdog expired: safe output applied and latched",
-                         timeout_ms=self.s.watchdog_timeout_ns / 1e6)
+    def _flags(self) -> int:
+        flags = 0
+        if self.safe_reason is not None:
+            flags |= msg.FLAG_SAFE
+            if self.safe_reason.startswith("safety"):
+                flags |= msg.FLAG_SAFETY
+        if self.watchdog.latched:
+            flags |= msg.FLAG_WATCHDOG
+        return flags
 
     # ----------------------------------------------------------------- loops
     def wait_for_controller(self) -> bool:
@@ -236,6 +441,9 @@ class PlantServer:
         while self.peer is None:
             if self.stop_requested():
                 self.end_reason = "stopped before a controller attached"
+                return False
+            if self.estop_reason is not None:
+                self.end_reason = f"estop: {self.estop_reason}"
                 return False
             now = self.clock()
             if now >= give_up:
@@ -248,6 +456,7 @@ class PlantServer:
     def run(self) -> str:
         """Run until the duration ends or a stop; return the end reason."""
         if not self.wait_for_controller():
+            self._go_safe(self.end_reason, self.clock())
             return self.end_reason
         # Hold the initial state until t0, still answering handshakes.
         wait_until(self.sock.sock, self.t0_ns, lambda: (self._drain(), False)[1],
@@ -260,6 +469,20 @@ class PlantServer:
         self._send_final()
         return self.end_reason
 
+    def _stopping(self, now: int) -> bool:
+        """A stop signal, an e-stop or the controller's bye: safe output first, then end."""
+        if self.stop_requested():
+            self._go_safe("stopped by a signal", now)
+            self.end_reason = "stopped"
+        elif self.estop_reason is not None:
+            self.end_reason = f"estop: {self.estop_reason}"
+        elif self._controller_left:
+            self._go_safe("controller left", now)
+            self.end_reason = "controller left"
+        else:
+            return False
+        return True
+
     def _run_realtime(self) -> None:
         period = self.s.period_ns
         total = round(self.s.duration_s * 1e9 / period)
@@ -269,61 +492,85 @@ class PlantServer:
         while True:
             grid = sched.deadline_ns
             now = self.clock()
+            if self._stopping(now):
+                return
             self._lateness_ns = now - grid
             self.latency.record_ns("plant_lateness", self._lateness_ns)
             self.state = self.backend.advance(grid)
             if self.seq >= 0:
                 # The previous state's deadline: answered before this tick? Ticks the plant
                 # itself skipped (it woke a whole period late) count as misses too.
-                self.latency.record_deadline(self._answered_seq >= self.seq)
+                self._score_deadline(self._answered_seq >= self.seq, now)
                 for _ in range((grid - prev_grid) // period - 1):
-                    self.latency.record_deadline(False)
+                    self._score_deadline(False, now)
             prev_grid = grid
-            if self.watchdog.check() and not self._in_safe:
-                self._go_safe(now)
+            self._check_watchdog(now)
+            self._check_state(now)
             self.cycles += 1
             if sched.index >= total:
                 self.end_reason = "duration"
                 return
-            if self._controller_left:
-                self.end_reason = "controller left"
-                return
-            if self.stop_requested():
-                self.end_reason = "stopped"
-                return
             self._publish(self._flags())
-            sched.advance(self.clock())
-            wait_until(self.sock.sock, sched.deadline_ns, self._drain, spin_ns=self.s.spin_ns,
+            skipped = sched.advance(self.clock())
+            if skipped and self._warn.allow("overrun"):
+                self.log.warning("plant overrun: ticks skipped", skipped=skipped,
+                                 suppressed=self._warn.take_suppressed("overrun"))
+            self._wait_tick(sched.deadline_ns)
+
+    def _wait_tick(self, tick_ns: int) -> None:
+        """Wait for the next tick, handling messages; wake early for the watchdog's deadline
+        and for messages held by fault injection."""
+        while not self._ending:
+            target = tick_ns
+            wd = self.watchdog.deadline_ns
+            if wd is not None and not self.watchdog.latched and wd < target:
+                target = wd
+            for held in (self._held_states, self._held_controls):
+                if held and held[0][0] < target:
+                    target = held[0][0]
+            wait_until(self.sock.sock, target, self._drain, spin_ns=self.s.spin_ns,
                        clock=self.clock)
+            now = self.clock()
+            if self.faults is not None:
+                self._release_held(now)
+            self._check_watchdog(now)
+            if now >= tick_ns:
+                return
 
     def _run_lockstep(self) -> None:
         period = self.s.period_ns
         total = round(self.s.duration_s * 1e9 / period)
         self.backend.start(0)
         for k in range(total + 1):
+            if self._stopping(self.clock()):
+                return
             self._lockstep_t_ns = k * period
             self.state = self.backend.advance(self._lockstep_t_ns)
+            self._check_state(self.clock())
             self.cycles += 1
             if k == total:
                 self.end_reason = "duration"
                 return
-            if self.stop_requested():
-                self.end_reason = "stopped"
+            if self.safe_reason is not None:
+                self.end_reason = self.safe_reason
                 return
             self._publish(self._flags())
             wait_for_message(self.sock.sock, self.s.watchdog_timeout_ns, self._drain,
                              clock=self.clock)
-            if self._controller_left:
-                self.end_reason = "controller left"
+            if self._stopping(self.clock()):
                 return
             answered = self._answered_seq >= self.seq
-            self.latency.record_deadline(answered)
-            if not answered and self.watchdog.check() and not self._in_safe:
-                self._go_safe(self.clock())
-                self.end_reason = "watchdog: controller silent in lockstep"
-                return
+            if not answered:
+                self._check_watchdog(self.clock())
+                if self.watchdog.latched:
+                    self.end_reason = "watchdog: controller silent in lockstep"
+                    return
+            self._score_deadline(answered, self.clock())
 
     def _send_final(self) -> None:
+        # The actuator is left at the safe output whatever ended the run.
+        if self.safe_reason is None:
+            self._apply(self.safety.safe_force_n(self.state), self._backend_time(self.clock()))
         self._publish(self._flags() | msg.FLAG_FINAL)
         if self.peer is not None:
             self.sock.send(self.peer, msg.encode("bye", self.end_reason))
@@ -331,7 +578,14 @@ class PlantServer:
     # ----------------------------------------------------------------- report
     def report(self) -> dict[str, Any]:
         stats = self.latency.statistics().to_dict()
-        return {
+        watchdog = self.watchdog.statistics().to_dict()
+        watchdog["events"] = list(self._watchdog_log)
+        safety = self.safety.report()
+        safety["deadline_gates"] = self.deadline_gates.statistics()
+        safety["clears"] = self._clear_count
+        safety["clear_events"] = list(self._clears)
+        safety["estop"] = self.estop_reason
+        report = {
             "process": "plant",
             "mode": self.s.mode,
             "rate_hz": 1e9 / self.s.period_ns,
@@ -343,11 +597,18 @@ class PlantServer:
             "latency_us": stats["figures"],
             "deadline": stats["deadline"],
             "histograms": self.latency.encode(),
-            "watchdog": self.watchdog.statistics().to_dict(),
+            "watchdog": watchdog,
+            "safety": safety,
             "rejected_messages": self.counters.rejected_total,
             "rejected_by_kind": dict(self.counters.rejected_by_kind),
             "controls_applied": self.counters.controls_applied,
             "controls_late": self.counters.controls_late,
-            "saturations": self.counters.saturations,
-            "safe_state": self.watchdog.latched,
+            "controls_while_safe": self.counters.controls_while_safe,
+            "saturations": self.safety.saturations,
+            "safe_state": self.safe_reason is not None,
+            "safe_reason": self.safe_reason,
+            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }
+        if self.faults is not None:
+            report["faults"] = self.faults.statistics()
+        return report

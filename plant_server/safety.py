@@ -1,0 +1,186 @@
+"""Safety gates at the plant: state limits, force limits, non-finite values.
+
+The plant asks `SafetyGates` two things. Each period, `check_state(state)`: is the state
+finite, the cart within its track (`|x| <= track_limit_m`) and every link angle within
+`angle_limit_rad`? Each valid control, `limit_force(force_n, t_ns)`: the force the actuator
+may get, saturated at `max_force_n` and slew-limited to `slew_limit_n_per_s` from the last
+force applied (both counted, neither trips). A force that fails `plausible` (non-finite, or
+beyond `sanity_force_n`) is not a force anyone meant: the plant rejects the message.
+
+A gate that trips returns a `SafetyEvent` {time, gate, value, limit}; the plant applies its
+safe output and latches until cleared. Gates are judged only while the plant is under
+control: a pendulum falling after a watchdog trip is not a new trip.
+
+| gate                | value                      | limit              |
+|---------------------|----------------------------|--------------------|
+| `non_finite_state`  | the first bad entry's name | null               |
+| `non_finite_control`| "nan", "inf" or "-inf"     | null               |
+| `track`             | x (m)                      | `track_limit_m`    |
+| `angle`             | the link angle (rad)       | `angle_limit_rad`  |
+| `deadline_*`        | see hil/deadline_gates.py  |                    |
+
+`safe_force_n(state)` is the safe output: zero, or with `braking` a cart brake for the
+simulated plant (a viscous force opposing the cart's motion, saturated at `max_force_n`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+__all__ = ["SafetyEvent", "SafetyGates", "SafetyLimits", "limits_from_config"]
+
+Braking = Literal["none", "cart_brake"]
+MAX_EVENTS = 100  # events kept in the report; all are counted
+
+
+@dataclass(frozen=True, slots=True)
+class SafetyLimits:
+    """None switches a limit off. Forces in N, rates in N/s, lengths in m, angles in rad."""
+
+    max_force_n: float
+    sanity_force_n: float
+    track_limit_m: float | None = None
+    angle_limit_rad: float | None = None
+    slew_limit_n_per_s: float | None = None
+    braking: Braking = "none"
+    brake_n_per_mps: float = 50.0
+
+    def __post_init__(self) -> None:
+        if not self.max_force_n > 0:
+            raise ValueError(f"max_force_n must be > 0, got {self.max_force_n}")
+        if not self.sanity_force_n >= self.max_force_n:
+            raise ValueError(f"sanity_force_n must be >= max_force_n ({self.max_force_n}), "
+                             f"got {self.sanity_force_n}")
+        for name in ("track_limit_m", "angle_limit_rad", "slew_limit_n_per_s"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be > 0 or None, got {value}")
+        if self.braking not in ("none", "cart_brake"):
+            raise ValueError(f"braking must be 'none' or 'cart_brake', got {self.braking!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class SafetyEvent:
+    """One trip: `time` in s on the run clock, `t_ns` on the plant's monotonic clock."""
+
+    time: float
+    t_ns: int
+    gate: str
+    value: float | str | None
+    limit: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def limits_from_config(safety: Any, mode: str, max_force_n: float) -> SafetyLimits:
+    """`SafetyLimits` from the config's `safety` section (hil.config.SafetyConfig)."""
+    return SafetyLimits(
+        max_force_n=max_force_n,
+        sanity_force_n=safety.sanity_force_factor * max_force_n,
+        track_limit_m=safety.track_limit_m,
+        angle_limit_rad=getattr(safety.angle_limit_rad, mode),
+        slew_limit_n_per_s=safety.slew_limit_n_per_s,
+        braking=safety.braking,
+        brake_n_per_mps=safety.brake_n_per_mps,
+    )
+
+
+class SafetyGates:
+    """The gates of the module docstring for a plant with `state_names`."""
+
+    def __init__(self, limits: SafetyLimits, state_names: Sequence[str]) -> None:
+        self.limits = limits
+        self.state_names = tuple(state_names)
+        self._x = self.state_names.index("x") if "x" in self.state_names else None
+        self._x_dot = self.state_names.index("x_dot") if "x_dot" in self.state_names else None
+        self._angles = tuple(i for i, n in enumerate(self.state_names)
+                             if n.startswith("theta") and not n.endswith("_dot"))
+        self.events: list[SafetyEvent] = []
+        self.trips = 0
+        self.saturations = 0
+        self.slew_limited = 0
+        self._last_force_n = 0.0
+        self._last_force_t_ns: int | None = None
+
+    # ----------------------------------------------------------------- gates
+    def check_state(self, state: np.ndarray, time_s: float, t_ns: int) -> SafetyEvent | None:
+        """The first gate `state` trips (recorded), or None."""
+        if not np.isfinite(state).all():
+            bad = int(np.flatnonzero(~np.isfinite(state))[0])
+            return self.trip("non_finite_state", time_s, t_ns, self.state_names[bad], None)
+        lim = self.limits
+        if lim.track_limit_m is not None and self._x is not None:
+            x = float(state[self._x])
+            if abs(x) > lim.track_limit_m:
+                return self.trip("track", time_s, t_ns, x, lim.track_limit_m)
+        if lim.angle_limit_rad is not None:
+            for i in self._angles:
+                angle = float(state[i])
+                if abs(angle) > lim.angle_limit_rad:
+                    return self.trip("angle", time_s, t_ns, angle, lim.angle_limit_rad)
+        return None
+
+    def non_finite_control(self, value: str, time_s: float, t_ns: int) -> SafetyEvent:
+        """The attached controller sent a non-finite force (`value`: "nan", "inf", "-inf")."""
+        return self.trip("non_finite_control", time_s, t_ns, value, None)
+
+    def trip(self, gate: str, time_s: float, t_ns: int, value: float | str | None,
+             limit: float | None) -> SafetyEvent:
+        """Record a trip of `gate` (also used for the deadline gates' safe stops)."""
+        event = SafetyEvent(time_s, t_ns, gate, value, limit)
+        self.trips += 1
+        if len(self.events) < MAX_EVENTS:
+            self.events.append(event)
+        return event
+
+    # ----------------------------------------------------------------- force
+    def plausible(self, force_n: float) -> bool:
+        """False for a force no controller means: non-finite, or beyond `sanity_force_n`."""
+        return math.isfinite(force_n) and abs(force_n) <= self.limits.sanity_force_n
+
+    def limit_force(self, force_n: float, t_ns: int) -> float:
+        """The force to apply for a (plausible) control asking `force_n` at `t_ns`."""
+        lim = self.limits
+        if abs(force_n) > lim.max_force_n:
+            force_n = math.copysign(lim.max_force_n, force_n)
+            self.saturations += 1
+        if lim.slew_limit_n_per_s is not None and self._last_force_t_ns is not None:
+            dt_s = max(t_ns - self._last_force_t_ns, 0) * 1e-9
+            step = lim.slew_limit_n_per_s * dt_s
+            low, high = self._last_force_n - step, self._last_force_n + step
+            if not low <= force_n <= high:
+                force_n = min(max(force_n, low), high)
+                self.slew_limited += 1
+        return force_n
+
+    def note_applied(self, force_n: float, t_ns: int) -> None:
+        """The force the actuator now holds (controls and safe outputs alike), for the slew."""
+        self._last_force_n = force_n
+        self._last_force_t_ns = t_ns
+
+    def safe_force_n(self, state: np.ndarray) -> float:
+        lim = self.limits
+        if lim.braking == "none" or self._x_dot is None:
+            return 0.0
+        v = float(state[self._x_dot])
+        if not math.isfinite(v):
+            return 0.0
+        return float(np.clip(-lim.brake_n_per_mps * v, -lim.max_force_n, lim.max_force_n))
+
+    # ----------------------------------------------------------------- report
+    def report(self) -> dict[str, Any]:
+        """plant.json's `safety` section: `trips` and `events` (names never change)."""
+        return {
+            "trips": self.trips,
+            "events": [e.to_dict() for e in self.events],
+            "events_dropped": self.trips - len(self.events),
+            "saturations": self.saturations,
+            "slew_limited": self.slew_limited,
+            "limits": asdict(self.limits),
+        }
