@@ -51,6 +51,7 @@ class LoopSettings:
     connect_timeout_ns: int
     plant_timeout_ns: int
     guard: float = 0.15  # fraction of a period kept free before the plant's next tick
+    clear_on_attach: bool = False  # send `clear` when the plant is found latched (recovery)
 
 
 class ControllerLoop:
@@ -96,6 +97,8 @@ class ControllerLoop:
         self.overruns = 0
         self.rejected = 0
         self.last_flags = 0
+        self.states_while_safe = 0  # states flagged FLAG_SAFE: our controls are ignored
+        self.bye_sent = False
         self.final_state: list[float] = []
         self._warn = RateLimiter()
         # open_recorder(description) -> hil.recorder.Recorder, called after the handshake;
@@ -167,6 +170,12 @@ class ControllerLoop:
         self._new_rx_ns = now
         self._new_values = m["state"]
         self._new_flags = m["flags"]
+        if m["flags"] & msg.FLAG_SAFE:
+            self.states_while_safe += 1
+            if self._warn.allow("plant_safe"):
+                self.log.warning("plant holds its safe state: controls are ignored until a "
+                                 "clear (hil clear)", flags=m["flags"],
+                                 suppressed=self._warn.take_suppressed("plant_safe"))
         self.latency.record_ns("state_to_controller", now - m["t_ns"])
         if m["flags"] & msg.FLAG_FINAL:
             self.final_state = list(m["state"])
@@ -203,6 +212,11 @@ class ControllerLoop:
             self.recorder = self.open_recorder(d)
         self._last_rx_ns = self.clock()
         self.log.info("attached", plant=d.get("name"), mode=d["mode"], rate_hz=d["rate_hz"])
+        if d.get("safe_state"):
+            self.log.warning("the plant is latched in its safe state", reason=d.get("safe_reason"),
+                             clearing=self.s.clear_on_attach)
+            if self.s.clear_on_attach:
+                self.sock.send(msg.encode("clear"))
         if d["mode"] == "lockstep":
             self._run_lockstep()
         else:
@@ -222,13 +236,18 @@ class ControllerLoop:
             return True
         if self.stop_requested():
             self.end_reason = "stopped"
+            self.send_bye()  # the plant goes safe on it: before anything else
             return True
         return False
 
     def _run_realtime(self, t0_ns: int, period_ns: int) -> None:
         # Wait for the first state at t0 (the silence clock starts there).
         self._last_rx_ns = max(self._last_rx_ns, t0_ns)
-        sched = Schedule(t0_ns + round(self.s.phase_offset * period_ns), period_ns)
+        first = t0_ns + round(self.s.phase_offset * period_ns)
+        now = self.clock()
+        if now > first:  # attached mid-run (a replacement): join the grid at the next tick
+            first += -(-(now - first) // period_ns) * period_ns
+        sched = Schedule(first, period_ns)
         late_window = round((1.0 - self.s.phase_offset - self.s.guard) * period_ns)
         while True:
             deadline = sched.deadline_ns
@@ -266,6 +285,12 @@ class ControllerLoop:
             if self._ended() or self._silent(self.clock()):
                 return
 
+    def send_bye(self) -> None:
+        """Tell the plant we are leaving (once); best effort, a dead plant is fine."""
+        if not self.bye_sent:
+            self.bye_sent = True
+            self.sock.send(msg.encode("bye", self.end_reason))
+
     # ----------------------------------------------------------------- report
     def report(self) -> dict[str, Any]:
         stats = self.latency.statistics().to_dict()
@@ -283,5 +308,6 @@ class ControllerLoop:
             "late_states": self.late_states,
             "overruns": self.overruns,
             "rejected_messages": self.rejected,
+            "states_while_safe": self.states_while_safe,
             "final_state": self.final_state,
         }

@@ -9,7 +9,6 @@ import numpy as np
 
 from controller_client.controllers import GainError, UnknownControllerError, create_controller
 from controller_client.loop import ControllerLoop, HandshakeRefused, LoopSettings, PlantUnreachable
-from hil import messages as msg
 from hil import rt
 from hil.config import Config, ConfigError
 from hil.process import (
@@ -54,6 +53,7 @@ def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
         spin_ns=round(cc.spin_us * 1e3),
         connect_timeout_ns=round(cc.connect_timeout_s * 1e9),
         plant_timeout_ns=round(cc.plant_timeout_ms * 1e6),
+        clear_on_attach=cc.clear_on_attach,
     )
     sock = ControllerSocket(cc.endpoint)
     rate_hz = cfg.run.rate_hz
@@ -93,7 +93,7 @@ def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     finally:
         usage = cpu.read()
         try:
-            sock.send(msg.encode("bye", loop.end_reason))  # best effort; a dead plant is fine
+            loop.send_bye()
         finally:
             sock.close()
             recording = loop.recorder.close().to_dict() if loop.recorder is not None else None
