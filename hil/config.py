@@ -38,7 +38,8 @@ class RunConfig(_Strict):
 
 
 class PlantConfig(_Strict):
-    backend: Literal["sim"] = "sim"
+    # sim: a numba model; serial: a rig on `serial.port` (plant_server/backends/serial.py).
+    backend: Literal["sim", "serial"] = "sim"
     model: Literal["dip", "cartpole"] = "dip"
     params: dict[str, float] = Field(default_factory=dict)
     substeps: Annotated[int, Field(ge=1, le=1000)] = 4
@@ -175,6 +176,41 @@ class FaultsConfig(_Strict):
         Annotated[float, Field(ge=0, allow_inf_nan=False)]] = 0.0
 
 
+class SerialConfig(_Strict):
+    """The serial link to a rig, for plant.backend `serial` (firmware_protocol/PROTOCOL.md)."""
+
+    port: str = "/dev/ttyUSB0"
+    baud: Annotated[int, Field(gt=0, le=12_000_000)] = 460_800
+    # HELLO is repeated every 200 ms until CAPABILITIES arrives or this runs out.
+    handshake_timeout_ms: PositiveFloat = 1000.0
+    # No valid frame from the rig for this long: the link is lost, the plant goes safe.
+    silence_timeout_ms: PositiveFloat = 250.0
+    # Plant ticks fall this fraction of a period after the rig's STATE frames arrive.
+    phase_margin: Annotated[float, Field(gt=0, lt=0.5)] = 0.2
+    # run.rate_hz may use at most this share of the link (STATE and CONTROL frames).
+    max_utilisation: Annotated[float, Field(gt=0, le=1)] = 0.9
+
+
+class RigEmulatorConfig(_Strict):
+    """The emulated rig on a pseudo-terminal (plant_server/rig_emulator.py). When enabled,
+    `hil run` starts it first and points serial.port at it. Faults are seeded."""
+
+    enabled: bool = False
+    seed: int = 0
+    corrupt_byte_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+    drop_frame_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+    # Added to each direction of the link, like a USB adapter's latency timer.
+    added_latency_ms: Annotated[float, Field(ge=0, le=1_000, allow_inf_nan=False)] = 0.0
+    # Close the pseudo-terminal this long after the rig is first armed; null: never.
+    unplug_after_s: PositiveFloat | None = None
+    watchdog_ms: Annotated[int, Field(ge=1, le=65_535)] = 50
+    track_limit_m: PositiveFloat = 1.0
+    rig_id: Annotated[int, Field(ge=0, le=0xFFFFFFFF)] = 0x48494C31
+    # The rig's microsecond clock at power-up (it wraps at 2**32).
+    clock_start_us: Annotated[int, Field(ge=0, le=0xFFFFFFFF)] = 0
+    ready_timeout_s: PositiveFloat = 30.0
+
+
 class LoggingConfig(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -188,6 +224,8 @@ class Config(_Strict):
     realtime: RealtimeConfig = Field(default_factory=RealtimeConfig)
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
     faults: FaultsConfig = Field(default_factory=FaultsConfig)
+    serial: SerialConfig = Field(default_factory=SerialConfig)
+    rig_emulator: RigEmulatorConfig = Field(default_factory=RigEmulatorConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     @property
@@ -231,9 +269,57 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
 
 def validate_config(data: dict[str, Any], source: str = "<config>") -> Config:
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source)) from None
+    problem = serial_link_problem(config)
+    if problem is not None:
+        raise ConfigError(f"{source}: {problem}")
+    return config
+
+
+_STANDARD_BAUDS = (115_200, 230_400, 460_800, 921_600, 1_000_000, 2_000_000, 3_000_000)
+
+
+def serial_link_problem(config: Config) -> str | None:
+    """Why the serial settings cannot work together, with the arithmetic; None if they can.
+
+    The frame sizes and the link budget come from `firmware_protocol`, a leaf package that
+    imports nothing of ours, so the check runs wherever a config is loaded (`hil run` refuses
+    before it starts any process).
+    """
+    from firmware_protocol import Control, State, frame_bytes, max_rate_hz
+    from firmware_protocol.link_budget import UART_8N1_BITS_PER_BYTE as bits
+
+    if config.rig_emulator.enabled and config.plant.backend != "serial":
+        return "rig_emulator.enabled needs plant.backend: serial"
+    if config.plant.backend != "serial":
+        return None
+    if config.run.mode != "realtime":
+        return (f"plant.backend serial runs in run.mode realtime only (a rig keeps its own "
+                f"time and cannot be stepped), got {config.run.mode}")
+    n = len(config.plant.initial_state)
+    if not 1 <= n <= 8:
+        return None  # the plant refuses an initial_state that does not fit its model
+    baud, rate, share = config.serial.baud, config.run.rate_hz, config.serial.max_utilisation
+    state_b = frame_bytes(State(timestamp_us=0, values=(0.0,) * n))
+    control_b = frame_bytes(Control(command=0.0, state_seq=0))
+    frame_b = max(state_b, control_b)
+    ceiling = max_rate_hz(baud, state_b, control_b)
+    if rate <= ceiling * share:
+        return None
+    needed = rate * frame_b * bits
+    suggest = next((b for b in _STANDARD_BAUDS if b * share >= needed), None)
+    return (
+        f"run.rate_hz {rate:g} is more than serial.baud {baud} can carry: each period the rig "
+        f"sends a {state_b}-byte STATE ({n} values) and the host a {control_b}-byte CONTROL, "
+        f"{bits} bits a byte, so the link carries at most {baud} / {bits} / {frame_b} = "
+        f"{ceiling:.0f} Hz, {ceiling * share:.0f} Hz within serial.max_utilisation {share:g}; "
+        f"{rate:g} Hz needs {rate:g} x {frame_b} x {bits} = {needed:.0f} baud "
+        f"({needed / share:.0f} at {share:.0%}). Lower "
+        f"run.rate_hz to <= {math.floor(ceiling * share)} or raise serial.baud"
+        + (f" (e.g. {suggest})" if suggest else "")
+    )
 
 
 def format_validation_error(exc: ValidationError, source: str) -> str:
