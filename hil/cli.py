@@ -9,6 +9,7 @@ The other commands work on finished runs: `hil report` (re)writes a run's HTML r
 `hil export` writes its plant recording as CSV or NPZ, `hil replay` feeds its recorded
 states to a fresh controller (`python -m controller_client.replay`, started as a process),
 `hil history` lists past runs and `hil compare` puts two runs side by side.
+`hil estop` and `hil clear` talk to a running plant (hil/operator.py).
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hil import history
+from hil import history, operator
 from hil.config import Config, ConfigError, dump_config, load_config
 from hil.export import FORMATS, export_recording
 from hil.html_report import write_html_report
-from hil.process import EXIT_FAULT, EXIT_OK, EXIT_USAGE, new_run_id, write_json
+from hil.process import EXIT_FAULT, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, new_run_id, write_json
 from hil.recorder import RecordingError
 from hil.report import build_report, summary_table
 
@@ -222,6 +223,26 @@ def _compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _estop(args: argparse.Namespace) -> int:
+    try:
+        answer = operator.estop(args.endpoint, args.reason, args.timeout)
+    except operator.NoAnswer as exc:
+        print(f"hil estop: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    print(f"e-stop: {answer}")
+    return EXIT_OK
+
+
+def _clear(args: argparse.Namespace) -> int:
+    try:
+        answer = operator.clear(args.endpoint, args.timeout)
+    except operator.NoAnswer as exc:
+        print(f"hil clear: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    print(f"clear: {answer}")
+    return EXIT_OK if answer.startswith(("cleared", "nothing")) else EXIT_FAULT
+
+
 def _wait(procs: dict[str, subprocess.Popen], config: Any) -> bool:
     """Wait for both processes; on Ctrl-C/SIGTERM, stop them so they still write reports."""
     interrupted = False
@@ -294,6 +315,14 @@ def main(argv: list[str] | None = None) -> int:
     comp.add_argument("run_b")
     comp.add_argument("--db", default=str(history.DEFAULT_PATH))
     comp.set_defaults(handler=_compare)
+    for name, text in (("estop", "put a running plant in its safe state and end its run"),
+                       ("clear", "clear a running plant's latched safe state")):
+        op = sub.add_parser(name, help=text)
+        op.add_argument("--endpoint", required=True, help="the plant's ZeroMQ endpoint")
+        op.add_argument("--timeout", type=float, default=2.0, help="s to wait for the answer")
+        if name == "estop":
+            op.add_argument("--reason", default="hil estop", help="recorded in the report")
+        op.set_defaults(handler=_estop if name == "estop" else _clear)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
