@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from hil import recorder
-from hil.recorder import Column, Recorder, RecordingError, read_recording
+from hil.recorder import Column, Recorder, RecordingError, RecordingTail, read_recording
 
 COLUMNS = [Column("seq", "", "i8"), Column("t_ns", "ns", "i8"), ("x", "m"), ("force", "N")]
 # A writer that only writes when closed: chunking and counts are then deterministic.
@@ -221,3 +221,23 @@ def test_sigkill_loses_at_most_the_last_100_ms(tmp_path: Path) -> None:
     assert rec.rows > 500
     lost_ms = (killed_ns - int(rec["t_ns"][-1])) / 1e6
     assert lost_ms <= 100, f"the last {lost_ms:.0f} ms before SIGKILL were lost"
+
+
+def test_a_tail_returns_each_chunk_once_and_waits_for_a_torn_one(tmp_path: Path) -> None:
+    path = tmp_path / "live.rec"
+    tail = RecordingTail(path)
+    assert tail.poll() == {}  # no file yet
+    write(path, rows(30), max_rows_per_chunk=10)
+    full = path.read_bytes()
+    header = rec_bytes_before(path, 0)
+    chunk = recorder._CHUNK.size + 10 * 8 * len(COLUMNS)
+    path.write_bytes(full[:header - 3])
+    assert tail.poll() == {}  # header not complete yet
+    path.write_bytes(full[:header + chunk + 40])  # chunk 0 and part of chunk 1
+    first = tail.poll()
+    np.testing.assert_array_equal(first["seq"], np.arange(10))
+    assert tail.poll()["seq"].size == 0  # nothing new, the torn chunk is not returned
+    path.write_bytes(full)
+    rest = tail.poll()
+    np.testing.assert_array_equal(rest["seq"], np.arange(10, 30))
+    assert rest["t_ns"].dtype == np.int64 and [c.name for c in tail.columns][:2] == ["seq", "t_ns"]
