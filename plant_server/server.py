@@ -178,7 +178,7 @@ class PlantServer:
         if self._lockstep_answered:
             self._lockstep_answered = False
             return True
-        return self._ending
+        return self._ending or (self.s.mode == "lockstep" and self.safe_reason is not None)
 
     @property
     def _ending(self) -> bool:
@@ -244,6 +244,9 @@ class PlantServer:
         if self.peer is None:
             self.peer = peer
             self.t0_ns = now + self.s.start_delay_ns
+            align = getattr(self.backend, "align_start_ns", None)  # a rig: tick after its states
+            if align is not None:
+                self.t0_ns = align(self.t0_ns)
             self.log.info("controller attached", client=m["client"][:64],
                           t0_in_ms=self.s.start_delay_ns / 1e6)
         self.sock.send(peer, msg.encode("welcome", msg.PROTOCOL_VERSION, self.description()))
@@ -497,6 +500,11 @@ class PlantServer:
             self._lateness_ns = now - grid
             self.latency.record_ns("plant_lateness", self._lateness_ns)
             self.state = self.backend.advance(grid)
+            backend_fault = getattr(self.backend, "fault", None)  # a rig silent, gone, faulted
+            if backend_fault is not None:
+                self._go_safe(backend_fault, now)
+                self.end_reason = backend_fault
+                return
             if self.seq >= 0:
                 # The previous state's deadline: answered before this tick? Ticks the plant
                 # itself skipped (it woke a whole period late) count as misses too.
@@ -558,6 +566,9 @@ class PlantServer:
             wait_for_message(self.sock.sock, self.s.watchdog_timeout_ns, self._drain,
                              clock=self.clock)
             if self._stopping(self.clock()):
+                return
+            if self.safe_reason is not None:  # tripped while waiting (a NaN control)
+                self.end_reason = self.safe_reason
                 return
             answered = self._answered_seq >= self.seq
             if not answered:

@@ -1,0 +1,133 @@
+"""Helpers for the fault suite: start real `hil-plant` / `hil-controller` processes on a free
+port, follow their JSON-lines logs, read their reports and the plant's recording.
+
+All times compared across processes are `time.monotonic_ns()` readings: one clock for every
+process on Linux (DESIGN.md), so the plant's own timestamps can be set against the moment
+the test sent a signal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+FLAG_SAFE = 1
+# Generous: processes start slowly on a loaded 2-core CI machine (imports, numba cache).
+START_TIMEOUT_S = 60.0
+
+
+def free_endpoint() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+
+
+def write_config(folder: Path, endpoint: str, **dotted: Any) -> Path:
+    """A run config: defaults plus overrides, `run__mode="lockstep"` for run.mode."""
+    data: dict[str, Any] = {
+        "run": {"mode": "realtime", "duration_s": 2.0},
+        "plant": {"endpoint": endpoint, "attach_timeout_s": START_TIMEOUT_S},
+        "controller": {"endpoint": endpoint, "connect_timeout_s": START_TIMEOUT_S},
+        "record": {"html": False, "history_db": None},
+    }
+    for key, value in dotted.items():
+        node = data
+        *parents, leaf = key.split("__")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def start(process: str, config: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
+    """Start `plant` or `controller` as its own process writing into `out`."""
+    module = {"plant": "plant_server.main", "controller": "controller_client.main"}[process]
+    return subprocess.Popen([sys.executable, "-m", module, "--config", str(config),
+                             "--out", str(out), "--run-id", out.name, *extra],
+                            cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def start_script(name: str, *args: str) -> subprocess.Popen[str]:
+    """Start one of this folder's helper scripts (junk_peer.py, scripted_controller.py)."""
+    return subprocess.Popen([sys.executable, str(HERE / name), *args], cwd=ROOT, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_event(out: Path, process: str, event: str, proc: subprocess.Popen | None = None,
+                   timeout_s: float = START_TIMEOUT_S) -> dict[str, Any]:
+    """The first `event` in `<out>/<process>.log.jsonl`, waiting for it to be written."""
+    path = out / f"{process}.log.jsonl"
+    give_up = time.monotonic() + timeout_s
+    while time.monotonic() < give_up:
+        if path.exists():
+            for line in path.read_text().splitlines():
+                if not line.endswith("}"):
+                    continue  # being written
+                record = json.loads(line)
+                if record.get("event") == event:
+                    return record
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"{process} exited ({proc.returncode}) before {event!r}: "
+                                 f"{proc.stderr.read() if proc.stderr else ''}")
+        time.sleep(0.02)
+    raise AssertionError(f"no {event!r} in {path} within {timeout_s} s")
+
+
+def finish(proc: subprocess.Popen[str], sig: int | None = None,
+           timeout_s: float = 30.0) -> tuple[int, str]:
+    """Optionally signal `proc`, then wait for it; its exit code and stderr."""
+    if sig is not None and proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        _, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        raise AssertionError(f"process did not end within {timeout_s} s: {err}") from None
+    return proc.returncode, err
+
+
+def report(out: Path, process: str) -> dict[str, Any]:
+    return json.loads((out / f"{process}.json").read_text())
+
+
+def recording(out: Path) -> Any:
+    from hil.recorder import read_recording
+
+    return read_recording(out / "plant.rec")
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+def kill_all(*procs: subprocess.Popen[str]) -> None:
+    """Clean-up: SIGKILL whatever a failed test left running (only our own children)."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            p.wait()

@@ -1,0 +1,83 @@
+"""A hostile peer for the fault suite: sends COUNT junk messages of mixed kinds to a plant.
+
+    python tests/faults/junk_peer.py ENDPOINT COUNT SEED
+
+Kinds, cycled in a seeded shuffle: random bytes, a msgpack map, unknown kinds, wrong arity,
+wrong types, NaN/inf/huge forces, replayed controls, hellos (a second controller), clear
+and bye and state messages from a stranger, frames over the plant's decode cap, multipart
+messages. The last `TRANSPORT_OVERSIZED` are over the transport's cap: ZeroMQ drops them
+(and the connection) before the plant sees them. Never `estop` or `operator_clear`: those
+are operator commands, not junk. Sends block (up to 5 s each) rather than drop, so what is
+lost is lost to the plant's side. Prints a JSON summary on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+
+import msgpack
+import numpy as np
+import zmq
+
+TRANSPORT_OVERSIZED = 5
+
+
+def _p(obj: object) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def junk(kind: str, rng: np.random.Generator, i: int) -> list[bytes]:
+    if kind == "random_bytes":
+        return [rng.integers(0, 256, int(rng.integers(1, 64)), dtype=np.uint8).tobytes()]
+    return {
+        "map": lambda: [_p({"kind": "control", "force_n": 1e3})],
+        "unknown_kind": lambda: [_p(["self_destruct", i])],
+        "bad_arity": lambda: [_p(["control", i, 0, 1.0])],
+        "bad_type": lambda: [_p(["control", i, 0, "150", 0, 0, 0])],
+        "nan_force": lambda: [_p(["control", i, 0, math.nan, 0, 0, 0])],
+        "inf_force": lambda: [_p(["control", i, 0, -math.inf, 0, 0, 0])],
+        "huge_force": lambda: [_p(["control", i, 0, 1e12, 0, 0, 0])],
+        "replayed_control": lambda: [_p(["control", 1, 0, 50.0, 0, 0, 0])],
+        "hello": lambda: [_p(["hello", 1, f"junk-{i}"])],
+        "stranger_clear": lambda: [_p(["clear"])],
+        "stranger_bye": lambda: [_p(["bye", "junk"])],
+        "stranger_state": lambda: [_p(["state", i, 0, [0.0] * 6, 0])],
+        "oversized": lambda: [b"\x91" + b"\xc0" * 20_000],
+        "multipart": lambda: [b"a", b"b", b"c"],
+    }[kind]()
+
+
+KINDS = ("random_bytes", "map", "unknown_kind", "bad_arity", "bad_type", "nan_force",
+         "inf_force", "huge_force", "replayed_control", "hello", "stranger_clear",
+         "stranger_bye", "stranger_state", "oversized", "multipart")
+
+
+def main(endpoint: str, count: int, seed: int) -> dict[str, object]:
+    rng = np.random.default_rng(seed)
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 2000)
+    sock.setsockopt(zmq.SNDTIMEO, 5000)
+    sock.connect(endpoint)
+    by_kind: dict[str, int] = {}
+    failed = 0
+    t0 = time.monotonic_ns()
+    for i in range(count):
+        kind = ("transport_oversized" if i >= count - TRANSPORT_OVERSIZED
+                else KINDS[int(rng.integers(len(KINDS)))])
+        frames = [b"\x00" * 100_000] if kind == "transport_oversized" else junk(kind, rng, i)
+        try:
+            sock.send_multipart(frames)
+            by_kind[kind] = by_kind.get(kind, 0) + 1
+        except zmq.Again:
+            failed += 1
+    t1 = time.monotonic_ns()
+    sock.close()
+    return {"sent": sum(by_kind.values()), "failed": failed, "by_kind": by_kind,
+            "start_ns": t0, "end_ns": t1}
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))))

@@ -1,0 +1,65 @@
+"""SIGKILL of the controller mid-run: the plant stays up, trips its watchdog, reaches the safe
+output within the timeout (+2 ms, by its own clock), stays latched, and reports the trip
+when it is stopped with SIGINT."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from faultkit import (
+    FLAG_SAFE,
+    finish,
+    free_endpoint,
+    kill_all,
+    recording,
+    report,
+    start,
+    wait_for_event,
+    write_config,
+)
+
+TIMEOUT_MS = 20.0
+
+
+@pytest.mark.realtime
+def test_sigkill_of_the_controller_trips_the_watchdog_and_the_plant_stays_safe(
+        tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    config = write_config(out, free_endpoint(), run__duration_s=30.0)
+    plant = start("plant", config, out)
+    controller = start("controller", config, out)
+    try:
+        wait_for_event(out, "controller", "attached", controller)
+        time.sleep(0.4)  # mid-run, the pendulum balanced
+        killed_ns = time.monotonic_ns()
+        controller.send_signal(signal.SIGKILL)
+        controller.wait()
+        time.sleep(0.3)
+        assert plant.poll() is None, "the plant must stay up"
+        code, err = finish(plant, signal.SIGINT)
+    finally:
+        kill_all(plant, controller)
+    assert code == 0, err
+    r = report(out, "plant")
+    wd = r["watchdog"]
+    assert r["end_reason"] == "stopped" and r["signal"] == "SIGINT"
+    assert wd["trips"] == 1 and wd["latched"] is True and wd["timeout_ms"] == TIMEOUT_MS
+    assert r["safe_state"] is True and r["safe_reason"] == "watchdog"
+    (trip,) = wd["events"]
+    # The last valid control came before the kill; the safe output after the timeout, and
+    # within 2 ms of it.
+    assert trip["last_feed_ns"] <= killed_ns < trip["safe_output_ns"]
+    assert TIMEOUT_MS <= trip["time_to_safe_ms"] <= TIMEOUT_MS + 2.0
+    assert wd["worst_time_to_safe_ms"] == trip["time_to_safe_ms"]
+    # The recording: every state published after the safe output carries FLAG_SAFE and the
+    # plant held the safe force (0 N) from then on.
+    rec = recording(out)
+    after = rec["t_ns"] > trip["safe_output_ns"]
+    assert after.sum() > 100
+    assert np.all(rec["flags"][after].astype(int) & FLAG_SAFE)
+    assert np.all(rec["force_n"][after] == 0.0)
+    assert np.any(rec["force_n"][~after] != 0.0)  # it was under control before
