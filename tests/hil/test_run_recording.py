@@ -40,7 +40,7 @@ def test_a_run_leaves_recordings_html_plots_and_a_history_entry(tmp_path: Path) 
     assert f"history: {db} (run {report['run_id']})" in done.stdout
     assert report["score"] == 100.0 and report["started_at"].endswith("Z")
     assert report["recording"]["plant"]["rows_dropped"] == 0
-    assert {g["name"] for g in report["gates"]} >= {"dropped_records", "round_trip_p99"}
+    assert "dropped_records" in {g["name"] for g in report["gates"]}
 
     assert (out / "report.html").exists()
     assert len(list(out.glob("*.png"))) >= 2

@@ -12,6 +12,7 @@ from hil.scoring import DEFAULT_CRITICAL, DEFAULT_WEIGHTS, evaluate, gate
 
 def report(**extra: Any) -> dict[str, Any]:
     base = {
+        "mode": "realtime",
         "rate_hz": 1000.0,
         "latency_us": {"round_trip": {"p50": 380.0, "p99": 640.0, "count": 3000}},
         "gates": [
@@ -118,6 +119,13 @@ def test_stability_gates_read_dotted_paths_with_upper_and_lower_bounds() -> None
 
 def test_no_gates_scores_100() -> None:
     assert evaluate({"gates": []}, GatesConfig())[1:] == (100.0, "PASS")
+
+
+def test_lockstep_gets_a_round_trip_gate_only_when_a_limit_is_configured() -> None:
+    r = report(mode="lockstep")
+    assert "round_trip_p99" not in by_name(evaluate(r, GatesConfig())[0])
+    g = by_name(evaluate(r, GatesConfig(max_round_trip_p99_us=500))[0])["round_trip_p99"]
+    assert (g["threshold"], g["passed"]) == (500, False)
 
 
 def test_bad_gate_config_is_refused_with_the_key_path() -> None:
