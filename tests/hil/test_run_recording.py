@@ -29,7 +29,8 @@ def free_endpoint() -> str:
 def test_a_run_leaves_recordings_html_plots_and_a_history_entry(tmp_path: Path) -> None:
     db = tmp_path / "history.db"
     config = tmp_path / "run.yaml"
-    config.write_text(f"record:\n  history_db: {db}\n")
+    # A generous watchdog: this test is about what the run leaves, not about a loaded machine.
+    config.write_text(f"record:\n  history_db: {db}\nplant:\n  watchdog_timeout_ms: 500\n")
     out = tmp_path / "run"
     done = subprocess.run(
         [sys.executable, "-m", "hil.cli", "run", "--config", str(config), "--mode", "lockstep",
