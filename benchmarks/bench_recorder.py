@@ -51,14 +51,14 @@ def record_cost_ns(n: int = 100_000) -> dict[str, float]:
                            capacity=2 * n, flush_interval_s=3600.0, fsync_interval_s=0.0,
                            max_rows_per_chunk=50)
             record = rec.record
-            row = (1, 2, 0.001, *state, 1.5, 0, 1000, 0, 0)
+            row = (1, 2, 0.001, *state, 1.5, 0, 1000, 0, 0, 350_000)
             t0 = time.perf_counter_ns()
             for _ in range(n):
                 record(row)
             call.append((time.perf_counter_ns() - t0) / n)
             t0 = time.perf_counter_ns()
             for i in range(n):
-                record((i, t0, i * 1e-3, *state, 1.5, 0, 1000, i - 1, i - 1))
+                record((i, t0, i * 1e-3, *state, 1.5, 0, 1000, i - 1, i - 1, 350_000))
             build.append((time.perf_counter_ns() - t0) / n)
             t0 = time.perf_counter_ns()
             stats = rec.close()

@@ -307,7 +307,8 @@ def plant_columns(state_names: Sequence[str], state_units: Sequence[str]) -> lis
     return [Column("seq", "", "i8"), Column("t_ns", "ns", "i8"), Column("sim_time_s", "s"),
             *_state_columns(state_names, state_units), Column("force_n", "N"),
             Column("flags", "", "i8"), Column("lateness_ns", "ns", "i8"),
-            Column("control_seq", "", "i8"), Column("answered_seq", "", "i8")]
+            Column("control_seq", "", "i8"), Column("answered_seq", "", "i8"),
+            Column("round_trip_ns", "ns", "i8")]
 
 
 def controller_columns(state_names: Sequence[str], state_units: Sequence[str]) -> list[Column]:

@@ -102,6 +102,7 @@ class PlantServer:
         # The caller closes it.
         self.recorder = recorder
         self._lateness_ns = 0
+        self._round_trip_ns = -1  # of the newest applied control, for the recording
         self.state = backend.state
         self.initial_state = backend.state.copy()
         self.sock = sock
@@ -313,7 +314,8 @@ class PlantServer:
         self._apply(force, t)
         self.counters.controls_applied += 1
         if state_seq > self.seq - _PUB_RING:
-            self.latency.record_ns("round_trip", now - int(self._pub_t[state_seq % _PUB_RING]))
+            self._round_trip_ns = now - int(self._pub_t[state_seq % _PUB_RING])
+            self.latency.record_ns("round_trip", self._round_trip_ns)
         self.latency.record_ns("controller_to_plant", now - m["t_send_ns"])
         if state_seq < self.seq:
             self.counters.controls_late += 1
@@ -398,7 +400,8 @@ class PlantServer:
         if self.recorder is not None:
             self.recorder.record((self.seq, t, self.backend.sim_time_ns * 1e-9, *values,
                                   self.force_n, flags, self._lateness_ns,
-                                  self._last_control_seq, self._answered_seq))
+                                  self._last_control_seq, self._answered_seq,
+                                  self._round_trip_ns))
 
     def _publish_faulty(self, t: int, flags: int) -> None:
         assert self.faults is not None and self.peer is not None

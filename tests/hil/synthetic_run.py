@@ -85,7 +85,8 @@ def _record(folder: Path, steps: int, states: np.ndarray, force: np.ndarray,
             t_ns = T0_NS + i * PERIOD_NS + int(lateness[i])
             held = force[i - 1] if i else 0.0
             plant_rec.record((i, t_ns, i * 1e-3, *states[i].tolist(), held, 0,
-                              int(lateness[i]), i - 1, i - 1))
+                              int(lateness[i]), i - 1, i - 1,
+                              int(rng.lognormal(12.9, 0.12)) if i else -1))
             rx = t_ns + int(rng.lognormal(11.6, 0.3))
             compute = int(rng.lognormal(8.2, 0.2))
             ctrl_rec.record((i, i, t_ns, rx, rx + 300_000 + compute, compute,
