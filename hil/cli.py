@@ -10,12 +10,16 @@ The other commands work on finished runs: `hil report` (re)writes a run's HTML r
 states to a fresh controller (`python -m controller_client.replay`, started as a process),
 `hil history` lists past runs and `hil compare` puts two runs side by side.
 `hil estop` and `hil clear` talk to a running plant (hil/operator.py).
+`hil rig-emulator` runs an emulated rig on a pseudo-terminal (`python -m
+plant_server.rig_emulator`); with `rig_emulator.enabled`, `hil run` starts it before the
+plant, points `serial.port` at it, stops it after the run and adds its `rig.json`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -71,17 +75,26 @@ def _run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / run_id
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("plant.json", "controller.json", "report.json", "plant.rec", "controller.rec",
-                  "report.html"):
+                  "report.html", "rig.json", _RIG_LINK):
         (out / stale).unlink(missing_ok=True)
     started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if config.rig_emulator.enabled:  # the plant's serial port is the emulator's
+        config = config.model_copy(update={"serial": config.serial.model_copy(
+            update={"port": str((out / _RIG_LINK).absolute())})})
     cfg_path = out / "config.yaml"
     cfg_path.write_text(dump_config(config))
     common = ["--config", str(cfg_path), "--out", str(out), "--run-id", run_id]
+    emulator = None
+    if config.rig_emulator.enabled:
+        emulator = _start_rig_emulator(cfg_path, out, config.rig_emulator.ready_timeout_s)
+        if isinstance(emulator, int):
+            return emulator
     plant = subprocess.Popen(_entry_point("hil-plant", "plant_server.main") + common)
     controller = subprocess.Popen(
         _entry_point("hil-controller", "controller_client.main") + common)
     procs = {"plant": plant, "controller": controller}
     interrupted = _wait(procs, config)
+    rig = _stop_rig_emulator(emulator, out) if emulator is not None else None
     codes = {name: p.returncode for name, p in procs.items()}
     results = _read_results(out, codes)
     if EXIT_USAGE in codes.values():
@@ -91,6 +104,8 @@ def _run(args: argparse.Namespace) -> int:
     report = build_report(run_id, config.model_dump(mode="json"), results["plant"],
                           results["controller"])
     report["started_at"] = started_at
+    if rig is not None:
+        report["rig_emulator"] = rig
     if interrupted:
         report["interrupted"] = True
     write_json(out / "report.json", report)
@@ -98,6 +113,52 @@ def _run(args: argparse.Namespace) -> int:
     print(f"report: {out / 'report.json'}")
     _finish(out, report, config)
     return EXIT_OK if report["verdict"] == "PASS" else EXIT_FAULT
+
+
+_RIG_LINK = "rig.pty"
+
+
+def _start_rig_emulator(cfg_path: Path, out: Path, ready_timeout_s: float
+                        ) -> subprocess.Popen | int:
+    """Start the emulated rig; return it once its port is ready, or an exit status."""
+    link = out / _RIG_LINK
+    proc = subprocess.Popen([sys.executable, "-m", "plant_server.rig_emulator", "--config",
+                             str(cfg_path), "--out", str(out), "--link", str(link)])
+    give_up = time.monotonic() + ready_timeout_s
+    while not link.is_symlink():
+        if proc.poll() is not None:
+            print(f"hil run: the rig emulator exited with {proc.returncode} before its port "
+                  "was ready (see above)", file=sys.stderr)
+            return EXIT_USAGE if proc.returncode == EXIT_USAGE else EXIT_FAULT
+        if time.monotonic() > give_up:
+            proc.kill()
+            proc.wait()
+            print(f"hil run: the rig emulator's port {link} was not ready within "
+                  f"{ready_timeout_s:g} s (rig_emulator.ready_timeout_s)", file=sys.stderr)
+            return EXIT_FAULT
+        time.sleep(0.02)
+    return proc
+
+
+def _stop_rig_emulator(proc: subprocess.Popen, out: Path) -> dict[str, Any] | None:
+    """Stop the emulated rig (it may have ended itself: unplugged) and read its rig.json."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=_GRACE_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    try:
+        return json.loads((out / "rig.json").read_text())
+    except (OSError, ValueError):
+        return {"end_reason": f"no rig.json (exit {proc.returncode})"}
+
+
+def _rig_emulator(args: list[str]) -> int:
+    command = [sys.executable, "-m", "plant_server.rig_emulator", *args]
+    os.execv(sys.executable, command)
+    return EXIT_FAULT  # not reached: execv replaces this process
 
 
 def _read_results(out: Path, codes: dict[str, int | None]) -> dict[str, dict[str, Any]]:
@@ -280,6 +341,9 @@ def _wait(procs: dict[str, subprocess.Popen], config: Any) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["rig-emulator"]:  # all that follows is the emulator's, options included
+        return _rig_emulator(argv[1:])
     parser = argparse.ArgumentParser(prog="hil", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a plant and a controller on this machine and report")
@@ -323,6 +387,11 @@ def main(argv: list[str] | None = None) -> int:
         if name == "estop":
             op.add_argument("--reason", default="hil estop", help="recorded in the report")
         op.set_defaults(handler=_estop if name == "estop" else _clear)
+    rig = sub.add_parser("rig-emulator", add_help=False,
+                         help="an emulated rig on a pseudo-terminal (its options: "
+                              "hil rig-emulator --help)")
+    rig.add_argument("args", nargs=argparse.REMAINDER)
+    rig.set_defaults(handler=lambda a: _rig_emulator(a.args))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:

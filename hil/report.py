@@ -35,6 +35,8 @@ def build_report(run_id: str, config: dict[str, Any], plant: dict[str, Any],
     for fig in FIGURES:
         latency[fig] = (plant.get("latency_us", {}).get(fig)
                         or controller.get("latency_us", {}).get(fig) or dict(_EMPTY))
+    for fig, p in (plant.get("latency_us") or {}).items():
+        latency.setdefault(fig, p)  # a backend's own figures, e.g. the serial leg
     deadline = plant.get("deadline") or {"misses": 0, "miss_ratio": 0.0, "max_consecutive": 0,
                                          "total": 0}
     desc = plant.get("plant") or {}
@@ -87,7 +89,7 @@ def build_report(run_id: str, config: dict[str, Any], plant: dict[str, Any],
     recording = {name: part["recording"] for name, part in
                  (("plant", plant), ("controller", controller)) if part.get("recording")}
     for key, value in (("safety", plant.get("safety")), ("stability", controller.get("stability")),
-                       ("recording", recording or None)):
+                       ("recording", recording or None), ("serial", _serial(plant))):
         if value is not None:
             report[key] = value
     report["gates"], report["score"], report["verdict"] = evaluate(report, gates_cfg)
@@ -100,6 +102,27 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.1f}" if abs(v) >= 10 else f"{v:.3g}"
     return str(v)
+
+
+def _serial_lines(serial: dict[str, Any] | None) -> list[str]:
+    if serial is None:
+        return []
+    lines = [f"serial {serial['port']} at {serial['baud']} baud: frames rx {serial['frames_rx']}"
+             f" tx {serial['frames_tx']}, crc errors {serial['crc_errors']}, framing errors "
+             f"{serial['framing_errors']}, seq gaps {serial['seq_gaps']}, resyncs "
+             f"{serial['resyncs']}"]
+    if serial.get("fault"):
+        lines.append(f"serial fault: {serial['fault']}")
+    return lines
+
+
+def _serial(plant: dict[str, Any]) -> dict[str, Any] | None:
+    """plant.json's `serial` section without its encoded histograms (their percentiles are
+    in `latency_us`)."""
+    serial = plant.get("serial")
+    if serial is None:
+        return None
+    return {k: v for k, v in serial.items() if k != "histograms"}
 
 
 def summary_table(report: dict[str, Any]) -> str:
@@ -118,6 +141,7 @@ def summary_table(report: dict[str, Any]) -> str:
     d = report["deadline"]
     lines += ["", f"deadline misses: {d.get('misses')} of {d.get('total')} "
                   f"(ratio {_fmt(d.get('miss_ratio'))}, longest run {d.get('max_consecutive')})",
+              *_serial_lines(report.get("serial")),
               "", f"{'gate':<22}{'value':>14}{'threshold':>12}  result"]
     for g in report["gates"]:
         v = g["value"]

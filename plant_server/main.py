@@ -10,10 +10,18 @@ import numpy as np
 from hil import rt
 from hil.config import Config, ConfigError
 from hil.deadline_gates import DeadlineGateSettings
-from hil.process import EXIT_FAULT, EXIT_OK, EXIT_USAGE, ProcessContext, run_process
+from hil.process import (
+    EXIT_FAULT,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    ProcessContext,
+    run_process,
+)
 from hil.recorder import Recorder, plant_columns
 from hil.transport import PlantSocket
 from plant_server.backends import SimBackend
+from plant_server.backends.serial import RigUnreachable, SerialBackend
 from plant_server.faults import FaultInjector
 from plant_server.faults import settings_from_config as fault_settings
 from plant_server.models import create_model
@@ -48,6 +56,21 @@ def _faults(cfg: Config, n_states: int) -> FaultInjector:
         raise ConfigError(f"faults.{exc}") from None
 
 
+def _backend(ctx: ProcessContext, model: Any, period_ns: int) -> Any:
+    """The plant `plant.backend` names: the simulation, or the rig on `serial.port`."""
+    cfg = ctx.config
+    if cfg.plant.backend != "serial":
+        return SimBackend(model, np.array(cfg.plant.initial_state), period_ns)
+    rtc = cfg.realtime
+    backend = SerialBackend.from_config(
+        cfg, model, ctx.log,
+        # The reader thread timestamps the rig's frames: it runs like the loop's thread.
+        on_reader_start=lambda: rt.apply_realtime(rtc.plant_cpu, rtc.sched_fifo,
+                                                  rtc.sched_priority, False, ctx.log))
+    backend.open()
+    return backend
+
+
 def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     cfg = ctx.config
     model = build_model(ctx)
@@ -77,7 +100,15 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
         print(f"hil-plant: {exc} (is another hil-plant running? choose another port with "
               f"--endpoint or plant.endpoint)", file=sys.stderr)
         return EXIT_USAGE, {"end_reason": f"cannot bind {cfg.plant.endpoint}"}
-    backend = SimBackend(model, np.array(cfg.plant.initial_state), settings.period_ns)
+    try:
+        backend = _backend(ctx, model, settings.period_ns)
+    except RigUnreachable as exc:
+        sock.close()
+        print(f"hil-plant: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE, {"end_reason": str(exc)}
+    except BaseException:
+        sock.close()
+        raise
     recorder = None
     if cfg.record.enabled:
         desc = backend.describe()
@@ -100,8 +131,15 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     finally:
         usage = cpu.read()
         sock.close()
+        backend.close()
         recording = recorder.close().to_dict() if recorder is not None else None
     report = server.report()
+    if isinstance(backend, SerialBackend):
+        report["serial"] = backend.report()
+        report["serial"]["histograms"] = backend.latency.encode()
+        report["latency_us"].update(backend.latency.statistics().to_dict()["figures"])
+        if backend.fault is not None:
+            print(f"hil-plant: {backend.fault}; the plant is in its safe state", file=sys.stderr)
     if recording is not None:
         report["recording"] = recording
     report["realtime"] = {"granted": granted.granted, "refused": granted.refused}
