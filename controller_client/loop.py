@@ -91,6 +91,7 @@ class ControllerLoop:
         self._bye: str | None = None
         self.control_seq = 0
         self.states_received = 0
+        self._pending_legs: list[int] = []  # state_to_controller samples not yet recorded
         self.states_dropped = 0
         self.no_new_state = 0
         self.late_states = 0
@@ -176,9 +177,16 @@ class ControllerLoop:
                 self.log.warning("plant holds its safe state: controls are ignored until a "
                                  "clear (hil clear)", flags=m["flags"],
                                  suppressed=self._warn.take_suppressed("plant_safe"))
-        self.latency.record_ns("state_to_controller", now - m["t_ns"])
+        # Recorded after the control is sent (`_record_pending`): off the critical path.
+        self._pending_legs.append(now - m["t_ns"])
         if m["flags"] & msg.FLAG_FINAL:
             self.final_state = list(m["state"])
+
+    def _record_pending(self) -> None:
+        legs = self._pending_legs
+        for leg in legs:
+            self.latency.record_ns("state_to_controller", leg)
+        legs.clear()
 
     # ----------------------------------------------------------------- control
     def _answer(self) -> None:
@@ -188,11 +196,12 @@ class ControllerLoop:
         c0 = self.clock()
         force = self.law.compute(state, t_s)
         c1 = self.clock()
-        self.latency.record_ns("compute", c1 - c0)
         self.control_seq += 1
         t_send = self.clock()
         self.sock.send(msg.pack_control(self.control_seq, self._new_seq, force, self._new_rx_ns,
                                         t_send, c1 - c0))
+        self.latency.record_ns("compute", c1 - c0)
+        self._record_pending()
         if self.recorder is not None:
             self.recorder.record((self.control_seq, self._new_seq, self._new_t_ns,
                                   self._new_rx_ns, t_send, c1 - c0, self._lateness_ns,
@@ -293,6 +302,7 @@ class ControllerLoop:
 
     # ----------------------------------------------------------------- report
     def report(self) -> dict[str, Any]:
+        self._record_pending()
         stats = self.latency.statistics().to_dict()
         return {
             "process": "controller",

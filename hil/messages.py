@@ -30,7 +30,6 @@ from numbers, without building intermediate objects.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import msgpack
@@ -81,13 +80,28 @@ SCHEMA: dict[str, tuple[tuple[str, tuple[type, ...]], ...]] = {
     "ack": (("what", (str,)), ("detail", (str,))),
 }
 
+# Per kind: field names, and the exact types each accepts (decode's hot path).
+_COMPILED: dict[str, tuple[tuple[str, ...], tuple[frozenset[type], ...]]] = {
+    kind: (tuple(n for n, _ in spec), tuple(frozenset(t) for _, t in spec))
+    for kind, spec in SCHEMA.items()
+}
 
-@dataclass(frozen=True, slots=True)
+
 class Message:
-    """A decoded, validated message: its kind and its fields by name."""
+    """A decoded, validated message: its kind and its fields by name.
 
-    kind: str
-    fields: dict[str, Any]
+    A plain slotted class, not a frozen dataclass: this is built for every message on the hot
+    path and a frozen dataclass's __init__ costs several times more. Treat it as read-only.
+    """
+
+    __slots__ = ("fields", "kind")
+
+    def __init__(self, kind: str, fields: dict[str, Any]) -> None:
+        self.kind = kind
+        self.fields = fields
+
+    def __repr__(self) -> str:
+        return f"Message({self.kind!r}, {self.fields!r})"
 
     def __getitem__(self, name: str) -> Any:
         return self.fields[name]
@@ -143,21 +157,20 @@ def decode(data: bytes) -> Message:
         raise MessageError("unknown_kind", f"unknown kind {kind[:32]!r}")
     if len(obj) != len(spec) + 1:
         raise MessageError("bad_arity", f"{kind} takes {len(spec)} fields, got {len(obj) - 1}")
-    fields: dict[str, Any] = {}
-    for (name, types), value in zip(spec, obj[1:], strict=True):
-        if isinstance(value, bool) or not isinstance(value, types):
+    names, exact = _COMPILED[kind]
+    for name, allowed, value in zip(names, exact, obj[1:], strict=True):
+        if type(value) not in allowed:  # exact types: msgpack yields no subclasses; bool is out
             raise MessageError("bad_type", f"{kind}.{name} has type {type(value).__name__}")
-        fields[name] = value
     if kind == "state":
-        _check_vector(fields["state"])
-    elif kind == "control" and not math.isfinite(fields["force_n"]):
-        raise MessageError("non_finite", f"control.force_n is {fields['force_n']}")
-    return Message(kind, fields)
+        _check_vector(obj[3])
+    elif kind == "control" and not math.isfinite(obj[3]):
+        raise MessageError("non_finite", f"control.force_n is {obj[3]}")
+    return Message(kind, dict(zip(names, obj[1:], strict=True)))
 
 
 def _check_vector(values: list[Any]) -> None:
     if not 0 < len(values) <= MAX_STATE_DIM:
         raise MessageError("bad_shape", f"state has {len(values)} entries")
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
+        if type(v) is not float and type(v) is not int:
             raise MessageError("bad_type", f"state entry of type {type(v).__name__}")
