@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from hil import history, operator
 from hil.config import Config, ConfigError, dump_config, load_config
 from hil.export import FORMATS, export_recording
 from hil.html_report import write_html_report
+from hil.live import LiveStatus, StatusPrinter
 from hil.process import EXIT_FAULT, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, new_run_id, write_json
 from hil.recorder import RecordingError
 from hil.report import build_report, summary_table
@@ -93,7 +95,11 @@ def _run(args: argparse.Namespace) -> int:
     controller = subprocess.Popen(
         _entry_point("hil-controller", "controller_client.main") + common)
     procs = {"plant": plant, "controller": controller}
-    interrupted = _wait(procs, config)
+    status = (StatusPrinter(LiveStatus(out / "plant.rec"))
+              if config.record.enabled and sys.stdout.isatty() else None)
+    interrupted = _wait(procs, config, status.tick if status else None)
+    if status:
+        status.finish()
     rig = _stop_rig_emulator(emulator, out) if emulator is not None else None
     codes = {name: p.returncode for name, p in procs.items()}
     results = _read_results(out, codes)
@@ -304,8 +310,12 @@ def _clear(args: argparse.Namespace) -> int:
     return EXIT_OK if answer.startswith(("cleared", "nothing")) else EXIT_FAULT
 
 
-def _wait(procs: dict[str, subprocess.Popen], config: Any) -> bool:
-    """Wait for both processes; on Ctrl-C/SIGTERM, stop them so they still write reports."""
+def _wait(procs: dict[str, subprocess.Popen], config: Any,
+          on_tick: Callable[[], None] | None = None) -> bool:
+    """Wait for both processes; on Ctrl-C/SIGTERM, stop them so they still write reports.
+
+    `on_tick` is called every 50 ms while waiting (the live status line).
+    """
     interrupted = False
 
     def forward(signum: int, _frame: object) -> None:
@@ -333,6 +343,8 @@ def _wait(procs: dict[str, subprocess.Popen], config: Any) -> bool:
                 for p in procs.values():
                     if p.poll() is None:
                         p.send_signal(signal.SIGINT)
+            if on_tick is not None:
+                on_tick()
             time.sleep(0.05)
     finally:
         for s, h in old.items():
