@@ -239,6 +239,8 @@ class Recorder:
             if self._error is None:
                 self._write_chunk(END_MAGIC, b"", 0)
                 self._fsync()
+        except OSError as exc:  # the end marker could not be written: the file reads as torn
+            self._error = self._error or f"{type(exc).__name__}: {exc}"
         finally:
             os.close(self._fd)
 

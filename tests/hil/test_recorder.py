@@ -117,6 +117,23 @@ def test_a_write_error_is_reported_and_later_rows_counted_as_dropped(
     assert read.rows == 0 and not read.complete
 
 
+def test_an_end_marker_that_cannot_be_written_leaves_a_readable_unclosed_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "e.rec"
+    real = recorder._write_all
+
+    def full_at_the_end(fd: int, data: bytes) -> None:
+        if data.startswith(recorder.END_MAGIC):
+            raise OSError(28, "No space left on device")
+        real(fd, data)
+
+    monkeypatch.setattr(recorder, "_write_all", full_at_the_end)
+    stats = write(path, rows(10))
+    assert stats.rows_written == 10 and "No space left" in stats.error
+    read = read_recording(path)
+    assert read.rows == 10 and not read.complete and read.problem is None
+
+
 @pytest.mark.parametrize("cut", [1, 7, 30, 100])
 def test_a_torn_last_chunk_is_ignored_and_reported(tmp_path: Path, cut: int) -> None:
     path = tmp_path / "t.rec"
