@@ -4,8 +4,9 @@
 histograms), config.yaml and the recordings (plant.rec, controller.rec; see
 docs/recording.md) and writes:
 
-- `latency_percentiles.png`: each latency leg and each loop's lateness against percentile,
-  on a "1 / (1 - p)" log axis so the tail (99%, 99.9%, ...) gets as much room as the median;
+- `latency_percentiles.png`: each latency leg (a backend's own too, such as a serial rig's)
+  and each loop's lateness against percentile, on a "1 / (1 - p)" log axis so the tail
+  (99%, 99.9%, ...) gets as much room as the median;
 - `timing.png`: plant and controller lateness and the state-to-controller leg over time;
 - `trajectories.png`: the state and the force over time;
 - `stability.png`: the sliding variable |sigma|, the share of steps in which V = sigma^2 / 2
@@ -94,16 +95,26 @@ def write_html_report(run_dir: str | Path) -> Path:
 
 # ------------------------------------------------------------------------ inputs
 def _histograms(run: Path, notes: list[str]) -> dict[str, Any]:
+    """Every HDR histogram in plant.json and controller.json: the process's own, and those a
+    section of it carries (a serial backend ships its legs under `serial.histograms`)."""
     found: dict[str, Any] = {}
     for name in ("plant", "controller"):
         try:
-            encoded = json.loads((run / f"{name}.json").read_text())["histograms"]
-            LatencyMonitor.decode(encoded)  # validates: ValueError says what is wrong
+            doc = json.loads((run / f"{name}.json").read_text())
+            monitors = [doc["histograms"]]
+            LatencyMonitor.decode(monitors[0])  # validates: ValueError says what is wrong
         except (OSError, ValueError, KeyError, TypeError) as exc:
             notes.append(f"no latency histograms from {name}.json ({type(exc).__name__})")
             continue
-        found.update({fig: HdrHistogram.decode(blob)
-                      for fig, blob in encoded["histograms"].items()})
+        monitors += [v["histograms"] for v in doc.values()
+                     if isinstance(v, dict) and isinstance(v.get("histograms"), dict)]
+        for encoded in monitors:
+            try:
+                LatencyMonitor.decode(encoded)
+            except ValueError:
+                continue
+            found.update({fig: HdrHistogram.decode(blob)
+                          for fig, blob in encoded["histograms"].items()})
     return found
 
 
@@ -147,10 +158,11 @@ def _save(fig: Figure, path: Path, title: str) -> tuple[str, str]:
 
 
 def _latency_figure(histograms: Mapping[str, Any]) -> Figure:
-    fig = Figure(figsize=(10, 4.6), dpi=100, layout="constrained")
+    fig = Figure(figsize=(10, 5.2), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 2)
-    for ax, names, title in ((axes[0], LEGS, "latency legs"),
+    legs = [*LEGS, *sorted(set(histograms) - set(LEGS) - set(LATENESS))]  # e.g. serial legs
+    for ax, names, title in ((axes[0], legs, "latency legs"),
                              (axes[1], LATENESS, "loop lateness")):
         for name in names:
             h = histograms.get(name)
@@ -168,7 +180,7 @@ def _latency_figure(histograms: Mapping[str, Any]) -> Figure:
         ax.set_xlabel("percentile")
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8, loc="upper left")
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2)
         ax.set_ylabel("µs (log)")
     return fig
 
