@@ -232,7 +232,7 @@ def _cell(v: Any) -> str:
     if isinstance(v, bool):
         return "pass" if v else "FAIL"
     if isinstance(v, float):
-        return f"{v:.4g}"
+        return f"{v:.0f}" if abs(v) >= 1000 else f"{v:.4g}"
     return str(v)
 
 
