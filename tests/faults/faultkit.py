@@ -71,7 +71,8 @@ def start(process: str, config: Path, out: Path, *extra: str) -> subprocess.Pope
 def start_script(name: str, *args: str) -> subprocess.Popen[str]:
     """Start one of this folder's helper scripts (junk_peer.py, scripted_controller.py)."""
     return subprocess.Popen([sys.executable, str(HERE / name), *args], cwd=ROOT, env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
 
 
 def wait_for_event(out: Path, process: str, event: str, proc: subprocess.Popen | None = None,
@@ -97,15 +98,22 @@ def wait_for_event(out: Path, process: str, event: str, proc: subprocess.Popen |
 def finish(proc: subprocess.Popen[str], sig: int | None = None,
            timeout_s: float = 30.0) -> tuple[int, str]:
     """Optionally signal `proc`, then wait for it; its exit code and stderr."""
+    code, _out, err = outputs(proc, sig, timeout_s)
+    return code, err
+
+
+def outputs(proc: subprocess.Popen[str], sig: int | None = None,
+            timeout_s: float = 30.0) -> tuple[int, str, str]:
+    """Optionally signal `proc`, then wait for it; its exit code, stdout and stderr."""
     if sig is not None and proc.poll() is None:
         proc.send_signal(sig)
     try:
-        _, err = proc.communicate(timeout=timeout_s)
+        out, err = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         proc.kill()
         _, err = proc.communicate()
         raise AssertionError(f"process did not end within {timeout_s} s: {err}") from None
-    return proc.returncode, err
+    return proc.returncode, out, err
 
 
 def report(out: Path, process: str) -> dict[str, Any]:
@@ -123,6 +131,16 @@ def rss_kb(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+def child_pid(parent: int, marker: str) -> int:
+    """The pid of `parent`'s child whose command line contains `marker`."""
+    for task in Path(f"/proc/{parent}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            if marker.encode() in cmdline:
+                return int(pid)
+    raise AssertionError(f"no child of {parent} runs {marker!r}")
 
 
 def kill_all(*procs: subprocess.Popen[str]) -> None:

@@ -2,13 +2,18 @@
 
     python tests/faults/junk_peer.py ENDPOINT COUNT SEED
 
+It connects, then waits for a line on stdin before it sends (so a test can start it ahead
+and time the flood, without the interpreter's start-up in the way). After the flood it
+prints its JSON summary and stays connected until stdin closes: a peer that leaves at once
+loses what the plant had not read yet (ZeroMQ drops a closed connection's unread input).
+
 Kinds, cycled in a seeded shuffle: random bytes, a msgpack map, unknown kinds, wrong arity,
 wrong types, NaN/inf/huge forces, replayed controls, hellos (a second controller), clear
 and bye and state messages from a stranger, frames over the plant's decode cap, multipart
 messages. The last `TRANSPORT_OVERSIZED` are over the transport's cap: ZeroMQ drops them
-(and the connection) before the plant sees them. Never `estop` or `operator_clear`: those
-are operator commands, not junk. Sends block (up to 5 s each) rather than drop, so what is
-lost is lost to the plant's side. Prints a JSON summary on stdout.
+(and the connection) before the plant sees them, so they go on a connection of their own.
+Never `estop` or `operator_clear`: those
+are operator commands, not junk. Sends block (up to 5 s each) rather than drop.
 """
 
 from __future__ import annotations
@@ -55,29 +60,36 @@ KINDS = ("random_bytes", "map", "unknown_kind", "bad_arity", "bad_type", "nan_fo
          "stranger_bye", "stranger_state", "oversized", "multipart")
 
 
-def main(endpoint: str, count: int, seed: int) -> dict[str, object]:
+def main(endpoint: str, count: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
-    sock = zmq.Context.instance().socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 2000)
-    sock.setsockopt(zmq.SNDTIMEO, 5000)
-    sock.connect(endpoint)
+    ctx = zmq.Context()
+    sock, big = (ctx.socket(zmq.DEALER) for _ in range(2))
+    for s in (sock, big):
+        s.setsockopt(zmq.SNDTIMEO, 5000)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(endpoint)
+    sys.stdin.readline()
     by_kind: dict[str, int] = {}
     failed = 0
     t0 = time.monotonic_ns()
     for i in range(count):
         kind = ("transport_oversized" if i >= count - TRANSPORT_OVERSIZED
                 else KINDS[int(rng.integers(len(KINDS)))])
-        frames = [b"\x00" * 100_000] if kind == "transport_oversized" else junk(kind, rng, i)
+        big_one = kind == "transport_oversized"
+        frames = [b"\x00" * 100_000] if big_one else junk(kind, rng, i)
         try:
-            sock.send_multipart(frames)
+            (big if big_one else sock).send_multipart(frames)
             by_kind[kind] = by_kind.get(kind, 0) + 1
         except zmq.Again:
             failed += 1
     t1 = time.monotonic_ns()
+    print(json.dumps({"sent": sum(by_kind.values()), "failed": failed, "by_kind": by_kind,
+                      "start_ns": t0, "end_ns": t1}), flush=True)
+    sys.stdin.read()  # stay connected until told to go
     sock.close()
-    return {"sent": sum(by_kind.values()), "failed": failed, "by_kind": by_kind,
-            "start_ns": t0, "end_ns": t1}
+    big.close()
+    ctx.term()
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))))
+    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))

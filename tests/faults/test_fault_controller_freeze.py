@@ -1,0 +1,91 @@
+"""A frozen controller (SIGSTOP, then SIGCONT 200 ms later): the plant trips its watchdog
+during the freeze and stays latched after the controller resumes; the resumed controller
+is told (FLAG_SAFE) and its controls are ignored until a clear. A controller stopped by
+SIGTERM says bye first: the plant applies its safe output at once and ends the run."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from faultkit import (
+    finish,
+    free_endpoint,
+    kill_all,
+    recording,
+    report,
+    start,
+    wait_for_event,
+    write_config,
+)
+
+from plant_server.faults import freeze
+
+
+@pytest.mark.realtime
+def test_sigstop_trips_the_watchdog_and_the_plant_stays_latched_after_sigcont(
+        tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    config = write_config(out, free_endpoint(), run__duration_s=30.0)
+    plant = start("plant", config, out)
+    controller = start("controller", config, out)
+    try:
+        wait_for_event(out, "controller", "attached", controller)
+        time.sleep(0.3)
+        stopped_ns = time.monotonic_ns()
+        freeze(controller.pid, 0.2)
+        resumed_ns = time.monotonic_ns()
+        time.sleep(0.4)  # the resumed controller runs on against a latched plant
+        assert controller.poll() is None and plant.poll() is None
+        code, err = finish(plant, signal.SIGINT)
+        ccode, cerr = finish(controller)
+    finally:
+        kill_all(plant, controller)
+    assert code == 0, err
+    r = report(out, "plant")
+    wd = r["watchdog"]
+    assert wd["trips"] == 1 and wd["latched"] is True and r["safe_reason"] == "watchdog"
+    (trip,) = wd["events"]
+    assert stopped_ns - 5_000_000 <= trip["last_feed_ns"] <= stopped_ns
+    assert trip["safe_output_ns"] < resumed_ns
+    assert 20.0 <= trip["time_to_safe_ms"] <= 22.0
+    assert r["controls_while_safe"] > 100  # the resumed controller's, all ignored
+    rec = recording(out)
+    after = rec["t_ns"] > trip["safe_output_ns"]
+    assert np.all(rec["force_n"][after] == 0.0)
+    c = report(out, "controller")
+    assert ccode == 0, cerr
+    assert c["states_while_safe"] > 100
+    assert c["end_reason"] == "plant ended the run: stopped"
+
+
+@pytest.mark.realtime
+def test_sigterm_on_the_controller_puts_the_plant_in_its_safe_state_first(
+        tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    config = write_config(out, free_endpoint(), run__duration_s=30.0)
+    plant = start("plant", config, out)
+    controller = start("controller", config, out)
+    try:
+        wait_for_event(out, "controller", "attached", controller)
+        time.sleep(0.3)
+        signalled_ns = time.monotonic_ns()
+        ccode, cerr = finish(controller, signal.SIGTERM)
+        code, err = finish(plant)  # ends by itself: the controller left
+    finally:
+        kill_all(plant, controller)
+    assert ccode == 0, cerr
+    assert code == 0, err
+    r = report(out, "plant")
+    assert r["end_reason"] == "controller left"
+    assert r["safe_state"] is True and r["safe_reason"] == "controller left"
+    assert r["watchdog"]["trips"] == 0  # the bye came well before any timeout
+    rec = recording(out)
+    safe = (rec["flags"].astype(int) & 1) != 0
+    first_safe_ns = rec["t_ns"][safe][0]
+    assert signalled_ns < first_safe_ns < signalled_ns + 20_000_000
+    assert np.all(rec["force_n"][safe] == 0.0)
+    assert report(out, "controller")["signal"] == "SIGTERM"

@@ -1,0 +1,110 @@
+"""Hostile peers during a run: 1000 junk messages of mixed kinds, and a second controller.
+
+The runs are lockstep, where every state must be answered and applied before the next
+step: any disturbance of the attached controller would show as a deadline miss, a
+watchdog trip or a failed verdict. Each run must still pass.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from faultkit import (
+    ROOT,
+    child_pid,
+    finish,
+    free_endpoint,
+    kill_all,
+    outputs,
+    recording,
+    report,
+    rss_kb,
+    start,
+    start_script,
+    wait_for_event,
+    write_config,
+)
+
+JUNK = 1000
+# The junk kinds and what the plant counts them as (tests/faults/junk_peer.py).
+JUNK_REJECTIONS = {"malformed", "unknown_kind", "bad_arity", "bad_type", "non_finite",
+                   "unattached_peer", "already_attached", "oversized"}
+
+
+def hil_run(config: Path, out: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "hil.cli", "run", "--config", str(config),
+                             "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def assert_undisturbed(out: Path, run_code: int, run_out: str) -> dict:
+    assert run_code == 0, run_out
+    merged = json.loads((out / "report.json").read_text())
+    assert merged["verdict"] == "PASS"
+    p = report(out, "plant")
+    assert p["end_reason"] == "duration"
+    assert p["watchdog"]["trips"] == 0 and p["safety"]["trips"] == 0
+    assert p["deadline"]["misses"] == 0 and p["controls_applied"] == p["cycles"] - 1
+    assert report(out, "controller")["exit_code"] == 0
+    return p
+
+
+def test_a_junk_peer_is_rejected_and_counted_and_the_run_still_passes(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    endpoint = free_endpoint()
+    config = write_config(out, endpoint, run__mode="lockstep", run__duration_s=10.0)
+    junk = start_script("junk_peer.py", endpoint, str(JUNK), "7")  # waits for "go"
+    run = hil_run(config, out)
+    try:
+        wait_for_event(out, "plant", "controller attached", run)
+        plant_pid = child_pid(run.pid, "plant")
+        rss_before = rss_kb(plant_pid)
+        assert junk.stdin is not None and junk.stdout is not None
+        junk.stdin.write("go\n")
+        junk.stdin.flush()
+        sent = json.loads(junk.stdout.readline() or "{}")  # written once all is sent
+        code, err = finish(run)
+        jcode, _jout, jerr = outputs(junk)  # closes its stdin: it leaves
+    finally:
+        kill_all(run, junk)
+    assert jcode == 0, jerr
+    p = assert_undisturbed(out, code, err)
+    assert sent["sent"] == JUNK and sent["failed"] == 0, (sent, _times(out))
+    assert set(p["rejected_by_kind"]) <= JUNK_REJECTIONS
+    assert p["rejected_messages"] >= 0.9 * JUNK, (p["rejected_by_kind"], sent, _times(out))
+    peak_kb = p["max_rss_mb"] * 1024  # the plant's own peak, over the whole run
+    print(f"junk: {p['rejected_messages']} of {JUNK} rejected, plant RSS {rss_before} kB "
+          f"before, peak {peak_kb:.0f} kB")
+    # Every junk message reached the plant during the run, before its end.
+    assert sent["end_ns"] < recording(out)["t_ns"][-1]
+    # Memory stays bounded: the flood costs the plant (almost) nothing.
+    assert peak_kb - rss_before < 8 * 1024, (rss_before, peak_kb)
+
+
+def test_a_second_controller_is_refused_as_already_attached_and_the_run_is_unaffected(
+        tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    config = write_config(out, free_endpoint(), run__mode="lockstep", run__duration_s=30.0)
+    run = hil_run(config, out)
+    second = None
+    try:
+        wait_for_event(out, "plant", "controller attached", run)
+        second = start("controller", config, tmp_path / "second")
+        scode, serr = finish(second)
+        assert run.poll() is None, "the second controller must be refused during the run"
+        code, err = finish(run)
+    finally:
+        kill_all(run, *([second] if second else []))
+    assert scode == 4
+    assert "already attached" in serr
+    assert "already attached" in report(tmp_path / "second", "controller")["end_reason"]
+    p = assert_undisturbed(out, code, err)
+    assert p["rejected_by_kind"] == {"already_attached": 1, "unattached_peer": 1}  # hello, bye
+
+
+def _times(out: Path) -> list[str]:
+    return [line[:300] for line in (out / "plant.log.jsonl").read_text().splitlines()
+            if "rejected" not in line]
