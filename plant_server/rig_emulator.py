@@ -178,6 +178,7 @@ class RigFirmware:
         self.faults: list[dict[str, Any]] = []
         self.stalls = 0
         self.longest_stall_ns = 0
+        self.longest_stall_end_ns: int | None = None
         self._physics = False
         self._last_state_seq: int | None = None
         self._stale_after = max(1, settings.watchdog_ms * settings.rate_hz // 1000)
@@ -314,10 +315,12 @@ class RigFirmware:
             if delay < self.period_ns:
                 self.counters["answered_in_period"] += 1
 
-    def stalled(self, stall_ns: int) -> None:
-        """This process did not run for `stall_ns`: do not count it against the host."""
+    def stalled(self, stall_ns: int, now: int) -> None:
+        """This process did not run for `stall_ns` until `now`: not the host's fault."""
         self.stalls += 1
-        self.longest_stall_ns = max(self.longest_stall_ns, stall_ns)
+        if stall_ns > self.longest_stall_ns:
+            self.longest_stall_ns = stall_ns
+            self.longest_stall_end_ns = now
         if self.watchdog_deadline_ns is not None:
             self.watchdog_deadline_ns += stall_ns
 
@@ -361,6 +364,8 @@ class RigFirmware:
             "counters": dict(self.counters),
             "stalls": self.stalls,
             "longest_stall_ms": self.longest_stall_ns / 1e6,
+            "longest_stall_end_ns": self.longest_stall_end_ns,
+            "streaming_since_ns": self.streaming_since_ns,
             "decoder": {"frames_ok": stats.frames_ok, "rejected": stats.rejected,
                         "crc_errors": stats.crc_errors, "sequence_gaps": stats.sequence_gaps,
                         "duplicates": stats.duplicates, "bytes_received": stats.bytes_received},
@@ -369,7 +374,7 @@ class RigFirmware:
         }
 
 
-class _Line:
+class UartLine:
     """One direction of the emulated UART: pacing, and the seeded corruption and drops."""
 
     def __init__(self, baud: int, corrupt_rate: float, drop_rate: float,
@@ -430,9 +435,9 @@ class RigEmulator:
         self.log = log
         self.clock = clock
         rng = random.Random(settings.seed)
-        self.tx = _Line(settings.baud, settings.corrupt_byte_rate, settings.drop_frame_rate,
+        self.tx = UartLine(settings.baud, settings.corrupt_byte_rate, settings.drop_frame_rate,
                         random.Random(rng.getrandbits(64)))
-        self.rx = _Line(settings.baud, settings.corrupt_byte_rate, settings.drop_frame_rate,
+        self.rx = UartLine(settings.baud, settings.corrupt_byte_rate, settings.drop_frame_rate,
                         random.Random(rng.getrandbits(64)))
         self.master: int | None = None
         self.slave: int | None = None
@@ -534,7 +539,7 @@ class RigEmulator:
         while True:
             now = self.clock()
             if now - wake > STALL_NS:
-                fw.stalled(now - wake)
+                fw.stalled(now - wake, now)
             if stop():
                 return "stopped"
             if (unplug_at is None and fw.first_armed_ns is not None
