@@ -1,0 +1,56 @@
+"""A NaN control from the attached controller: rejected (it never reaches the actuator), the
+non-finite gate trips at that step, the safe output is applied and the lockstep run ends."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from faultkit import (
+    FLAG_SAFE,
+    finish,
+    free_endpoint,
+    kill_all,
+    outputs,
+    recording,
+    report,
+    start,
+    start_script,
+    write_config,
+)
+
+NAN_AT = 150  # the state whose answer is NaN: simulated t = 0.150 s
+
+
+def test_a_nan_control_trips_the_non_finite_gate_and_never_reaches_the_actuator(
+        tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    endpoint = free_endpoint()
+    config = write_config(out, endpoint, run__mode="lockstep", run__duration_s=5.0)
+    plant = start("plant", config, out)
+    scripted = start_script("scripted_controller.py", endpoint, str(NAN_AT))
+    try:
+        scode, sout, serr = outputs(scripted, timeout_s=60.0)
+        code, err = finish(plant)
+    finally:
+        kill_all(plant, scripted)
+    assert scode == 0, serr
+    assert code == 1, err  # the run ended by a fault
+    script = json.loads(sout)
+    r = report(out, "plant")
+    assert r["end_reason"] == "safety: non_finite_control"
+    assert r["rejected_by_kind"] == {"non_finite": 1}
+    assert r["safe_state"] is True and r["safety"]["trips"] == 1
+    (event,) = r["safety"]["events"]
+    assert event["gate"] == "non_finite_control" and event["value"] == "nan"
+    assert event["time"] == pytest.approx(NAN_AT * 1e-3)  # its step, on the simulated clock
+    assert event["t_ns"] >= script["nan_sent_ns"]  # same monotonic clock, both processes
+    assert r["controls_applied"] == NAN_AT  # states 0..149 answered with 0 N, then NaN
+    assert script["bye"] == "safety: non_finite_control"
+    assert script["flags_after"] and script["flags_after"][-1] & FLAG_SAFE
+    rec = recording(out)
+    assert np.isfinite(rec["force_n"]).all()
+    assert np.isfinite(np.column_stack([rec[n] for n in ("x", "theta1", "theta2")])).all()
+    assert rec["force_n"][-1] == 0.0 and int(rec["flags"][-1]) & FLAG_SAFE
