@@ -305,7 +305,10 @@ class RigFirmware:
             return
         force = max(-self.max_command, min(self.max_command, message.command))
         self.plant.apply(force, t_ns)
-        self.watchdog_deadline_ns = t_ns + self.s.watchdog_ms * 1_000_000
+        # A reload never moves the deadline earlier: a CONTROL read before a stall of this
+        # process is handled after it, when its deadline may already lie past `stalled()`'s.
+        self.watchdog_deadline_ns = max(self.watchdog_deadline_ns or 0,
+                                        t_ns + self.s.watchdog_ms * 1_000_000)
         self.counters["controls_applied"] += 1
         seq = message.state_seq
         if not self._answered[seq]:
@@ -359,6 +362,7 @@ class RigFirmware:
                              "watchdog_ms": self.capabilities.watchdog_ms,
                              "max_command": self.capabilities.max_command},
             "armed_at_exit": self.armed,
+            "boot_ns": self.boot_ns,  # the rig clock reads clock_start_us then
             "first_armed_ns": self.first_armed_ns,
             "faults": self.faults,
             "counters": dict(self.counters),
@@ -497,7 +501,7 @@ class RigEmulator:
             self.counters["bytes_tx"] += written
             self.counters["tx_overflow_bytes"] += len(data) - written
 
-    def _read(self, now: int) -> None:
+    def _read(self) -> None:
         assert self.master is not None
         while True:
             try:
@@ -506,6 +510,8 @@ class RigEmulator:
                 return
             if not data:
                 return
+            # Stamped now, not with the loop's time: this process may have stalled since.
+            now = self.clock()
             self.counters["bytes_rx"] += len(data)
             self._segment(self.rx.corrupt(data), now)
 
@@ -548,7 +554,7 @@ class RigEmulator:
             if unplug_at is not None and now >= unplug_at:
                 self.unplug(now)
                 return "unplugged"
-            self._read(now)
+            self._read()
             while self._rx_queue and self._rx_queue[0][0] <= now:
                 t, data = self._rx_queue.popleft()
                 fw.receive(data, t)

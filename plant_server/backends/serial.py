@@ -85,6 +85,9 @@ HELLO_RETRY_NS = 200_000_000
 LIVENESS_NS = 100_000_000  # each side sends some frame at least this often
 CLEAR_RETRY_NS = 20_000_000
 ESTOP_REPEATS = 3
+# open() waits for this many STATEs: the rig clock's offset is the fastest of them, and the
+# first STATE may queue behind CAPABILITIES.
+STATES_AT_OPEN = 8
 OFFSET_WINDOW_NS = 1_000_000_000
 _READ_TIMEOUT_S = 0.02
 _FEED_BYTES = 4096
@@ -326,7 +329,8 @@ class SerialBackend:
     def _wait_first_state(self) -> None:
         timeout_ns = max(self._silence_timeout_ns, 20 * self.period_ns)
         self._pump_until(self._clock() + timeout_ns,
-                         lambda: self._latest is not None or self._fault is not None)
+                         lambda: self.counters["states_rx"] >= STATES_AT_OPEN
+                         or self._fault is not None)
         if self._fault is not None:
             raise RigUnreachable(self._fault)
         if self._latest is None:

@@ -67,6 +67,7 @@ class EmulatedRig:
     def stop(self) -> dict[str, Any]:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGCONT)
+            time.sleep(0.1)  # let it act on what is still on the line (ESTOPs at close)
             self.proc.send_signal(signal.SIGINT)
         try:
             self.proc.wait(timeout=10)

@@ -96,7 +96,8 @@ def test_the_rig_powers_up_latched_and_answers_hello_with_capabilities_then_stre
 @pytest.mark.realtime
 def test_only_control_feeds_the_watchdog_and_its_fault_latches_until_clear(
         tmp_path: Path) -> None:
-    with EmulatedRig(rig_config(tmp_path, watchdog_ms=40), tmp_path / "rig") as rig:
+    # 150 ms: this test's host is an ordinary process on a loaded machine
+    with EmulatedRig(rig_config(tmp_path, watchdog_ms=150), tmp_path / "rig") as rig:
         host = RawHost(rig.port)
         host.send(Hello())
         host.wait_for(Capabilities)
@@ -112,18 +113,19 @@ def test_only_control_feeds_the_watchdog_and_its_fault_latches_until_clear(
                     fault = (t, e)
         assert fault is not None, "the watchdog did not trip on HEARTBEATs alone"
         t_fault, frame = fault
-        assert frame.message.code is FaultCode.WATCHDOG and frame.message.detail == 40
+        assert frame.message.code is FaultCode.WATCHDOG and frame.message.detail == 150
         assert frame.flags & Flags.FAULT_LATCHED and not frame.flags & Flags.MOTOR_ENABLED
-        assert (t_fault - cleared) / 1e6 >= 40
+        assert (t_fault - cleared) / 1e6 >= 150
         # CONTROL after the trip is ignored: it does not re-arm the rig.
         for _ in range(5):
             _, state = host.wait_for(State)
             host.send(Control(command=1.0, state_seq=state.seq))
             assert not state.flags & Flags.MOTOR_ENABLED
-        # CLEAR re-arms; then a CONTROL per STATE keeps it armed for 5 watchdog periods.
+        # CLEAR re-arms; then a CONTROL per STATE keeps it armed for 4 watchdog periods.
         host.send(Clear())
         host.wait_for(State, flags=Flags.MOTOR_ENABLED, seen=seen)
-        after = feed(host, 0.2)
+        after = feed(host, 0.6)
+        host.send(Hello())  # disarm: the end of the test is no silence
         host.close()
         report = rig.stop()
     assert not any(isinstance(e, Frame) and isinstance(e.message, Fault) for _, e in after)
@@ -177,13 +179,15 @@ def test_bytes_leave_no_faster_than_the_baud_rate(tmp_path: Path) -> None:
         states = [(t, e) for t, e in host.events(0.5)
                   if isinstance(e, Frame) and isinstance(e.message, State)]
         host.close()
+        report = rig.stop()
     assert wire_ms == pytest.approx(50.0)
     assert min(round_trips) >= wire_ms, round_trips
-    assert min(round_trips) < wire_ms + 100, round_trips
-    # A 40-byte STATE takes 41.7 ms: it arrives at least that long after the rig sampled it.
-    # (Arrival minus rig time is offset by a constant; its spread stays under the period.)
-    lags = [t / 1e3 - e.message.timestamp_us for t, e in states]
-    assert len(states) >= 8 and max(lags) - min(lags) < 50_000
+    assert min(round_trips) < wire_ms + 150, round_trips
+    # A 40-byte STATE takes 41.7 ms: it arrives at least that long after the rig sampled it
+    # (the rig's clock read `clock_start_us` = 0 at `boot_ns`).
+    lags_ms = [(t - report["firmware"]["boot_ns"]) / 1e6 - e.message.timestamp_us / 1e3
+               for t, e in states]
+    assert len(states) >= 8 and min(lags_ms) >= 40 * 10 / 9600 * 1e3, lags_ms
 
 
 @pytest.mark.realtime
@@ -298,22 +302,23 @@ def test_unplug_closes_the_port_after_arming_and_ends_the_emulator(tmp_path: Pat
 
 @pytest.mark.realtime
 def test_a_stalled_emulator_does_not_blame_the_host_for_its_own_stall(tmp_path: Path) -> None:
-    with EmulatedRig(rig_config(tmp_path, watchdog_ms=40), tmp_path / "rig") as rig:
+    with EmulatedRig(rig_config(tmp_path, watchdog_ms=100), tmp_path / "rig") as rig:
         host = RawHost(rig.port)
         arm(host)
         before = feed(host, 0.1)
         seq = [e.seq for _, e in before if isinstance(e, Frame)
                and isinstance(e.message, State)][-1]
         rig.signal(signal.SIGSTOP)  # the host keeps sending: its CONTROLs wait in the pty
-        give_up = time.monotonic() + 0.15
+        give_up = time.monotonic() + 0.25  # 2.5 watchdog periods
         while time.monotonic() < give_up:
             host.send(Control(command=0.0, state_seq=seq))
             time.sleep(0.01)
         rig.signal(signal.SIGCONT)
         after = feed(host, 0.3)
+        host.send(Hello())  # disarms without a fault: the end of the test is no silence
         host.close()
         report = rig.stop()
     faults = [e for _, e in after if isinstance(e, Frame) and isinstance(e.message, Fault)]
     assert not faults, faults
-    assert report["firmware"]["stalls"] >= 1 and report["firmware"]["longest_stall_ms"] >= 100
+    assert report["firmware"]["stalls"] >= 1 and report["firmware"]["longest_stall_ms"] >= 200
     assert report["firmware"]["counters"]["watchdog_trips"] == 0

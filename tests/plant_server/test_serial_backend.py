@@ -1,0 +1,247 @@
+"""The serial plant backend against the emulated rig: real pseudo-terminals, real processes.
+
+Each test drives `SerialBackend` the way the plant loop does (align, start, then advance at
+each tick and apply each force) against `plant_server.rig_emulator` in its own process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rigkit import EmulatedRig, rig_config
+
+from hil.config import ConfigError, load_config
+from plant_server.backends.serial import (
+    RigMismatch,
+    RigUnreachable,
+    SerialBackend,
+    wire_ns,
+)
+from plant_server.models import create_model
+
+DIP = create_model("dip")
+INITIAL = np.float32([0.0, 0.1, -0.05, 0.0, 0.0, 0.0]).astype(float)
+
+
+def bridge(port: str, rate_hz: float = 100, **kw: object) -> SerialBackend:
+    return SerialBackend(kw.pop("model", DIP), port, 115_200, rate_hz, **kw)  # type: ignore[arg-type]
+
+
+def sleep_until(t_ns: int) -> None:
+    while (left := t_ns - time.monotonic_ns()) > 0:
+        time.sleep(left / 1e9)
+
+
+def run(backend: SerialBackend, seconds: float, *, control: bool = True,
+        on_tick: object = None) -> int:
+    """The plant loop's calls: ticks on the aligned grid; stops early on a fault."""
+    t0 = backend.align_start_ns(time.monotonic_ns() + 20_000_000)
+    sleep_until(t0)
+    backend.start(t0)
+    ticks = 0
+    while ticks * backend.period_ns < seconds * 1e9:
+        grid = t0 + ticks * backend.period_ns
+        sleep_until(grid)
+        backend.advance(grid)
+        if backend.fault is not None:
+            break
+        if callable(on_tick):
+            on_tick(ticks)
+        if control:
+            backend.apply(0.0, time.monotonic_ns())
+        ticks += 1
+    return ticks
+
+
+def wait_fault(backend: SerialBackend, timeout_s: float) -> str:
+    give_up = time.monotonic() + timeout_s
+    while backend.fault is None and time.monotonic() < give_up:
+        time.sleep(0.002)
+    assert backend.fault is not None, "no fault reported"
+    return backend.fault
+
+
+@pytest.mark.realtime
+def test_open_handshakes_and_the_rig_stands_in_for_the_model(tmp_path: Path) -> None:
+    with EmulatedRig(rig_config(tmp_path, rig_id=0xBEEF), tmp_path / "rig") as rig:
+        backend = bridge(rig.port)
+        backend.open()
+        d = backend.describe()
+        backend.close()
+    assert backend.capabilities is not None and backend.capabilities.rig_id == 0xBEEF
+    assert d["name"] == "dip" and d["state_names"] == list(DIP.state_names)
+    assert d["backend"] == "serial" and d["rig"]["state_rate_hz"] == 100
+    assert d["max_force_n"] == backend.max_force_n == 150.0
+    np.testing.assert_array_equal(backend.state, INITIAL)  # held until CLEAR
+    assert backend.report()["estops_tx"] == 0  # never armed: nothing to stop
+
+
+@pytest.mark.realtime
+def test_a_rig_that_is_another_plant_or_rate_is_refused_naming_the_port(
+        tmp_path: Path) -> None:
+    with EmulatedRig(rig_config(tmp_path), tmp_path / "rig") as rig:
+        with pytest.raises(RigMismatch) as slow:
+            bridge(rig.port, rate_hz=50).open()
+        with pytest.raises(RigMismatch) as other:
+            bridge(rig.port, model=create_model("cartpole")).open()
+        good = bridge(rig.port)
+        good.open()  # a refused bridge released the port
+        good.close()
+    assert rig.port in str(slow.value) and "100 Hz" in str(slow.value)
+    assert "run.rate_hz is 50" in str(slow.value)
+    assert "DOUBLE_INVERTED_PENDULUM" in str(other.value) and "cartpole" in str(other.value)
+    assert isinstance(slow.value, ConfigError)  # hil-plant exits 2 with the message
+
+
+def test_no_rig_answering_is_unreachable_naming_the_port(tmp_path: Path) -> None:
+    with pytest.raises(RigUnreachable, match=r"cannot open serial port /nonexistent/tty"):
+        bridge("/nonexistent/tty").open()
+    master, slave = os.openpty()  # a port nobody answers on
+    try:
+        port = os.ttyname(slave)
+        started = time.monotonic()
+        with pytest.raises(RigUnreachable) as silent:
+            bridge(port, handshake_timeout_ns=300_000_000).open()
+        waited = time.monotonic() - started
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert f"no CAPABILITIES from the rig on {port} within 300 ms" in str(silent.value)
+    assert "HELLOs sent at 115200 baud" in str(silent.value)
+    assert 0.3 <= waited < 2.0
+
+
+@pytest.mark.realtime
+def test_a_second_bridge_on_the_same_port_is_refused(tmp_path: Path) -> None:
+    with EmulatedRig(rig_config(tmp_path), tmp_path / "rig") as rig:
+        first = bridge(rig.port)
+        first.open()
+        with pytest.raises(RigUnreachable, match=f"cannot open serial port {rig.port}"):
+            bridge(rig.port).open()
+        first.close()
+
+
+@pytest.mark.realtime
+def test_a_run_counts_line_errors_and_measures_the_serial_leg_across_a_clock_wrap(
+        tmp_path: Path) -> None:
+    # The rig's 32-bit microsecond clock wraps 0.6 s after power-up: during the run.
+    cfg = rig_config(tmp_path, corrupt_byte_rate=0.001, seed=3, watchdog_ms=300,
+                     clock_start_us=2**32 - 600_000)
+    with EmulatedRig(cfg, tmp_path / "rig") as rig:
+        backend = bridge(rig.port)
+        backend.open()
+        ticks = run(backend, 1.5)
+        backend.close()
+        rig_report = rig.stop()
+    r = backend.report()
+    stats = backend.latency.statistics()
+    wire_ms = wire_ns(40, 115_200) / 1e6
+    assert backend.fault is None and ticks == 150
+    assert r["frames_rx"] >= 150 and r["frames_tx"] >= 150
+    assert r["crc_errors"] + r["framing_errors"] >= 1 and r["resyncs"] >= 1
+    assert r["seq_gaps"] >= 1  # a damaged frame is a lost frame
+    assert r["stale_ticks"] <= 15 and r["estops_tx"] == 3
+    assert all(n == 0 for n in stats.negative.values()), stats.negative  # unwrapped
+    to_plant, age, loop = (stats.figures[f] for f in ("rig_to_plant", "rig_age",
+                                                      "serial_round_trip"))
+    assert wire_ms <= to_plant.p50 / 1e3 < wire_ms + 3 and to_plant.max < 100_000
+    assert age.p50 / 1e3 < wire_ms + 0.2 * 10 + 2  # ticks fall 0.2 periods after arrivals
+    # The bridge's estimate of sample -> actuation agrees with the rig's own measurement.
+    truth = rig_report["firmware"]["latency_us"]["sample_to_actuation"]
+    assert abs(loop.p50 - truth["p50"]) < 1000, (loop, truth)
+    assert rig_report["firmware"]["counters"]["estops"] == 3
+    assert rig_report["firmware"]["counters"]["watchdog_trips"] == 0
+
+
+@pytest.mark.realtime
+def test_the_plant_loop_alone_keeps_the_rig_armed_with_the_held_force(
+        tmp_path: Path) -> None:
+    # No control arrives (a controller that stopped): each tick refreshes the held force.
+    with EmulatedRig(rig_config(tmp_path, watchdog_ms=150), tmp_path / "rig") as rig:
+        backend = bridge(rig.port)
+        backend.open()
+        run(backend, 0.75, control=False)
+        backend.close()
+        rig_report = rig.stop()
+    assert backend.fault is None and backend.report()["hold_refreshes"] >= 70
+    assert rig_report["firmware"]["counters"]["watchdog_trips"] == 0
+
+
+@pytest.mark.realtime
+def test_a_fault_reported_by_the_rig_puts_the_plant_safe_naming_the_port(
+        tmp_path: Path) -> None:
+    # The plant loop itself stops calling: no CONTROL reaches the rig, its watchdog trips.
+    with EmulatedRig(rig_config(tmp_path, watchdog_ms=40), tmp_path / "rig") as rig:
+        backend = bridge(rig.port)
+        backend.open()
+        t0 = backend.align_start_ns(time.monotonic_ns())
+        sleep_until(t0)
+        backend.start(t0)
+        backend.advance(t0)
+        fault = wait_fault(backend, 2.0)
+        backend.apply(0.0, time.monotonic_ns())  # the plant's safe output: not sent
+        backend.close()
+    r = backend.report()
+    assert fault == f"rig on {rig.port} reported FAULT WATCHDOG (detail 40)"
+    assert r["rig_fault"]["name"] == "WATCHDOG" and r["safe_output_ns"] is not None
+    assert r["estops_tx"] == 3  # the rig may still listen: it is told to stay off
+
+
+@pytest.mark.realtime
+def test_an_unplugged_rig_puts_the_plant_safe_at_once_naming_the_port(tmp_path: Path) -> None:
+    with EmulatedRig(rig_config(tmp_path, unplug_after_s=0.3), tmp_path / "rig") as rig:
+        backend = bridge(rig.port)
+        backend.open()
+        run(backend, 3.0)
+        rig_report = rig.stop()
+        backend.apply(0.0, time.monotonic_ns())
+        backend.close()
+    r = backend.report()
+    assert r["fault"].startswith(f"rig on {rig.port} unplugged or gone")
+    detected_ms = (r["fault_detected_ns"] - rig_report["unplugged_at_ns"]) / 1e6
+    assert 0 <= detected_ms < 50, detected_ms  # a read error, not a timeout
+    assert r["safe_output_ns"] >= r["fault_detected_ns"]
+
+
+@pytest.mark.realtime
+def test_a_silent_rig_is_detected_within_the_silence_timeout(tmp_path: Path) -> None:
+    with EmulatedRig(rig_config(tmp_path, watchdog_ms=500), tmp_path / "rig") as rig:
+        backend = bridge(rig.port, silence_timeout_ns=150_000_000)
+        backend.open()
+        frozen: list[int] = []
+
+        def freeze(tick: int) -> None:
+            if tick == 30:
+                rig.signal(signal.SIGSTOP)
+                frozen.append(time.monotonic_ns())
+
+        run(backend, 3.0, on_tick=freeze)
+        rig.signal(signal.SIGCONT)
+        backend.close()
+        rig_report = rig.stop()
+    r = backend.report()
+    assert r["fault"].startswith(f"rig on {rig.port} silent: no valid frame for ")
+    detected_ms = (r["fault_detected_ns"] - frozen[0]) / 1e6
+    assert 150 - 10 - 2 <= detected_ms < 300, detected_ms  # from the last STATE, 10 ms before
+    assert r["estops_tx"] == 3  # written while it was frozen; it obeys them on waking
+    assert rig_report["firmware"]["counters"]["estops"] == 3
+
+
+def test_the_config_refuses_a_rate_the_baud_cannot_carry_with_the_arithmetic() -> None:
+    serial = {"plant.backend": "serial", "serial.baud": 115_200}
+    with pytest.raises(ConfigError) as fast:
+        load_config(None, {**serial, "run.rate_hz": 1000})
+    message = str(fast.value)
+    assert "115200 / 10 / 40 = 288 Hz" in message
+    assert "259 Hz within serial.max_utilisation 0.9" in message
+    assert "1000 x 40 x 10 = 400000 baud" in message and "(e.g. 460800)" in message
+    assert load_config(None, {**serial, "run.rate_hz": 250}).run.rate_hz == 250
+    with pytest.raises(ConfigError, match="realtime only"):
+        load_config(None, {**serial, "run.rate_hz": 250, "run.mode": "lockstep"})
+    with pytest.raises(ConfigError, match=r"rig_emulator\.enabled needs plant\.backend: serial"):
+        load_config(None, {"rig_emulator.enabled": True})
