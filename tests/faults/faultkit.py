@@ -23,6 +23,9 @@ import yaml
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 FLAG_SAFE = 1
+# Lockstep runs: the plant does not move while it waits, so its watchdog only has to catch a
+# dead controller, not a process a loaded machine descheduled for tens of ms.
+LOCKSTEP = {"plant__watchdog_timeout_ms": 2000.0}
 # Generous: processes start slowly on a loaded 2-core CI machine (imports, numba cache).
 START_TIMEOUT_S = 60.0
 
