@@ -186,7 +186,8 @@ class RigFirmware:
         self._answered = np.ones(_SEQ, dtype=bool)
         self._outgoing: list[bytes] = []
         self.counters = dict.fromkeys((
-            "states_tx", "samples_armed", "answered_in_period", "controls_applied",
+            "states_tx", "samples_armed", "samples_answered", "answered_in_period",
+            "controls_applied",
             "controls_ignored_safe", "controls_stale", "clears", "estops", "hellos",
             "watchdog_trips", "heartbeats_tx", "unexpected_frames"), 0)
 
@@ -313,6 +314,7 @@ class RigFirmware:
         seq = message.state_seq
         if not self._answered[seq]:
             self._answered[seq] = True
+            self.counters["samples_answered"] += 1
             delay = t_ns - int(self._sample_ns[seq])
             self.latency.record_ns("sample_to_actuation", delay)
             if delay < self.period_ns:
