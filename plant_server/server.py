@@ -352,7 +352,8 @@ class PlantServer:
             self._watchdog_log.append({
                 "time": self._run_time_s(trip.detected_ns),
                 "time_to_safe_ms": trip.time_to_safe_ns / 1e6,
-                "last_feed_ns": trip.last_feed_ns, "safe_output_ns": trip.safe_output_ns,
+                "last_feed_ns": trip.last_feed_ns, "detected_ns": trip.detected_ns,
+                "safe_output_ns": trip.safe_output_ns,
                 "already_safe": self.safe_reason if not went_safe else None})
         self.log.warning("watchdog expired: safe output applied and latched",
                          timeout_ms=self.s.watchdog_timeout_ns / 1e6,

@@ -23,6 +23,17 @@ import yaml
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 FLAG_SAFE = 1
+# The plant reaches its safe output within the watchdog timeout plus this, by its own clock.
+# benchmarks/bench_watchdog.py holds it to +2 ms (worst of 20, measured 20.04 ms). The suite
+# must also pass on a loaded 2-core machine, where the plant itself may get the CPU tens of
+# ms late (seen: +1.2 ms with both cores busy, more with other test suites running), so it
+# bounds that loosely and pins what the plant controls: the safe output at once when it sees
+# the expiry (DETECT_TO_SAFE_NS), never before the timeout.
+WATCHDOG_TIMEOUT_MS = 20.0
+SAFE_MARGIN_MS = 50.0
+DETECT_TO_SAFE_NS = 1_000_000
+# A stop (signal, bye) reaches the safe output within this, on a loaded machine.
+STOP_TO_SAFE_NS = 200_000_000
 # Lockstep runs: the plant does not move while it waits, so its watchdog only has to catch a
 # dead controller, not a process a loaded machine descheduled for tens of ms.
 LOCKSTEP = {"plant__watchdog_timeout_ms": 2000.0}

@@ -12,6 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from faultkit import (
+    DETECT_TO_SAFE_NS,
+    SAFE_MARGIN_MS,
+    STOP_TO_SAFE_NS,
+    WATCHDOG_TIMEOUT_MS,
     finish,
     free_endpoint,
     kill_all,
@@ -49,9 +53,10 @@ def test_sigstop_trips_the_watchdog_and_the_plant_stays_latched_after_sigcont(
     wd = r["watchdog"]
     assert wd["trips"] == 1 and wd["latched"] is True and r["safe_reason"] == "watchdog"
     (trip,) = wd["events"]
-    assert stopped_ns - 5_000_000 <= trip["last_feed_ns"] <= stopped_ns
+    assert trip["last_feed_ns"] < stopped_ns + STOP_TO_SAFE_NS  # at most what was in flight
+    assert trip["safe_output_ns"] - trip["detected_ns"] < DETECT_TO_SAFE_NS
     assert trip["safe_output_ns"] < resumed_ns
-    assert 20.0 <= trip["time_to_safe_ms"] <= 22.0
+    assert WATCHDOG_TIMEOUT_MS <= trip["time_to_safe_ms"] <= WATCHDOG_TIMEOUT_MS + SAFE_MARGIN_MS
     assert r["controls_while_safe"] > 100  # the resumed controller's, all ignored
     rec = recording(out)
     after = rec["t_ns"] > trip["safe_output_ns"]
@@ -86,6 +91,6 @@ def test_sigterm_on_the_controller_puts_the_plant_in_its_safe_state_first(
     rec = recording(out)
     safe = (rec["flags"].astype(int) & 1) != 0
     first_safe_ns = rec["t_ns"][safe][0]
-    assert signalled_ns < first_safe_ns < signalled_ns + 20_000_000
+    assert signalled_ns < first_safe_ns < signalled_ns + STOP_TO_SAFE_NS
     assert np.all(rec["force_n"][safe] == 0.0)
     assert report(out, "controller")["signal"] == "SIGTERM"

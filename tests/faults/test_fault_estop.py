@@ -14,6 +14,7 @@ import pytest
 from faultkit import (
     FLAG_SAFE,
     ROOT,
+    STOP_TO_SAFE_NS,
     finish,
     free_endpoint,
     kill_all,
@@ -85,6 +86,6 @@ def test_sigterm_on_the_plant_makes_it_safe_then_it_reports_and_says_bye(
     assert r["signal"] == "SIGTERM" and r["end_reason"] == "stopped"
     assert r["safe_state"] is True and r["safe_reason"] == "stopped by a signal"
     safe_from_ns, _ = first_safe_row(out)
-    assert signalled_ns < safe_from_ns < signalled_ns + 50_000_000
+    assert signalled_ns < safe_from_ns < signalled_ns + STOP_TO_SAFE_NS
     assert ccode == 0, cerr
     assert report(out, "controller")["end_reason"] == "plant ended the run: stopped"
