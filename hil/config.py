@@ -46,6 +46,9 @@ class PlantConfig(_Strict):
     initial_state: list[float] = Field(default_factory=lambda: [0.0, 0.1, -0.05, 0.0, 0.0, 0.0])
     endpoint: str = DEFAULT_ENDPOINT
     watchdog_timeout_ms: PositiveFloat = 20.0
+    # In lockstep nothing is real time: the watchdog only catches a dead controller, and
+    # must not trip on a process the OS descheduled for a while on a loaded machine.
+    lockstep_watchdog_timeout_ms: PositiveFloat = 2000.0
     # How long a plant with no controller waits before giving up (s).
     attach_timeout_s: PositiveFloat = 30.0
 

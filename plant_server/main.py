@@ -87,7 +87,9 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
         period_ns=cfg.period_ns,
         duration_s=cfg.run.duration_s,
         start_delay_ns=round(cfg.run.start_delay_ms * 1e6),
-        watchdog_timeout_ns=round(cfg.plant.watchdog_timeout_ms * 1e6),
+        watchdog_timeout_ns=round((cfg.plant.lockstep_watchdog_timeout_ms
+                                   if cfg.run.mode == "lockstep"
+                                   else cfg.plant.watchdog_timeout_ms) * 1e6),
         attach_timeout_ns=round(cfg.plant.attach_timeout_s * 1e9),
         safety=limits_from_config(cfg.safety, cfg.run.mode, model.max_force_n),
         deadline_gates=_deadline_gates(cfg),
