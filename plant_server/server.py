@@ -141,6 +141,7 @@ class PlantServer:
         self._last_control_seq = -1
         self._controller_left = False
         self._lockstep_answered = False
+        self._pending_lat: list[tuple[str, int]] = []  # latency samples not yet recorded
         self._lockstep_t_ns = 0  # the plant's time axis in lockstep (simulated ns)
         # Fault injection: (due_ns, order, payload) states and (due_ns, order, message) controls
         self._held_states: list[tuple[int, int, bytes]] = []
@@ -313,10 +314,12 @@ class PlantServer:
         force = self.safety.limit_force(m["force_n"], t)
         self._apply(force, t)
         self.counters.controls_applied += 1
+        # Latency samples go into the histograms after the next publish (`_flush_latency`),
+        # off the path between this control's arrival and the next state.
         if state_seq > self.seq - _PUB_RING:
             self._round_trip_ns = now - int(self._pub_t[state_seq % _PUB_RING])
-            self.latency.record_ns("round_trip", self._round_trip_ns)
-        self.latency.record_ns("controller_to_plant", now - m["t_send_ns"])
+            self._pending_lat.append(("round_trip", self._round_trip_ns))
+        self._pending_lat.append(("controller_to_plant", now - m["t_send_ns"]))
         if state_seq < self.seq:
             self.counters.controls_late += 1
         if state_seq > self._answered_seq:
@@ -403,6 +406,13 @@ class PlantServer:
                                   self.force_n, flags, self._lateness_ns,
                                   self._last_control_seq, self._answered_seq,
                                   self._round_trip_ns))
+        self._flush_latency()
+
+    def _flush_latency(self) -> None:
+        pending = self._pending_lat
+        for figure, value in pending:
+            self.latency.record_ns(figure, value)
+        pending.clear()
 
     def _publish_faulty(self, t: int, flags: int) -> None:
         assert self.faults is not None and self.peer is not None
@@ -592,6 +602,7 @@ class PlantServer:
 
     # ----------------------------------------------------------------- report
     def report(self) -> dict[str, Any]:
+        self._flush_latency()
         stats = self.latency.statistics().to_dict()
         watchdog = self.watchdog.statistics().to_dict()
         watchdog["events"] = list(self._watchdog_log)
