@@ -10,15 +10,19 @@ frames and the host answers each with a 17-byte CONTROL.
   pseudo-terminal and both processes. The floor is the wire time alone, 57 bytes x 10 / baud.
 - Maximum sustainable rate: the plant's own bridge (`SerialBackend`, its reader thread,
   ticks phase-aligned to the rig) runs the loop at rising rates up to the link's ceiling
-  (baud / 10 / 40). A rate is sustained when, over the trial, the rig saw >= 99% of its
-  samples answered, no watchdog trip or fault, the bridge published a fresh sample on
-  >= 99% of its ticks, and the rig's own ticks were on time (p99 lateness < half a period).
-  The result is the highest rate sustained with every lower rate also sustained.
+  (baud / 10 / 40). A rate is sustained when, over the trial: no fault and no watchdog
+  trip; the bridge published a fresh sample on >= 99% of its ticks; the rig applied >= 99%
+  of the CONTROLs the host sent (none lost, none stale); and both loops kept time, the
+  host's ticks and the rig's with p99 lateness under half a period. Each rate is tried
+  `--reps` times and counts as sustained when most tries sustain it (the machine is
+  shared: one try can be hit by someone else's burst); the climb stops after two rates in
+  a row that are not. The result is the highest rate sustained with every lower rate also
+  sustained.
 
 The machine is shared: the table states the CPU count, the load average before and after,
 and whether SCHED_FIFO was asked for (--fifo; a refusal is reported).
 
-    .venv/bin/python benchmarks/bench_serial.py [--trial-s 2] [--fifo] [--json out.json]
+    .venv/bin/python benchmarks/bench_serial.py [--trial-s 2] [--reps 3] [--fifo] [--json out.json]
 """
 
 from __future__ import annotations
@@ -126,10 +130,12 @@ def loop_trial(folder: Path, baud: int, rate_hz: int, trial_s: float,
     t0 = backend.align_start_ns(time.monotonic_ns() + 20_000_000)
     backend.start(t0)
     ticks = 0
+    lateness: list[int] = []
     while ticks * backend.period_ns < trial_s * 1e9 and backend.fault is None:
         grid = t0 + ticks * backend.period_ns
         while (left := grid - time.monotonic_ns()) > 0:
             time.sleep(left / 1e9)
+        lateness.append(time.monotonic_ns() - grid)
         backend.advance(grid)
         backend.apply(0.0, time.monotonic_ns())
         ticks += 1
@@ -137,14 +143,18 @@ def loop_trial(folder: Path, baud: int, rate_hz: int, trial_s: float,
     report = rig.stop()
     fw, r = report["firmware"], backend.report()
     c = fw["counters"]
-    answered = c["samples_answered"] / max(1, c["samples_armed"])
+    applied = c["controls_applied"] / max(1, r["controls_tx"])
     fresh = 1 - r["stale_ticks"] / max(1, ticks)
     tick_p99_us = fw["latency_us"]["tick_lateness"]["p99"] or 0.0
+    lateness.sort()
+    host_p99_us = lateness[int(0.99 * (len(lateness) - 1))] / 1e3 if lateness else 0.0
     loop = backend.latency.statistics().figures["serial_round_trip"]
-    ok = (backend.fault is None and c["watchdog_trips"] == 0 and answered >= 0.99
-          and fresh >= 0.99 and tick_p99_us < 0.5e6 / rate_hz)
-    return {"baud": baud, "rate_hz": rate_hz, "sustained": ok, "answered": answered,
+    half_period_us = 0.5e6 / rate_hz
+    ok = (backend.fault is None and c["watchdog_trips"] == 0 and applied >= 0.99
+          and fresh >= 0.99 and tick_p99_us < half_period_us and host_p99_us < half_period_us)
+    return {"baud": baud, "rate_hz": rate_hz, "sustained": ok, "applied": applied,
             "fresh_ticks": fresh, "rig_tick_lateness_p99_us": tick_p99_us,
+            "host_tick_lateness_p99_us": host_p99_us,
             "loop_p50_us": loop.p50, "loop_p99_us": loop.p99, "fault": backend.fault,
             "emulator_stalls": fw["stalls"],
             "utilisation": rate_hz / max_rate_hz(baud, STATE_BYTES, CONTROL_BYTES)}
@@ -153,6 +163,7 @@ def loop_trial(folder: Path, baud: int, rate_hz: int, trial_s: float,
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trial-s", type=float, default=2.0, help="seconds per loop trial")
+    ap.add_argument("--reps", type=int, default=3, help="tries per rate (majority decides)")
     ap.add_argument("--fifo", action="store_true", help="SCHED_FIFO for the rig and the host")
     ap.add_argument("--json", help="write the figures here too")
     args = ap.parse_args(argv)
@@ -164,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as exc:
             fifo_granted = f"refused: {exc}"
     conditions = {"cpus": os.cpu_count(), "load_before": os.getloadavg(),
-                  "fifo": fifo_granted if args.fifo else False, "trial_s": args.trial_s}
+                  "fifo": fifo_granted if args.fifo else False, "trial_s": args.trial_s,
+                  "reps": args.reps}
     results: dict[str, Any] = {"conditions": conditions, "round_trip": [], "rates": []}
     with tempfile.TemporaryDirectory(prefix="bench_serial_") as tmp:
         folder = Path(tmp)
@@ -172,14 +184,25 @@ def main(argv: list[str] | None = None) -> int:
             results["round_trip"].append(serial_round_trip(folder, baud, args.trial_s,
                                                            args.fifo))
             ceiling = max_rate_hz(baud, STATE_BYTES, CONTROL_BYTES)
+            misses_in_a_row = 0
             for rate in (r for r in LADDER_HZ if r <= ceiling):
-                trial = loop_trial(folder, baud, rate, args.trial_s, args.fifo)
-                results["rates"].append(trial)
-                print(f"  {baud:>7} baud {rate:>5} Hz ({trial['utilisation']:.0%} of the link):"
-                      f" {'sustained' if trial['sustained'] else 'NOT sustained'}"
-                      f" answered {trial['answered']:.1%} fresh {trial['fresh_ticks']:.1%}"
-                      f" rig tick p99 {trial['rig_tick_lateness_p99_us']:.0f} us"
-                      + (f" fault: {trial['fault']}" if trial["fault"] else ""), flush=True)
+                tries = []
+                for _ in range(args.reps):
+                    trial = loop_trial(folder, baud, rate, args.trial_s, args.fifo)
+                    tries.append(trial)
+                    print(f"  {baud:>7} baud {rate:>5} Hz ({trial['utilisation']:.0%} of the "
+                          f"link): {'sustained' if trial['sustained'] else 'NOT sustained'}"
+                          f" applied {trial['applied']:.1%} fresh {trial['fresh_ticks']:.1%}"
+                          f" tick p99 rig {trial['rig_tick_lateness_p99_us']:.0f}"
+                          f" host {trial['host_tick_lateness_p99_us']:.0f} us"
+                          + (f" fault: {trial['fault']}" if trial["fault"] else ""), flush=True)
+                ok = [t for t in tries if t["sustained"]]
+                verdict = {**(ok or tries)[0], "sustained": 2 * len(ok) > len(tries),
+                           "tries": len(tries), "tries_sustained": len(ok)}
+                results["rates"].append(verdict)
+                misses_in_a_row = 0 if verdict["sustained"] else misses_in_a_row + 1
+                if misses_in_a_row == 2:
+                    break
     conditions["load_after"] = os.getloadavg()
     print(f"\nserial leg through a pseudo-terminal; {conditions['cpus']} CPUs, load "
           f"{conditions['load_before'][0]:.2f} -> {conditions['load_after'][0]:.2f}, "

@@ -128,8 +128,11 @@ def _start_rig_emulator(cfg_path: Path, out: Path, ready_timeout_s: float
                         ) -> subprocess.Popen | int:
     """Start the emulated rig; return it once its port is ready, or an exit status."""
     link = out / _RIG_LINK
+    # Its own session: a Ctrl-C stops the plant and the controller (which report it), not the
+    # rig under them, which would read as an unplug; it is stopped after them.
     proc = subprocess.Popen([sys.executable, "-m", "plant_server.rig_emulator", "--config",
-                             str(cfg_path), "--out", str(out), "--link", str(link)])
+                             str(cfg_path), "--out", str(out), "--link", str(link)],
+                            start_new_session=True)
     give_up = time.monotonic() + ready_timeout_s
     while not link.is_symlink():
         if proc.poll() is not None:

@@ -659,8 +659,9 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
         log.info("rig emulator serving", path=path, baud=emulator.s.baud,
                  rate_hz=emulator.s.rate_hz)
+        parent = os.getppid()  # `hil run` starts it in its own session: outlive it? no
         with rt.gc_quiet():
-            reason = emulator.run(stop)
+            reason = emulator.run(lambda: stop() or os.getppid() != parent)
         code = EXIT_OK
     finally:
         emulator.close()

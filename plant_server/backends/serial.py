@@ -234,6 +234,7 @@ class SerialBackend:
         self._version_problem: str | None = None
         self._rig_flags = Flags.NONE
         self._t0_ns: int | None = None
+        self._first_tick = False
         self._clear_ns: int | None = None
         self._armed_seen = False
         self._closing = False
@@ -244,7 +245,7 @@ class SerialBackend:
         self._in_error = False
         self._last_reject_ns = 0
         self.counters = dict.fromkeys((
-            "frames_tx", "bytes_tx", "bytes_rx", "tx_overflow_bytes", "states_rx",
+            "frames_tx", "controls_tx", "bytes_tx", "bytes_rx", "tx_overflow_bytes", "states_rx",
             "stale_ticks", "late_states", "samples_skipped", "hold_refreshes", "heartbeats_tx",
             "clears_tx", "estops_tx", "resyncs", "unexpected_frames"), 0)
 
@@ -379,7 +380,7 @@ class SerialBackend:
     def start(self, t_ns: int) -> None:
         """Arm the rig: CLEAR now (repeated until its flags show MOTOR_ENABLED)."""
         self._t0_ns = t_ns
-        self._published = self._latest  # states from before the run are not "skipped"
+        self._first_tick = True  # publishes the newest state: the ticks follow its arrival
         self._clear_ns = self._clock()
         self._send(Clear())
         self.counters["clears_tx"] += 1
@@ -404,7 +405,11 @@ class SerialBackend:
         latest = self._latest
         published = self._published
         assert latest is not None and published is not None
-        if latest.seq == published.seq and self._fault is None:
+        if self._first_tick:  # states from before the run are neither stale nor skipped
+            self._first_tick = False
+            published = self._published = latest
+            self.state[:] = latest.values
+        elif latest.seq == published.seq and self._fault is None:
             latest = self._wait_fresh(published.seq, t_ns + self._margin_ns)
         if latest.seq != published.seq:
             self.counters["samples_skipped"] += (latest.seq - published.seq - 1) % _U16
@@ -483,7 +488,10 @@ class SerialBackend:
     def _send_control(self, force_n: float) -> bool:
         published = self._published
         seq = published.seq if published is not None else 0
-        return self._send(Control(command=force_n, state_seq=seq))
+        if not self._send(Control(command=force_n, state_seq=seq)):
+            return False
+        self.counters["controls_tx"] += 1
+        return True
 
     def _estop(self) -> None:
         for _ in range(ESTOP_REPEATS):
