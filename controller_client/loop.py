@@ -91,6 +91,7 @@ class ControllerLoop:
         self._bye: str | None = None
         self.control_seq = 0
         self.states_received = 0
+        self._lockstep = False
         self._pending_legs: list[int] = []  # state_to_controller samples not yet recorded
         self.states_dropped = 0
         self.no_new_state = 0
@@ -151,6 +152,8 @@ class ControllerLoop:
                 continue
             if m.kind == "state":
                 self._on_state(m, now)
+                if self._lockstep and self._new_seq > self._answered_seq:
+                    break  # lockstep: one state at a time, answer it now
             elif m.kind == "bye":
                 self._bye = m["reason"]
             elif m.kind == "fault" and self._warn.allow("fault"):
@@ -226,7 +229,8 @@ class ControllerLoop:
                              clearing=self.s.clear_on_attach)
             if self.s.clear_on_attach:
                 self.sock.send(msg.encode("clear"))
-        if d["mode"] == "lockstep":
+        self._lockstep = d["mode"] == "lockstep"
+        if self._lockstep:
             self._run_lockstep()
         else:
             self._run_realtime(d["t0_ns"], d["period_ns"])

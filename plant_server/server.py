@@ -177,6 +177,8 @@ class PlantServer:
                 self._reject("malformed", f"{len(frames)} frames")
                 continue
             self._handle(frames[0], frames[1], now)
+            if self._lockstep_answered:
+                break  # step now; anything else waiting is handled in the next wait
         if self._lockstep_answered:
             self._lockstep_answered = False
             return True
