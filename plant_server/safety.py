@@ -109,11 +109,15 @@ class SafetyGates:
         self._last_force_t_ns: int | None = None
 
     # ----------------------------------------------------------------- gates
-    def check_state(self, state: np.ndarray, time_s: float, t_ns: int) -> SafetyEvent | None:
-        """The first gate `state` trips (recorded), or None."""
-        if not np.isfinite(state).all():
-            bad = int(np.flatnonzero(~np.isfinite(state))[0])
-            return self.trip("non_finite_state", time_s, t_ns, self.state_names[bad], None)
+    def check_state(self, state: Sequence[float], time_s: float, t_ns: int
+                    ) -> SafetyEvent | None:
+        """The first gate `state` trips (recorded), or None.
+
+        `state` may be an array or, cheaper on the hot path, its `tolist()`.
+        """
+        for i, v in enumerate(state):
+            if not math.isfinite(v):
+                return self.trip("non_finite_state", time_s, t_ns, self.state_names[i], None)
         lim = self.limits
         if lim.track_limit_m is not None and self._x is not None:
             x = float(state[self._x])

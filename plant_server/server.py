@@ -376,7 +376,7 @@ class PlantServer:
 
     def _check_state(self, now: int) -> None:
         if self.safe_reason is None:
-            event = self.safety.check_state(self.state, self._run_time_s(now), now)
+            event = self.safety.check_state(self.state.tolist(), self._run_time_s(now), now)
             if event is not None:
                 self._trip(event, now)
         elif self.safety.limits.braking != "none":
