@@ -129,3 +129,14 @@ def test_sigterm_on_the_plant_writes_plant_json(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "plant.json").read_text())
     assert report["signal"] == "SIGTERM"
     assert report["end_reason"] == "stopped before a controller attached"
+
+
+def test_history_piped_into_a_closed_reader_ends_quietly(tmp_path: Path) -> None:
+    # `hil history | head`: the reader is gone before the table is written; no traceback.
+    proc = subprocess.Popen([str(BIN / "hil"), "history", "--db", str(tmp_path / "h.db")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    proc.stdout.close()  # no reader left: the first write raises EPIPE
+    _, err = proc.communicate(timeout=60)
+    assert b"Traceback" not in err, err.decode()
+    assert proc.returncode == 0
