@@ -55,6 +55,10 @@ def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
         plant_timeout_ns=round(cc.plant_timeout_ms * 1e6),
         clear_on_attach=cc.clear_on_attach,
     )
+    rtc = cfg.realtime
+    # Scheduling first, so ZeroMQ's I/O thread and the recorder's thread inherit it.
+    granted = rt.apply_realtime(None, rtc.sched_fifo, rtc.sched_priority, rtc.lock_memory,
+                                ctx.log)
     sock = ControllerSocket(cc.endpoint)
     rate_hz = cfg.run.rate_hz
     stability = StabilityMonitor(law.max_force_n, cfg.gates.slew_limit_n_per_s / rate_hz,
@@ -71,9 +75,7 @@ def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     loop = ControllerLoop(law, sock, settings, ctx.log, stop_requested=ctx.stop,
                           stability=stability,
                           open_recorder=open_recorder if cfg.record.enabled else None)
-    rtc = cfg.realtime
-    granted = rt.apply_realtime(rtc.controller_cpu, rtc.sched_fifo, rtc.sched_priority,
-                                rtc.lock_memory, ctx.log)
+    rt.apply_realtime(rtc.controller_cpu, False, rtc.sched_priority, False, ctx.log, granted)
     cpu = rt.CpuMeter()
     code = EXIT_OK
     try:

@@ -95,6 +95,10 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
         deadline_gates=_deadline_gates(cfg),
     )
     faults = _faults(cfg, n)
+    rtc = cfg.realtime
+    # Scheduling first, so ZeroMQ's I/O thread and our helper threads inherit it.
+    granted = rt.apply_realtime(None, rtc.sched_fifo, rtc.sched_priority, rtc.lock_memory,
+                                ctx.log)
     try:
         sock = PlantSocket(cfg.plant.endpoint)
     except OSError as exc:
@@ -121,9 +125,7 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
                                          "mode": cfg.run.mode, "period_ns": cfg.period_ns})
     server = PlantServer(backend, sock, settings, ctx.log, stop_requested=ctx.stop,
                          recorder=recorder, faults=faults)
-    rtc = cfg.realtime
-    granted = rt.apply_realtime(rtc.plant_cpu, rtc.sched_fifo, rtc.sched_priority,
-                                rtc.lock_memory, ctx.log)
+    rt.apply_realtime(rtc.plant_cpu, False, rtc.sched_priority, False, ctx.log, granted)
     ctx.log.info("plant serving", endpoint=sock.endpoint, model=model.name, mode=cfg.run.mode,
                  rate_hz=cfg.run.rate_hz, duration_s=cfg.run.duration_s)
     cpu = rt.CpuMeter()
