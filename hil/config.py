@@ -8,12 +8,20 @@ that own them, with the same kind of message.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5600"
 
@@ -51,6 +59,18 @@ class PlantConfig(_Strict):
     lockstep_watchdog_timeout_ms: PositiveFloat = 2000.0
     # How long a plant with no controller waits before giving up (s).
     attach_timeout_s: PositiveFloat = 30.0
+    # Binding beyond loopback lets anyone on the network drive the actuator: ZeroMQ CURVE
+    # authentication is not built yet, so this must be said explicitly.
+    allow_unauthenticated_network: bool = False
+
+    @model_validator(mode="after")
+    def _loopback_unless_allowed(self) -> PlantConfig:
+        if not self.allow_unauthenticated_network and not is_loopback_endpoint(self.endpoint):
+            raise ValueError(
+                f"endpoint {self.endpoint} accepts controllers from the network without "
+                "authentication (ZeroMQ CURVE is not implemented yet): bind to 127.0.0.1, or "
+                "set plant.allow_unauthenticated_network: true on an isolated lab network")
+        return self
 
     @field_validator("initial_state")
     @classmethod
@@ -234,6 +254,19 @@ class Config(_Strict):
     @property
     def period_ns(self) -> int:
         return round(1e9 / self.run.rate_hz)
+
+
+def is_loopback_endpoint(endpoint: str) -> bool:
+    """True for ipc:// and inproc:// and for tcp:// on a loopback address or localhost."""
+    if not endpoint.startswith("tcp://"):
+        return True
+    host = endpoint[len("tcp://"):].rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # "*", an interface name or a host name: may face the network
 
 
 def _check_endpoint(v: str) -> str:

@@ -96,3 +96,23 @@ def test_dotted_overrides_apply_and_are_validated(tmp_path: Path) -> None:
 def test_dumped_config_loads_back_equal(tmp_path: Path) -> None:
     c = load_config(ROOT / "configs" / "default.yaml")
     assert load_config(write(tmp_path, dump_config(c))) == c
+
+
+@pytest.mark.parametrize("endpoint", ["tcp://0.0.0.0:5600", "tcp://*:5600",
+                                      "tcp://192.168.1.20:5600", "tcp://eth0:5600"])
+def test_a_plant_facing_the_network_is_refused_unless_allowed(tmp_path: Path,
+                                                              endpoint: str) -> None:
+    p = write(tmp_path, f"plant:\n  endpoint: {endpoint}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(p)
+    assert "without authentication" in str(info.value) and "127.0.0.1" in str(info.value)
+    allowed = write(tmp_path, f"plant:\n  endpoint: {endpoint}\n"
+                              "  allow_unauthenticated_network: true\n")
+    assert load_config(allowed).plant.endpoint == endpoint
+
+
+@pytest.mark.parametrize("endpoint", ["tcp://127.0.0.1:5600", "tcp://127.0.0.2:7000",
+                                      "tcp://localhost:5600", "tcp://[::1]:5600",
+                                      "ipc:///tmp/hil.sock"])
+def test_loopback_and_local_endpoints_need_no_permission(endpoint: str) -> None:
+    assert load_config(None, {"plant.endpoint": endpoint}).plant.endpoint == endpoint
