@@ -91,6 +91,9 @@ class ControllerLoop:
         self._bye: str | None = None
         self.control_seq = 0
         self.states_received = 0
+        self.clock_offset_ns = 0  # plant clock - our clock, from _sync_clock
+        self.clock_sync_rtt_ns: int | None = None
+        self._t0_ns = 0
         self._lockstep = False
         self._pending_legs: list[int] = []  # state_to_controller samples not yet recorded
         self.states_dropped = 0
@@ -123,6 +126,7 @@ class ControllerLoop:
                     continue
                 if m.kind == "welcome":
                     self.description = m["description"]
+                    self._sync_clock()
                     return self.description
                 if m.kind == "refuse":
                     raise HandshakeRefused(m["code"], m["reason"])
@@ -136,6 +140,43 @@ class ControllerLoop:
                     f"{self.s.connect_timeout_ns / 1e9:g} s: is hil-plant running there?")
             wait_for_message(self.sock.sock, min(give_up - now, 20_000_000), lambda: True,
                              clock=self.clock)
+
+    def _sync_clock(self, samples: int = 16, timeout_ns: int = 200_000_000) -> None:
+        """Estimate plant clock - our clock from `samples` sync round trips (NTP-style).
+
+        offset = t_plant - (t_sent + t_received) / 2 of the exchange with the shortest round
+        trip, whose error is at most half that round trip. On one machine both processes read
+        the same monotonic clock and the offset comes out near zero; across machines it is
+        what lets the controller phase-lock to the plant's ticks.
+        """
+        best_rtt, best_offset = None, 0
+        for _ in range(samples):
+            t1 = self.clock()
+            self.sock.send(msg.encode("sync", t1))
+            reply: list[msg.Message] = []
+
+            def take(reply: list[msg.Message] = reply, t1: int = t1) -> bool:
+                while (data := self.sock.recv_nowait()) is not None:
+                    try:
+                        m = msg.decode(data)
+                    except msg.MessageError:
+                        self.rejected += 1
+                        continue
+                    if m.kind == "sync_reply" and m["t_echo_ns"] == t1:
+                        reply.append(m)
+                        return True
+                return False
+
+            if not wait_for_message(self.sock.sock, timeout_ns, take, clock=self.clock):
+                break
+            t3 = self.clock()
+            rtt = t3 - t1
+            if best_rtt is None or rtt < best_rtt:
+                best_rtt, best_offset = rtt, reply[0]["t_ns"] - (t1 + t3) // 2
+        if best_rtt is None:
+            self.log.warning("plant did not answer clock sync; assuming one shared clock")
+        self.clock_offset_ns = best_offset
+        self.clock_sync_rtt_ns = best_rtt
 
     # ----------------------------------------------------------------- receiving
     def _drain(self) -> bool:
@@ -170,7 +211,7 @@ class ControllerLoop:
         if self._new_seq > self._answered_seq:
             self.states_dropped += 1  # an unanswered older state is superseded
         self._new_seq = seq
-        self._new_t_ns = m["t_ns"]
+        self._new_t_ns = m["t_ns"] - self.clock_offset_ns  # the plant's stamp, in our clock
         self._new_rx_ns = now
         self._new_values = m["state"]
         self._new_flags = m["flags"]
@@ -181,7 +222,7 @@ class ControllerLoop:
                                  "clear (hil clear)", flags=m["flags"],
                                  suppressed=self._warn.take_suppressed("plant_safe"))
         # Recorded after the control is sent (`_record_pending`): off the critical path.
-        self._pending_legs.append(now - m["t_ns"])
+        self._pending_legs.append(now - self._new_t_ns)
         if m["flags"] & msg.FLAG_FINAL:
             self.final_state = list(m["state"])
 
@@ -195,14 +236,15 @@ class ControllerLoop:
     def _answer(self) -> None:
         state = self.state
         state[:] = self._new_values
-        t_s = (self._new_t_ns - self.description["t0_ns"]) * 1e-9
+        t_s = (self._new_t_ns - self._t0_ns) * 1e-9
         c0 = self.clock()
         force = self.law.compute(state, t_s)
         c1 = self.clock()
         self.control_seq += 1
         t_send = self.clock()
-        self.sock.send(msg.pack_control(self.control_seq, self._new_seq, force, self._new_rx_ns,
-                                        t_send, c1 - c0))
+        off = self.clock_offset_ns  # times on the wire are in the plant's clock
+        self.sock.send(msg.pack_control(self.control_seq, self._new_seq, force,
+                                        self._new_rx_ns + off, t_send + off, c1 - c0))
         self.latency.record_ns("compute", c1 - c0)
         self._record_pending()
         if self.recorder is not None:
@@ -220,8 +262,10 @@ class ControllerLoop:
         n = len(d["state_names"])
         self.state = np.zeros(n)
         self.law.reset()
+        self._t0_ns = d["t0_ns"] - self.clock_offset_ns  # the plant's first tick, our clock
         if self.open_recorder is not None:
-            self.recorder = self.open_recorder(d)
+            # The recording's times are all in this process's clock, t0 included.
+            self.recorder = self.open_recorder({**d, "t0_ns": self._t0_ns})
         self._last_rx_ns = self.clock()
         self.log.info("attached", plant=d.get("name"), mode=d["mode"], rate_hz=d["rate_hz"])
         if d.get("safe_state"):
@@ -233,7 +277,7 @@ class ControllerLoop:
         if self._lockstep:
             self._run_lockstep()
         else:
-            self._run_realtime(d["t0_ns"], d["period_ns"])
+            self._run_realtime(self._t0_ns, d["period_ns"])
         return self.end_reason
 
     def _silent(self, now: int) -> bool:
@@ -315,6 +359,7 @@ class ControllerLoop:
             "gains": list(getattr(self.law, "gains", [])),
             "latency_us": stats["figures"],
             "histograms": self.latency.encode(),
+            "clock": {"offset_ns": self.clock_offset_ns, "sync_rtt_ns": self.clock_sync_rtt_ns},
             "controls_sent": self.control_seq,
             "states_received": self.states_received,
             "states_dropped": self.states_dropped,

@@ -16,6 +16,8 @@ message is rejected in one place and never reaches the plant. Nothing is ever un
 | fault     | code, detail                                                                    |
 | clear     | (none): the attached controller clears the plant's latched safe state          |
 | bye       | reason                                                                          |
+| sync      | t_ns (controller clock): the attached controller estimates the clock offset     |
+| sync_reply| t_echo_ns (the sync's t_ns), t_ns (plant clock at arrival)                      |
 | estop     | reason: any peer (`hil estop`); the plant goes safe and ends the run            |
 | operator_clear | operator: `hil clear`, from any peer; clears the latched safe state        |
 | ack       | what, detail: the plant's answer to `estop` and `operator_clear`                |
@@ -75,6 +77,8 @@ SCHEMA: dict[str, tuple[tuple[str, tuple[type, ...]], ...]] = {
     "fault": (("code", (str,)), ("detail", (str,))),
     "clear": (),
     "bye": (("reason", (str,)),),
+    "sync": (("t_ns", _INT),),
+    "sync_reply": (("t_echo_ns", _INT), ("t_ns", _INT)),
     "estop": (("reason", (str,)),),
     "operator_clear": (("operator", (str,)),),
     "ack": (("what", (str,)), ("detail", (str,))),

@@ -221,6 +221,8 @@ class PlantServer:
             self._controller_left = True
         elif kind == "clear":
             self._on_clear("controller", now)
+        elif kind == "sync":
+            self.sock.send(peer, msg.encode("sync_reply", m["t_ns"], now))
         elif kind != "heartbeat":
             self._reject("unexpected_kind", kind)
 

@@ -21,6 +21,8 @@ GOOD = {
     "fault": ("overheat", "motor driver over temperature"),
     "clear": (),
     "bye": ("duration",),
+    "sync": (123,),
+    "sync_reply": (123, 456),
 }
 
 
