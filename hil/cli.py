@@ -34,6 +34,7 @@ from hil.config import Config, ConfigError, dump_config, load_config
 from hil.export import FORMATS, export_recording
 from hil.html_report import write_html_report
 from hil.live import LiveStatus, StatusPrinter
+from hil.logs import CONSOLE_LEVEL_ENV
 from hil.process import EXIT_FAULT, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, new_run_id, write_json
 from hil.recorder import RecordingError
 from hil.report import build_report, summary_table
@@ -91,12 +92,14 @@ def _run(args: argparse.Namespace) -> int:
         emulator = _start_rig_emulator(cfg_path, out, config.rig_emulator.ready_timeout_s)
         if isinstance(emulator, int):
             return emulator
-    plant = subprocess.Popen(_entry_point("hil-plant", "plant_server.main") + common)
+    live = config.record.enabled and sys.stdout.isatty()
+    # With a live status line, the children print warnings only; all goes to their logs.
+    env = {**os.environ, CONSOLE_LEVEL_ENV: "warning"} if live else None
+    plant = subprocess.Popen(_entry_point("hil-plant", "plant_server.main") + common, env=env)
     controller = subprocess.Popen(
-        _entry_point("hil-controller", "controller_client.main") + common)
+        _entry_point("hil-controller", "controller_client.main") + common, env=env)
     procs = {"plant": plant, "controller": controller}
-    status = (StatusPrinter(LiveStatus(out / "plant.rec"))
-              if config.record.enabled and sys.stdout.isatty() else None)
+    status = StatusPrinter(LiveStatus(out / "plant.rec")) if live else None
     interrupted = _wait(procs, config, status.tick if status else None)
     if status:
         status.finish()

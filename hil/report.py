@@ -143,14 +143,15 @@ def summary_table(report: dict[str, Any]) -> str:
                                               ("p50", "p90", "p99", "p999"))
                      + f"{_fmt(p.get('max')):>10}{_fmt(p.get('count')):>9}")
     d = report["deadline"]
+    width = max([22, *(len(g["name"]) + 2 for g in report["gates"])])
     lines += ["", f"deadline misses: {d.get('misses')} of {d.get('total')} "
                   f"(ratio {_fmt(d.get('miss_ratio'))}, longest run {d.get('max_consecutive')})",
               *_serial_lines(report.get("serial")),
-              "", f"{'gate':<22}{'value':>14}{'threshold':>12}  result"]
+              "", f"{'gate':<{width}}{'value':>14}{'threshold':>12}  result"]
     for g in report["gates"]:
         v = g["value"]
         vs = f"{v:.4g}" if isinstance(v, float) else str(v)
-        lines.append(f"{g['name']:<22}{vs:>14}{g['threshold']!s:>12}  "
+        lines.append(f"{g['name']:<{width}}{vs:>14}{g['threshold']!s:>12}  "
                      f"{'pass' if g['passed'] else 'FAIL'}")
     fs = ", ".join(f"{x:+.4f}" for x in report["final_state"])
     lines += ["", f"final state: [{fs}]",
