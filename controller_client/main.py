@@ -20,6 +20,7 @@ from hil.process import (
     run_process,
 )
 from hil.recorder import Recorder, controller_columns
+from hil.security import CurveKeyError
 from hil.stability import StabilityMonitor
 from hil.transport import ControllerSocket
 
@@ -59,7 +60,11 @@ def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     # Scheduling first, so ZeroMQ's I/O thread and the recorder's thread inherit it.
     granted = rt.apply_realtime(None, rtc.sched_fifo, rtc.sched_priority, rtc.lock_memory,
                                 ctx.log)
-    sock = ControllerSocket(cc.endpoint)
+    try:
+        sock = ControllerSocket(cc.endpoint, curve_keys_dir=cfg.security.keys_dir
+                                if cfg.security.curve else None)
+    except CurveKeyError as exc:
+        raise ConfigError(f"security.keys_dir: {exc}") from None
     rate_hz = cfg.run.rate_hz
     stability = StabilityMonitor(law.max_force_n, cfg.gates.slew_limit_n_per_s / rate_hz,
                                  window=max(1, round(rate_hz)), sigma_floor=law.sigma_floor)

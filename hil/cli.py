@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hil import history, operator
+from hil import history, operator, security
 from hil.config import Config, ConfigError, dump_config, load_config
 from hil.export import FORMATS, export_recording
 from hil.html_report import write_html_report
@@ -296,9 +296,25 @@ def _compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _keygen(args: argparse.Namespace) -> int:
+    try:
+        made = security.generate(args.dir)
+    except security.CurveKeyError as exc:
+        print(f"hil keygen: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    for path in made:
+        print(path)
+    print(f"set security.curve: true and security.keys_dir: {args.dir}; copy plant.key and "
+          "the controller's pair to a controller on another machine")
+    return EXIT_OK
+
+
 def _estop(args: argparse.Namespace) -> int:
     try:
-        answer = operator.estop(args.endpoint, args.reason, args.timeout)
+        answer = operator.estop(args.endpoint, args.reason, args.timeout, args.keys)
+    except security.CurveKeyError as exc:
+        print(f"hil estop: --keys: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except operator.NoAnswer as exc:
         print(f"hil estop: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
@@ -308,7 +324,10 @@ def _estop(args: argparse.Namespace) -> int:
 
 def _clear(args: argparse.Namespace) -> int:
     try:
-        answer = operator.clear(args.endpoint, args.timeout)
+        answer = operator.clear(args.endpoint, args.timeout, args.keys)
+    except security.CurveKeyError as exc:
+        print(f"hil clear: --keys: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except operator.NoAnswer as exc:
         print(f"hil clear: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
@@ -402,9 +421,13 @@ def main(argv: list[str] | None = None) -> int:
         op = sub.add_parser(name, help=text)
         op.add_argument("--endpoint", required=True, help="the plant's ZeroMQ endpoint")
         op.add_argument("--timeout", type=float, default=2.0, help="s to wait for the answer")
+        op.add_argument("--keys", help="CURVE keys dir, for a plant with security.curve on")
         if name == "estop":
             op.add_argument("--reason", default="hil estop", help="recorded in the report")
         op.set_defaults(handler=_estop if name == "estop" else _clear)
+    keygen = sub.add_parser("keygen", help="make CURVE keys for the plant and its clients")
+    keygen.add_argument("dir", help="where to write them (security.keys_dir)")
+    keygen.set_defaults(handler=_keygen)
     rig = sub.add_parser("rig-emulator", add_help=False,
                          help="an emulated rig on a pseudo-terminal (its options: "
                               "hil rig-emulator --help)")

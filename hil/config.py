@@ -59,18 +59,9 @@ class PlantConfig(_Strict):
     lockstep_watchdog_timeout_ms: PositiveFloat = 2000.0
     # How long a plant with no controller waits before giving up (s).
     attach_timeout_s: PositiveFloat = 30.0
-    # Binding beyond loopback lets anyone on the network drive the actuator: ZeroMQ CURVE
-    # authentication is not built yet, so this must be said explicitly.
+    # Binding beyond loopback without `security.curve` lets anyone on the network drive the
+    # actuator, so it must be said explicitly.
     allow_unauthenticated_network: bool = False
-
-    @model_validator(mode="after")
-    def _loopback_unless_allowed(self) -> PlantConfig:
-        if not self.allow_unauthenticated_network and not is_loopback_endpoint(self.endpoint):
-            raise ValueError(
-                f"endpoint {self.endpoint} accepts controllers from the network without "
-                "authentication (ZeroMQ CURVE is not implemented yet): bind to 127.0.0.1, or "
-                "set plant.allow_unauthenticated_network: true on an isolated lab network")
-        return self
 
     @field_validator("initial_state")
     @classmethod
@@ -238,6 +229,14 @@ class LoggingConfig(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class SecurityConfig(_Strict):
+    """ZeroMQ CURVE for every connection to the plant (hil/security.py)."""
+
+    curve: bool = False
+    # Made by `hil keygen DIR`: plant.key(_secret), controller.key(_secret), authorized/.
+    keys_dir: str = "keys"
+
+
 class Config(_Strict):
     run: RunConfig = Field(default_factory=RunConfig)
     plant: PlantConfig = Field(default_factory=PlantConfig)
@@ -250,6 +249,19 @@ class Config(_Strict):
     serial: SerialConfig = Field(default_factory=SerialConfig)
     rig_emulator: RigEmulatorConfig = Field(default_factory=RigEmulatorConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    security: SecurityConfig = Field(default_factory=SecurityConfig)
+
+    @model_validator(mode="after")
+    def _network_needs_authentication(self) -> Config:
+        p = self.plant
+        if not (is_loopback_endpoint(p.endpoint) or self.security.curve
+                or p.allow_unauthenticated_network):
+            raise ValueError(
+                f"plant.endpoint {p.endpoint} accepts controllers from the network without "
+                "authentication: set security.curve: true (keys from `hil keygen DIR`, "
+                "security.keys_dir: DIR), bind to 127.0.0.1, or set "
+                "plant.allow_unauthenticated_network: true on an isolated lab network")
+        return self
 
     @property
     def period_ns(self) -> int:

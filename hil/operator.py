@@ -28,8 +28,8 @@ class NoAnswer(Exception):
     """The plant did not acknowledge within the timeout (not running there?)."""
 
 
-def _ask(endpoint: str, payload: bytes, timeout_s: float) -> str:
-    sock = ControllerSocket(endpoint)
+def _ask(endpoint: str, payload: bytes, timeout_s: float, keys_dir: str | None) -> str:
+    sock = ControllerSocket(endpoint, curve_keys_dir=keys_dir)
     try:
         sock.send(payload)
         give_up = time.monotonic_ns() + round(timeout_s * 1e9)
@@ -57,12 +57,14 @@ def operator_name() -> str:
     return f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()}"
 
 
-def estop(endpoint: str, reason: str, timeout_s: float = 2.0) -> str:
-    """E-stop the plant at `endpoint`; the plant's acknowledgement, or NoAnswer."""
-    return _ask(endpoint, msg.encode("estop", reason), timeout_s)
+def estop(endpoint: str, reason: str, timeout_s: float = 2.0, keys_dir: str | None = None
+          ) -> str:
+    """E-stop the plant at `endpoint`; the plant's acknowledgement, or NoAnswer.
+    `keys_dir`: CURVE keys for a plant that requires them (hil/security.py)."""
+    return _ask(endpoint, msg.encode("estop", reason), timeout_s, keys_dir)
 
 
-def clear(endpoint: str, timeout_s: float = 2.0) -> str:
+def clear(endpoint: str, timeout_s: float = 2.0, keys_dir: str | None = None) -> str:
     """Clear the plant's latched safe state; its answer ("cleared: ...", "nothing to clear",
     "cannot clear: ..."), or NoAnswer."""
-    return _ask(endpoint, msg.encode("operator_clear", operator_name()), timeout_s)
+    return _ask(endpoint, msg.encode("operator_clear", operator_name()), timeout_s, keys_dir)

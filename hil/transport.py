@@ -21,8 +21,11 @@ import contextlib
 import select
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import zmq
+
+from hil import security
 
 HWM = 100
 MAX_MSG_BYTES = 64 * 1024
@@ -38,15 +41,23 @@ def _common(sock: zmq.Socket) -> None:
 class PlantSocket:
     """The plant's ROUTER socket. Messages arrive as (peer identity, frames)."""
 
-    def __init__(self, endpoint: str, ctx: zmq.Context | None = None) -> None:
+    def __init__(self, endpoint: str, ctx: zmq.Context | None = None,
+                 curve_keys_dir: str | Path | None = None) -> None:
+        """`curve_keys_dir`: accept only CURVE clients authorized there (hil/security.py)."""
         self.ctx = ctx or zmq.Context.instance()
         self.sock = self.ctx.socket(zmq.ROUTER)
         _common(self.sock)
+        self._auth = None
         try:
+            if curve_keys_dir is not None:
+                self._auth = security.secure_server(self.sock, curve_keys_dir)
             self.sock.bind(endpoint)
         except zmq.ZMQError as exc:
-            self.sock.close()
+            self.close()
             raise OSError(f"cannot bind plant endpoint {endpoint}: {exc}") from exc
+        except security.CurveKeyError:
+            self.close()
+            raise
         self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
 
     def recv_nowait(self) -> list[bytes] | None:
@@ -65,16 +76,27 @@ class PlantSocket:
 
     def close(self) -> None:
         self.sock.close(linger=0)
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
 
 
 class ControllerSocket:
     """The controller's DEALER socket."""
 
-    def __init__(self, endpoint: str, ctx: zmq.Context | None = None) -> None:
+    def __init__(self, endpoint: str, ctx: zmq.Context | None = None,
+                 curve_keys_dir: str | Path | None = None) -> None:
+        """`curve_keys_dir`: talk CURVE with the controller's keys there (hil/security.py)."""
         self.ctx = ctx or zmq.Context.instance()
         self.sock = self.ctx.socket(zmq.DEALER)
         _common(self.sock)
         self.endpoint = endpoint
+        if curve_keys_dir is not None:
+            try:
+                security.secure_client(self.sock, curve_keys_dir)
+            except security.CurveKeyError:
+                self.sock.close(linger=0)
+                raise
         self.sock.connect(endpoint)
 
     def recv_nowait(self) -> bytes | None:

@@ -19,6 +19,7 @@ from hil.process import (
     run_process,
 )
 from hil.recorder import Recorder, plant_columns
+from hil.security import CurveKeyError
 from hil.transport import PlantSocket
 from plant_server.backends import SimBackend
 from plant_server.backends.serial import RigUnreachable, SerialBackend
@@ -99,8 +100,11 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     # Scheduling first, so ZeroMQ's I/O thread and our helper threads inherit it.
     granted = rt.apply_realtime(None, rtc.sched_fifo, rtc.sched_priority, rtc.lock_memory,
                                 ctx.log)
+    keys = cfg.security.keys_dir if cfg.security.curve else None
     try:
-        sock = PlantSocket(cfg.plant.endpoint)
+        sock = PlantSocket(cfg.plant.endpoint, curve_keys_dir=keys)
+    except CurveKeyError as exc:
+        raise ConfigError(f"security.keys_dir: {exc}") from None
     except OSError as exc:
         ctx.log.error("cannot bind", endpoint=cfg.plant.endpoint, error=str(exc))
         print(f"hil-plant: {exc} (is another hil-plant running? choose another port with "
