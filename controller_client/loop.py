@@ -52,6 +52,7 @@ class LoopSettings:
     plant_timeout_ns: int
     guard: float = 0.15  # fraction of a period kept free before the plant's next tick
     clear_on_attach: bool = False  # send `clear` when the plant is found latched (recovery)
+    lockstep_spin_ns: int = 0  # busy-poll this long for each state in lockstep
 
 
 class ControllerLoop:
@@ -336,6 +337,7 @@ class ControllerLoop:
     def _run_lockstep(self) -> None:
         while True:
             wait_for_message(self.sock.sock, self.s.plant_timeout_ns, self._drain,
+                             spin_ns=self.s.lockstep_spin_ns,
                              clock=self.clock)
             if self._new_seq > self._answered_seq:
                 self._answer()

@@ -55,6 +55,7 @@ def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
         connect_timeout_ns=round(cc.connect_timeout_s * 1e9),
         plant_timeout_ns=round(cc.plant_timeout_ms * 1e6),
         clear_on_attach=cc.clear_on_attach,
+        lockstep_spin_ns=round(cfg.run.lockstep_spin_us * 1e3),
     )
     rtc = cfg.realtime
     # Scheduling first, so ZeroMQ's I/O thread and the recorder's thread inherit it.

@@ -88,6 +88,7 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
         period_ns=cfg.period_ns,
         duration_s=cfg.run.duration_s,
         start_delay_ns=round(cfg.run.start_delay_ms * 1e6),
+        lockstep_spin_ns=round(cfg.run.lockstep_spin_us * 1e3),
         watchdog_timeout_ns=round((cfg.plant.lockstep_watchdog_timeout_ms
                                    if cfg.run.mode == "lockstep"
                                    else cfg.plant.watchdog_timeout_ms) * 1e6),

@@ -62,6 +62,7 @@ class PlantSettings:
     watchdog_timeout_ns: int
     attach_timeout_ns: int
     spin_ns: int = 100_000
+    lockstep_spin_ns: int = 0
     # None: saturation at the backend's max force, no state limits, zero safe force.
     safety: SafetyLimits | None = None
     # None: the deadline gates only warn, at 20% misses over 1 s or 20 in a row.
@@ -582,6 +583,7 @@ class PlantServer:
                 return
             self._publish(self._flags())
             wait_for_message(self.sock.sock, self.s.watchdog_timeout_ns, self._drain,
+                             spin_ns=self.s.lockstep_spin_ns,
                              clock=self.clock)
             if self._stopping(self.clock()):
                 return

@@ -95,3 +95,14 @@ def test_controller_socket_reports_multipart_as_empty(pair) -> None:
     peer, _ = recv_within(plant.recv_nowait)
     plant.sock.send_multipart([peer, b"a", b"b"], zmq.NOBLOCK)
     assert recv_within(ctrl.recv_nowait) == b""
+
+
+def test_wait_for_message_spinning_takes_an_early_answer_and_still_times_out(pair) -> None:
+    plant, ctrl = pair
+    ctrl.send(b"x")
+    time.sleep(0.05)  # already queued: taken inside the spin window
+    assert wait_for_message(plant.sock, 1_000_000_000, lambda: plant.recv_nowait() is not None,
+                            spin_ns=50_000_000)
+    t0 = time.monotonic()
+    assert not wait_for_message(plant.sock, 30_000_000, lambda: False, spin_ns=10_000_000)
+    assert time.monotonic() - t0 >= 0.029  # the spin never cuts the timeout short
