@@ -43,10 +43,11 @@ class RunConfig(_Strict):
     duration_s: Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)] = 5.0
     # Lead time between the handshake and the first plant tick, for the controller to settle.
     start_delay_ms: Annotated[float, Field(ge=0, le=5_000)] = 50.0
-    # Lockstep only: busy-poll this long for each answer before sleeping (both processes):
-    # lockstep runs as fast as the link allows. Measured here: round trip p50 124 us against
-    # 147 us sleeping at once (floor 114 us), for a busy CPU per process. 0: sleep at once.
-    lockstep_spin_us: Annotated[float, Field(ge=0, le=100_000)] = 300.0
+    # Lockstep only: busy-poll this long for each answer before sleeping (both processes).
+    # Measured here with 300: on an idle machine round trip p50 124 us instead of 147 us
+    # (floor 114 us); with both CPUs busy 430 us instead of 110 us, as the spinning starves
+    # the peer and ZeroMQ's I/O threads. Off by default; for a dedicated, idle machine.
+    lockstep_spin_us: Annotated[float, Field(ge=0, le=100_000)] = 0.0
 
 
 class PlantConfig(_Strict):

@@ -154,8 +154,9 @@ def wait_for_message(
     """Call `on_readable()` as messages arrive until it returns True (-> True) or timeout.
 
     `spin_ns` > 0 busy-polls that long first: an answer that comes back quickly is taken
-    without the wake-up from an idle wait (measured in lockstep here: round trip p50
-    124-127 us instead of 143-150 us with 300 us of spinning, at the cost of a busy CPU).
+    without the wake-up from an idle wait. It pays only on an idle machine (lockstep round
+    trip p50 124 us instead of 147 us) and costs dearly on a busy one (430 us instead of
+    110 us): see `run.lockstep_spin_us` in hil/config.py.
     """
     deadline = clock() + timeout_ns
     spin_until = min(deadline, clock() + spin_ns)
