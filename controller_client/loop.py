@@ -14,7 +14,6 @@ The plant's silence past `plant_timeout_ms` ends the run with a clear message.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -248,15 +247,15 @@ class ControllerLoop:
                                         self._new_rx_ns + off, t_send + off, c1 - c0))
         self.latency.record_ns("compute", c1 - c0)
         self._record_pending()
+        sigma, condition = self.law.sigma, self.law.mass_condition
         if self.recorder is not None:
             self.recorder.record((self.control_seq, self._new_seq, self._new_t_ns,
                                   self._new_rx_ns, t_send, c1 - c0, self._lateness_ns,
-                                  *self._new_values, force, getattr(self.law, "sigma", math.nan),
-                                  getattr(self.law, "mass_condition", math.nan)))
+                                  *self._new_values, force, sigma, condition))
         self._answered_seq = self._new_seq
         self.last_flags = self._new_flags
         if self.stability is not None:
-            self.stability.update(self.law.sigma, force, self.law.mass_condition)
+            self.stability.update(sigma, force, condition)
 
     def run(self) -> str:
         d = self.handshake()

@@ -251,9 +251,7 @@ class PlantServer:
         if self.peer is None:
             self.peer = peer
             self.t0_ns = now + self.s.start_delay_ns
-            align = getattr(self.backend, "align_start_ns", None)  # a rig: tick after its states
-            if align is not None:
-                self.t0_ns = align(self.t0_ns)
+            self.t0_ns = self.backend.align_start_ns(self.t0_ns)  # a rig: after its states
             self.log.info("controller attached", client=m["client"][:64],
                           t0_in_ms=self.s.start_delay_ns / 1e6)
         self.sock.send(peer, msg.encode("welcome", msg.PROTOCOL_VERSION, self.description()))
@@ -519,7 +517,7 @@ class PlantServer:
             self._lateness_ns = now - grid
             self.latency.record_ns("plant_lateness", self._lateness_ns)
             self.state = self.backend.advance(grid)
-            backend_fault = getattr(self.backend, "fault", None)  # a rig silent, gone, faulted
+            backend_fault = self.backend.fault  # a rig silent, gone, faulted
             if backend_fault is not None:
                 self._go_safe(backend_fault, now)
                 self.end_reason = backend_fault

@@ -8,12 +8,11 @@ A backend is driven by the plant loop on one time axis (nanoseconds):
   the backend; copy it to keep it).
 - `describe()`: name, state names and units, limits, parameters (sent in the handshake).
 
-Two optional hooks, for a plant that keeps its own time (a rig), read with getattr:
-
-- `align_start_ns(t_ns) -> t_ns`: the first tick, moved so ticks follow the rig's states;
+- `align_start_ns(t_ns) -> t_ns`: the first tick, moved so ticks follow a rig's states
+  (the simulation returns `t_ns`);
 - `fault`: None, or why the plant can no longer be trusted (a rig gone silent, unplugged
   or faulted, naming its port); the loop checks it every tick, applies its safe output and
-  ends the run with it.
+  ends the run with it (always None for the simulation).
 
 `SimBackend` integrates a numba model; `serial.SerialBackend` bridges a rig on a serial
 port (firmware_protocol), imported from its module so the simulation needs no pyserial.

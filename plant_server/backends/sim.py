@@ -35,6 +35,12 @@ class SimBackend:
         self._pending: list[tuple[int, float]] = []
         self.sim_time_ns = 0
 
+    # A simulation never stops being trustworthy, and its ticks need no alignment.
+    fault: str | None = None
+
+    def align_start_ns(self, t_ns: int) -> int:
+        return t_ns
+
     def describe(self) -> dict[str, Any]:
         return dict(self.model.describe())
 

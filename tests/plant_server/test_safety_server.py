@@ -51,6 +51,10 @@ class FakeBackend:
 
     max_force_n = 150.0
     sim_time_ns = 0
+    fault = None
+
+    def align_start_ns(self, t_ns: int) -> int:
+        return t_ns
 
     def __init__(self) -> None:
         self.state = np.array([0.0, 0.1, -0.05, 0.0, 0.0, 0.0])
