@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from conftest import free_endpoint
+
+from hil.config import dump_config, load_config
 
 BIN = Path(sys.executable).parent
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "rig-emulated.yaml"
@@ -23,16 +24,9 @@ SERIAL_FIGURES = ("serial_round_trip", "rig_to_plant", "rig_age")
 
 def rig_run_config(tmp_path: Path, **changes: Any) -> Path:
     """configs/rig-emulated.yaml with dotted-key `changes`; no history or HTML from tests."""
-    data = yaml.safe_load(CONFIG.read_text())
     changes = {"record.history_db": None, "record.html": False, **changes}
-    for dotted, value in changes.items():
-        *parents, leaf = dotted.split(".")
-        node = data
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
     path = tmp_path / "rig-emulated.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path.write_text(dump_config(load_config(CONFIG, changes)))
     return path
 
 

@@ -4,20 +4,14 @@ controller balances the plant in lockstep, and bad controller config exits 2 nam
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import free_endpoint
 
 CONTROLLERS = ["classical_smc", "sta_smc", "adaptive_smc", "hybrid_adaptive_sta_smc", "lqr"]
-
-
-def free_endpoint() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
 
 
 def hil_run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import yaml
+from conftest import free_endpoint  # noqa: F401  (the fault tests import it from here)
+
+from hil.config import dump_config, load_config
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -34,36 +35,22 @@ SAFE_MARGIN_MS = 50.0
 DETECT_TO_SAFE_NS = 1_000_000
 # A stop (signal, bye) reaches the safe output within this, on a loaded machine.
 STOP_TO_SAFE_NS = 200_000_000
-# Lockstep runs: the plant does not move while it waits, so its watchdog only has to catch a
-# dead controller, not a process a loaded machine descheduled for tens of ms.
-LOCKSTEP = {"plant__watchdog_timeout_ms": 2000.0}
 # Generous: processes start slowly on a loaded 2-core CI machine (imports, numba cache).
 START_TIMEOUT_S = 60.0
 
 
-def free_endpoint() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
-
-
 def write_config(folder: Path, endpoint: str, **dotted: Any) -> Path:
-    """A run config: defaults plus overrides, `run__mode="lockstep"` for run.mode."""
-    data: dict[str, Any] = {
-        "run": {"mode": "realtime", "duration_s": 2.0},
-        "plant": {"endpoint": endpoint, "attach_timeout_s": START_TIMEOUT_S},
-        "controller": {"endpoint": endpoint, "connect_timeout_s": START_TIMEOUT_S},
-        "record": {"html": False, "history_db": None},
+    """A run config, validated: defaults plus overrides, `run__mode="lockstep"` for run.mode."""
+    overrides: dict[str, Any] = {
+        "run.mode": "realtime", "run.duration_s": 2.0,
+        "plant.endpoint": endpoint, "plant.attach_timeout_s": START_TIMEOUT_S,
+        "controller.endpoint": endpoint, "controller.connect_timeout_s": START_TIMEOUT_S,
+        "record.html": False, "record.history_db": None,
     }
-    for key, value in dotted.items():
-        node = data
-        *parents, leaf = key.split("__")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
+    overrides.update({key.replace("__", "."): value for key, value in dotted.items()})
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "config.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path.write_text(dump_config(load_config(None, overrides)))
     return path
 
 
@@ -80,6 +67,18 @@ def start(process: str, config: Path, out: Path, *extra: str) -> subprocess.Pope
                              "--out", str(out), "--run-id", out.name, *extra],
                             cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
+
+
+def start_attached(config: Path, out: Path) -> tuple[subprocess.Popen[str], subprocess.Popen[str]]:
+    """Start the plant and the controller; return them once the controller has attached."""
+    plant = start("plant", config, out)
+    controller = start("controller", config, out)
+    try:
+        wait_for_event(out, "controller", "attached", controller)
+    except BaseException:
+        kill_all(plant, controller)
+        raise
+    return plant, controller
 
 
 def start_script(name: str, *args: str) -> subprocess.Popen[str]:

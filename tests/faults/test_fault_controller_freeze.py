@@ -21,8 +21,7 @@ from faultkit import (
     kill_all,
     recording,
     report,
-    start,
-    wait_for_event,
+    start_attached,
     write_config,
 )
 
@@ -34,10 +33,8 @@ def test_sigstop_trips_the_watchdog_and_the_plant_stays_latched_after_sigcont(
         tmp_path: Path) -> None:
     out = tmp_path / "run"
     config = write_config(out, free_endpoint(), run__duration_s=30.0)
-    plant = start("plant", config, out)
-    controller = start("controller", config, out)
+    plant, controller = start_attached(config, out)
     try:
-        wait_for_event(out, "controller", "attached", controller)
         time.sleep(0.3)
         stopped_ns = time.monotonic_ns()
         freeze(controller.pid, 0.2)
@@ -72,10 +69,8 @@ def test_sigterm_on_the_controller_puts_the_plant_in_its_safe_state_first(
         tmp_path: Path) -> None:
     out = tmp_path / "run"
     config = write_config(out, free_endpoint(), run__duration_s=30.0)
-    plant = start("plant", config, out)
-    controller = start("controller", config, out)
+    plant, controller = start_attached(config, out)
     try:
-        wait_for_event(out, "controller", "attached", controller)
         time.sleep(0.3)
         signalled_ns = time.monotonic_ns()
         ccode, cerr = finish(controller, signal.SIGTERM)

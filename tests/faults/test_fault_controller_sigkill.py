@@ -21,8 +21,7 @@ from faultkit import (
     kill_all,
     recording,
     report,
-    start,
-    wait_for_event,
+    start_attached,
     write_config,
 )
 
@@ -32,10 +31,8 @@ def test_sigkill_of_the_controller_trips_the_watchdog_and_the_plant_stays_safe(
         tmp_path: Path) -> None:
     out = tmp_path / "run"
     config = write_config(out, free_endpoint(), run__duration_s=30.0)
-    plant = start("plant", config, out)
-    controller = start("controller", config, out)
+    plant, controller = start_attached(config, out)
     try:
-        wait_for_event(out, "controller", "attached", controller)
         time.sleep(0.4)  # mid-run, the pendulum balanced
         killed_ns = time.monotonic_ns()
         controller.send_signal(signal.SIGKILL)

@@ -20,8 +20,7 @@ from faultkit import (
     kill_all,
     recording,
     report,
-    start,
-    wait_for_event,
+    start_attached,
     write_config,
 )
 
@@ -39,10 +38,8 @@ def test_hil_estop_makes_the_plant_safe_then_ends_the_run(tmp_path: Path) -> Non
     out = tmp_path / "run"
     endpoint = free_endpoint()
     config = write_config(out, endpoint, run__duration_s=30.0)
-    plant = start("plant", config, out)
-    controller = start("controller", config, out)
+    plant, controller = start_attached(config, out)
     try:
-        wait_for_event(out, "controller", "attached", controller)
         time.sleep(0.3)
         asked_ns = time.monotonic_ns()
         estop = subprocess.run([sys.executable, "-m", "hil.cli", "estop", "--endpoint",
@@ -71,10 +68,8 @@ def test_sigterm_on_the_plant_makes_it_safe_then_it_reports_and_says_bye(
         tmp_path: Path) -> None:
     out = tmp_path / "run"
     config = write_config(out, free_endpoint(), run__duration_s=30.0)
-    plant = start("plant", config, out)
-    controller = start("controller", config, out)
+    plant, controller = start_attached(config, out)
     try:
-        wait_for_event(out, "controller", "attached", controller)
         time.sleep(0.3)
         signalled_ns = time.monotonic_ns()
         code, err = finish(plant, signal.SIGTERM)

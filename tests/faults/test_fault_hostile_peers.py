@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 from faultkit import (
-    LOCKSTEP,
     ROOT,
     child_pid,
     finish,
@@ -56,7 +55,7 @@ def assert_undisturbed(out: Path, run_code: int, run_out: str) -> dict:
 def test_a_junk_peer_is_rejected_and_counted_and_the_run_still_passes(tmp_path: Path) -> None:
     out = tmp_path / "run"
     endpoint = free_endpoint()
-    config = write_config(out, endpoint, run__mode="lockstep", **LOCKSTEP, run__duration_s=10.0)
+    config = write_config(out, endpoint, run__mode="lockstep", run__duration_s=10.0)
     junk = start_script("junk_peer.py", endpoint, str(JUNK), "7")  # waits for "go"
     run = hil_run(config, out)
     try:
@@ -88,8 +87,7 @@ def test_a_junk_peer_is_rejected_and_counted_and_the_run_still_passes(tmp_path: 
 def test_a_second_controller_is_refused_as_already_attached_and_the_run_is_unaffected(
         tmp_path: Path) -> None:
     out = tmp_path / "run"
-    config = write_config(out, free_endpoint(), run__mode="lockstep", run__duration_s=30.0,
-                          **LOCKSTEP)
+    config = write_config(out, free_endpoint(), run__mode="lockstep", run__duration_s=30.0)
     run = hil_run(config, out)
     second = None
     try:

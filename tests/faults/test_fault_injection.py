@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from faultkit import finish, free_endpoint, kill_all, report, start, wait_for_event, write_config
+from faultkit import finish, free_endpoint, kill_all, report, start_attached, write_config
 
 from hil.config import ConfigError, load_config
 from plant_server.faults import FaultInjector, FaultSettings, settings_from_config
@@ -81,10 +81,8 @@ def test_a_realtime_run_with_latency_and_drops_sees_them(tmp_path: Path) -> None
     config = write_config(out, free_endpoint(), run__duration_s=30.0,
                           faults__state_latency_ms=2.0, faults__drop_rate=0.05,
                           faults__seed=11)
-    plant = start("plant", config, out)
-    controller = start("controller", config, out)
+    plant, controller = start_attached(config, out)
     try:
-        wait_for_event(out, "controller", "attached", controller)
         time.sleep(1.0)
         code, err = finish(plant, signal.SIGINT)
         finish(controller)

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from faultkit import (
     FLAG_SAFE,
-    LOCKSTEP,
     finish,
     free_endpoint,
     kill_all,
@@ -29,7 +28,7 @@ def test_a_nan_control_trips_the_non_finite_gate_and_never_reaches_the_actuator(
         tmp_path: Path) -> None:
     out = tmp_path / "run"
     endpoint = free_endpoint()
-    config = write_config(out, endpoint, run__mode="lockstep", **LOCKSTEP, run__duration_s=5.0)
+    config = write_config(out, endpoint, run__mode="lockstep", run__duration_s=5.0)
     plant = start("plant", config, out)
     scripted = start_script("scripted_controller.py", endpoint, str(NAN_AT))
     try:

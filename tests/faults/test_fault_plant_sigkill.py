@@ -15,8 +15,7 @@ from faultkit import (
     kill_all,
     recording,
     report,
-    start,
-    wait_for_event,
+    start_attached,
     write_config,
 )
 
@@ -29,10 +28,8 @@ def test_sigkill_of_the_plant_ends_the_controller_with_plant_silent(tmp_path: Pa
     endpoint = free_endpoint()
     config = write_config(out, endpoint, run__duration_s=30.0,
                           controller__plant_timeout_ms=PLANT_TIMEOUT_MS)
-    plant = start("plant", config, out)
-    controller = start("controller", config, out)
+    plant, controller = start_attached(config, out)
     try:
-        wait_for_event(out, "controller", "attached", controller)
         time.sleep(0.4)
         killed_ns = time.monotonic_ns()
         plant.send_signal(signal.SIGKILL)

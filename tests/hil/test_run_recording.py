@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,23 +13,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import free_endpoint
 
 from hil import history
 from hil.cli import main
 from hil.recorder import RecordingError, read_recording
 
 
-def free_endpoint() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
-
-
 def test_a_run_leaves_recordings_html_plots_and_a_history_entry(tmp_path: Path) -> None:
     db = tmp_path / "history.db"
     config = tmp_path / "run.yaml"
-    # A generous watchdog: this test is about what the run leaves, not about a loaded machine.
-    config.write_text(f"record:\n  history_db: {db}\nplant:\n  watchdog_timeout_ms: 500\n")
+    # Lockstep: this test is about what the run leaves, not about a loaded machine.
+    config.write_text(f"record:\n  history_db: {db}\n")
     out = tmp_path / "run"
     done = subprocess.run(
         [sys.executable, "-m", "hil.cli", "run", "--config", str(config), "--mode", "lockstep",
