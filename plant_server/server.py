@@ -377,7 +377,7 @@ class PlantServer:
 
     def _check_state(self, now: int) -> None:
         if self.safe_reason is None:
-            event = self.safety.check_state(self.state.tolist(), self._run_time_s(now), now)
+            event = self.safety.check_state(self._values, self._run_time_s(now), now)
             if event is not None:
                 self._trip(event, now)
         elif self.safety.limits.braking != "none":
@@ -398,7 +398,7 @@ class PlantServer:
         self.seq += 1
         t = self.clock()
         self._pub_t[self.seq % _PUB_RING] = t
-        values = self.state.tolist()
+        values = self._values
         if self.peer is not None:
             if self.faults is None:
                 self.sock.send(self.peer, msg.pack_state(self.seq, t, values, flags))
@@ -434,6 +434,16 @@ class PlantServer:
                 self.sock.send(self.peer, payload)
         while self._held_controls and self._held_controls[0][0] <= now:
             self._on_control(heapq.heappop(self._held_controls)[2], now)
+
+    @property
+    def state(self) -> np.ndarray:
+        return self._state
+
+    @state.setter
+    def state(self, state: np.ndarray) -> None:
+        # Converted once per tick: the gates, the publish and the recorder share the list.
+        self._state = state
+        self._values = state.tolist()
 
     def _backend_time(self, now: int) -> int:
         """The backend's time axis: the wall clock, or simulated time in lockstep."""
