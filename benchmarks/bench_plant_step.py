@@ -3,7 +3,7 @@
 Both do the same work: one 1 kHz step (dt = 1 ms) of RK4 with the model's default substeps,
 force held constant. The compiled side is ``DIPModel.step`` as the plant loop calls it; the
 reference side is the plain NumPy RK4 of the tests' reference dynamics
-(``tests/plant_server/reference_dynamics.py``). Each repetition times a batch of calls and
+(``tests/hil/dynamics/reference_dynamics.py``). Each repetition times a batch of calls and
 reports microseconds per call; the table shows medians over the repetitions, alternated so
 that machine noise hits both alike. Targets: the model <= 2 us per call and >= 30x faster.
 
@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "plant_server"))
+sys.path.insert(0, str(ROOT / "tests" / "hil" / "dynamics"))
 
 import reference_dynamics as ref  # noqa: E402
 
-from plant_server.models.dip import DIPModel  # noqa: E402
+from hil.dynamics.dip import DIPModel  # noqa: E402
 
 DT_S = 1e-3
 STATE = np.array([0.1, 0.3, -0.2, 0.5, 1.0, -1.5])

@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hil.recorder import Recorder, plant_columns  # noqa: E402
+from hil.recording.recorder import Recorder, plant_columns  # noqa: E402
 
 NAMES = ["x", "theta1", "theta2", "x_dot", "theta1_dot", "theta2_dot"]
 UNITS = ["m", "rad", "rad", "m/s", "rad/s", "rad/s"]

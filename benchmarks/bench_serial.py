@@ -51,8 +51,8 @@ from firmware_protocol import (
     State,
     max_rate_hz,
 )
+from hil.dynamics import create_model
 from plant_server.backends.serial import SerialBackend
-from plant_server.models import create_model
 
 BAUDS = (115_200, 460_800, 1_000_000)
 LADDER_HZ = (100, 200, 250, 300, 400, 500, 600, 750, 900, 1000, 1250, 1500, 2000, 2500)

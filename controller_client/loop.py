@@ -21,11 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from hil import messages as msg
-from hil.latency import LatencyMonitor
-from hil.ratelimit import RateLimiter
-from hil.schedule import Schedule
-from hil.transport import ControllerSocket, wait_for_message, wait_until
+from controller_client.law import ControlLaw
+from hil.link import messages as msg
+from hil.link.transport import ControllerSocket, wait_for_message, wait_until
+from hil.runtime.latency import LatencyMonitor
+from hil.runtime.ratelimit import RateLimiter
+from hil.runtime.schedule import Schedule
 
 CONTROLLER_FIGURES = ("state_to_controller", "compute", "controller_lateness")
 
@@ -57,7 +58,7 @@ class LoopSettings:
 class ControllerLoop:
     def __init__(
         self,
-        law: Any,
+        law: ControlLaw,
         sock: ControllerSocket,
         settings: LoopSettings,
         log: Any,
@@ -68,7 +69,7 @@ class ControllerLoop:
         open_recorder: Callable[[dict[str, Any]], Any] | None = None,
     ) -> None:
         self.law = law
-        # hil.stability.StabilityMonitor fed after each control is sent (None: not monitored)
+        # StabilityMonitor (hil.runtime.stability) fed after each control is sent (None: off)
         self.stability = stability
         self.sock = sock
         self.s = settings
@@ -106,8 +107,8 @@ class ControllerLoop:
         self.bye_sent = False
         self.final_state: list[float] = []
         self._warn = RateLimiter()
-        # open_recorder(description) -> hil.recorder.Recorder, called after the handshake;
-        # one row per control (hil.recorder.controller_columns). The caller closes it.
+        # open_recorder(description) -> hil.recording.recorder.Recorder, called after the handshake;
+        # one row per control (hil.recording.recorder.controller_columns). The caller closes it.
         self.open_recorder = open_recorder
         self.recorder: Any = None
         self._lateness_ns = 0

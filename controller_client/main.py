@@ -9,9 +9,7 @@ import numpy as np
 
 from controller_client.controllers import GainError, UnknownControllerError, create_controller
 from controller_client.loop import ControllerLoop, HandshakeRefused, LoopSettings, PlantUnreachable
-from hil import rt
-from hil.config import Config, ConfigError
-from hil.process import (
+from hil.app.process import (
     EXIT_FAULT,
     EXIT_OK,
     EXIT_REFUSED,
@@ -19,10 +17,12 @@ from hil.process import (
     ProcessContext,
     run_process,
 )
-from hil.recorder import Recorder, controller_columns
-from hil.security import CurveKeyError
-from hil.stability import StabilityMonitor
-from hil.transport import ControllerSocket
+from hil.config import Config, ConfigError
+from hil.link.security import CurveKeyError
+from hil.link.transport import ControllerSocket
+from hil.recording.recorder import Recorder, controller_columns
+from hil.runtime import rt
+from hil.runtime.stability import StabilityMonitor
 
 
 def law_from_config(config: Config) -> Any:

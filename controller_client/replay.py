@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from controller_client.main import law_from_config
+from hil.app.process import EXIT_FAULT, EXIT_OK, EXIT_USAGE
 from hil.config import ConfigError, load_config
-from hil.process import EXIT_FAULT, EXIT_OK, EXIT_USAGE
-from hil.recorder import RecordingError, read_recording
+from hil.recording.recorder import RecordingError, read_recording
 
 __all__ = ["ReplayResult", "main", "replay"]
 

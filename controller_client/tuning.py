@@ -24,7 +24,7 @@ import numpy as np
 from numba import njit
 
 from controller_client.controllers import GainError, create_controller
-from plant_server.models.dip import rk4_step_kernel
+from hil.dynamics.dip import rk4_step_kernel
 
 DEFAULT_STARTS = ((0.0, 0.1, -0.05, 0.0, 0.0, 0.0),)
 DIVERGED_RAD = 1.0  # a link past this angle counts as fallen
@@ -35,7 +35,7 @@ W_ANGLE, W_CART, W_FORCE = 1.0, 0.1, 1e-6
 _M_COST, _M_MAX_ANGLE, _M_SATURATED, _M_STEPS, _M_FALLEN = range(5)
 
 
-@njit(nogil=True)
+@njit(nogil=True, cache=True)
 def _closed_loop(kernel, x0, mem, g, o, p, scratch, steps, dt_s, substeps, delay, traj,
                  metrics):
     """Run `steps` periods; write the final state into x0, figures into metrics."""

@@ -104,13 +104,13 @@ class ControllerConfig(_Strict):
 class GatesConfig(_Strict):
     upright_tolerance_rad: PositiveFloat = 0.02
     max_miss_ratio: Annotated[float, Field(ge=0, le=1)] = 0.01
-    # Scoring (hil/scoring.py). None: 85% of the plant period.
+    # Scoring (hil/reporting/scoring.py). None: 85% of the plant period.
     max_round_trip_p99_us: PositiveFloat | None = None
     max_safety_trips: Annotated[int, Field(ge=0)] = 0
     max_dropped_records: Annotated[int, Field(ge=0)] = 0
     # Stability gates: dotted path into the report's `stability` section -> bound.
-    # Defaults (hil/stability.py): at most 5% of steps at the force limit; V = sigma^2/2 must
-    # decrease in at least 60% of the steps taken off the sliding surface (good runs: 0.79-1.0).
+    # Defaults (hil/runtime/stability.py): at most 5% of steps at the force limit; V = sigma^2/2
+    # must decrease in at least 60% of the steps off the sliding surface (good runs: 0.79-1.0).
     stability_max: dict[str, float] = Field(
         default_factory=lambda: {"actuator.saturation_duty": 0.05})
     stability_min: dict[str, float] = Field(
@@ -126,7 +126,7 @@ class GatesConfig(_Strict):
 
 
 class RecordConfig(_Strict):
-    """Run recording (hil/recorder.py, docs/recording.md), the HTML report and run history."""
+    """Run recording (hil/recording/recorder.py, docs/recording.md), HTML report, run history."""
 
     enabled: bool = True
     queue_rows: Annotated[int, Field(ge=1, le=10_000_000)] = 65_536
@@ -149,7 +149,7 @@ class RealtimeConfig(_Strict):
 
 
 class DeadlineGatesConfig(_Strict):
-    """hil/deadline_gates.py: policy `warn` logs (at most once a second), `safe_stop` trips."""
+    """hil/runtime/deadline_gates.py: policy `warn` logs (at most 1/s), `safe_stop` trips."""
 
     window_ms: PositiveFloat = 1000.0
     max_miss_ratio: Annotated[float, Field(ge=0, le=1)] = 0.2
@@ -235,7 +235,7 @@ class LoggingConfig(_Strict):
 
 
 class SecurityConfig(_Strict):
-    """ZeroMQ CURVE for every connection to the plant (hil/security.py)."""
+    """ZeroMQ CURVE for every connection to the plant (hil/link/security.py)."""
 
     curve: bool = False
     # Made by `hil keygen DIR`: plant.key(_secret), controller.key(_secret), authorized/.
@@ -404,4 +404,4 @@ def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
 
 def dump_config(config: Config) -> str:
     """The resolved config as YAML (written into every run folder)."""
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    return str(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))

@@ -119,8 +119,10 @@ class FaultInjector:
     def measured(self, state: np.ndarray) -> list[float]:
         """What the sensors report for the true `state`."""
         if not self._noisy:
-            return state.tolist()
-        return (state + self._rng.normal(0.0, 1.0, state.shape) * self._std).tolist()
+            measured: list[float] = state.tolist()
+            return measured
+        noisy: list[float] = (state + self._rng.normal(0.0, 1.0, state.shape) * self._std).tolist()
+        return noisy
 
     def statistics(self) -> dict[str, object]:
         return {

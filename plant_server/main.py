@@ -7,10 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from hil import rt
-from hil.config import Config, ConfigError
-from hil.deadline_gates import DeadlineGateSettings
-from hil.process import (
+from hil.app.process import (
     EXIT_FAULT,
     EXIT_OK,
     EXIT_UNREACHABLE,
@@ -18,14 +15,17 @@ from hil.process import (
     ProcessContext,
     run_process,
 )
-from hil.recorder import Recorder, plant_columns
-from hil.security import CurveKeyError
-from hil.transport import PlantSocket
+from hil.config import Config, ConfigError
+from hil.dynamics import create_model
+from hil.link.security import CurveKeyError
+from hil.link.transport import PlantSocket
+from hil.recording.recorder import Recorder, plant_columns
+from hil.runtime import rt
+from hil.runtime.deadline_gates import DeadlineGateSettings
 from plant_server.backends import SimBackend
 from plant_server.backends.serial import RigUnreachable, SerialBackend
 from plant_server.faults import FaultInjector
 from plant_server.faults import settings_from_config as fault_settings
-from plant_server.models import create_model
 from plant_server.safety import limits_from_config
 from plant_server.server import PlantServer, PlantSettings
 

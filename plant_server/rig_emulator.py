@@ -83,14 +83,15 @@ from firmware_protocol import (
     StateEncoding,
 )
 from firmware_protocol.cobs import CobsError, cobs_decode
-from hil import logs, rt
+from hil.app import logs
+from hil.app.process import EXIT_FAULT, EXIT_OK, EXIT_USAGE, StopFlag, write_json
 from hil.config import Config, ConfigError, load_config
-from hil.latency import LatencyMonitor
-from hil.process import EXIT_FAULT, EXIT_OK, EXIT_USAGE, StopFlag, write_json
-from hil.schedule import Schedule
+from hil.dynamics import create_model
+from hil.runtime import rt
+from hil.runtime.latency import LatencyMonitor
+from hil.runtime.schedule import Schedule
 from plant_server.backends.serial import BITS_PER_BYTE, LAYOUTS, LIVENESS_NS
 from plant_server.backends.sim import SimBackend
-from plant_server.models import create_model
 
 FIRMWARE_VERSION = (1, 0, 0)
 RIG_FIGURES = ("sample_to_actuation", "tick_lateness")

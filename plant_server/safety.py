@@ -17,7 +17,7 @@ control: a pendulum falling after a watchdog trip is not a new trip.
 | `non_finite_control`| "nan", "inf" or "-inf"     | null               |
 | `track`             | x (m)                      | `track_limit_m`    |
 | `angle`             | the link angle (rad)       | `angle_limit_rad`  |
-| `deadline_*`        | see hil/deadline_gates.py  |                    |
+| `deadline_*`        | see hil/runtime/deadline_gates.py  |                    |
 
 `safe_force_n(state)` is the safe output: zero, or with `braking` a cart brake for the
 simulated plant (a viscous force opposing the cart's motion, saturated at `max_force_n`).

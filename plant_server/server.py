@@ -12,8 +12,8 @@ In `lockstep` mode the plant instead advances one period per control that answer
 newest state: deterministic and as fast as the link allows. A lockstep run ends at its
 first trip (there is no operator to clear a run that goes as fast as the link allows).
 
-Safety (DESIGN.md, "Safety model"): the watchdog (hil/watchdog.py), the safety gates
-(plant_server/safety.py) and the deadline gates (hil/deadline_gates.py) each put the plant
+Safety (DESIGN.md, "Safety model"): the watchdog (hil/runtime/watchdog.py), the safety gates
+(plant_server/safety.py) and the deadline gates (hil/runtime/deadline_gates.py) each put the plant
 in its safe state: the safe output is applied at once and latched, state messages carry
 FLAG_SAFE, and controls are ignored (the watchdog is still fed by them) until a `clear`
 from the attached controller or an `operator_clear` (`hil clear`). A stop signal, a `bye`
@@ -37,13 +37,14 @@ from typing import Any
 
 import numpy as np
 
-from hil import messages as msg
-from hil.deadline_gates import DeadlineGates, DeadlineGateSettings
-from hil.latency import LatencyMonitor
-from hil.ratelimit import RateLimiter
-from hil.schedule import Schedule
-from hil.transport import PlantSocket, wait_for_message, wait_until
-from hil.watchdog import Watchdog
+from hil.link import messages as msg
+from hil.link.transport import PlantSocket, wait_for_message, wait_until
+from hil.runtime.deadline_gates import DeadlineGates, DeadlineGateSettings
+from hil.runtime.latency import LatencyMonitor
+from hil.runtime.ratelimit import RateLimiter
+from hil.runtime.schedule import Schedule
+from hil.runtime.watchdog import Watchdog
+from plant_server.backends.base import PlantBackend
 from plant_server.faults import FaultInjector
 from plant_server.safety import SafetyGates, SafetyLimits
 
@@ -89,7 +90,7 @@ class PlantServer:
 
     def __init__(
         self,
-        backend: Any,
+        backend: PlantBackend,
         sock: PlantSocket,
         settings: PlantSettings,
         log: Any,
@@ -99,7 +100,7 @@ class PlantServer:
         faults: FaultInjector | None = None,
     ) -> None:
         self.backend = backend
-        # hil.recorder.Recorder with hil.recorder.plant_columns: one row per published state.
+        # hil.recording.recorder.Recorder with plant_columns: one row per published state.
         # The caller closes it.
         self.recorder = recorder
         self._lateness_ns = 0
@@ -618,7 +619,7 @@ class PlantServer:
     def report(self) -> dict[str, Any]:
         self._flush_latency()
         stats = self.latency.statistics().to_dict()
-        watchdog = self.watchdog.statistics().to_dict()
+        watchdog: dict[str, Any] = self.watchdog.statistics().to_dict()
         watchdog["events"] = list(self._watchdog_log)
         safety = self.safety.report()
         safety["deadline_gates"] = self.deadline_gates.statistics()

@@ -6,7 +6,7 @@ snapshot with a single reference load, which is atomic on CPython with or withou
 (on free-threaded builds a module attribute load is a single atomic read of the reference).
 A writer builds a new mapping under `_write_lock` and swaps the reference, so readers see
 either the old or the new registry, never half of an update, and writers never lose each
-other's updates. The counters are `hil.atomic.AtomicCounter`s.
+other's updates. The counters are `hil.runtime.atomic.AtomicCounter`s.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from controller_client.controllers.gains import GainError
 from controller_client.controllers.hybrid_adaptive_sta_smc import HybridAdaptiveSTASMC
 from controller_client.controllers.lqr import LQR
 from controller_client.controllers.sta_smc import STASMC
-from hil.atomic import AtomicCounter
+from hil.runtime.atomic import AtomicCounter
 
 __all__ = [
     "ControllerSpec",

@@ -36,7 +36,7 @@ DEFAULT_OPTIONS = {
 MEM_K = MEM_FIRST_FREE
 
 
-@njit(nogil=True)
+@njit(nogil=True, cache=True)
 def adapt(value: float, drive: float, rest: float, leak: float, rate_limit: float,
           low: float, high: float, dt: float) -> float:
     """One step of a leaky, rate-limited, bounded adaptation law."""
@@ -44,7 +44,7 @@ def adapt(value: float, drive: float, rest: float, leak: float, rate_limit: floa
     return min(max(value + rate * dt, low), high)
 
 
-@njit(nogil=True)
+@njit(nogil=True, cache=True)
 def adaptive_smc_kernel(state: np.ndarray, mem: np.ndarray, g: np.ndarray, o: np.ndarray,
                         p: np.ndarray, scratch: np.ndarray) -> float:
     """o = [max_force_n, dt_s, phi, kc, lambdac, kd, k_init, k_min, k_max, leak, dead_zone,

@@ -22,7 +22,7 @@ import numpy as np
 
 from controller_client.controllers.gains import check_gains
 from controller_client.controllers.nominal import MEM_CONDITION, MEM_SIGMA, SCRATCH_ROWS
-from plant_server.models.dip import DIPParams
+from hil.dynamics.dip import DIPParams
 
 
 def positive_option(name: str, value: Any) -> float:

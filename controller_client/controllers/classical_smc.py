@@ -38,7 +38,7 @@ DEFAULT_GAINS = (*DEFAULT_SURFACE, 20.0, 5.0)
 DEFAULT_OPTIONS = {"boundary_layer": 1.0, **CART_OPTIONS}
 
 
-@njit(nogil=True)
+@njit(nogil=True, cache=True)
 def classical_smc_kernel(state: np.ndarray, mem: np.ndarray, g: np.ndarray, o: np.ndarray,
                          p: np.ndarray, scratch: np.ndarray) -> float:
     """o = [max_force_n, dt_s, phi, kc, lambdac]."""

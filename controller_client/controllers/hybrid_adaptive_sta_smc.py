@@ -42,7 +42,7 @@ DEFAULT_OPTIONS = {
 MEM_Z, MEM_K1, MEM_K2 = MEM_FIRST_FREE, MEM_FIRST_FREE + 1, MEM_FIRST_FREE + 2
 
 
-@njit(nogil=True)
+@njit(nogil=True, cache=True)
 def hybrid_kernel(state: np.ndarray, mem: np.ndarray, g: np.ndarray, o: np.ndarray,
                   p: np.ndarray, scratch: np.ndarray) -> float:
     """o = [max_force_n, dt_s, phi, kc, lambdac, gamma1, gamma2, k1_init, k2_init, k1_max,

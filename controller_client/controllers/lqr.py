@@ -17,13 +17,13 @@ from numba import njit
 from controller_client.controllers.base import KernelLaw
 from controller_client.controllers.nominal import MEM_CONDITION, MEM_SIGMA, saturate, sym3_condition
 from controller_client.controllers.riccati import linearise, lqr
-from plant_server.models.dip import mass_matrix
+from hil.dynamics.dip import mass_matrix
 
 GAIN_NAMES = ("q_x", "q_theta1", "q_theta2", "q_x_dot", "q_theta1_dot", "q_theta2_dot", "r")
 DEFAULT_GAINS = (10.0, 100.0, 100.0, 1.0, 1.0, 1.0, 0.01)
 
 
-@njit(nogil=True)
+@njit(nogil=True, cache=True)
 def lqr_kernel(state: np.ndarray, mem: np.ndarray, g: np.ndarray, o: np.ndarray,
                p: np.ndarray, scratch: np.ndarray) -> float:
     """o = [max_force_n, dt_s, K (6), P (36, row-major)]."""

@@ -21,10 +21,9 @@ M^-1 B and M^-1 bias come from the model's own public derivative kernel (q'' at 
 u = 1; q'' is affine in u), into scratch rows held by the law, so nothing is allocated but
 the 3 x 3 mass matrix for its condition number (a stability figure).
 
-The kernels are compiled without numba's on-disk cache on purpose: that cache keys a
-function on its own source file only, so a cached law would keep running an old copy of the
-plant model after `plant_server/models/dip.py` changed. They compile in well under a second
-at start-up, before the controller's handshake.
+The kernels use numba's on-disk cache, keyed on every source file of hil/dynamics and
+controller_client as well as their own (hil/dynamics/jit.py): a change to the plant model
+recompiles the laws that inline it.
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ import math
 import numpy as np
 from numba import njit
 
-from plant_server.models.dip import derivatives_kernel, mass_matrix
+from hil.dynamics.dip import derivatives_kernel, mass_matrix
 
 # Slots of every law's persistent `mem` vector (law-specific slots start at MEM_FIRST_FREE).
 MEM_SIGMA = 0
@@ -48,7 +47,7 @@ DEFAULT_SURFACE = (2.0, 16.0, 42.0, 7.2)
 CART_OPTIONS = {"cart_gain": 4.0, "cart_lambda": 0.45}
 
 
-@njit(nogil=True)
+@njit(nogil=True, cache=True)
 def saturate(v: float, limit: float) -> float:
     if v > limit:
         return limit
@@ -57,7 +56,7 @@ def saturate(v: float, limit: float) -> float:
     return v
 
 
-@njit(nogil=True)
+@njit(nogil=True, cache=True)
 def sym3_condition(m: np.ndarray) -> float:
     """2-norm condition number of a symmetric positive-definite 3x3 matrix (closed form).
 
@@ -81,7 +80,7 @@ def sym3_condition(m: np.ndarray) -> float:
     return big / small
 
 
-@njit(nogil=True)
+@njit(nogil=True, cache=True)
 def surface(state: np.ndarray, k1: float, k2: float, l1: float, l2: float, kc: float,
             lc: float, p: np.ndarray, scratch: np.ndarray, mem: np.ndarray
             ) -> tuple[float, float, float]:

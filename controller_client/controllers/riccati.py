@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from plant_server.models.dip import STATE_SIZE, DIPParams, derivatives
+from hil.dynamics.dip import STATE_SIZE, DIPParams, derivatives
 
 
 class RiccatiError(ArithmeticError):

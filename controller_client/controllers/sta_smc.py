@@ -36,7 +36,7 @@ DEFAULT_OPTIONS = {"boundary_layer": 0.05, **CART_OPTIONS}
 MEM_Z = MEM_FIRST_FREE
 
 
-@njit(nogil=True)
+@njit(nogil=True, cache=True)
 def super_twist(sigma: float, a: float, b: float, k1: float, k2: float, phi: float,
                 z_limit: float, max_force: float, dt: float, mem: np.ndarray, z_slot: int
                 ) -> float:
@@ -53,7 +53,7 @@ def super_twist(sigma: float, a: float, b: float, k1: float, k2: float, phi: flo
     return saturate(u, max_force)
 
 
-@njit(nogil=True)
+@njit(nogil=True, cache=True)
 def sta_smc_kernel(state: np.ndarray, mem: np.ndarray, g: np.ndarray, o: np.ndarray,
                    p: np.ndarray, scratch: np.ndarray) -> float:
     """o = [max_force_n, dt_s, phi, kc, lambdac, integral_limit_n]."""

@@ -74,8 +74,8 @@ from firmware_protocol import (
     frame_bytes,
 )
 from hil.config import Config, ConfigError
-from hil.latency import LatencyMonitor
-from hil.ratelimit import RateLimiter
+from hil.runtime.latency import LatencyMonitor
+from hil.runtime.ratelimit import RateLimiter
 
 SERIAL_FIGURES = ("serial_round_trip", "rig_to_plant", "rig_age")
 # Which rig layout stands for which plant model (PROTOCOL.md section 6).
@@ -309,8 +309,9 @@ class SerialBackend:
         assert caps is not None
         where = f"the rig on {self.port} (rig id {caps.rig_id:#010x})"
         if caps.state_layout != self._layout:
+            expected = self._layout.name if self._layout is not None else 'no known layout'
             raise RigMismatch(f"{where} is a {caps.state_layout.name}, but plant.model is "
-                              f"{self.name!r} ({self._layout.name})")
+                              f"{self.name!r} ({expected})")
         if caps.state_encoding != StateEncoding.FLOAT32_SI:
             raise RigMismatch(f"{where} streams {caps.state_encoding.name}; this bridge reads "
                               "STATE frames (FLOAT32_SI) only")
@@ -503,7 +504,7 @@ class SerialBackend:
     def _read_chunk(self) -> bytes:
         """Block up to the read timeout for a byte, then take everything waiting."""
         assert self._ser is not None
-        first = self._ser.read(1)
+        first: bytes = self._ser.read(1)
         if not first:
             return b""
         waiting = self._ser.in_waiting

@@ -19,7 +19,7 @@ import structlog
 
 from controller_client.controllers import create_controller
 from controller_client.loop import ControllerLoop, LoopSettings
-from hil.transport import ControllerSocket
+from hil.link.transport import ControllerSocket
 
 BIN = Path(sys.executable).parent
 SHIFT_NS = -7_300_000_000

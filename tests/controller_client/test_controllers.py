@@ -19,7 +19,7 @@ from controller_client.controllers.hybrid_adaptive_sta_smc import HybridAdaptive
 from controller_client.controllers.nominal import sym3_condition
 from controller_client.controllers.sta_smc import STASMC
 from controller_client.tuning import simulate
-from plant_server.models.dip import DIPModel, DIPParams, mass_matrix
+from hil.dynamics.dip import DIPModel, DIPParams, mass_matrix
 
 ALL = ["adaptive_smc", "classical_smc", "hybrid_adaptive_sta_smc", "lqr", "sta_smc"]
 DEFAULT_START = (0.0, 0.1, -0.05, 0.0, 0.0, 0.0)

@@ -32,8 +32,8 @@ from controller_client.controllers import (
 )
 from controller_client.controllers.classical_smc import ClassicalSMC
 from controller_client.tuning import fitness, pso, simulate
-from hil.stability import StabilityMonitor
-from plant_server.models.dip import DIPModel, DIPParams
+from hil.dynamics.dip import DIPModel, DIPParams
+from hil.runtime.stability import StabilityMonitor
 
 BUILT_IN = ["adaptive_smc", "classical_smc", "hybrid_adaptive_sta_smc", "lqr", "sta_smc"]
 START = (0.0, 0.1, -0.05, 0.0, 0.0, 0.0)

@@ -13,7 +13,7 @@ from controller_client.main import law_from_config
 from controller_client.replay import main, replay
 from hil.cli import main as hil_main
 from hil.config import dump_config, load_config
-from hil.recorder import Recorder, controller_columns, read_recording
+from hil.recording.recorder import Recorder, controller_columns, read_recording
 
 NAMES = ["x", "theta1", "theta2", "x_dot", "theta1_dot", "theta2_dot"]
 UNITS = ["m", "rad", "rad", "m/s", "rad/s", "rad/s"]

@@ -15,7 +15,7 @@ from controller_client.controllers.riccati import (
     lqr,
     solve_care,
 )
-from plant_server.models.dip import DIPParams, derivatives
+from hil.dynamics.dip import DIPParams, derivatives
 
 
 def test_double_integrator_matches_the_closed_form() -> None:

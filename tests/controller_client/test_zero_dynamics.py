@@ -12,7 +12,7 @@ import pytest
 
 from controller_client.controllers import create_controller
 from controller_client.controllers.riccati import linearise
-from plant_server.models.dip import DIPParams
+from hil.dynamics.dip import DIPParams
 
 A, B = linearise(DIPParams())
 B = B.ravel()

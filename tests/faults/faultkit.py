@@ -134,7 +134,7 @@ def report(out: Path, process: str) -> dict[str, Any]:
 
 
 def recording(out: Path) -> Any:
-    from hil.recorder import read_recording
+    from hil.recording.recorder import read_recording
 
     return read_recording(out / "plant.rec")
 

@@ -15,8 +15,8 @@ import math
 import sys
 import time
 
-from hil import messages as msg
-from hil.transport import ControllerSocket, wait_for_message
+from hil.link import messages as msg
+from hil.link.transport import ControllerSocket, wait_for_message
 
 
 def main(endpoint: str, nan_at: int) -> dict[str, object]:

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from hil.config import dump_config, load_config
-from hil.latency import LatencyMonitor
-from hil.recorder import Recorder, controller_columns, plant_columns
-from hil.report import build_report
+from hil.recording.recorder import Recorder, controller_columns, plant_columns
+from hil.reporting.report import build_report
+from hil.runtime.latency import LatencyMonitor
 
 STATE_NAMES = ["x", "theta1", "theta2", "x_dot", "theta1_dot", "theta2_dot"]
 STATE_UNITS = ["m", "rad", "rad", "m/s", "rad/s", "rad/s"]

@@ -38,7 +38,7 @@ from firmware_protocol import (
     frame_bytes,
 )
 from firmware_protocol.cobs import cobs_encode
-from plant_server.models import create_model
+from hil.dynamics import create_model
 from plant_server.rig_emulator import UartLine
 
 INITIAL = [0.0, 0.1, -0.05, 0.0, 0.0, 0.0]  # the config default

@@ -17,8 +17,8 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from hil import messages as msg
-from hil.deadline_gates import DeadlineGates, DeadlineGateSettings
+from hil.link import messages as msg
+from hil.runtime.deadline_gates import DeadlineGates, DeadlineGateSettings
 from plant_server.safety import SafetyLimits
 from plant_server.server import PlantServer, PlantSettings
 

@@ -16,13 +16,13 @@ import pytest
 from rigkit import EmulatedRig, rig_config
 
 from hil.config import ConfigError, load_config
+from hil.dynamics import create_model
 from plant_server.backends.serial import (
     RigMismatch,
     RigUnreachable,
     SerialBackend,
     wire_ns,
 )
-from plant_server.models import create_model
 
 DIP = create_model("dip")
 INITIAL = np.float32([0.0, 0.1, -0.05, 0.0, 0.0, 0.0]).astype(float)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from hil.dynamics import create_model
 from plant_server.backends.sim import SimBackend
-from plant_server.models import create_model
 
 MS = 1_000_000
 X0 = np.array([0.0, 0.1, -0.05, 0.0, 0.0, 0.0])

@@ -1,0 +1,124 @@
+"""What `hil-plant` and `hil-controller` share: arguments, config, signals, the exit report.
+
+Each process writes its JSON report on every exit path (end of run, SIGINT, SIGTERM, an
+error), atomically (write then rename), so `hil run` never reads half a file.
+Exit status: 0 ran to the end, 1 ended by a fault, 2 bad usage or config, 3 peer unreachable
+or silent, 4 refused by the peer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hil.app import logs
+from hil.app.exits import EXIT_FAULT, EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE
+from hil.config import Config, ConfigError, load_config
+
+__all__ = ["EXIT_FAULT", "EXIT_OK", "EXIT_REFUSED", "EXIT_UNREACHABLE", "EXIT_USAGE"]
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM; loops poll it once per tick."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def __call__(self) -> bool:
+        return self.signal is not None
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self.signal = signum
+
+
+@dataclass
+class ProcessContext:
+    name: str
+    config: Config
+    out_dir: Path
+    run_id: str
+    log: Any
+    stop: StopFlag
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+def parse_args(prog: str, argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog=prog)
+    p.add_argument("--config", help="YAML config file (default: built-in defaults)")
+    p.add_argument("--out", help="run folder for the JSON report and logs (default: runs/<id>)")
+    p.add_argument("--run-id", help="run identifier (default: a new one)")
+    p.add_argument("--endpoint", help="ZeroMQ endpoint, overriding the config")
+    return p.parse_args(argv)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, allow_nan=False, default=_jsonable))
+    os.replace(tmp, path)
+
+
+def _jsonable(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def run_process(
+    name: str,
+    argv: list[str] | None,
+    endpoint_key: str,
+    body: Callable[[ProcessContext], tuple[int, dict[str, Any]]],
+) -> int:
+    """Parse, configure, run `body`, and write `<out>/<name>.json` whatever happens."""
+    args = parse_args(f"hil-{name}", argv)
+    overrides = {endpoint_key: args.endpoint} if args.endpoint else None
+    try:
+        config = load_config(args.config, overrides)
+    except ConfigError as exc:
+        print(f"hil-{name}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    run_id = args.run_id or new_run_id()
+    out_dir = Path(args.out) if args.out else Path("runs") / run_id
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log = logs.configure(name, config.logging.level, out_dir)
+    stop = StopFlag()
+    stop.install()
+    ctx = ProcessContext(name, config, out_dir, run_id, log, stop)
+    report: dict[str, Any] = {"process": name, "end_reason": "crashed before reporting"}
+    code = EXIT_FAULT
+    try:
+        code, report = body(ctx)
+    except ConfigError as exc:
+        print(f"hil-{name}: {exc}", file=sys.stderr)
+        report = {"process": name, "end_reason": f"config error: {exc}"}
+        code = EXIT_USAGE
+    except Exception as exc:
+        log.exception("process failed", error=str(exc))
+        report = {"process": name, "end_reason": f"error: {type(exc).__name__}: {exc}"}
+        code = EXIT_FAULT
+    finally:
+        report.setdefault("process", name)
+        report["run_id"] = run_id
+        report["exit_code"] = code
+        if stop.signal is not None:
+            report["signal"] = signal.Signals(stop.signal).name
+        write_json(out_dir / f"{name}.json", report)
+    return code

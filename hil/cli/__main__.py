@@ -1,0 +1,7 @@
+"""`python -m hil.cli ...` is `hil ...`."""
+
+import sys
+
+from hil.cli import main
+
+sys.exit(main())

@@ -1,0 +1,55 @@
+"""`hil estop` and `hil clear`: the operator's commands to a running plant.
+
+These are what a person types when something goes wrong, so they import only the link
+(zmq, msgpack): no numpy, no numba, no matplotlib, no pydantic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from hil.app.exits import EXIT_FAULT, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
+
+
+def add_parser(sub: Any) -> None:
+    for name, text in (("estop", "put a running plant in its safe state and end its run"),
+                       ("clear", "clear a running plant's latched safe state")):
+        op = sub.add_parser(name, help=text)
+        op.add_argument("--endpoint", required=True, help="the plant's ZeroMQ endpoint")
+        op.add_argument("--timeout", type=float, default=2.0, help="s to wait for the answer")
+        op.add_argument("--keys", help="CURVE keys dir, for a plant with security.curve on")
+        if name == "estop":
+            op.add_argument("--reason", default="hil estop", help="recorded in the report")
+        op.set_defaults(handler=estop_command if name == "estop" else clear_command)
+
+
+def estop_command(args: argparse.Namespace) -> int:
+    from hil.link import operator, security
+
+    try:
+        answer = operator.estop(args.endpoint, args.reason, args.timeout, args.keys)
+    except security.CurveKeyError as exc:
+        print(f"hil estop: --keys: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except operator.NoAnswer as exc:
+        print(f"hil estop: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    print(f"e-stop: {answer}")
+    return EXIT_OK
+
+
+def clear_command(args: argparse.Namespace) -> int:
+    from hil.link import operator, security
+
+    try:
+        answer = operator.clear(args.endpoint, args.timeout, args.keys)
+    except security.CurveKeyError as exc:
+        print(f"hil clear: --keys: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except operator.NoAnswer as exc:
+        print(f"hil clear: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    print(f"clear: {answer}")
+    return EXIT_OK if answer.startswith(("cleared", "nothing")) else EXIT_FAULT

@@ -1,0 +1,23 @@
+"""`hil replay`: feed a run's recorded states to a fresh controller (a process of its own)."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from typing import Any
+
+
+def add_parser(sub: Any) -> None:
+    replay = sub.add_parser("replay", help="feed a run's recorded states to a fresh controller "
+                                           "and check it reproduces the recorded controls")
+    replay.add_argument("run_dir")
+    replay.add_argument("--tolerance", type=float, default=1e-9, help="N (default 1e-9)")
+    replay.add_argument("--json", action="store_true")
+    replay.set_defaults(handler=replay_command)
+
+
+def replay_command(args: argparse.Namespace) -> int:
+    command = [sys.executable, "-m", "controller_client.replay", args.run_dir,
+               "--tolerance", str(args.tolerance), *(["--json"] if args.json else [])]
+    return subprocess.run(command, check=False).returncode

@@ -1,0 +1,76 @@
+"""`hil report` (rewrite a run's report.html and plots) and `hil export` (its recording)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from hil.app.exits import EXIT_OK, EXIT_USAGE
+
+EXPORT_FORMATS = ("csv", "npz")  # hil.recording.export.FORMATS; a test keeps them equal
+
+
+def add_parser(sub: Any) -> None:
+    report = sub.add_parser("report", help="(re)write a run's report.html and plots")
+    report.add_argument("run_dir")
+    report.set_defaults(handler=report_command)
+    export = sub.add_parser("export", help="a run's plant recording as a table")
+    export.add_argument("run_dir")
+    export.add_argument("--format", choices=EXPORT_FORMATS, default="csv")
+    export.add_argument("--output", required=True, help="file to write")
+    export.set_defaults(handler=export_command)
+
+
+def report_command(args: argparse.Namespace) -> int:
+    from hil.app.process import write_json
+    from hil.cli.run import read_results
+    from hil.config import ConfigError, load_config
+    from hil.reporting.html import write_html_report
+    from hil.reporting.report import build_report, summary_table
+
+    out = Path(args.run_dir)
+    path = out / "report.json"
+    try:
+        if path.exists():
+            report = json.loads(path.read_text())
+        else:  # `hil run` itself was stopped: merge what the processes left
+            config = load_config(out / "config.yaml")
+            results = read_results(out, {"plant": None, "controller": None})
+            run_id = results["plant"].get("run_id") or out.name
+            report = build_report(run_id, config.model_dump(mode="json"), results["plant"],
+                                  results["controller"])
+            write_json(path, report)
+        page = write_html_report(out)
+    except (OSError, ValueError, ConfigError) as exc:
+        print(f"hil report: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(summary_table(report))
+    print(f"html: {page}")
+    return EXIT_OK
+
+
+def export_command(args: argparse.Namespace) -> int:
+    from hil.recording.export import export_recording
+    from hil.recording.recorder import RecordingError
+
+    source = Path(args.run_dir) / "plant.rec"
+    if not source.exists():
+        print(f"hil export: no {source} (was recording off, or did the plant not start?)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        rec = export_recording(args.run_dir, args.format, args.output)
+    except (OSError, RecordingError, ValueError) as exc:
+        print(f"hil export: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if rec.problem:
+        print(f"hil export: {rec.truncated_bytes} bytes at the end of plant.rec ignored "
+              f"({rec.problem})", file=sys.stderr)
+    elif not rec.complete:
+        print("hil export: plant.rec was not closed (its process was killed); all its rows "
+              "were exported", file=sys.stderr)
+    print(f"{rec.rows} plant steps, {len(rec.columns)} columns -> {args.output}")
+    return EXIT_OK

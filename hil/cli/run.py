@@ -1,0 +1,237 @@
+"""`hil run`: start a plant and a controller on this machine, wait, merge, report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hil.app.exits import EXIT_FAULT, EXIT_OK, EXIT_USAGE
+
+if TYPE_CHECKING:
+    from hil.config import Config
+
+_GRACE_S = 5.0
+_RIG_LINK = "rig.pty"
+
+
+def add_parser(sub: Any) -> None:
+    run = sub.add_parser("run", help="run a plant and a controller on this machine and report")
+    run.add_argument("--config", help="YAML config (default: built-in defaults)")
+    run.add_argument("--duration", type=float, help="run length in s (simulated in lockstep)")
+    run.add_argument("--mode", choices=("realtime", "lockstep"))
+    run.add_argument("--rate", type=float, help="plant rate in Hz")
+    run.add_argument("--controller", help="controller name, with its default gains")
+    run.add_argument("--endpoint", help="ZeroMQ endpoint for both processes")
+    run.add_argument("--out", help="run folder (default runs/<run-id>)")
+    run.add_argument("--run-id", help=argparse.SUPPRESS)
+    run.set_defaults(handler=run_command)
+
+
+def _entry_point(name: str, module: str) -> list[str]:
+    """The console script installed beside this Python, else `python -m module`."""
+    script = Path(sys.executable).with_name(name)
+    if script.exists():
+        return [str(script)]
+    found = shutil.which(name)
+    return [found] if found else [sys.executable, "-m", module]
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from hil.app.logs import CONSOLE_LEVEL_ENV
+    from hil.app.process import new_run_id, write_json
+    from hil.config import ConfigError, dump_config, load_config
+    from hil.reporting.live import LiveStatus, StatusPrinter
+    from hil.reporting.report import build_report, summary_table
+
+    overrides: dict[str, Any] = {}
+    if args.duration is not None:
+        overrides["run.duration_s"] = args.duration
+    if args.mode is not None:
+        overrides["run.mode"] = args.mode
+    if args.rate is not None:
+        overrides["run.rate_hz"] = args.rate
+    if args.controller is not None:
+        overrides["controller.name"] = args.controller
+        overrides["controller.gains"] = None
+    if args.endpoint is not None:
+        overrides["plant.endpoint"] = args.endpoint
+        overrides["controller.endpoint"] = args.endpoint
+    try:
+        config = load_config(args.config, overrides)
+    except ConfigError as exc:
+        print(f"hil run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if config.plant.endpoint != config.controller.endpoint:
+        print(f"hil run: plant.endpoint ({config.plant.endpoint}) and controller.endpoint "
+              f"({config.controller.endpoint}) must be equal for a local run", file=sys.stderr)
+        return EXIT_USAGE
+    run_id = args.run_id or new_run_id()
+    out = Path(args.out) if args.out else Path("runs") / run_id
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("plant.json", "controller.json", "report.json", "plant.rec", "controller.rec",
+                  "report.html", "rig.json", _RIG_LINK):
+        (out / stale).unlink(missing_ok=True)
+    started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if config.rig_emulator.enabled:  # the plant's serial port is the emulator's
+        config = config.model_copy(update={"serial": config.serial.model_copy(
+            update={"port": str((out / _RIG_LINK).absolute())})})
+    cfg_path = out / "config.yaml"
+    cfg_path.write_text(dump_config(config))
+    common = ["--config", str(cfg_path), "--out", str(out), "--run-id", run_id]
+    emulator = None
+    if config.rig_emulator.enabled:
+        emulator = _start_rig_emulator(cfg_path, out, config.rig_emulator.ready_timeout_s)
+        if isinstance(emulator, int):
+            return emulator
+    live = config.record.enabled and sys.stdout.isatty()
+    # With a live status line, the children print warnings only; all goes to their logs.
+    env = {**os.environ, CONSOLE_LEVEL_ENV: "warning"} if live else None
+    plant = subprocess.Popen(_entry_point("hil-plant", "plant_server.main") + common, env=env)
+    controller = subprocess.Popen(
+        _entry_point("hil-controller", "controller_client.main") + common, env=env)
+    procs = {"plant": plant, "controller": controller}
+    status = StatusPrinter(LiveStatus(out / "plant.rec")) if live else None
+    interrupted = _wait(procs, config, status.tick if status else None)
+    if status:
+        status.finish()
+    rig = _stop_rig_emulator(emulator, out) if emulator is not None else None
+    codes = {name: p.returncode for name, p in procs.items()}
+    results = read_results(out, codes)
+    if EXIT_USAGE in codes.values():
+        print(f"hil run: configuration refused (see above); partial reports in {out}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    report = build_report(run_id, config.model_dump(mode="json"), results["plant"],
+                          results["controller"])
+    report["started_at"] = started_at
+    if rig is not None:
+        report["rig_emulator"] = rig
+    if interrupted:
+        report["interrupted"] = True
+    write_json(out / "report.json", report)
+    print(summary_table(report))
+    print(f"report: {out / 'report.json'}")
+    _finish(out, report, config)
+    return EXIT_OK if report["verdict"] == "PASS" else EXIT_FAULT
+
+
+def _start_rig_emulator(cfg_path: Path, out: Path, ready_timeout_s: float
+                        ) -> subprocess.Popen | int:
+    """Start the emulated rig; return it once its port is ready, or an exit status."""
+    link = out / _RIG_LINK
+    # Its own session: a Ctrl-C stops the plant and the controller (which report it), not the
+    # rig under them, which would read as an unplug; it is stopped after them.
+    proc = subprocess.Popen([sys.executable, "-m", "plant_server.rig_emulator", "--config",
+                             str(cfg_path), "--out", str(out), "--link", str(link)],
+                            start_new_session=True)
+    give_up = time.monotonic() + ready_timeout_s
+    while not link.is_symlink():
+        if proc.poll() is not None:
+            print(f"hil run: the rig emulator exited with {proc.returncode} before its port "
+                  "was ready (see above)", file=sys.stderr)
+            return EXIT_USAGE if proc.returncode == EXIT_USAGE else EXIT_FAULT
+        if time.monotonic() > give_up:
+            proc.kill()
+            proc.wait()
+            print(f"hil run: the rig emulator's port {link} was not ready within "
+                  f"{ready_timeout_s:g} s (rig_emulator.ready_timeout_s)", file=sys.stderr)
+            return EXIT_FAULT
+        time.sleep(0.02)
+    return proc
+
+
+def _stop_rig_emulator(proc: subprocess.Popen, out: Path) -> dict[str, Any] | None:
+    """Stop the emulated rig (it may have ended itself: unplugged) and read its rig.json."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=_GRACE_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    try:
+        return json.loads((out / "rig.json").read_text())
+    except (OSError, ValueError):
+        return {"end_reason": f"no rig.json (exit {proc.returncode})"}
+
+
+def read_results(out: Path, codes: dict[str, int | None]) -> dict[str, dict[str, Any]]:
+    """Each process's JSON report, or a stand-in saying why there is none."""
+    results = {}
+    for name, code in codes.items():
+        path = out / f"{name}.json"
+        try:
+            results[name] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            results[name] = {"end_reason": f"no {name}.json (exit {code})", "exit_code": code}
+    return results
+
+
+def _finish(out: Path, report: dict[str, Any], config: Config) -> None:
+    """The HTML report and the history entry; a failure here is reported, never fatal."""
+    from hil.reporting import history
+
+    if config.record.html:
+        try:
+            from hil.reporting.html import write_html_report
+
+            print(f"html:   {write_html_report(out)}")
+        except Exception as exc:  # plotting must not turn a finished run into a crash
+            print(f"hil run: no HTML report: {type(exc).__name__}: {exc}", file=sys.stderr)
+    if config.record.history_db:
+        try:
+            history.append_run(config.record.history_db, report, out)
+            print(f"history: {config.record.history_db} (run {report['run_id']})")
+        except (history.HistoryError, OSError) as exc:
+            print(f"hil run: not added to the history: {exc}", file=sys.stderr)
+
+
+def _wait(procs: dict[str, subprocess.Popen], config: Any,
+          on_tick: Callable[[], None] | None = None) -> bool:
+    """Wait for both processes; on Ctrl-C/SIGTERM, stop them so they still write reports.
+
+    `on_tick` is called every 50 ms while waiting (the live status line).
+    """
+    interrupted = False
+
+    def forward(signum: int, _frame: object) -> None:
+        nonlocal interrupted
+        interrupted = True
+        for p in procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+
+    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        budget = 120.0 + config.run.duration_s * (1 if config.run.mode == "realtime" else 20)
+        give_up = time.monotonic() + budget
+        while any(p.poll() is None for p in procs.values()):
+            if time.monotonic() > give_up:
+                forward(signal.SIGINT, None)
+                give_up = time.monotonic() + _GRACE_S
+                budget = -1
+            if budget < 0 and time.monotonic() > give_up:
+                for p in procs.values():
+                    if p.poll() is None:
+                        p.kill()
+            # A child that ended early (bad config, refused) should not leave the other waiting.
+            if any(p.poll() not in (None, 0) for p in procs.values()):
+                for p in procs.values():
+                    if p.poll() is None:
+                        p.send_signal(signal.SIGINT)
+            if on_tick is not None:
+                on_tick()
+            time.sleep(0.05)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    return interrupted

@@ -1,0 +1,199 @@
+"""What every plant model shares on the Python side: parameter records and the model class.
+
+A model module (``dip.py``, ``cartpole.py``) provides three numba kernels and a frozen
+parameter dataclass; :class:`PlantModel` wraps them in the interface the plant loop uses
+(``step``, ``derivatives``, ``energy``, ``describe``).
+
+The numba kernels themselves are deliberately *not* shared through this module: numba's
+on-disk cache (``cache=True``) invalidates a compiled function only when its own source file
+changes, so a kernel that inlined a helper from another file would keep running the old
+helper after that file was edited. Each model module therefore holds all of its compiled code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, NamedTuple, Self
+
+import numpy as np
+
+DEFAULT_SUBSTEPS = 4  # RK4 substeps per step: 0.25 ms at a 1 kHz plant rate
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelParams:
+    """Base of the frozen parameter dataclasses.
+
+    A subclass declares its fields (every one a float with its unit in the name), the
+    constraints in :meth:`_validate`, and the packed vector its kernels read in :meth:`_pack`.
+    The packed vector is computed once, at construction, and is read-only.
+    """
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(f"{field.name} must be a real number, got {value!r}")
+            if not math.isfinite(value):
+                raise ValueError(f"{field.name} must be finite, got {value!r}")
+        self._validate()
+        packed = np.array(self._pack(), dtype=np.float64)
+        packed.flags.writeable = False
+        object.__setattr__(self, "_packed", packed)
+
+    def _validate(self) -> None:
+        raise NotImplementedError
+
+    def _pack(self) -> tuple[float, ...]:
+        raise NotImplementedError
+
+    def as_array(self) -> np.ndarray:
+        """The packed, read-only float64 vector of (derived) constants the kernels read."""
+        packed: np.ndarray = self._packed  # type: ignore[attr-defined]  # set in __post_init__
+        return packed
+
+    def to_dict(self) -> dict[str, float]:
+        """The parameters by field name, as plain floats (for msgpack/JSON)."""
+        return {f.name: float(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any]) -> Self:
+        """Build from a mapping of field names; unknown names are an error, missing ones default."""
+        allowed = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(mapping) - set(allowed))
+        if unknown:
+            raise ValueError(
+                f"unknown {cls.__name__} parameter(s) {', '.join(map(repr, unknown))}; "
+                f"allowed: {', '.join(allowed)}"
+            )
+        return cls(**mapping)
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with some fields changed (validated like :meth:`from_mapping`)."""
+        return self.from_mapping({**self.to_dict(), **changes})
+
+    def _require_positive(self, *names: str) -> None:
+        for name in names:
+            value = getattr(self, name)
+            if not value > 0:
+                raise ValueError(f"{name} must be > 0, got {value!r}")
+
+    def _require_nonnegative(self, *names: str) -> None:
+        for name in names:
+            value = getattr(self, name)
+            if not value >= 0:
+                raise ValueError(f"{name} must be >= 0, got {value!r}")
+
+    def _require_com_on_link(self, com_name: str, length_name: str) -> None:
+        com, length = getattr(self, com_name), getattr(self, length_name)
+        if not 0 < com <= length:
+            raise ValueError(
+                f"{com_name} must be in (0, {length_name}={length!r}], got {com!r}"
+            )
+
+
+class ModelKernels(NamedTuple):
+    """The compiled functions of one model (numba dispatchers, called with the packed params).
+
+    ``step(state, force, dt_s, substeps, p, out)``, ``derivatives(state, force, p, out)``,
+    ``energy(state, p) -> float``.
+    """
+
+    step: Callable[..., None]
+    derivatives: Callable[..., None]
+    energy: Callable[..., float]
+
+
+class PlantModel:
+    """A simulated plant: fixed-step RK4 of a model's dynamics under a zero-order-hold force.
+
+    Subclasses set ``name``, ``state_names``, ``state_units``, ``params_type`` and ``kernels``.
+    """
+
+    name: ClassVar[str]
+    state_names: ClassVar[tuple[str, ...]]
+    state_units: ClassVar[tuple[str, ...]]
+    params_type: ClassVar[type[ModelParams]]
+    kernels: ClassVar[ModelKernels]
+
+    def __init__(
+        self, params: ModelParams | None = None, substeps: int = DEFAULT_SUBSTEPS
+    ) -> None:
+        if params is None:
+            params = self.params_type()
+        if not isinstance(params, self.params_type):
+            raise TypeError(
+                f"params must be a {self.params_type.__name__}, got {type(params).__name__}"
+            )
+        if isinstance(substeps, bool) or not isinstance(substeps, numbers.Integral):
+            raise TypeError(f"substeps must be an int, got {substeps!r}")
+        if substeps < 1:
+            raise ValueError(f"substeps must be >= 1, got {substeps}")
+        self.params: ModelParams = params
+        self.substeps: int = int(substeps)
+        # Bound once so that step() does no attribute lookups beyond its own instance dict.
+        self._p: np.ndarray = params.as_array()
+        self._step_kernel: Callable[..., None] = self.kernels.step
+
+    @property
+    def max_force_n(self) -> float:
+        """The force saturation of :meth:`step`, N."""
+        return float(self.params.max_force_n)  # type: ignore[attr-defined]  # every model's
+
+    def step(self, state: np.ndarray, force: float, dt_s: float, out: np.ndarray) -> None:
+        """Advance ``state`` by ``dt_s`` under ``force`` held constant; write the result to ``out``.
+
+        ``state`` and ``out`` are contiguous float64 vectors of the model's state length
+        (``out`` may be ``state``; other dtypes make numba compile another specialization).
+        The force is saturated at +-``max_force_n`` first. Creates no arrays: the only heap
+        traffic is numba's small per-argument record when it unboxes a call from Python.
+        """
+        self._step_kernel(state, force, dt_s, self.substeps, self._p, out)
+
+    def derivatives(self, state: np.ndarray, force: float) -> np.ndarray:
+        """d state / dt at ``state`` under ``force`` (not saturated: the raw dynamics)."""
+        return call_derivatives(self.kernels, len(self.state_names), state, force, self.params)
+
+    def energy(self, state: np.ndarray) -> float:
+        """Kinetic plus potential energy, J (potential zero at the pivot height)."""
+        return call_energy(self.kernels, len(self.state_names), state, self.params)
+
+    def describe(self) -> dict[str, Any]:
+        """The model's description for the handshake: plain types only (msgpack/JSON)."""
+        return {
+            "name": self.name,
+            "state_names": list(self.state_names),
+            "state_units": list(self.state_units),
+            "params": self.params.to_dict(),
+            "max_force_n": self.max_force_n,
+            "substeps": self.substeps,
+        }
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(params={self.params!r}, substeps={self.substeps})"
+
+
+def as_state_vector(state: Any, size: int) -> np.ndarray:
+    """``state`` as a contiguous float64 vector of ``size`` elements, or a ValueError."""
+    array = np.ascontiguousarray(state, dtype=np.float64)
+    if array.shape != (size,):
+        raise ValueError(f"state must have shape ({size},), got {array.shape}")
+    return array
+
+
+def call_derivatives(
+    kernels: ModelKernels, size: int, state: Any, force: float, params: ModelParams
+) -> np.ndarray:
+    """Run ``kernels.derivatives`` on any array-like state; returns a new array."""
+    state = as_state_vector(state, size)
+    out = np.empty(size)
+    kernels.derivatives(state, float(force), params.as_array(), out)
+    return out
+
+
+def call_energy(kernels: ModelKernels, size: int, state: Any, params: ModelParams) -> float:
+    """Run ``kernels.energy`` on any array-like state."""
+    return float(kernels.energy(as_state_vector(state, size), params.as_array()))

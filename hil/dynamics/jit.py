@@ -1,0 +1,63 @@
+"""numba's on-disk cache, made safe for kernels that call kernels in other files.
+
+numba keys a cached function on its own source file only: a control law's kernel that
+inlines the plant model's derivative kernel would keep running an old copy of the model
+after `hil/dynamics/dip.py` changed. `DependencyStampLocator` adds to that key a hash of
+every source file under the package roots that hold our kernels (hil/dynamics and
+controller_client), so any change there recompiles every cached kernel of those roots once.
+Installing it (on import of `hil.dynamics`) puts it first in numba's locator list; other
+code keeps numba's own locators.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from numba.core import caching
+
+_HERE = Path(__file__).resolve().parent
+# Package roots whose kernels call into each other (hil.dynamics and the control laws).
+KERNEL_ROOTS: tuple[Path, ...] = (_HERE, _HERE.parent.parent / "controller_client")
+
+
+@functools.cache
+def tree_stamp(roots: tuple[Path, ...] = KERNEL_ROOTS) -> str:
+    """A hash of the contents of every .py file under `roots` (read once per process)."""
+    digest = hashlib.sha256()
+    for root in roots:
+        for path in sorted(root.rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _under(path: Path, roots: tuple[Path, ...]) -> bool:
+    return any(path.is_relative_to(root) for root in roots)
+
+
+class DependencyStampLocator(caching.InTreeCacheLocator):
+    """numba's in-tree cache (beside the source), keyed also on the kernel roots' sources."""
+
+    roots: tuple[Path, ...] = KERNEL_ROOTS
+
+    def get_source_stamp(self) -> Any:
+        return (super().get_source_stamp(), tree_stamp(self.roots))
+
+    @classmethod
+    def from_function(cls, py_func: Any, py_file: str) -> Any:
+        if not _under(Path(py_file).resolve(), cls.roots):
+            return None
+        return super().from_function(py_func, py_file)
+
+
+def install() -> None:
+    """Put `DependencyStampLocator` first in numba's locators (idempotent)."""
+    classes = caching.CacheImpl._locator_classes
+    if DependencyStampLocator not in classes:
+        classes.insert(0, DependencyStampLocator)
+
+
+install()

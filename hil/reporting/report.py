@@ -1,0 +1,159 @@
+"""The run report: merge plant.json and controller.json into report.json and a summary table.
+
+Schema "hil-report/1". Later versions add keys and never rename one. Each gate is
+`{name, value, threshold, passed}` plus `weight` and `critical`; hil/reporting/scoring.py weighs the
+gates into a 0-100 `score` and the top-level `verdict`: FAIL if a critical gate failed or the
+score is below the configured pass score, PASS otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from hil.reporting.scoring import evaluate, gate
+
+SCHEMA = "hil-report/1"
+FIGURES = ("round_trip", "state_to_controller", "controller_to_plant", "compute",
+           "controller_lateness", "plant_lateness")
+_EMPTY = {"p50": None, "p90": None, "p99": None, "p999": None, "max": None, "count": 0}
+
+
+def upright_error(final_state: list[float], state_names: list[str]) -> float | None:
+    """Largest |angle| among the link angles (state names starting with 'theta')."""
+    angles = [abs(v) for n, v in zip(state_names, final_state, strict=False)
+              if n.startswith("theta") and not n.endswith("_dot")]
+    if not angles or not all(math.isfinite(a) for a in angles):
+        return None
+    return max(angles)
+
+
+def build_report(run_id: str, config: dict[str, Any], plant: dict[str, Any],
+                 controller: dict[str, Any]) -> dict[str, Any]:
+    gates_cfg = config["gates"]
+    latency = {}
+    for fig in FIGURES:
+        latency[fig] = (plant.get("latency_us", {}).get(fig)
+                        or controller.get("latency_us", {}).get(fig) or dict(_EMPTY))
+    for fig, p in (plant.get("latency_us") or {}).items():
+        latency.setdefault(fig, p)  # a backend's own figures, e.g. the serial leg
+    deadline = plant.get("deadline") or {"misses": 0, "miss_ratio": 0.0, "max_consecutive": 0,
+                                         "total": 0}
+    desc = plant.get("plant") or {}
+    final_state = plant.get("final_state") or []
+    err = upright_error(final_state, list(desc.get("state_names", [])))
+    tol = gates_cfg["upright_tolerance_rad"]
+    gates = [
+        gate("run_completed", plant.get("end_reason"), "duration",
+             plant.get("end_reason") == "duration" and controller.get("exit_code") == 0),
+        gate("upright_at_end", err, tol, err is not None and err < tol, "rad"),
+        gate("deadline_miss_ratio", deadline.get("miss_ratio"), gates_cfg["max_miss_ratio"],
+             deadline.get("total", 0) > 0
+             and deadline["miss_ratio"] <= gates_cfg["max_miss_ratio"]),
+        gate("watchdog_trips", (plant.get("watchdog") or {}).get("trips"), 0,
+             (plant.get("watchdog") or {}).get("trips") == 0),
+    ]
+    report = {
+        "schema": SCHEMA,
+        "run_id": run_id,
+        "mode": config["run"]["mode"],
+        "rate_hz": config["run"]["rate_hz"],
+        "duration_s": plant.get("duration_s"),
+        "cycles": plant.get("cycles"),
+        "controller": controller.get("controller", config["controller"]["name"]),
+        "gains": controller.get("gains"),
+        "plant": desc,
+        "final_state": final_state,
+        "latency_us": latency,
+        "deadline": deadline,
+        "gates": gates,
+        "score": None,  # score and verdict: hil/reporting/scoring.py, below
+        "verdict": None,
+        "plant_end_reason": plant.get("end_reason"),
+        "controller_end_reason": controller.get("end_reason"),
+        "exit_codes": {"plant": plant.get("exit_code"), "controller": controller.get("exit_code")},
+        "counters": {
+            "controls_applied": plant.get("controls_applied"),
+            "controls_late": plant.get("controls_late"),
+            "saturations": plant.get("saturations"),
+            "rejected_messages": plant.get("rejected_messages"),
+            "rejected_by_kind": plant.get("rejected_by_kind"),
+            "controls_while_safe": plant.get("controls_while_safe"),
+            "states_dropped": controller.get("states_dropped"),
+            "controller_overruns": controller.get("overruns"),
+            "no_new_state": controller.get("no_new_state"),
+            "late_states": controller.get("late_states"),
+        },
+        "cpu": {"plant": plant.get("cpu"), "controller": controller.get("cpu")},
+        "watchdog": plant.get("watchdog"),
+        "safe_state": plant.get("safe_state"),
+        "safe_reason": plant.get("safe_reason"),
+        "config": config,
+    }
+    recording = {name: part["recording"] for name, part in
+                 (("plant", plant), ("controller", controller)) if part.get("recording")}
+    for key, value in (("safety", plant.get("safety")), ("stability", controller.get("stability")),
+                       ("recording", recording or None), ("serial", _serial(plant))):
+        if value is not None:
+            report[key] = value
+    report["gates"], report["score"], report["verdict"] = evaluate(report, gates_cfg)
+    return report
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.1f}" if abs(v) >= 10 else f"{v:.3g}"
+    return str(v)
+
+
+def _serial_lines(serial: dict[str, Any] | None) -> list[str]:
+    if serial is None:
+        return []
+    lines = [f"serial {serial['port']} at {serial['baud']} baud: frames rx {serial['frames_rx']}"
+             f" tx {serial['frames_tx']}, crc errors {serial['crc_errors']}, framing errors "
+             f"{serial['framing_errors']}, seq gaps {serial['seq_gaps']}, resyncs "
+             f"{serial['resyncs']}"]
+    if serial.get("fault"):
+        lines.append(f"serial fault: {serial['fault']}")
+    return lines
+
+
+def _serial(plant: dict[str, Any]) -> dict[str, Any] | None:
+    """plant.json's `serial` section without its encoded histograms (their percentiles are
+    in `latency_us`)."""
+    serial = plant.get("serial")
+    if serial is None:
+        return None
+    return {k: v for k, v in serial.items() if k != "histograms"}
+
+
+def summary_table(report: dict[str, Any]) -> str:
+    """A plain-text summary for the terminal."""
+    lines = [
+        f"run {report['run_id']}  mode={report['mode']}  rate={report['rate_hz']:g} Hz  "
+        f"plant={report['plant'].get('name', '?')}  controller={report['controller']}",
+        f"simulated {_fmt(report['duration_s'])} s in {report['cycles']} cycles",
+        "",
+        f"{'latency (us)':<22}{'p50':>9}{'p90':>9}{'p99':>9}{'p99.9':>9}{'max':>10}{'count':>9}",
+    ]
+    for fig, p in report["latency_us"].items():
+        lines.append(f"{fig:<22}" + "".join(f"{_fmt(p.get(k)):>9}" for k in
+                                              ("p50", "p90", "p99", "p999"))
+                     + f"{_fmt(p.get('max')):>10}{_fmt(p.get('count')):>9}")
+    d = report["deadline"]
+    width = max([22, *(len(g["name"]) + 2 for g in report["gates"])])
+    lines += ["", f"deadline misses: {d.get('misses')} of {d.get('total')} "
+                  f"(ratio {_fmt(d.get('miss_ratio'))}, longest run {d.get('max_consecutive')})",
+              *_serial_lines(report.get("serial")),
+              "", f"{'gate':<{width}}{'value':>14}{'threshold':>12}  result"]
+    for g in report["gates"]:
+        v = g["value"]
+        vs = f"{v:.4g}" if isinstance(v, float) else str(v)
+        lines.append(f"{g['name']:<{width}}{vs:>14}{g['threshold']!s:>12}  "
+                     f"{'pass' if g['passed'] else 'FAIL'}")
+    fs = ", ".join(f"{x:+.4f}" for x in report["final_state"])
+    lines += ["", f"final state: [{fs}]",
+              f"verdict: {report['verdict']}  (score {_fmt(report.get('score'))})"]
+    return "\n".join(lines)

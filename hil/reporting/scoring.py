@@ -1,0 +1,110 @@
+"""Quality gates and the run's score: named gates with thresholds, weights and criticality.
+
+`evaluate(report, gates_config)` takes a merged report (see hil/reporting/report.py) and the `gates`
+section of the config, and returns `(gates, score, verdict)`:
+
+- the gates: those already in `report["gates"]` (report.py builds run_completed,
+  upright_at_end, deadline_miss_ratio and watchdog_trips), then the ones evaluated here when
+  the report carries their figures: round_trip_p99, safety_trips, dropped_records and one
+  gate per configured stability limit (`stability_max` / `stability_min`, keyed by a dotted
+  path into `report["stability"]`). Each gate keeps its `{name, value, threshold, passed}`
+  and gains `weight` and `critical`.
+- the score: 100 times the weight of the passed gates over the weight of all of them.
+- the verdict: FAIL if a critical gate failed, or if the score is below `pass_score`;
+  PASS otherwise.
+
+Weights and criticality default to `DEFAULT_WEIGHTS` / `DEFAULT_CRITICAL` below; the config's
+`weights` and `critical` maps override them per gate name. A gate this module does not know
+weighs 1 and is not critical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hil.config import GatesConfig
+
+DEFAULT_WEIGHTS: dict[str, float] = {
+    "run_completed": 3.0,
+    "upright_at_end": 3.0,
+    "deadline_miss_ratio": 3.0,
+    "watchdog_trips": 2.0,
+    "safety_trips": 2.0,
+    "round_trip_p99": 2.0,
+    "dropped_records": 1.0,
+}
+# A failed critical gate fails the run whatever the score.
+DEFAULT_CRITICAL = frozenset(
+    {"run_completed", "upright_at_end", "deadline_miss_ratio", "watchdog_trips", "safety_trips"})
+# Without `max_round_trip_p99_us`, a control must come back within this share of a period in
+# realtime mode; lockstep waits for each control, so there the gate is only made on request.
+ROUND_TRIP_SHARE_OF_PERIOD = 0.85
+
+
+def evaluate(report: Mapping[str, Any], gates_config: GatesConfig | Mapping[str, Any]
+             ) -> tuple[list[dict[str, Any]], float, str]:
+    """The report's gates, weighted and completed; its 0-100 score; PASS or FAIL."""
+    cfg = (gates_config if isinstance(gates_config, GatesConfig)
+           else GatesConfig.model_validate(gates_config))
+    gates = [dict(g) for g in report.get("gates", [])]
+    have = {g["name"] for g in gates}
+    gates += [g for g in _own_gates(report, cfg) if g["name"] not in have]
+    for g in gates:
+        g["weight"] = float(cfg.weights.get(g["name"], DEFAULT_WEIGHTS.get(g["name"], 1.0)))
+        g["critical"] = bool(cfg.critical.get(g["name"], g["name"] in DEFAULT_CRITICAL))
+    total = sum(g["weight"] for g in gates)
+    passed = sum(g["weight"] for g in gates if g["passed"])
+    score = round(100.0 * passed / total, 1) if total > 0 else 100.0
+    failed_critical = any(g["critical"] and not g["passed"] for g in gates)
+    verdict = "FAIL" if failed_critical or score < cfg.pass_score else "PASS"
+    return gates, score, verdict
+
+
+def gate(name: str, value: Any, threshold: Any, passed: bool, unit: str = "") -> dict[str, Any]:
+    """One gate as the report carries it; `evaluate` adds `weight` and `critical`."""
+    g = {"name": name, "value": value, "threshold": threshold, "passed": bool(passed)}
+    if unit:
+        g["unit"] = unit
+    return g
+
+
+def _at_most(name: str, value: float | None, limit: float, unit: str = "") -> dict[str, Any]:
+    return gate(name, value, limit, value is not None and value <= limit, unit)
+
+
+def _own_gates(report: Mapping[str, Any], cfg: GatesConfig) -> list[dict[str, Any]]:
+    gates = []
+    round_trip = (report.get("latency_us") or {}).get("round_trip") or {}
+    limit = cfg.max_round_trip_p99_us
+    if limit is None and report.get("mode") == "realtime" and report.get("rate_hz"):
+        limit = round(ROUND_TRIP_SHARE_OF_PERIOD * 1e6 / report["rate_hz"], 1)
+    if limit is not None:
+        gates.append(_at_most("round_trip_p99", round_trip.get("p99"), limit, "us"))
+    safety = report.get("safety")
+    if safety is not None:
+        gates.append(_at_most("safety_trips", safety.get("trips"), cfg.max_safety_trips))
+    recording = report.get("recording")
+    if recording is not None:
+        dropped = sum(int(r.get("rows_dropped", 0)) for r in recording.values() if r)
+        gates.append(_at_most("dropped_records", dropped, cfg.max_dropped_records))
+    stability = report.get("stability")
+    if stability is not None:
+        for path, bound in cfg.stability_max.items():
+            gates.append(_at_most(f"stability.{path}", _lookup(stability, path), bound))
+        for path, bound in cfg.stability_min.items():
+            value = _lookup(stability, path)
+            gates.append(gate(f"stability.{path}", value, bound,
+                               value is not None and value >= bound))
+    return gates
+
+
+def _lookup(tree: Any, dotted: str) -> float | None:
+    """The number at `dotted` in nested mappings, or None if absent or not a number."""
+    for key in dotted.split("."):
+        if not isinstance(tree, Mapping) or key not in tree:
+            return None
+        tree = tree[key]
+    if isinstance(tree, bool) or not isinstance(tree, int | float):
+        return None
+    return tree

@@ -1,0 +1,5 @@
+"""The real-time core: fixed-rate schedule, real-time hygiene (rt), rate limiting, the
+latching watchdog, deadline gates, HDR latency monitors, stability metrics and atomics.
+
+Pure and clock-injected: nothing here imports pydantic, matplotlib, the link or reporting.
+"""

@@ -1,0 +1,119 @@
+"""Config: defaults and shipped files validate; every error names the file, key path and fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hil.config import Config, ConfigError, dump_config, load_config
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "cfg.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_defaults_are_valid_and_run_at_one_kilohertz() -> None:
+    c = load_config(None)
+    assert c.run.rate_hz == 1000 and c.period_ns == 1_000_000
+    assert c.plant.endpoint == "tcp://127.0.0.1:5600"  # loopback only by default
+
+
+def test_default_yaml_is_the_documented_closed_loop() -> None:
+    c = load_config(ROOT / "configs" / "default.yaml")
+    assert (c.plant.backend, c.plant.model, c.controller.name) == ("sim", "dip", "classical_smc")
+    assert c.run.mode == "realtime" and c.run.rate_hz == 1000
+    assert c.plant.initial_state[1:3] == [0.1, -0.05]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").rglob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_validates(path: Path) -> None:
+    assert isinstance(load_config(path), Config)
+
+
+def test_unknown_key_names_file_path_and_allowed_keys(tmp_path: Path) -> None:
+    p = write(tmp_path, "run:\n  rate_hx: 500\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(p)
+    text = str(info.value)
+    assert str(p) in text and "run.rate_hx" in text
+    allowed = text.split("allowed here: ", 1)[1].split("\n", 1)[0].split(", ")
+    assert {"duration_s", "mode", "rate_hz"} <= set(allowed) and allowed == sorted(allowed)
+
+
+def test_unknown_section_lists_the_sections(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"plnat: unknown key; allowed here: .*plant"):
+        load_config(write(tmp_path, "plnat: {}\n"))
+
+
+def test_bad_value_names_the_key_the_rule_and_the_value(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, "run:\n  rate_hz: -5\n"))
+    assert "run.rate_hz" in str(info.value) and "greater than 0" in str(info.value)
+    assert "(got -5)" in str(info.value)
+
+
+def test_bad_choice_lists_the_allowed_values(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"run.mode: Input should be 'realtime' or 'lockstep'"):
+        load_config(write(tmp_path, "run:\n  mode: fast\n"))
+
+
+def test_wrong_type_and_non_finite_state_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"plant\.substeps"):
+        load_config(write(tmp_path, "plant:\n  substeps: many\n"))
+    with pytest.raises(ConfigError, match=r"plant\.initial_state: .*finite"):
+        load_config(write(tmp_path, "plant:\n  initial_state: [0, .nan, 0, 0, 0, 0]\n"))
+
+
+def test_endpoint_must_be_a_zeromq_address(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"plant\.endpoint: .*tcp://127\.0\.0\.1:5600"):
+        load_config(write(tmp_path, "plant:\n  endpoint: localhost:5600\n"))
+
+
+def test_unreadable_and_malformed_files_say_so(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(write(tmp_path, "run: [unclosed\n"))
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(write(tmp_path, "- 1\n- 2\n"))
+
+
+def test_empty_file_means_defaults(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, "")) == load_config(None)
+
+
+def test_dotted_overrides_apply_and_are_validated(tmp_path: Path) -> None:
+    c = load_config(write(tmp_path, "run:\n  duration_s: 2\n"), {"run.mode": "lockstep"})
+    assert (c.run.duration_s, c.run.mode) == (2, "lockstep")
+    with pytest.raises(ConfigError, match=r"run\.duration_s"):
+        load_config(None, {"run.duration_s": 0})
+
+
+def test_dumped_config_loads_back_equal(tmp_path: Path) -> None:
+    c = load_config(ROOT / "configs" / "default.yaml")
+    assert load_config(write(tmp_path, dump_config(c))) == c
+
+
+@pytest.mark.parametrize("endpoint", ["tcp://0.0.0.0:5600", "tcp://*:5600",
+                                      "tcp://192.168.1.20:5600", "tcp://eth0:5600"])
+def test_a_plant_facing_the_network_is_refused_unless_allowed(tmp_path: Path,
+                                                              endpoint: str) -> None:
+    p = write(tmp_path, f"plant:\n  endpoint: {endpoint}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(p)
+    assert "without authentication" in str(info.value) and "127.0.0.1" in str(info.value)
+    allowed = write(tmp_path, f"plant:\n  endpoint: {endpoint}\n"
+                              "  allow_unauthenticated_network: true\n")
+    assert load_config(allowed).plant.endpoint == endpoint
+
+
+@pytest.mark.parametrize("endpoint", ["tcp://127.0.0.1:5600", "tcp://127.0.0.2:7000",
+                                      "tcp://localhost:5600", "tcp://[::1]:5600",
+                                      "ipc:///tmp/hil.sock"])
+def test_loopback_and_local_endpoints_need_no_permission(endpoint: str) -> None:
+    assert load_config(None, {"plant.endpoint": endpoint}).plant.endpoint == endpoint

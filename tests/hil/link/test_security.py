@@ -1,0 +1,113 @@
+"""CURVE: only clients with authorized keys reach the plant; keys are made by hil keygen."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hil.config import ConfigError, load_config
+from hil.link import messages as msg
+from hil.link import security
+from hil.link.transport import ControllerSocket, PlantSocket
+
+BIN = Path(sys.executable).parent
+
+
+def hil(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / "hil"), *args], capture_output=True, text=True,
+                          timeout=180)
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> Path:
+    d = tmp_path / "keys"
+    done = hil("keygen", str(d))
+    assert done.returncode == 0, done.stderr
+    return d
+
+
+def test_keygen_writes_both_pairs_secret_files_private_and_never_overwrites(keys: Path) -> None:
+    for name in ("plant.key", "plant.key_secret", "controller.key", "controller.key_secret",
+                 "authorized/controller.key"):
+        assert (keys / name).is_file(), name
+    assert stat.S_IMODE((keys / "plant.key_secret").stat().st_mode) == 0o600
+    again = hil("keygen", str(keys))
+    assert again.returncode == 2 and "refusing to overwrite" in again.stderr
+
+
+def _exchange(plant: PlantSocket, client: ControllerSocket, wait_s: float = 1.5) -> bool:
+    client.send(msg.encode("hello", 1, "t"))
+    give_up = time.monotonic() + wait_s
+    while time.monotonic() < give_up:
+        if plant.recv_nowait() is not None:
+            return True
+        time.sleep(0.005)
+    return False
+
+
+def test_authorized_client_gets_through(keys: Path, endpoint: str) -> None:
+    plant = PlantSocket(endpoint, curve_keys_dir=keys)
+    client = ControllerSocket(endpoint, curve_keys_dir=keys)
+    try:
+        assert _exchange(plant, client)
+    finally:
+        client.close()
+        plant.close()
+
+
+def test_clients_without_or_with_unknown_keys_never_reach_the_plant(keys: Path, tmp_path: Path,
+                                                                    endpoint: str) -> None:
+    other = tmp_path / "other"
+    security.generate(other)
+    (other / "plant.key").write_bytes((keys / "plant.key").read_bytes())  # knows the plant
+    plant = PlantSocket(endpoint, curve_keys_dir=keys)
+    plain = ControllerSocket(endpoint)
+    stranger = ControllerSocket(endpoint, curve_keys_dir=other)
+    try:
+        assert not _exchange(plant, plain)
+        assert not _exchange(plant, stranger)
+    finally:
+        plain.close()
+        stranger.close()
+        plant.close()
+
+
+def test_missing_keys_name_the_file_and_the_fix(tmp_path: Path, endpoint: str) -> None:
+    with pytest.raises(security.CurveKeyError, match=r"plant\.key_secret not found.*hil keygen"):
+        PlantSocket(endpoint, curve_keys_dir=tmp_path / "none")
+    with pytest.raises(security.CurveKeyError, match=r"controller\.key_secret not found"):
+        ControllerSocket(endpoint, curve_keys_dir=tmp_path / "none")
+
+
+def test_network_endpoint_is_allowed_once_curve_is_on() -> None:
+    with pytest.raises(ConfigError, match="without authentication"):
+        load_config(None, {"plant.endpoint": "tcp://0.0.0.0:5600"})
+    c = load_config(None, {"plant.endpoint": "tcp://0.0.0.0:5600", "security.curve": True})
+    assert c.security.curve
+
+
+def test_a_closed_loop_runs_over_curve(keys: Path, tmp_path: Path, endpoint: str) -> None:
+    cfg = tmp_path / "curve.yaml"
+    cfg.write_text(f"security:\n  curve: true\n  keys_dir: {keys}\n"
+                   "record:\n  enabled: false\n")
+    out = tmp_path / "run"
+    done = hil("run", "--config", str(cfg), "--mode", "lockstep", "--duration", "1",
+               "--endpoint", endpoint, "--out", str(out))
+    report = json.loads((out / "report.json").read_text())
+    assert report["plant_end_reason"] == "duration", done.stdout + done.stderr
+    assert report["counters"]["controls_applied"] == 1000
+
+
+def test_hil_run_with_curve_but_no_keys_exits_2_naming_the_key(tmp_path: Path,
+                                                               endpoint: str) -> None:
+    cfg = tmp_path / "curve.yaml"
+    cfg.write_text(f"security:\n  curve: true\n  keys_dir: {tmp_path / 'nokeys'}\n")
+    done = hil("run", "--config", str(cfg), "--endpoint", endpoint, "--out", str(tmp_path / "o"))
+    assert done.returncode == 2
+    assert "security.keys_dir" in done.stderr and "hil keygen" in done.stderr
