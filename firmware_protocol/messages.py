@@ -16,7 +16,7 @@ import operator
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 from firmware_protocol.errors import LocalProtocolError, RejectReason, RemoteProtocolError
 
@@ -122,7 +122,7 @@ def _float32(owner: str, name: str, value: object) -> float:
 
 def _member(owner: str, name: str, enum_type: type[_E], value: object) -> _E:
     try:
-        return enum_type(value)
+        return enum_type(value)  # type: ignore[arg-type]  # ValueError is the check
     except ValueError:
         known = ", ".join(f"{m.name}={m.value}" for m in enum_type)
         raise LocalProtocolError(
@@ -240,7 +240,8 @@ class Capabilities:
 _STAMP_COUNT = struct.Struct("<IB")
 
 
-def _unpack_series(kind: MessageType, payload: bytes, item: str) -> tuple[int, tuple]:
+def _unpack_series(kind: MessageType, payload: bytes, item: str
+                   ) -> tuple[int, tuple[Any, ...]]:
     """Split a `timestamp_us u32, count u8, count x item` payload."""
     if len(payload) < _STAMP_COUNT.size:
         raise RemoteProtocolError(
@@ -257,7 +258,8 @@ def _unpack_series(kind: MessageType, payload: bytes, item: str) -> tuple[int, t
     return timestamp_us, struct.unpack_from(f"<{count}{item}", payload, _STAMP_COUNT.size)
 
 
-def _validate_series(message: State | StateRaw, name: str, convert: Callable) -> None:
+def _validate_series(message: State | StateRaw, name: str,
+                     convert: Callable[[str, str, Any], Any]) -> None:
     """Check and normalise `timestamp_us` and the 1..8 entries of field `name`."""
     owner = message.TYPE.name
     _set(message, "timestamp_us", _uint(owner, "timestamp_us", message.timestamp_us, 32))
@@ -271,7 +273,7 @@ def _validate_series(message: State | StateRaw, name: str, convert: Callable) ->
     ))
 
 
-def _pack_series(timestamp_us: int, items: tuple, item: str) -> bytes:
+def _pack_series(timestamp_us: int, items: tuple[Any, ...], item: str) -> bytes:
     return _STAMP_COUNT.pack(timestamp_us, len(items)) + struct.pack(f"<{len(items)}{item}",
                                                                      *items)
 
