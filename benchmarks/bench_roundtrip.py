@@ -76,9 +76,10 @@ def floor_round_trip_us(n: int = N_PINGS) -> float:
 def loop_round_trip_us(duration_s: float = 3.0, spin_us: float = 0.0) -> dict:
     """p50/p99 round trip of a lockstep closed loop (`hil run`), in microseconds."""
     with tempfile.TemporaryDirectory() as out:
-        cfg = Path(out) / "bench.yaml"
-        cfg.write_text(f"run:\n  lockstep_spin_us: {spin_us}\n")
-        cmd = [str(ROOT / ".venv/bin/hil"), "run", "--config", str(cfg), "--mode", "lockstep",
+        config_path = Path(out) / "bench.yaml"
+        config_path.write_text(f"run:\n  lockstep_spin_us: {spin_us}\n")
+        cmd = [str(ROOT / ".venv/bin/hil"), "run", "--config", str(config_path),
+               "--mode", "lockstep",
                "--duration", str(duration_s), "--endpoint", f"tcp://127.0.0.1:{_free_port()}",
                "--out", str(Path(out) / "run")]
         subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)

@@ -72,7 +72,7 @@ class ControllerLoop:
         # StabilityMonitor (hil.runtime.stability) fed after each control is sent (None: off)
         self.stability = stability
         self.sock = sock
-        self.s = settings
+        self.settings = settings
         self.log = log
         self.stop_requested = stop_requested
         self.clock = clock
@@ -116,7 +116,7 @@ class ControllerLoop:
     # ----------------------------------------------------------------- handshake
     def handshake(self) -> dict[str, Any]:
         self.sock.send(msg.encode("hello", msg.PROTOCOL_VERSION, self.client_name))
-        give_up = self.clock() + self.s.connect_timeout_ns
+        give_up = self.clock() + self.settings.connect_timeout_ns
         while True:
             data = self.sock.recv_nowait()
             if data is not None:
@@ -138,7 +138,7 @@ class ControllerLoop:
             if now >= give_up:
                 raise PlantUnreachable(
                     f"no answer from the plant at {self.sock.endpoint} within "
-                    f"{self.s.connect_timeout_ns / 1e9:g} s: is hil-plant running there?")
+                    f"{self.settings.connect_timeout_ns / 1e9:g} s: is hil-plant running there?")
             wait_for_message(self.sock.sock, min(give_up - now, 20_000_000), lambda: True,
                              clock=self.clock)
 
@@ -271,8 +271,8 @@ class ControllerLoop:
         self.log.info("attached", plant=d.get("name"), mode=d["mode"], rate_hz=d["rate_hz"])
         if d.get("safe_state"):
             self.log.warning("the plant is latched in its safe state", reason=d.get("safe_reason"),
-                             clearing=self.s.clear_on_attach)
-            if self.s.clear_on_attach:
+                             clearing=self.settings.clear_on_attach)
+            if self.settings.clear_on_attach:
                 self.sock.send(msg.encode("clear"))
         self._lockstep = d["mode"] == "lockstep"
         if self._lockstep:
@@ -282,8 +282,8 @@ class ControllerLoop:
         return self.end_reason
 
     def _silent(self, now: int) -> bool:
-        if now - self._last_rx_ns > self.s.plant_timeout_ns:
-            self.end_reason = (f"plant silent for {self.s.plant_timeout_ns / 1e6:g} ms at "
+        if now - self._last_rx_ns > self.settings.plant_timeout_ns:
+            self.end_reason = (f"plant silent for {self.settings.plant_timeout_ns / 1e6:g} ms at "
                                f"{self.sock.endpoint}")
             return True
         return False
@@ -301,16 +301,16 @@ class ControllerLoop:
     def _run_realtime(self, t0_ns: int, period_ns: int) -> None:
         # Wait for the first state at t0 (the silence clock starts there).
         self._last_rx_ns = max(self._last_rx_ns, t0_ns)
-        first = t0_ns + round(self.s.phase_offset * period_ns)
+        first = t0_ns + round(self.settings.phase_offset * period_ns)
         now = self.clock()
         if now > first:  # attached mid-run (a replacement): join the grid at the next tick
             first += -(-(now - first) // period_ns) * period_ns
         sched = Schedule(first, period_ns)
-        late_window = round((1.0 - self.s.phase_offset - self.s.guard) * period_ns)
+        late_window = round((1.0 - self.settings.phase_offset - self.settings.guard) * period_ns)
         while True:
             deadline = sched.deadline_ns
             wait_until(self.sock.sock, deadline, lambda: (self._drain(), False)[1],
-                       spin_ns=self.s.spin_ns, clock=self.clock)
+                       spin_ns=self.settings.spin_ns, clock=self.clock)
             now = self.clock()
             self._lateness_ns = now - deadline
             self.latency.record_ns("controller_lateness", self._lateness_ns)
@@ -336,8 +336,8 @@ class ControllerLoop:
 
     def _run_lockstep(self) -> None:
         while True:
-            wait_for_message(self.sock.sock, self.s.plant_timeout_ns, self._drain,
-                             spin_ns=self.s.lockstep_spin_ns,
+            wait_for_message(self.sock.sock, self.settings.plant_timeout_ns, self._drain,
+                             spin_ns=self.settings.lockstep_spin_ns,
                              clock=self.clock)
             if self._new_seq > self._answered_seq:
                 self._answer()

@@ -382,8 +382,6 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = f"unknown key; allowed here: {', '.join(_allowed_keys(err['loc']))}"
-        elif err["type"] == "literal_error":
-            msg = f"{msg}"
         got = err.get("input")
         suffix = "" if err["type"] == "extra_forbidden" else f" (got {got!r})"
         lines.append(f"  {path}: {msg}{suffix}")

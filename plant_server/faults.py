@@ -85,7 +85,7 @@ class FaultInjector:
                              f"per state entry), got {len(std)}")
         if not (np.isfinite(std).all() and (std >= 0).all()):
             raise ValueError(f"sensor_noise_std must be finite and >= 0, got {std.tolist()}")
-        self.s = settings
+        self.settings = settings
         self._std = std
         self._noisy = bool(std.any())
         self._rng = np.random.default_rng(settings.seed)
@@ -96,14 +96,14 @@ class FaultInjector:
 
     @property
     def active(self) -> bool:
-        return self._noisy or self.s.timing_faults
+        return self._noisy or self.settings.timing_faults
 
     def state_delay_ns(self) -> int | None:
         """How long to hold the state about to be published; None: drop it."""
         if self._drops():
             self.states_dropped += 1
             return None
-        delay = self._delay(self.s.state_latency_ns)
+        delay = self._delay(self.settings.state_latency_ns)
         self.states_delayed += delay > 0
         return delay
 
@@ -112,7 +112,7 @@ class FaultInjector:
         if self._drops():
             self.controls_dropped += 1
             return None
-        delay = self._delay(self.s.control_latency_ns)
+        delay = self._delay(self.settings.control_latency_ns)
         self.controls_delayed += delay > 0
         return delay
 
@@ -126,7 +126,7 @@ class FaultInjector:
 
     def statistics(self) -> dict[str, object]:
         return {
-            "seed": self.s.seed,
+            "seed": self.settings.seed,
             "states_dropped": self.states_dropped,
             "controls_dropped": self.controls_dropped,
             "states_delayed": self.states_delayed,
@@ -134,11 +134,11 @@ class FaultInjector:
         }
 
     def _drops(self) -> bool:
-        return self.s.drop_rate > 0.0 and self._rng.random() < self.s.drop_rate
+        return self.settings.drop_rate > 0.0 and self._rng.random() < self.settings.drop_rate
 
     def _delay(self, latency_ns: int) -> int:
-        if self.s.jitter_ns:
-            return latency_ns + int(self._rng.integers(0, self.s.jitter_ns + 1))
+        if self.settings.jitter_ns:
+            return latency_ns + int(self._rng.integers(0, self.settings.jitter_ns + 1))
         return latency_ns
 
 

@@ -31,24 +31,26 @@ from plant_server.server import PlantServer, PlantSettings
 
 
 def build_model(ctx: ProcessContext) -> Any:
-    pc = ctx.config.plant
+    plant_config = ctx.config.plant
     try:
-        return create_model(pc.model, pc.params, substeps=pc.substeps)
+        return create_model(plant_config.model, plant_config.params, substeps=plant_config.substeps)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"plant.params: {exc}") from None
 
 
-def _deadline_gates(cfg: Config) -> DeadlineGateSettings:
-    dg = cfg.safety.deadline
+def _deadline_gates(config: Config) -> DeadlineGateSettings:
+    deadline_config = config.safety.deadline
     return DeadlineGateSettings(
-        window=max(1, round(dg.window_ms * 1e-3 * cfg.run.rate_hz)),
-        max_miss_ratio=dg.max_miss_ratio, miss_ratio_policy=dg.miss_ratio_policy,
-        max_consecutive=dg.max_consecutive_misses, consecutive_policy=dg.consecutive_policy)
+        window=max(1, round(deadline_config.window_ms * 1e-3 * config.run.rate_hz)),
+        max_miss_ratio=deadline_config.max_miss_ratio,
+        miss_ratio_policy=deadline_config.miss_ratio_policy,
+        max_consecutive=deadline_config.max_consecutive_misses,
+        consecutive_policy=deadline_config.consecutive_policy)
 
 
-def _faults(cfg: Config, n_states: int) -> FaultInjector:
-    settings = fault_settings(cfg.faults)
-    if settings.timing_faults and cfg.run.mode != "realtime":
+def _faults(config: Config, n_states: int) -> FaultInjector:
+    settings = fault_settings(config.faults)
+    if settings.timing_faults and config.run.mode != "realtime":
         raise ConfigError("faults: latency, jitter and drop_rate need run.mode realtime (a "
                           "lockstep plant waits for each answer; only sensor_noise_std applies)")
     try:
@@ -59,58 +61,59 @@ def _faults(cfg: Config, n_states: int) -> FaultInjector:
 
 def _backend(ctx: ProcessContext, model: Any, period_ns: int) -> Any:
     """The plant `plant.backend` names: the simulation, or the rig on `serial.port`."""
-    cfg = ctx.config
-    if cfg.plant.backend != "serial":
-        return SimBackend(model, np.array(cfg.plant.initial_state), period_ns)
-    rtc = cfg.realtime
+    config = ctx.config
+    if config.plant.backend != "serial":
+        return SimBackend(model, np.array(config.plant.initial_state), period_ns)
+    realtime_config = config.realtime
     backend = SerialBackend.from_config(
-        cfg, model, ctx.log,
+        config, model, ctx.log,
         # The reader thread timestamps the rig's frames: it runs like the loop's thread.
-        on_reader_start=lambda: rt.apply_realtime(rtc.plant_cpu, rtc.sched_fifo,
-                                                  rtc.sched_priority, False, ctx.log))
+        on_reader_start=lambda: rt.apply_realtime(
+            realtime_config.plant_cpu, realtime_config.sched_fifo,
+            realtime_config.sched_priority, False, ctx.log))
     backend.open()
     return backend
 
 
 def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
-    cfg = ctx.config
+    config = ctx.config
     model = build_model(ctx)
     n = len(model.state_names)
-    if len(cfg.plant.initial_state) != n:
+    if len(config.plant.initial_state) != n:
         raise ConfigError(
             f"plant.initial_state: model {model.name!r} has {n} states "
-            f"{list(model.state_names)}, got {len(cfg.plant.initial_state)} values")
+            f"{list(model.state_names)}, got {len(config.plant.initial_state)} values")
     # Compile and warm the model before anything waits on us.
-    warm = np.array(cfg.plant.initial_state, dtype=np.float64)
+    warm = np.array(config.plant.initial_state, dtype=np.float64)
     model.step(warm, 0.0, 1e-3, np.empty_like(warm))
     settings = PlantSettings(
-        mode=cfg.run.mode,
-        period_ns=cfg.period_ns,
-        duration_s=cfg.run.duration_s,
-        start_delay_ns=round(cfg.run.start_delay_ms * 1e6),
-        lockstep_spin_ns=round(cfg.run.lockstep_spin_us * 1e3),
-        watchdog_timeout_ns=round((cfg.plant.lockstep_watchdog_timeout_ms
-                                   if cfg.run.mode == "lockstep"
-                                   else cfg.plant.watchdog_timeout_ms) * 1e6),
-        attach_timeout_ns=round(cfg.plant.attach_timeout_s * 1e9),
-        safety=limits_from_config(cfg.safety, cfg.run.mode, model.max_force_n),
-        deadline_gates=_deadline_gates(cfg),
+        mode=config.run.mode,
+        period_ns=config.period_ns,
+        duration_s=config.run.duration_s,
+        start_delay_ns=round(config.run.start_delay_ms * 1e6),
+        lockstep_spin_ns=round(config.run.lockstep_spin_us * 1e3),
+        watchdog_timeout_ns=round((config.plant.lockstep_watchdog_timeout_ms
+                                   if config.run.mode == "lockstep"
+                                   else config.plant.watchdog_timeout_ms) * 1e6),
+        attach_timeout_ns=round(config.plant.attach_timeout_s * 1e9),
+        safety=limits_from_config(config.safety, config.run.mode, model.max_force_n),
+        deadline_gates=_deadline_gates(config),
     )
-    faults = _faults(cfg, n)
-    rtc = cfg.realtime
+    faults = _faults(config, n)
+    realtime_config = config.realtime
     # Scheduling first, so ZeroMQ's I/O thread and our helper threads inherit it.
-    granted = rt.apply_realtime(None, rtc.sched_fifo, rtc.sched_priority, rtc.lock_memory,
-                                ctx.log)
-    keys = cfg.security.keys_dir if cfg.security.curve else None
+    granted = rt.apply_realtime(None, realtime_config.sched_fifo, realtime_config.sched_priority,
+                                realtime_config.lock_memory, ctx.log)
+    keys = config.security.keys_dir if config.security.curve else None
     try:
-        sock = PlantSocket(cfg.plant.endpoint, curve_keys_dir=keys)
+        sock = PlantSocket(config.plant.endpoint, curve_keys_dir=keys)
     except CurveKeyError as exc:
         raise ConfigError(f"security.keys_dir: {exc}") from None
     except OSError as exc:
-        ctx.log.error("cannot bind", endpoint=cfg.plant.endpoint, error=str(exc))
+        ctx.log.error("cannot bind", endpoint=config.plant.endpoint, error=str(exc))
         print(f"hil-plant: {exc} (is another hil-plant running? choose another port with "
               f"--endpoint or plant.endpoint)", file=sys.stderr)
-        return EXIT_USAGE, {"end_reason": f"cannot bind {cfg.plant.endpoint}"}
+        return EXIT_USAGE, {"end_reason": f"cannot bind {config.plant.endpoint}"}
     try:
         backend = _backend(ctx, model, settings.period_ns)
     except RigUnreachable as exc:
@@ -121,18 +124,19 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
         sock.close()
         raise
     recorder = None
-    if cfg.record.enabled:
+    if config.record.enabled:
         desc = backend.describe()
         columns = plant_columns(desc["state_names"], desc.get("state_units")
                                 or [""] * len(desc["state_names"]))
-        recorder = Recorder.from_config(ctx.out_dir / "plant.rec", columns, cfg.record,
+        recorder = Recorder.from_config(ctx.out_dir / "plant.rec", columns, config.record,
                                         {"run_id": ctx.run_id, "process": "plant", "plant": desc,
-                                         "mode": cfg.run.mode, "period_ns": cfg.period_ns})
+                                         "mode": config.run.mode, "period_ns": config.period_ns})
     server = PlantServer(backend, sock, settings, ctx.log, stop_requested=ctx.stop,
                          recorder=recorder, faults=faults)
-    rt.apply_realtime(rtc.plant_cpu, False, rtc.sched_priority, False, ctx.log, granted)
-    ctx.log.info("plant serving", endpoint=sock.endpoint, model=model.name, mode=cfg.run.mode,
-                 rate_hz=cfg.run.rate_hz, duration_s=cfg.run.duration_s)
+    rt.apply_realtime(realtime_config.plant_cpu, False, realtime_config.sched_priority, False,
+                      ctx.log, granted)
+    ctx.log.info("plant serving", endpoint=sock.endpoint, model=model.name, mode=config.run.mode,
+                 rate_hz=config.run.rate_hz, duration_s=config.run.duration_s)
     cpu = rt.CpuMeter()
     try:
         with rt.gc_quiet():

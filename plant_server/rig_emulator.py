@@ -154,7 +154,7 @@ class RigFirmware:
 
     def __init__(self, model: Any, initial_state: Any, settings: RigSettings,
                  boot_ns: int) -> None:
-        self.s = settings
+        self.settings = settings
         self.period_ns = round(1e9 / settings.rate_hz)
         self.plant = SimBackend(model, np.asarray(initial_state, dtype=np.float64),
                                 self.period_ns)
@@ -199,7 +199,7 @@ class RigFirmware:
 
     def timestamp_us(self, t_ns: int) -> int:
         """The rig's free-running microsecond clock, wrapping at 2**32."""
-        return (self.s.clock_start_us + (t_ns - self.boot_ns) // 1000) & 0xFFFFFFFF
+        return (self.settings.clock_start_us + (t_ns - self.boot_ns) // 1000) & 0xFFFFFFFF
 
     def _send(self, message: Message, t_ns: int) -> None:
         self._outgoing.append(self.encoder.encode(message, flags=self.flags()))
@@ -226,9 +226,9 @@ class RigFirmware:
     def _limit_switch(self) -> int | None:
         """0 at the -x end, 1 at the +x end, None inside the track."""
         x = float(self.plant.state[0])
-        if x <= -self.s.track_limit_m:
+        if x <= -self.settings.track_limit_m:
             return 0
-        if x >= self.s.track_limit_m:
+        if x >= self.settings.track_limit_m:
             return 1
         return None
 
@@ -295,7 +295,7 @@ class RigFirmware:
             self._physics = True
             self.first_armed_ns = t_ns
         self.plant.apply(0.0, t_ns)
-        self.watchdog_deadline_ns = t_ns + self.s.watchdog_ms * 1_000_000
+        self.watchdog_deadline_ns = t_ns + self.settings.watchdog_ms * 1_000_000
 
     def _on_control(self, message: Control, t_ns: int) -> None:
         if not self.armed:
@@ -310,7 +310,7 @@ class RigFirmware:
         # A reload never moves the deadline earlier: a CONTROL read before a stall of this
         # process is handled after it, when its deadline may already lie past `stalled()`'s.
         self.watchdog_deadline_ns = max(self.watchdog_deadline_ns or 0,
-                                        t_ns + self.s.watchdog_ms * 1_000_000)
+                                        t_ns + self.settings.watchdog_ms * 1_000_000)
         self.counters["controls_applied"] += 1
         seq = message.state_seq
         if not self._answered[seq]:
@@ -334,7 +334,7 @@ class RigFirmware:
         deadline = self.watchdog_deadline_ns
         if self.armed and deadline is not None and now >= deadline:
             self.counters["watchdog_trips"] += 1
-            self._enter_safe(deadline, FaultCode.WATCHDOG, self.s.watchdog_ms)
+            self._enter_safe(deadline, FaultCode.WATCHDOG, self.settings.watchdog_ms)
 
     def tick(self, t_ns: int) -> None:
         """Sample the plant at `t_ns` (the rig's tick) and send its STATE."""
@@ -438,7 +438,7 @@ class RigEmulator:
     def __init__(self, firmware: RigFirmware, settings: RigSettings, log: Any = None,
                  clock: Callable[[], int] = time.monotonic_ns) -> None:
         self.fw = firmware
-        self.s = settings
+        self.settings = settings
         self.log = log
         self.clock = clock
         rng = random.Random(settings.seed)
@@ -489,7 +489,7 @@ class RigEmulator:
     # ----------------------------------------------------------------- the wire
     def _queue_outgoing(self, now: int) -> None:
         for frame in self.fw.take_outgoing():
-            due = self.tx.finish_ns(now, len(frame)) + self.s.added_latency_ns
+            due = self.tx.finish_ns(now, len(frame)) + self.settings.added_latency_ns
             if not self.tx.drop():
                 self._tx_queue.append((due, self.tx.corrupt(frame)))
 
@@ -527,14 +527,15 @@ class RigEmulator:
             self._rx_partial += data[start:end + 1]
             due = self.rx.finish_ns(self._rx_partial_ns, len(self._rx_partial))
             if not self.rx.drop():
-                self._rx_queue.append((due + self.s.added_latency_ns, bytes(self._rx_partial)))
+                self._rx_queue.append((due + self.settings.added_latency_ns,
+                                       bytes(self._rx_partial)))
             self._rx_partial = bytearray()
             self._rx_partial_ns = now
             start = end + 1
         self._rx_partial += data[start:]
         if len(self._rx_partial) > _READ_BYTES:  # garbage without a delimiter: pass it on
             due = self.rx.finish_ns(self._rx_partial_ns, len(self._rx_partial))
-            self._rx_queue.append((due + self.s.added_latency_ns, bytes(self._rx_partial)))
+            self._rx_queue.append((due + self.settings.added_latency_ns, bytes(self._rx_partial)))
             self._rx_partial = bytearray()
 
     # ----------------------------------------------------------------- the loop
@@ -552,8 +553,8 @@ class RigEmulator:
             if stop():
                 return "stopped"
             if (unplug_at is None and fw.first_armed_ns is not None
-                    and self.s.unplug_after_ns is not None):
-                unplug_at = fw.first_armed_ns + self.s.unplug_after_ns
+                    and self.settings.unplug_after_ns is not None):
+                unplug_at = fw.first_armed_ns + self.settings.unplug_after_ns
             if unplug_at is not None and now >= unplug_at:
                 self.unplug(now)
                 return "unplugged"
@@ -592,7 +593,7 @@ class RigEmulator:
             "end_reason": end_reason,
             "path": self.path,
             "link": str(self.link) if self.link else None,
-            "settings": asdict(self.s),
+            "settings": asdict(self.settings),
             "unplugged_at_ns": self.unplugged_at_ns,
             "ticks": sched.ticks if sched else 0,
             "ticks_skipped": sched.skipped if sched else 0,
@@ -604,14 +605,15 @@ class RigEmulator:
 def build(config: Config, log: Any = None, clock: Callable[[], int] = time.monotonic_ns
           ) -> RigEmulator:
     """The emulator `config` describes, its model compiled and warm."""
-    pc = config.plant
+    plant_config = config.plant
     try:
-        model = create_model(pc.model, pc.params, substeps=pc.substeps)
+        model = create_model(plant_config.model, plant_config.params,
+                             substeps=plant_config.substeps)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"plant.params: {exc}") from None
-    if pc.model not in LAYOUTS:
-        raise ConfigError(f"plant.model {pc.model!r} has no rig layout")
-    state = np.array(pc.initial_state, dtype=np.float64)
+    if plant_config.model not in LAYOUTS:
+        raise ConfigError(f"plant.model {plant_config.model!r} has no rig layout")
+    state = np.array(plant_config.initial_state, dtype=np.float64)
     if state.shape != (len(model.state_names),):
         raise ConfigError(f"plant.initial_state: model {model.name!r} has "
                           f"{len(model.state_names)} states, got {len(state)} values")
@@ -650,16 +652,16 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     stop = StopFlag()
     stop.install()
-    rtc = config.realtime
-    rt.apply_realtime(None, rtc.sched_fifo, rtc.sched_priority, False, log)
+    realtime_config = config.realtime
+    rt.apply_realtime(None, realtime_config.sched_fifo, realtime_config.sched_priority, False, log)
     reason = "crashed"
     code = EXIT_FAULT
     try:
         path = emulator.open(Path(args.link) if args.link else None)
         print(f"rig emulator on {path}" + (f" (link {args.link})" if args.link else ""),
               flush=True)
-        log.info("rig emulator serving", path=path, baud=emulator.s.baud,
-                 rate_hz=emulator.s.rate_hz)
+        log.info("rig emulator serving", path=path, baud=emulator.settings.baud,
+                 rate_hz=emulator.settings.rate_hz)
         parent = os.getppid()  # `hil run` starts it in its own session: outlive it? no
         with rt.gc_quiet():
             reason = emulator.run(lambda: stop() or os.getppid() != parent)

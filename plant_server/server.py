@@ -108,7 +108,7 @@ class PlantServer:
         self.state = backend.state
         self.initial_state = backend.state.copy()
         self.sock = sock
-        self.s = settings
+        self.settings = settings
         self.log = log
         self.stop_requested = stop_requested
         self.clock = clock
@@ -154,13 +154,13 @@ class PlantServer:
     def description(self) -> dict[str, Any]:
         d = dict(self.backend.describe())
         d.update(
-            mode=self.s.mode,
-            rate_hz=1e9 / self.s.period_ns,
-            period_ns=self.s.period_ns,
+            mode=self.settings.mode,
+            rate_hz=1e9 / self.settings.period_ns,
+            period_ns=self.settings.period_ns,
             t0_ns=self.t0_ns,
-            duration_s=self.s.duration_s,
+            duration_s=self.settings.duration_s,
             initial_state=self.initial_state.tolist(),
-            watchdog_timeout_ms=self.s.watchdog_timeout_ns / 1e6,
+            watchdog_timeout_ms=self.settings.watchdog_timeout_ns / 1e6,
             safe_state=self.safe_reason is not None,
             safe_reason=self.safe_reason or "",
         )
@@ -184,7 +184,7 @@ class PlantServer:
         if self._lockstep_answered:
             self._lockstep_answered = False
             return True
-        return self._ending or (self.s.mode == "lockstep" and self.safe_reason is not None)
+        return self._ending or (self.settings.mode == "lockstep" and self.safe_reason is not None)
 
     @property
     def _ending(self) -> bool:
@@ -251,10 +251,10 @@ class PlantServer:
             self._last_control_seq = -1
         if self.peer is None:
             self.peer = peer
-            self.t0_ns = now + self.s.start_delay_ns
+            self.t0_ns = now + self.settings.start_delay_ns
             self.t0_ns = self.backend.align_start_ns(self.t0_ns)  # a rig: after its states
             self.log.info("controller attached", client=m["client"][:64],
-                          t0_in_ms=self.s.start_delay_ns / 1e6)
+                          t0_in_ms=self.settings.start_delay_ns / 1e6)
         self.sock.send(peer, msg.encode("welcome", msg.PROTOCOL_VERSION, self.description()))
 
     def _on_estop(self, peer: bytes, reason: str, now: int) -> None:
@@ -328,7 +328,7 @@ class PlantServer:
             self.counters.controls_late += 1
         if state_seq > self._answered_seq:
             self._answered_seq = state_seq
-            if self.s.mode == "lockstep" and state_seq == self.seq:
+            if self.settings.mode == "lockstep" and state_seq == self.seq:
                 self._lockstep_answered = True
 
     # ----------------------------------------------------------------- safe state
@@ -363,7 +363,7 @@ class PlantServer:
                 "safe_output_ns": trip.safe_output_ns,
                 "already_safe": self.safe_reason if not went_safe else None})
         self.log.warning("watchdog expired: safe output applied and latched",
-                         timeout_ms=self.s.watchdog_timeout_ns / 1e6,
+                         timeout_ms=self.settings.watchdog_timeout_ns / 1e6,
                          time_to_safe_ms=trip.time_to_safe_ns / 1e6)
 
     def _trip(self, event: Any, now: int) -> None:
@@ -448,11 +448,11 @@ class PlantServer:
 
     def _backend_time(self, now: int) -> int:
         """The backend's time axis: the wall clock, or simulated time in lockstep."""
-        return self._lockstep_t_ns if self.s.mode == "lockstep" else now
+        return self._lockstep_t_ns if self.settings.mode == "lockstep" else now
 
     def _run_time_s(self, now: int) -> float:
         """Seconds on the run clock: since t0, or simulated time in lockstep."""
-        if self.s.mode == "lockstep":
+        if self.settings.mode == "lockstep":
             return self._lockstep_t_ns * 1e-9
         return (now - self.t0_ns) * 1e-9
 
@@ -468,7 +468,7 @@ class PlantServer:
 
     # ----------------------------------------------------------------- loops
     def wait_for_controller(self) -> bool:
-        give_up = self.clock() + self.s.attach_timeout_ns
+        give_up = self.clock() + self.settings.attach_timeout_ns
         while self.peer is None:
             if self.stop_requested():
                 self.end_reason = "stopped before a controller attached"
@@ -491,9 +491,9 @@ class PlantServer:
             return self.end_reason
         # Hold the initial state until t0, still answering handshakes.
         wait_until(self.sock.sock, self.t0_ns, lambda: (self._drain(), False)[1],
-                   spin_ns=self.s.spin_ns, clock=self.clock)
+                   spin_ns=self.settings.spin_ns, clock=self.clock)
         self.watchdog.arm()
-        if self.s.mode == "lockstep":
+        if self.settings.mode == "lockstep":
             self._run_lockstep()
         else:
             self._run_realtime()
@@ -515,8 +515,8 @@ class PlantServer:
         return True
 
     def _run_realtime(self) -> None:
-        period = self.s.period_ns
-        total = round(self.s.duration_s * 1e9 / period)
+        period = self.settings.period_ns
+        total = round(self.settings.duration_s * 1e9 / period)
         sched = Schedule(self.t0_ns, period)
         prev_grid = self.t0_ns
         self.backend.start(self.t0_ns)
@@ -564,7 +564,7 @@ class PlantServer:
             for held in (self._held_states, self._held_controls):
                 if held and held[0][0] < target:
                     target = held[0][0]
-            wait_until(self.sock.sock, target, self._drain, spin_ns=self.s.spin_ns,
+            wait_until(self.sock.sock, target, self._drain, spin_ns=self.settings.spin_ns,
                        clock=self.clock)
             now = self.clock()
             if self.faults is not None:
@@ -574,8 +574,8 @@ class PlantServer:
                 return
 
     def _run_lockstep(self) -> None:
-        period = self.s.period_ns
-        total = round(self.s.duration_s * 1e9 / period)
+        period = self.settings.period_ns
+        total = round(self.settings.duration_s * 1e9 / period)
         self.backend.start(0)
         for k in range(total + 1):
             if self._stopping(self.clock()):
@@ -591,8 +591,8 @@ class PlantServer:
                 self.end_reason = self.safe_reason
                 return
             self._publish(self._flags())
-            wait_for_message(self.sock.sock, self.s.watchdog_timeout_ns, self._drain,
-                             spin_ns=self.s.lockstep_spin_ns,
+            wait_for_message(self.sock.sock, self.settings.watchdog_timeout_ns, self._drain,
+                             spin_ns=self.settings.lockstep_spin_ns,
                              clock=self.clock)
             if self._stopping(self.clock()):
                 return
@@ -628,8 +628,8 @@ class PlantServer:
         safety["estop"] = self.estop_reason
         report = {
             "process": "plant",
-            "mode": self.s.mode,
-            "rate_hz": 1e9 / self.s.period_ns,
+            "mode": self.settings.mode,
+            "rate_hz": 1e9 / self.settings.period_ns,
             "duration_s": self.backend.sim_time_ns * 1e-9,
             "cycles": self.cycles,
             "end_reason": self.end_reason,

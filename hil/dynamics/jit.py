@@ -44,13 +44,14 @@ class DependencyStampLocator(caching.InTreeCacheLocator):
     roots: tuple[Path, ...] = KERNEL_ROOTS
 
     def get_source_stamp(self) -> Any:
-        return (super().get_source_stamp(), tree_stamp(self.roots))
+        own = super().get_source_stamp()  # type: ignore[no-untyped-call]
+        return (own, tree_stamp(self.roots))
 
     @classmethod
     def from_function(cls, py_func: Any, py_file: str) -> Any:
         if not _under(Path(py_file).resolve(), cls.roots):
             return None
-        return super().from_function(py_func, py_file)
+        return super().from_function(py_func, py_file)  # type: ignore[no-untyped-call]
 
 
 def install() -> None:

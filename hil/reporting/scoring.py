@@ -45,19 +45,19 @@ ROUND_TRIP_SHARE_OF_PERIOD = 0.85
 def evaluate(report: Mapping[str, Any], gates_config: GatesConfig | Mapping[str, Any]
              ) -> tuple[list[dict[str, Any]], float, str]:
     """The report's gates, weighted and completed; its 0-100 score; PASS or FAIL."""
-    cfg = (gates_config if isinstance(gates_config, GatesConfig)
+    thresholds = (gates_config if isinstance(gates_config, GatesConfig)
            else GatesConfig.model_validate(gates_config))
     gates = [dict(g) for g in report.get("gates", [])]
     have = {g["name"] for g in gates}
-    gates += [g for g in _own_gates(report, cfg) if g["name"] not in have]
+    gates += [g for g in _own_gates(report, thresholds) if g["name"] not in have]
     for g in gates:
-        g["weight"] = float(cfg.weights.get(g["name"], DEFAULT_WEIGHTS.get(g["name"], 1.0)))
-        g["critical"] = bool(cfg.critical.get(g["name"], g["name"] in DEFAULT_CRITICAL))
+        g["weight"] = float(thresholds.weights.get(g["name"], DEFAULT_WEIGHTS.get(g["name"], 1.0)))
+        g["critical"] = bool(thresholds.critical.get(g["name"], g["name"] in DEFAULT_CRITICAL))
     total = sum(g["weight"] for g in gates)
     passed = sum(g["weight"] for g in gates if g["passed"])
     score = round(100.0 * passed / total, 1) if total > 0 else 100.0
     failed_critical = any(g["critical"] and not g["passed"] for g in gates)
-    verdict = "FAIL" if failed_critical or score < cfg.pass_score else "PASS"
+    verdict = "FAIL" if failed_critical or score < thresholds.pass_score else "PASS"
     return gates, score, verdict
 
 
@@ -73,26 +73,26 @@ def _at_most(name: str, value: float | None, limit: float, unit: str = "") -> di
     return gate(name, value, limit, value is not None and value <= limit, unit)
 
 
-def _own_gates(report: Mapping[str, Any], cfg: GatesConfig) -> list[dict[str, Any]]:
+def _own_gates(report: Mapping[str, Any], thresholds: GatesConfig) -> list[dict[str, Any]]:
     gates = []
     round_trip = (report.get("latency_us") or {}).get("round_trip") or {}
-    limit = cfg.max_round_trip_p99_us
+    limit = thresholds.max_round_trip_p99_us
     if limit is None and report.get("mode") == "realtime" and report.get("rate_hz"):
         limit = round(ROUND_TRIP_SHARE_OF_PERIOD * 1e6 / report["rate_hz"], 1)
     if limit is not None:
         gates.append(_at_most("round_trip_p99", round_trip.get("p99"), limit, "us"))
     safety = report.get("safety")
     if safety is not None:
-        gates.append(_at_most("safety_trips", safety.get("trips"), cfg.max_safety_trips))
+        gates.append(_at_most("safety_trips", safety.get("trips"), thresholds.max_safety_trips))
     recording = report.get("recording")
     if recording is not None:
         dropped = sum(int(r.get("rows_dropped", 0)) for r in recording.values() if r)
-        gates.append(_at_most("dropped_records", dropped, cfg.max_dropped_records))
+        gates.append(_at_most("dropped_records", dropped, thresholds.max_dropped_records))
     stability = report.get("stability")
     if stability is not None:
-        for path, bound in cfg.stability_max.items():
+        for path, bound in thresholds.stability_max.items():
             gates.append(_at_most(f"stability.{path}", _lookup(stability, path), bound))
-        for path, bound in cfg.stability_min.items():
+        for path, bound in thresholds.stability_min.items():
             value = _lookup(stability, path)
             gates.append(gate(f"stability.{path}", value, bound,
                                value is not None and value >= bound))

@@ -1,9 +1,8 @@
-"""Small lock-backed atomic primitives shared by the loop threads: counter, flag, reference.
+"""A small lock-backed atomic counter shared by threads (the controller registry's counts).
 
 Guarantee: every operation of every object here is linearizable, because it runs entirely
 under that object's own `threading.Lock` — it takes effect at one instant between its call
-and its return, and compound operations (`increment`, `get_and_add`, `test_and_set`,
-`compare_and_set`, `get_and_set`) are indivisible.
+and its return, and compound operations (`increment`, `add`, `get_and_add`) are indivisible.
 
 This holds on CPython with the GIL and on free-threaded CPython (3.13t and later). Without
 the GIL, `x += 1` on a shared attribute is a read, an add and a write that other threads can
@@ -22,7 +21,7 @@ from __future__ import annotations
 import threading
 from typing import Generic, TypeVar
 
-__all__ = ["AtomicCounter", "AtomicFlag", "AtomicReference"]
+__all__ = ["AtomicCounter"]
 
 T = TypeVar("T")
 
@@ -71,62 +70,4 @@ class AtomicCounter(_Cell[int]):
         with self._lock:
             previous = self._value
             self._value = previous + delta
-            return previous
-
-
-class AtomicFlag:
-    """A boolean flag; every operation is linearizable (it runs under the lock)."""
-
-    __slots__ = ("_lock", "_value")
-
-    def __init__(self, value: bool = False) -> None:
-        self._lock = threading.Lock()
-        self._value = value
-
-    def is_set(self) -> bool:
-        with self._lock:
-            return self._value
-
-    def set(self) -> None:
-        with self._lock:
-            self._value = True
-
-    def clear(self) -> None:
-        with self._lock:
-            self._value = False
-
-    def test_and_set(self) -> bool:
-        """Set the flag; return whether it was set before. Of racing callers on a clear flag,
-        exactly one gets False."""
-        with self._lock:
-            previous = self._value
-            self._value = True
-            return previous
-
-    def __repr__(self) -> str:
-        return f"AtomicFlag({self.is_set()})"
-
-
-class AtomicReference(_Cell[T]):
-    """A reference to an object; every operation is linearizable (it runs under the lock).
-
-    `compare_and_set` compares by identity (`is`), never by `==`: it swaps only if the
-    current reference is the very object the caller read.
-    """
-
-    __slots__ = ()
-
-    def compare_and_set(self, expected: T, new: T) -> bool:
-        """Set to `new` if the current reference `is` `expected`; return whether it did."""
-        with self._lock:
-            if self._value is not expected:
-                return False
-            self._value = new
-            return True
-
-    def get_and_set(self, value: T) -> T:
-        """Set to `value`; return the reference it replaced."""
-        with self._lock:
-            previous = self._value
-            self._value = value
             return previous

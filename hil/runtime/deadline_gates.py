@@ -79,7 +79,7 @@ class DeadlineGates:
         clock: Callable[[], int] = time.monotonic_ns,
         warn_interval_ns: int = 1_000_000_000,
     ) -> None:
-        self.s = settings
+        self.settings = settings
         self._log = log
         self._limiter = RateLimiter(warn_interval_ns, clock=clock, max_keys=4)
         self._ring = bytearray(settings.window)  # 1 = miss
@@ -103,7 +103,7 @@ class DeadlineGates:
         """Score one deadline; a `safe_stop` breach is returned for the plant to act on."""
         self._total += 1
         miss = 0 if met else 1
-        window = self.s.window
+        window = self.settings.window
         if self._filled == window:
             self._window_misses -= self._ring[self._next]
         else:
@@ -116,30 +116,30 @@ class DeadlineGates:
         ratio = self.window_miss_ratio
         if self._filled == window:
             self._max_window_ratio = max(self._max_window_ratio, ratio)
-        ratio_out = self._filled == window and ratio > self.s.max_miss_ratio
-        consecutive_out = self._consecutive > self.s.max_consecutive
-        breach = self._judge(WINDOW_RATIO, ratio_out, ratio, self.s.max_miss_ratio,
-                             self.s.miss_ratio_policy)
+        ratio_out = self._filled == window and ratio > self.settings.max_miss_ratio
+        consecutive_out = self._consecutive > self.settings.max_consecutive
+        breach = self._judge(WINDOW_RATIO, ratio_out, ratio, self.settings.max_miss_ratio,
+                             self.settings.miss_ratio_policy)
         breach2 = self._judge(CONSECUTIVE, consecutive_out, self._consecutive,
-                              self.s.max_consecutive, self.s.consecutive_policy)
+                              self.settings.max_consecutive, self.settings.consecutive_policy)
         return breach or breach2
 
     def reset(self) -> None:
         """Empty the window and the consecutive count (totals and maxima are kept)."""
-        self._ring[:] = bytes(self.s.window)
+        self._ring[:] = bytes(self.settings.window)
         self._filled = self._next = self._window_misses = self._consecutive = 0
         self._in_breach = dict.fromkeys(self._in_breach, False)
 
     def statistics(self) -> dict[str, Any]:
         return {
             "deadlines": self._total,
-            "window": self.s.window,
+            "window": self.settings.window,
             "window_miss_ratio": self.window_miss_ratio,
             "max_window_miss_ratio": self._max_window_ratio,
             "max_consecutive_misses": self._max_consecutive,
             "breaches": dict(self._breaches),
             "warnings_logged": self._warnings,
-            "settings": asdict(self.s),
+            "settings": asdict(self.settings),
         }
 
     def _judge(self, gate: str, out: bool, value: float, limit: float,

@@ -7,15 +7,6 @@ skipped and counted, never caught up in a burst (as ros2_control's controller ma
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class ScheduleStatistics:
-    ticks: int
-    skipped: int
-    period_ns: int
-
 
 class Schedule:
     """Tick k is due at `t0_ns + k * period_ns`."""
@@ -49,6 +40,3 @@ class Schedule:
             self.index += skipped
             self.skipped += skipped
         return skipped
-
-    def statistics(self) -> ScheduleStatistics:
-        return ScheduleStatistics(self.ticks, self.skipped, self.period_ns)

@@ -253,11 +253,12 @@ class SerialBackend:
     @classmethod
     def from_config(cls, config: Config, model: Any, log: Any = None,
                     on_reader_start: Callable[[], object] | None = None) -> SerialBackend:
-        sc = config.serial
-        return cls(model, sc.port, sc.baud, config.run.rate_hz,
-                   handshake_timeout_ns=round(sc.handshake_timeout_ms * 1e6),
-                   silence_timeout_ns=round(sc.silence_timeout_ms * 1e6),
-                   phase_margin=sc.phase_margin, log=log, on_reader_start=on_reader_start)
+        serial_config = config.serial
+        return cls(model, serial_config.port, serial_config.baud, config.run.rate_hz,
+                   handshake_timeout_ns=round(serial_config.handshake_timeout_ms * 1e6),
+                   silence_timeout_ns=round(serial_config.silence_timeout_ms * 1e6),
+                   phase_margin=serial_config.phase_margin, log=log,
+                   on_reader_start=on_reader_start)
 
     def open(self) -> None:
         """Open the port, handshake, wait for the first STATE, start the reader thread.

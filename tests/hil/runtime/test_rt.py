@@ -16,8 +16,9 @@ from hil.runtime import rt
 
 def test_affinity_to_an_allowed_cpu_is_granted_in_a_child() -> None:
     cpu = min(os.sched_getaffinity(0))
-    code = (f"import os, json; from hil.runtime import rt; r = rt.apply_realtime({cpu}, False, 50, False, "
-            "None); print(json.dumps([r.granted, sorted(os.sched_getaffinity(0))]))")
+    code = (f"import os, json; from hil.runtime import rt; "
+            f"r = rt.apply_realtime({cpu}, False, 50, False, None); "
+            "print(json.dumps([r.granted, sorted(os.sched_getaffinity(0))]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60).stdout
     granted, mask = json.loads(out)
