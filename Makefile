@@ -7,7 +7,7 @@ ARGS ?=
 # Modules that keep the plant safe or define a wire format: held to a higher coverage floor.
 CRITICAL := hil/runtime/watchdog.py,hil/runtime/deadline_gates.py,hil/reporting/scoring.py,hil/link/messages.py,plant_server/safety.py,firmware_protocol/*.py
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean firmware
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# The reference rig firmware: host, QEMU (mps2-an386) and board (Nucleo-F401RE) builds of
+# one core; prints the board image's flash and RAM. firmware_protocol/firmware/Makefile.
+firmware:
+	$(MAKE) -C firmware_protocol/firmware all
 
 clean:
 	rm -rf $(VENV) .coverage .coverage.* .pytest_cache
