@@ -188,16 +188,18 @@ class QemuRig:
         self.proc = subprocess.Popen(
             [qemu, "-M", "mps2-an386", "-nographic", "-monitor", "none", "-serial", "pty",
              "-kernel", str(elf), "-semihosting-config", f"enable=on,target=native,{args}"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         assert self.proc.stdout is not None
-        os.set_blocking(self.proc.stdout.fileno(), False)
+        fd = self.proc.stdout.fileno()
+        os.set_blocking(fd, False)
         give_up = time.monotonic() + BOOT_TIMEOUT_S
         seen = ""
         while (m := _PTY.search(seen)) is None:
             if self.proc.poll() is not None:
                 raise AssertionError(f"qemu-system-arm exited {self.proc.returncode}: {seen}")
             assert time.monotonic() < give_up, f"qemu: no pseudo-terminal in time: {seen}"
-            seen += self.proc.stdout.read() or ""
+            with contextlib.suppress(BlockingIOError):
+                seen += os.read(fd, 4096).decode(errors="replace")
             time.sleep(0.01)
         self.port = m.group(1)
 
