@@ -211,10 +211,13 @@ class SerialConfig(_Strict):
 
 
 class RigEmulatorConfig(_Strict):
-    """The emulated rig on a pseudo-terminal (plant_server/rig_emulator.py). When enabled,
-    `hil run` starts it first and points serial.port at it. Faults are seeded."""
+    """The emulated rig on a pseudo-terminal. When enabled, `hil run` starts it first and
+    points serial.port at it. Faults are seeded. kind: python (plant_server/rig_emulator.py),
+    host (the C firmware core built for Linux) or qemu (the C firmware on an emulated
+    Cortex-M4F; no fault knobs): plant_server/firmware_rig.py, docs/firmware.md."""
 
     enabled: bool = False
+    kind: Literal["python", "host", "qemu"] = "python"
     seed: int = 0
     corrupt_byte_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
     drop_frame_rate: Annotated[float, Field(ge=0, le=1)] = 0.0

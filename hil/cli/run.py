@@ -89,7 +89,8 @@ def run_command(args: argparse.Namespace) -> int:
     common = ["--config", str(cfg_path), "--out", str(out), "--run-id", run_id]
     emulator = None
     if config.rig_emulator.enabled:
-        emulator = _start_rig_emulator(cfg_path, out, config.rig_emulator.ready_timeout_s)
+        emulator = _start_rig_emulator(cfg_path, out, config.rig_emulator.ready_timeout_s,
+                                       config.rig_emulator.kind)
         if isinstance(emulator, int):
             return emulator
     live = config.record.enabled and sys.stdout.isatty()
@@ -124,13 +125,15 @@ def run_command(args: argparse.Namespace) -> int:
     return EXIT_OK if report["verdict"] == "PASS" else EXIT_FAULT
 
 
-def _start_rig_emulator(cfg_path: Path, out: Path, ready_timeout_s: float
-                        ) -> subprocess.Popen | int:
+def _start_rig_emulator(cfg_path: Path, out: Path, ready_timeout_s: float,
+                        kind: str = "python") -> subprocess.Popen | int:
     """Start the emulated rig; return it once its port is ready, or an exit status."""
     link = out / _RIG_LINK
+    # python: the Python emulator; host, qemu: the C firmware (plant_server/firmware_rig.py)
+    module = "plant_server.rig_emulator" if kind == "python" else "plant_server.firmware_rig"
     # Its own session: a Ctrl-C stops the plant and the controller (which report it), not the
     # rig under them, which would read as an unplug; it is stopped after them.
-    proc = subprocess.Popen([sys.executable, "-m", "plant_server.rig_emulator", "--config",
+    proc = subprocess.Popen([sys.executable, "-m", module, "--config",
                              str(cfg_path), "--out", str(out), "--link", str(link)],
                             start_new_session=True)
     give_up = time.monotonic() + ready_timeout_s

@@ -184,7 +184,8 @@ class QemuRig:
         if qemu is None:
             pytest.fail(f"`qemu-system-arm` not found: the QEMU firmware tests need it. "
                         f"Install: {INSTALL}")
-        args = ",".join(["arg=hil-rig-qemu", *(f"arg={k}={v}" for k, v in settings.items())])
+        args = ",".join(["arg=hil-rig-qemu", *(f"arg={k}={v}".replace(",", ",,")
+                                               for k, v in settings.items())])
         self.proc = subprocess.Popen(
             [qemu, "-M", "mps2-an386", "-nographic", "-monitor", "none", "-serial", "pty",
              "-kernel", str(elf), "-semihosting-config", f"enable=on,target=native,{args}"],
