@@ -22,6 +22,7 @@ time (a missing cross-compiler or QEMU is reported with what to install).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -121,7 +122,7 @@ def run_qemu(config: Config, out: Path | None, link: Path | None, ready_s: float
         raise ConfigError("rig_emulator.kind qemu has no fault knobs (corrupt_byte_rate, "
                           "drop_frame_rate, added_latency_ms, unplug_after_s): use kind: host")
     command = qemu_command(settings)
-    stop = {"reason": None}
+    stop: dict[str, str | None] = {"reason": None}
 
     def on_signal(signum: int, _frame: Any) -> None:
         stop["reason"] = "stopped"
@@ -146,10 +147,8 @@ def run_qemu(config: Config, out: Path | None, link: Path | None, ready_s: float
     reason = "crashed"
     try:
         while path is None:
-            try:
+            with contextlib.suppress(BlockingIOError):
                 seen += os.read(fd, 4096)
-            except BlockingIOError:
-                pass
             if (m := _PTY.search(seen)) is not None:
                 path = m.group(1).decode()
             elif proc.poll() is not None or time.monotonic() - started > ready_s:
@@ -169,10 +168,8 @@ def run_qemu(config: Config, out: Path | None, link: Path | None, ready_s: float
                 stop["reason"] = "parent gone"
             else:
                 with_output = b""
-                try:
+                with contextlib.suppress(BlockingIOError):
                     with_output = os.read(fd, 4096)  # drain: a full pipe would stall qemu
-                except BlockingIOError:
-                    pass
                 if with_output:
                     sys.stderr.write(with_output.decode(errors="replace"))
                 time.sleep(0.05)
