@@ -67,8 +67,10 @@ class ControllerLoop:
         client_name: str = "hil-controller",
         stability: Any = None,
         open_recorder: Callable[[dict[str, Any]], Any] | None = None,
+        on_attach: Callable[[], None] | None = None,
     ) -> None:
         self.law = law
+        self.on_attach = on_attach  # called once after the handshake, before the first tick
         # StabilityMonitor (hil.runtime.stability) fed after each control is sent (None: off)
         self.stability = stability
         self.sock = sock
@@ -260,6 +262,8 @@ class ControllerLoop:
 
     def run(self) -> str:
         d = self.handshake()
+        if self.on_attach is not None:
+            self.on_attach()
         n = len(d["state_names"])
         self.state = np.zeros(n)
         self.law.reset()

@@ -15,6 +15,7 @@ from hil.app.process import (
     EXIT_REFUSED,
     EXIT_UNREACHABLE,
     ProcessContext,
+    ResourceMeter,
     run_process,
 )
 from hil.config import Config, ConfigError
@@ -42,6 +43,7 @@ def law_from_config(config: Config) -> Any:
 
 def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     config = ctx.config
+    resources = ResourceMeter()
     law = law_from_config(config)
     # Compile and warm the law before the handshake starts the plant's clock.
     warm = np.array(config.plant.initial_state, dtype=np.float64)
@@ -80,7 +82,8 @@ def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
 
     loop = ControllerLoop(law, sock, settings, ctx.log, stop_requested=ctx.stop,
                           stability=stability,
-                          open_recorder=open_recorder if config.record.enabled else None)
+                          open_recorder=open_recorder if config.record.enabled else None,
+                          on_attach=resources.attached)
     rt.apply_realtime(rtc.controller_cpu, False, rtc.sched_priority, False, ctx.log, granted)
     cpu = rt.CpuMeter()
     code = EXIT_OK
@@ -109,6 +112,7 @@ def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     report = loop.report()
     report["realtime"] = {"granted": granted.granted, "refused": granted.refused}
     report["cpu"] = {"wall_s": usage.wall_s, "cpu_s": usage.cpu_s, "ratio": usage.ratio}
+    report["resources"] = resources.report()
     report["endpoint"] = controller_config.endpoint
     report["law"] = law.describe()
     report["stability"] = stability.summary()

@@ -13,6 +13,7 @@ from hil.app.process import (
     EXIT_UNREACHABLE,
     EXIT_USAGE,
     ProcessContext,
+    ResourceMeter,
     run_process,
 )
 from hil.config import Config, ConfigError
@@ -77,6 +78,7 @@ def _backend(ctx: ProcessContext, model: Any, period_ns: int) -> Any:
 
 def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     config = ctx.config
+    resources = ResourceMeter()
     model = build_model(ctx)
     n = len(model.state_names)
     if len(config.plant.initial_state) != n:
@@ -132,7 +134,7 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
                                         {"run_id": ctx.run_id, "process": "plant", "plant": desc,
                                          "mode": config.run.mode, "period_ns": config.period_ns})
     server = PlantServer(backend, sock, settings, ctx.log, stop_requested=ctx.stop,
-                         recorder=recorder, faults=faults)
+                         recorder=recorder, faults=faults, on_attach=resources.attached)
     rt.apply_realtime(realtime_config.plant_cpu, False, realtime_config.sched_priority, False,
                       ctx.log, granted)
     ctx.log.info("plant serving", endpoint=sock.endpoint, model=model.name, mode=config.run.mode,
@@ -157,6 +159,7 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
         report["recording"] = recording
     report["realtime"] = {"granted": granted.granted, "refused": granted.refused}
     report["cpu"] = {"wall_s": usage.wall_s, "cpu_s": usage.cpu_s, "ratio": usage.ratio}
+    report["resources"] = resources.report()
     report["endpoint"] = sock.endpoint
     ctx.log.info("plant done", end_reason=reason, cycles=server.cycles,
                  misses=report["deadline"]["misses"], watchdog_trips=report["watchdog"]["trips"])

@@ -98,8 +98,10 @@ class PlantServer:
         clock: Callable[[], int] = time.monotonic_ns,
         recorder: Any = None,
         faults: FaultInjector | None = None,
+        on_attach: Callable[[], None] | None = None,
     ) -> None:
         self.backend = backend
+        self.on_attach = on_attach  # called once a controller attaches, before t0 (off the loop)
         # hil.recording.recorder.Recorder with plant_columns: one row per published state.
         # The caller closes it.
         self.recorder = recorder
@@ -489,6 +491,8 @@ class PlantServer:
         if not self.wait_for_controller():
             self._go_safe(self.end_reason, self.clock())
             return self.end_reason
+        if self.on_attach is not None:
+            self.on_attach()
         # Hold the initial state until t0, still answering handshakes.
         wait_until(self.sock.sock, self.t0_ns, lambda: (self._drain(), False)[1],
                    spin_ns=self.settings.spin_ns, clock=self.clock)

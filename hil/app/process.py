@@ -54,6 +54,46 @@ class ProcessContext:
     stop: StopFlag
 
 
+def _rss_kb(field_name: str) -> int | None:
+    """A `Vm*` figure of this process from /proc/self/status, in kB (None off Linux)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+class ResourceMeter:
+    """Resident memory at attach, at the end and its peak, for report.json's `resources`.
+
+    `attached()` is called once, when the peer attaches (off the loop); `report()` at the
+    end. The peak is the kernel's high-water mark (VmHWM), so nothing samples during the run.
+    """
+
+    def __init__(self) -> None:
+        self.rss_at_start_kb = _rss_kb("VmRSS")
+        self.rss_at_attach_kb: int | None = None
+
+    def attached(self) -> None:
+        if self.rss_at_attach_kb is None:
+            self.rss_at_attach_kb = _rss_kb("VmRSS")
+
+    def report(self) -> dict[str, Any]:
+        def mb(kb: int | None) -> float | None:
+            return None if kb is None else round(kb / 1024, 2)
+
+        return {"rss_mb_at_start": mb(self.rss_at_start_kb),
+                "rss_mb_at_attach": mb(self.rss_at_attach_kb),
+                "rss_mb_at_end": mb(_rss_kb("VmRSS")), "rss_mb_peak": mb(_rss_kb("VmHWM")),
+                "threads": len(os.listdir("/proc/self/task")) if os.path.isdir(
+                    "/proc/self/task") else None,
+                "open_fds": len(os.listdir("/proc/self/fd")) if os.path.isdir(
+                    "/proc/self/fd") else None}
+
+
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
