@@ -1,0 +1,24 @@
+"""Gain tuning: compiled closed-loop simulations, robust costs over plant draws, `hil tune`.
+
+- `simulation`: one closed-loop simulation of a law (`simulate`), a fitness and a small PSO;
+- `batch`: every candidate x plant draw x start of a generation in one compiled call;
+- `problem`: the settings, the seeded draws, the bounds and the robust cost;
+- `engine`: nevergrad ask/tell in batches, replay on resume;
+- `remote`: the batches on a Dask cluster;
+- `outputs`: tuning.json, tuned.yaml and tuning.html.
+
+docs/tuning.md describes the workflow.
+"""
+
+from controller_client.tuning.simulation import (
+    DEFAULT_STARTS,
+    FALLEN_COST,
+    PSOResult,
+    SimResult,
+    fitness,
+    pso,
+    simulate,
+)
+
+__all__ = ["DEFAULT_STARTS", "FALLEN_COST", "PSOResult", "SimResult", "fitness", "pso",
+           "simulate"]

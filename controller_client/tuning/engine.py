@@ -1,0 +1,213 @@
+"""The tuning loop: nevergrad ask/tell in batches, the robust cost, replay on resume.
+
+`Problem` turns gain rows into costs (feasibility first, then the compiled batch on the
+evaluator, then `problem.robust_cost`). `optimise` asks the optimiser for a batch, scores it
+as a whole, tells the costs back, and appends the batch to the history. The optimiser is
+seeded from the settings, and each batch's costs depend only on its gains and the seeded
+draws, so the same settings give the same history anywhere. On resume the saved history is
+replayed: the optimiser asks again (the candidates must come out identical, which the replay
+checks) and is told the saved costs, so nothing is evaluated twice and the run continues as
+if it had never stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from controller_client.controllers import GainError, create_controller
+from controller_client.tuning.batch import Scenario, run_batch
+from controller_client.tuning.problem import (
+    HELD_OUT_STREAM,
+    INFEASIBLE_COST,
+    TRAIN_STREAM,
+    ZERO_DYNAMICS_MARGIN,
+    Settings,
+    ZeroDynamics,
+    draw_plants,
+    evaluation_costs,
+    robust_cost,
+    surface_indices,
+)
+from hil.dynamics.dip import DIPParams
+
+_NUMBA_LOCK = threading.Lock()  # numba's workqueue layer runs one parallel region at a time
+
+
+class Evaluator(Protocol):
+    """Runs a batch's closed loops somewhere: this process's threads or a Dask cluster."""
+
+    workers: int
+
+    def metrics(self, rows: np.ndarray, scenario: Scenario) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+def law_factory(controller: str, options: dict[str, Any], dt_s: float
+                ) -> Callable[[Sequence[float]], Any]:
+    def make(gains: Sequence[float]) -> Any:
+        return create_controller(controller, list(gains), dt_s=dt_s, **options)
+    return make
+
+
+def evaluate_rows(controller: str, options: dict[str, Any], rows: np.ndarray,
+                  scenario: Scenario) -> np.ndarray:
+    """Metrics of `rows` (the unit of work a Dask worker runs; module level to be importable)."""
+    make = law_factory(controller, options, scenario.dt_s)
+    with _NUMBA_LOCK:
+        return run_batch(make, rows, scenario)
+
+
+class LocalEvaluator:
+    """This process: the compiled batch on `workers` threads (numba.set_num_threads)."""
+
+    def __init__(self, controller: str, options: dict[str, Any], workers: int) -> None:
+        import numba
+
+        self.controller, self.options = controller, options
+        self.workers = max(1, min(workers, numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(self.workers)
+
+    def metrics(self, rows: np.ndarray, scenario: Scenario) -> np.ndarray:
+        return evaluate_rows(self.controller, self.options, rows, scenario)
+
+    def close(self) -> None:
+        pass
+
+
+class Problem:
+    """Gain rows -> robust costs for one tuning's settings."""
+
+    def __init__(self, settings: Settings, evaluator: Evaluator) -> None:
+        s = settings
+        self.settings = s
+        self.evaluator = evaluator
+        self.make_law = law_factory(s.controller, dict(s.options), 1.0 / s.rate_hz)
+        law = create_controller(s.controller, None, dt_s=1.0 / s.rate_hz, **s.options)
+        self.gain_names = tuple(law.gain_names)
+        self.default_gains = tuple(float(g) for g in law.default_gains)
+        self.steps = max(1, round(s.duration_s * s.rate_hz))
+        self.train = self.scenario(TRAIN_STREAM)
+        self.held_out = self.scenario(HELD_OUT_STREAM)
+        surface = surface_indices(self.gain_names)
+        options = getattr(law, "options", {})
+        self._surface = None
+        if surface is not None and "cart_gain" in options and "cart_lambda" in options:
+            self._surface = surface
+            self._zero = ZeroDynamics(DIPParams.from_mapping(s.plant_params),
+                                      options["cart_gain"], options["cart_lambda"])
+
+    def scenario(self, stream: int) -> Scenario:
+        s = self.settings
+        return Scenario(draw_plants(s, stream), np.array(s.starts, dtype=float), self.steps,
+                        1.0 / s.rate_hz, s.substeps, s.delay, s.angle_limit_rad,
+                        s.track_limit_m)
+
+    def infeasibility(self, row: Sequence[float]) -> float | None:
+        """None if `row` can be simulated, else a cost that grows with how far off it is."""
+        try:
+            self.make_law(row)
+        except (GainError, ValueError):
+            return 2.0 * INFEASIBLE_COST
+        if self._surface is not None:
+            slowest = self._zero.slowest(*(row[i] for i in self._surface))
+            if not slowest < ZERO_DYNAMICS_MARGIN:
+                return INFEASIBLE_COST + min(math.fabs(slowest - ZERO_DYNAMICS_MARGIN), 1e3)
+        return None
+
+    def per_draw(self, rows: np.ndarray, scenario: Scenario) -> np.ndarray:
+        """(N, draws) costs; an infeasible row costs its infeasibility on every draw."""
+        rows = np.atleast_2d(np.asarray(rows, dtype=float))
+        out = np.empty((rows.shape[0], scenario.plant_params.shape[0]))
+        feasible = []
+        for i, row in enumerate(rows):
+            penalty = self.infeasibility(row)
+            if penalty is None:
+                feasible.append(i)
+            else:
+                out[i] = penalty
+        if feasible:
+            metrics = self.evaluator.metrics(rows[feasible], scenario)
+            out[feasible] = evaluation_costs(metrics, scenario.steps)
+        return out
+
+    def costs(self, rows: np.ndarray, scenario: Scenario | None = None) -> np.ndarray:
+        return robust_cost(self.per_draw(rows, scenario or self.train),
+                           self.settings.mean_weight)
+
+
+@dataclass(frozen=True)
+class Batch:
+    candidates: list[list[float]]
+    costs: list[float]
+
+
+class ReplayMismatch(RuntimeError):
+    """The optimiser asked for other candidates than the saved history holds."""
+
+
+def make_optimizer(s: Settings, dimension: int) -> Any:
+    import nevergrad as ng
+
+    lower, upper = np.array(s.lower), np.array(s.upper)
+    param = ng.p.Array(init=np.clip((lower + upper) / 2.0, lower, upper))
+    param.set_bounds(lower, upper, method="clipping")
+    param.set_mutation(sigma=(upper - lower) / 6.0)
+    param.random_state = np.random.RandomState(s.seed)
+    cls = {"pso": ng.optimizers.PSO, "cma": ng.optimizers.CMA,
+           "de": ng.optimizers.TwoPointsDE}[s.optimizer]
+    return cls(parametrization=param, budget=s.budget, num_workers=s.batch_size)
+
+
+def optimise(problem: Problem, history: list[Batch], *,
+             on_batch: Callable[[list[Batch]], None] = lambda h: None,
+             should_stop: Callable[[], bool] = lambda: False) -> list[Batch]:
+    """Continue `history` (replayed, not re-evaluated) up to the budget; return it.
+
+    Stops early, after a whole batch, when `should_stop()` says so.
+    """
+    s = problem.settings
+    opt = make_optimizer(s, len(problem.gain_names))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nevergrad's advice on bound widths
+        for number, batch in enumerate(history):
+            asked = [opt.ask() for _ in batch.candidates]
+            for cand, saved, cost in zip(asked, batch.candidates, batch.costs, strict=True):
+                if not np.array_equal(cand.value, np.array(saved)):
+                    raise ReplayMismatch(
+                        f"batch {number}: the optimiser asked for {list(cand.value)}, the "
+                        f"saved history has {saved}; the history was written with other "
+                        f"settings or another nevergrad version; start a new tuning")
+                opt.tell(cand, cost)
+        done = sum(len(b.costs) for b in history)
+        while done < s.budget and not should_stop():
+            n = min(s.batch_size, s.budget - done)
+            asked = [opt.ask() for _ in range(n)]
+            rows = np.array([c.value for c in asked], dtype=float)
+            costs = problem.costs(rows)
+            for cand, cost in zip(asked, costs, strict=True):
+                opt.tell(cand, float(cost))
+            history.append(Batch(rows.tolist(), [float(c) for c in costs]))
+            done += n
+            on_batch(history)
+    return history
+
+
+def best_of(history: Sequence[Batch]) -> tuple[list[float], float, int]:
+    """(gains, cost, evaluation index) of the lowest cost so far (the earliest on ties)."""
+    best: tuple[list[float], float, int] = ([], math.inf, -1)
+    index = 0
+    for batch in history:
+        for cand, cost in zip(batch.candidates, batch.costs, strict=True):
+            if cost < best[1]:
+                best = (cand, cost, index)
+            index += 1
+    return best

@@ -1,0 +1,216 @@
+"""What a tuning optimises: the settings, the seeded plant draws, the bounds and the cost.
+
+Everything here is a pure function of the settings, so a tuning gives the same answer on
+one machine, on a Dask cluster and after a resume (docs/tuning.md).
+
+**Draws.** Plant k of stream `stream` comes from `numpy.random.default_rng([seed, stream])`:
+each mass, length and inertia is the nominal value times a factor uniform in
+[1 - u, 1 + u], each friction coefficient times one uniform in [1 - 2u, 1 + 2u] (u: the
+uncertainty); a link's centre of mass scales with its length. Stream 0 is what the
+optimiser sees, stream 1 the held-out check.
+
+**Cost** of one evaluation (one plant, one start), lower is better (weights in `WEIGHTS`):
+
+    angle ISE + 0.1 cart ISE + 1e-6 effort + 1e-4 chattering
+    + 1000 (1 + (steps - steps survived) / steps) if it fell (falling late costs less)
+
+summed over the starts; a candidate's cost over the draws is
+`mean_weight * mean + (1 - mean_weight) * max` (0.7 and 0.3 by default, as in the research
+project). A candidate the law refuses, or whose sliding surface has unstable zero dynamics,
+is not simulated: it costs `INFEASIBLE_COST` plus how far it is from feasible.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from controller_client.tuning.batch import (
+    M_ANGLE,
+    M_CART,
+    M_CHATTER,
+    M_EFFORT,
+    M_FALLEN,
+    M_STEPS,
+)
+from hil.dynamics.dip import DIPParams
+
+OPTIMIZERS = ("pso", "cma", "de")
+WEIGHTS = {"angle": 1.0, "cart": 0.1, "effort": 1e-6, "chatter": 1e-4}
+FALLEN_COST = 1000.0
+INFEASIBLE_COST = 3.0 * FALLEN_COST
+TRAIN_STREAM, HELD_OUT_STREAM = 0, 1
+ZERO_DYNAMICS_MARGIN = -0.1  # 1/s: the slowest zero-dynamics mode must decay at least this fast
+
+_MASSES = ("cart_mass_kg", "link1_mass_kg", "link2_mass_kg")
+_LENGTHS = (("link1_length_m", "link1_com_m"), ("link2_length_m", "link2_com_m"))
+_INERTIAS = ("link1_inertia_kgm2", "link2_inertia_kgm2")
+_FRICTIONS = ("cart_friction_nspm", "joint1_friction_nmsprad", "joint2_friction_nmsprad")
+# Gain names of the shared sliding surface (controllers/nominal.py), per naming scheme.
+_SURFACE_NAMES = (("k1", "k2", "lambda1", "lambda2"), ("c1", "c2", "lambda1", "lambda2"))
+
+
+class TuningError(ValueError):
+    """The tuning cannot start as asked; the message names the problem and the fix."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that determines a tuning's answer (saved in tuning.json, used on resume)."""
+
+    controller: str
+    options: dict[str, Any] = field(default_factory=dict)
+    lower: tuple[float, ...] = ()
+    upper: tuple[float, ...] = ()
+    budget: int = 200
+    draws: int = 8
+    uncertainty: float = 0.05
+    seed: int = 0
+    optimizer: str = "pso"
+    batch_size: int = 20
+    duration_s: float = 3.0
+    rate_hz: float = 1000.0
+    delay: float = 1.0
+    substeps: int = 4
+    starts: tuple[tuple[float, ...], ...] = ((0.0, 0.1, -0.05, 0.0, 0.0, 0.0),)
+    plant_params: dict[str, float] = field(default_factory=dict)
+    angle_limit_rad: float = 1.0
+    track_limit_m: float = 2.0
+    mean_weight: float = 0.7
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["lower"], d["upper"] = list(self.lower), list(self.upper)
+        d["starts"] = [list(s) for s in self.starts]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Settings:
+        d = dict(d)
+        d["lower"], d["upper"] = tuple(d["lower"]), tuple(d["upper"])
+        d["starts"] = tuple(tuple(s) for s in d["starts"])
+        return cls(**d)
+
+
+def check_settings(s: Settings) -> None:
+    """Raise TuningError for a budget, draw count, uncertainty or optimiser out of range."""
+    if s.budget < 1:
+        raise TuningError(f"--budget must be >= 1 evaluation, got {s.budget}")
+    if s.draws < 1:
+        raise TuningError(f"--draws must be >= 1 plant draw, got {s.draws}")
+    if not (math.isfinite(s.uncertainty) and 0.0 <= s.uncertainty <= 0.5):
+        raise TuningError(f"--uncertainty must be within [0, 0.5] (0.05 is +-5 %), got "
+                          f"{s.uncertainty}")
+    if s.optimizer not in OPTIMIZERS:
+        raise TuningError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got "
+                          f"{s.optimizer!r}")
+    if s.batch_size < 1:
+        raise TuningError(f"batch size must be >= 1, got {s.batch_size}")
+    if not 0.0 <= s.mean_weight <= 1.0:
+        raise TuningError(f"tuning.mean_weight must be within [0, 1], got {s.mean_weight}")
+
+
+def draw_plants(s: Settings, stream: int, count: int | None = None) -> np.ndarray:
+    """(count, 12) packed parameters of the plants of `stream` (see the module docstring)."""
+    nominal = DIPParams.from_mapping(s.plant_params)
+    rng = np.random.default_rng([s.seed, stream])
+    u = s.uncertainty
+    rows = []
+    for _ in range(s.draws if count is None else count):
+        values = {f: getattr(nominal, f) for f in DIPParams.__dataclass_fields__}
+        for name in _MASSES + _INERTIAS:
+            values[name] *= rng.uniform(1.0 - u, 1.0 + u)
+        for length, com in _LENGTHS:
+            factor = rng.uniform(1.0 - u, 1.0 + u)
+            values[length] *= factor
+            values[com] *= factor
+        for name in _FRICTIONS:
+            values[name] *= max(0.0, rng.uniform(1.0 - 2.0 * u, 1.0 + 2.0 * u))
+        rows.append(DIPParams(**values).as_array())
+    return np.stack(rows)
+
+
+def default_bounds(default_gains: Sequence[float]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Half to twice each default gain."""
+    return (tuple(0.5 * g for g in default_gains), tuple(2.0 * g for g in default_gains))
+
+
+def law_bounds(law: Any, overrides: Mapping[str, Sequence[float]] | None = None
+               ) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The box to search: the law's `tuning_bounds` if it has them, else `default_bounds`,
+    with `overrides` (gain name -> [low, high], from the config) on top."""
+    names = tuple(law.gain_names)
+    own = getattr(law, "tuning_bounds", None)
+    if own is not None:
+        lower, upper = (tuple(float(v) for v in side) for side in own)
+    else:
+        lower, upper = default_bounds(law.default_gains)
+    lo, hi = list(lower), list(upper)
+    for name, pair in (overrides or {}).items():
+        if name not in names:
+            raise TuningError(f"tuning.bounds names gain {name!r}, which {law.name} does not "
+                              f"have; its gains: {', '.join(names)}")
+        if len(pair) != 2 or not all(math.isfinite(float(v)) for v in pair):
+            raise TuningError(f"tuning.bounds.{name} must be [low, high], got {pair!r}")
+        i = names.index(name)
+        lo[i], hi[i] = float(pair[0]), float(pair[1])
+    for name, a, b in zip(names, lo, hi, strict=True):
+        if not a < b:
+            raise TuningError(f"bounds of gain {name} must have low < high, got [{a}, {b}]; "
+                              f"fix tuning.bounds.{name}")
+    return tuple(lo), tuple(hi)
+
+
+def surface_indices(gain_names: Sequence[str]) -> tuple[int, ...] | None:
+    """Indices of (k1, k2, lambda1, lambda2) when the law uses the shared sliding surface."""
+    for names in _SURFACE_NAMES:
+        if all(n in gain_names for n in names):
+            return tuple(list(gain_names).index(n) for n in names)
+    return None
+
+
+class ZeroDynamics:
+    """The slowest zero-dynamics mode of the shared sliding surface, at upright.
+
+    On sigma = C x = 0 the equivalent control leaves x' = (I - B C / (C B)) A x: one
+    eigenvalue 0 (the sigma direction) and five zero-dynamics eigenvalues
+    (tests/controller_client/test_zero_dynamics.py).
+    """
+
+    def __init__(self, params: DIPParams, cart_gain: float, cart_lambda: float) -> None:
+        from controller_client.controllers.riccati import linearise
+
+        self.a, b = linearise(params)
+        self.b = np.asarray(b, dtype=float).ravel()
+        self.cart_gain, self.cart_lambda = cart_gain, cart_lambda
+
+    def slowest(self, k1: float, k2: float, l1: float, l2: float) -> float:
+        kc, lc = self.cart_gain, self.cart_lambda
+        c = np.array([-kc * lc, k1 * l1, -k2 * l2, -kc, k1, -k2])
+        cb = float(c @ self.b)
+        if abs(cb) < 1e-9:
+            return math.inf
+        eig = np.linalg.eigvals((np.eye(6) - np.outer(self.b, c) / cb) @ self.a)
+        eig = np.delete(eig, np.argmin(np.abs(eig)))
+        return float(eig.real.max())
+
+
+def evaluation_costs(metrics: np.ndarray, steps: int) -> np.ndarray:
+    """(..., draws) costs from (..., draws, starts, METRICS) metrics (summed over starts)."""
+    w = WEIGHTS
+    cost = (w["angle"] * metrics[..., M_ANGLE] + w["cart"] * metrics[..., M_CART]
+            + w["effort"] * metrics[..., M_EFFORT] + w["chatter"] * metrics[..., M_CHATTER])
+    fell = metrics[..., M_FALLEN] > 0
+    cost = cost + np.where(fell, FALLEN_COST * (1.0 + (steps - metrics[..., M_STEPS]) / steps),
+                           0.0)
+    return np.asarray(cost.sum(axis=-1))
+
+
+def robust_cost(per_draw: np.ndarray, mean_weight: float) -> np.ndarray:
+    """mean_weight * mean + (1 - mean_weight) * max over the last axis (the draws)."""
+    return np.asarray(mean_weight * per_draw.mean(axis=-1)
+                      + (1.0 - mean_weight) * per_draw.max(axis=-1))

@@ -1,0 +1,70 @@
+"""Batches on a Dask distributed cluster (`dask scheduler` + `dask worker`, docs/tuning.md).
+
+A batch is cut into chunks of rows, one task each (`engine.evaluate_rows`, imported by the
+workers from this package); the scenario (plants, starts) is scattered to every worker once
+per scenario. Workers keep their process and so their compiled kernels (and numba's disk
+cache spares even the first compile). A task is pure: if its worker dies, the scheduler
+runs it again on another, and since each row's figures depend on nothing but the row and
+the scenario, the batch's result is the same. Results are gathered in row order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from controller_client.tuning.batch import Scenario
+from controller_client.tuning.engine import evaluate_rows
+
+CONNECT_TIMEOUT_S = 8.0
+
+
+class SchedulerUnreachable(ConnectionError):
+    """No Dask scheduler answered at the address in time."""
+
+
+class DaskEvaluator:
+    """Sends each batch to a Dask cluster: at `scheduler`, or a local one of `workers`."""
+
+    def __init__(self, controller: str, options: dict[str, Any], *,
+                 scheduler: str | None = None, workers: int = 2) -> None:
+        from distributed import Client, LocalCluster
+
+        self.controller, self.options = controller, options
+        self._cluster = None
+        if scheduler is None:
+            self._cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
+                                         processes=True, dashboard_address=None)
+            address = self._cluster.scheduler_address
+        else:
+            address = scheduler
+        try:
+            self.client = Client(address, timeout=f"{CONNECT_TIMEOUT_S}s")
+        except (OSError, TimeoutError) as exc:
+            raise SchedulerUnreachable(
+                f"no Dask scheduler answered at {address} within {CONNECT_TIMEOUT_S:g} s "
+                f"({type(exc).__name__}); start one there (`dask scheduler`) or check the "
+                f"address") from None
+        self.address = address
+        self._scattered: dict[int, Any] = {}
+
+    @property
+    def workers(self) -> int:
+        return max(1, len(self.client.scheduler_info().get("workers", {})))
+
+    def metrics(self, rows: np.ndarray, scenario: Scenario) -> np.ndarray:
+        key = id(scenario)
+        if key not in self._scattered:
+            self._scattered[key] = (scenario, self.client.scatter(scenario, broadcast=True))
+        remote_scenario = self._scattered[key][1]
+        chunks = np.array_split(rows, min(len(rows), 2 * self.workers))
+        futures = [self.client.submit(evaluate_rows, self.controller, self.options, chunk,
+                                      remote_scenario, pure=False, retries=2)
+                   for chunk in chunks if len(chunk)]
+        return np.concatenate(self.client.gather(futures), axis=0)
+
+    def close(self) -> None:
+        self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
