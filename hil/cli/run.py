@@ -33,6 +33,11 @@ def add_parser(sub: Any) -> None:
     run.add_argument("--endpoint", help="ZeroMQ endpoint for both processes")
     run.add_argument("--out", help="run folder (default runs/<run-id>)")
     run.add_argument("--run-id", help=argparse.SUPPRESS)
+    run.add_argument("--watch", action="store_true",
+                     help="serve a live view of the run on http://HOST:PORT/ (hil watch)")
+    run.add_argument("--watch-port", type=int, default=8700, help="live view port (8700)")
+    run.add_argument("--watch-host", default="127.0.0.1",
+                     help="live view address (loopback; 0.0.0.0 shows it to the network)")
     run.set_defaults(handler=run_command)
 
 
@@ -87,11 +92,21 @@ def run_command(args: argparse.Namespace) -> int:
     cfg_path = out / "config.yaml"
     cfg_path.write_text(dump_config(config))
     common = ["--config", str(cfg_path), "--out", str(out), "--run-id", run_id]
+    watch = None
+    if args.watch:  # before anything starts: a port in use refuses the run
+        from hil.cli.watch import start_run_view
+
+        watch = start_run_view("hil run", out, config.record.enabled, args.watch_host,
+                               args.watch_port)
+        if isinstance(watch, int):
+            return watch
     emulator = None
     if config.rig_emulator.enabled:
         emulator = _start_rig_emulator(cfg_path, out, config.rig_emulator.ready_timeout_s,
                                        config.rig_emulator.kind)
         if isinstance(emulator, int):
+            if watch is not None:
+                watch.stop()
             return emulator
     live = config.record.enabled and sys.stdout.isatty()
     # With a live status line, the children print warnings only; all goes to their logs.
@@ -104,6 +119,8 @@ def run_command(args: argparse.Namespace) -> int:
     interrupted = _wait(procs, config, status.tick if status else None)
     if status:
         status.finish()
+    if watch is not None:
+        watch.stop()
     rig = _stop_rig_emulator(emulator, out) if emulator is not None else None
     codes = {name: p.returncode for name, p in procs.items()}
     results = read_results(out, codes)

@@ -377,6 +377,7 @@ class RecordingTail:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.columns: tuple[Column, ...] = ()
+        self.meta: dict[str, Any] = {}  # the header's meta, once the header is read
         self._record: np.dtype | None = None
         self._pos = 0
         self._chunks = 0
@@ -386,7 +387,7 @@ class RecordingTail:
             with self.path.open("rb") as f:
                 if self._record is None:
                     try:
-                        columns, _, self._pos = _read_header(self.path, f.read())
+                        columns, self.meta, self._pos = _read_header(self.path, f.read())
                     except RecordingError:
                         return {}
                     self.columns = tuple(columns)
