@@ -10,17 +10,19 @@ from typing import Any
 
 from hil.app.exits import EXIT_OK, EXIT_USAGE
 
-EXPORT_FORMATS = ("csv", "npz")  # hil.recording.export.FORMATS; a test keeps them equal
+EXPORT_FORMATS = ("csv", "npz", "mcap")  # hil.recording.export.FORMATS; a test keeps them equal
 
 
 def add_parser(sub: Any) -> None:
     report = sub.add_parser("report", help="(re)write a run's report.html and plots")
     report.add_argument("run_dir")
     report.set_defaults(handler=report_command)
-    export = sub.add_parser("export", help="a run's plant recording as a table")
+    export = sub.add_parser("export", help="a run's plant recording as a table, or the whole "
+                            "run as MCAP (Foxglove, Lichtblick, PlotJuggler)")
     export.add_argument("run_dir")
     export.add_argument("--format", choices=EXPORT_FORMATS, default="csv")
-    export.add_argument("--output", required=True, help="file to write")
+    export.add_argument("--output", help="file to write (default: RUN_DIR/run.mcap for mcap, "
+                        "RUN_DIR/plant.csv or plant.npz)")
     export.set_defaults(handler=export_command)
 
 
@@ -61,8 +63,10 @@ def export_command(args: argparse.Namespace) -> int:
         print(f"hil export: no {source} (was recording off, or did the plant not start?)",
               file=sys.stderr)
         return EXIT_USAGE
+    output = args.output or str(Path(args.run_dir) / (
+        "run.mcap" if args.format == "mcap" else f"plant.{args.format}"))
     try:
-        rec = export_recording(args.run_dir, args.format, args.output)
+        rec = export_recording(args.run_dir, args.format, output)
     except (OSError, RecordingError, ValueError) as exc:
         print(f"hil export: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -72,5 +76,5 @@ def export_command(args: argparse.Namespace) -> int:
     elif not rec.complete:
         print("hil export: plant.rec was not closed (its process was killed); all its rows "
               "were exported", file=sys.stderr)
-    print(f"{rec.rows} plant steps, {len(rec.columns)} columns -> {args.output}")
+    print(f"{rec.rows} plant steps, {len(rec.columns)} columns -> {output}")
     return EXIT_OK

@@ -17,7 +17,7 @@ import numpy as np
 
 from hil.recording.recorder import Recording, read_recording
 
-FORMATS = ("csv", "npz")
+FORMATS = ("csv", "npz", "mcap")  # mcap: hil.recording.mcap_export, the whole run
 
 
 def export_recording(run_dir: str | Path, fmt: str, output: str | Path) -> Recording:
@@ -27,6 +27,10 @@ def export_recording(run_dir: str | Path, fmt: str, output: str | Path) -> Recor
     """
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt == "mcap":
+        from hil.recording.mcap_export import write_mcap
+
+        return write_mcap(run_dir, output)
     rec = read_recording(Path(run_dir) / "plant.rec")
     out = Path(output)
     if fmt == "npz":
