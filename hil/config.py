@@ -247,6 +247,20 @@ class SecurityConfig(_Strict):
     keys_dir: str = "keys"
 
 
+class TuningConfig(_Strict):
+    """`hil tune` (controller_client/tuning, docs/tuning.md)."""
+
+    # Gain name -> [low, high], replacing the law's own bounds for that gain.
+    bounds: dict[str, Annotated[list[float], Field(min_length=2, max_length=2)]] = Field(
+        default_factory=dict)
+    # Cost over the plant draws: mean_weight * mean + (1 - mean_weight) * worst.
+    mean_weight: Annotated[float, Field(ge=0, le=1)] = 0.7
+    duration_s: Annotated[float, Field(gt=0, le=60, allow_inf_nan=False)] = 3.0
+    batch_size: Annotated[int, Field(ge=1, le=10_000)] = 20
+    # Initial states each candidate starts from; null: plant.initial_state.
+    starts: list[list[float]] | None = None
+
+
 class Config(_Strict):
     run: RunConfig = Field(default_factory=RunConfig)
     plant: PlantConfig = Field(default_factory=PlantConfig)
@@ -260,6 +274,7 @@ class Config(_Strict):
     rig_emulator: RigEmulatorConfig = Field(default_factory=RigEmulatorConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
+    tuning: TuningConfig = Field(default_factory=TuningConfig)
 
     @model_validator(mode="after")
     def _network_needs_authentication(self) -> Config:

@@ -194,3 +194,25 @@ def run_batch(make_law: Callable[[Sequence[float]], Any], gains: np.ndarray,
                   sc.steps, sc.dt_s, sc.substeps, sc.delay, sc.angle_limit_rad,
                   sc.track_limit_m, out)
     return out
+
+
+def trajectory(make_law: Callable[[Sequence[float]], Any], gains: Sequence[float],
+               scenario: Scenario, draw: int, start: int = 0
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(t_s, states (n + 1, 6), forces (n,)) of one evaluation, for plots; stops as it does."""
+    sc = scenario
+    law = make_law(gains)
+    p = sc.plant_params[draw]
+    x = sc.starts[start].copy()
+    nxt = np.empty(6)
+    states, forces = [x.copy()], []
+    u_prev = 0.0
+    for step in range(sc.steps):
+        u = float(law.compute(x.copy(), step * sc.dt_s))
+        _advance(x, nxt, u, u_prev, sc.delay, sc.dt_s, sc.substeps, p)
+        u_prev = u
+        states.append(x.copy())
+        forces.append(u)
+        if _tripped(x, sc.angle_limit_rad, sc.track_limit_m):
+            break
+    return np.arange(len(states)) * sc.dt_s, np.array(states), np.array(forces)

@@ -26,10 +26,10 @@ import os
 import sys
 
 from hil.app.exits import EXIT_OK, EXIT_USAGE
-from hil.cli import history, keygen, operator, replay, report, rig_emulator, run, watch
+from hil.cli import history, keygen, operator, replay, report, rig_emulator, run, tune, watch
 
 # The order `hil --help` lists them in.
-COMMANDS = (run, watch, report, rig_emulator, replay, history, operator, keygen)
+COMMANDS = (run, watch, report, rig_emulator, replay, history, operator, keygen, tune)
 
 
 def build_parser() -> argparse.ArgumentParser:

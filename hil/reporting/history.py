@@ -27,6 +27,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "HistoryError",
     "append_run",
+    "append_tuning",
     "compare",
     "format_compare",
     "get_run",
@@ -144,6 +145,19 @@ def append_run(db: str | Path, report: Mapping[str, Any], run_dir: str | Path) -
             "round_trip_max_us, miss_ratio, report) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
             "?, ?, ?)", values)
         return int(cur.lastrowid)
+
+
+def append_tuning(db: str | Path, tuning: Mapping[str, Any], out_dir: str | Path) -> int:
+    """Add a finished or interrupted `hil tune` (its tuning.json) as a row of mode "tune".
+
+    The verdict is PASS when the tuned gains beat the defaults on the held-out draws.
+    """
+    held = tuning.get("held_out") or {}
+    report = {"run_id": f"tune-{tuning['run_id']}", "controller": tuning.get("controller"),
+              "plant": {"name": "dip"}, "mode": "tune",
+              "verdict": "PASS" if held.get("tuned_better") else "FAIL",
+              "tuning": {k: v for k, v in tuning.items() if k != "history"}}
+    return append_run(db, report, out_dir)
 
 
 _LISTED = ("run_id", "date", "plant", "controller", "mode", "rate_hz", "duration_s", "verdict",

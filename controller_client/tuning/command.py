@@ -1,0 +1,263 @@
+"""The `hil tune` process (`python -m controller_client.tuning`, started by `hil tune`).
+
+Checks every input before any work (exit 2 with the reason and the fix), optimises with
+nevergrad in batches on this machine's threads or on a Dask cluster, shows a progress bar on
+a terminal, writes DIR/tuning.json, DIR/tuned.yaml and DIR/tuning.html, and adds a row to
+the run history. Ctrl-C stops after the current batch and writes everything so far (exit
+130); `hil tune --resume DIR` continues to the answer an uninterrupted run gives. The exit
+statuses are listed in hil/cli/tune.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hil.app.exits import EXIT_FAULT, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
+from hil.cli.tune import add_arguments
+
+EXIT_INTERRUPTED = 130
+# Options that decide the answer: on --resume they come from tuning.json.
+_SAVED = ("controller", "budget", "draws", "uncertainty", "seed", "optimizer")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hil tune", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_USAGE if exc.code else EXIT_OK
+    return tune_command(args)
+
+
+class _Usage(Exception):
+    """Bad input: the message says what and how to fix it."""
+
+
+class _Progress:
+    """One self-rewriting line on a terminal (evaluations, best cost, ETA); silent elsewhere."""
+
+    def __init__(self, budget: int, done: int, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr
+        self.active = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.budget, self.start_done, self.t0 = budget, done, time.monotonic()
+
+    def update(self, done: int, best: float) -> None:
+        if not self.active:
+            return
+        rate = (done - self.start_done) / max(time.monotonic() - self.t0, 1e-9)
+        eta = (self.budget - done) / rate if rate > 0 else math.inf
+        width = 30
+        filled = round(width * done / self.budget)
+        bar = "#" * filled + "." * (width - filled)
+        eta_text = f"{eta:5.0f} s" if math.isfinite(eta) else "    ?"
+        self.stream.write(f"\r[{bar}] {done}/{self.budget} evaluations  best {best:.5g}  "
+                          f"ETA {eta_text} ")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.active:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _settings_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any], str | None]:
+    """(Settings, base config dict, history db) for a new tuning; raises _Usage."""
+    from controller_client.controllers import GainError, UnknownControllerError, create_controller
+    from controller_client.tuning.problem import Settings, TuningError, check_settings, law_bounds
+    from hil.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        raise _Usage(str(exc)) from None
+    if config.plant.model != "dip":
+        raise _Usage(f"plant.model {config.plant.model!r}: hil tune simulates the dip model "
+                     f"only; set plant.model: dip")
+    name = args.controller or config.controller.name
+    options = dict(config.controller.options) if name == config.controller.name else {}
+    try:
+        law = create_controller(name, None, dt_s=1.0 / config.run.rate_hz, **options)
+    except UnknownControllerError as exc:
+        raise _Usage(f"{exc}; pass one of them to --controller") from None
+    except (GainError, ValueError, TypeError) as exc:
+        raise _Usage(f"{name}: {exc}; fix controller.options in the config") from None
+    t = config.tuning
+    try:
+        lower, upper = law_bounds(law, t.bounds)
+    except TuningError as exc:
+        raise _Usage(str(exc)) from None
+    for side, gains in (("lower", lower), ("upper", upper)):
+        try:
+            create_controller(name, list(gains), dt_s=1.0 / config.run.rate_hz, **options)
+        except (GainError, ValueError) as exc:
+            raise _Usage(f"the {side} bounds {list(gains)} are refused by {name}: {exc}; set "
+                         f"tuning.bounds in the config to gains it accepts") from None
+    mode = config.run.mode
+    angle_limit = getattr(config.safety.angle_limit_rad, mode)
+    starts = t.starts if t.starts is not None else [config.plant.initial_state]
+    for start in starts:
+        if len(start) != 6 or not all(math.isfinite(v) for v in start):
+            raise _Usage(f"each start (tuning.starts, else plant.initial_state) must be 6 "
+                         f"finite numbers for the dip, got {start}")
+    settings = Settings(
+        controller=name, options=options, lower=lower, upper=upper,
+        budget=200 if args.budget is None else args.budget,
+        draws=8 if args.draws is None else args.draws,
+        uncertainty=0.05 if args.uncertainty is None else args.uncertainty,
+        seed=0 if args.seed is None else args.seed,
+        optimizer=args.optimizer or "pso",
+        batch_size=t.batch_size, duration_s=t.duration_s, rate_hz=config.run.rate_hz,
+        delay=1.0 if mode == "realtime" else 0.0, substeps=config.plant.substeps,
+        starts=tuple(tuple(float(v) for v in s) for s in starts),
+        plant_params=dict(config.plant.params),
+        angle_limit_rad=1.0 if angle_limit is None else float(angle_limit),
+        track_limit_m=(1e3 if config.safety.track_limit_m is None
+                       else float(config.safety.track_limit_m)),
+        mean_weight=t.mean_weight)
+    try:
+        check_settings(settings)
+    except TuningError as exc:
+        raise _Usage(str(exc)) from None
+    return settings, config.model_dump(mode="json"), config.record.history_db
+
+
+def _resumed(args: argparse.Namespace, out_dir: Path) -> tuple[Any, dict[str, Any], list[Any]]:
+    from controller_client.tuning.outputs import history_of, load_record
+    from controller_client.tuning.problem import Settings
+
+    try:
+        record = load_record(out_dir)
+    except ValueError as exc:
+        raise _Usage(str(exc)) from None
+    settings = Settings.from_dict(record["settings"])
+    for key in _SAVED:
+        given = getattr(args, key)
+        if given is not None and given != getattr(settings, key):
+            raise _Usage(f"--{key} {given} differs from the tuning in {out_dir} "
+                         f"({getattr(settings, key)}); a resumed tuning keeps its settings: "
+                         f"drop --{key}, or start a new tuning with another --out")
+    if args.config is not None:
+        raise _Usage(f"--config: a resumed tuning keeps the config saved in {out_dir}; drop it")
+    return settings, record, history_of(record)
+
+
+def _evaluator(args: argparse.Namespace, settings: Any) -> Any:
+    from controller_client.tuning.engine import LocalEvaluator
+
+    workers = 1 if args.workers is None else args.workers
+    if workers < 1:
+        raise _Usage(f"--workers must be >= 1, got {workers}")
+    if args.scheduler or args.local_cluster:
+        from controller_client.tuning.remote import DaskEvaluator
+
+        return DaskEvaluator(settings.controller, dict(settings.options),
+                             scheduler=args.scheduler, workers=workers)
+    return LocalEvaluator(settings.controller, dict(settings.options), workers)
+
+
+def tune_command(args: argparse.Namespace) -> int:
+    try:
+        return _tune(args)
+    except _Usage as exc:
+        print(f"hil tune: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from hil.app.process import new_run_id
+
+    if args.scheduler and args.local_cluster:
+        raise _Usage("--scheduler and --local-cluster exclude each other: choose one")
+    db: str | None
+    if args.resume:
+        out_dir = Path(args.resume)
+        settings, record, history = _resumed(args, out_dir)
+        base_config, run_id = record["base_config"], record["run_id"]
+        db = args.db or (base_config.get("record") or {}).get("history_db")
+        if record["complete"]:
+            print(f"hil tune: the tuning in {out_dir} is complete "
+                  f"({record['evaluations']} evaluations); nothing to resume")
+            return EXIT_OK
+    else:
+        settings, base_config, db = _settings_from_args(args)
+        db = args.db or db
+        run_id = new_run_id()
+        out_dir = Path(args.out) if args.out else Path("runs") / f"tune-{run_id}"
+        if (out_dir / "tuning.json").exists():
+            raise _Usage(f"{out_dir} holds another tuning (tuning.json); continue it with "
+                         f"--resume {out_dir}, or choose another --out")
+        history = []
+    if args.workers is not None and args.workers < 1:
+        raise _Usage(f"--workers must be >= 1, got {args.workers}")
+    try:
+        evaluator = _evaluator(args, settings)
+    except ConnectionError as exc:
+        print(f"hil tune: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    try:
+        return _optimise(settings, evaluator, history, out_dir, run_id, base_config, db)
+    finally:
+        evaluator.close()
+
+
+def _optimise(settings: Any, evaluator: Any, history: list[Any], out_dir: Path, run_id: str,
+              base_config: dict[str, Any], db: str | None) -> int:
+    from controller_client.tuning.engine import Problem, ReplayMismatch, best_of, optimise
+    from controller_client.tuning.outputs import summarise, write_outputs
+
+    problem = Problem(settings, evaluator)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stop = {"requested": False}
+
+    def request_stop(signum: int, frame: Any) -> None:
+        stop["requested"] = True
+
+    previous = signal.signal(signal.SIGINT, request_stop)
+    done = sum(len(b.costs) for b in history)
+    progress = _Progress(settings.budget, done)
+    t0 = time.monotonic()
+
+    def record(batches: list[Any], complete: bool) -> dict[str, Any]:
+        return summarise(problem, batches, run_id=run_id, complete=complete,
+                         workers=evaluator.workers, elapsed_s=time.monotonic() - t0,
+                         base_config=base_config)
+
+    def after_batch(batches: list[Any]) -> None:
+        progress.update(sum(len(b.costs) for b in batches), best_of(batches)[1])
+
+    try:
+        optimise(problem, history, on_batch=after_batch, should_stop=lambda: stop["requested"])
+    except ReplayMismatch as exc:
+        print(f"hil tune: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        progress.close()
+        signal.signal(signal.SIGINT, previous)
+    evaluations = sum(len(b.costs) for b in history)
+    complete = evaluations >= settings.budget
+    summary = record(history, complete)
+    write_outputs(out_dir, summary, problem)
+    if db:
+        from hil.reporting.history import HistoryError, append_tuning
+
+        try:
+            append_tuning(db, summary, out_dir)
+        except (HistoryError, ValueError) as exc:
+            print(f"hil tune: run history not updated: {exc}", file=sys.stderr)
+    held = summary["held_out"]
+    print(f"{settings.controller}: best cost {summary['best_cost']:.5g} (defaults "
+          f"{summary['baseline_cost']:.5g}) after {evaluations} evaluations; held out: tuned "
+          f"{held['tuned_cost']:.5g}, defaults {held['baseline_cost']:.5g}\n"
+          f"{held['verdict']}\nwrote {out_dir}/tuning.json, tuned.yaml, tuning.html")
+    if not complete:
+        print(f"interrupted after {evaluations} of {settings.budget} evaluations; continue "
+              f"with: hil tune --resume {out_dir}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_OK if held["tuned_better"] else EXIT_FAULT
