@@ -13,8 +13,12 @@ docs/recording.md) and writes:
   decreased, the mass matrix's condition number and the saturation duty, over time.
 
 The last three need the recordings; a plot whose data is missing is left out and the page
-says so. The page itself is self-contained (inline CSS, no scripts, no network) and shows
-the verdict and score, the gates, the latency table, the counters and the run's config.
+says so. The page itself is self-contained (inline CSS and scripts, no network) and shows
+the verdict and score, the gates, the latency table, the counters and the run's config, and
+a replay of the run: the plant drawn from its description and animated from the plant
+recording embedded in the page (at most `REPLAY_FRAMES` frames), with play, pause, scrub and
+speed, a time cursor on its trajectory plots, and the gain changes, gate trips, watchdog
+trips and clears marked on the timeline (the live view's plant.js and replay.js, inlined).
 Plots are drawn with matplotlib's object API on the Agg canvas: no pyplot, no GUI.
 """
 
@@ -34,6 +38,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
 
+from hil.recording.mcap_export import timeline_events
 from hil.recording.recorder import Recording, RecordingError, read_recording
 from hil.runtime.latency import LatencyMonitor
 
@@ -88,9 +93,78 @@ def write_html_report(run_dir: str | Path) -> Path:
     made = {file for file, _ in plots}
     for stale in set(PLOT_FILES) - made:  # from an earlier report of this folder
         (run / stale).unlink(missing_ok=True)
+    replay = _replay(report, plant) if plant is not None and plant.rows else ""
     page = run / "report.html"
-    page.write_text(_page(report, plots, notes, _config_text(run, report)))
+    page.write_text(_page(report, plots, notes, _config_text(run, report), replay))
     return page
+
+
+REPLAY_FRAMES = 6000  # at most; a long run is decimated evenly
+
+
+def _replay(report: Mapping[str, Any], plant: Recording) -> str:
+    """The replay section: canvases, controls, the data as JSON and the scripts, inline."""
+    from importlib import resources
+
+    desc = dict(plant.meta.get("plant") or report.get("plant") or {})
+    columns = [c.name for c in plant.columns]
+    names = [n for n in desc.get("state_names") or [] if n in columns] or \
+        columns[columns.index("sim_time_s") + 1:columns.index("force_n")]
+    desc["state_names"], desc["state_units"] = names, [plant.units[n] for n in names]
+    limit = ((report.get("safety") or {}).get("limits") or {}).get("track_limit_m")
+    if limit:
+        desc.setdefault("track_limit_m", limit)
+    input_col = columns[columns.index(names[-1]) + 1]
+    pick = np.arange(0, plant.rows, max(1, -(-plant.rows // REPLAY_FRAMES)))
+    state = np.stack([plant[n][pick] for n in names], axis=1)
+
+    def finite(a: np.ndarray) -> list[Any]:
+        return [v if math.isfinite(v) else None for v in a.round(6).tolist()]
+
+    data = {
+        "plant": desc, "t": plant["sim_time_s"][pick].round(6).tolist(),
+        "state": [finite(row) for row in state],
+        "input": {"name": str(desc.get("input_name") or input_col.removesuffix("_n")),
+                  "unit": plant.units[input_col], "values": finite(plant[input_col][pick])},
+        "safe": [bool(f & 1) for f in plant["flags"][pick].tolist()],
+        "events": [{"kind": e["kind"], "time": e["time"], "label": _event_label(e)}
+                   for e in timeline_events(report)],
+    }
+    static = resources.files("hil.reporting.liveview").joinpath("static")
+    scripts = "".join(static.joinpath(f).read_text(encoding="utf-8")
+                      for f in ("plant.js", "replay.js")).replace("</script", "<\\/script")
+    blob = json.dumps(data, separators=(",", ":"), default=str).replace("</", "<\\/")
+    return (
+        '<h2 id="replay">Replay</h2><div class="replay">'
+        '<canvas id="replay-plant" width="720" height="320"></canvas>'
+        '<div class="controls"><button id="replay-play" type="button">play</button>'
+        '<input id="replay-scrub" type="range" min="0" value="0" step="1" '
+        'aria-label="time">'
+        '<label>speed <select id="replay-speed"><option>0.1</option><option>0.25</option>'
+        '<option>0.5</option><option selected>1</option><option>2</option>'
+        '<option>4</option></select></label> <b id="replay-time">–</b></div>'
+        '<p id="replay-state" class="state"></p>'
+        '<canvas id="replay-pos" width="1000" height="170"></canvas>'
+        '<canvas id="replay-rate" width="1000" height="170"></canvas>'
+        '<canvas id="replay-input" width="1000" height="130"></canvas>'
+        '<p class="legend">timeline marks: <span style="color:#7048e8">gains</span> '
+        '<span style="color:#c92a2a">gate trips</span> '
+        '<span style="color:#f08c00">watchdog</span> <span style="color:#2b8a3e">clears'
+        '</span>; click a plot or an event to go there</p><ol id="replay-events"></ol></div>'
+        f'<script id="replay-data" type="application/json">{blob}</script>'
+        f"<script>{scripts}</script>")
+
+
+def _event_label(event: Mapping[str, Any]) -> str:
+    d = event.get("detail") or {}
+    if event["kind"] in ("safety", "deadline_gate"):
+        return f"{d.get('gate')} {_fmt(d.get('value'))} (limit {_fmt(d.get('limit'))})"
+    if event["kind"] == "gains":
+        return f"{d.get('old')} -> {d.get('new')} by {d.get('who', '?')}"
+    if event["kind"] == "clear":
+        return f"cleared {d.get('cleared')} by {d.get('by')}"
+    return f"time to safe {_fmt(d.get('time_to_safe_ms'))} ms"
+
 
 
 # ------------------------------------------------------------------------ inputs
@@ -315,6 +389,10 @@ figure img{width:100%;height:auto;display:block}figcaption{color:#5a6275;padding
 pre{background:#fff;padding:12px;overflow:auto;box-shadow:0 1px 2px #0001;font-size:12px}
 @media(min-width:900px){pre.config{column-count:2;column-rule:1px solid #e3e6ec}}
 .notes{background:#fff8e6;border-left:4px solid #e0a100;padding:8px 12px}
+.replay canvas{background:#fff;box-shadow:0 1px 2px #0001;max-width:100%;display:block;
+margin:6px 0}.replay .controls{display:flex;gap:12px;align-items:center}
+#replay-scrub{flex:1}.replay .state,.replay .legend{font-size:12px;color:#3d4555}
+#replay-events{font-size:12px;background:#fff;padding:6px 30px;max-height:160px;overflow:auto}
 """
 
 
@@ -396,7 +474,7 @@ def _counters(report: Mapping[str, Any]) -> str:
 
 
 def _page(report: Mapping[str, Any], plots: Sequence[tuple[str, str]], notes: Sequence[str],
-          config_text: str) -> str:
+          config_text: str, replay: str = "") -> str:
     verdict = str(report.get("verdict"))
     run_id = html.escape(str(report.get("run_id")))
     plant = report.get("plant") or {}
@@ -420,6 +498,8 @@ def _page(report: Mapping[str, Any], plots: Sequence[tuple[str, str]], notes: Se
                      + "<br>".join(html.escape(n) for n in notes) + "</div>")
     parts += ["<h2>Gates</h2>", _gates_table(report.get("gates") or []),
               "<h2>Latency</h2>", _latency_table(report.get("latency_us") or {})]
+    if replay:
+        parts.append(replay)
     if plots:
         parts.append("<h2>Plots</h2>")
     for file, title in plots:

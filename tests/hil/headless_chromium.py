@@ -99,8 +99,9 @@ class Page:
         self.session = session
 
     def evaluate(self, expression: str) -> Any:
-        result = self.browser.call("Runtime.evaluate", {"expression": expression,
-                                                        "returnByValue": True}, self.session)
+        result = self.browser.call("Runtime.evaluate", {
+            "expression": expression, "returnByValue": True, "awaitPromise": True},
+            self.session)
         if "exceptionDetails" in result:
             raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
