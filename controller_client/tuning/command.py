@@ -69,7 +69,8 @@ class _Progress:
 
 def _settings_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any], str | None]:
     """(Settings, base config dict, history db) for a new tuning; raises _Usage."""
-    from controller_client.controllers import GainError, UnknownControllerError, create_controller
+    from controller_client.controllers import GainError, UnknownControllerError
+    from controller_client.tuning.engine import build_law
     from controller_client.tuning.problem import Settings, TuningError, check_settings, law_bounds
     from hil.config import ConfigError, load_config
 
@@ -82,12 +83,14 @@ def _settings_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any], 
                      f"only; set plant.model: dip")
     name = args.controller or config.controller.name
     options = dict(config.controller.options) if name == config.controller.name else {}
+    search_path = tuple(getattr(config, "search_path", ()))
+    dt_s = 1.0 / config.run.rate_hz
     try:
-        law = create_controller(name, None, dt_s=1.0 / config.run.rate_hz, **options)
+        law = build_law(name, None, options, dt_s, search_path)
     except UnknownControllerError as exc:
         raise _Usage(f"{exc}; pass one of them to --controller") from None
     except (GainError, ValueError, TypeError) as exc:
-        raise _Usage(f"{name}: {exc}; fix controller.options in the config") from None
+        raise _Usage(f"{name}: {exc}; check --controller and controller.options") from None
     t = config.tuning
     try:
         lower, upper = law_bounds(law, t.bounds)
@@ -95,7 +98,7 @@ def _settings_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any], 
         raise _Usage(str(exc)) from None
     for side, gains in (("lower", lower), ("upper", upper)):
         try:
-            create_controller(name, list(gains), dt_s=1.0 / config.run.rate_hz, **options)
+            build_law(name, gains, options, dt_s, search_path)
         except (GainError, ValueError) as exc:
             raise _Usage(f"the {side} bounds {list(gains)} are refused by {name}: {exc}; set "
                          f"tuning.bounds in the config to gains it accepts") from None
@@ -120,7 +123,7 @@ def _settings_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any], 
         angle_limit_rad=1.0 if angle_limit is None else float(angle_limit),
         track_limit_m=(1e3 if config.safety.track_limit_m is None
                        else float(config.safety.track_limit_m)),
-        mean_weight=t.mean_weight)
+        mean_weight=t.mean_weight, search_path=search_path)
     try:
         check_settings(settings)
     except TuningError as exc:
@@ -158,8 +161,10 @@ def _evaluator(args: argparse.Namespace, settings: Any) -> Any:
         from controller_client.tuning.remote import DaskEvaluator
 
         return DaskEvaluator(settings.controller, dict(settings.options),
-                             scheduler=args.scheduler, workers=workers)
-    return LocalEvaluator(settings.controller, dict(settings.options), workers)
+                             scheduler=args.scheduler, workers=workers,
+                             search_path=settings.search_path)
+    return LocalEvaluator(settings.controller, dict(settings.options), workers,
+                          settings.search_path)
 
 
 def tune_command(args: argparse.Namespace) -> int:
@@ -210,7 +215,12 @@ def _tune(args: argparse.Namespace) -> int:
 def _optimise(settings: Any, evaluator: Any, history: list[Any], out_dir: Path, run_id: str,
               base_config: dict[str, Any], db: str | None) -> int:
     from controller_client.tuning.engine import Problem, ReplayMismatch, best_of, optimise
-    from controller_client.tuning.outputs import summarise, write_outputs
+    from controller_client.tuning.outputs import (
+        checkpoint,
+        summarise,
+        write_checkpoint,
+        write_outputs,
+    )
 
     problem = Problem(settings, evaluator)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -230,6 +240,8 @@ def _optimise(settings: Any, evaluator: Any, history: list[Any], out_dir: Path, 
                          base_config=base_config)
 
     def after_batch(batches: list[Any]) -> None:
+        write_checkpoint(out_dir, checkpoint(settings, batches, run_id=run_id,
+                                             base_config=base_config))
         progress.update(sum(len(b.costs) for b in batches), best_of(batches)[1])
 
     try:

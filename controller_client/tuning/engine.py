@@ -49,17 +49,29 @@ class Evaluator(Protocol):
     def close(self) -> None: ...
 
 
-def law_factory(controller: str, options: dict[str, Any], dt_s: float
-                ) -> Callable[[Sequence[float]], Any]:
+def build_law(controller: str, gains: Sequence[float] | None, options: dict[str, Any],
+              dt_s: float, search_path: Sequence[str] = ()) -> Any:
+    """The law through the registry: built-in, entry point, or "module:Class" (searched
+    first in `search_path`, the config file's folder)."""
+    context: dict[str, Any] = {"dt_s": dt_s}
+    if options:
+        context["options"] = options
+    if search_path:
+        context["search_path"] = tuple(search_path)
+    return create_controller(controller, None if gains is None else list(gains), **context)
+
+
+def law_factory(controller: str, options: dict[str, Any], dt_s: float,
+                search_path: Sequence[str] = ()) -> Callable[[Sequence[float]], Any]:
     def make(gains: Sequence[float]) -> Any:
-        return create_controller(controller, list(gains), dt_s=dt_s, **options)
+        return build_law(controller, gains, options, dt_s, search_path)
     return make
 
 
 def evaluate_rows(controller: str, options: dict[str, Any], rows: np.ndarray,
-                  scenario: Scenario) -> np.ndarray:
+                  scenario: Scenario, search_path: Sequence[str] = ()) -> np.ndarray:
     """Metrics of `rows` (the unit of work a Dask worker runs; module level to be importable)."""
-    make = law_factory(controller, options, scenario.dt_s)
+    make = law_factory(controller, options, scenario.dt_s, search_path)
     with _NUMBA_LOCK:
         return run_batch(make, rows, scenario)
 
@@ -67,15 +79,16 @@ def evaluate_rows(controller: str, options: dict[str, Any], rows: np.ndarray,
 class LocalEvaluator:
     """This process: the compiled batch on `workers` threads (numba.set_num_threads)."""
 
-    def __init__(self, controller: str, options: dict[str, Any], workers: int) -> None:
+    def __init__(self, controller: str, options: dict[str, Any], workers: int,
+                 search_path: Sequence[str] = ()) -> None:
         import numba
 
-        self.controller, self.options = controller, options
+        self.controller, self.options, self.search_path = controller, options, search_path
         self.workers = max(1, min(workers, numba.config.NUMBA_NUM_THREADS))
         numba.set_num_threads(self.workers)
 
     def metrics(self, rows: np.ndarray, scenario: Scenario) -> np.ndarray:
-        return evaluate_rows(self.controller, self.options, rows, scenario)
+        return evaluate_rows(self.controller, self.options, rows, scenario, self.search_path)
 
     def close(self) -> None:
         pass
@@ -88,8 +101,9 @@ class Problem:
         s = settings
         self.settings = s
         self.evaluator = evaluator
-        self.make_law = law_factory(s.controller, dict(s.options), 1.0 / s.rate_hz)
-        law = create_controller(s.controller, None, dt_s=1.0 / s.rate_hz, **s.options)
+        self.make_law = law_factory(s.controller, dict(s.options), 1.0 / s.rate_hz,
+                                    s.search_path)
+        law = build_law(s.controller, None, dict(s.options), 1.0 / s.rate_hz, s.search_path)
         self.gain_names = tuple(law.gain_names)
         self.default_gains = tuple(float(g) for g in law.default_gains)
         self.steps = max(1, round(s.duration_s * s.rate_hz))

@@ -16,7 +16,7 @@ import numpy as np
 
 from controller_client.tuning.batch import trajectory
 from controller_client.tuning.engine import Batch, Problem, best_of
-from controller_client.tuning.problem import HELD_OUT_STREAM
+from controller_client.tuning.problem import HELD_OUT_STREAM, Settings
 
 SCHEMA = "hil-tuning/1"
 FILES = ("tuning.json", "tuned.yaml", "tuning.html", "convergence.png", "costs.png",
@@ -100,6 +100,23 @@ def summarise(problem: Problem, history: Sequence[Batch], *, run_id: str, comple
         "base_config": dict(base_config),
         "history": [{"candidates": b.candidates, "costs": b.costs} for b in history],
     }
+
+
+def checkpoint(settings: Settings, history: Sequence[Batch], *, run_id: str,
+               base_config: Mapping[str, Any]) -> dict[str, Any]:
+    """What --resume needs, written after every batch (the full record replaces it at the
+    end): a tuning killed outright loses at most the batch it was running."""
+    best, best_cost, _ = best_of(history)
+    return {"schema": SCHEMA, "run_id": run_id, "controller": settings.controller,
+            "complete": False, "best_cost": best_cost, "best_gains": best,
+            "evaluations": sum(len(b.costs) for b in history),
+            "settings": settings.as_dict(), "base_config": dict(base_config),
+            "history": [{"candidates": b.candidates, "costs": b.costs} for b in history]}
+
+
+def write_checkpoint(out_dir: Path, record: Mapping[str, Any]) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_atomic(out_dir / "tuning.json", json.dumps(record))
 
 
 def tuned_config(record: Mapping[str, Any]) -> dict[str, Any]:

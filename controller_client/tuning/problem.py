@@ -81,11 +81,13 @@ class Settings:
     angle_limit_rad: float = 1.0
     track_limit_m: float = 2.0
     mean_weight: float = 0.7
+    search_path: tuple[str, ...] = ()  # folders searched first for a "module:Class" law
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["lower"], d["upper"] = list(self.lower), list(self.upper)
         d["starts"] = [list(s) for s in self.starts]
+        d["search_path"] = list(self.search_path)
         return d
 
     @classmethod
@@ -93,6 +95,7 @@ class Settings:
         d = dict(d)
         d["lower"], d["upper"] = tuple(d["lower"]), tuple(d["upper"])
         d["starts"] = tuple(tuple(s) for s in d["starts"])
+        d["search_path"] = tuple(d.get("search_path", ()))
         return cls(**d)
 
 

@@ -28,10 +28,11 @@ class DaskEvaluator:
     """Sends each batch to a Dask cluster: at `scheduler`, or a local one of `workers`."""
 
     def __init__(self, controller: str, options: dict[str, Any], *,
-                 scheduler: str | None = None, workers: int = 2) -> None:
+                 scheduler: str | None = None, workers: int = 2,
+                 search_path: tuple[str, ...] = ()) -> None:
         from distributed import Client, LocalCluster
 
-        self.controller, self.options = controller, options
+        self.controller, self.options, self.search_path = controller, options, search_path
         self._cluster = None
         if scheduler is None:
             self._cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
@@ -60,7 +61,8 @@ class DaskEvaluator:
         remote_scenario = self._scattered[key][1]
         chunks = np.array_split(rows, min(len(rows), 2 * self.workers))
         futures = [self.client.submit(evaluate_rows, self.controller, self.options, chunk,
-                                      remote_scenario, pure=False, retries=2)
+                                      remote_scenario, self.search_path, pure=False,
+                                      retries=2)
                    for chunk in chunks if len(chunk)]
         return np.concatenate(self.client.gather(futures), axis=0)
 
