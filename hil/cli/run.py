@@ -11,8 +11,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from hil.app.exits import EXIT_FAULT, EXIT_OK, EXIT_USAGE
 
@@ -33,6 +34,9 @@ def add_parser(sub: Any) -> None:
     run.add_argument("--endpoint", help="ZeroMQ endpoint for both processes")
     run.add_argument("--out", help="run folder (default runs/<run-id>)")
     run.add_argument("--run-id", help=argparse.SUPPRESS)
+    run.add_argument("--timeout", type=float, metavar="S",
+                     help="stop the run after S s of wall time (default: 120 s plus the "
+                          "duration, x20 in lockstep); then SIGINT, and SIGKILL after a grace")
     run.add_argument("--watch", action="store_true",
                      help="serve a live view of the run on http://HOST:PORT/ (hil watch)")
     run.add_argument("--watch-port", type=int, default=8700, help="live view port (8700)")
@@ -57,6 +61,9 @@ def run_command(args: argparse.Namespace) -> int:
     from hil.reporting.live import LiveStatus, StatusPrinter
     from hil.reporting.report import build_report, summary_table
 
+    if args.timeout is not None and not args.timeout > 0:
+        print(f"hil run: --timeout must be > 0 s, got {args.timeout:g}", file=sys.stderr)
+        return EXIT_USAGE
     overrides: dict[str, Any] = {}
     if args.duration is not None:
         overrides["run.duration_s"] = args.duration
@@ -116,7 +123,8 @@ def run_command(args: argparse.Namespace) -> int:
         _entry_point("hil-controller", "controller_client.main") + common, env=env)
     procs = {"plant": plant, "controller": controller}
     status = StatusPrinter(LiveStatus(out / "plant.rec")) if live else None
-    interrupted = _wait(procs, config, status.tick if status else None)
+    budget_s = args.timeout if args.timeout is not None else wait_budget_s(config)
+    waited = _wait(procs, budget_s, _GRACE_S, status.tick if status else None)
     if status:
         status.finish()
     if watch is not None:
@@ -133,8 +141,16 @@ def run_command(args: argparse.Namespace) -> int:
     report["started_at"] = started_at
     if rig is not None:
         report["rig_emulator"] = rig
-    if interrupted:
+    if waited.outcome == "interrupted":
         report["interrupted"] = True
+    elif waited.outcome == "timed_out":
+        report["timed_out"] = True
+        report["timeout_s"] = budget_s
+        print(f"hil run: the run did not end within {budget_s:g} s (--timeout): stopped it"
+              + (f"; killed {', '.join(waited.killed)} after a {_GRACE_S:g} s grace"
+                 if waited.killed else ""), file=sys.stderr)
+    if waited.killed:
+        report["killed"] = list(waited.killed)
     write_json(out / "report.json", report)
     print(summary_table(report))
     print(f"report: {out / 'report.json'}")
@@ -215,43 +231,77 @@ def _finish(out: Path, report: dict[str, Any], config: Config) -> None:
             print(f"hil run: not added to the history: {exc}", file=sys.stderr)
 
 
-def _wait(procs: dict[str, subprocess.Popen], config: Any,
-          on_tick: Callable[[], None] | None = None) -> bool:
-    """Wait for both processes; on Ctrl-C/SIGTERM, stop them so they still write reports.
+def wait_budget_s(config: Config) -> float:
+    """How long `hil run` waits for its processes before stopping them: start-up and report
+    writing (120 s) plus the run, which in lockstep may run slower than real time."""
+    return 120.0 + config.run.duration_s * (1 if config.run.mode == "realtime" else 20)
 
-    `on_tick` is called every 50 ms while waiting (the live status line).
+
+@dataclass(frozen=True)
+class WaitResult:
+    """How the wait for the run's processes ended.
+
+    `outcome`: "finished" (they ended by themselves), "interrupted" (Ctrl-C or SIGTERM to
+    `hil run`), "timed_out" (the budget ran out). `killed`: the processes still running a
+    grace after they were asked to stop, ended with SIGKILL.
     """
-    interrupted = False
 
-    def forward(signum: int, _frame: object) -> None:
-        nonlocal interrupted
-        interrupted = True
-        for p in procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
+    outcome: Literal["finished", "interrupted", "timed_out"]
+    killed: tuple[str, ...] = ()
 
-    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+
+def _wait(procs: dict[str, subprocess.Popen[Any]], budget_s: float, grace_s: float = _GRACE_S,
+          on_tick: Callable[[], None] | None = None, poll_s: float = 0.05) -> WaitResult:
+    """Wait for the processes, in phases, so that they still write their reports:
+
+    1. running, until all have ended, or `budget_s` has passed (timed out), or Ctrl-C/SIGTERM
+       (interrupted), or one has failed (the others have nothing left to do);
+    2. stopping: SIGINT to every process still running, once, then wait up to `grace_s`;
+    3. killing: SIGKILL to whichever is still running, and reap it.
+
+    `on_tick` is called every `poll_s` while waiting (the live status line).
+    """
+    outcome: Literal["finished", "interrupted", "timed_out"] = "finished"
+    stop_sent_s: float | None = None  # monotonic time of phase 2's SIGINT
+
+    def running() -> list[subprocess.Popen[Any]]:
+        return [p for p in procs.values() if p.poll() is None]
+
+    def ask_to_stop() -> None:
+        nonlocal stop_sent_s
+        if stop_sent_s is None:
+            stop_sent_s = time.monotonic()
+        for p in running():
+            p.send_signal(signal.SIGINT)
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        nonlocal outcome
+        if outcome == "finished":
+            outcome = "interrupted"
+        ask_to_stop()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        budget = 120.0 + config.run.duration_s * (1 if config.run.mode == "realtime" else 20)
-        give_up = time.monotonic() + budget
-        while any(p.poll() is None for p in procs.values()):
-            if time.monotonic() > give_up:
-                forward(signal.SIGINT, None)
-                give_up = time.monotonic() + _GRACE_S
-                budget = -1
-            if budget < 0 and time.monotonic() > give_up:
-                for p in procs.values():
-                    if p.poll() is None:
-                        p.kill()
-            # A child that ended early (bad config, refused) should not leave the other waiting.
-            if any(p.poll() not in (None, 0) for p in procs.values()):
-                for p in procs.values():
-                    if p.poll() is None:
-                        p.send_signal(signal.SIGINT)
+        deadline_s = time.monotonic() + budget_s
+        while running():
+            now = time.monotonic()
+            if stop_sent_s is None:
+                if now >= deadline_s:
+                    outcome = "timed_out"
+                    ask_to_stop()
+                elif any(p.poll() not in (None, 0) for p in procs.values()):
+                    ask_to_stop()  # one failed (bad config, refused): the other stops too
+            elif now >= stop_sent_s + grace_s:
+                killed = tuple(name for name, p in procs.items() if p.poll() is None)
+                for name in killed:
+                    procs[name].kill()
+                for name in killed:
+                    procs[name].wait()
+                return WaitResult(outcome, killed)
             if on_tick is not None:
                 on_tick()
-            time.sleep(0.05)
+            time.sleep(poll_s)
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-    return interrupted
+    return WaitResult(outcome)
