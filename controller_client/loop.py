@@ -44,6 +44,14 @@ class HandshakeRefused(Exception):
         self.reason = reason
 
 
+class LawError(Exception):
+    """The control law raised inside `compute`; the original is `__cause__`."""
+
+    def __init__(self, law: str, error: BaseException) -> None:
+        super().__init__(f"control law {law} raised {type(error).__name__}: {error}")
+        self.law = law
+
+
 @dataclass
 class LoopSettings:
     phase_offset: float
@@ -108,6 +116,7 @@ class ControllerLoop:
         self.states_while_safe = 0  # states flagged FLAG_SAFE: our controls are ignored
         self.bye_sent = False
         self.final_state: list[float] = []
+        self.gain_changes: list[dict[str, Any]] = []  # `hil gains` requests, applied or not
         self._warn = RateLimiter()
         # open_recorder(description) -> hil.recording.recorder.Recorder, called after the handshake;
         # one row per control (hil.recording.recorder.controller_columns). The caller closes it.
@@ -202,6 +211,8 @@ class ControllerLoop:
                 self._bye = m["reason"]
             elif m.kind == "fault" and self._warn.allow("fault"):
                 self.log.warning("plant fault", code=m["code"], detail=m["detail"])
+            elif m.kind in ("gains_get", "gains_set"):
+                self._on_gains(m)  # between two controls: never while the law computes
         return self._new_seq > self._answered_seq or self._bye is not None
 
     def _on_state(self, m: msg.Message, now: int) -> None:
@@ -229,6 +240,48 @@ class ControllerLoop:
         if m["flags"] & msg.FLAG_FINAL:
             self.final_state = list(m["state"])
 
+    def _on_gains(self, m: msg.Message) -> None:
+        """`hil gains`, relayed by the plant: report the gains, or set them through the law
+        (which validates them; a refusal leaves the old gains) and record the change."""
+        law = self.law
+        names = [str(n) for n in getattr(law, "gain_names", ())]
+        old = [float(v) for v in getattr(law, "gains", ())]
+        ok, detail, now_gains = True, "current gains", old
+        if m.kind == "gains_set":
+            try:
+                new = self._requested_gains(names, old, m["names"], m["values"])
+                set_gains = getattr(law, "set_gains", None)
+                if set_gains is None:
+                    raise ValueError(f"{getattr(law, 'name', type(law).__name__)} cannot "
+                                     "change its gains while running (no set_gains)")
+                set_gains(new)
+                now_gains = [float(v) for v in getattr(law, "gains", new)]
+                detail = "applied before the next control"
+            except (ValueError, TypeError) as exc:
+                ok, detail = False, str(exc)
+            event = {"time": (self.clock() - self._t0_ns) * 1e-9, "who": m["operator"][:80],
+                     "names": names, "old": old, "new": now_gains if ok else None,
+                     "applied": ok, "detail": detail}
+            if len(self.gain_changes) < 1000:
+                self.gain_changes.append(event)
+            self.log.warning("gains changed" if ok else "gains refused", **event)
+        self.sock.send(msg.encode("gains_reply", m["request_id"], ok, detail, names,
+                                  now_gains, old))
+
+    @staticmethod
+    def _requested_gains(names: list[str], old: list[float], keys: list[Any],
+                         values: list[Any]) -> list[Any]:
+        if not keys:
+            return list(values)
+        if len(keys) != len(values):
+            raise ValueError(f"{len(keys)} names for {len(values)} values")
+        new: list[Any] = list(old)
+        for key, value in zip(keys, values, strict=True):
+            if key not in names:
+                raise ValueError(f"no gain named {key!r}; the law's gains: {', '.join(names)}")
+            new[names.index(key)] = value
+        return new
+
     def _record_pending(self) -> None:
         legs = self._pending_legs
         for leg in legs:
@@ -241,7 +294,10 @@ class ControllerLoop:
         state[:] = self._new_values
         t_s = (self._new_t_ns - self._t0_ns) * 1e-9
         c0 = self.clock()
-        force = self.law.compute(state, t_s)
+        try:
+            force = self.law.compute(state, t_s)
+        except Exception as exc:
+            raise LawError(getattr(self.law, "name", type(self.law).__name__), exc) from exc
         c1 = self.clock()
         self.control_seq += 1
         t_send = self.clock()
@@ -375,4 +431,5 @@ class ControllerLoop:
             "rejected_messages": self.rejected,
             "states_while_safe": self.states_while_safe,
             "final_state": self.final_state,
+            "gain_changes": list(self.gain_changes),
         }

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import sys
+import traceback
 from typing import Any
 
 import numpy as np
 
-from controller_client.controllers import GainError, UnknownControllerError, create_controller
-from controller_client.loop import ControllerLoop, HandshakeRefused, LoopSettings, PlantUnreachable
+from controller_client.controllers import (
+    GainError,
+    PluginError,
+    UnknownControllerError,
+    create_controller,
+)
+from controller_client.loop import (
+    ControllerLoop,
+    HandshakeRefused,
+    LawError,
+    LoopSettings,
+    PlantUnreachable,
+)
 from hil.app.process import (
     EXIT_FAULT,
     EXIT_OK,
@@ -18,7 +30,7 @@ from hil.app.process import (
     ResourceMeter,
     run_process,
 )
-from hil.config import Config, ConfigError
+from hil.config import Config, ConfigError, build_plant_model
 from hil.link.security import CurveKeyError
 from hil.link.transport import ControllerSocket
 from hil.recording.recorder import Recorder, controller_columns
@@ -26,19 +38,50 @@ from hil.runtime import rt
 from hil.runtime.stability import StabilityMonitor
 
 
-def law_from_config(config: Config) -> Any:
-    """A fresh control law as `config` names it; ConfigError naming the key otherwise."""
+def law_from_config(config: Config, model: Any = None) -> Any:
+    """A fresh control law as `config` names it, for the plant model `model` (built from
+    `plant` when None); ConfigError naming the key otherwise."""
     controller_config = config.controller
+    if model is None:
+        model = build_plant_model(config)
     # The laws integrate with a fixed period: the run's, unless the options say otherwise.
     options = {"dt_s": 1.0 / config.run.rate_hz, **controller_config.options}
+    context = {"dt_s": options.pop("dt_s"), "max_force_n": options.pop(
+        "max_force_n", model.max_force_n), "plant": model.describe(), "model": model,
+        "options": options}
     try:
-        return create_controller(controller_config.name, controller_config.gains, **options)
+        return create_controller(controller_config.name, controller_config.gains,
+                                 search_path=config.search_path, **context)
     except UnknownControllerError as exc:
         raise ConfigError(f"controller.name: {exc}") from None
+    except PluginError as exc:
+        raise ConfigError(str(exc)) from None
     except GainError as exc:
         raise ConfigError(f"controller.gains: {exc}") from None
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"controller.options: {exc}") from None
+
+
+def law_timing(law: Any, report: dict[str, Any], settings: LoopSettings, period_ns: int,
+               log: Any) -> dict[str, Any]:
+    """The law's compute time against its budget (the part of a period between the
+    controller's wake-up and the guard before the plant's next tick), and by how much a slow
+    law overran it."""
+    budget_us = (1.0 - settings.phase_offset - settings.guard) * period_ns / 1e3
+    compute = (report.get("latency_us") or {}).get("compute") or {}
+    p99 = compute.get("p99")
+    name = getattr(law, "name", type(law).__name__)
+    timing: dict[str, Any] = {"law": name, "budget_us": round(budget_us, 1),
+                              "compute_p99_us": p99, "overruns": report.get("overruns"),
+                              "too_slow": p99 is not None and p99 > budget_us}
+    if timing["too_slow"]:
+        timing["over_by_us"] = round(p99 - budget_us, 1)
+        timing["message"] = (f"control law {name} is too slow: compute p99 {p99:.0f} us > "
+                             f"budget {budget_us:.0f} us by {p99 - budget_us:.0f} us "
+                             f"({report.get('overruns')} overruns)")
+        log.warning(timing["message"])
+        print(f"hil-controller: {timing['message']}", file=sys.stderr)
+    return timing
 
 
 def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
@@ -87,6 +130,7 @@ def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     rt.apply_realtime(rtc.controller_cpu, False, rtc.sched_priority, False, ctx.log, granted)
     cpu = rt.CpuMeter()
     code = EXIT_OK
+    law_error = None
     try:
         with rt.gc_quiet():
             reason = loop.run()
@@ -97,6 +141,16 @@ def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
         loop.end_reason = str(exc)
         print(f"hil-controller: {exc}", file=sys.stderr)
         code = EXIT_UNREACHABLE
+    except LawError as exc:
+        # The plant goes safe on the bye sent below; the traceback goes to the log and report.
+        loop.end_reason = str(exc)
+        law_error = {"law": exc.law, "error": str(exc.__cause__),
+                     "traceback": "".join(traceback.format_exception(exc.__cause__))}
+        ctx.log.error("control law raised: run ended, plant sent to its safe state",
+                      law=exc.law, traceback=law_error["traceback"])
+        print(f"hil-controller: {exc}; the plant was told to go safe\n"
+              f"{law_error['traceback']}", file=sys.stderr)
+        code = EXIT_FAULT
     except HandshakeRefused as exc:
         loop.end_reason = f"refused by the plant: {exc}"
         print(f"hil-controller: refused by the plant at {controller_config.endpoint}: {exc}",
@@ -115,6 +169,9 @@ def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     report["resources"] = resources.report()
     report["endpoint"] = controller_config.endpoint
     report["law"] = law.describe()
+    if law_error is not None:
+        report["law_error"] = law_error
+    report["law_timing"] = law_timing(law, report, settings, config.period_ns, ctx.log)
     report["stability"] = stability.summary()
     if recording is not None:
         report["recording"] = recording

@@ -53,8 +53,10 @@ class RunConfig(_Strict):
 class PlantConfig(_Strict):
     # sim: a numba model; serial: a rig on `serial.port` (plant_server/backends/serial.py).
     backend: Literal["sim", "serial"] = "sim"
-    model: Literal["dip", "cartpole"] = "dip"
-    params: dict[str, float] = Field(default_factory=dict)
+    # A built-in model (dip, cartpole, rotary), an entry point of group hil.plants, or a class
+    # of your own as "module.path:Class" (docs/extending.md); checked when the plant loads it.
+    model: Annotated[str, Field(min_length=1)] = "dip"
+    params: dict[str, Any] = Field(default_factory=dict)
     substeps: Annotated[int, Field(ge=1, le=1000)] = 4
     initial_state: list[float] = Field(default_factory=lambda: [0.0, 0.1, -0.05, 0.0, 0.0, 0.0])
     endpoint: str = DEFAULT_ENDPOINT
@@ -82,7 +84,9 @@ class PlantConfig(_Strict):
 
 
 class ControllerConfig(_Strict):
-    name: str = "classical_smc"
+    # A built-in law, an entry point of group hil.controllers, or "module.path:Class"
+    # (docs/extending.md); checked when the controller loads it.
+    name: Annotated[str, Field(min_length=1)] = "classical_smc"
     gains: list[float] | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     endpoint: str = DEFAULT_ENDPOINT
@@ -275,6 +279,9 @@ class Config(_Strict):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
     tuning: TuningConfig = Field(default_factory=TuningConfig)
+    # The folder of the config file, searched first for "module:Class" laws and plant models.
+    # Set by load_config from the file's path; kept when `hil run` passes the config on.
+    source_dir: str | None = None
 
     @model_validator(mode="after")
     def _network_needs_authentication(self) -> Config:
@@ -291,6 +298,11 @@ class Config(_Strict):
     @property
     def period_ns(self) -> int:
         return round(1e9 / self.run.rate_hz)
+
+    @property
+    def search_path(self) -> list[str]:
+        """Folders searched first for a "module:Class" law or plant model."""
+        return [self.source_dir] if self.source_dir else []
 
 
 def is_loopback_endpoint(endpoint: str) -> bool:
@@ -331,11 +343,19 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
             raise ConfigError(f"{source}: top level must be a mapping of sections, got "
                               f"{type(loaded).__name__}")
         data = loaded
+        data.setdefault("source_dir", str(Path(path).resolve().parent))
     for dotted, value in (overrides or {}).items():
         node = data
         *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
+        for depth, key in enumerate(parents):
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):  # `run:` left empty (null), or not a mapping
+                section = ".".join(parents[:depth + 1])
+                raise ConfigError(
+                    f"{source}: {section}: must be a mapping of keys to set {dotted} from the "
+                    f"command line, got {'an empty section' if child is None else repr(child)}"
+                    f"; give it keys or delete the line")
+            node = child
         node[leaf] = value
     return validate_config(data, source)
 
@@ -418,6 +438,32 @@ def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
             return []
         model = field.annotation
     return sorted(model.model_fields)
+
+
+def build_plant_model(config: Config) -> Any:
+    """The model `plant.model` names (built in, an entry point, or "module:Class" found first
+    beside the config file), checked at `plant.initial_state`; ConfigError saying why not.
+    The plant simulates it; the controller's laws use it as their nominal model."""
+    from hil.dynamics import PluginError, check_model, create_model
+
+    plant_config = config.plant
+    try:
+        model = create_model(plant_config.model, plant_config.params,
+                             substeps=plant_config.substeps, search_path=config.search_path)
+    except PluginError as exc:
+        raise ConfigError(str(exc)) from None
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"plant.params: {exc}") from None
+    n = len(model.state_names)
+    if len(plant_config.initial_state) != n:
+        raise ConfigError(
+            f"plant.initial_state: model {model.name!r} has {n} states "
+            f"{list(model.state_names)}, got {len(plant_config.initial_state)} values")
+    try:
+        check_model(model, plant_config.initial_state)
+    except PluginError as exc:
+        raise ConfigError(str(exc)) from None
+    return model
 
 
 def dump_config(config: Config) -> str:

@@ -16,8 +16,7 @@ from hil.app.process import (
     ResourceMeter,
     run_process,
 )
-from hil.config import Config, ConfigError
-from hil.dynamics import create_model
+from hil.config import Config, ConfigError, build_plant_model
 from hil.link.security import CurveKeyError
 from hil.link.transport import PlantSocket
 from hil.recording.recorder import Recorder, plant_columns
@@ -32,11 +31,9 @@ from plant_server.server import PlantServer, PlantSettings
 
 
 def build_model(ctx: ProcessContext) -> Any:
-    plant_config = ctx.config.plant
-    try:
-        return create_model(plant_config.model, plant_config.params, substeps=plant_config.substeps)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"plant.params: {exc}") from None
+    """The model `plant.model` names (built in, an entry point or "module:Class" found first
+    beside the config file), checked at `plant.initial_state`; ConfigError saying why not."""
+    return build_plant_model(ctx.config)
 
 
 def _deadline_gates(config: Config) -> DeadlineGateSettings:

@@ -94,13 +94,16 @@ def limits_from_config(safety: Any, mode: str, max_force_n: float) -> SafetyLimi
 class SafetyGates:
     """The gates of the module docstring for a plant with `state_names`."""
 
-    def __init__(self, limits: SafetyLimits, state_names: Sequence[str]) -> None:
+    def __init__(self, limits: SafetyLimits, state_names: Sequence[str],
+                 upright_angles: Sequence[str] | None = None) -> None:
         self.limits = limits
         self.state_names = tuple(state_names)
         self._x = self.state_names.index("x") if "x" in self.state_names else None
         self._x_dot = self.state_names.index("x_dot") if "x_dot" in self.state_names else None
+        # The angle gate: the plant's angles from upright (its description), else theta*.
         self._angles = tuple(i for i, n in enumerate(self.state_names)
-                             if n.startswith("theta") and not n.endswith("_dot"))
+                             if (n in upright_angles if upright_angles is not None
+                                 else n.startswith("theta") and not n.endswith("_dot")))
         self.events: list[SafetyEvent] = []
         self.trips = 0
         self.saturations = 0

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgpack
 import numpy as np
 
 from hil.link import messages as msg
@@ -52,6 +53,11 @@ PLANT_FIGURES = ("round_trip", "controller_to_plant", "plant_lateness")
 _PUB_RING = 256  # publish times kept for round-trip matching (seq % ring)
 _MAX_LOGGED = 100  # watchdog trips and clears kept in the report; all are counted
 SANITY_FORCE_FACTOR = 10.0  # default: reject finite forces above 10x max_force_n
+# A stranger's message past the per-tick budget is decoded only if it starts (after its array
+# header) with one of these kinds: an operator's command, or a hello the plant could accept.
+_OPERATOR_KINDS = tuple(msgpack.packb(kind) for kind in ("estop", "operator_clear"))
+_HELLO_KIND = msgpack.packb("hello")
+_OVER_BUDGET_PER_DRAIN = 32  # then the wait re-checks its deadline before reading on
 
 
 @dataclass
@@ -64,6 +70,9 @@ class PlantSettings:
     attach_timeout_ns: int
     spin_ns: int = 100_000
     lockstep_spin_ns: int = 0
+    # Realtime: messages from peers other than the attached controller handled in full per
+    # tick; the rest are counted (`over_budget`) unread, so a flood cannot cost deadlines.
+    stranger_budget_per_tick: int = 16
     # None: saturation at the backend's max force, no state limits, zero safe force.
     safety: SafetyLimits | None = None
     # None: the deadline gates only warn, at 20% misses over 1 s or 20 in a row.
@@ -120,7 +129,9 @@ class PlantServer:
         self.max_force_n = float(backend.max_force_n)
         limits = settings.safety or SafetyLimits(
             self.max_force_n, SANITY_FORCE_FACTOR * self.max_force_n)
-        self.safety = SafetyGates(limits, backend.describe()["state_names"])
+        described = backend.describe()
+        self.safety = SafetyGates(limits, described["state_names"],
+                                  described.get("upright_angles"))
         window = max(1, round(1e9 / settings.period_ns))
         self.deadline_gates = DeadlineGates(
             settings.deadline_gates or DeadlineGateSettings(window, 0.2, "warn", 20, "warn"),
@@ -151,6 +162,10 @@ class PlantServer:
         self._held_states: list[tuple[int, int, bytes]] = []
         self._held_controls: list[tuple[int, int, msg.Message]] = []
         self._held_order = 0
+        # `hil gains` requests relayed to the controller: relay id -> (operator peer, its id)
+        self._gain_requests: dict[int, tuple[bytes, int]] = {}
+        self._relay_id = 0
+        self._stranger_left: int | None = None  # None: no budget (handshake, lockstep)
 
     # ----------------------------------------------------------------- description
     def description(self) -> dict[str, Any]:
@@ -172,10 +187,19 @@ class PlantServer:
     def _drain(self) -> bool:
         """Handle everything waiting on the socket; True when the wait should end early:
         lockstep may step, or the run is ending (bye, estop)."""
+        over_budget = 0
         for _ in range(256):
             frames = self.sock.recv_nowait()
             if frames is None:
                 break
+            if self._stranger_left is not None and frames[0] != self.peer:
+                if self._stranger_left <= 0 and not self._may_matter(frames):
+                    self._reject("over_budget", "stranger messages past the per-tick budget")
+                    over_budget += 1
+                    if over_budget >= _OVER_BUDGET_PER_DRAIN:
+                        break  # let the wait check its deadline
+                    continue
+                self._stranger_left -= 1
             now = self.clock()
             if len(frames) != 2:
                 self._reject("malformed", f"{len(frames)} frames")
@@ -187,6 +211,16 @@ class PlantServer:
             self._lockstep_answered = False
             return True
         return self._ending or (self.settings.mode == "lockstep" and self.safe_reason is not None)
+
+    def _may_matter(self, frames: list[bytes]) -> bool:
+        """A stranger's message worth decoding past the budget: an operator's command, or a
+        hello while the plant could accept a controller. Peeks at the kind's bytes only."""
+        if len(frames) != 2:
+            return False
+        body = frames[1][1:24]
+        if body.startswith(_OPERATOR_KINDS):
+            return True
+        return body.startswith(_HELLO_KIND) and (self.peer is None or self._peer_lost)
 
     @property
     def _ending(self) -> bool:
@@ -216,6 +250,10 @@ class PlantServer:
             self._on_estop(peer, m["reason"], now)
         elif kind == "operator_clear":
             self._on_clear(f"operator: {m['operator']}", now, reply_to=peer)
+        elif kind in ("gains_get", "gains_set") and peer != self.peer:
+            self._relay_gains(peer, m)
+        elif kind == "gains_reply" and peer == self.peer:
+            self._relay_gains_reply(m)
         elif peer != self.peer:
             self._reject("unattached_peer", kind)
         elif kind == "control":
@@ -268,6 +306,33 @@ class PlantServer:
         self.sock.send(peer, msg.encode("ack", "estop", "safe output applied; run ending"))
         if self.peer is not None and peer != self.peer:
             self.sock.send(self.peer, msg.encode("fault", "estop", reason))
+
+    def _relay_gains(self, peer: bytes, m: msg.Message) -> None:
+        """`hil gains`: pass the request to the attached controller under a relay id of ours
+        (ids from different operators cannot collide); its answer comes back to `peer`."""
+        if self.peer is None or self._ending:
+            self.sock.send(peer, msg.encode("gains_reply", m["request_id"], False,
+                                            "no controller attached to this plant", [], [], []))
+            return
+        self._relay_id += 1
+        if len(self._gain_requests) >= 16:  # operators that never read their answer
+            self._gain_requests.pop(next(iter(self._gain_requests)))
+        self._gain_requests[self._relay_id] = (peer, m["request_id"])
+        if m.kind == "gains_get":
+            payload = msg.encode("gains_get", self._relay_id, m["operator"][:80])
+        else:
+            payload = msg.encode("gains_set", self._relay_id, m["operator"][:80], m["names"],
+                                 m["values"])
+        self.sock.send(self.peer, payload)
+
+    def _relay_gains_reply(self, m: msg.Message) -> None:
+        asked = self._gain_requests.pop(m["request_id"], None)
+        if asked is None:
+            self._reject("unexpected_kind", "gains_reply to no request")
+            return
+        peer, request_id = asked
+        self.sock.send(peer, msg.encode("gains_reply", request_id, m["ok"], m["detail"],
+                                        m["names"], m["values"], m["old"]))
 
     def _on_clear(self, by: str, now: int, reply_to: bytes | None = None) -> None:
         cleared = self.safe_reason
@@ -523,6 +588,7 @@ class PlantServer:
         total = round(self.settings.duration_s * 1e9 / period)
         sched = Schedule(self.t0_ns, period)
         prev_grid = self.t0_ns
+        budget = self.settings.stranger_budget_per_tick
         self.backend.start(self.t0_ns)
         while True:
             grid = sched.deadline_ns
@@ -544,6 +610,7 @@ class PlantServer:
                 for _ in range((grid - prev_grid) // period - 1):
                     self._score_deadline(False, now)
             prev_grid = grid
+            self._stranger_left = budget
             self._check_watchdog(now)
             self._check_state(now)
             self.cycles += 1

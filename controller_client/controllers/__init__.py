@@ -1,5 +1,12 @@
 """Control laws and the thread-safe registry that creates them by name.
 
+A name is a built-in law, a law an installed package registers through the
+`hil.controllers` entry point group, or `"module.path:ClassName"` (found first in the config
+file's folder, `search_path`). Entry points and loaded classes are registered on first use
+(`register_controller`), so later lookups are lock-free reads. A `KernelLaw` subclass is
+used as it is; any other class is wrapped in `ExternalLaw` (the contract in
+docs/extending.md).
+
 Reads are lock-free: the registry is an immutable mapping (`MappingProxyType` over a dict
 nobody else holds) published through one module attribute, and a reader takes the current
 snapshot with a single reference load, which is atomic on CPython with or without the GIL
@@ -20,16 +27,22 @@ from typing import Any
 from controller_client.controllers.adaptive_smc import AdaptiveSMC
 from controller_client.controllers.base import KernelLaw
 from controller_client.controllers.classical_smc import ClassicalSMC
+from controller_client.controllers.external import ExternalLaw
 from controller_client.controllers.gains import GainError
 from controller_client.controllers.hybrid_adaptive_sta_smc import HybridAdaptiveSTASMC
 from controller_client.controllers.lqr import LQR
 from controller_client.controllers.sta_smc import STASMC
+from hil.dynamics.plugins import PluginError, entry_point_names, load_object
 from hil.runtime.atomic import AtomicCounter
+
+CONTROLLERS_GROUP = "hil.controllers"
 
 __all__ = [
     "ControllerSpec",
+    "ExternalLaw",
     "GainError",
     "KernelLaw",
+    "PluginError",
     "UnknownControllerError",
     "create_controller",
     "get_spec",
@@ -37,11 +50,10 @@ __all__ = [
     "register_controller",
     "registry_snapshot",
     "registry_statistics",
-    "unregister_controller",
 ]
 
 
-class UnknownControllerError(ValueError):
+class UnknownControllerError(PluginError):
     """No controller is registered under that name; the message lists the known ones."""
 
 
@@ -60,8 +72,13 @@ class RegistryStatistics:
     rejected: int  # creations refused (unknown name, bad gains or options)
 
 
-def _spec(cls: type[KernelLaw]) -> ControllerSpec:
-    return ControllerSpec(cls.name, cls, tuple(cls.gain_names), tuple(cls.default_gains))
+def _spec(cls: Any, name: str | None = None) -> ControllerSpec:
+    if isinstance(cls, type) and issubclass(cls, KernelLaw):
+        return ControllerSpec(name or cls.name, cls, tuple(cls.gain_names),
+                              tuple(cls.default_gains))
+    return ControllerSpec(name or getattr(cls, "__name__", str(cls)), cls,
+                          tuple(getattr(cls, "gain_names", ())),
+                          tuple(getattr(cls, "default_gains", ())))
 
 
 _write_lock = threading.Lock()
@@ -81,29 +98,66 @@ def known_controllers() -> list[str]:
     return sorted(_snapshot)
 
 
-def get_spec(name: str) -> ControllerSpec:
+def get_spec(name: str, search_path: Sequence[str] = ()) -> ControllerSpec:
+    """The spec registered as `name`; an entry point or "module:Class" is loaded and
+    registered on first use. UnknownControllerError (or PluginError) says what is allowed."""
     snap = _snapshot
     try:
         return snap[name]
     except (KeyError, TypeError):
+        pass
+    if not isinstance(name, str):
+        raise UnknownControllerError(f"controller.name must be a string, got {name!r}")
+    try:
+        found = load_object(name, key="controller.name", group=CONTROLLERS_GROUP,
+                            search_path=search_path, builtins=snap)
+    except PluginError as exc:
+        if ":" in name:
+            raise
         raise UnknownControllerError(
             f"unknown controller {name!r}; known controllers: {', '.join(sorted(snap))}"
-        ) from None
+            f"{_installed()}. A law of your own: \"module.path:ClassName\" (docs/extending.md)"
+        ) from exc
+    spec = _spec(found, name)
+    register_controller(spec, replace=True)
+    return spec
 
 
-def create_controller(name: str, gains: Sequence[float] | None = None, **options: Any) -> Any:
+def _installed() -> str:
+    names = entry_point_names(CONTROLLERS_GROUP)
+    return f"; installed ({CONTROLLERS_GROUP}): {', '.join(names)}" if names else ""
+
+
+def create_controller(name: str, gains: Sequence[float] | None = None, *,
+                      search_path: Sequence[str] = (), **context: Any) -> Any:
     """A fresh controller instance (default gains if `gains` is None).
 
-    Unknown names raise UnknownControllerError listing the known ones; bad gains raise
-    GainError naming the gain; bad options raise ValueError naming the option.
+    `context`: dt_s, max_force_n, plant (the description), model, and the law's options
+    (for built-in laws as keywords; for other laws under `options`). Unknown names raise
+    UnknownControllerError listing the known ones; bad gains GainError naming the gain; a
+    class that does not fit the contract PluginError; bad options ValueError naming them.
     """
     try:
-        law = get_spec(name).factory(gains=gains, **options)
+        factory = get_spec(name, search_path).factory
+        if isinstance(factory, type) and issubclass(factory, KernelLaw):
+            options = {**context.pop("options", {}), **context}
+            law = factory(gains=gains, **options)
+        else:
+            law = ExternalLaw(factory, name, gains, _external_context(context))
     except (ValueError, TypeError):
         _rejected.increment()
         raise
     _created.increment()
     return law
+
+
+def _external_context(context: dict[str, Any]) -> dict[str, Any]:
+    ctx = {"dt_s": 1e-3, "max_force_n": None, "plant": None, "model": None, "options": {}}
+    ctx.update(context)
+    if ctx["max_force_n"] is None:
+        ctx["max_force_n"] = float(ctx["model"].max_force_n) if ctx["model"] is not None \
+            else 150.0
+    return ctx
 
 
 def register_controller(spec: ControllerSpec, *, replace: bool = False) -> None:
@@ -113,15 +167,6 @@ def register_controller(spec: ControllerSpec, *, replace: bool = False) -> None:
         if spec.name in _snapshot and not replace:
             raise ValueError(f"controller {spec.name!r} is already registered")
         _snapshot = MappingProxyType({**_snapshot, spec.name: spec})
-        _version.increment()
-
-
-def unregister_controller(name: str) -> None:
-    global _snapshot
-    with _write_lock:
-        if name not in _snapshot:
-            raise UnknownControllerError(f"unknown controller {name!r}")
-        _snapshot = MappingProxyType({k: v for k, v in _snapshot.items() if k != name})
         _version.increment()
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from controller_client.controllers.gains import check_gains
 from controller_client.controllers.nominal import MEM_CONDITION, MEM_SIGMA, SCRATCH_ROWS
 from hil.dynamics.dip import DIPParams
+from hil.dynamics.plugins import PluginError
 
 
 def positive_option(name: str, value: Any) -> float:
@@ -51,12 +52,26 @@ class KernelLaw:
     default_gains: ClassVar[tuple[float, ...]]
     kernel: ClassVar[Callable[..., float]]
     mem_size: ClassVar[int] = 2
+    # The plant models (description names) the law's nominal model fits; None: any plant.
+    fits: ClassVar[tuple[str, ...] | None] = ("dip",)
     # |sigma| below which a step is on the surface for the Lyapunov monitor (see hil/stability)
     sigma_floor: float = 1e-3
 
     def __init__(self, gains: Sequence[float] | None = None, *, max_force_n: float | None = None,
                  dt_s: float = 1e-3, model_params: Mapping[str, float] | None = None,
+                 plant: Mapping[str, Any] | None = None, model: Any = None,
                  **options: Any) -> None:
+        # `plant`: the plant's description (names, units, input limit); `model`: the plant
+        # model itself (hil.dynamics), for laws that linearise it. Both optional.
+        if plant is not None and self.fits is not None and plant.get("name") not in self.fits:
+            raise PluginError(
+                f"controller.name: {self.name} is designed for plant model "
+                f"{', '.join(self.fits)} (the double inverted pendulum on a cart: its "
+                f"sliding surface uses x, theta1, theta2); "
+                f"this plant is {plant.get('name')!r} with states "
+                f"{list(plant.get('state_names', []))}. Use lqr, which fits any plant, or a "
+                f"law of your own (docs/extending.md)")
+        self.plant = dict(plant) if plant is not None else None
         self.gains = check_gains(self.name, self.gain_names,
                                  self.default_gains if gains is None else gains)
         self.params = DIPParams.from_mapping(model_params or {})
@@ -120,6 +135,19 @@ class KernelLaw:
         """Fresh copies of (mem, g, o, p, scratch) for a compiled simulation of this law."""
         return (self._mem0.copy(), self._g.copy(), self._o.copy(), self._p.copy(),
                 np.zeros_like(self._scratch))
+
+    def set_gains(self, gains: Sequence[float]) -> None:
+        """New gains from the next compute on (internal state kept); GainError or ValueError,
+        and the old gains kept, if the law refuses them. Called between two computes."""
+        new = check_gains(self.name, self.gain_names, gains)
+        old = (self.gains, self._g, self._o)
+        try:
+            self.gains = new
+            self._g = np.array(new, dtype=np.float64)
+            self._o = np.array(self._pack(), dtype=np.float64)
+        except Exception:
+            self.gains, self._g, self._o = old
+            raise
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "gains": dict(zip(self.gain_names, self.gains, strict=True)),

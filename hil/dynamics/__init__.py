@@ -5,7 +5,7 @@ Imported by the plant server to simulate and by the control laws as their nomina
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 # First: installs numba's dependency-aware cache locator before any kernel is decorated.
@@ -13,25 +13,41 @@ from hil.dynamics import jit  # noqa: F401
 from hil.dynamics.base import DEFAULT_SUBSTEPS, ModelParams, PlantModel
 from hil.dynamics.cartpole import CartPoleModel, CartPoleParams
 from hil.dynamics.dip import DIPModel, DIPParams
+from hil.dynamics.generic import ExternalModel
+from hil.dynamics.plugins import PluginError, load_object
+from hil.dynamics.rotary import RotaryModel, RotaryParams
 
-MODELS: dict[str, type[PlantModel]] = {"dip": DIPModel, "cartpole": CartPoleModel}
+MODELS: dict[str, type[PlantModel]] = {
+    "dip": DIPModel, "cartpole": CartPoleModel, "rotary": RotaryModel}
+PLANTS_GROUP = "hil.plants"
 
 
 def create_model(
-    name: str, params: Mapping[str, Any] | None = None, substeps: int = DEFAULT_SUBSTEPS
-) -> PlantModel:
-    """The model registered as ``name``, with ``params`` overriding its default parameters.
+    name: str, params: Mapping[str, Any] | None = None, substeps: int = DEFAULT_SUBSTEPS,
+    search_path: Sequence[str] = (),
+) -> Any:
+    """The model ``name`` names, with ``params`` overriding its default parameters.
 
-    Unknown names and unknown parameter keys raise ValueError listing the allowed ones.
+    ``name`` is a built-in model, an entry point of group ``hil.plants``, or
+    ``"module.path:Class"`` (found first in ``search_path``): a `PlantModel` subclass, or any
+    class with the plant contract of `hil.dynamics.generic`, wrapped in an `ExternalModel`.
+    Unknown names and parameter keys raise ValueError (PluginError) saying what is allowed.
     """
-    try:
-        model_type = MODELS[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown plant model {name!r}; known models: {', '.join(sorted(MODELS))}"
-        ) from None
-    model_params = model_type.params_type.from_mapping(params or {})
-    return model_type(model_params, substeps=substeps)
+    model_type: Any = MODELS.get(name) if isinstance(name, str) else None
+    if model_type is None:
+        model_type = load_object(str(name), key="plant.model", group=PLANTS_GROUP,
+                                 search_path=search_path, builtins=MODELS)
+    if isinstance(model_type, type) and issubclass(model_type, PlantModel):
+        model_params = model_type.params_type.from_mapping(params or {})
+        return model_type(model_params, substeps=substeps)
+    return ExternalModel(model_type, params or {}, substeps, key="plant.model")
+
+
+def check_model(model: Any, initial_state: Sequence[float]) -> None:
+    """PluginError unless `model` (an external one) gives finite derivatives of the right
+    shape at `initial_state`; built-in models are checked by their tests."""
+    if isinstance(model, ExternalModel):
+        model.check_at(initial_state)
 
 
 __all__ = [
@@ -41,7 +57,12 @@ __all__ = [
     "CartPoleParams",
     "DIPModel",
     "DIPParams",
+    "ExternalModel",
     "ModelParams",
     "PlantModel",
+    "PluginError",
+    "RotaryModel",
+    "RotaryParams",
+    "check_model",
     "create_model",
 ]

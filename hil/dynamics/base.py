@@ -110,12 +110,17 @@ class ModelKernels(NamedTuple):
 class PlantModel:
     """A simulated plant: fixed-step RK4 of a model's dynamics under a zero-order-hold force.
 
-    Subclasses set ``name``, ``state_names``, ``state_units``, ``params_type`` and ``kernels``.
+    Subclasses set ``name``, ``state_names``, ``state_units``, ``params_type`` and ``kernels``,
+    and ``input_name`` / ``input_unit`` when the input is not a force in N.
     """
 
     name: ClassVar[str]
     state_names: ClassVar[tuple[str, ...]]
     state_units: ClassVar[tuple[str, ...]]
+    input_name: ClassVar[str] = "force"
+    input_unit: ClassVar[str] = "N"
+    # The angles that must be near zero for "balanced" (gates, report); None: every "rad" state.
+    upright_angles: ClassVar[tuple[str, ...] | None] = None
     params_type: ClassVar[type[ModelParams]]
     kernels: ClassVar[ModelKernels]
 
@@ -140,8 +145,13 @@ class PlantModel:
 
     @property
     def max_force_n(self) -> float:
-        """The force saturation of :meth:`step`, N."""
+        """The input's saturation in :meth:`step`, in ``input_unit`` (the name is historical)."""
         return float(self.params.max_force_n)  # type: ignore[attr-defined]  # every model's
+
+    @property
+    def equilibrium(self) -> np.ndarray:
+        """The state the plant is balanced about (upright, at rest: zeros)."""
+        return np.zeros(len(self.state_names))
 
     def step(self, state: np.ndarray, force: float, dt_s: float, out: np.ndarray) -> None:
         """Advance ``state`` by ``dt_s`` under ``force`` held constant; write the result to ``out``.
@@ -169,11 +179,23 @@ class PlantModel:
             "state_units": list(self.state_units),
             "params": self.params.to_dict(),
             "max_force_n": self.max_force_n,
+            "input_name": self.input_name,
+            "input_unit": self.input_unit,
+            "equilibrium": self.equilibrium.tolist(),
+            "upright_angles": list(upright_angles(self.state_names, self.state_units,
+                                                  self.upright_angles)),
             "substeps": self.substeps,
         }
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(params={self.params!r}, substeps={self.substeps})"
+
+
+def upright_angles(names: Any, units: Any, declared: Any = None) -> tuple[str, ...]:
+    """The states that are angles from upright: `declared`, else every state in "rad"."""
+    if declared is not None:
+        return tuple(declared)
+    return tuple(n for n, u in zip(names, units, strict=True) if u == "rad")
 
 
 def as_state_vector(state: Any, size: int) -> np.ndarray:

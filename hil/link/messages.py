@@ -21,6 +21,10 @@ message is rejected in one place and never reaches the plant. Nothing is ever un
 | estop     | reason: any peer (`hil estop`); the plant goes safe and ends the run            |
 | operator_clear | operator: `hil clear`, from any peer; clears the latched safe state        |
 | ack       | what, detail: the plant's answer to `estop` and `operator_clear`                |
+| gains_get | request_id, operator: `hil gains`; the plant relays it to the attached controller |
+| gains_set | request_id, operator, names (list of str, or empty: positional), values         |
+| gains_reply | request_id, ok, detail, names, values (now), old: the controller's answer,    |
+|           | relayed by the plant to the operator who asked                                  |
 
 Frames above `MAX_MESSAGE_BYTES` are rejected as `oversized` here; frames above the
 transport's cap (hil/link/transport.py, larger) never get this far: ZeroMQ drops the peer.
@@ -82,6 +86,11 @@ SCHEMA: dict[str, tuple[tuple[str, tuple[type, ...]], ...]] = {
     "estop": (("reason", (str,)),),
     "operator_clear": (("operator", (str,)),),
     "ack": (("what", (str,)), ("detail", (str,))),
+    "gains_get": (("request_id", _INT), ("operator", (str,))),
+    "gains_set": (("request_id", _INT), ("operator", (str,)), ("names", (list,)),
+                  ("values", (list,))),
+    "gains_reply": (("request_id", _INT), ("ok", (bool,)), ("detail", (str,)),
+                    ("names", (list,)), ("values", (list,)), ("old", (list,))),
 }
 
 # Per kind: field names, and the exact types each accepts (decode's hot path).

@@ -19,10 +19,13 @@ FIGURES = ("round_trip", "state_to_controller", "controller_to_plant", "compute"
 _EMPTY = {"p50": None, "p90": None, "p99": None, "p999": None, "max": None, "count": 0}
 
 
-def upright_error(final_state: list[float], state_names: list[str]) -> float | None:
-    """Largest |angle| among the link angles (state names starting with 'theta')."""
+def upright_error(final_state: list[float], state_names: list[str],
+                  upright: list[str] | None = None) -> float | None:
+    """Largest |angle| among the angles from upright: the plant description's
+    `upright_angles`, else (older reports) the state names starting with 'theta'."""
     angles = [abs(v) for n, v in zip(state_names, final_state, strict=False)
-              if n.startswith("theta") and not n.endswith("_dot")]
+              if (n in upright if upright is not None
+                  else n.startswith("theta") and not n.endswith("_dot"))]
     if not angles or not all(math.isfinite(a) for a in angles):
         return None
     return max(angles)
@@ -41,7 +44,8 @@ def build_report(run_id: str, config: dict[str, Any], plant: dict[str, Any],
                                          "total": 0}
     desc = plant.get("plant") or {}
     final_state = plant.get("final_state") or []
-    err = upright_error(final_state, list(desc.get("state_names", [])))
+    err = upright_error(final_state, list(desc.get("state_names", [])),
+                        desc.get("upright_angles"))
     tol = gates_cfg["upright_tolerance_rad"]
     gates = [
         gate("run_completed", plant.get("end_reason"), "duration",
@@ -93,7 +97,11 @@ def build_report(run_id: str, config: dict[str, Any], plant: dict[str, Any],
     }
     recording = {name: part["recording"] for name, part in
                  (("plant", plant), ("controller", controller)) if part.get("recording")}
-    for key, value in (("safety", plant.get("safety")), ("stability", controller.get("stability")),
+    for key, value in (("law", controller.get("law")),
+                       ("gain_changes", controller.get("gain_changes")),
+                       ("law_error", controller.get("law_error")),
+                       ("law_timing", controller.get("law_timing")),
+                       ("safety", plant.get("safety")), ("stability", controller.get("stability")),
                        ("recording", recording or None), ("serial", _serial(plant))):
         if value is not None:
             report[key] = value

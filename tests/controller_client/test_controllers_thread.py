@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 import numpy as np
 import pytest
 
+from controller_client import controllers
 from controller_client.controllers import (
     ControllerSpec,
     GainError,
@@ -28,7 +29,6 @@ from controller_client.controllers import (
     register_controller,
     registry_snapshot,
     registry_statistics,
-    unregister_controller,
 )
 from controller_client.controllers.classical_smc import ClassicalSMC
 from controller_client.tuning import fitness, pso, simulate
@@ -174,19 +174,21 @@ def test_thread_1000_concurrent_registry_reads() -> None:
     assert all(set(s) == set(BUILT_IN) for s in seen)
 
 
-def test_thread_mixed_registry_reads_and_writes_keep_integrity() -> None:
+def test_thread_mixed_registry_reads_and_writes_keep_integrity(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Writes are what loading an entry point or a "module:Class" law does on first use.
+    monkeypatch.setattr(controllers, "_snapshot", controllers._snapshot)  # restored after
     version_before = registry_statistics().version
     spec = get_spec("classical_smc")
     writers, rounds = 4, 25
 
     def work(i: int) -> None:
-        if i < writers:  # writers: add a temporary controller, then remove it
+        if i < writers:  # writers: add controllers under new names
             for k in range(rounds):
                 name = f"tmp_{i}_{k}"
                 register_controller(ControllerSpec(name, spec.factory, spec.gain_names,
                                                    spec.default_gains))
                 assert create_controller(name).name == "classical_smc"
-                unregister_controller(name)
         else:  # readers: every snapshot is whole and consistent
             for _ in range(200):
                 snap = registry_snapshot()
@@ -196,12 +198,11 @@ def test_thread_mixed_registry_reads_and_writes_keep_integrity() -> None:
                     snap["x"] = spec  # type: ignore[index]
 
     run_threads(work, writers + 8)
-    assert known_controllers() == BUILT_IN
-    assert registry_statistics().version - version_before == 2 * writers * rounds
+    added = {f"tmp_{i}_{k}" for i in range(writers) for k in range(rounds)}
+    assert set(known_controllers()) == set(BUILT_IN) | added  # no write was lost
+    assert registry_statistics().version - version_before == writers * rounds
     with pytest.raises(ValueError, match="already registered"):
         register_controller(spec)
-    with pytest.raises(UnknownControllerError):
-        unregister_controller("tmp_0_0")
 
 
 def test_thread_no_deadlock_creating_controllers_during_concurrent_evaluations() -> None:

@@ -16,7 +16,7 @@ import reference_dynamics as ref
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hil.dynamics import MODELS, CartPoleModel, DIPModel, DIPParams, create_model
+from hil.dynamics import MODELS, CartPoleModel, DIPModel, DIPParams, RotaryModel, create_model
 from hil.dynamics.dip import (
     bias_forces,
     derivatives,
@@ -296,6 +296,10 @@ def test_describe_is_plain_data_with_layout_params_and_limits():
         "state_units": ["m", "rad", "rad", "m/s", "rad/s", "rad/s"],
         "params": {**DEFAULT.to_dict(), "cart_mass_kg": 2.0},
         "max_force_n": 150.0,
+        "input_name": "force",
+        "input_unit": "N",
+        "equilibrium": [0.0] * 6,
+        "upright_angles": ["theta1", "theta2"],
         "substeps": 8,
     }
 
@@ -379,7 +383,7 @@ def test_params_from_mapping_rejects_an_unknown_key_listing_the_allowed_ones():
 
 
 def test_registry_creates_each_model_by_name_with_param_overrides():
-    assert {"dip": DIPModel, "cartpole": CartPoleModel} == MODELS
+    assert {"dip": DIPModel, "cartpole": CartPoleModel, "rotary": RotaryModel} == MODELS
     model = create_model("dip", {"link1_mass_kg": 0.3}, substeps=2)
     assert isinstance(model, DIPModel) and model.substeps == 2
     assert model.params == DEFAULT.replace(link1_mass_kg=0.3)
@@ -387,7 +391,8 @@ def test_registry_creates_each_model_by_name_with_param_overrides():
 
 
 def test_registry_rejects_an_unknown_model_listing_the_known_ones():
-    with pytest.raises(ValueError, match="'triple'; known models: cartpole, dip"):
+    with pytest.raises(ValueError, match=r"unknown name 'triple'; built in or installed "
+                       r"\(hil.plants entry points\): cartpole, dip, rotary\."):
         create_model("triple")
 
 
