@@ -87,6 +87,16 @@ def test_config_error_exits_2_naming_file_and_key(tmp_path: Path) -> None:
     assert str(cfg) in done.stderr and "run.rate_hz" in done.stderr
 
 
+def test_an_empty_section_with_a_command_line_override_exits_2_naming_file_and_key(
+        tmp_path: Path) -> None:
+    cfg = tmp_path / "empty-run.yaml"
+    cfg.write_text("run:\n")
+    done = hil("run", "--config", str(cfg), "--duration", "2", "--out", str(tmp_path / "o"))
+    assert done.returncode == 2, done.stderr
+    assert f"hil run: {cfg}: run: must be a mapping of keys to set run.duration_s" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_bad_usage_exits_2() -> None:
     assert hil("run", "--mode", "sideways").returncode == 2
     assert hil("frobnicate").returncode == 2

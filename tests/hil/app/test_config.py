@@ -117,3 +117,15 @@ def test_a_plant_facing_the_network_is_refused_unless_allowed(tmp_path: Path,
                                       "ipc:///tmp/hil.sock"])
 def test_loopback_and_local_endpoints_need_no_permission(endpoint: str) -> None:
     assert load_config(None, {"plant.endpoint": endpoint}).plant.endpoint == endpoint
+
+
+@pytest.mark.parametrize(("text", "got"), [("run:\n", "an empty section"),
+                                           ("run: 5\n", "5")])
+def test_an_override_into_an_empty_or_scalar_section_names_the_file_and_key(
+        tmp_path: Path, text: str, got: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path, {"run.duration_s": 2.0})
+    assert str(err.value) == (
+        f"{path}: run: must be a mapping of keys to set run.duration_s from the command "
+        f"line, got {got}; give it keys or delete the line")
