@@ -1,0 +1,83 @@
+"""`hil gains`: print or set the running control law's gains.
+
+`hil gains --endpoint E` prints the gain names and values; `hil gains --endpoint E 1 2 3`
+sets them all in order, `hil gains --endpoint E k1=3 K=25` some by name. The plant relays the
+request to its controller; the law validates the gains (a refusal: exit 1 with the reason,
+the run goes on) and they apply between two controls. Imports only the link.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from typing import Any
+
+from hil.app.exits import EXIT_FAULT, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
+
+
+def add_parser(sub: Any) -> None:
+    op = sub.add_parser("gains", help="print or set a running control law's gains")
+    op.add_argument("values", nargs="*", metavar="VALUE|NAME=VALUE",
+                    help="new gains: all in order, or some by name (none: print them)")
+    op.add_argument("--endpoint", required=True, help="the plant's ZeroMQ endpoint")
+    op.add_argument("--timeout", type=float, default=2.0, help="s to wait for the answer")
+    op.add_argument("--keys", help="CURVE keys dir, for a plant with security.curve on")
+    op.set_defaults(handler=gains_command)
+
+
+def parse_values(words: list[str]) -> tuple[list[str], list[float]]:
+    """(names, values) from `1 2 3` (names empty) or `k1=3 K=25`; ValueError saying why."""
+    named = ["=" in w for w in words]
+    if any(named) and not all(named):
+        raise ValueError("give all gains in order (1 2 3) or some by name (k1=3 K=25), not both")
+    names: list[str] = []
+    values: list[float] = []
+    for word in words:
+        name, _, text = word.rpartition("=")
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"{word!r}: {text!r} is not a number") from None
+        if not math.isfinite(value):
+            raise ValueError(f"{word!r}: gains must be finite")
+        if any(named):
+            if not name:
+                raise ValueError(f"{word!r}: no gain name before '='")
+            names.append(name)
+        values.append(value)
+    return names, values
+
+
+def gains_command(args: argparse.Namespace) -> int:
+    from hil.link import operator, security
+
+    try:
+        names, values = parse_values(args.values)
+    except ValueError as exc:
+        print(f"hil gains: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        answer = operator.gains(args.endpoint, names, values, args.timeout, args.keys)
+    except security.CurveKeyError as exc:
+        print(f"hil gains: --keys: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except operator.NoAnswer as exc:
+        print(f"hil gains: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    if not answer.ok:
+        print(f"hil gains: refused: {answer.detail}; the gains stay "
+              f"{_pairs(answer.names, answer.values)}", file=sys.stderr)
+        return EXIT_FAULT
+    if values:
+        print(f"gains: {_pairs(answer.names, answer.old)} -> "
+              f"{_pairs(answer.names, answer.values)} ({answer.detail})")
+    else:
+        print(f"gains: {_pairs(answer.names, answer.values)}")
+    return EXIT_OK
+
+
+def _pairs(names: list[str], values: list[float]) -> str:
+    if len(names) != len(values):
+        names = [f"#{i}" for i in range(len(values))]
+    return " ".join(f"{n}={v:g}" for n, v in zip(names, values, strict=True))
