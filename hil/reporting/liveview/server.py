@@ -74,7 +74,7 @@ class LiveViewServer:
     """
 
     def __init__(self, poll_feed: Callable[[bool], list[dict[str, Any]]], host: str = DEFAULT_HOST,
-                 port: int = DEFAULT_PORT, *, update_hz: float = 30.0, max_clients: int = 16,
+                 port: int = DEFAULT_PORT, *, update_hz: float = 40.0, max_clients: int = 16,
                  max_message_bytes: int = 1024, max_messages_per_client: int = 64,
                  max_buffer_bytes: int = 256 * 1024) -> None:
         if not 1 <= update_hz <= 60:
@@ -156,10 +156,14 @@ class LiveViewServer:
                          ping_interval=5, ping_timeout=10) as server:
             self._ready.set()
             period = 1.0 / self.update_hz
+            loop = asyncio.get_running_loop()
+            deadline = loop.time()
             while not self._stop.is_set():
                 self._pump(False)
+                # Absolute deadlines: the rate holds whatever a pump costs (skip, never burst).
+                deadline = max(deadline + period, loop.time())
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), period)
+                    await asyncio.wait_for(self._stop.wait(), deadline - loop.time())
             self._pump(True)  # the final state
             for ws in list(self._clients):
                 await ws.close(1001, "the run is over")
