@@ -158,6 +158,7 @@ def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
         code = EXIT_REFUSED
     finally:
         usage = cpu.read()
+        rt.leave_realtime()  # reports and exit at normal priority: they stall no other loop
         try:
             loop.send_bye()
         finally:

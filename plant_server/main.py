@@ -142,6 +142,7 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
             reason = server.run()
     finally:
         usage = cpu.read()
+        rt.leave_realtime()  # reports and exit at normal priority: they stall no other loop
         sock.close()
         backend.close()
         recording = recorder.close().to_dict() if recorder is not None else None

@@ -26,11 +26,13 @@ __all__ = [
     "DEFAULT_PATH",
     "SCHEMA_VERSION",
     "HistoryError",
+    "append_doctor",
     "append_run",
     "append_tuning",
     "compare",
     "format_compare",
     "get_run",
+    "list_doctor",
     "list_runs",
     "migrate",
 ]
@@ -66,8 +68,25 @@ def _create_v1(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX runs_by_date ON runs (date)")
 
 
+def _add_doctor_v2(conn: sqlite3.Connection) -> None:
+    """`hil doctor` results, one row per check, so a lab sees a bench degrade."""
+    conn.execute("""
+        CREATE TABLE doctor (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            date TEXT NOT NULL,            -- ISO 8601 UTC, when the doctor ran
+            host TEXT NOT NULL,
+            rate_hz REAL,
+            ready INTEGER NOT NULL,        -- 1: no check failed
+            check_name TEXT NOT NULL,
+            status TEXT NOT NULL,          -- pass | warn | fail
+            detail TEXT NOT NULL,
+            figures TEXT                   -- the check's figures as JSON, or null
+        )""")
+    conn.execute("CREATE INDEX doctor_by_date ON doctor (date)")
+
+
 # _MIGRATIONS[i] takes a database from schema version i to i + 1.
-_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1]
+_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1, _add_doctor_v2]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 
@@ -158,6 +177,38 @@ def append_tuning(db: str | Path, tuning: Mapping[str, Any], out_dir: str | Path
               "verdict": "PASS" if held.get("tuned_better") else "FAIL",
               "tuning": {k: v for k, v in tuning.items() if k != "history"}}
     return append_run(db, report, out_dir)
+
+
+def append_doctor(db: str | Path, result: Mapping[str, Any]) -> int:
+    """Add one `hil doctor` result (DoctorReport.to_dict()): a row per check. Returns how
+    many rows were added."""
+    rows = [(result["at"], result["host"], _number(result.get("rate_hz")), int(result["ready"]),
+             c["name"], c["status"], c["detail"],
+             json.dumps(c["figures"], allow_nan=False) if c.get("figures") else None)
+            for c in result["checks"]]
+    with _open(db) as conn:
+        conn.execute("BEGIN")
+        conn.executemany("INSERT INTO doctor (date, host, rate_hz, ready, check_name, status, "
+                         "detail, figures) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.execute("COMMIT")
+    return len(rows)
+
+
+def list_doctor(db: str | Path, check_name: str | None = None, limit: int = 20
+                ) -> list[dict[str, Any]]:
+    """The newest `limit` doctor rows (of one check, if named), newest first."""
+    if limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+    where, args = ("WHERE check_name = ? ", (check_name, limit)) if check_name else ("", (limit,))
+    with _open(db) as conn:
+        rows = conn.execute("SELECT date, host, rate_hz, ready, check_name, status, detail, "
+                            f"figures FROM doctor {where}ORDER BY date DESC, id DESC LIMIT ?",
+                            args).fetchall()
+    out = [dict(r) for r in rows]
+    for r in out:
+        r["ready"] = bool(r["ready"])
+        r["figures"] = json.loads(r["figures"]) if r["figures"] else None
+    return out
 
 
 _LISTED = ("run_id", "date", "plant", "controller", "mode", "rate_hz", "duration_s", "verdict",

@@ -102,15 +102,16 @@ def test_non_finite_figures_are_stored_as_null(tmp_path: Path) -> None:
 def test_a_new_database_is_at_the_current_schema_version(tmp_path: Path) -> None:
     db = tmp_path / "h.db"
     list_runs(db)
-    assert schema_version(db) == history.SCHEMA_VERSION == 1
+    assert schema_version(db) == history.SCHEMA_VERSION == 2  # v2: the doctor table
     list_runs(db)  # opening again migrates nothing
-    assert schema_version(db) == 1
+    assert schema_version(db) == 2
 
 
 def test_migrations_run_in_order_each_in_its_transaction(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     db = tmp_path / "h.db"
-    append_run(db, report("r1", "2026-11-26T10:00:00Z"), "d")  # a version-1 database
+    append_run(db, report("r1", "2026-11-26T10:00:00Z"), "d")  # a current database
+    current = history.SCHEMA_VERSION
 
     def add_notes(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE runs ADD COLUMN notes TEXT")
@@ -118,13 +119,13 @@ def test_migrations_run_in_order_each_in_its_transaction(
 
     def broken(conn: sqlite3.Connection) -> None:
         conn.execute("CREATE TABLE half_done (x)")
-        raise RuntimeError("migration 3 failed")
+        raise RuntimeError("the last migration failed")
 
     monkeypatch.setattr(history, "_MIGRATIONS", [*history._MIGRATIONS, add_notes, broken])
-    monkeypatch.setattr(history, "SCHEMA_VERSION", 3)
-    with pytest.raises(RuntimeError, match="migration 3 failed"):
+    monkeypatch.setattr(history, "SCHEMA_VERSION", current + 2)
+    with pytest.raises(RuntimeError, match="the last migration failed"):
         list_runs(db)
-    assert schema_version(db) == 2  # step 2 committed, step 3 rolled back
+    assert schema_version(db) == current + 1  # add_notes committed, broken rolled back
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT notes FROM runs").fetchone()[0] == "from v1"
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}

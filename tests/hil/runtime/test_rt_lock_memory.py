@@ -48,3 +48,42 @@ def test_lock_memory_locks_touched_pages_without_populating_untouched_mappings()
     # 64 MiB touched: resident and locked.
     grown = figures["after_touch"]["VmLck"] - figures["after_map"]["VmLck"]
     assert 60 * mb <= grown <= 80 * mb, figures
+
+
+LEAVE = r"""
+import json, os, threading, structlog
+from hil.runtime import rt
+
+report = rt.apply_realtime(None, True, 10, False, structlog.get_logger())
+started = threading.Event()
+stop = threading.Event()
+def helper():
+    started.set()
+    stop.wait(10)
+t = threading.Thread(target=helper)
+t.start()
+started.wait(10)
+def policies():
+    return sorted(os.sched_getscheduler(int(tid)) for tid in os.listdir("/proc/self/task"))
+before = policies()
+moved = rt.leave_realtime()
+after = policies()
+stop.set()
+t.join()
+print(json.dumps({"granted": report.granted, "before": before, "after": after,
+                  "moved": moved}))
+"""
+
+
+def test_leave_realtime_puts_every_thread_back_to_normal_scheduling() -> None:
+    import os
+
+    out = subprocess.run([sys.executable, "-c", LEAVE], capture_output=True, text=True,
+                         timeout=60, check=True)
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    assert figures["after"] == [os.SCHED_OTHER] * len(figures["after"])
+    if "sched_fifo" in figures["granted"]:
+        # The helper thread inherited SCHED_FIFO from the main thread; both moved back.
+        assert figures["before"] == [os.SCHED_FIFO, os.SCHED_FIFO] and figures["moved"] == 2
+    else:
+        assert figures["moved"] == 0

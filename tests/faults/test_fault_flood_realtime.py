@@ -1,0 +1,55 @@
+"""A 1000-message junk flood during a default realtime run: counted, and the run passes.
+
+The plant decodes at most `stranger_budget_per_tick` stranger messages per tick and counts
+the rest unread (`over_budget`), so the flood cannot take the attached controller's
+deadlines (benchmarks/bench_flood.py measures the misses with and without it).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from faultkit import (
+    finish,
+    free_endpoint,
+    kill_all,
+    outputs,
+    start_script,
+    wait_for_event,
+    write_config,
+)
+from junk_peer import TRANSPORT_OVERSIZED
+from test_fault_hostile_peers import JUNK_REJECTIONS, hil_run
+
+JUNK = 1000
+
+
+def test_a_junk_flood_in_realtime_is_counted_and_the_default_run_still_passes(
+        tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    endpoint = free_endpoint()
+    config = write_config(out, endpoint, run__duration_s=4.0)
+    junk = start_script("junk_peer.py", endpoint, str(JUNK), "11")  # waits for "go"
+    run = hil_run(config, out)
+    try:
+        wait_for_event(out, "plant", "controller attached", run)
+        assert junk.stdin is not None and junk.stdout is not None
+        junk.stdin.write("go\n")
+        junk.stdin.flush()
+        sent = json.loads(junk.stdout.readline() or "{}")  # written once all is sent
+        code, err = finish(run)
+        jcode, _jout, jerr = outputs(junk)
+    finally:
+        kill_all(run, junk)
+    assert jcode == 0, jerr
+    assert sent["sent"] == JUNK and sent["failed"] == 0, sent
+    report = json.loads((out / "report.json").read_text())
+    plant = json.loads((out / "plant.json").read_text())
+    by_kind = plant["rejected_by_kind"]
+    assert code == 0 and report["verdict"] == "PASS", (err[-3000:], by_kind)
+    assert plant["watchdog"]["trips"] == 0 and plant["safety"]["trips"] == 0
+    # Every junk message the plant received is counted: decoded and rejected by kind, or
+    # unread past the budget. The transport-oversized ones never reach it (ZeroMQ drops them).
+    assert plant["rejected_messages"] == JUNK - TRANSPORT_OVERSIZED, by_kind
+    assert by_kind["over_budget"] > 0 and set(by_kind) <= JUNK_REJECTIONS | {"over_budget"}

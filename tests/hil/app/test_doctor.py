@@ -1,0 +1,104 @@
+"""`hil doctor`, run for real on this machine: its table, its exit status, its history rows."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hil.app import doctor
+from hil.config import load_config
+from hil.reporting import history
+
+ROOT = Path(__file__).resolve().parents[3]
+CHECKS = list(doctor.CHECK_NAMES)
+
+
+def hil(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "hil.cli", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_doctor_checks_this_machine_prints_each_check_and_appends_them_to_the_history(
+        tmp_path: Path) -> None:
+    db, out = tmp_path / "history.db", tmp_path / "doctor.json"
+    done = hil("doctor", "--jitter-s", "0.5", "--history-db", str(db), "--json", str(out))
+    result = json.loads(out.read_text())
+    assert [c["name"] for c in result["checks"]] == CHECKS
+    failed = [c["name"] for c in result["checks"] if c["status"] == "fail"]
+    assert result["ready"] == (not failed)
+    assert done.returncode == (0 if not failed else 1), done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    for check in result["checks"]:
+        mark = {"pass": "pass", "warn": "WARN", "fail": "FAIL"}[check["status"]]
+        assert any(line.startswith(f"{mark:<5} {check['name']} ") for line in lines), lines
+        if check["status"] != "pass":  # every warning and failure says how to fix it
+            assert check["fix"] and f"fix: {check['fix']}" in done.stdout
+    assert ("READY" if result["ready"] else "NOT READY") in done.stdout
+    jitter = {c["name"]: c for c in result["checks"]}["loop_jitter"]["figures"]
+    assert jitter["wakeups"] == 500  # 0.5 s at the default 1 kHz
+    assert 0 <= jitter["p50_us"] <= jitter["p99_us"] <= jitter["max_us"]
+    floor = {c["name"]: c for c in result["checks"]}["transport_floor"]["figures"]
+    assert 0 < floor["p50_us"] <= floor["p99_us"] and floor["n"] == 2000
+    rows = history.list_doctor(db, limit=50)
+    assert sorted(r["check_name"] for r in rows) == sorted(CHECKS)
+    assert {r["check_name"]: r["status"] for r in rows} == {
+        c["name"]: c["status"] for c in result["checks"]}
+    assert all(r["ready"] == result["ready"] for r in rows)
+    listed = hil("doctor", "--history", "--history-db", str(db))
+    assert listed.returncode == 0 and all(name in listed.stdout for name in CHECKS)
+
+
+def test_a_missing_serial_port_fails_the_doctor_with_the_fix_and_exit_1(tmp_path: Path) -> None:
+    config = tmp_path / "rig.yaml"
+    config.write_text("run:\n  rate_hz: 500\nplant:\n  backend: serial\nserial:\n"
+                      f"  port: {tmp_path / 'ttyHIL0'}\n  baud: 230400\n")
+    done = hil("doctor", "--config", str(config), "--only", "serial_port,cpu_governor",
+               "--no-history")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert [x.split()[1] for x in done.stdout.splitlines()[1:3]] == ["cpu_governor",
+                                                                      "serial_port"]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("FAIL  serial_port"))
+    assert f"{tmp_path / 'ttyHIL0'} does not exist" in line
+    assert "fix: plug in the rig, then set serial.port to its /dev/serial/by-id/" in done.stdout
+    assert "NOT READY" in done.stdout
+
+
+def test_a_serial_port_present_and_permitted_passes(tmp_path: Path) -> None:
+    port = tmp_path / "tty"
+    port.write_bytes(b"")
+    config = load_config(None, {"plant.backend": "serial", "serial.port": str(port),
+                                "run.rate_hz": 500, "serial.baud": 230400})
+    check = doctor.check_serial(config)
+    assert (check.status, check.fix) == ("pass", "")
+
+
+def test_a_bad_config_or_check_name_exits_2_naming_the_problem(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("run:\n  rate_hx: 500\n")
+    done = hil("doctor", "--config", str(config))
+    assert done.returncode == 2 and "run.rate_hx: unknown key" in done.stderr
+    done = hil("doctor", "--only", "serial,loop_jitter")
+    assert done.returncode == 2 and "--only: unknown check(s) serial; the checks are" in done.stderr
+
+
+@pytest.mark.parametrize(("text", "cpus"), [("", set()), ("1", {1}), ("0-2,5", {0, 1, 2, 5})])
+def test_isolated_cpu_lists_are_read_as_the_kernel_writes_them(text: str, cpus: set[int]) -> None:
+    assert doctor._parse_cpu_list(text) == cpus
+
+
+def test_a_version_1_history_gains_the_doctor_table_and_keeps_its_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "h.db"
+    with monkeypatch.context() as m:  # a database written before the doctor table existed
+        m.setattr(history, "_MIGRATIONS", history._MIGRATIONS[:1])
+        m.setattr(history, "SCHEMA_VERSION", 1)
+        history.append_run(db, {"run_id": "r1", "verdict": "PASS"}, "d")
+    assert history.list_doctor(db) == []
+    assert [r["run_id"] for r in history.list_runs(db)] == ["r1"]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT value FROM meta").fetchone()[0] == "2"
