@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -107,10 +108,38 @@ def parse_args(prog: str, argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+NON_FINITE_KEY = "non_finite_values"
+
+
 def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write `data` as strict JSON, atomically. It is always written: a non-finite number
+    (NaN, inf: a diverged state, say) becomes null, and `non_finite_values` lists where each
+    was ("final_state.1": "nan"), so a report survives the very failure it should describe."""
+    try:
+        text = json.dumps(data, indent=2, allow_nan=False, default=_jsonable)
+    except ValueError:  # a non-finite float somewhere
+        found: dict[str, str] = {}
+        clean = _finite_or_null(json.loads(json.dumps(data, default=_jsonable)), "", found)
+        clean[NON_FINITE_KEY] = {**clean.get(NON_FINITE_KEY, {}), **found}
+        text = json.dumps(clean, indent=2, allow_nan=False)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, allow_nan=False, default=_jsonable))
+    tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def _finite_or_null(obj: Any, where: str, found: dict[str, str]) -> Any:
+    """`obj` (plain JSON types) with each non-finite float replaced by None, noted in `found`
+    under its dotted path."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        found[where] = repr(obj)
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite_or_null(v, f"{where}.{k}" if where else str(k), found)
+                for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite_or_null(v, f"{where}.{i}" if where else str(i), found)
+                for i, v in enumerate(obj)]
+    return obj
 
 
 def _jsonable(obj: Any) -> Any:
@@ -160,5 +189,12 @@ def run_process(
         report["exit_code"] = code
         if stop.signal is not None:
             report["signal"] = signal.Signals(stop.signal).name
-        write_json(out_dir / f"{name}.json", report)
+        try:
+            write_json(out_dir / f"{name}.json", report)
+        except (TypeError, ValueError) as exc:  # never mask the run's own end with this
+            log.error("report not serialisable; wrote its outline", error=str(exc))
+            write_json(out_dir / f"{name}.json", {
+                key: report.get(key) for key in ("process", "end_reason", "run_id",
+                                                 "exit_code", "signal")
+            } | {"report_error": f"{type(exc).__name__}: {exc}"})
     return code

@@ -478,9 +478,10 @@ def _page(report: Mapping[str, Any], plots: Sequence[tuple[str, str]], notes: Se
     verdict = str(report.get("verdict"))
     run_id = html.escape(str(report.get("run_id")))
     plant = report.get("plant") or {}
-    final = ",  ".join(f"{n} {x:+.4f} {u}".rstrip() for n, x, u in zip(
-        plant.get("state_names") or [], report.get("final_state") or [],
-        plant.get("state_units") or [], strict=False))
+    final = ",  ".join(
+        f"{n} non-finite" if x is None else f"{n} {x:+.4f} {u}".rstrip()
+        for n, x, u in zip(plant.get("state_names") or [], report.get("final_state") or [],
+                           plant.get("state_units") or [], strict=False))
     parts = [
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">",
         f"<title>hil run {run_id}: {html.escape(verdict)}</title>",

@@ -19,16 +19,24 @@ FIGURES = ("round_trip", "state_to_controller", "controller_to_plant", "compute"
 _EMPTY = {"p50": None, "p90": None, "p99": None, "p999": None, "max": None, "count": 0}
 
 
-def upright_error(final_state: list[float], state_names: list[str],
+def upright_error(final_state: list[float | None], state_names: list[str],
                   upright: list[str] | None = None) -> float | None:
     """Largest |angle| among the angles from upright: the plant description's
-    `upright_angles`, else (older reports) the state names starting with 'theta'."""
-    angles = [abs(v) for n, v in zip(state_names, final_state, strict=False)
+    `upright_angles`, else (older reports) the state names starting with 'theta'. None when
+    one is not finite (null in a process's report: hil.app.process.write_json)."""
+    angles = [v for n, v in zip(state_names, final_state, strict=False)
               if (n in upright if upright is not None
                   else n.startswith("theta") and not n.endswith("_dot"))]
-    if not angles or not all(math.isfinite(a) for a in angles):
+    if not angles or not all(a is not None and math.isfinite(a) for a in angles):
         return None
-    return max(angles)
+    return max(abs(a) for a in angles if a is not None)
+
+
+def _non_finite(plant: dict[str, Any], controller: dict[str, Any]) -> dict[str, Any] | None:
+    """Where each process's report had a non-finite number (written as null), by process."""
+    found = {name: part["non_finite_values"] for name, part in
+             (("plant", plant), ("controller", controller)) if part.get("non_finite_values")}
+    return found or None
 
 
 def build_report(run_id: str, config: dict[str, Any], plant: dict[str, Any],
@@ -102,6 +110,7 @@ def build_report(run_id: str, config: dict[str, Any], plant: dict[str, Any],
                        ("law_error", controller.get("law_error")),
                        ("law_timing", controller.get("law_timing")),
                        ("safety", plant.get("safety")), ("stability", controller.get("stability")),
+                       ("non_finite_values", _non_finite(plant, controller)),
                        ("recording", recording or None), ("serial", _serial(plant))):
         if value is not None:
             report[key] = value
@@ -162,7 +171,7 @@ def summary_table(report: dict[str, Any]) -> str:
         vs = f"{v:.4g}" if isinstance(v, float) else str(v)
         lines.append(f"{g['name']:<{width}}{vs:>14}{g['threshold']!s:>12}  "
                      f"{'pass' if g['passed'] else 'FAIL'}")
-    fs = ", ".join(f"{x:+.4f}" for x in report["final_state"])
+    fs = ", ".join("non-finite" if x is None else f"{x:+.4f}" for x in report["final_state"])
     lines += ["", f"final state: [{fs}]",
               f"verdict: {report['verdict']}  (score {_fmt(report.get('score'))})"]
     return "\n".join(lines)
