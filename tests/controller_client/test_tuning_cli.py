@@ -1,0 +1,172 @@
+"""`hil tune` as a user runs it: real processes, a real Dask scheduler and workers on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hil.config import load_config
+from hil.reporting.history import list_runs
+
+BIN = Path(sys.executable).parent
+SMALL = {"tuning": {"duration_s": 0.4, "batch_size": 6}}
+
+
+def tune(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / "hil"), "tune", *args], capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+@pytest.fixture
+def small_config(tmp_path: Path) -> Path:
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(SMALL))
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize(("args", "reason"), [
+    (["--controller", "pid"], "unknown controller 'pid'"),
+    (["--budget", "0"], "--budget must be >= 1"),
+    (["--draws", "0"], "--draws must be >= 1"),
+    (["--uncertainty", "0.7"], r"--uncertainty must be within [0, 0.5]"),
+    (["--workers", "0"], "--workers must be >= 1"),
+])
+def test_bad_input_exits_2_with_the_reason_before_any_work(tmp_path: Path, args: list[str],
+                                                           reason: str) -> None:
+    out = tmp_path / "out"
+    r = tune(*args, "--out", str(out), timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert reason in r.stderr
+    assert not out.exists()
+
+
+def test_bounds_the_law_refuses_exit_2_naming_the_gain(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"tuning": {"bounds": {"K": [-5.0, 10.0]}}}))
+    r = tune("--config", str(config), "--out", str(tmp_path / "o"), timeout=60)
+    assert r.returncode == 2
+    assert "lower bounds" in r.stderr and "gain K" in r.stderr and "tuning.bounds" in r.stderr
+
+
+def test_tuning_writes_its_files_a_history_row_and_refuses_to_overwrite(
+        tmp_path: Path, small_config: Path) -> None:
+    out, db = tmp_path / "t", tmp_path / "h.db"
+    r = tune("--config", str(small_config), "--budget", "12", "--draws", "2", "--out",
+             str(out), "--db", str(db))
+    assert r.returncode in (0, 1), r.stderr
+    record = json.loads((out / "tuning.json").read_text())
+    for key in ("best_gains", "best_cost", "baseline_cost", "evaluations", "optimizer", "seed",
+                "draws", "workers", "held_out"):
+        assert key in record
+    assert record["evaluations"] == 12 and record["complete"]
+    assert record["held_out"]["tuned_better"] == (r.returncode == 0)
+    config = load_config(out / "tuned.yaml")
+    assert config.controller.gains == [record["best_gains"][n] for n in record["gain_names"]]
+    assert "tuning.html" in os.listdir(out) and (out / "convergence.png").stat().st_size > 0
+    runs = list_runs(db)
+    assert runs[0]["mode"] == "tune" and runs[0]["controller"] == "classical_smc"
+    again = tune("--out", str(out), timeout=60)
+    assert again.returncode == 2 and f"--resume {out}" in again.stderr
+
+
+def test_interrupted_then_resumed_equals_uninterrupted(tmp_path: Path,
+                                                       small_config: Path) -> None:
+    common = ["--config", str(small_config), "--budget", "30", "--draws", "2", "--seed", "5",
+              "--db", str(tmp_path / "h.db")]
+    whole = tune(*common, "--out", str(tmp_path / "whole"))
+    assert whole.returncode in (0, 1), whole.stderr
+    part_dir = tmp_path / "part"
+    proc = subprocess.Popen([str(BIN / "hil"), "tune", *common, "--out", str(part_dir)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (part_dir / "tuning.json").exists():  # the first batch's checkpoint
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert f"--resume {part_dir}" in err
+    partial = json.loads((part_dir / "tuning.json").read_text())
+    assert 6 <= partial["evaluations"] < 30 and not partial["complete"]
+    assert (part_dir / "tuned.yaml").exists()
+    resumed = tune("--resume", str(part_dir))
+    assert resumed.returncode in (0, 1), resumed.stderr
+    a = json.loads((tmp_path / "whole" / "tuning.json").read_text())
+    b = json.loads((part_dir / "tuning.json").read_text())
+    assert b["complete"] and b["evaluations"] == 30
+    assert b["history"] == a["history"]
+    assert b["best_gains"] == a["best_gains"] and b["best_cost"] == a["best_cost"]
+
+
+def test_unreachable_scheduler_fails_within_10_s_naming_the_address(tmp_path: Path) -> None:
+    address = f"tcp://127.0.0.1:{free_port()}"
+    t0 = time.monotonic()
+    r = tune("--scheduler", address, "--budget", "6", "--out", str(tmp_path / "o"), timeout=60)
+    assert r.returncode == 3, r.stderr
+    assert address in r.stderr
+    # the tuning process itself: its start-up (imports) plus the 8 s connect timeout
+    assert time.monotonic() - t0 < 10.0 + 5.0
+
+
+@pytest.fixture
+def dask_cluster():
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port",
+                               str(port), "--no-dashboard"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)]
+    try:
+        for _ in range(2):
+            procs.append(subprocess.Popen(
+                [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--no-dashboard",
+                 "--host", "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        from distributed import Client
+
+        with Client(address, timeout="30s") as client:
+            client.wait_for_workers(2, timeout=90)
+        yield address, procs
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+# Fresh worker processes compile the batch kernel once (numba's disk cache is rebuilt whenever
+# a kernel source changes); on this loaded 2-core machine that alone took up to a minute.
+@pytest.mark.timeout(420)
+def test_a_dask_cluster_of_two_workers_gives_the_local_answer(tmp_path: Path,
+                                                              small_config: Path,
+                                                              dask_cluster) -> None:
+    address, _ = dask_cluster
+    common = ["--config", str(small_config), "--budget", "18", "--draws", "3", "--seed", "2",
+              "--db", str(tmp_path / "h.db")]
+    local = tune(*common, "--out", str(tmp_path / "local"))
+    remote = tune(*common, "--scheduler", address, "--out", str(tmp_path / "remote"))
+    assert local.returncode in (0, 1), local.stderr
+    assert remote.returncode == local.returncode, remote.stderr
+    a = json.loads((tmp_path / "local" / "tuning.json").read_text())
+    b = json.loads((tmp_path / "remote" / "tuning.json").read_text())
+    assert b["workers"] == 2
+    assert b["history"] == a["history"]
+    assert b["best_gains"] == a["best_gains"]
