@@ -98,6 +98,8 @@ def build_report(run_id: str, config: dict[str, Any], plant: dict[str, Any],
         },
         "cpu": {"plant": plant.get("cpu"), "controller": controller.get("cpu")},
         "resources": {"plant": plant.get("resources"), "controller": controller.get("resources")},
+        # The controller's estimate of the plant's clock minus its own (sync round trips).
+        "clock": controller.get("clock"),
         "watchdog": plant.get("watchdog"),
         "safe_state": plant.get("safe_state"),
         "safe_reason": plant.get("safe_reason"),
