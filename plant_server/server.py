@@ -237,11 +237,10 @@ class PlantServer:
         try:
             m = msg.decode(data)
         except msg.MessageError as exc:
-            self._reject(exc.kind, exc.detail)
             if exc.kind == "non_finite" and peer == self.peer:
-                # Only a control can be non-finite: the attached controller is broken.
-                self._trip(self.safety.non_finite_control(
-                    exc.detail.rsplit(" ", 1)[-1], self._run_time_s(now), now), now)
+                self._on_non_finite_control(exc.value, now)
+            else:
+                self._reject(exc.kind, exc.detail)
             return
         kind = m.kind
         if kind == "hello":
@@ -363,6 +362,17 @@ class PlantServer:
         else:
             self._held_order += 1
             heapq.heappush(self._held_controls, (now + delay, self._held_order, m))
+
+    def _on_non_finite_control(self, force_n: object, now: int) -> None:
+        """Only a control can be non-finite: the attached controller is broken. The first one
+        is rejected and trips the gate; while the plant is safe the rest (one a tick, maybe)
+        are counted in `controls_while_safe`, neither logged nor tripped again."""
+        if self.safe_reason is not None:
+            self.counters.controls_while_safe += 1
+            return
+        self._reject("non_finite", f"control.force_n is {force_n}")
+        self._trip(self.safety.non_finite_control(repr(force_n), self._run_time_s(now), now),
+                   now)
 
     def _on_control(self, m: msg.Message, now: int) -> None:
         seq, state_seq = m["seq"], m["state_seq"]

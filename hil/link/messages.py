@@ -52,12 +52,14 @@ FLAG_FINAL = 8  # last state of the run
 
 
 class MessageError(ValueError):
-    """A message from the peer is malformed; `kind` names the rejection class for counting."""
+    """A message from the peer is malformed; `kind` names the rejection class for counting,
+    `value` carries the offending value where there is one (the NaN of a `non_finite`)."""
 
-    def __init__(self, kind: str, detail: str) -> None:
+    def __init__(self, kind: str, detail: str, value: object = None) -> None:
         super().__init__(f"{kind}: {detail}")
         self.kind = kind
         self.detail = detail
+        self.value = value
 
 
 _INT = (int,)
@@ -181,7 +183,7 @@ def decode(data: bytes) -> Message:
     if kind == "state":
         _check_vector(obj[3])
     elif kind == "control" and not math.isfinite(obj[3]):
-        raise MessageError("non_finite", f"control.force_n is {obj[3]}")
+        raise MessageError("non_finite", f"control.force_n is {obj[3]}", obj[3])
     return Message(kind, dict(zip(names, obj[1:], strict=True)))
 
 

@@ -1,11 +1,12 @@
-"""A scripted controller for the fault suite: answers each state with 0 N, except one NaN.
+"""A scripted controller for the fault suite: answers each state with 0 N, except NaNs.
 
-    python tests/faults/scripted_controller.py ENDPOINT NAN_AT_STATE_SEQ
+    python tests/faults/scripted_controller.py ENDPOINT NAN_AT_STATE_SEQ [NAN_COUNT]
 
-Speaks the real protocol (hello, then one control per state); when it answers state
-NAN_AT_STATE_SEQ it sends force NaN instead, then goes on answering until the plant says
-bye or falls silent for 2 s. Prints a JSON summary: when the NaN was sent (monotonic ns),
-the flags of the states that followed.
+Speaks the real protocol (hello, then one control per state); when it answers states
+NAN_AT_STATE_SEQ .. NAN_AT_STATE_SEQ + NAN_COUNT - 1 (one by default) it sends force NaN
+instead, then goes on answering until the plant says bye or falls silent for 2 s. Prints a
+JSON summary: when the first NaN was sent (monotonic ns), the flags of the states that
+followed, how many NaNs it sent and how many controls from the first NaN on.
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ from hil.link import messages as msg
 from hil.link.transport import ControllerSocket, wait_for_message
 
 
-def main(endpoint: str, nan_at: int) -> dict[str, object]:
+def main(endpoint: str, nan_at: int, nan_count: int = 1) -> dict[str, object]:
     sock = ControllerSocket(endpoint)
     sock.send(msg.encode("hello", msg.PROTOCOL_VERSION, "scripted"))
     seq = 0
     nan_sent_ns = None
     flags_after: list[int] = []
     bye = None
+    nans_sent = 0
+    sent_from_nan = 0
     last_rx = time.monotonic_ns()
     while bye is None and time.monotonic_ns() - last_rx < 2_000_000_000:
         if not wait_for_message(sock.sock, 100_000_000, lambda: True):
@@ -40,15 +43,17 @@ def main(endpoint: str, nan_at: int) -> dict[str, object]:
             if nan_sent_ns is not None:
                 flags_after.append(m["flags"])
             seq += 1
-            force = math.nan if m["seq"] == nan_at else 0.0
+            nan = nan_at <= m["seq"] < nan_at + nan_count
             t = time.monotonic_ns()
-            sock.send(msg.pack_control(seq, m["seq"], force, t, t, 0))
+            sock.send(msg.pack_control(seq, m["seq"], math.nan if nan else 0.0, t, t, 0))
             if m["seq"] == nan_at:
                 nan_sent_ns = t
+            nans_sent += nan
+            sent_from_nan += nan_sent_ns is not None
     sock.close()
     return {"nan_sent_ns": nan_sent_ns, "flags_after": flags_after, "bye": bye,
-            "controls_sent": seq}
+            "controls_sent": seq, "nans_sent": nans_sent, "sent_from_nan": sent_from_nan}
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1], int(sys.argv[2]))))
+    print(json.dumps(main(sys.argv[1], *map(int, sys.argv[2:4]))))

@@ -18,6 +18,7 @@ from faultkit import (
     report,
     start,
     start_script,
+    wait_for_event,
     write_config,
 )
 
@@ -30,6 +31,7 @@ def test_a_nan_control_trips_the_non_finite_gate_and_never_reaches_the_actuator(
     endpoint = free_endpoint()
     config = write_config(out, endpoint, run__mode="lockstep", run__duration_s=5.0)
     plant = start("plant", config, out)
+    wait_for_event(out, "plant", "plant serving", plant)  # the script gives up after 2 s
     scripted = start_script("scripted_controller.py", endpoint, str(NAN_AT))
     try:
         scode, sout, serr = outputs(scripted, timeout_s=60.0)
@@ -54,3 +56,41 @@ def test_a_nan_control_trips_the_non_finite_gate_and_never_reaches_the_actuator(
     assert np.isfinite(rec["force_n"]).all()
     assert np.isfinite(np.column_stack([rec[n] for n in ("x", "theta1", "theta2")])).all()
     assert rec["force_n"][-1] == 0.0 and int(rec["flags"][-1]) & FLAG_SAFE
+
+
+NAN_TICKS = 500  # realtime: a controller sending NaN for half a second at 1 kHz
+
+
+@pytest.mark.realtime
+def test_nan_every_tick_in_realtime_trips_once_and_counts_the_rest_unlogged(
+        tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    endpoint = free_endpoint()
+    config = write_config(out, endpoint, run__mode="realtime", run__duration_s=2.0)
+    plant = start("plant", config, out)
+    wait_for_event(out, "plant", "plant serving", plant)
+    scripted = start_script("scripted_controller.py", endpoint, str(NAN_AT), str(NAN_TICKS))
+    try:
+        scode, sout, serr = outputs(scripted, timeout_s=60.0)
+        code, err = finish(plant)
+    finally:
+        kill_all(plant, scripted)
+    assert scode == 0, serr
+    assert code == 0, err  # it ran its duration, holding its safe output from the trip on
+    script = json.loads(sout)
+    r = report(out, "plant")
+    assert r["end_reason"] == "duration" and r["safe_reason"] == "safety: non_finite_control"
+    assert r["safety"]["trips"] == 1  # once, not once per NaN
+    (event,) = r["safety"]["events"]
+    assert event["gate"] == "non_finite_control" and event["value"] == "nan"
+    assert r["rejected_by_kind"] == {"non_finite": 1}
+    assert script["nans_sent"] == NAN_TICKS
+    # Every later control is counted while safe: all the other NaNs at least (sent mid-run),
+    # at most every control sent from the first NaN on, but that one.
+    assert NAN_TICKS - 1 <= r["controls_while_safe"] <= script["sent_from_nan"] - 1
+    assert r["controls_applied"] <= NAN_AT  # none after the trip
+    log = [json.loads(line) for line in (out / "plant.log.jsonl").read_text().splitlines()]
+    trips = [e for e in log if e["event"].startswith("safety gate tripped")]
+    rejected = [e for e in log if e["event"] == "message rejected"]
+    assert len(trips) == 1 and trips[0]["gate"] == "non_finite_control"
+    assert len(rejected) == 1 and rejected[0]["kind"] == "non_finite"

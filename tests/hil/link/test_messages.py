@@ -81,6 +81,15 @@ def test_malformed_input_is_rejected_with_its_kind(kind: str, data: bytes) -> No
     assert info.value.kind == kind
 
 
+@pytest.mark.parametrize("force_n", [math.nan, math.inf, -math.inf])
+def test_a_non_finite_control_carries_its_value_in_the_error(force_n: float) -> None:
+    with pytest.raises(msg.MessageError) as info:
+        msg.decode(_packed(["control", 1, 2, force_n, 0, 0, 0]))
+    assert info.value.kind == "non_finite"
+    value = info.value.value
+    assert isinstance(value, float) and repr(value) == repr(force_n)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=256))
 def test_random_bytes_only_ever_raise_message_error(data: bytes) -> None:
