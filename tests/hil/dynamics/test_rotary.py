@@ -3,6 +3,8 @@ without damping, and its description."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -49,7 +51,7 @@ def test_damping_and_back_emf_only_take_energy_out() -> None:
         model.step(state, 0.0, 1e-3, out)
         state, out = out, state
         energies.append(total_energy(state, DEFAULT))
-    assert all(b <= a + 1e-12 for a, b in zip(energies, energies[1:], strict=False))
+    assert all(b <= a + 1e-12 for a, b in itertools.pairwise(energies))
 
 
 def test_upright_is_an_unstable_equilibrium_and_voltage_turns_the_arm() -> None:
