@@ -13,6 +13,10 @@ from hil.config import load_config
 ROOT = Path(__file__).resolve().parents[3]
 
 
+# Not a setting: the folder a config file was read from (None for the built-in defaults).
+WHERE_FROM = "source_dir"
+
+
 def _leaves(node: Any, path: str = "") -> dict[str, Any]:
     """Every leaf of a nested dict, keyed by its dotted path."""
     if not isinstance(node, dict):
@@ -23,9 +27,15 @@ def _leaves(node: Any, path: str = "") -> dict[str, Any]:
     return out
 
 
+def settings(path: Path | None) -> dict[str, Any]:
+    dumped = load_config(path).model_dump(mode="json")
+    dumped.pop(WHERE_FROM)
+    return _leaves(dumped)
+
+
 def test_built_in_defaults_equal_the_shipped_default_yaml_key_by_key() -> None:
-    built_in = _leaves(load_config(None).model_dump(mode="json"))
-    shipped = _leaves(load_config(ROOT / "configs" / "default.yaml").model_dump(mode="json"))
+    built_in = settings(None)
+    shipped = settings(ROOT / "configs" / "default.yaml")
     assert sorted(built_in) == sorted(shipped)
     assert len(built_in) > 80  # every section, not an empty walk
     differing = {k: (built_in[k], shipped[k]) for k in built_in if built_in[k] != shipped[k]}
@@ -41,8 +51,7 @@ def test_the_comparison_sees_a_changed_key(tmp_path: Path) -> None:
     changed = tmp_path / "c.yaml"
     changed.write_text((ROOT / "configs" / "default.yaml").read_text()
                        + "record:\n  html: false\n")
-    built_in = _leaves(load_config(None).model_dump(mode="json"))
-    other = _leaves(load_config(changed).model_dump(mode="json"))
+    built_in, other = settings(None), settings(changed)
     assert {k for k in built_in if built_in[k] != other[k]} == {"record.html"}
 
 
