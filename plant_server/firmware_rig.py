@@ -45,6 +45,7 @@ QEMU_ELF = BUILD / "qemu" / "hil-rig-qemu.elf"
 QEMU_MACHINE = "mps2-an386"
 INSTALL = ("apt-get install -y gcc gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm")
 _PTY = re.compile(rb"char device redirected to (/dev/pts/\d+)")
+_STALLS = re.compile(r"hil-rig-qemu: stalls (\d+) longest (\d+) us total (\d+) us")
 _KNOBS = ("corrupt_byte_rate", "drop_frame_rate", "added_latency_ms")
 
 
@@ -114,6 +115,17 @@ def _link(path: str, link: Path) -> None:
     os.replace(tmp, link)
 
 
+def stall_figures(output: str) -> dict[str, Any]:
+    """The QEMU port's stall reports (ports/qemu/main.c) as rig.json figures: the last
+    "stalls N longest L us total T us" line (the port writes one every 200 ms at most, when N
+    changed) and its watchdog trip reports."""
+    found = _STALLS.findall(output)
+    n, longest, total = (int(v) for v in found[-1]) if found else (0, 0, 0)
+    return {"stalls": n, "longest_stall_ms": longest / 1e3, "total_stall_ms": total / 1e3,
+            "watchdog_trip_reports": [line.split(": ", 1)[1] for line in output.splitlines()
+                                      if line.startswith("hil-rig-qemu: watchdog trip")]}
+
+
 def run_qemu(config: Config, out: Path | None, link: Path | None, ready_s: float) -> int:
     """Boot the image, link its UART's pty, serve until told to stop; write rig.json."""
     settings = firmware_settings(config)
@@ -142,6 +154,7 @@ def run_qemu(config: Config, out: Path | None, link: Path | None, ready_s: float
     fd = proc.stdout.fileno()
     os.set_blocking(fd, False)
     seen = b""
+    output: list[str] = []
     path = None
     started = time.monotonic()
     reason = "crashed"
@@ -171,7 +184,9 @@ def run_qemu(config: Config, out: Path | None, link: Path | None, ready_s: float
                 with contextlib.suppress(BlockingIOError):
                     with_output = os.read(fd, 4096)  # drain: a full pipe would stall qemu
                 if with_output:
-                    sys.stderr.write(with_output.decode(errors="replace"))
+                    text = with_output.decode(errors="replace")
+                    output.append(text)
+                    sys.stderr.write(text)
                 time.sleep(0.05)
         reason = str(stop["reason"])
     finally:
@@ -182,6 +197,9 @@ def run_qemu(config: Config, out: Path | None, link: Path | None, ready_s: float
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        with contextlib.suppress(OSError):  # what it wrote last (blocking-free: it has exited)
+            while chunk := os.read(fd, 65536):
+                output.append(chunk.decode(errors="replace"))
         if link is not None:
             link.unlink(missing_ok=True)
         if out is not None:
@@ -190,7 +208,7 @@ def run_qemu(config: Config, out: Path | None, link: Path | None, ready_s: float
                 "cpu": "cortex-m4 (fpv4-sp-d16)", "elf": str(QEMU_ELF),
                 "end_reason": reason, "path": path, "link": str(link) if link else None,
                 "settings": settings, "qemu_exit": proc.returncode,
-                "boot_s": time.monotonic() - started})
+                "boot_s": time.monotonic() - started, **stall_figures("".join(output))})
     return EXIT_OK
 
 

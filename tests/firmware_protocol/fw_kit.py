@@ -203,6 +203,15 @@ class QemuRig:
                 seen += os.read(fd, 4096).decode(errors="replace")
             time.sleep(0.01)
         self.port = m.group(1)
+        self.fd = fd
+        self.seen = seen
+
+    def output(self) -> str:
+        """What QEMU and the firmware (semihosting) wrote so far."""
+        with contextlib.suppress(BlockingIOError, OSError):
+            while chunk := os.read(self.fd, 65536):
+                self.seen += chunk.decode(errors="replace")
+        return self.seen
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -212,6 +221,7 @@ class QemuRig:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self.output()
 
     def __enter__(self) -> QemuRig:
         return self

@@ -3,11 +3,15 @@
 
 Both builds: the watchdog latches the motor off and only CLEAR releases it; ESTOP (even with
 a repeated seq) latches SAFE. The host build also: its fault knobs (corrupted bytes reach the
-host as CRC errors; unplug removes the port).
+host as CRC errors; unplug removes the port). QEMU: a stall of the emulator itself (its
+process stopped for longer than the watchdog) is not taken for the host's silence.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -156,3 +160,47 @@ def test_host_build_unplug_removes_the_port_after_arming(tmp_path: Path) -> None
         report = rig.stop()
     assert report["end_reason"] == "unplugged" and report["unplugged_at_ns"] is not None
     assert report["firmware"]["counters"]["clears"] == 1
+
+
+@pytest.mark.realtime
+@pytest.mark.parametrize("compensated", [True, False])
+def test_a_qemu_stall_longer_than_the_watchdog_is_not_the_hosts_silence(
+        compensated: bool) -> None:
+    """QEMU stopped (SIGSTOP) for 1.6x the watchdog, 10 ms after the host's last CONTROL; the
+    host answers every STATE before and after: the port sees its clock jump, counts the stall
+    and moves the deadline, so the rig stays ARMED. With the compensation off (stall_comp=0)
+    the same stall trips the watchdog at once: the test can fail."""
+    stop_s = WATCHDOG_MS * 1.6 / 1e3
+    with QemuRig(rate_hz=RATE_HZ, watchdog_ms=WATCHDOG_MS, baud=BAUD, rig_id=0xF1F2F3F4,
+                 stall_comp=int(compensated)) as rig:
+        host = RawHost(rig.port, BAUD)
+        try:
+            arm(host)
+            for _ in range(3):  # uncompensated, a stall of the loaded machine may trip it now
+                _, before = feed(host, 0.2)
+                if before and before[-1].flags & Flags.MOTOR_ENABLED:
+                    break
+                host.send(Clear())
+                host.wait_for(State, flags=Flags.MOTOR_ENABLED)
+            host.events(0.01)  # no CONTROL in flight: none read after the stall reloads it
+            os.kill(rig.proc.pid, signal.SIGSTOP)
+            stopped = time.monotonic()
+            while time.monotonic() - stopped < stop_s:  # the host keeps listening
+                host.events(0.005)
+            os.kill(rig.proc.pid, signal.SIGCONT)
+            _, fed = feed(host, 0.3)
+        finally:
+            host.close()
+        rig.stop()
+        out = rig.output()
+    stalls = [int(n) for n in re.findall(r"stalls \d+ longest (\d+) us", out)]
+    faults = [f for f in fed if isinstance(f.message, Fault)]
+    states = [f for f in fed if isinstance(f.message, State)]
+    assert states
+    if compensated:
+        assert not faults, (faults, out)
+        assert all(f.flags & Flags.MOTOR_ENABLED for f in states), out
+        assert stalls and max(stalls) >= stop_s * 1e6 * 0.9 - 1000 * 1000 / RATE_HZ, out
+    else:
+        assert [f.message.code for f in faults] == [FaultCode.WATCHDOG], out
+        assert "watchdog trip" in out

@@ -296,3 +296,11 @@ void rig_poll(rig *r, uint32_t now_us)
         send(r, &m, now_us);
     }
 }
+
+void rig_stalled(rig *r, uint32_t stall_us)
+{
+    r->n.stalls++;
+    if (r->armed) {
+        r->watchdog_deadline_us += stall_us;
+    }
+}

@@ -44,7 +44,7 @@ typedef struct {
     uint32_t hellos, clears, estops, controls_applied, controls_ignored_safe, controls_stale;
     uint32_t watchdog_trips, limit_trips, button_trips, encoder_faults;
     uint32_t states_tx, heartbeats_tx, capabilities_tx, faults_tx, frames_tx, tx_dropped;
-    uint32_t unexpected_frames, other_version_hellos, ticks;
+    uint32_t unexpected_frames, other_version_hellos, ticks, stalls;
 } rig_counters;
 
 typedef struct {
@@ -73,6 +73,14 @@ int rig_init(rig *r, const rig_config *cfg, uint32_t now_us);
 void rig_rx_byte(rig *r, uint8_t byte, uint32_t now_us);
 void rig_tick(rig *r, uint32_t tick_us);
 void rig_poll(rig *r, uint32_t now_us);
+
+/*
+ * Emulators only: the port's own execution was suspended for stall_us (its process or
+ * QEMU's vCPU was descheduled; its clock kept running). An armed watchdog's deadline moves
+ * by stall_us: the port's stall is not the host's silence. A real MCU never calls it (its
+ * loop cannot stop without its independent watchdog resetting it).
+ */
+void rig_stalled(rig *r, uint32_t stall_us);
 
 /* The header flags of the frames the rig sends now (PROTOCOL.md section 8). */
 uint8_t rig_flags(const rig *r);

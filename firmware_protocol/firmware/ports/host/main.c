@@ -474,7 +474,7 @@ int main(int argc, char **argv)
             long long stall = now - wake;
             stalls++;
             if (stall > longest_stall_ns) longest_stall_ns = stall;
-            if (the_rig.armed) the_rig.watchdog_deadline_us += (uint32_t)(stall / 1000);
+            rig_stalled(&the_rig, (uint32_t)(stall / 1000));
         }
         if (getppid() != parent) {
             reason = "parent gone";

@@ -20,6 +20,20 @@
  * Contexts: the UART interrupts only move bytes between the UART and two rings; the tick
  * interrupt only counts the tick and timestamps it. The core runs in the main loop
  * (hal.h), which sleeps in WFI when there is nothing to do.
+ *
+ * Stalls. Without -icount, QEMU's virtual clock (the timers, so hal_clock_us) is the host's
+ * monotonic clock: it keeps running while the host deschedules QEMU's vCPU thread, and the
+ * firmware would take the time it did not run for the host's silence. A real MCU's main
+ * loop reads the clock at least once per tick (the tick interrupt ends each WFI); here two
+ * consecutive reads of the main loop (port_now) further apart than the tick period plus
+ * STALL_US are a stall of the emulator: it is counted and rig_stalled() moves the
+ * watchdog's deadline by its length (port key stall_comp=0 turns that off, for
+ * measurements) before the core is given the new time, so a stall anywhere in the loop,
+ * even between a byte and the next, is never seen by the core as silence. A host that stops sending still trips
+ * the watchdog on time: its silence is time the MCU did run. The port reports through
+ * semihosting (QEMU's stderr): a line "hil-rig-qemu: stalls N longest L us total T us" at
+ * most every 200 ms when N changed, and on a watchdog trip one line with the last CONTROL
+ * applied, the last byte received and the longest loop gap before it.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -71,6 +85,10 @@ static volatile uint32_t tick_count, tick_time_us, clock_wraps, rx_overruns;
 static volatile uint8_t tx_busy;
 static rig the_rig;
 static sim_config cfg;
+
+#define STALL_US 5000u /* a main-loop pass this much later than the tick period allows */
+static uint32_t stalls, longest_stall_us, total_stall_us;
+static uint32_t stall_comp = 1, period_us = 2000u, last_read_us, gap_max, gap_end;
 
 static inline uint32_t irq_save(void)
 {
@@ -179,6 +197,100 @@ static void semihost_write0(const char *s)
     __asm volatile("bkpt 0xAB" : "+r"(r0) : "r"(r1) : "memory");
 }
 
+/* "text" + decimal value: a tiny formatter (no printf: nothing that might allocate) */
+static char *put_str(char *p, char *end, const char *t)
+{
+    while (*t && p < end) {
+        *p++ = *t++;
+    }
+    return p;
+}
+
+static char *put_u32(char *p, char *end, uint32_t v)
+{
+    char digits[10];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + v % 10u);
+        v /= 10u;
+    } while (v);
+    while (n && p < end) {
+        *p++ = digits[--n];
+    }
+    return p;
+}
+
+static void report_stalls(void)
+{
+    char line[96], *p = line, *end = line + sizeof line - 2;
+    p = put_str(p, end, "hil-rig-qemu: stalls ");
+    p = put_u32(p, end, stalls);
+    p = put_str(p, end, " longest ");
+    p = put_u32(p, end, longest_stall_us);
+    p = put_str(p, end, " us total ");
+    p = put_u32(p, end, total_stall_us);
+    p = put_str(p, end, " us\n");
+    *p = '\0';
+    semihost_write0(line);
+}
+
+static void report_trip(uint32_t now, uint32_t control_us, uint32_t byte_us, uint32_t gap_us,
+                        uint32_t gap_end_us)
+{
+    char line[200], *p = line, *end = line + sizeof line - 2;
+    p = put_str(p, end, "hil-rig-qemu: watchdog trip at ");
+    p = put_u32(p, end, now);
+    p = put_str(p, end, " us: last CONTROL applied ");
+    p = put_u32(p, end, now - control_us);
+    p = put_str(p, end, " us before, last byte ");
+    p = put_u32(p, end, now - byte_us);
+    p = put_str(p, end, " us before, longest loop gap ");
+    p = put_u32(p, end, gap_us);
+    p = put_str(p, end, " us ending ");
+    p = put_u32(p, end, now - gap_end_us);
+    p = put_str(p, end, " us before\n");
+    *p = '\0';
+    semihost_write0(line);
+}
+
+/*
+ * The clock as the main loop gives it to the core: a jump since the last read longer than
+ * a tick period (the longest the loop can sleep) plus STALL_US is QEMU not running.
+ */
+static uint32_t port_now(void)
+{
+    uint32_t now = hal_clock_us(), gap = now - last_read_us;
+    last_read_us = now;
+    if (gap > period_us + STALL_US) {
+        uint32_t stall = gap - period_us; /* at least this long; the loop may have slept */
+        stalls++;
+        total_stall_us += stall;
+        if (stall > longest_stall_us) {
+            longest_stall_us = stall;
+        }
+        if (stall_comp) {
+            rig_stalled(&the_rig, stall);
+        }
+    }
+    if (gap >= gap_max || (uint32_t)(now - gap_end) > 1000000u) {
+        gap_max = gap; /* the longest gap of about the last second, for a trip report */
+        gap_end = now;
+    }
+    return now;
+}
+
+/* Pull " key=<unsigned>" out of the command line (a port key, not a firmware one). */
+static int take_key(char *cmdline, const char *key, uint32_t *value)
+{
+    char *k = strstr(cmdline, key), *end;
+    if (k == NULL) {
+        return 0;
+    }
+    *value = (uint32_t)strtoul(k + strlen(key), &end, 10);
+    memset(k, ' ', (size_t)(end - k));
+    return 1;
+}
+
 static void nvic_enable(int irq)
 {
     NVIC_ISER0 = 1u << irq;
@@ -187,17 +299,14 @@ static void nvic_enable(int irq)
 int main(void)
 {
     static char cmdline[1024];
-    uint32_t seen = 0, baud = 460800;
+    uint32_t seen = 0, baud = 460800, now, tick_us;
+    uint32_t trips = 0, applied = 0, control_us = 0, byte_us = 0, reported = 0, report_at;
     int bad;
     sim_config_default(&cfg);
     if (semihost_cmdline(cmdline, sizeof cmdline) == 0) {
-        /* baud is the port's own key; pull it out before the firmware keys */
-        char *b = strstr(cmdline, " baud=");
-        if (b) {
-            char *end;
-            baud = (uint32_t)strtoul(b + 6, &end, 10);
-            memset(b, ' ', (size_t)(end - b));
-        }
+        /* the port's own keys; pulled out before the firmware keys */
+        (void)take_key(cmdline, " baud=", &baud);
+        (void)take_key(cmdline, " stall_comp=", &stall_comp);
         bad = sim_config_parse_line(&cfg, cmdline);
         if (bad) {
             semihost_write0("hil-rig-qemu: bad setting on the command line; defaults kept\n");
@@ -229,21 +338,40 @@ int main(void)
     TIMER_VALUE(TIMER0) = SYSCLK_HZ / cfg.rig.state_rate_hz - 1u;
     TIMER_CTRL(TIMER0) = TIMER_EN | TIMER_IRQEN;
     nvic_enable(IRQ_TIMER0);
+    period_us = 1000000u / cfg.rig.state_rate_hz;
+    last_read_us = report_at = hal_clock_us();
     for (;;) {
         uint8_t byte;
         uint32_t ticks, s;
+        now = port_now();
+        if (stalls != reported && (uint32_t)(now - report_at) >= 200000u) {
+            reported = stalls;
+            report_at = now;
+            report_stalls();
+        }
         while (ring_get(&rx_ring, &byte)) {
-            rig_rx_byte(&the_rig, byte, hal_clock_us());
+            byte_us = port_now();
+            rig_rx_byte(&the_rig, byte, byte_us);
+            if (the_rig.n.controls_applied != applied) {
+                applied = the_rig.n.controls_applied;
+                control_us = byte_us;
+            }
         }
         s = irq_save();
         ticks = tick_count;
+        tick_us = tick_time_us;
         irq_restore(s);
+        now = port_now(); /* after the tick's stamp: a stall before it is seen here first */
         if (ticks != seen) {
             /* one STATE per pass; ticks missed while the loop was busy are skipped */
             seen = ticks;
-            rig_tick(&the_rig, tick_time_us);
+            rig_tick(&the_rig, tick_us);
         }
-        rig_poll(&the_rig, hal_clock_us());
+        rig_poll(&the_rig, port_now());
+        if (the_rig.n.watchdog_trips != trips) {
+            trips = the_rig.n.watchdog_trips;
+            report_trip(port_now(), control_us, byte_us, gap_max, gap_end);
+        }
         s = irq_save();
         if (ring_used(&rx_ring) == 0 && tick_count == seen) {
             __asm volatile("wfi"); /* an interrupt pending wakes it even with PRIMASK set */
