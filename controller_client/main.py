@@ -84,6 +84,31 @@ def law_timing(law: Any, report: dict[str, Any], settings: LoopSettings, period_
     return timing
 
 
+def _build_loop(ctx: ProcessContext, law: Any, sock: ControllerSocket, settings: LoopSettings,
+                resources: ResourceMeter) -> tuple[ControllerLoop, StabilityMonitor]:
+    """The fixed-rate loop on `sock`, its stability monitor, and its recorder (opened at
+    attach)."""
+    config = ctx.config
+    controller_config = config.controller
+    rate_hz = config.run.rate_hz
+    stability = StabilityMonitor(law.max_force_n, config.gates.slew_limit_n_per_s / rate_hz,
+                                 window=max(1, round(rate_hz)), sigma_floor=law.sigma_floor)
+
+    def open_recorder(description: dict[str, Any]) -> Recorder:
+        names = description["state_names"]
+        columns = controller_columns(names, description.get("state_units") or [""] * len(names))
+        return Recorder.from_config(ctx.out_dir / "controller.rec", columns, config.record, {
+            "run_id": ctx.run_id, "process": "controller", "controller": controller_config.name,
+            "t0_ns": description.get("t0_ns"), "mode": description.get("mode"),
+            "sigma_floor": law.sigma_floor})
+
+    loop = ControllerLoop(law, sock, settings, ctx.log, stop_requested=ctx.stop,
+                          stability=stability,
+                          open_recorder=open_recorder if config.record.enabled else None,
+                          on_attach=resources.attached)
+    return loop, stability
+
+
 def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     config = ctx.config
     resources = ResourceMeter()
@@ -111,23 +136,14 @@ def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
                                 if config.security.curve else None)
     except CurveKeyError as exc:
         raise ConfigError(f"security.keys_dir: {exc}") from None
-    rate_hz = config.run.rate_hz
-    stability = StabilityMonitor(law.max_force_n, config.gates.slew_limit_n_per_s / rate_hz,
-                                 window=max(1, round(rate_hz)), sigma_floor=law.sigma_floor)
-
-    def open_recorder(description: dict[str, Any]) -> Recorder:
-        names = description["state_names"]
-        columns = controller_columns(names, description.get("state_units") or [""] * len(names))
-        return Recorder.from_config(ctx.out_dir / "controller.rec", columns, config.record, {
-            "run_id": ctx.run_id, "process": "controller", "controller": controller_config.name,
-            "t0_ns": description.get("t0_ns"), "mode": description.get("mode"),
-            "sigma_floor": law.sigma_floor})
-
-    loop = ControllerLoop(law, sock, settings, ctx.log, stop_requested=ctx.stop,
-                          stability=stability,
-                          open_recorder=open_recorder if config.record.enabled else None,
-                          on_attach=resources.attached)
-    rt.apply_realtime(rtc.controller_cpu, False, rtc.sched_priority, False, ctx.log, granted)
+    try:  # the socket is closed if anything before the loop's own try fails
+        loop, stability = _build_loop(ctx, law, sock, settings, resources)
+        rt.apply_realtime(rtc.controller_cpu, False, rtc.sched_priority, False, ctx.log,
+                          granted)
+    except BaseException:
+        rt.leave_realtime()
+        sock.close()
+        raise
     cpu = rt.CpuMeter()
     code = EXIT_OK
     law_error = None

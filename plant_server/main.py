@@ -123,17 +123,30 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
         sock.close()
         raise
     recorder = None
-    if config.record.enabled:
-        desc = backend.describe()
-        columns = plant_columns(desc["state_names"], desc.get("state_units")
-                                or [""] * len(desc["state_names"]))
-        recorder = Recorder.from_config(ctx.out_dir / "plant.rec", columns, config.record,
-                                        {"run_id": ctx.run_id, "process": "plant", "plant": desc,
-                                         "mode": config.run.mode, "period_ns": config.period_ns})
-    server = PlantServer(backend, sock, settings, ctx.log, stop_requested=ctx.stop,
-                         recorder=recorder, faults=faults, on_attach=resources.attached)
-    rt.apply_realtime(realtime_config.plant_cpu, False, realtime_config.sched_priority, False,
-                      ctx.log, granted)
+    try:  # the port, its reader thread and the socket are released if anything here fails
+        if config.record.enabled:
+            desc = backend.describe()
+            columns = plant_columns(desc["state_names"], desc.get("state_units")
+                                    or [""] * len(desc["state_names"]))
+            recorder = Recorder.from_config(
+                ctx.out_dir / "plant.rec", columns, config.record,
+                {"run_id": ctx.run_id, "process": "plant", "plant": desc,
+                 "mode": config.run.mode, "period_ns": config.period_ns})
+        server = PlantServer(backend, sock, settings, ctx.log, stop_requested=ctx.stop,
+                             recorder=recorder, faults=faults, on_attach=resources.attached)
+        rt.apply_realtime(realtime_config.plant_cpu, False, realtime_config.sched_priority,
+                          False, ctx.log, granted)
+    except BaseException:
+        rt.leave_realtime()
+        try:
+            if recorder is not None:
+                recorder.close()
+        finally:
+            try:
+                backend.close()
+            finally:
+                sock.close()
+        raise
     ctx.log.info("plant serving", endpoint=sock.endpoint, model=model.name, mode=config.run.mode,
                  rate_hz=config.run.rate_hz, duration_s=config.run.duration_s)
     cpu = rt.CpuMeter()

@@ -17,7 +17,6 @@ reaches the plant, and it gives up after its connect timeout.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import zmq
@@ -35,14 +34,34 @@ def generate(keys_dir: str | Path) -> list[Path]:
     existing = [p for p in (d / "plant.key_secret", d / "controller.key_secret") if p.exists()]
     if existing:
         raise CurveKeyError(f"{existing[0]} exists: refusing to overwrite keys (remove them first)")
-    (d / "authorized").mkdir(parents=True, exist_ok=True)
+    # Only the owner may add or swap keys, whatever the umask (an authorized key is trust).
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (d / "authorized").mkdir(mode=0o700, exist_ok=True)
     made = []
     for name in ("plant", "controller"):
-        public, secret = zmq.auth.create_certificates(str(d), name)
-        os.chmod(secret, 0o600)
-        made += [Path(public), Path(secret)]
-    made.append(Path(shutil.copy(d / "controller.key", d / "authorized" / "controller.key")))
+        public, secret = zmq.curve_keypair()
+        made.append(_write_certificate(d / f"{name}.key", public, None))
+        made.append(_write_certificate(d / f"{name}.key_secret", public, secret))
+        if name == "controller":
+            made.append(_write_certificate(d / "authorized" / "controller.key", public, None))
     return made
+
+
+def _write_certificate(path: Path, public: bytes, secret: bytes | None) -> Path:
+    """A certificate in ZeroMQ's format (zmq.auth.load_certificate reads it). A secret one is
+    created readable by its owner only (0600) from the start, whatever the umask: never
+    written world-readable and chmod'ed afterwards. Refuses to overwrite (O_EXCL)."""
+    lines = ["#   ZeroMQ CURVE " + ("**Secret** Certificate" if secret else "Public Certificate"),
+             "#   " + ("DO NOT PROVIDE THIS FILE TO OTHER USERS nor change its permissions."
+                      if secret else "Exchange securely, or use a secure mechanism to verify "
+                      "the contents of this file after exchange."),
+             "", "metadata", "curve", f'    public-key = "{public.decode("ascii")}"']
+    if secret is not None:
+        lines.append(f'    secret-key = "{secret.decode("ascii")}"')
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if secret else 0o644)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
 
 
 def _load(path: Path, secret: bool) -> tuple[bytes, bytes | None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import stat
 import subprocess
 import sys
@@ -39,6 +40,31 @@ def test_keygen_writes_both_pairs_secret_files_private_and_never_overwrites(keys
     assert stat.S_IMODE((keys / "plant.key_secret").stat().st_mode) == 0o600
     again = hil("keygen", str(keys))
     assert again.returncode == 2 and "refusing to overwrite" in again.stderr
+
+
+def test_keygen_creates_secret_keys_0600_never_chmod_after_whatever_the_umask(
+        tmp_path: Path) -> None:
+    # strace records each file's creation mode: a secret key written with the default mode
+    # and narrowed afterwards is readable by anyone in between (umask 0 makes it 0666).
+    strace = shutil.which("strace")
+    assert strace, "this test needs strace (apt-get install strace)"
+    d, trace = tmp_path / "keys", tmp_path / "trace.txt"
+    done = subprocess.run(
+        [strace, "-f", "-qq", "-e", "trace=openat,open,creat,chmod,fchmod,fchmodat,mkdir",
+         "-o", str(trace), sys.executable, "-c",
+         f"import os; os.umask(0); from hil.link import security; security.generate({str(d)!r})"],
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    calls = [line for line in trace.read_text().splitlines() if str(d) in line]
+    for name in ("plant.key_secret", "controller.key_secret"):
+        (created,) = [c for c in calls if f'"{d / name}"' in c and "O_CREAT" in c]
+        assert "O_EXCL" in created and created.rstrip().split(", ")[-1].startswith("0600)"), created
+        assert stat.S_IMODE((d / name).stat().st_mode) == 0o600
+    assert not [c for c in calls if "chmod" in c], calls
+    for folder in (d, d / "authorized"):  # nobody else may add a trusted key
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE((d / "authorized" / "controller.key").stat().st_mode) == 0o644
+    assert (d / "authorized" / "controller.key").read_text() == (d / "controller.key").read_text()
 
 
 def _exchange(plant: PlantSocket, client: ControllerSocket, wait_s: float = 1.5) -> bool:
