@@ -117,7 +117,7 @@ class ControllerLoop:
         self.bye_sent = False
         self.final_state: list[float] = []
         self.gain_changes: list[dict[str, Any]] = []  # `hil gains` requests, applied or not
-        self._warn = RateLimiter()
+        self._warn = RateLimiter(clock=clock)
         # open_recorder(description) -> hil.recording.recorder.Recorder, called after the handshake;
         # one row per control (hil.recording.recorder.controller_columns). The caller closes it.
         self.open_recorder = open_recorder

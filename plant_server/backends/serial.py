@@ -224,7 +224,7 @@ class SerialBackend:
         self._fresh = threading.Condition()
         self._reader_thread: threading.Thread | None = None
         self._stop_reader = threading.Event()
-        self._rejects_logged = RateLimiter()
+        self._rejects_logged = RateLimiter(clock=clock)
         self._latest: _Sample | None = None
         self._published: _Sample | None = None
         self._fault: str | None = None
