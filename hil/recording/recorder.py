@@ -98,7 +98,8 @@ class RecorderStatistics:
 
     `rows_dropped` counts rows refused because the queue was full, the writer had failed or
     the recorder was closed; `rows_rejected` counts rows of the wrong length or type, which
-    the writer skipped. `error` is the writer's first I/O error, if any.
+    the writer skipped. `error` is the writer's first I/O error, or why the writer thread
+    died, if either.
     """
 
     rows_written: int
@@ -204,6 +205,8 @@ class Recorder:
             self._capacity = 0  # rows recorded from now on are dropped and counted
             self._stop.set()
             self._thread.join()
+            self._lost += len(self._queue)  # left by a writer that died: dropped, counted
+            self._queue.clear()
         return self.statistics()
 
     def __enter__(self) -> Recorder:
@@ -241,6 +244,10 @@ class Recorder:
                 self._fsync()
         except OSError as exc:  # the end marker could not be written: the file reads as torn
             self._error = self._error or f"{type(exc).__name__}: {exc}"
+        except BaseException as exc:  # a bug: say so, and drop (and count) the rows from now on
+            self._error = self._error or f"writer thread died: {type(exc).__name__}: {exc}"
+            self._capacity = 0
+            raise
         finally:
             os.close(self._fd)
 
@@ -255,7 +262,11 @@ class Recorder:
             if self._error is not None:
                 self._lost += n
                 continue
-            payload, packed = self._pack(rows)
+            try:
+                payload, packed = self._pack(rows)
+            except BaseException:  # the writer dies of it (see _writer): count the chunk lost
+                self._lost += n
+                raise
             try:
                 self._write_chunk(CHUNK_MAGIC, payload, packed)
             except OSError as exc:

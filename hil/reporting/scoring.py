@@ -36,7 +36,8 @@ DEFAULT_WEIGHTS: dict[str, float] = {
 }
 # A failed critical gate fails the run whatever the score.
 DEFAULT_CRITICAL = frozenset(
-    {"run_completed", "upright_at_end", "deadline_miss_ratio", "watchdog_trips", "safety_trips"})
+    {"run_completed", "upright_at_end", "deadline_miss_ratio", "watchdog_trips", "safety_trips",
+     "recording_error"})
 # Without `max_round_trip_p99_us`, a control must come back within this share of a period in
 # realtime mode; lockstep waits for each control, so there the gate is only made on request.
 ROUND_TRIP_SHARE_OF_PERIOD = 0.85
@@ -88,6 +89,9 @@ def _own_gates(report: Mapping[str, Any], thresholds: GatesConfig) -> list[dict[
     if recording is not None:
         dropped = sum(int(r.get("rows_dropped", 0)) for r in recording.values() if r)
         gates.append(_at_most("dropped_records", dropped, thresholds.max_dropped_records))
+        errors = [f"{name}: {r['error']}" for name, r in recording.items() if r and r.get("error")]
+        if errors:  # a recorder that failed (I/O, or its writer thread died) fails the run
+            gates.append(gate("recording_error", "; ".join(errors), None, False))
     stability = report.get("stability")
     if stability is not None:
         for path, bound in thresholds.stability_max.items():

@@ -512,6 +512,17 @@ class SerialBackend:
         return first + self._ser.read(waiting) if waiting else first
 
     def _reader(self) -> None:
+        """The reader thread. If it dies of anything, the plant goes safe saying why: a run
+        must never go on with nobody reading the rig."""
+        try:
+            self._read_until_stopped()
+        except Exception as exc:
+            if self._log is not None:  # with its traceback
+                self._log.exception("serial reader thread died", port=self.port)
+            self._set_fault(f"serial reader of the rig on {self.port} died: "
+                            f"{type(exc).__name__}: {exc}", self._clock())
+
+    def _read_until_stopped(self) -> None:
         if self._on_reader_start is not None:
             self._on_reader_start()
         while not self._stop_reader.is_set():

@@ -1,20 +1,29 @@
 """The serial plant backend against the emulated rig: real pseudo-terminals, real processes.
 
 Each test drives `SerialBackend` the way the plant loop does (align, start, then advance at
-each tick and apply each force) against `plant_server.rig_emulator` in its own process.
+each tick and apply each force) against `plant_server.rig_emulator` in its own process. The
+fault cases also run against the C reference firmware (`rig_emulator.kind`, started by
+`python -m plant_server.firmware_rig` as `hil run` does): the watchdog latch and the
+plant's ESTOP on the host build and in QEMU, corrupted bytes and unplugging on the host
+build (QEMU has no fault knobs).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from rigkit import EmulatedRig, rig_config
+import structlog
+from rigkit import READY_TIMEOUT_S, EmulatedRig, RawHost, rig_config
+from structlog.testing import capture_logs
 
+from firmware_protocol import Flags, State
 from hil.config import ConfigError, load_config
 from hil.dynamics import create_model
 from plant_server.backends.serial import (
@@ -26,6 +35,36 @@ from plant_server.backends.serial import (
 
 DIP = create_model("dip")
 INITIAL = np.float32([0.0, 0.1, -0.05, 0.0, 0.0, 0.0]).astype(float)
+
+
+class FirmwareRig(EmulatedRig):
+    """The C firmware as the rig (`python -m plant_server.firmware_rig`, which builds it
+    with make if needed): the same link, signals and rig.json as the Python emulator."""
+
+    def __init__(self, config: Path, out: Path) -> None:  # noqa: D107
+        out.mkdir(parents=True, exist_ok=True)
+        self.out = out
+        self.link = out / "rig.pty"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "plant_server.firmware_rig", "--config", str(config),
+             "--out", str(out), "--link", str(self.link)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        give_up = time.monotonic() + READY_TIMEOUT_S + 60  # a first build takes a while
+        while not self.link.is_symlink():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"firmware rig exited {self.proc.returncode}: "
+                                     f"{self.proc.stderr.read() if self.proc.stderr else ''}")
+            assert time.monotonic() < give_up, "firmware rig not ready in time"
+            time.sleep(0.01)
+        self.port = str(self.link)
+
+
+def start_rig(kind: str, tmp_path: Path, **rig: object) -> EmulatedRig:
+    """The emulated rig of `rig_emulator.kind` (python, host or qemu) with `rig` settings."""
+    config = rig_config(tmp_path, kind=kind, **rig)
+    if kind == "python":
+        return EmulatedRig(config, tmp_path / "rig")
+    return FirmwareRig(config, tmp_path / "rig")
 
 
 def bridge(port: str, rate_hz: float = 100, **kw: object) -> SerialBackend:
@@ -127,12 +166,12 @@ def test_a_second_bridge_on_the_same_port_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.realtime
+@pytest.mark.parametrize("kind", ["python", "host"])
 def test_a_run_counts_line_errors_and_measures_the_serial_leg_across_a_clock_wrap(
-        tmp_path: Path) -> None:
+        tmp_path: Path, kind: str) -> None:
     # The rig's 32-bit microsecond clock wraps 0.6 s after power-up: during the run.
-    cfg = rig_config(tmp_path, corrupt_byte_rate=0.001, seed=3, watchdog_ms=300,
-                     clock_start_us=2**32 - 600_000)
-    with EmulatedRig(cfg, tmp_path / "rig") as rig:
+    with start_rig(kind, tmp_path, corrupt_byte_rate=0.001, seed=3, watchdog_ms=300,
+                   clock_start_us=2**32 - 600_000) as rig:
         backend = bridge(rig.port)
         backend.open()
         ticks = run(backend, 1.5)
@@ -151,9 +190,12 @@ def test_a_run_counts_line_errors_and_measures_the_serial_leg_across_a_clock_wra
                                                       "serial_round_trip"))
     assert wire_ms <= to_plant.p50 / 1e3 < wire_ms + 3 and to_plant.max < 100_000
     assert age.p50 / 1e3 < wire_ms + 0.2 * 10 + 2  # ticks fall 0.2 periods after arrivals
-    # The bridge's estimate of sample -> actuation agrees with the rig's own measurement.
-    truth = rig_report["firmware"]["latency_us"]["sample_to_actuation"]
-    assert abs(loop.p50 - truth["p50"]) < 1000, (loop, truth)
+    if kind == "python":  # the only one that measures it itself
+        # The bridge's estimate of sample -> actuation agrees with the rig's own measurement.
+        truth = rig_report["firmware"]["latency_us"]["sample_to_actuation"]
+        assert abs(loop.p50 - truth["p50"]) < 1000, (loop, truth)
+    else:
+        assert rig_report["line"]["tx"]["corrupted_bytes"] >= 1
     assert rig_report["firmware"]["counters"]["estops"] == 3
     assert rig_report["firmware"]["counters"]["watchdog_trips"] == 0
 
@@ -173,10 +215,11 @@ def test_the_plant_loop_alone_keeps_the_rig_armed_with_the_held_force(
 
 
 @pytest.mark.realtime
+@pytest.mark.parametrize("kind", ["python", "host", "qemu"])
 def test_a_fault_reported_by_the_rig_puts_the_plant_safe_naming_the_port(
-        tmp_path: Path) -> None:
+        tmp_path: Path, kind: str) -> None:
     # The plant loop itself stops calling: no CONTROL reaches the rig, its watchdog trips.
-    with EmulatedRig(rig_config(tmp_path, watchdog_ms=40), tmp_path / "rig") as rig:
+    with start_rig(kind, tmp_path, watchdog_ms=40) as rig:
         backend = bridge(rig.port)
         backend.open()
         t0 = backend.align_start_ns(time.monotonic_ns())
@@ -193,8 +236,33 @@ def test_a_fault_reported_by_the_rig_puts_the_plant_safe_naming_the_port(
 
 
 @pytest.mark.realtime
-def test_an_unplugged_rig_puts_the_plant_safe_at_once_naming_the_port(tmp_path: Path) -> None:
-    with EmulatedRig(rig_config(tmp_path, unplug_after_s=0.3), tmp_path / "rig") as rig:
+@pytest.mark.parametrize("kind", ["python", "host", "qemu"])
+def test_the_plants_estop_latches_the_armed_rig_until_a_clear(tmp_path: Path,
+                                                               kind: str) -> None:
+    # The plant arms the rig and runs; closing (as a plant going safe does) sends ESTOP.
+    with start_rig(kind, tmp_path, watchdog_ms=100) as rig:
+        backend = bridge(rig.port)
+        backend.open()
+        ticks = run(backend, 0.5)
+        armed = backend._rig_flags
+        backend.close()
+        host = RawHost(rig.port, 115_200)  # the port as the next program to open it sees it
+        try:
+            _, latched = host.wait_for(State, timeout_s=3.0)
+        finally:
+            host.close()
+    r = backend.report()
+    assert backend.fault is None and ticks == 50 and r["estops_tx"] == 3
+    assert armed & Flags.MOTOR_ENABLED  # it was armed by the plant's CLEAR
+    assert latched.flags & Flags.ESTOP_LATCHED and latched.flags & Flags.FAULT_LATCHED
+    assert not latched.flags & Flags.MOTOR_ENABLED
+
+
+@pytest.mark.realtime
+@pytest.mark.parametrize("kind", ["python", "host"])
+def test_an_unplugged_rig_puts_the_plant_safe_at_once_naming_the_port(tmp_path: Path,
+                                                                      kind: str) -> None:
+    with start_rig(kind, tmp_path, unplug_after_s=0.3) as rig:
         backend = bridge(rig.port)
         backend.open()
         run(backend, 3.0)
@@ -206,6 +274,23 @@ def test_an_unplugged_rig_puts_the_plant_safe_at_once_naming_the_port(tmp_path: 
     detected_ms = (r["fault_detected_ns"] - rig_report["unplugged_at_ns"]) / 1e6
     assert 0 <= detected_ms < 50, detected_ms  # a read error, not a timeout
     assert r["safe_output_ns"] >= r["fault_detected_ns"]
+
+
+def test_a_reader_thread_that_dies_puts_the_plant_safe_saying_why(tmp_path: Path) -> None:
+    def fail_in_the_reader() -> None:  # runs first thing in the reader thread
+        raise RuntimeError("cannot pin the reader")
+
+    with EmulatedRig(rig_config(tmp_path), tmp_path / "rig") as rig, capture_logs() as logs:
+        backend = bridge(rig.port, on_reader_start=fail_in_the_reader,
+                         log=structlog.get_logger())
+        backend.open()
+        fault = wait_fault(backend, 5.0)
+        backend.close()
+    assert fault == (f"serial reader of the rig on {rig.port} died: RuntimeError: "
+                     "cannot pin the reader")
+    assert backend.report()["fault"] == fault
+    died = [e for e in logs if e["event"] == "serial reader thread died"]
+    assert len(died) == 1 and died[0]["port"] == rig.port
 
 
 @pytest.mark.realtime
