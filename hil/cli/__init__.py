@@ -13,7 +13,8 @@ The other commands work on finished runs: `hil report` (re)writes a run's HTML r
 `hil export` writes its plant recording as CSV or NPZ, `hil replay` feeds its recorded
 states to a fresh controller (`python -m controller_client.replay`, started as a process),
 `hil history` lists past runs and `hil compare` puts two runs side by side.
-`hil estop` and `hil clear` talk to a running plant (hil/link/operator.py).
+`hil estop`, `hil clear` and `hil gains` talk to a running plant (hil/link/operator.py).
+`hil new controller|plant NAME` writes a starting law or plant model and its config.
 `hil doctor` checks whether this bench is ready for real time (hil/app/doctor.py).
 `hil rig-emulator` runs an emulated rig on a pseudo-terminal (`python -m
 plant_server.rig_emulator`); with `rig_emulator.enabled`, `hil run` starts it before the
@@ -29,8 +30,10 @@ import sys
 from hil.app.exits import EXIT_OK, EXIT_USAGE
 from hil.cli import (
     doctor,
+    gains,
     history,
     keygen,
+    new,
     operator,
     replay,
     report,
@@ -41,7 +44,8 @@ from hil.cli import (
 )
 
 # The order `hil --help` lists them in.
-COMMANDS = (run, watch, report, rig_emulator, replay, history, operator, keygen, doctor, tune)
+COMMANDS = (run, watch, report, rig_emulator, replay, history, operator, gains, new, keygen,
+            doctor, tune)
 
 
 def build_parser() -> argparse.ArgumentParser:
