@@ -129,8 +129,9 @@ def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     )
     rtc = config.realtime
     # Scheduling first, so ZeroMQ's I/O thread and the recorder's thread inherit it.
-    granted = rt.apply_realtime(None, rtc.sched_fifo, rtc.sched_priority, rtc.lock_memory,
-                                ctx.log)
+    # Lockstep has no deadlines: at SCHED_FIFO its flat-out loop would starve the machine.
+    fifo = rtc.sched_fifo and config.run.mode == "realtime"
+    granted = rt.apply_realtime(None, fifo, rtc.sched_priority, rtc.lock_memory, ctx.log)
     try:
         sock = ControllerSocket(controller_config.endpoint, curve_keys_dir=config.security.keys_dir
                                 if config.security.curve else None)

@@ -101,7 +101,9 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     faults = _faults(config, n)
     realtime_config = config.realtime
     # Scheduling first, so ZeroMQ's I/O thread and our helper threads inherit it.
-    granted = rt.apply_realtime(None, realtime_config.sched_fifo, realtime_config.sched_priority,
+    # Lockstep has no deadlines: at SCHED_FIFO its flat-out loop would starve the machine.
+    fifo = realtime_config.sched_fifo and config.run.mode == "realtime"
+    granted = rt.apply_realtime(None, fifo, realtime_config.sched_priority,
                                 realtime_config.lock_memory, ctx.log)
     keys = config.security.keys_dir if config.security.curve else None
     try:
