@@ -143,9 +143,10 @@ class RecordConfig(_Strict):
 
 
 class RealtimeConfig(_Strict):
-    """Latency hygiene, on by default; each request is warned about once when the OS refuses
-    it (an unprivileged user) and the run goes on. At 1 kHz here SCHED_FIFO was the difference
-    between 0-2 and 10-37 deadline misses in 5000-8000."""
+    """Latency hygiene, on by default (SCHED_FIFO in realtime runs only); each request is
+    warned about once when the OS refuses it (an unprivileged user) and the run goes on. At
+    1 kHz here SCHED_FIFO was the difference between 0-2 and 10-37 deadline misses in
+    5000-8000."""
 
     plant_cpu: int | None = None
     controller_cpu: int | None = None
