@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -91,6 +92,10 @@ STATES_AT_OPEN = 8
 OFFSET_WINDOW_NS = 1_000_000_000
 _READ_TIMEOUT_S = 0.02
 _FEED_BYTES = 4096
+# A frame is dropped (whole, counted) rather than queued behind this many frames' worth of
+# bytes still waiting in the UART's transmit buffer: the rig wants the newest control, late
+# ones are worth nothing, and a write must never wait on the line.
+_TX_QUEUE_FRAMES = 4
 _U16 = 1 << 16
 
 
@@ -247,7 +252,11 @@ class SerialBackend:
         self.counters = dict.fromkeys((
             "frames_tx", "controls_tx", "bytes_tx", "bytes_rx", "tx_overflow_bytes", "states_rx",
             "stale_ticks", "late_states", "samples_skipped", "hold_refreshes", "heartbeats_tx",
-            "clears_tx", "estops_tx", "resyncs", "unexpected_frames"), 0)
+            "clears_tx", "estops_tx", "resyncs", "unexpected_frames", "tx_dropped_frames",
+            "tx_truncated_frames"), 0)
+        self._tx_queue_limit_bytes = _TX_QUEUE_FRAMES * max(self.state_frame_bytes,
+                                                            self.control_frame_bytes)
+        self._tx_cut = False  # the last frame went out in part: end it before the next
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -466,17 +475,40 @@ class SerialBackend:
 
     # ----------------------------------------------------------------- sending
     def _write(self, data: bytes) -> bool:
-        """Write without blocking; False (and a fault) if the port is gone."""
+        """Write one whole frame without waiting, or drop it whole; True if it went out.
+
+        Dropped (counted in `tx_dropped_frames`) when the transmit buffer already holds
+        `_TX_QUEUE_FRAMES` frames' worth of bytes (`out_waiting`, a real UART) or takes none
+        (EAGAIN: a pseudo-terminal's buffer is full). If the kernel takes only part of it
+        (`tx_truncated_frames`), the next write starts with a delimiter, so the rig rejects
+        the cut frame alone and the next one arrives whole. (pyserial's own write with
+        write_timeout=0 spins on EAGAIN inside the write lock.) False, and a fault, if the
+        port is gone."""
         assert self._ser is not None
+        if self._tx_cut:
+            data = b"\x00" + data
         try:
-            written = self._ser.write(data) or 0
+            if self._ser.out_waiting + len(data) > self._tx_queue_limit_bytes:
+                written = 0
+            else:
+                written = os.write(self._ser.fileno(), data)
+        except BlockingIOError:
+            written = 0
         except (serial.SerialException, OSError) as exc:
             self._set_fault(f"rig on {self.port} unplugged or gone: write failed: {exc}",
                             self._clock(), estop=False)
             return False
+        if written == 0:
+            self.counters["tx_dropped_frames"] += 1
+            self.counters["tx_overflow_bytes"] += len(data)
+            return False
+        self._tx_cut = written < len(data)
         self._last_tx_ns = self._clock()
         self.counters["bytes_tx"] += written
-        self.counters["tx_overflow_bytes"] += len(data) - written
+        if self._tx_cut:
+            self.counters["tx_truncated_frames"] += 1
+            self.counters["tx_overflow_bytes"] += len(data) - written
+            return False
         return True
 
     def _send(self, message: Message) -> bool:
@@ -496,10 +528,9 @@ class SerialBackend:
         return True
 
     def _estop(self) -> None:
-        for _ in range(ESTOP_REPEATS):
-            if not self._send(Estop()):
-                return
-            self.counters["estops_tx"] += 1
+        for _ in range(ESTOP_REPEATS):  # each, even if one was dropped on a full line
+            if self._send(Estop()):
+                self.counters["estops_tx"] += 1
 
     # ----------------------------------------------------------------- receiving
     def _read_chunk(self) -> bytes:

@@ -11,19 +11,22 @@ build (QEMU has no fault knobs).
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
 import time
+import tty
 from pathlib import Path
 
 import numpy as np
 import pytest
+import serial
 import structlog
 from rigkit import READY_TIMEOUT_S, EmulatedRig, RawHost, rig_config
 from structlog.testing import capture_logs
 
-from firmware_protocol import Flags, State
+from firmware_protocol import Decoder, Flags, Frame, FrameRejected, State
 from hil.config import ConfigError, load_config
 from hil.dynamics import create_model
 from plant_server.backends.serial import (
@@ -41,7 +44,7 @@ class FirmwareRig(EmulatedRig):
     """The C firmware as the rig (`python -m plant_server.firmware_rig`, which builds it
     with make if needed): the same link, signals and rig.json as the Python emulator."""
 
-    def __init__(self, config: Path, out: Path) -> None:  # noqa: D107
+    def __init__(self, config: Path, out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
         self.out = out
         self.link = out / "rig.pty"
@@ -330,3 +333,46 @@ def test_the_config_refuses_a_rate_the_baud_cannot_carry_with_the_arithmetic() -
         load_config(None, {**serial, "run.rate_hz": 250, "run.mode": "lockstep"})
     with pytest.raises(ConfigError, match=r"rig_emulator\.enabled needs plant\.backend: serial"):
         load_config(None, {"rig_emulator.enabled": True})
+
+
+def test_a_full_transmit_buffer_drops_whole_frames_and_never_cuts_the_next_one() -> None:
+    # A real pseudo-terminal whose far end (the rig) reads nothing until the end: the
+    # kernel's buffer fills, then takes part of a frame, then none. The bridge must neither
+    # wait nor spin, and the rig must receive whole frames only (a cut one rejected alone).
+    rig_fd, host_fd = os.openpty()
+    tty.setraw(rig_fd)
+    backend = bridge(os.ttyname(host_fd))
+    backend._ser = serial.Serial(os.ttyname(host_fd), 115_200, timeout=0, write_timeout=0)
+    os.close(host_fd)
+    attempts = 3000  # 3000 x 14-byte CONTROLs: twice what a pty buffers
+    try:
+        sent = sum(backend._send_control(float(i)) for i in range(attempts))
+        counters = dict(backend.counters)
+        received = b""
+        while chunk := _read_ready(rig_fd):
+            received += chunk
+        # With room again, the next frame goes out whole, after a delimiter ending the cut one.
+        assert backend._send_control(-1.0)
+        while chunk := _read_ready(rig_fd):
+            received += chunk
+    finally:
+        backend._ser.close()
+        os.close(rig_fd)
+    assert sent == counters["controls_tx"] == counters["frames_tx"]
+    assert counters["tx_dropped_frames"] > 0 and counters["tx_truncated_frames"] == 1
+    assert sent + counters["tx_dropped_frames"] + counters["tx_truncated_frames"] == attempts
+    decoder = Decoder()
+    decoder.feed(received)
+    events = list(decoder)
+    frames = [e for e in events if isinstance(e, Frame)]
+    rejected = [e for e in events if isinstance(e, FrameRejected)]
+    # Every frame that went out whole arrives whole and in order; only the cut ones are lost.
+    assert len(frames) == sent + 1
+    assert len(rejected) == counters["tx_truncated_frames"] == 1
+    commands = [f.message.command for f in frames]
+    assert commands[:-1] == [float(i) for i in range(sent)] and commands[-1] == -1.0
+
+
+def _read_ready(fd: int) -> bytes:
+    ready, _, _ = select.select([fd], [], [], 0.2)
+    return os.read(fd, 65536) if ready else b""
