@@ -381,12 +381,22 @@ def run_checks(config: Config, config_path: str | None = None, jitter_s: float =
     if unknown:
         raise ValueError(f"unknown check(s) {', '.join(unknown)}; the checks are "
                          f"{', '.join(CHECK_NAMES)}")
-    priority = config.realtime.sched_priority
+    priority, wanted = config.realtime.sched_priority, config.realtime.sched_fifo
+
+    def fifo() -> Check:
+        check = check_sched_fifo(priority)
+        if wanted or check.status == FAIL:
+            return check
+        return Check("sched_fifo", WARN, f"{check.detail}, but this config turns it off "
+                     "(realtime.sched_fifo: false): the loops run at normal priority",
+                     "set realtime.sched_fifo: true (the default)", check.figures)
+
     run: dict[str, Callable[[], Check]] = {
-        "sched_fifo": lambda: check_sched_fifo(priority),
+        "sched_fifo": fifo,
         "memory_lock": check_memory_lock,
         "cpu_governor": check_governor,
-        "timer_slack": lambda: check_timer_slack(check_sched_fifo(priority).status == PASS),
+        "timer_slack": lambda: check_timer_slack(
+            wanted and check_sched_fifo(priority).status == PASS),
         "isolated_cpus": lambda: check_isolated_cpus(config),
         "numba_cache": lambda: check_numba_cache(config_path),
         "serial_port": lambda: check_serial(config),

@@ -102,3 +102,16 @@ def test_a_version_1_history_gains_the_doctor_table_and_keeps_its_runs(
     assert [r["run_id"] for r in history.list_runs(db)] == ["r1"]
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT value FROM meta").fetchone()[0] == "2"
+
+
+def test_a_config_that_turns_sched_fifo_off_is_warned_about(tmp_path: Path) -> None:
+    config = load_config(None, {"realtime.sched_fifo": False})
+    found = {c.name: c for c in doctor.run_checks(
+        config, only={"sched_fifo", "timer_slack"}).checks}
+    assert found["sched_fifo"].status in ("warn", "fail")
+    assert found["sched_fifo"].fix
+    if found["sched_fifo"].status == "warn":  # allowed, but not asked for
+        assert "realtime.sched_fifo: true" in found["sched_fifo"].fix
+    # Without SCHED_FIFO the loops keep the default timer slack (50 us unless changed).
+    assert found["timer_slack"].detail.endswith("without SCHED_FIFO every wake-up may come "
+                                                 "this late")
