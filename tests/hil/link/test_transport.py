@@ -6,6 +6,7 @@ import time
 
 import pytest
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from hil.link import messages as msg
 from hil.link.transport import (
@@ -51,15 +52,34 @@ def test_plant_binding_a_busy_endpoint_names_it(pair, endpoint: str) -> None:
 
 
 def test_sending_to_a_departed_peer_is_silently_dropped(pair) -> None:
-    plant, _ = pair
-    plant.send(b"\x00nobody", b"x")  # must neither raise nor block
+    plant, ctrl = pair
+    ctrl.send(msg.encode("hello", 1, "c"))
+    peer, _ = recv_within(plant.recv_nowait)
+    plant.send(b"\x00nobody", msg.encode("bye", "lost"))  # must neither raise nor block
+    plant.send(peer, msg.encode("bye", "first"))
+    plant.send(peer, msg.encode("bye", "second"))
+    # The real peer gets exactly its own two, in order: nothing of the lost one, and the
+    # socket still routes after it.
+    assert msg.decode(recv_within(ctrl.recv_nowait))["reason"] == "first"
+    assert msg.decode(recv_within(ctrl.recv_nowait))["reason"] == "second"
 
 
 def test_oversized_messages_never_reach_the_plant(pair) -> None:
     plant, ctrl = pair
-    ctrl.send(b"\x00" * (MAX_MSG_BYTES + 1))
-    time.sleep(0.2)
-    assert plant.recv_nowait() is None
+    monitor = plant.sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+    try:
+        ctrl.send(b"\x00" * (MAX_MSG_BYTES + 1))
+        # ZeroMQ drops the connection on reading the oversized frame: wait for that.
+        assert monitor.poll(10_000), "the oversized message did not end the connection"
+        assert recv_monitor_message(monitor)["event"] == zmq.EVENT_DISCONNECTED
+        assert plant.recv_nowait() is None  # dropped with it, never delivered
+    finally:
+        plant.sock.disable_monitor()
+        monitor.close(linger=0)
+    # The controller reconnects; the next message is the first the plant sees.
+    ctrl.send(msg.encode("hello", 1, "c"))
+    _, data = recv_within(plant.recv_nowait, timeout_s=10.0)
+    assert msg.decode(data).kind == "hello"
 
 
 def test_wait_until_wakes_on_arrival_long_before_the_deadline(pair) -> None:
