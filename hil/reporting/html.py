@@ -8,17 +8,20 @@ docs/recording.md) and writes:
   and each loop's lateness against percentile, on a "1 / (1 - p)" log axis so the tail
   (99%, 99.9%, ...) gets as much room as the median;
 - `timing.png`: plant and controller lateness and the state-to-controller leg over time;
-- `trajectories.png`: the state and the force over time;
+- `trajectories.png`: the state and the plant's input over time (named, in its unit and with
+  its limit as the plant describes it: a force in N for a cart, a voltage in V for the rotary);
 - `stability.png`: the sliding variable |sigma|, the share of steps in which V = sigma^2 / 2
   decreased, the mass matrix's condition number and the saturation duty, over time.
 
-The last three need the recordings; a plot whose data is missing is left out and the page
-says so. The page itself is self-contained (inline CSS and scripts, no network) and shows
-the verdict and score, the gates, the latency table, the counters and the run's config, and
-a replay of the run: the plant drawn from its description and animated from the plant
-recording embedded in the page (at most `REPLAY_FRAMES` frames), with play, pause, scrub and
-speed, a time cursor on its trajectory plots, and the gain changes, gate trips, watchdog
-trips and clears marked on the timeline (the live view's plant.js and replay.js, inlined).
+The last three need the recordings and mark each applied gain change (`hil gains`) with a
+vertical line at its run time; a plot whose data is missing is left out and the page says so.
+The page itself is self-contained (inline CSS and scripts, no network) and shows the verdict
+and score, the plant's input (name, unit, limit), the gates, the latency table, the counters
+and the run's config, and a replay of the run: the plant drawn from its description and
+animated from the plant recording embedded in the page (at most `REPLAY_FRAMES` frames), with
+play, pause, scrub and speed, a time cursor on its trajectory plots, and the gain changes,
+gate trips, watchdog trips and clears marked on the timeline (the live view's plant.js and
+replay.js, inlined).
 Plots are drawn with matplotlib's object API on the Agg canvas: no pyplot, no GUI.
 """
 
@@ -42,7 +45,8 @@ from hil.recording.mcap_export import timeline_events
 from hil.recording.recorder import Recording, RecordingError, read_recording
 from hil.runtime.latency import LatencyMonitor
 
-__all__ = ["PLOT_FILES", "percentile_curve", "write_html_report"]
+__all__ = ["GAIN_MARK_COLOR", "PLOT_FILES", "gain_change_times", "percentile_curve",
+           "plant_input", "write_html_report"]
 
 PLOT_FILES = ("latency_percentiles.png", "timing.png", "trajectories.png", "stability.png")
 LEGS = ("round_trip", "state_to_controller", "controller_to_plant", "compute")
@@ -50,6 +54,27 @@ LATENESS = ("plant_lateness", "controller_lateness")
 _TAIL_TICKS = (0.0, 90.0, 99.0, 99.9, 99.99, 99.999, 99.9999)
 _WINDOW = 100  # steps per rolling ratio in stability.png
 _BIN_S = 0.02  # shortest run time per window in timing.png (at most 400 windows)
+GAIN_MARK_COLOR = "#7048e8"  # gain changes, in the plots as on the replay's timeline
+
+
+def gain_change_times(report: Mapping[str, Any]) -> list[float]:
+    """Run times (s) of the applied gain changes in report.json (refused requests changed
+    nothing and are not marked)."""
+    return sorted(float(e["time"]) for e in report.get("gain_changes") or []
+                  if isinstance(e, Mapping) and e.get("applied", True)
+                  and isinstance(e.get("time"), int | float) and math.isfinite(e["time"]))
+
+
+def plant_input(report: Mapping[str, Any], plant: Recording | None = None
+                ) -> tuple[str, str, float | None]:
+    """(name, unit, limit) of the plant's input from its description in report.json (else
+    the recording's): "force", "N" for a cart; "voltage", "V" for the rotary. The recording's
+    column keeps its historical name `force_n` whatever the input is."""
+    desc = dict((plant.meta.get("plant") if plant is not None else None) or {})
+    desc.update({k: v for k, v in (report.get("plant") or {}).items() if v is not None})
+    limit = desc.get("max_force_n")
+    return (str(desc.get("input_name") or "force"), str(desc.get("input_unit") or "N"),
+            float(limit) if isinstance(limit, int | float) and limit > 0 else None)
 
 
 def percentile_curve(histogram: Any, points: int = 160) -> tuple[np.ndarray, np.ndarray]:
@@ -82,13 +107,15 @@ def write_html_report(run_dir: str | Path) -> Path:
                            "Latency percentile distribution (HDR histograms)"))
     if plant is not None and plant.rows:
         t_plant = plant["sim_time_s"]
-        plots.append(_save(_timing_figure(plant, controller, t_plant), run / "timing.png",
-                           "Loop timing over the run"))
-        plots.append(_save(_trajectory_figure(plant, t_plant), run / "trajectories.png",
-                           "State and force trajectories"))
-        max_force = (report.get("plant") or {}).get("max_force_n")
+        changes = gain_change_times(report)
+        plots.append(_save(_timing_figure(plant, controller, t_plant, changes),
+                           run / "timing.png", "Loop timing over the run"))
+        entry = plant_input(report, plant)
+        plots.append(_save(_trajectory_figure(plant, t_plant, entry, changes),
+                           run / "trajectories.png",
+                           f"State and {entry[0]} ({entry[1]}) trajectories"))
         if controller is not None and controller.rows:
-            plots.append(_save(_stability_figure(plant, controller, t_plant, max_force),
+            plots.append(_save(_stability_figure(plant, controller, t_plant, entry[2], changes),
                                run / "stability.png", "Stability metrics over time"))
     made = {file for file, _ in plots}
     for stale in set(PLOT_FILES) - made:  # from an earlier report of this folder
@@ -121,11 +148,12 @@ def _replay(report: Mapping[str, Any], plant: Recording) -> str:
     def finite(a: np.ndarray) -> list[Any]:
         return [v if math.isfinite(v) else None for v in a.round(6).tolist()]
 
+    input_name, input_unit, _ = plant_input(report, plant)
     data = {
         "plant": desc, "t": plant["sim_time_s"][pick].round(6).tolist(),
         "state": [finite(row) for row in state],
-        "input": {"name": str(desc.get("input_name") or input_col.removesuffix("_n")),
-                  "unit": plant.units[input_col], "values": finite(plant[input_col][pick])},
+        "input": {"name": input_name, "unit": input_unit,
+                  "values": finite(plant[input_col][pick])},
         "safe": [bool(f & 1) for f in plant["flags"][pick].tolist()],
         "events": [{"kind": e["kind"], "time": e["time"], "label": _event_label(e)}
                    for e in timeline_events(report)],
@@ -160,6 +188,8 @@ def _event_label(event: Mapping[str, Any]) -> str:
     if event["kind"] in ("safety", "deadline_gate"):
         return f"{d.get('gate')} {_fmt(d.get('value'))} (limit {_fmt(d.get('limit'))})"
     if event["kind"] == "gains":
+        if d.get("applied") is False:
+            return f"refused ({d.get('detail')}) by {d.get('who', '?')}"
         return f"{d.get('old')} -> {d.get('new')} by {d.get('who', '?')}"
     if event["kind"] == "clear":
         return f"cleared {d.get('cleared')} by {d.get('by')}"
@@ -259,7 +289,16 @@ def _latency_figure(histograms: Mapping[str, Any]) -> Figure:
     return fig
 
 
-def _timing_figure(plant: Recording, controller: Recording | None, t: np.ndarray) -> Figure:
+def _mark_gain_changes(axes: Sequence[Any], times: Sequence[float]) -> None:
+    """A vertical line at each gain change on every axis; one legend entry, on the first."""
+    for ax in axes:
+        for i, time_s in enumerate(times):
+            ax.axvline(time_s, color=GAIN_MARK_COLOR, lw=1.2, ls="--", zorder=0.5,
+                       label="gains changed" if ax is axes[0] and i == 0 else None)
+
+
+def _timing_figure(plant: Recording, controller: Recording | None, t: np.ndarray,
+                   changes: Sequence[float] = ()) -> Figure:
     fig, axes = _figure(2, 6.0)
     series = [(axes[0], "plant lateness", t, plant["lateness_ns"])]
     if controller is not None and controller.rows:
@@ -273,6 +312,7 @@ def _timing_figure(plant: Recording, controller: Recording | None, t: np.ndarray
         line = ax.plot(centre, peak, lw=0.9, label=f"{label}: max")[0]
         ax.plot(centre, median, lw=0.9, ls="--", color=line.get_color(),
                 label=f"{label}: median")
+    _mark_gain_changes(axes, changes)
     for ax in axes:
         ax.set_yscale("log")
         ax.set_ylabel("µs (log; < 1 shown as 1)")
@@ -296,7 +336,11 @@ def _binned(t: np.ndarray, y: np.ndarray, window_s: float
     return centre, median, peak
 
 
-def _trajectory_figure(plant: Recording, t: np.ndarray) -> Figure:
+def _trajectory_figure(plant: Recording, t: np.ndarray,
+                       entry: tuple[str, str, float | None] = ("force", "N", None),
+                       changes: Sequence[float] = ()) -> Figure:
+    """The states (angles and positions, then rates) and the input `entry` = (name, unit,
+    limit) over run time; the limit as grey dashed lines, gain changes as purple ones."""
     names = [c.name for c in plant.columns]
     state = names[names.index("sim_time_s") + 1:names.index("force_n")]
     groups = [[n for n in state if not n.endswith("_dot")],
@@ -306,15 +350,22 @@ def _trajectory_figure(plant: Recording, t: np.ndarray) -> Figure:
     for ax, group in zip(axes, groups, strict=False):
         for name in group:
             ax.plot(t, plant[name], lw=0.9, label=f"{name} ({plant.units[name]})")
-        ax.legend(fontsize=8, loc="upper right", ncols=len(group))
-    axes[-1].plot(t, plant["force_n"], lw=0.8, color="tab:red", label="force (N)")
-    axes[-1].legend(fontsize=8, loc="upper right")
+    name, unit, limit = entry
+    axes[-1].plot(t, plant["force_n"], lw=0.8, color="tab:red", label=f"{name} ({unit})")
+    if limit:
+        for sign in (1, -1):
+            axes[-1].axhline(sign * limit, color="0.4", ls="--", lw=0.8,
+                             label=f"limit ±{limit:g} {unit}" if sign > 0 else None)
+    axes[-1].set_ylabel(f"{name} ({unit})")
+    _mark_gain_changes(axes, changes)
+    for ax in axes:
+        ax.legend(fontsize=8, loc="upper right", ncols=min(len(ax.get_lines()), 4))
     axes[-1].set_xlabel("run time (s)")
     return fig
 
 
 def _stability_figure(plant: Recording, controller: Recording, t: np.ndarray,
-                      max_force_n: float | None) -> Figure:
+                      max_force_n: float | None, changes: Sequence[float] = ()) -> Figure:
     tc = _controller_time(plant, controller, t)
     sigma = controller["sigma"] if "sigma" in controller else np.full(controller.rows, np.nan)
     fig, axes = _figure(4, 8.0)
@@ -350,6 +401,9 @@ def _stability_figure(plant: Recording, controller: Recording, t: np.ndarray,
     axes[3].set_ylim(-0.05, 1.05)
     axes[3].set_ylabel(f"saturation duty\n(share of {_WINDOW} steps)")
     axes[3].set_xlabel("run time (s)")
+    _mark_gain_changes(axes, changes)
+    if changes:
+        axes[0].legend(fontsize=8, loc="upper right")
     return fig
 
 
@@ -450,6 +504,7 @@ def _facts(report: Mapping[str, Any]) -> str:
     facts = [
         ("mode", report.get("mode")), ("rate", f"{_fmt(report.get('rate_hz'))} Hz"),
         ("plant", plant.get("name")), ("controller", report.get("controller")),
+        ("input", _input_fact(report)),
         ("simulated", f"{_fmt(report.get('duration_s'))} s"), ("cycles", report.get("cycles")),
         ("deadline misses", f"{d.get('misses')} of {d.get('total')} "
                             f"(ratio {_fmt(d.get('miss_ratio'))})"),
@@ -462,6 +517,11 @@ def _facts(report: Mapping[str, Any]) -> str:
     return '<div class="facts">' + "".join(
         f'<div{" class=wide" if len(_fmt(v)) > 28 else ""}><b>{html.escape(k)}</b> '
         f"{html.escape(_fmt(v))}</div>" for k, v in facts) + "</div>"
+
+
+def _input_fact(report: Mapping[str, Any]) -> str:
+    name, unit, limit = plant_input(report)
+    return f"{name} ({unit})" + (f", limit ±{limit:g} {unit}" if limit else "")
 
 
 def _counters(report: Mapping[str, Any]) -> str:

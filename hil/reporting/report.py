@@ -149,12 +149,28 @@ def _serial(plant: dict[str, Any]) -> dict[str, Any] | None:
     return {k: v for k, v in serial.items() if k != "histograms"}
 
 
+def _plant_line(desc: dict[str, Any]) -> list[str]:
+    """The plant's state and input as its description names them (nothing for an old report
+    without names): e.g. `state arm (rad), ...; input voltage (V), limit ±10 V`."""
+    names = desc.get("state_names") or []
+    if not names:
+        return []
+    units = desc.get("state_units") or [""] * len(names)
+    state = ", ".join(f"{n} ({u})" if u else str(n)
+                      for n, u in zip(names, units, strict=False))
+    unit = desc.get("input_unit") or "N"
+    limit = desc.get("max_force_n")
+    bound = f", limit ±{limit:g} {unit}" if isinstance(limit, int | float) else ""
+    return [f"state {state}; input {desc.get('input_name') or 'force'} ({unit}){bound}"]
+
+
 def summary_table(report: dict[str, Any]) -> str:
     """A plain-text summary for the terminal."""
     lines = [
         f"run {report['run_id']}  mode={report['mode']}  rate={report['rate_hz']:g} Hz  "
         f"plant={report['plant'].get('name', '?')}  controller={report['controller']}",
         f"simulated {_fmt(report['duration_s'])} s in {report['cycles']} cycles",
+        *_plant_line(report.get("plant") or {}),
         "",
         f"{'latency (us)':<22}{'p50':>9}{'p90':>9}{'p99':>9}{'p99.9':>9}{'max':>10}{'count':>9}",
     ]
