@@ -23,7 +23,9 @@ import numpy as np
 
 from controller_client.law import ControlLaw
 from hil.link import messages as msg
-from hil.link.transport import ControllerSocket, wait_for_message, wait_until
+from hil.link.dataplane import ZmqControllerData, controller_data
+from hil.link.shm import SharedMemoryError
+from hil.link.transport import ControllerSocket, wait_for_message
 from hil.runtime.latency import LatencyMonitor
 from hil.runtime.ratelimit import RateLimiter
 from hil.runtime.schedule import Schedule
@@ -61,6 +63,7 @@ class LoopSettings:
     guard: float = 0.15  # fraction of a period kept free before the plant's next tick
     clear_on_attach: bool = False  # send `clear` when the plant is found latched (recovery)
     lockstep_spin_ns: int = 0  # busy-poll this long for each state in lockstep
+    transport: str = "zmq"  # run.transport: the plant's welcome must offer the same
 
 
 class ControllerLoop:
@@ -82,6 +85,8 @@ class ControllerLoop:
         # StabilityMonitor (hil.runtime.stability) fed after each control is sent (None: off)
         self.stability = stability
         self.sock = sock
+        # The data plane (hil/link/dataplane.py), chosen by the plant's welcome.
+        self.data: Any = ZmqControllerData(sock)
         self.settings = settings
         self.log = log
         self.stop_requested = stop_requested
@@ -193,6 +198,9 @@ class ControllerLoop:
     # ----------------------------------------------------------------- receiving
     def _drain(self) -> bool:
         """Take everything waiting; keep the newest state. True if a new state is ready."""
+        shared = self.data.take_state()  # None on zmq: states come on the socket
+        if shared is not None:
+            self._on_state(shared, self.clock())
         for _ in range(256):
             data = self.sock.recv_nowait()
             if data is None:
@@ -259,7 +267,7 @@ class ControllerLoop:
                 detail = "applied before the next control"
             except (ValueError, TypeError) as exc:
                 ok, detail = False, str(exc)
-            event = {"time": (self.clock() - self._t0_ns) * 1e-9, "who": m["operator"][:80],
+            event = {"time": self._gains_time_s(), "who": m["operator"][:80],
                      "names": names, "old": old, "new": now_gains if ok else None,
                      "applied": ok, "detail": detail}
             if len(self.gain_changes) < 1000:
@@ -267,6 +275,15 @@ class ControllerLoop:
             self.log.warning("gains changed" if ok else "gains refused", **event)
         self.sock.send(msg.encode("gains_reply", m["request_id"], ok, detail, names,
                                   now_gains, old))
+
+    def _gains_time_s(self) -> float:
+        """A gain change's run time. In lockstep, simulated (plant) time as every other
+        lockstep event: the time of the first state the new gains answer (the plant publishes
+        state seq k at k periods of simulated time). In realtime, now since the plant's first
+        tick, on our clock."""
+        if self._lockstep:
+            return (self._answered_seq + 1) * int(self.description["period_ns"]) * 1e-9
+        return (self.clock() - self._t0_ns) * 1e-9
 
     @staticmethod
     def _requested_gains(names: list[str], old: list[float], keys: list[Any],
@@ -302,8 +319,8 @@ class ControllerLoop:
         self.control_seq += 1
         t_send = self.clock()
         off = self.clock_offset_ns  # times on the wire are in the plant's clock
-        self.sock.send(msg.pack_control(self.control_seq, self._new_seq, force,
-                                        self._new_rx_ns + off, t_send + off, c1 - c0))
+        self.data.send_control(self.control_seq, self._new_seq, force,
+                               self._new_rx_ns + off, t_send + off, c1 - c0)
         self.latency.record_ns("compute", c1 - c0)
         self._record_pending()
         sigma, condition = self.law.sigma, self.law.mass_condition
@@ -318,6 +335,7 @@ class ControllerLoop:
 
     def run(self) -> str:
         d = self.handshake()
+        self._open_data_plane(d)
         if self.on_attach is not None:
             self.on_attach()
         n = len(d["state_names"])
@@ -340,6 +358,17 @@ class ControllerLoop:
         else:
             self._run_realtime(self._t0_ns, d["period_ns"])
         return self.end_reason
+
+    def _open_data_plane(self, d: dict[str, Any]) -> None:
+        offered = d.get("transport", "zmq")
+        if offered != self.settings.transport:
+            raise HandshakeRefused(
+                "transport_mismatch", f"the plant serves run.transport {offered}, this "
+                f"controller is set to {self.settings.transport}: use the same config for both")
+        try:
+            self.data = controller_data(self.sock, d)
+        except SharedMemoryError as exc:
+            raise HandshakeRefused("shm_unavailable", str(exc)) from None
 
     def _silent(self, now: int) -> bool:
         if now - self._last_rx_ns > self.settings.plant_timeout_ns:
@@ -369,16 +398,15 @@ class ControllerLoop:
         late_window = round((1.0 - self.settings.phase_offset - self.settings.guard) * period_ns)
         while True:
             deadline = sched.deadline_ns
-            wait_until(self.sock.sock, deadline, lambda: (self._drain(), False)[1],
-                       spin_ns=self.settings.spin_ns, clock=self.clock)
+            self.data.wait_until(deadline, lambda: (self._drain(), False)[1],
+                                 self.settings.spin_ns, self.clock)
             now = self.clock()
             self._lateness_ns = now - deadline
             self.latency.record_ns("controller_lateness", self._lateness_ns)
             if not self._drain():
                 # The state is late: wait for it, but no later than `late_state_wait` of the
                 # period before the plant's next tick (answering late beats not answering).
-                wait_until(self.sock.sock, deadline + late_window, self._drain, spin_ns=0,
-                           clock=self.clock)
+                self.data.wait_until(deadline + late_window, self._drain, 0, self.clock)
                 if self._new_seq > self._answered_seq:
                     self.late_states += 1
             if self._new_seq > self._answered_seq:
@@ -396,9 +424,8 @@ class ControllerLoop:
 
     def _run_lockstep(self) -> None:
         while True:
-            wait_for_message(self.sock.sock, self.settings.plant_timeout_ns, self._drain,
-                             spin_ns=self.settings.lockstep_spin_ns,
-                             clock=self.clock)
+            self.data.wait_for(self.settings.plant_timeout_ns, self._drain,
+                               self.settings.lockstep_spin_ns, self.clock)
             if self._new_seq > self._answered_seq:
                 self._answer()
             if self._ended() or self._silent(self.clock()):
@@ -432,4 +459,5 @@ class ControllerLoop:
             "states_while_safe": self.states_while_safe,
             "final_state": self.final_state,
             "gain_changes": list(self.gain_changes),
+            "transport": self.data.report(),
         }

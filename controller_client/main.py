@@ -126,6 +126,7 @@ def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
         plant_timeout_ns=round(controller_config.plant_timeout_ms * 1e6),
         clear_on_attach=controller_config.clear_on_attach,
         lockstep_spin_ns=round(config.run.lockstep_spin_us * 1e3),
+        transport=config.run.transport,
     )
     rtc = config.realtime
     # Scheduling first, so ZeroMQ's I/O thread and the recorder's thread inherit it.
@@ -179,6 +180,7 @@ def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
         try:
             loop.send_bye()
         finally:
+            loop.data.close()
             sock.close()
             recording = loop.recorder.close().to_dict() if loop.recorder is not None else None
     report = loop.report()

@@ -48,6 +48,13 @@ class RunConfig(_Strict):
     # (floor 114 us); with both CPUs busy 430 us instead of 110 us, as the spinning starves
     # the peer and ZeroMQ's I/O threads. Off by default; for a dedicated, idle machine.
     lockstep_spin_us: Annotated[float, Field(ge=0, le=100_000)] = 0.0
+    # Data plane: zmq (any host), or shm: states and controls through shared memory on one
+    # host, ZeroMQ keeping the control plane (hil/link/dataplane.py; README "fast path").
+    transport: Literal["zmq", "shm"] = "zmq"
+    # shm only: busy-poll this long before sleeping on the futex doorbell, for each answer in
+    # lockstep and before each deadline in realtime (both processes). Measured on the 2-core
+    # machine: benchmarks/bench_shm.py.
+    shm_spin_us: Annotated[float, Field(ge=0, le=10_000)] = 50.0
 
 
 class PlantConfig(_Strict):

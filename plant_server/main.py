@@ -17,7 +17,9 @@ from hil.app.process import (
     run_process,
 )
 from hil.config import Config, ConfigError, build_plant_model
+from hil.link.dataplane import plant_data
 from hil.link.security import CurveKeyError
+from hil.link.shm import SharedMemoryError
 from hil.link.transport import PlantSocket
 from hil.recording.recorder import Recorder, plant_columns
 from hil.runtime import rt
@@ -116,12 +118,20 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
               f"--endpoint or plant.endpoint)", file=sys.stderr)
         return EXIT_USAGE, {"end_reason": f"cannot bind {config.plant.endpoint}"}
     try:
+        data = plant_data(config.run.transport, sock, n, round(config.run.shm_spin_us * 1e3))
+    except SharedMemoryError as exc:
+        sock.close()
+        print(f"hil-plant: run.transport shm: {exc}", file=sys.stderr)
+        return EXIT_USAGE, {"end_reason": f"run.transport shm: {exc}"}
+    try:
         backend = _backend(ctx, model, settings.period_ns)
     except RigUnreachable as exc:
+        data.close()
         sock.close()
         print(f"hil-plant: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE, {"end_reason": str(exc)}
     except BaseException:
+        data.close()
         sock.close()
         raise
     recorder = None
@@ -135,7 +145,8 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
                 {"run_id": ctx.run_id, "process": "plant", "plant": desc,
                  "mode": config.run.mode, "period_ns": config.period_ns})
         server = PlantServer(backend, sock, settings, ctx.log, stop_requested=ctx.stop,
-                             recorder=recorder, faults=faults, on_attach=resources.attached)
+                             recorder=recorder, faults=faults, on_attach=resources.attached,
+                             data=data)
         rt.apply_realtime(realtime_config.plant_cpu, False, realtime_config.sched_priority,
                           False, ctx.log, granted)
     except BaseException:
@@ -147,6 +158,7 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
             try:
                 backend.close()
             finally:
+                data.close()
                 sock.close()
         raise
     ctx.log.info("plant serving", endpoint=sock.endpoint, model=model.name, mode=config.run.mode,
@@ -158,6 +170,7 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     finally:
         usage = cpu.read()
         rt.leave_realtime()  # reports and exit at normal priority: they stall no other loop
+        data.close()
         sock.close()
         backend.close()
         recording = recorder.close().to_dict() if recorder is not None else None

@@ -32,6 +32,8 @@ def add_parser(sub: Any) -> None:
     run.add_argument("--rate", type=float, help="plant rate in Hz")
     run.add_argument("--controller", help="controller name, with its default gains")
     run.add_argument("--endpoint", help="ZeroMQ endpoint for both processes")
+    run.add_argument("--transport", choices=("zmq", "shm"),
+                     help="data plane: zmq, or shm (shared memory, one host; run.transport)")
     run.add_argument("--out", help="run folder (default runs/<run-id>)")
     run.add_argument("--run-id", help=argparse.SUPPRESS)
     run.add_argument("--timeout", type=float, metavar="S",
@@ -74,6 +76,8 @@ def run_command(args: argparse.Namespace) -> int:
     if args.controller is not None:
         overrides["controller.name"] = args.controller
         overrides["controller.gains"] = None
+    if getattr(args, "transport", None) is not None:
+        overrides["run.transport"] = args.transport
     if args.endpoint is not None:
         overrides["plant.endpoint"] = args.endpoint
         overrides["controller.endpoint"] = args.endpoint

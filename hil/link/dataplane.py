@@ -1,0 +1,255 @@
+"""The data plane of plant and controller: where `state` and `control` travel, and how the
+loops wait for them. One small interface, two implementations:
+
+- `zmq` (default; any host): states and controls are ZeroMQ messages on the same socket as
+  the control plane; waits are hil/link/transport.py's `wait_until` / `wait_for_message`.
+- `shm` (one host, `run.transport: shm`): states and controls go through the seqlock slots
+  of hil/link/shm.py; ZeroMQ keeps the control plane (hello/welcome, sync, clear, gains,
+  estop, fault, bye). Waits spin briefly and sleep on the slot's futex doorbell, checking the
+  ZeroMQ socket too, so an operator's command is handled within MAX_SLEEP_NS.
+
+The loops call `take_*` at the start of each drain (None on zmq: everything arrives on the
+socket), send through `send_*`, and wait through `wait_until` (realtime: to a deadline) and
+`wait_for` (lockstep: for the next message). A control read from shared memory gets the same
+validation as a decoded one (`control_message`: a non-finite force is a MessageError
+`non_finite`); the plant then applies every other check (stale, state_seq, plausibility,
+the attached controller's session).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, cast
+
+import zmq
+
+from hil.link import messages as msg
+from hil.link import shm
+from hil.link.transport import ControllerSocket, PlantSocket, wait_for_message, wait_until
+
+TRANSPORTS = ("zmq", "shm")
+
+Clock = Callable[[], int]
+
+
+def control_message(seq: int, state_seq: int, force_n: float, t_state_rx_ns: int,
+                    t_send_ns: int, compute_ns: int) -> msg.Message:
+    """A `control` from shared memory, validated as `messages.decode` validates one."""
+    if not math.isfinite(force_n):
+        raise msg.MessageError("non_finite", f"control.force_n is {force_n}", force_n)
+    return msg.Message("control", {"seq": seq, "state_seq": state_seq, "force_n": force_n,
+                                   "t_state_rx_ns": t_state_rx_ns, "t_send_ns": t_send_ns,
+                                   "compute_ns": compute_ns})
+
+
+def _pollin(sock: zmq.Socket[bytes]) -> bool:
+    return bool(cast(int, sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN)
+
+
+# --------------------------------------------------------------------------- plant side
+class ZmqPlantData:
+    """States and controls on the plant's ZeroMQ socket."""
+
+    kind = "zmq"
+
+    def __init__(self, sock: PlantSocket) -> None:
+        self.sock = sock
+
+    def attach(self) -> dict[str, Any]:
+        return {"transport": "zmq"}
+
+    def send_state(self, peer: bytes, seq: int, t_ns: int, values: list[float],
+                   flags: int) -> None:
+        self.sock.send(peer, msg.pack_state(seq, t_ns, values, flags))
+
+    def take_control(self) -> tuple[bool, msg.Message | msg.MessageError] | None:
+        return None
+
+    def wait_until(self, deadline_ns: int, on_readable: Callable[[], bool], spin_ns: int,
+                   clock: Clock) -> None:
+        wait_until(self.sock.sock, deadline_ns, on_readable, spin_ns=spin_ns, clock=clock)
+
+    def wait_for(self, timeout_ns: int, on_readable: Callable[[], bool], spin_ns: int,
+                 clock: Clock) -> bool:
+        return wait_for_message(self.sock.sock, timeout_ns, on_readable, clock=clock,
+                                spin_ns=spin_ns)
+
+    def report(self) -> dict[str, Any]:
+        return {"kind": "zmq"}
+
+    def close(self) -> None:
+        pass
+
+
+class ShmPlantData:
+    """States out and controls in through the plant's shared-memory segment."""
+
+    kind = "shm"
+
+    def __init__(self, sock: PlantSocket, n_states: int, spin_ns: int) -> None:
+        """Creates the segment for the socket's bound endpoint (a stale one from a killed
+        plant is replaced; a live plant's refused: shm.SharedMemoryError)."""
+        self.sock = sock
+        self.spin_ns = spin_ns
+        self.segment = shm.Segment.create(sock.endpoint, n_states)
+        self._states = shm.StateWriter(self.segment)
+        self._controls = shm.ControlReader(self.segment)
+        self._session = 0
+
+    def attach(self) -> dict[str, Any]:
+        """A controller attached (or replaced a lost one): a new session; controls written
+        under the old one are refused from now on."""
+        self._session = self.segment.new_session()
+        return {"transport": "shm", "shm": {"segment": self.segment.name,
+                                            "session": self._session,
+                                            "spin_us": self.spin_ns / 1e3}}
+
+    def send_state(self, peer: bytes, seq: int, t_ns: int, values: list[float],
+                   flags: int) -> None:
+        self._states.write(seq, t_ns, values, flags)
+
+    def take_control(self) -> tuple[bool, msg.Message | msg.MessageError] | None:
+        """The newest control: (written under the attached session?, the message or why it
+        is invalid), or None."""
+        got = self._controls.take()
+        if got is None:
+            return None
+        session, seq, state_seq, force, rx, send, compute = got
+        try:
+            m: msg.Message | msg.MessageError = control_message(seq, state_seq, force, rx,
+                                                                send, compute)
+        except msg.MessageError as exc:
+            m = exc
+        return session == self._session and session != 0, m
+
+    def _ready(self, on_readable: Callable[[], bool]) -> Callable[[], bool]:
+        sock, controls = self.sock.sock, self._controls
+
+        def ready() -> bool:
+            return (controls.has_new() or _pollin(sock)) and on_readable()
+        return ready
+
+    def wait_until(self, deadline_ns: int, on_readable: Callable[[], bool], spin_ns: int,
+                   clock: Clock) -> None:
+        """Realtime: sleep on the control doorbell (a control wakes us to be timestamped on
+        arrival), spin this plane's `spin_ns` before the deadline."""
+        self._controls.wait(deadline_ns, self._ready(on_readable), clock,
+                            spin_last_ns=self.spin_ns)
+
+    def wait_for(self, timeout_ns: int, on_readable: Callable[[], bool], spin_ns: int,
+                 clock: Clock) -> bool:
+        """Lockstep: spin `spin_ns` of this plane for the answer, then sleep on the bell."""
+        return self._controls.wait(clock() + timeout_ns, self._ready(on_readable), clock,
+                                   spin_first_ns=self.spin_ns)
+
+    def report(self) -> dict[str, Any]:
+        return {"kind": "shm", "segment": self.segment.name, "spin_us": self.spin_ns / 1e3,
+                "controls_overwritten": self._controls.overwritten,
+                "read_retries": self._controls.retries,
+                "sleeps": self.segment.control_bell.sleeps,
+                "wakes_sent": self.segment.state_bell.wakes}
+
+    def close(self) -> None:
+        self.segment.close()
+
+
+def plant_data(kind: str, sock: PlantSocket, n_states: int, spin_ns: int) -> Any:
+    """The plant's data plane for `run.transport`."""
+    if kind == "shm":
+        return ShmPlantData(sock, n_states, spin_ns)
+    if kind != "zmq":
+        raise ValueError(f"unknown transport {kind!r}; choose one of {', '.join(TRANSPORTS)}")
+    return ZmqPlantData(sock)
+
+
+# --------------------------------------------------------------------------- controller side
+class ZmqControllerData:
+    kind = "zmq"
+
+    def __init__(self, sock: ControllerSocket) -> None:
+        self.sock = sock
+
+    def send_control(self, seq: int, state_seq: int, force_n: float, t_state_rx_ns: int,
+                     t_send_ns: int, compute_ns: int) -> None:
+        self.sock.send(msg.pack_control(seq, state_seq, force_n, t_state_rx_ns, t_send_ns,
+                                        compute_ns))
+
+    def take_state(self) -> msg.Message | None:
+        return None
+
+    def wait_until(self, deadline_ns: int, on_readable: Callable[[], bool], spin_ns: int,
+                   clock: Clock) -> None:
+        wait_until(self.sock.sock, deadline_ns, on_readable, spin_ns=spin_ns, clock=clock)
+
+    def wait_for(self, timeout_ns: int, on_readable: Callable[[], bool], spin_ns: int,
+                 clock: Clock) -> bool:
+        return wait_for_message(self.sock.sock, timeout_ns, on_readable, clock=clock,
+                                spin_ns=spin_ns)
+
+    def report(self) -> dict[str, Any]:
+        return {"kind": "zmq"}
+
+    def close(self) -> None:
+        pass
+
+
+class ShmControllerData:
+    kind = "shm"
+
+    def __init__(self, sock: ControllerSocket, segment: str, session: int,
+                 spin_ns: int) -> None:
+        self.sock = sock
+        self.spin_ns = spin_ns
+        self.segment = shm.Segment.open(segment)
+        self._states = shm.StateReader(self.segment)
+        self._controls = shm.ControlWriter(self.segment, session)
+
+    def send_control(self, seq: int, state_seq: int, force_n: float, t_state_rx_ns: int,
+                     t_send_ns: int, compute_ns: int) -> None:
+        self._controls.write(seq, state_seq, force_n, t_state_rx_ns, t_send_ns, compute_ns)
+
+    def take_state(self) -> msg.Message | None:
+        got = self._states.take()
+        if got is None:
+            return None
+        seq, t_ns, flags, values = got
+        return msg.Message("state", {"seq": seq, "t_ns": t_ns, "state": values,
+                                     "flags": flags})
+
+    def _ready(self, on_readable: Callable[[], bool]) -> Callable[[], bool]:
+        sock, states = self.sock.sock, self._states
+
+        def ready() -> bool:
+            return (states.has_new() or _pollin(sock)) and on_readable()
+        return ready
+
+    def wait_until(self, deadline_ns: int, on_readable: Callable[[], bool], spin_ns: int,
+                   clock: Clock) -> None:
+        self._states.wait(deadline_ns, self._ready(on_readable), clock,
+                          spin_last_ns=self.spin_ns)
+
+    def wait_for(self, timeout_ns: int, on_readable: Callable[[], bool], spin_ns: int,
+                 clock: Clock) -> bool:
+        return self._states.wait(clock() + timeout_ns, self._ready(on_readable), clock,
+                                 spin_first_ns=self.spin_ns)
+
+    def report(self) -> dict[str, Any]:
+        return {"kind": "shm", "segment": self.segment.name, "spin_us": self.spin_ns / 1e3,
+                "states_overwritten": self._states.overwritten,
+                "read_retries": self._states.retries,
+                "sleeps": self.segment.state_bell.sleeps,
+                "wakes_sent": self.segment.control_bell.wakes}
+
+    def close(self) -> None:
+        self.segment.close()
+
+
+def controller_data(sock: ControllerSocket, description: dict[str, Any]) -> Any:
+    """The data plane the plant's welcome offers (shm.SharedMemoryError if it cannot be
+    opened here)."""
+    if description.get("transport", "zmq") == "shm":
+        info = description.get("shm") or {}
+        return ShmControllerData(sock, str(info.get("segment", "")), int(info.get("session", 0)),
+                                 round(float(info.get("spin_us", 0.0)) * 1e3))
+    return ZmqControllerData(sock)

@@ -1,0 +1,407 @@
+"""The same-host data plane in shared memory: one seqlock slot per direction, futex doorbells.
+
+The plant creates one segment per run (`/dev/shm/hil-<hash of its bound endpoint>`), gives
+its name and a per-attach session number to the controller it accepts (in the `welcome`
+over ZeroMQ, which keeps the control plane), and unlinks it when it closes. The segment
+carries the same fields as the wire's `state` and `control` messages, with the same
+sequence numbers:
+
+| offset | field                                                                          |
+|--------|--------------------------------------------------------------------------------|
+| 0      | magic, version, n_states, plant pid, session (of the attached controller)     |
+| 64     | state slot: counter, bell, waiters, seq, t_ns, flags, state[n] (plant writes)  |
+| 384    | control slot: counter, bell, waiters, session, seq, state_seq, force_n,        |
+|        | t_state_rx_ns, t_send_ns, compute_ns (the controller writes)                   |
+
+Each slot has a single writer and holds the newest message (newest-state semantics): the
+writer makes its counter odd, writes the fields, makes it even; a reader that sees the
+counter change under it or odd retries, so it never takes a torn message. x86-64 keeps
+stores in order and loads in order (TSO), which is all a seqlock needs; other CPUs are
+refused (`SharedMemoryError`). A reader that sees the counter jump by more than 2 counts the
+messages it never saw (`overwritten`).
+
+Waiting. A reader spins on the counter for a while and then sleeps on the slot's doorbell (a
+futex word in the segment, `FUTEX_WAIT` with a timeout) after raising its `waiters` flag;
+the writer bumps the bell after each message and calls `FUTEX_WAKE` only when the flag is
+up, so a writer whose reader spins pays no system call. Every sleep is bounded (the caller's
+deadline and `MAX_SLEEP_NS`), so a peer that dies never leaves the other waiting for ever,
+and a wake-up lost to the flag race (there is no atomic exchange from Python) costs at most
+`MAX_SLEEP_NS`. benchmarks/bench_shm.py measures this against pure spinning, spinning with
+sched_yield and pinning: README, "The same-host fast path".
+
+A segment left by a killed plant (same name, its pid dead) is removed and replaced; one whose
+plant still lives is refused with a message naming the pid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import os
+import platform
+import secrets
+import struct
+from collections.abc import Callable
+from multiprocessing import shared_memory
+from typing import Any, cast
+
+SEGMENT_BYTES = 512
+MAGIC = 0x314D48534C4948  # "HILSHM1"
+VERSION = 1
+MAX_STATES = 32
+MAX_SLEEP_NS = 1_000_000  # a sleeping reader re-checks everything at least this often
+
+_HEADER = struct.Struct("<QIIqq")  # magic, version, n_states, plant pid, session
+_STATE_AT = 64
+_CONTROL_AT = 384
+_CTR = struct.Struct("<Q")
+_WAITERS_OFF = 12  # within a slot: counter u64 @0, bell u32 @8, waiters u32 @12
+_BELL = struct.Struct("<I")
+_CONTROL = struct.Struct("<Qxxxxxxxxqqqdqqq")  # counter, (bell, waiters), session, fields
+_CONTROL_BODY = struct.Struct("<qqqdqqq")  # session, seq, state_seq, force, rx, send, compute
+
+_FUTEX_WAIT = 0
+_FUTEX_WAKE = 1
+_SYS_FUTEX = 202  # x86-64
+_ETIMEDOUT = 110
+
+
+class SharedMemoryError(RuntimeError):
+    """The shared-memory data plane cannot be set up; the message says why and what to do."""
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+_libc: Any = None
+
+
+def _syscall() -> Any:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    return _libc.syscall
+
+
+def check_platform() -> None:
+    """The seqlock relies on x86-64 ordering and the futex system call number."""
+    machine = platform.machine()
+    if machine not in ("x86_64", "AMD64") or not os.name == "posix":
+        raise SharedMemoryError(
+            f"run.transport shm needs Linux on x86-64 (this is {machine}); use run.transport zmq")
+
+
+def segment_name(endpoint: str) -> str:
+    """The segment of the plant bound at `endpoint` (unique: only one plant binds it)."""
+    return "hil-" + hashlib.sha256(endpoint.encode()).hexdigest()[:20]
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _untracked(name: str, create: bool, size: int = 0) -> shared_memory.SharedMemory:
+    """A SharedMemory the resource tracker leaves alone: Python 3.11's tracker would unlink a
+    segment the controller merely opened when the controller exits. We unlink it ourselves."""
+    from multiprocessing import resource_tracker
+
+    seg = shared_memory.SharedMemory(name=name, create=create, size=size)
+    with contextlib.suppress(Exception):
+        resource_tracker.unregister(seg._name, "shared_memory")  # type: ignore[attr-defined]
+    return seg
+
+
+class _Bell:
+    """The doorbell of one slot: a futex word and a waiters flag in the segment."""
+
+    def __init__(self, seg: shared_memory.SharedMemory, slot_at: int) -> None:
+        self._buf: memoryview = cast(memoryview, seg.buf)
+        self._bell_at = slot_at + 8
+        self._waiters_at = slot_at + _WAITERS_OFF
+        self._addr = ctypes.c_void_p(
+            ctypes.addressof(ctypes.c_char.from_buffer(self._buf, self._bell_at)))
+        self._syscall = _syscall()
+        self._ts = _Timespec(0, 0)
+        self._ts_ref = ctypes.byref(self._ts)
+        self.wakes = 0  # FUTEX_WAKE calls made (the writer)
+        self.sleeps = 0  # FUTEX_WAIT calls made (the reader)
+
+    def ring(self) -> None:
+        buf = self._buf
+        at = self._bell_at
+        _BELL.pack_into(buf, at, (_BELL.unpack_from(buf, at)[0] + 1) & 0xFFFFFFFF)
+        if _BELL.unpack_from(buf, self._waiters_at)[0]:
+            self.wakes += 1
+            self._syscall(_SYS_FUTEX, self._addr, _FUTEX_WAKE, 1, None, None, 0)
+
+    def value(self) -> int:
+        v: int = _BELL.unpack_from(self._buf, self._bell_at)[0]
+        return v
+
+    def sleep(self, seen: int, timeout_ns: int, ready: Callable[[], bool]) -> bool:
+        """Sleep until the bell moves past `seen` or `timeout_ns`; `ready()` is re-checked
+        after raising the flag, so a message written just before is not slept through
+        (-> True, without sleeping)."""
+        buf = self._buf
+        _BELL.pack_into(buf, self._waiters_at, 1)
+        try:
+            if ready():
+                return True
+            ts = self._ts
+            ts.tv_sec, ts.tv_nsec = divmod(max(1000, min(timeout_ns, MAX_SLEEP_NS)), 1_000_000_000)
+            self.sleeps += 1
+            self._syscall(_SYS_FUTEX, self._addr, _FUTEX_WAIT, seen, self._ts_ref, None, 0)
+            return False
+        finally:
+            _BELL.pack_into(buf, self._waiters_at, 0)
+
+    def release(self) -> None:
+        self._addr = ctypes.c_void_p(0)
+
+
+class Segment:
+    """One run's segment. The plant `create`s it; the controller `open`s it by name."""
+
+    def __init__(self, seg: shared_memory.SharedMemory, owner: bool) -> None:
+        self._seg = seg
+        self.name = seg.name.lstrip("/")
+        self.owner = owner
+        self.buf: memoryview = cast(memoryview, seg.buf)
+        self.state_bell = _Bell(seg, _STATE_AT)
+        self.control_bell = _Bell(seg, _CONTROL_AT)
+
+    @classmethod
+    def create(cls, endpoint: str, n_states: int) -> Segment:
+        """The plant's segment for `endpoint`; a stale one from a killed plant is replaced."""
+        check_platform()
+        if not 0 < n_states <= MAX_STATES:
+            raise SharedMemoryError(f"shared memory carries 1..{MAX_STATES} states, "
+                                    f"the plant has {n_states}")
+        name = segment_name(endpoint)
+        try:
+            seg = _untracked(name, True, SEGMENT_BYTES)
+        except FileExistsError:
+            seg = cls._reclaim(name, endpoint)
+        buf = cast(memoryview, seg.buf)
+        _HEADER.pack_into(buf, 0, 0, VERSION, n_states, os.getpid(), 0)
+        buf[_HEADER.size:SEGMENT_BYTES] = bytes(SEGMENT_BYTES - _HEADER.size)
+        _HEADER.pack_into(buf, 0, MAGIC, VERSION, n_states, os.getpid(), 0)
+        return cls(seg, owner=True)
+
+    @staticmethod
+    def _reclaim(name: str, endpoint: str) -> shared_memory.SharedMemory:
+        old = _untracked(name, False)
+        pid = 0
+        try:
+            if old.size >= _HEADER.size:
+                magic, _, _, pid, _ = _HEADER.unpack_from(cast(memoryview, old.buf), 0)
+                if magic != MAGIC:
+                    pid = 0
+        finally:
+            old.close()
+        if _pid_alive(pid) and pid != os.getpid():
+            raise SharedMemoryError(
+                f"shared-memory segment /dev/shm/{name} for {endpoint} belongs to a running "
+                f"hil-plant (pid {pid}): stop it first, or use another plant.endpoint")
+        # A killed plant's leftover (its pid is gone): remove it and start afresh.
+        with contextlib.suppress(FileNotFoundError):
+            shared_memory.SharedMemory(name=name).unlink()
+        return _untracked(name, True, SEGMENT_BYTES)
+
+    @classmethod
+    def open(cls, name: str) -> Segment:
+        """The controller's side: the segment the plant's welcome named."""
+        check_platform()
+        try:
+            seg = _untracked(name, False)
+        except FileNotFoundError:
+            raise SharedMemoryError(
+                f"the plant serves run.transport shm but its segment /dev/shm/{name} is not "
+                "on this machine: shared memory works only with plant and controller on one "
+                "host; use run.transport zmq across machines") from None
+        header = _HEADER.unpack_from(cast(memoryview, seg.buf), 0) if seg.size >= 64 else (0,)
+        if seg.size < SEGMENT_BYTES or header[0] != MAGIC:
+            seg.close()
+            raise SharedMemoryError(f"/dev/shm/{name} is not a hil-runtime segment")
+        if header[1] != VERSION:
+            seg.close()
+            raise SharedMemoryError(f"/dev/shm/{name} has segment version {header[1]}, "
+                                    f"this side {VERSION}")
+        return cls(seg, owner=False)
+
+    @property
+    def n_states(self) -> int:
+        n: int = _HEADER.unpack_from(self.buf, 0)[2]
+        return n
+
+    @property
+    def plant_pid(self) -> int:
+        pid: int = _HEADER.unpack_from(self.buf, 0)[3]
+        return pid
+
+    @property
+    def session(self) -> int:
+        s: int = _HEADER.unpack_from(self.buf, 0)[4]
+        return s
+
+    def new_session(self) -> int:
+        """A new attach: controls written under any other session are refused."""
+        s = secrets.randbits(62) + 1
+        struct.pack_into("<q", self.buf, 24, s)
+        return s
+
+    def close(self) -> None:
+        self.state_bell.release()
+        self.control_bell.release()
+        with contextlib.suppress(BufferError):  # a view still alive: it goes with the process
+            self._seg.close()
+        if self.owner:
+            with contextlib.suppress(FileNotFoundError):
+                self._seg.unlink()
+
+
+class _Writer:
+    def __init__(self, seg: Segment, slot_at: int, bell: _Bell) -> None:
+        self._buf = seg.buf
+        self._at = slot_at
+        self._bell = bell
+        self._ctr = _CTR.unpack_from(seg.buf, slot_at)[0]
+        if self._ctr & 1:
+            self._ctr += 1
+
+
+class _Reader:
+    def __init__(self, seg: Segment, slot_at: int, bell: _Bell) -> None:
+        self._buf = seg.buf
+        self._at = slot_at
+        self.bell = bell
+        self._seen = _CTR.unpack_from(seg.buf, slot_at)[0] & ~1
+        self.overwritten = 0  # messages written that this reader never saw
+        self.retries = 0  # reads that raced the writer and were taken again
+
+    def has_new(self) -> bool:
+        return bool(_CTR.unpack_from(self._buf, self._at)[0] != self._seen)
+
+    def wait(self, deadline_ns: int, ready: Callable[[], bool], clock: Callable[[], int],
+             spin_first_ns: int = 0, spin_last_ns: int = 0, yield_: bool = False) -> bool:
+        """Until `ready()` (-> True) or the deadline (-> False): busy-poll the first
+        `spin_first_ns` (an answer that comes quickly is taken without a wake-up) and the last
+        `spin_last_ns` before the deadline (a timer wakes late), sleep on the doorbell in
+        between, at most MAX_SLEEP_NS at a time so the caller's other inputs are re-checked."""
+        spin_until = clock() + spin_first_ns
+        bell = self.bell
+        while True:
+            if ready():
+                return True
+            now = clock()
+            remaining = deadline_ns - now
+            if remaining <= 0:
+                return False
+            if now < spin_until or remaining <= spin_last_ns:
+                if yield_:
+                    os.sched_yield()
+                continue
+            if bell.sleep(bell.value(), remaining - spin_last_ns, ready):
+                return True
+
+
+class StateWriter(_Writer):
+    """The plant's side of the state slot."""
+
+    def __init__(self, seg: Segment) -> None:
+        super().__init__(seg, _STATE_AT, seg.state_bell)
+        self._n = seg.n_states
+        self._body = struct.Struct(f"<qqq{self._n}d")
+
+    def write(self, seq: int, t_ns: int, state: list[float], flags: int) -> None:
+        buf, at = self._buf, self._at
+        ctr = self._ctr + 1
+        _CTR.pack_into(buf, at, ctr)
+        self._body.pack_into(buf, at + 16, seq, t_ns, flags, *state)
+        self._ctr = ctr + 1
+        _CTR.pack_into(buf, at, ctr + 1)
+        self._bell.ring()
+
+
+class StateReader(_Reader):
+    """The controller's side of the state slot."""
+
+    def __init__(self, seg: Segment) -> None:
+        super().__init__(seg, _STATE_AT, seg.state_bell)
+        n = seg.n_states
+        self._n = n
+        self._all = struct.Struct(f"<Q8xqqq{n}d")
+
+    def take(self) -> tuple[int, int, int, list[float]] | None:
+        """The newest state not yet taken: (seq, t_ns, flags, state), or None."""
+        buf, at = self._buf, self._at
+        while True:
+            ctr = _CTR.unpack_from(buf, at)[0]
+            if ctr == self._seen:
+                return None
+            if ctr & 1:
+                self.retries += 1
+                continue
+            fields = self._all.unpack_from(buf, at)
+            if _CTR.unpack_from(buf, at)[0] != ctr or fields[0] != ctr:
+                self.retries += 1
+                continue
+            self.overwritten += (ctr - self._seen) // 2 - 1
+            self._seen = ctr
+            return fields[1], fields[2], fields[3], list(fields[4:])
+
+
+class ControlWriter(_Writer):
+    """The controller's side of the control slot, under the session its welcome gave."""
+
+    def __init__(self, seg: Segment, session: int) -> None:
+        super().__init__(seg, _CONTROL_AT, seg.control_bell)
+        self.session = session
+
+    def write(self, seq: int, state_seq: int, force_n: float, t_state_rx_ns: int,
+              t_send_ns: int, compute_ns: int) -> None:
+        buf, at = self._buf, self._at
+        ctr = self._ctr + 1
+        _CTR.pack_into(buf, at, ctr)
+        _CONTROL_BODY.pack_into(buf, at + 16, self.session, seq, state_seq, float(force_n),
+                                t_state_rx_ns, t_send_ns, compute_ns)
+        self._ctr = ctr + 1
+        _CTR.pack_into(buf, at, ctr + 1)
+        self._bell.ring()
+
+
+class ControlReader(_Reader):
+    """The plant's side of the control slot."""
+
+    def __init__(self, seg: Segment) -> None:
+        super().__init__(seg, _CONTROL_AT, seg.control_bell)
+
+    def take(self) -> tuple[int, int, int, float, int, int, int] | None:
+        """The newest control not yet taken: (session, seq, state_seq, force_n,
+        t_state_rx_ns, t_send_ns, compute_ns), or None."""
+        buf, at = self._buf, self._at
+        while True:
+            ctr = _CTR.unpack_from(buf, at)[0]
+            if ctr == self._seen:
+                return None
+            if ctr & 1:
+                self.retries += 1
+                continue
+            fields = _CONTROL.unpack_from(buf, at)
+            if _CTR.unpack_from(buf, at)[0] != ctr or fields[0] != ctr:
+                self.retries += 1
+                continue
+            self.overwritten += (ctr - self._seen) // 2 - 1
+            self._seen = ctr
+            return cast(tuple[int, int, int, float, int, int, int], fields[1:])
+
