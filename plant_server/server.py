@@ -39,7 +39,8 @@ import msgpack
 import numpy as np
 
 from hil.link import messages as msg
-from hil.link.transport import PlantSocket, wait_for_message, wait_until
+from hil.link.dataplane import ZmqPlantData
+from hil.link.transport import PlantSocket, wait_until
 from hil.runtime.deadline_gates import DeadlineGates, DeadlineGateSettings
 from hil.runtime.latency import LatencyMonitor
 from hil.runtime.ratelimit import RateLimiter
@@ -110,8 +111,13 @@ class PlantServer:
         recorder: Any = None,
         faults: FaultInjector | None = None,
         on_attach: Callable[[], None] | None = None,
+        data: Any = None,
     ) -> None:
         self.backend = backend
+        # The data plane (hil/link/dataplane.py): states and controls on `sock`, or in shared
+        # memory with `sock` as the control plane.
+        self.data = data if data is not None else ZmqPlantData(sock)
+        self._data_info: dict[str, Any] = {"transport": self.data.kind}
         self.on_attach = on_attach  # called once a controller attaches, before t0 (off the loop)
         # hil.recording.recorder.Recorder with plant_columns: one row per published state.
         # The caller closes it.
@@ -161,7 +167,7 @@ class PlantServer:
         self._pending_lat: list[tuple[str, int]] = []  # latency samples not yet recorded
         self._lockstep_t_ns = 0  # the plant's time axis in lockstep (simulated ns)
         # Fault injection: (due_ns, order, payload) states and (due_ns, order, message) controls
-        self._held_states: list[tuple[int, int, bytes]] = []
+        self._held_states: list[tuple[int, int, tuple[int, int, list[float], int]]] = []
         self._held_controls: list[tuple[int, int, msg.Message]] = []
         self._held_order = 0
         # `hil gains` requests relayed to the controller: relay id -> (operator peer, its id)
@@ -183,6 +189,7 @@ class PlantServer:
             safe_state=self.safe_reason is not None,
             safe_reason=self.safe_reason or "",
         )
+        d.update(self._data_info)
         return d
 
     # ----------------------------------------------------------------- messages
@@ -190,6 +197,8 @@ class PlantServer:
         """Handle everything waiting on the socket; True when the wait should end early:
         lockstep may step, or the run is ending (bye, estop)."""
         over_budget = 0
+        if self.data.kind != "zmq":
+            self._take_data_control()
         for _ in range(256):
             frames = self.sock.recv_nowait()
             if frames is None:
@@ -213,6 +222,20 @@ class PlantServer:
             self._lockstep_answered = False
             return True
         return self._ending or (self.settings.mode == "lockstep" and self.safe_reason is not None)
+
+    def _take_data_control(self) -> None:
+        """The newest control from the shared-memory data plane, checked as on the wire."""
+        got = self.data.take_control()
+        if got is None:
+            return
+        attached, m = got
+        now = self.clock()
+        if not attached or self.peer is None:
+            self._reject("unattached_peer", "control under another session")
+        elif isinstance(m, msg.MessageError):
+            self._on_non_finite_control(m.value, now)
+        else:
+            self._on_control_arrival(m, now)
 
     def _may_matter(self, frames: list[bytes]) -> bool:
         """A stranger's message worth decoding past the budget: an operator's command, or a
@@ -258,7 +281,10 @@ class PlantServer:
         elif peer != self.peer:
             self._reject("unattached_peer", kind)
         elif kind == "control":
-            self._on_control_arrival(m, now)
+            if self.data.kind != "zmq":  # the data plane is shared memory
+                self._reject("control_off_data_plane", "control over ZeroMQ with run.transport shm")
+            else:
+                self._on_control_arrival(m, now)
         elif kind == "bye":
             self._go_safe("controller left", now)
             self._controller_left = True
@@ -290,8 +316,10 @@ class PlantServer:
             self.peer = peer
             self._peer_lost = False
             self._last_control_seq = -1
+            self._data_info = self.data.attach()
         if self.peer is None:
             self.peer = peer
+            self._data_info = self.data.attach()
             self.t0_ns = now + self.settings.start_delay_ns
             self.t0_ns = self.backend.align_start_ns(self.t0_ns)  # a rig: after its states
             self.log.info("controller attached", client=m["client"][:64],
@@ -481,7 +509,7 @@ class PlantServer:
         values = self._values
         if self.peer is not None:
             if self.faults is None:
-                self.sock.send(self.peer, msg.pack_state(self.seq, t, values, flags))
+                self.data.send_state(self.peer, self.seq, t, values, flags)
             else:
                 self._publish_faulty(t, flags)
         if self.recorder is not None:
@@ -499,10 +527,10 @@ class PlantServer:
 
     def _publish_faulty(self, t: int, flags: int) -> None:
         assert self.faults is not None and self.peer is not None
-        payload = msg.pack_state(self.seq, t, self.faults.measured(self.state), flags)
+        payload = (self.seq, t, self.faults.measured(self.state), flags)
         delay = self.faults.state_delay_ns() if not flags & msg.FLAG_FINAL else 0
         if delay == 0:
-            self.sock.send(self.peer, payload)
+            self.data.send_state(self.peer, *payload)
         elif delay is not None:
             self._held_order += 1
             heapq.heappush(self._held_states, (t + delay, self._held_order, payload))
@@ -511,7 +539,7 @@ class PlantServer:
         while self._held_states and self._held_states[0][0] <= now:
             payload = heapq.heappop(self._held_states)[2]
             if self.peer is not None:
-                self.sock.send(self.peer, payload)
+                self.data.send_state(self.peer, *payload)
         while self._held_controls and self._held_controls[0][0] <= now:
             self._on_control(heapq.heappop(self._held_controls)[2], now)
 
@@ -647,8 +675,7 @@ class PlantServer:
             for held in (self._held_states, self._held_controls):
                 if held and held[0][0] < target:
                     target = held[0][0]
-            wait_until(self.sock.sock, target, self._drain, spin_ns=self.settings.spin_ns,
-                       clock=self.clock)
+            self.data.wait_until(target, self._drain, self.settings.spin_ns, self.clock)
             now = self.clock()
             if self.faults is not None:
                 self._release_held(now)
@@ -674,9 +701,8 @@ class PlantServer:
                 self.end_reason = self.safe_reason
                 return
             self._publish(self._flags())
-            wait_for_message(self.sock.sock, self.settings.watchdog_timeout_ns, self._drain,
-                             spin_ns=self.settings.lockstep_spin_ns,
-                             clock=self.clock)
+            self.data.wait_for(self.settings.watchdog_timeout_ns, self._drain,
+                               self.settings.lockstep_spin_ns, self.clock)
             if self._stopping(self.clock()):
                 return
             if self.safe_reason is not None:  # tripped while waiting (a NaN control)
@@ -732,6 +758,7 @@ class PlantServer:
             "safe_state": self.safe_reason is not None,
             "safe_reason": self.safe_reason,
             "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "transport": self.data.report(),
         }
         if self.faults is not None:
             report["faults"] = self.faults.statistics()
