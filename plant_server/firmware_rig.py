@@ -45,6 +45,7 @@ QEMU_ELF = BUILD / "qemu" / "hil-rig-qemu.elf"
 QEMU_MACHINE = "mps2-an386"
 INSTALL = ("apt-get install -y gcc gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm")
 _PTY = re.compile(rb"char device redirected to (/dev/pts/\d+)")
+_READY = b"hil-rig-qemu: ready"
 _STALLS = re.compile(r"hil-rig-qemu: stalls (\d+) longest (\d+) us total (\d+) us")
 _KNOBS = ("corrupt_byte_rate", "drop_frame_rate", "added_latency_ms")
 
@@ -162,11 +163,12 @@ def run_qemu(config: Config, out: Path | None, link: Path | None, ready_s: float
         while path is None:
             with contextlib.suppress(BlockingIOError):
                 seen += os.read(fd, 4096)
-            if (m := _PTY.search(seen)) is not None:
+            # the pty exists before the MCU boots: link it once the firmware listens
+            if (m := _PTY.search(seen)) is not None and _READY in seen:
                 path = m.group(1).decode()
             elif proc.poll() is not None or time.monotonic() - started > ready_s:
-                print(f"hil rig (qemu): no serial port from qemu: {seen.decode(errors='replace')}",
-                      file=sys.stderr)
+                print(f"hil rig (qemu): no serial port or no ready firmware from qemu in "
+                      f"{ready_s} s: {seen.decode(errors='replace')}", file=sys.stderr)
                 return EXIT_FAULT
             else:
                 time.sleep(0.01)

@@ -195,7 +195,8 @@ class QemuRig:
         os.set_blocking(fd, False)
         give_up = time.monotonic() + BOOT_TIMEOUT_S
         seen = ""
-        while (m := _PTY.search(seen)) is None:
+        # the pty exists before the MCU boots: bytes sent before this line would be lost
+        while (m := _PTY.search(seen)) is None or "hil-rig-qemu: ready" not in seen:
             if self.proc.poll() is not None:
                 raise AssertionError(f"qemu-system-arm exited {self.proc.returncode}: {seen}")
             assert time.monotonic() < give_up, f"qemu: no pseudo-terminal in time: {seen}"

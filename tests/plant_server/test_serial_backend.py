@@ -234,7 +234,8 @@ def test_a_fault_reported_by_the_rig_puts_the_plant_safe_naming_the_port(
         backend.close()
     r = backend.report()
     assert fault == f"rig on {rig.port} reported FAULT WATCHDOG (detail 40)"
-    assert r["rig_fault"]["name"] == "WATCHDOG" and r["safe_output_ns"] is not None
+    # rig_fault is the rig's last FAULT: a fast rig (QEMU) answers the ESTOPs before close
+    assert r["rig_fault"]["name"] in ("WATCHDOG", "ESTOP") and r["safe_output_ns"] is not None
     assert r["estops_tx"] == 3  # the rig may still listen: it is told to stay off
 
 

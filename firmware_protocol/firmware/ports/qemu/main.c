@@ -31,7 +31,8 @@
  * measurements) before the core is given the new time, so a stall anywhere in the loop,
  * even between a byte and the next, is never seen by the core as silence. A host that stops sending still trips
  * the watchdog on time: its silence is time the MCU did run. The port reports through
- * semihosting (QEMU's stderr): a line "hil-rig-qemu: stalls N longest L us total T us" at
+ * semihosting (QEMU's stderr): "hil-rig-qemu: ready" once its UART listens, a line
+ * "hil-rig-qemu: stalls N longest L us total T us" at
  * most every 200 ms when N changed, and on a watchdog trip one line with the last CONTROL
  * applied, the last byte received and the longest loop gap before it.
  */
@@ -340,6 +341,10 @@ int main(void)
     nvic_enable(IRQ_TIMER0);
     period_us = 1000000u / cfg.rig.state_rate_hz;
     last_read_us = report_at = hal_clock_us();
+    /* QEMU creates the pty before the MCU boots, and bytes reaching the UART before it is
+     * enabled are lost: a host must wait for this line (plant_server/firmware_rig.py links
+     * the port only then), or its first HELLO may go nowhere. */
+    semihost_write0("hil-rig-qemu: ready\n");
     for (;;) {
         uint8_t byte;
         uint32_t ticks, s;
