@@ -23,17 +23,47 @@ fell, and the steps it ran. `cost.py` weighs them.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numba import njit, prange
+from numba import cfunc, njit, prange, types
 
 from hil.dynamics.dip import rk4_step_kernel
 
 M_ANGLE, M_CART, M_EFFORT, M_CHATTER, M_FALLEN, M_STEPS = range(6)
 METRICS = 6
+
+# A law kernel's signature: (state, mem, g, o, p, scratch) -> force (base.KernelLaw).
+_VECTOR, _MATRIX = types.Array(types.float64, 1, "C"), types.Array(types.float64, 2, "C")
+KERNEL_SIGNATURE = types.float64(_VECTOR, _VECTOR, _VECTOR, _VECTOR, _VECTOR, _MATRIX)
+_kernel_functions: dict[Any, Any] = {}
+_kernel_functions_lock = threading.Lock()
+
+
+def kernel_function(kernel: Any) -> Any:
+    """`kernel` (a law's numba dispatcher) as a first-class function for the compiled loops.
+
+    Passed as a dispatcher, the kernel's own type (which names that dispatcher object) is
+    part of the loop's signature, so numba's disk cache never matches in a new process and
+    every process (each Dask worker, each `hil tune`) compiled the parallel batch again, some
+    30 s on a loaded machine. As a cfunc of the same Python source its type is the signature
+    alone: the loops compile once per machine and load from the cache after, and the kernel
+    is compiled (and cached) on its own. The arithmetic is the same code with the same
+    options, so the figures are bit-identical. A kernel that is not a numba dispatcher is
+    returned as it is.
+    """
+    py_func = getattr(kernel, "py_func", None)
+    if py_func is None:
+        return kernel
+    with _kernel_functions_lock:
+        compiled = _kernel_functions.get(kernel)
+        if compiled is None:
+            compiled = cfunc(KERNEL_SIGNATURE, cache=True)(py_func)
+            _kernel_functions[kernel] = compiled
+        return compiled
 
 
 @dataclass(frozen=True)
@@ -162,6 +192,12 @@ def _python_batch(make_law: Callable[[Sequence[float]], Any], gains: np.ndarray,
                 out[n, k, s] = (angle, cart, effort, chatter, fallen, step)
 
 
+def _owned(a: np.ndarray) -> np.ndarray:
+    """A writable C-contiguous float64 copy: one array type, so one compiled batch kernel
+    (a read-only array, such as a scenario built from `DIPParams.as_array()`, is another)."""
+    return np.array(a, dtype=np.float64, order="C")
+
+
 def has_kernel(law: Any) -> bool:
     """True when `law` can run inside the compiled batch (a KernelLaw's kernel and arrays)."""
     return callable(getattr(type(law), "kernel", None)) and hasattr(law, "kernel_arrays")
@@ -189,8 +225,8 @@ def run_batch(make_law: Callable[[Sequence[float]], Any], gains: np.ndarray,
     g = np.stack([a[1] for a in arrays])
     opts = np.stack([a[2] for a in arrays])
     law_p, scratch = arrays[0][3], arrays[0][4]
-    _batch_kernel(type(probe).kernel, g, opts, law_p, mem0, scratch.shape[0],
-                  np.ascontiguousarray(sc.plant_params), np.ascontiguousarray(sc.starts),
+    _batch_kernel(kernel_function(type(probe).kernel), g, opts, law_p, mem0, scratch.shape[0],
+                  _owned(sc.plant_params), _owned(sc.starts),
                   sc.steps, sc.dt_s, sc.substeps, sc.delay, sc.angle_limit_rad,
                   sc.track_limit_m, out)
     return out

@@ -88,6 +88,12 @@ class LocalEvaluator:
         numba.set_num_threads(self.workers)
 
     def metrics(self, rows: np.ndarray, scenario: Scenario) -> np.ndarray:
+        import numba
+
+        # numba's thread count is per calling thread and per process: set it for every batch,
+        # so two evaluators in one process (the benchmark) or a call from another thread each
+        # run on their own count.
+        numba.set_num_threads(self.workers)
         return evaluate_rows(self.controller, self.options, rows, scenario, self.search_path)
 
     def close(self) -> None:

@@ -24,6 +24,7 @@ import numpy as np
 from numba import njit
 
 from controller_client.controllers import GainError, create_controller
+from controller_client.tuning.batch import kernel_function
 from hil.dynamics.dip import rk4_step_kernel
 
 DEFAULT_STARTS = ((0.0, 0.1, -0.05, 0.0, 0.0, 0.0),)
@@ -111,8 +112,8 @@ def simulate(law: Any, x0: Sequence[float], duration_s: float = 5.0, *, substeps
     x = np.array(x0, dtype=np.float64)
     metrics = np.zeros(5)
     mem, g, o, p, scratch = law.kernel_arrays()
-    _closed_loop(type(law).kernel, x, mem, g, o, p, scratch, steps, law.dt_s, substeps, delay,
-                 traj, metrics)
+    _closed_loop(kernel_function(type(law).kernel), x, mem, g, o, p, scratch, steps, law.dt_s,
+                 substeps, delay, traj, metrics)
     fallen = bool(metrics[_M_FALLEN])
     cost = float(metrics[_M_COST])
     if fallen:  # falling early costs more than falling late
