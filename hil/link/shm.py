@@ -17,8 +17,10 @@ Each slot has a single writer and holds the newest message (newest-state semanti
 writer makes its counter odd, writes the fields, makes it even; a reader that sees the
 counter change under it or odd retries, so it never takes a torn message. x86-64 keeps
 stores in order and loads in order (TSO), which is all a seqlock needs; other CPUs are
-refused (`SharedMemoryError`). A reader that sees the counter jump by more than 2 counts the
-messages it never saw (`overwritten`).
+refused (`SharedMemoryError`). Counters and bells are read and written through memoryview
+casts (one aligned load or store each); the fields in native aligned struct formats. A
+reader that sees the counter jump by more than 2 counts the messages it never saw
+(`overwritten`).
 
 Waiting. A reader spins on the counter for a while and then sleeps on the slot's doorbell (a
 futex word in the segment, `FUTEX_WAIT` with a timeout) after raising its `waiters` flag;
@@ -52,14 +54,12 @@ VERSION = 1
 MAX_STATES = 32
 MAX_SLEEP_NS = 1_000_000  # a sleeping reader re-checks everything at least this often
 
-_HEADER = struct.Struct("<QIIqq")  # magic, version, n_states, plant pid, session
+_HEADER = struct.Struct("@QIIqq")  # magic, version, n_states, plant pid, session
 _STATE_AT = 64
 _CONTROL_AT = 384
-_CTR = struct.Struct("<Q")
 _WAITERS_OFF = 12  # within a slot: counter u64 @0, bell u32 @8, waiters u32 @12
-_BELL = struct.Struct("<I")
-_CONTROL = struct.Struct("<Qxxxxxxxxqqqdqqq")  # counter, (bell, waiters), session, fields
-_CONTROL_BODY = struct.Struct("<qqqdqqq")  # session, seq, state_seq, force, rx, send, compute
+_CONTROL = struct.Struct("@Q8xqqqdqqq")  # counter, (bell, waiters), session, fields
+_CONTROL_BODY = struct.Struct("@qqqdqqq")  # session, seq, state_seq, force, rx, send, compute
 
 _FUTEX_WAIT = 0
 _FUTEX_WAKE = 1
@@ -121,13 +121,23 @@ def _untracked(name: str, create: bool, size: int = 0) -> shared_memory.SharedMe
     return seg
 
 
+def _unlink(name: str) -> None:
+    """Remove a segment without telling the resource tracker (it was never told of it)."""
+    import _posixshmem  # type: ignore[import-not-found]
+
+    with contextlib.suppress(FileNotFoundError):
+        _posixshmem.shm_unlink("/" + name.lstrip("/"))
+
+
 class _Bell:
     """The doorbell of one slot: a futex word and a waiters flag in the segment."""
 
-    def __init__(self, seg: shared_memory.SharedMemory, slot_at: int) -> None:
+    def __init__(self, seg: shared_memory.SharedMemory, words: memoryview, slot_at: int) -> None:
         self._buf: memoryview = cast(memoryview, seg.buf)
+        self._words = words  # the segment as u32 words
         self._bell_at = slot_at + 8
-        self._waiters_at = slot_at + _WAITERS_OFF
+        self._bell = self._bell_at // 4
+        self._waiters = (slot_at + _WAITERS_OFF) // 4
         self._addr = ctypes.c_void_p(
             ctypes.addressof(ctypes.c_char.from_buffer(self._buf, self._bell_at)))
         self._syscall = _syscall()
@@ -137,23 +147,22 @@ class _Bell:
         self.sleeps = 0  # FUTEX_WAIT calls made (the reader)
 
     def ring(self) -> None:
-        buf = self._buf
-        at = self._bell_at
-        _BELL.pack_into(buf, at, (_BELL.unpack_from(buf, at)[0] + 1) & 0xFFFFFFFF)
-        if _BELL.unpack_from(buf, self._waiters_at)[0]:
+        words, bell = self._words, self._bell
+        words[bell] = (words[bell] + 1) & 0xFFFFFFFF
+        if words[self._waiters]:
             self.wakes += 1
             self._syscall(_SYS_FUTEX, self._addr, _FUTEX_WAKE, 1, None, None, 0)
 
     def value(self) -> int:
-        v: int = _BELL.unpack_from(self._buf, self._bell_at)[0]
+        v: int = self._words[self._bell]
         return v
 
     def sleep(self, seen: int, timeout_ns: int, ready: Callable[[], bool]) -> bool:
         """Sleep until the bell moves past `seen` or `timeout_ns`; `ready()` is re-checked
         after raising the flag, so a message written just before is not slept through
         (-> True, without sleeping)."""
-        buf = self._buf
-        _BELL.pack_into(buf, self._waiters_at, 1)
+        words = self._words
+        words[self._waiters] = 1
         try:
             if ready():
                 return True
@@ -163,7 +172,7 @@ class _Bell:
             self._syscall(_SYS_FUTEX, self._addr, _FUTEX_WAIT, seen, self._ts_ref, None, 0)
             return False
         finally:
-            _BELL.pack_into(buf, self._waiters_at, 0)
+            words[self._waiters] = 0
 
     def release(self) -> None:
         self._addr = ctypes.c_void_p(0)
@@ -177,8 +186,13 @@ class Segment:
         self.name = seg.name.lstrip("/")
         self.owner = owner
         self.buf: memoryview = cast(memoryview, seg.buf)
-        self.state_bell = _Bell(seg, _STATE_AT)
-        self.control_bell = _Bell(seg, _CONTROL_AT)
+        # Counters and bells go through these views: one aligned 8- or 4-byte load or store
+        # each. (struct.pack_into zeroes its target before writing it: a counter written that
+        # way is briefly 0 for a reader.)
+        self.u64 = self.buf.cast("Q")
+        self.u32 = self.buf.cast("I")
+        self.state_bell = _Bell(seg, self.u32, _STATE_AT)
+        self.control_bell = _Bell(seg, self.u32, _CONTROL_AT)
 
     @classmethod
     def create(cls, endpoint: str, n_states: int) -> Segment:
@@ -214,8 +228,7 @@ class Segment:
                 f"shared-memory segment /dev/shm/{name} for {endpoint} belongs to a running "
                 f"hil-plant (pid {pid}): stop it first, or use another plant.endpoint")
         # A killed plant's leftover (its pid is gone): remove it and start afresh.
-        with contextlib.suppress(FileNotFoundError):
-            shared_memory.SharedMemory(name=name).unlink()
+        _unlink(name)
         return _untracked(name, True, SEGMENT_BYTES)
 
     @classmethod
@@ -257,25 +270,28 @@ class Segment:
     def new_session(self) -> int:
         """A new attach: controls written under any other session are refused."""
         s = secrets.randbits(62) + 1
-        struct.pack_into("<q", self.buf, 24, s)
+        self.u64[3] = s  # header word 3 (byte 24)
         return s
 
     def close(self) -> None:
         self.state_bell.release()
         self.control_bell.release()
+        self.u64.release()
+        self.u32.release()
         with contextlib.suppress(BufferError):  # a view still alive: it goes with the process
             self._seg.close()
         if self.owner:
-            with contextlib.suppress(FileNotFoundError):
-                self._seg.unlink()
+            _unlink(self.name)
 
 
 class _Writer:
     def __init__(self, seg: Segment, slot_at: int, bell: _Bell) -> None:
         self._buf = seg.buf
+        self._u64 = seg.u64
         self._at = slot_at
+        self._i = slot_at // 8
         self._bell = bell
-        self._ctr = _CTR.unpack_from(seg.buf, slot_at)[0]
+        self._ctr: int = seg.u64[self._i]
         if self._ctr & 1:
             self._ctr += 1
 
@@ -283,14 +299,16 @@ class _Writer:
 class _Reader:
     def __init__(self, seg: Segment, slot_at: int, bell: _Bell) -> None:
         self._buf = seg.buf
+        self._u64 = seg.u64
         self._at = slot_at
+        self._i = slot_at // 8
         self.bell = bell
-        self._seen = _CTR.unpack_from(seg.buf, slot_at)[0] & ~1
+        self._seen: int = seg.u64[self._i] & ~1
         self.overwritten = 0  # messages written that this reader never saw
         self.retries = 0  # reads that raced the writer and were taken again
 
     def has_new(self) -> bool:
-        return bool(_CTR.unpack_from(self._buf, self._at)[0] != self._seen)
+        return bool(self._u64[self._i] != self._seen)
 
     def wait(self, deadline_ns: int, ready: Callable[[], bool], clock: Callable[[], int],
              spin_first_ns: int = 0, spin_last_ns: int = 0, yield_: bool = False) -> bool:
@@ -321,15 +339,15 @@ class StateWriter(_Writer):
     def __init__(self, seg: Segment) -> None:
         super().__init__(seg, _STATE_AT, seg.state_bell)
         self._n = seg.n_states
-        self._body = struct.Struct(f"<qqq{self._n}d")
+        self._body = struct.Struct(f"@qqq{self._n}d")
 
     def write(self, seq: int, t_ns: int, state: list[float], flags: int) -> None:
-        buf, at = self._buf, self._at
+        buf, at, u64, i = self._buf, self._at, self._u64, self._i
         ctr = self._ctr + 1
-        _CTR.pack_into(buf, at, ctr)
+        u64[i] = ctr
         self._body.pack_into(buf, at + 16, seq, t_ns, flags, *state)
         self._ctr = ctr + 1
-        _CTR.pack_into(buf, at, ctr + 1)
+        u64[i] = ctr + 1
         self._bell.ring()
 
 
@@ -340,20 +358,20 @@ class StateReader(_Reader):
         super().__init__(seg, _STATE_AT, seg.state_bell)
         n = seg.n_states
         self._n = n
-        self._all = struct.Struct(f"<Q8xqqq{n}d")
+        self._all = struct.Struct(f"@Q8xqqq{n}d")
 
     def take(self) -> tuple[int, int, int, list[float]] | None:
         """The newest state not yet taken: (seq, t_ns, flags, state), or None."""
-        buf, at = self._buf, self._at
+        buf, at, u64, i = self._buf, self._at, self._u64, self._i
         while True:
-            ctr = _CTR.unpack_from(buf, at)[0]
+            ctr = u64[i]
             if ctr == self._seen:
                 return None
             if ctr & 1:
                 self.retries += 1
                 continue
             fields = self._all.unpack_from(buf, at)
-            if _CTR.unpack_from(buf, at)[0] != ctr or fields[0] != ctr:
+            if u64[i] != ctr or fields[0] != ctr:
                 self.retries += 1
                 continue
             self.overwritten += (ctr - self._seen) // 2 - 1
@@ -370,13 +388,13 @@ class ControlWriter(_Writer):
 
     def write(self, seq: int, state_seq: int, force_n: float, t_state_rx_ns: int,
               t_send_ns: int, compute_ns: int) -> None:
-        buf, at = self._buf, self._at
+        buf, at, u64, i = self._buf, self._at, self._u64, self._i
         ctr = self._ctr + 1
-        _CTR.pack_into(buf, at, ctr)
+        u64[i] = ctr
         _CONTROL_BODY.pack_into(buf, at + 16, self.session, seq, state_seq, float(force_n),
                                 t_state_rx_ns, t_send_ns, compute_ns)
         self._ctr = ctr + 1
-        _CTR.pack_into(buf, at, ctr + 1)
+        u64[i] = ctr + 1
         self._bell.ring()
 
 
@@ -389,16 +407,16 @@ class ControlReader(_Reader):
     def take(self) -> tuple[int, int, int, float, int, int, int] | None:
         """The newest control not yet taken: (session, seq, state_seq, force_n,
         t_state_rx_ns, t_send_ns, compute_ns), or None."""
-        buf, at = self._buf, self._at
+        buf, at, u64, i = self._buf, self._at, self._u64, self._i
         while True:
-            ctr = _CTR.unpack_from(buf, at)[0]
+            ctr = u64[i]
             if ctr == self._seen:
                 return None
             if ctr & 1:
                 self.retries += 1
                 continue
             fields = _CONTROL.unpack_from(buf, at)
-            if _CTR.unpack_from(buf, at)[0] != ctr or fields[0] != ctr:
+            if u64[i] != ctr or fields[0] != ctr:
                 self.retries += 1
                 continue
             self.overwritten += (ctr - self._seen) // 2 - 1

@@ -1,0 +1,233 @@
+"""The shared-memory data plane (hil/link/shm.py, hil/link/dataplane.py) between real
+processes: no torn or reordered message through the seqlock under a writer at full speed,
+the doorbell wakes a sleeping reader, every wait is bounded, a killed plant's segment is
+replaced and a live one refused, only the attached session's controls count, and a control
+from shared memory is validated as one from the wire."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hil.link import messages as msg
+from hil.link import shm
+from hil.link.dataplane import ShmControllerData, ShmPlantData, control_message, controller_data
+
+ROOT = Path(__file__).resolve().parents[3]
+N = 6
+
+# A writer at full speed: state seq k carries t_ns = 7k, flags = k % 5 and every entry = k.
+_WRITER = """
+import sys, time
+from hil.link import shm
+seg = shm.Segment.open(sys.argv[1])
+w = shm.StateWriter(seg)
+print("ready", flush=True)
+n = int(sys.argv[2])
+for k in range(1, n + 1):
+    w.write(k, 7 * k, [float(k)] * seg.n_states, k % 5)
+seg.close()
+"""
+
+# Holds a segment as a plant would, then waits to be killed.
+_HOLDER = """
+import sys, time
+from hil.link import shm
+seg = shm.Segment.create(sys.argv[1], 6)
+print(seg.name, flush=True)
+time.sleep(600)
+"""
+
+
+def _python(code: str, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+
+
+def _endpoint(tmp_path: Path) -> str:
+    return f"ipc://{tmp_path}/test-{time.monotonic_ns()}"
+
+
+@pytest.fixture
+def segment(tmp_path: Path):  # type: ignore[no-untyped-def]
+    seg = shm.Segment.create(_endpoint(tmp_path), N)
+    try:
+        yield seg
+    finally:
+        seg.close()
+
+
+def test_a_reader_never_takes_a_torn_or_older_state_from_a_writer_at_full_speed(
+        segment: shm.Segment) -> None:
+    total = 200_000
+    writer = _python(_WRITER, segment.name, str(total))
+    reader = shm.StateReader(segment)
+    assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
+    taken, last = 0, 0
+    give_up = time.monotonic() + 120
+    while last < total and time.monotonic() < give_up:
+        got = reader.take()
+        if got is None:
+            continue
+        seq, t_ns, flags, values = got
+        assert seq > last, "newest-state: never an older one"
+        assert t_ns == 7 * seq and flags == seq % 5 and values == [float(seq)] * N, got
+        taken += 1
+        last = seq
+    assert writer.wait(timeout=60) == 0, writer.stderr.read() if writer.stderr else ""
+    assert last == total
+    # Every message was taken or counted as overwritten, none both.
+    assert taken + reader.overwritten == total
+    assert taken > 100  # the reader really raced the writer
+
+
+def test_the_doorbell_wakes_a_sleeping_reader_and_a_silent_peer_only_costs_the_timeout(
+        segment: shm.Segment) -> None:
+    reader = shm.StateReader(segment)
+    # Silence: the wait ends at its deadline (no spinning for ever), having slept on the bell.
+    cpu0, t0 = time.thread_time_ns(), time.monotonic_ns()
+    assert not reader.wait(t0 + 30_000_000, reader.has_new, time.monotonic_ns)
+    waited, cpu = time.monotonic_ns() - t0, time.thread_time_ns() - cpu0
+    assert 30_000_000 <= waited < 30_000_000 + 200_000_000
+    assert cpu < waited / 2  # it slept, it did not spin
+    assert segment.state_bell.sleeps >= 2  # in slices of at most MAX_SLEEP_NS
+    # A write from another process wakes it long before its 20 s deadline.
+    writer = _python(_WRITER.replace("print(\"ready\", flush=True)",
+                                     "print('ready', flush=True); time.sleep(0.3)"),
+                     segment.name, "1")
+    assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
+    t0 = time.monotonic_ns()
+    assert reader.wait(t0 + 20_000_000_000, reader.has_new, time.monotonic_ns)
+    assert time.monotonic_ns() - t0 < 5_000_000_000
+    assert reader.take() == (1, 7, 1, [1.0] * N)
+    assert writer.wait(timeout=60) == 0
+
+
+def test_a_killed_plants_segment_is_replaced_and_a_live_ones_refused(tmp_path: Path) -> None:
+    endpoint = _endpoint(tmp_path)
+    holder = _python(_HOLDER, endpoint)
+    try:
+        assert holder.stdout is not None
+        name = holder.stdout.readline().strip()
+        assert name == shm.segment_name(endpoint) and Path(f"/dev/shm/{name}").exists()
+        with pytest.raises(shm.SharedMemoryError,
+                           match=rf"belongs to a running hil-plant \(pid {holder.pid}\): stop it "
+                                 "first, or use another plant.endpoint"):
+            shm.Segment.create(endpoint, N)
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+        assert Path(f"/dev/shm/{name}").exists()  # a SIGKILL leaves it behind
+        seg = shm.Segment.create(endpoint, N)  # ... and the next plant replaces it
+        try:
+            assert seg.plant_pid == os.getpid() and seg.session == 0
+        finally:
+            seg.close()
+        assert not Path(f"/dev/shm/{name}").exists()  # the owner unlinks it
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_controller_on_another_host_is_told_to_use_zmq() -> None:
+    with pytest.raises(shm.SharedMemoryError, match=r"segment /dev/shm/hil-nothing-here is not "
+                       r"on this machine: .* use run.transport zmq across machines"):
+        shm.Segment.open("hil-nothing-here")
+
+
+class _Sock:
+    """Only the ZeroMQ end's surface the data plane reads: endpoint and `sock` for EVENTS."""
+
+    def __init__(self, endpoint: str) -> None:
+        import zmq
+
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.PAIR)
+        self.endpoint = endpoint
+
+    def close(self) -> None:
+        self.sock.close(linger=0)
+        self.ctx.term()
+
+
+def test_only_the_attached_sessions_controls_count_and_each_is_validated(
+        tmp_path: Path) -> None:
+    sock = _Sock(_endpoint(tmp_path))
+    plant = ShmPlantData(sock, N, 0)  # type: ignore[arg-type]
+    try:
+        first = plant.attach()
+        assert first["transport"] == "shm" and first["shm"]["segment"] == plant.segment.name
+        ctl = controller_data(sock, first)  # type: ignore[arg-type]
+        assert isinstance(ctl, ShmControllerData)
+        plant.send_state(b"", 3, 30, [0.5] * N, msg.FLAG_SAFE)
+        state = ctl.take_state()
+        assert state is not None and state.kind == "state"
+        assert state.fields == {"seq": 3, "t_ns": 30, "state": [0.5] * N, "flags": msg.FLAG_SAFE}
+        ctl.send_control(1, 3, 2.5, 31, 32, 33)
+        attached, m = plant.take_control()  # type: ignore[misc]
+        assert attached and isinstance(m, msg.Message)
+        assert m.fields == {"seq": 1, "state_seq": 3, "force_n": 2.5, "t_state_rx_ns": 31,
+                            "t_send_ns": 32, "compute_ns": 33}
+        ctl.send_control(2, 3, math.nan, 31, 32, 33)
+        attached, bad = plant.take_control()  # type: ignore[misc]
+        assert attached and isinstance(bad, msg.MessageError) and bad.kind == "non_finite"
+        assert math.isnan(bad.value)  # type: ignore[arg-type]
+        # A new attach (a replacement controller): the old session's controls are strangers.
+        plant.attach()
+        ctl.send_control(3, 3, 1.0, 31, 32, 33)
+        attached, _ = plant.take_control()  # type: ignore[misc]
+        assert not attached
+        assert plant.take_control() is None  # taken once
+        ctl.close()
+    finally:
+        plant.close()
+        sock.close()
+
+
+def test_control_message_matches_the_wire_decoder() -> None:
+    fields = (4, 2, -1.25, 10, 11, 12)
+    assert control_message(*fields).fields == msg.decode(msg.pack_control(*fields)).fields
+    for bad in (math.inf, -math.inf, math.nan):
+        with pytest.raises(msg.MessageError) as wire:
+            msg.decode(msg.pack_control(4, 2, bad, 10, 11, 12))
+        with pytest.raises(msg.MessageError) as shared:
+            control_message(4, 2, bad, 10, 11, 12)
+        assert shared.value.kind == wire.value.kind == "non_finite"
+        assert shared.value.detail == wire.value.detail
+
+
+@pytest.mark.parametrize("mode", ["realtime", "lockstep"])
+def test_hil_run_over_shm(tmp_path: Path, mode: str) -> None:
+    """Both modes end to end through `hil run --transport shm`: the run passes, nothing is
+    dropped from the recordings, the report says shm and has every latency figure."""
+    hil = Path(sys.executable).with_name("hil")
+    out = tmp_path / mode
+    done = subprocess.run([str(hil), "run", "--transport", "shm", "--mode", mode,
+                           "--rate", "1000", "--duration", "3", "--endpoint",
+                           _endpoint(tmp_path), "--out", str(out)],
+                          capture_output=True, text=True, timeout=110)
+    report = json.loads((out / "report.json").read_text())
+    plant = json.loads((out / "plant.json").read_text())
+    controller = json.loads((out / "controller.json").read_text())
+    assert plant["transport"]["kind"] == controller["transport"]["kind"] == "shm"
+    gates = {g["name"]: g for g in report["gates"]}
+    assert gates["dropped_records"]["passed"] and gates["dropped_records"]["value"] == 0
+    late = ("plant_lateness", "controller_lateness") if mode == "realtime" else ()  # deadlines
+    for figure in ("round_trip", "controller_to_plant", *late[:1]):
+        assert plant["latency_us"][figure]["count"] > 0, (figure, plant["latency_us"])
+    for figure in ("state_to_controller", "compute", *late[1:]):
+        assert controller["latency_us"][figure]["count"] > 0, (figure, controller["latency_us"])
+    if mode == "lockstep":  # deterministic: every state answered, in 3001 cycles
+        assert plant["cycles"] == 3001 and plant["controls_applied"] == 3000
+        assert report["verdict"] == "PASS" and done.returncode == 0, done.stderr
+    else:
+        assert plant["end_reason"] == "duration" and plant["controls_applied"] > 2000
+    assert not Path(f"/dev/shm/{plant['transport']['segment']}").exists()
