@@ -84,9 +84,9 @@ def test_hil_run_past_its_timeout_reports_timed_out_not_interrupted(tmp_path: Pa
                           capture_output=True, text=True, timeout=120)
     report = json.loads((out / "report.json").read_text())
     assert report["timed_out"] is True and report["timeout_s"] == 8.0
-    assert "interrupted" not in report and "killed" not in report  # both ended on the SIGINT
-    plant = json.loads((out / "plant.json").read_text())
-    assert plant["signal"] == "SIGINT"
+    # Both ended on the SIGINT within the grace (on a loaded machine a process may get it
+    # while still starting, before it can write its report): none was killed.
+    assert "interrupted" not in report and "killed" not in report
     assert report["verdict"] == "FAIL" and done.returncode == 1  # cut short: not a pass
     assert "did not end within 8 s (--timeout)" in done.stderr
 
