@@ -84,9 +84,14 @@ def test_hil_run_past_its_timeout_reports_timed_out_not_interrupted(tmp_path: Pa
                           capture_output=True, text=True, timeout=120)
     report = json.loads((out / "report.json").read_text())
     assert report["timed_out"] is True and report["timeout_s"] == 8.0
-    # Both ended on the SIGINT within the grace (on a loaded machine a process may get it
-    # while still starting, before it can write its report): none was killed.
-    assert "interrupted" not in report and "killed" not in report
+    assert "interrupted" not in report
+    # Which process needed the SIGKILL depends on the machine's load (one still compiling at
+    # the deadline may not act on the SIGINT within the grace): the report and the message
+    # name exactly those (the phases themselves are pinned with real children above).
+    killed = report.get("killed", [])
+    assert set(killed) <= {"plant", "controller"}
+    assert all(report["exit_codes"][name] == -signal.SIGKILL for name in killed)
+    assert (f"killed {', '.join(killed)} after a 5 s grace" in done.stderr) == bool(killed)
     assert report["verdict"] == "FAIL" and done.returncode == 1  # cut short: not a pass
     assert "did not end within 8 s (--timeout)" in done.stderr
 
