@@ -35,6 +35,8 @@ SAFE_MARGIN_MS = 50.0
 DETECT_TO_SAFE_NS = 1_000_000
 # A stop (signal, bye) reaches the safe output within this, on a loaded machine.
 STOP_TO_SAFE_NS = 200_000_000
+# The data planes every watchdog and safety test runs on (run.transport; hil/link/dataplane.py).
+TRANSPORTS = ("zmq", "shm")
 # Generous: processes start slowly on a loaded 2-core CI machine (imports, numba cache).
 START_TIMEOUT_S = 60.0
 

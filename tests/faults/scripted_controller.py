@@ -2,7 +2,8 @@
 
     python tests/faults/scripted_controller.py ENDPOINT NAN_AT_STATE_SEQ [NAN_COUNT]
 
-Speaks the real protocol (hello, then one control per state); when it answers states
+Speaks the real protocol (hello, then one control per state, on the data plane the plant's
+welcome offers: ZeroMQ or shared memory); when it answers states
 NAN_AT_STATE_SEQ .. NAN_AT_STATE_SEQ + NAN_COUNT - 1 (one by default) it sends force NaN
 instead, then goes on answering until the plant says bye or falls silent for 2 s. Prints a
 JSON summary: when the first NaN was sent (monotonic ns), the flags of the states that
@@ -17,6 +18,7 @@ import sys
 import time
 
 from hil.link import messages as msg
+from hil.link.dataplane import controller_data
 from hil.link.transport import ControllerSocket, wait_for_message
 
 
@@ -30,12 +32,22 @@ def main(endpoint: str, nan_at: int, nan_count: int = 1) -> dict[str, object]:
     nans_sent = 0
     sent_from_nan = 0
     last_rx = time.monotonic_ns()
+    plane = None  # the data plane, once welcomed
     while bye is None and time.monotonic_ns() - last_rx < 2_000_000_000:
-        if not wait_for_message(sock.sock, 100_000_000, lambda: True):
+        if plane is None:
+            if not wait_for_message(sock.sock, 100_000_000, lambda: True):
+                continue
+        elif not plane.wait_for(100_000_000, lambda: True, 0, time.monotonic_ns):
             continue
+        got = [] if plane is None else [plane.take_state()]
         while (data := sock.recv_nowait()) is not None:
+            got.append(msg.decode(data))
+        for m in got:
+            if m is None:
+                continue
             last_rx = time.monotonic_ns()
-            m = msg.decode(data)
+            if m.kind == "welcome":
+                plane = controller_data(sock, m["description"])
             if m.kind == "bye":
                 bye = m["reason"]
             if m.kind != "state":
@@ -45,11 +57,14 @@ def main(endpoint: str, nan_at: int, nan_count: int = 1) -> dict[str, object]:
             seq += 1
             nan = nan_at <= m["seq"] < nan_at + nan_count
             t = time.monotonic_ns()
-            sock.send(msg.pack_control(seq, m["seq"], math.nan if nan else 0.0, t, t, 0))
+            assert plane is not None
+            plane.send_control(seq, m["seq"], math.nan if nan else 0.0, t, t, 0)
             if m["seq"] == nan_at:
                 nan_sent_ns = t
             nans_sent += nan
             sent_from_nan += nan_sent_ns is not None
+    if plane is not None:
+        plane.close()
     sock.close()
     return {"nan_sent_ns": nan_sent_ns, "flags_after": flags_after, "bye": bye,
             "controls_sent": seq, "nans_sent": nans_sent, "sent_from_nan": sent_from_nan}

@@ -17,6 +17,7 @@ from faultkit import (
     FLAG_SAFE,
     SAFE_MARGIN_MS,
     STOP_TO_SAFE_NS,
+    TRANSPORTS,
     WATCHDOG_TIMEOUT_MS,
     finish,
     free_endpoint,
@@ -67,11 +68,13 @@ def _controls_since_safe(rows: dict[str, np.ndarray]) -> int:
     return int(rows["control_seq"][-1] - rows["control_seq"][first])
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.realtime
 def test_sigstop_trips_the_watchdog_and_the_plant_stays_latched_after_sigcont(
-        tmp_path: Path) -> None:
+        tmp_path: Path, transport: str) -> None:
     out = tmp_path / "run"
-    config = write_config(out, free_endpoint(), run__duration_s=30.0)
+    config = write_config(out, free_endpoint(), run__duration_s=30.0,
+                          run__transport=transport)
     plant, controller = start_attached(config, out)
     tail = PlantTail(out)
     try:
@@ -112,11 +115,13 @@ def test_sigstop_trips_the_watchdog_and_the_plant_stays_latched_after_sigcont(
     assert c["end_reason"] == "plant ended the run: stopped"
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.realtime
 def test_sigterm_on_the_controller_puts_the_plant_in_its_safe_state_first(
-        tmp_path: Path) -> None:
+        tmp_path: Path, transport: str) -> None:
     out = tmp_path / "run"
-    config = write_config(out, free_endpoint(), run__duration_s=30.0)
+    config = write_config(out, free_endpoint(), run__duration_s=30.0,
+                          run__transport=transport)
     plant, controller = start_attached(config, out)
     try:
         PlantTail(out).wait(lambda rows: np.count_nonzero(rows["control_seq"] > 0) >= 100,

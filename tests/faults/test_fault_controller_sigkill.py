@@ -15,6 +15,7 @@ from faultkit import (
     FLAG_SAFE,
     SAFE_MARGIN_MS,
     STOP_TO_SAFE_NS,
+    TRANSPORTS,
     WATCHDOG_TIMEOUT_MS,
     finish,
     free_endpoint,
@@ -26,11 +27,13 @@ from faultkit import (
 )
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.realtime
 def test_sigkill_of_the_controller_trips_the_watchdog_and_the_plant_stays_safe(
-        tmp_path: Path) -> None:
+        tmp_path: Path, transport: str) -> None:
     out = tmp_path / "run"
-    config = write_config(out, free_endpoint(), run__duration_s=30.0)
+    config = write_config(out, free_endpoint(), run__duration_s=30.0,
+                          run__transport=transport)
     plant, controller = start_attached(config, out)
     try:
         time.sleep(0.4)  # mid-run, the pendulum balanced

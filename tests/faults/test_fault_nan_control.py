@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from faultkit import (
     FLAG_SAFE,
+    TRANSPORTS,
     finish,
     free_endpoint,
     kill_all,
@@ -25,11 +26,13 @@ from faultkit import (
 NAN_AT = 150  # the state whose answer is NaN: simulated t = 0.150 s
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_nan_control_trips_the_non_finite_gate_and_never_reaches_the_actuator(
-        tmp_path: Path) -> None:
+        tmp_path: Path, transport: str) -> None:
     out = tmp_path / "run"
     endpoint = free_endpoint()
-    config = write_config(out, endpoint, run__mode="lockstep", run__duration_s=5.0)
+    config = write_config(out, endpoint, run__mode="lockstep", run__duration_s=5.0,
+                          run__transport=transport)
     plant = start("plant", config, out)
     wait_for_event(out, "plant", "plant serving", plant)  # the script gives up after 2 s
     scripted = start_script("scripted_controller.py", endpoint, str(NAN_AT))
@@ -61,12 +64,14 @@ def test_a_nan_control_trips_the_non_finite_gate_and_never_reaches_the_actuator(
 NAN_TICKS = 500  # realtime: a controller sending NaN for half a second at 1 kHz
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.realtime
 def test_nan_every_tick_in_realtime_trips_once_and_counts_the_rest_unlogged(
-        tmp_path: Path) -> None:
+        tmp_path: Path, transport: str) -> None:
     out = tmp_path / "run"
     endpoint = free_endpoint()
-    config = write_config(out, endpoint, run__mode="realtime", run__duration_s=2.0)
+    config = write_config(out, endpoint, run__mode="realtime", run__duration_s=2.0,
+                          run__transport=transport)
     plant = start("plant", config, out)
     wait_for_event(out, "plant", "plant serving", plant)
     scripted = start_script("scripted_controller.py", endpoint, str(NAN_AT), str(NAN_TICKS))
