@@ -8,11 +8,14 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import cloudpickle
 import pytest
 import yaml
+from distributed.diagnostics.plugin import WorkerPlugin
 
 from hil.config import load_config
 from hil.reporting.history import list_runs
@@ -123,8 +126,10 @@ def test_unreachable_scheduler_fails_within_10_s_naming_the_address(tmp_path: Pa
     assert time.monotonic() - t0 < 10.0 + 5.0
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def dask_cluster():
+    """A real `dask scheduler` and two `dask worker` processes (each under its nanny) on
+    loopback, shared by the Dask tests of this module."""
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port",
@@ -152,21 +157,108 @@ def dask_cluster():
                 p.wait()
 
 
-# Fresh worker processes compile the batch kernel once (numba's disk cache is rebuilt whenever
-# a kernel source changes); on this loaded 2-core machine that alone took up to a minute.
-@pytest.mark.timeout(420)
+DASK_ARGS = ["--budget", "18", "--draws", "3", "--seed", "2"]
+
+
+@pytest.fixture(scope="module")
+def local_answer(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict]:
+    """(exit status, tuning.json) of the uninterrupted local run the Dask runs must equal."""
+    tmp = tmp_path_factory.mktemp("local")
+    config = tmp / "small.yaml"
+    config.write_text(yaml.safe_dump(SMALL))
+    r = tune("--config", str(config), *DASK_ARGS, "--db", str(tmp / "h.db"), "--out",
+             str(tmp / "local"))
+    assert r.returncode in (0, 1), r.stderr
+    return r.returncode, json.loads((tmp / "local" / "tuning.json").read_text())
+
+
+# Workers load the compiled batch from numba's disk cache (the law kernel enters it as a
+# cfunc, so the cache matches across processes; the local run above fills it on a cold
+# machine), so a remote tuning costs seconds, not a compile per worker.
+@pytest.mark.timeout(300)
 def test_a_dask_cluster_of_two_workers_gives_the_local_answer(tmp_path: Path,
                                                               small_config: Path,
-                                                              dask_cluster) -> None:
+                                                              dask_cluster,
+                                                              local_answer) -> None:
     address, _ = dask_cluster
-    common = ["--config", str(small_config), "--budget", "18", "--draws", "3", "--seed", "2",
-              "--db", str(tmp_path / "h.db")]
-    local = tune(*common, "--out", str(tmp_path / "local"))
-    remote = tune(*common, "--scheduler", address, "--out", str(tmp_path / "remote"))
-    assert local.returncode in (0, 1), local.stderr
-    assert remote.returncode == local.returncode, remote.stderr
-    a = json.loads((tmp_path / "local" / "tuning.json").read_text())
+    status, a = local_answer
+    remote = tune("--config", str(small_config), *DASK_ARGS, "--db", str(tmp_path / "h.db"),
+                  "--scheduler", address, "--out", str(tmp_path / "remote"))
+    assert remote.returncode == status, remote.stderr
     b = json.loads((tmp_path / "remote" / "tuning.json").read_text())
     assert b["workers"] == 2
     assert b["history"] == a["history"]
     assert b["best_gains"] == a["best_gains"]
+
+
+class ParkOnThirdTask(WorkerPlugin):
+    """On the first worker that starts its third tuning task (a batch after the first): write
+    the worker's pid to `marker` and keep the task there (state executing, at most 120 s),
+    so that the test SIGKILLs a worker that holds a batch. One worker in the cluster, once
+    (the claim file is created exclusively)."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+        self.started = 0
+
+    def transition(self, key, start, finish, **kwargs) -> None:
+        if finish != "executing" or not str(key).startswith("evaluate_rows"):
+            return
+        self.started += 1
+        if self.started < 3:
+            return
+        try:
+            os.close(os.open(self.marker + ".claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return
+        with open(self.marker + ".tmp", "w") as f:
+            f.write(str(os.getpid()))
+        os.replace(self.marker + ".tmp", self.marker)
+        threading.Event().wait(120.0)  # parked holding the task: the test kills us here
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.timeout(300)
+def test_a_worker_killed_holding_a_batch_loses_no_evaluation(tmp_path: Path,
+                                                             small_config: Path,
+                                                             dask_cluster,
+                                                             local_answer) -> None:
+    address, _ = dask_cluster
+    status, a = local_answer
+    marker = tmp_path / "parked.pid"
+    from distributed import Client
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    with Client(address, timeout="30s") as client:
+        client.register_plugin(ParkOnThirdTask(str(marker)), name=f"park-{tmp_path.name}")
+        try:
+            proc = subprocess.Popen(
+                [str(BIN / "hil"), "tune", "--config", str(small_config), *DASK_ARGS, "--db",
+                 str(tmp_path / "h.db"), "--scheduler", address, "--out",
+                 str(tmp_path / "remote")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True)
+            deadline = time.monotonic() + 120
+            while not marker.exists():  # a worker holds a batch
+                assert proc.poll() is None, proc.communicate()[1]
+                assert time.monotonic() < deadline, "no worker started a third task"
+                time.sleep(0.02)
+            pid = int(marker.read_text())
+            os.kill(pid, signal.SIGKILL)
+            while alive(pid):
+                assert time.monotonic() < deadline, f"worker {pid} survived SIGKILL"
+                time.sleep(0.02)
+            _, err = proc.communicate(timeout=120)
+        finally:
+            client.unregister_worker_plugin(f"park-{tmp_path.name}")
+    assert proc.returncode == status, err
+    b = json.loads((tmp_path / "remote" / "tuning.json").read_text())
+    assert b["evaluations"] == 18 and b["complete"]
+    assert b["history"] == a["history"]  # every evaluation of every batch, in order
+    assert b["best_gains"] == a["best_gains"] and b["best_cost"] == a["best_cost"]
