@@ -112,6 +112,9 @@ class ControllerLoop:
         self._t0_ns = 0
         self._lockstep = False
         self._pending_legs: list[int] = []  # state_to_controller samples not yet recorded
+        # Messages that came during the clock sync (a lockstep plant's first state, a relayed
+        # `hil gains`): handled by the first _drain, not dropped.
+        self._early: list[bytes] = []
         self.states_dropped = 0
         self.no_new_state = 0
         self.late_states = 0
@@ -182,6 +185,8 @@ class ControllerLoop:
                     if m.kind == "sync_reply" and m["t_echo_ns"] == t1:
                         reply.append(m)
                         return True
+                    if m.kind != "sync_reply" and len(self._early) < 256:
+                        self._early.append(data)
                 return False
 
             if not wait_for_message(self.sock.sock, timeout_ns, take, clock=self.clock):
@@ -202,7 +207,7 @@ class ControllerLoop:
         if shared is not None:
             self._on_state(shared, self.clock())
         for _ in range(256):
-            data = self.sock.recv_nowait()
+            data = self._early.pop(0) if self._early else self.sock.recv_nowait()
             if data is None:
                 break
             now = self.clock()
@@ -424,8 +429,9 @@ class ControllerLoop:
 
     def _run_lockstep(self) -> None:
         while True:
-            self.data.wait_for(self.settings.plant_timeout_ns, self._drain,
-                               self.settings.lockstep_spin_ns, self.clock)
+            if not (self._early and self._drain()):  # the first state may have come early
+                self.data.wait_for(self.settings.plant_timeout_ns, self._drain,
+                                   self.settings.lockstep_spin_ns, self.clock)
             if self._new_seq > self._answered_seq:
                 self._answer()
             if self._ended() or self._silent(self.clock()):

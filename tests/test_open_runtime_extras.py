@@ -8,6 +8,8 @@ YAML as a lab would; the plots drawn by the report writer from a run folder.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import threading
 import time
@@ -218,3 +220,160 @@ def test_the_reports_plots_mark_each_applied_gain_change(tmp_path: Path) -> None
     (run / "report.json").write_text(json.dumps(report))
     html_report.write_html_report(run)
     assert len(_purple_columns(run / "trajectories.png")) == 0
+
+
+# ------------------------------------------------------------------ end to end
+ROOT = Path(__file__).resolve().parent.parent
+HIL = [sys.executable, "-m", "hil.cli"]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def hil(cwd: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*HIL, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=ENV)
+
+
+# Two processes, a long lockstep run and several hil commands: under the shared machine's
+# load (15 on 2 cores) this took over the default 120 s; alone it takes about 30 s.
+@pytest.mark.timeout(300)
+def test_hil_gains_with_curve_on_works_with_the_keys_and_is_refused_without(
+        tmp_path: Path, endpoint: str) -> None:
+    keys, stranger_keys = tmp_path / "keys", tmp_path / "stranger"
+    for folder in (keys, stranger_keys):
+        assert hil(tmp_path, "keygen", str(folder)).returncode == 0
+    # A client that knows the plant's public key but whose own key the plant never authorized.
+    (stranger_keys / "plant.key").write_bytes((keys / "plant.key").read_bytes())
+    assert hil(tmp_path, "new", "controller", "mylaw").returncode == 0
+    config = tmp_path / "mylaw.yaml"
+    config.write_text(config.read_text().replace(
+        "\ncontroller:\n", "\ncontroller:\n  connect_timeout_s: 60\n")
+        + f"security: {{curve: true, keys_dir: {keys}}}\n"
+        "record: {history_db: null, html: false}\n")
+    proc = subprocess.Popen([*HIL, "run", "--config", "mylaw.yaml", "--endpoint", endpoint,
+                             "--out", "out", "--mode", "lockstep", "--duration", "600"],
+                            cwd=tmp_path, env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        give_up = time.monotonic() + 180  # both processes start (25 s seen under load)
+        while True:  # until the controller has attached and answers through the plant
+            shown = hil(tmp_path, "gains", "--endpoint", endpoint, "--keys", str(keys),
+                        "--timeout", "0.5")
+            if shown.returncode == 0:
+                break
+            if proc.poll() is not None:
+                out, err = proc.communicate()
+                pytest.fail(f"the run ended before hil gains was answered:\n{out[-3000:]}\n"
+                            f"{err[-3000:]}")
+            assert time.monotonic() < give_up, shown.stderr
+        assert shown.stdout.startswith("gains: k_x=31.62 ")
+        # No keys: refused in the handshake, at once (not after the 30 s timeout), exit 4.
+        started = time.monotonic()
+        bare = hil(tmp_path, "gains", "--endpoint", endpoint, "k_x=99", "--timeout", "30")
+        assert bare.returncode == 4, bare.stderr
+        assert time.monotonic() - started < 25
+        assert (f"hil gains: the plant at {endpoint} refused the connection: it requires CURVE "
+                "(security.curve on); pass --keys DIR") in bare.stderr
+        # A key the plant does not trust: refused, naming the key.
+        other = hil(tmp_path, "gains", "--endpoint", endpoint, "k_x=99", "--keys",
+                    str(stranger_keys), "--timeout", "30")
+        assert other.returncode == 4, other.stderr
+        assert (f"refused this client's CURVE key ({stranger_keys / 'controller.key'})"
+                in other.stderr)
+        # With the keys: applied.
+        changed = hil(tmp_path, "gains", "--endpoint", endpoint, "--keys", str(keys), "k_x=35")
+        assert changed.returncode == 0, changed.stderr
+        assert "-> k_x=35 " in changed.stdout
+        stop = hil(tmp_path, "estop", "--endpoint", endpoint, "--keys", str(keys), "test over")
+        assert stop.returncode == 0, stop.stderr
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    # Only the request with the keys reached the law; the refused ones never got in.
+    events = report["gain_changes"]
+    assert [(e["applied"], e["new"][0]) for e in events] == [(True, 35.0)], events
+    assert report["gains"][0] == 35.0
+    assert report["plant_end_reason"].startswith("estop"), out + err
+
+
+SLOW_LAW = '''
+import time
+
+
+class Slow:
+    """Balances nothing; takes 8 ms per control, where the budget at 100 Hz is 5.5 ms."""
+    def __init__(self, gains, **context):
+        pass
+
+    def compute(self, state, t):
+        time.sleep(0.008)
+        return 0.0
+'''
+
+
+def test_a_law_slower_than_its_budget_is_named_with_by_how_much(tmp_path: Path,
+                                                               endpoint: str) -> None:
+    (tmp_path / "slow.py").write_text(SLOW_LAW)
+    (tmp_path / "slow.yaml").write_text(
+        'run: {mode: realtime, rate_hz: 100, duration_s: 1}\n'
+        'controller: {name: "slow:Slow", connect_timeout_s: 60}\n'
+        'record: {history_db: null, html: false}\n')
+    done = hil(tmp_path, "run", "--config", "slow.yaml", "--endpoint", endpoint,
+               "--out", "out")
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    timing = report["law_timing"]
+    # The budget: the part of the 10 ms period between the controller's wake-up (phase
+    # offset 0.3) and the guard (0.15) before the plant's next tick.
+    assert timing["law"] == "slow:Slow" and timing["budget_us"] == 5500.0
+    assert timing["too_slow"] is True
+    assert timing["compute_p99_us"] >= 8000  # sleep(0.008) takes at least 8 ms
+    assert timing["over_by_us"] == pytest.approx(timing["compute_p99_us"] - 5500.0, abs=0.1)
+    assert report["latency_us"]["compute"]["p50"] >= 8000
+    assert (f"control law slow:Slow is too slow: compute p99 {timing['compute_p99_us']:.0f} us "
+            f"> budget 5500 us by {timing['over_by_us']:.0f} us") in done.stderr
+
+
+def test_a_lockstep_state_that_comes_during_the_clock_sync_is_answered(
+        tmp_path: Path, endpoint: str) -> None:
+    """A lockstep plant publishes its first state soon after the welcome; if the controller
+    is still in its clock-sync round trips (a loaded machine, a slow link), that state comes
+    during the sync. The sync used to drop every message but its reply: the plant waited for
+    a control that never came and the controller gave up ("plant silent for 500 ms"), as seen
+    in hil run under load."""
+    from controller_client.controllers import create_controller
+    from controller_client.loop import ControllerLoop, LoopSettings
+    from hil.link.transport import ControllerSocket
+
+    cfg = tmp_path / "plant.yaml"
+    cfg.write_text("run: {mode: lockstep, duration_s: 0.2, start_delay_ms: 0}\n"
+                   "record: {enabled: false}\n")
+    plant = subprocess.Popen([sys.executable, "-m", "plant_server.main", "--config", str(cfg),
+                              "--endpoint", endpoint, "--out", str(tmp_path)], env=ENV,
+                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    class SlowSyncSocket(ControllerSocket):
+        """A link slow during the clock sync (10 ms per sync request, as under load): the
+        16 round trips outlast the plant's first lockstep state."""
+
+        def send(self, payload: bytes) -> bool:
+            if msgpack.unpackb(payload)[0] == "sync":
+                time.sleep(0.01)
+            return super().send(payload)
+
+    law = create_controller("lqr")
+    sock = SlowSyncSocket(endpoint)
+    loop = ControllerLoop(law, sock, LoopSettings(phase_offset=0.3, spin_ns=0,
+                                                  connect_timeout_ns=60_000_000_000,
+                                                  plant_timeout_ns=2_000_000_000),
+                          structlog.get_logger())
+    try:
+        reason = loop.run()
+        loop.send_bye()
+    finally:
+        sock.close()
+        _, err = plant.communicate(timeout=60)
+    assert reason == "plant ended the run: duration", err
+    # Every state answered, the first too (and the final state, which the plant ignores).
+    assert loop.report()["controls_sent"] == 201
+    assert json.loads((tmp_path / "plant.json").read_text())["controls_applied"] == 200

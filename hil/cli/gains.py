@@ -3,7 +3,8 @@
 `hil gains --endpoint E` prints the gain names and values; `hil gains --endpoint E 1 2 3`
 sets them all in order, `hil gains --endpoint E k1=3 K=25` some by name. The plant relays the
 request to its controller; the law validates the gains (a refusal: exit 1 with the reason,
-the run goes on) and they apply between two controls. Imports only the link.
+the run goes on) and they apply between two controls. A plant with CURVE on refuses it
+without --keys (or with a key it does not trust): exit 4 saying so. Imports only the link.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import math
 import sys
 from typing import Any
 
-from hil.app.exits import EXIT_FAULT, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
+from hil.app.exits import EXIT_FAULT, EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE
 
 
 def add_parser(sub: Any) -> None:
@@ -62,6 +63,9 @@ def gains_command(args: argparse.Namespace) -> int:
     except security.CurveKeyError as exc:
         print(f"hil gains: --keys: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except operator.Refused as exc:  # CURVE on and no --keys, or a key it does not trust
+        print(f"hil gains: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
     except operator.NoAnswer as exc:
         print(f"hil gains: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE

@@ -14,7 +14,10 @@ one message and waits for the plant's `ack`:
   (`gains_reply`) comes back through the plant.
 
 The plant binds to loopback by default, so only this machine can send these; over a
-network, connections are to be authenticated (DESIGN.md, "Safety model").
+network, connections are to be authenticated (DESIGN.md, "Safety model"). A plant with
+`security.curve` on refuses a client without keys, or with a key it has not authorized, in
+the connection's handshake: the client watches its socket's handshake and raises `Refused`
+saying which (at once, not after the timeout).
 """
 
 from __future__ import annotations
@@ -23,13 +26,37 @@ import getpass
 import os
 import socket
 import time
+from pathlib import Path
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from hil.link import messages as msg
-from hil.link.transport import ControllerSocket, wait_for_message
+from hil.link.transport import ControllerSocket
 
 
 class NoAnswer(Exception):
     """The plant did not acknowledge within the timeout (not running there?)."""
+
+
+class Refused(NoAnswer):
+    """The plant's security refused the connection (CURVE on and no keys, a key it does not
+    authorize, or keys given to a plant without CURVE); the message says which and the fix."""
+
+
+def _refusal(event: int, endpoint: str, keys_dir: str | None) -> str | None:
+    if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+        key = Path(keys_dir or ".") / "controller.key"
+        return (f"the plant at {endpoint} refused this client's CURVE key ({key}): it is not "
+                f"among the plant's authorized keys; pass --keys with the folder of keys the "
+                f"plant trusts, or add {key} to its authorized folder")
+    if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        if keys_dir is None:
+            return (f"the plant at {endpoint} refused the connection: it requires CURVE "
+                    f"(security.curve on); pass --keys DIR, the keys folder made by hil keygen")
+        return (f"the plant at {endpoint} refused the CURVE handshake: is security.curve off "
+                f"there? Then drop --keys")
+    return None
 
 
 class GainsAnswer:
@@ -61,8 +88,16 @@ def _ask(endpoint: str, payload: bytes, timeout_s: float, keys_dir: str | None) 
 def _ask_for(endpoint: str, payload: bytes, timeout_s: float, keys_dir: str | None,
              kind: str, request_id: int | None = None) -> msg.Message:
     sock = ControllerSocket(endpoint, curve_keys_dir=keys_dir)
+    # Watch the handshake from its start: connect again once the monitor is on.
+    sock.sock.disconnect(endpoint)
+    monitor = sock.sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                                           | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
     try:
+        sock.sock.connect(endpoint)
         sock.send(payload)
+        poller = zmq.Poller()
+        poller.register(sock.sock, zmq.POLLIN)
+        poller.register(monitor, zmq.POLLIN)
         give_up = time.monotonic_ns() + round(timeout_s * 1e9)
         while True:
             remaining = give_up - time.monotonic_ns()
@@ -70,7 +105,12 @@ def _ask_for(endpoint: str, payload: bytes, timeout_s: float, keys_dir: str | No
                 raise NoAnswer(f"no answer from a plant at {endpoint} within {timeout_s:g} s: "
                                f"is hil-plant running there? (a plant with security.curve "
                                f"on answers only with --keys)")
-            if not wait_for_message(sock.sock, remaining, lambda: True):
+            ready = dict(poller.poll(max(1, remaining // 1_000_000)))
+            if monitor in ready:
+                refusal = _refusal(recv_monitor_message(monitor)["event"], endpoint, keys_dir)
+                if refusal is not None:
+                    raise Refused(refusal)
+            if sock.sock not in ready:
                 continue
             data = sock.recv_nowait()
             if data is None:
@@ -82,6 +122,8 @@ def _ask_for(endpoint: str, payload: bytes, timeout_s: float, keys_dir: str | No
             if m.kind == kind and (request_id is None or m["request_id"] == request_id):
                 return m
     finally:
+        sock.sock.disable_monitor()
+        monitor.close(linger=0)
         sock.close()
 
 
