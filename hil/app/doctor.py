@@ -304,6 +304,81 @@ def check_transport_floor(period_ns: int, n: int = 2000, timeout_s: float = 60.0
                  "in and set the governor to performance", figures)
 
 
+# ----------------------------------------------------------------- shared-memory fast path
+_SHM_ECHO = r"""
+import sys, time
+from hil.link import shm
+seg = shm.Segment.open(sys.argv[1])
+states, controls = shm.StateReader(seg), shm.ControlWriter(seg, 1)
+spin_ns = int(sys.argv[2])
+print("ready", flush=True)
+while True:
+    if not states.wait(time.monotonic_ns() + 5_000_000_000, states.has_new, time.monotonic_ns,
+                       spin_ns):
+        break
+    seq, _, _, _ = states.take()
+    if seq < 0:
+        break
+    controls.write(seq + 1, seq, 0.0, 0, 0, 0)
+seg.close()
+"""
+
+
+def check_shm_fast_path(config: Config, n: int = 2000, timeout_s: float = 30.0) -> Check:
+    """Round trips through the shared-memory data plane (run.transport shm) with a child
+    process, waiting as the runtime does (spin run.shm_spin_us, then the futex doorbell):
+    can this machine hold the fast path at the configured rate?"""
+    from hil.link import shm
+
+    period_us = config.period_ns / 1e3
+    spin_ns = round(config.run.shm_spin_us * 1e3)
+    try:
+        seg = shm.Segment.create(f"doctor-{os.getpid()}-{time.monotonic_ns()}", 6)
+    except (shm.SharedMemoryError, OSError) as exc:
+        return Check("shm_fast_path", FAIL, f"no shared-memory data plane here: {exc}",
+                     "use run.transport: zmq (check that /dev/shm is mounted and writable)")
+    child = subprocess.Popen([sys.executable, "-c", _SHM_ECHO, seg.name, str(spin_ns)],
+                             stdout=subprocess.PIPE, text=True)
+    rtt = np.empty(n, dtype=np.int64)
+    try:
+        assert child.stdout is not None
+        if child.stdout.readline().strip() != "ready":
+            return Check("shm_fast_path", FAIL, "the shared-memory echo did not start",
+                         "run.transport: zmq; check that hil.link.shm imports")
+        states, controls = shm.StateWriter(seg), shm.ControlReader(seg)
+        clock = time.monotonic_ns
+        for i in range(n):
+            t0 = clock()
+            states.write(i, t0, [0.0] * 6, 0)
+            if not controls.wait(t0 + round(timeout_s * 1e9), controls.has_new, clock, spin_ns):
+                return Check("shm_fast_path", FAIL, "the shared-memory ping-pong stalled",
+                             "check the machine's load (top)")
+            controls.take()
+            rtt[i] = clock() - t0
+        states.write(-1, 0, [0.0] * 6, 0)
+    finally:
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        seg.close()
+    p50, p99 = (float(v) / 1e3 for v in np.percentile(rtt, [50, 99]))
+    figures = {"p50_us": round(p50, 2), "p99_us": round(p99, 1), "n": n,
+               "spin_us": config.run.shm_spin_us}
+    text = (f"shared-memory round trip p50 {p50:.1f} us, p99 {p99:.0f} us ({n} pings, spin "
+            f"{config.run.shm_spin_us:g} us then futex)")
+    if p99 < 0.3 * period_us:
+        return Check("shm_fast_path", PASS, f"{text}: < 30 % of the {period_us:g} us period",
+                     figures=figures)
+    status = WARN if p50 < 0.5 * period_us else FAIL
+    return Check("shm_fast_path", status,
+                 f"{text}: the period is {period_us:g} us, and the loop adds its own time",
+                 "lower run.rate_hz, raise run.shm_spin_us, pin plant and controller to their "
+                 "own CPUs (realtime.plant_cpu / controller_cpu), or stop what loads the "
+                 "machine (top)", figures)
+
+
 # ----------------------------------------------------------------- loop jitter
 def measure_jitter(rate_hz: float, seconds: float,
                    clock: Callable[[], int] = time.monotonic_ns) -> np.ndarray:
@@ -369,7 +444,7 @@ def _read_int(path: str) -> int | None:
 
 # ----------------------------------------------------------------- all of them
 CHECK_NAMES = ("sched_fifo", "memory_lock", "cpu_governor", "timer_slack", "isolated_cpus",
-               "numba_cache", "serial_port", "transport_floor", "loop_jitter")
+               "numba_cache", "serial_port", "transport_floor", "shm_fast_path", "loop_jitter")
 
 
 def run_checks(config: Config, config_path: str | None = None, jitter_s: float = 2.0,
@@ -401,6 +476,7 @@ def run_checks(config: Config, config_path: str | None = None, jitter_s: float =
         "numba_cache": lambda: check_numba_cache(config_path),
         "serial_port": lambda: check_serial(config),
         "transport_floor": lambda: check_transport_floor(config.period_ns),
+        "shm_fast_path": lambda: check_shm_fast_path(config),
         "loop_jitter": lambda: check_jitter(config, jitter_s),
     }
     checks: list[Check] = []

@@ -89,10 +89,13 @@ def test_nan_every_tick_in_realtime_trips_once_and_counts_the_rest_unlogged(
     (event,) = r["safety"]["events"]
     assert event["gate"] == "non_finite_control" and event["value"] == "nan"
     assert r["rejected_by_kind"] == {"non_finite": 1}
-    assert script["nans_sent"] == NAN_TICKS
+    if transport == "zmq":
+        assert script["nans_sent"] == NAN_TICKS
+    else:  # newest state only: a script the loaded machine delays skips some states
+        assert NAN_TICKS / 4 <= script["nans_sent"] <= NAN_TICKS
     # Every later control is counted while safe: all the other NaNs at least (sent mid-run),
     # at most every control sent from the first NaN on, but that one.
-    assert NAN_TICKS - 1 <= r["controls_while_safe"] <= script["sent_from_nan"] - 1
+    assert script["nans_sent"] - 1 <= r["controls_while_safe"] <= script["sent_from_nan"] - 1
     assert r["controls_applied"] <= NAN_AT  # none after the trip
     log = [json.loads(line) for line in (out / "plant.log.jsonl").read_text().splitlines()]
     trips = [e for e in log if e["event"].startswith("safety gate tripped")]

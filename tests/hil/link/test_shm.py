@@ -231,3 +231,15 @@ def test_hil_run_over_shm(tmp_path: Path, mode: str) -> None:
     else:
         assert plant["end_reason"] == "duration" and plant["controls_applied"] > 2000
     assert not Path(f"/dev/shm/{plant['transport']['segment']}").exists()
+
+
+def test_hil_doctor_measures_the_fast_path_against_the_period() -> None:
+    from hil.app import doctor
+    from hil.config import load_config
+
+    assert "shm_fast_path" in doctor.CHECK_NAMES
+    slow = doctor.check_shm_fast_path(load_config(None, {"run.rate_hz": 1.0}), n=300)
+    assert slow.status == doctor.PASS, slow
+    assert slow.figures is not None and slow.figures["n"] == 300
+    assert 0 < slow.figures["p50_us"] <= slow.figures["p99_us"] < 300_000
+    assert "shared-memory round trip p50" in slow.detail and "1e+06 us period" in slow.detail
