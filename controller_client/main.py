@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+# isort: off
+# First of all: a stop signal during the heavy imports below is kept, not lost.
+from hil.app import early_signals
+
+early_signals.catch_if_started_as("hil-controller", "controller_client/main.py")
+# isort: on
+
 import sys
 import traceback
 from typing import Any

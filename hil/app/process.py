@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hil.app import logs
+from hil.app import early_signals, logs
 from hil.app.exits import EXIT_FAULT, EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE
 from hil.config import Config, ConfigError, load_config
 
@@ -40,6 +40,8 @@ class StopFlag:
     def install(self) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._on_signal)
+        if early_signals.received is not None:  # it came while the process was starting
+            self.signal = early_signals.received
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         self.signal = signum
