@@ -283,7 +283,8 @@ def test_hil_gains_with_curve_on_works_with_the_keys_and_is_refused_without(
         changed = hil(tmp_path, "gains", "--endpoint", endpoint, "--keys", str(keys), "k_x=35")
         assert changed.returncode == 0, changed.stderr
         assert "-> k_x=35 " in changed.stdout
-        stop = hil(tmp_path, "estop", "--endpoint", endpoint, "--keys", str(keys), "test over")
+        stop = hil(tmp_path, "estop", "--endpoint", endpoint, "--keys", str(keys),
+                   "--reason", "test over")
         assert stop.returncode == 0, stop.stderr
         out, err = proc.communicate(timeout=300)
     finally:
