@@ -1,11 +1,18 @@
-"""Safety gates at the plant: state limits, force limits, non-finite values.
+"""Safety gates at the plant: state limits, input limits, non-finite values.
+
+Names, units and limits come from the plant's description, never from a cart or links:
+the "force" below is the plant's input in its own unit (`input_name`, `input_unit`: a force
+in N for a cart, a voltage in V for the rotary; `max_force_n` is its limit in that unit and
+`slew_limit_n_per_s` a rate in that unit per second; the names stay for compatibility).
 
 The plant asks `SafetyGates` two things. Each period, `check_state(state)`: is the state
-finite, the cart within its track (`|x| <= track_limit_m`) and every link angle within
-`angle_limit_rad`? Each valid control, `limit_force(force_n, t_ns)`: the force the actuator
-may get, saturated at `max_force_n` and slew-limited to `slew_limit_n_per_s` from the last
-force applied (both counted, neither trips). A force that fails `plausible` (non-finite, or
-beyond `sanity_force_n`) is not a force anyone meant: the plant rejects the message.
+finite, a state named `x` (a cart's position, if the plant has one) within its track
+(`|x| <= track_limit_m`) and every angle from upright (the description's `upright_angles`,
+else the states named theta*) within `angle_limit_rad`? Each valid control,
+`limit_force(force_n, t_ns)`: the input the actuator may get, saturated at `max_force_n` and
+slew-limited to `slew_limit_n_per_s` from the last input applied (both counted, neither
+trips). An input that fails `plausible` (non-finite, or beyond `sanity_force_n`) is not an
+input anyone meant: the plant rejects the message.
 
 A gate that trips returns a `SafetyEvent` {time, gate, value, limit}; the plant applies its
 safe output and latches until cleared. Gates are judged only while the plant is under
@@ -15,12 +22,13 @@ control: a pendulum falling after a watchdog trip is not a new trip.
 |---------------------|----------------------------|--------------------|
 | `non_finite_state`  | the first bad entry's name | null               |
 | `non_finite_control`| "nan", "inf" or "-inf"     | null               |
-| `track`             | x (m)                      | `track_limit_m`    |
-| `angle`             | the link angle (rad)       | `angle_limit_rad`  |
+| `track`             | x (m), if a state is `x`   | `track_limit_m`    |
+| `angle`             | angle from upright (rad)   | `angle_limit_rad`  |
 | `deadline_*`        | see hil/runtime/deadline_gates.py  |                    |
 
-`safe_force_n(state)` is the safe output: zero, or with `braking` a cart brake for the
-simulated plant (a viscous force opposing the cart's motion, saturated at `max_force_n`).
+`safe_force_n(state)` is the safe output: zero, or with `braking` a cart brake for a plant
+with a state named `x_dot` (a viscous force opposing the cart's motion, saturated at
+`max_force_n`); a plant without `x_dot` gets zero input.
 """
 
 from __future__ import annotations
@@ -40,7 +48,8 @@ MAX_EVENTS = 100  # events kept in the report; all are counted
 
 @dataclass(frozen=True, slots=True)
 class SafetyLimits:
-    """None switches a limit off. Forces in N, rates in N/s, lengths in m, angles in rad."""
+    """None switches a limit off. Inputs in the plant's input unit (N for a force), rates in
+    that unit per second, lengths in m, angles in rad."""
 
     max_force_n: float
     sanity_force_n: float

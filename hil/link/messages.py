@@ -26,6 +26,10 @@ message is rejected in one place and never reaches the plant. Nothing is ever un
 | gains_reply | request_id, ok, detail, names, values (now), old: the controller's answer,    |
 |           | relayed by the plant to the operator who asked                                  |
 
+`control.force_n` is the plant's input in the unit its description gives (`input_name`,
+`input_unit`, limit `max_force_n`): a force in N for a cart, a voltage in V for the rotary.
+The field keeps its name whatever the input is; the wire format does not change.
+
 Frames above `MAX_MESSAGE_BYTES` are rejected as `oversized` here; frames above the
 transport's cap (hil/link/transport.py, larger) never get this far: ZeroMQ drops the peer.
 
