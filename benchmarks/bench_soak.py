@@ -73,6 +73,8 @@ def sample(pid: int) -> tuple[int, int, int] | None:
     except OSError:
         return None
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    if "VmRSS" not in fields:  # a zombie: it has ended, its parent has not reaped it yet
+        return None
     return int(fields["VmRSS"].split()[0]), fds, int(fields["Threads"])
 
 
