@@ -303,7 +303,11 @@ class _Reader:
         self._at = slot_at
         self._i = slot_at // 8
         self.bell = bell
-        self._seen: int = seg.u64[self._i] & ~1
+        # From 0, not the counter now: a state published before the controller opened the
+        # segment (it syncs clocks after the welcome, the plant starts its clock meanwhile) is
+        # still taken; in lockstep it is the one the plant waits on.
+        self._seen = 0
+        self._counting = False  # overwritten counts from the first message taken
         self.overwritten = 0  # messages written that this reader never saw
         self.retries = 0  # reads that raced the writer and were taken again
 
@@ -374,7 +378,9 @@ class StateReader(_Reader):
             if u64[i] != ctr or fields[0] != ctr:
                 self.retries += 1
                 continue
-            self.overwritten += (ctr - self._seen) // 2 - 1
+            if self._counting:
+                self.overwritten += (ctr - self._seen) // 2 - 1
+            self._counting = True
             self._seen = ctr
             return fields[1], fields[2], fields[3], list(fields[4:])
 
@@ -419,7 +425,9 @@ class ControlReader(_Reader):
             if u64[i] != ctr or fields[0] != ctr:
                 self.retries += 1
                 continue
-            self.overwritten += (ctr - self._seen) // 2 - 1
+            if self._counting:
+                self.overwritten += (ctr - self._seen) // 2 - 1
+            self._counting = True
             self._seen = ctr
             return cast(tuple[int, int, int, float, int, int, int], fields[1:])
 
