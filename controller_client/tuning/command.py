@@ -180,6 +180,8 @@ def _tune(args: argparse.Namespace) -> int:
 
     if args.scheduler and args.local_cluster:
         raise _Usage("--scheduler and --local-cluster exclude each other: choose one")
+    if args.workers is not None and args.workers < 1:
+        raise _Usage(f"--workers must be >= 1, got {args.workers}")
     db: str | None
     if args.resume:
         out_dir = Path(args.resume)
@@ -199,8 +201,6 @@ def _tune(args: argparse.Namespace) -> int:
             raise _Usage(f"{out_dir} holds another tuning (tuning.json); continue it with "
                          f"--resume {out_dir}, or choose another --out")
         history = []
-    if args.workers is not None and args.workers < 1:
-        raise _Usage(f"--workers must be >= 1, got {args.workers}")
     try:
         evaluator = _evaluator(args, settings)
     except ConnectionError as exc:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from controller_client import controllers
 from controller_client.controllers import create_controller
 from controller_client.tuning import simulate
 from controller_client.tuning.batch import (
@@ -80,7 +81,11 @@ def test_every_cell_of_a_batch_equals_its_own_single_evaluation() -> None:
 HERE = str(Path(__file__).resolve().parent)
 
 
-def test_a_law_with_only_python_compute_is_evaluated_with_the_same_figures() -> None:
+def test_a_law_with_only_python_compute_is_evaluated_with_the_same_figures(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Loading "module:Class" registers it; the registry is put back after the test, so that
+    # tests counting the registered laws (test_controllers_thread.py) see only theirs.
+    monkeypatch.setattr(controllers, "_snapshot", controllers._snapshot)
     plants = draw_plants(Settings("classical_smc", draws=2, seed=1), 0)
     rows = np.array([[2.0, 16.0, 42.0, 7.2, 20.0, 5.0], [2.5, 15.0, 40.0, 8.0, 30.0, 3.0]])
     python_law = law_factory("tuning_laws:PythonSMC", {}, 1e-3, (HERE,))
