@@ -138,7 +138,9 @@ def hil_run(out: Path, *args: str) -> dict[str, Any]:
 
 
 def _median(rows: list[dict[str, Any]], key: str) -> float:
-    return statistics.median(float(r[key]) for r in rows)
+    """Median over the runs that have the figure (a failed run may not): nan if none."""
+    values = [float(r[key]) for r in rows if r.get(key) is not None]
+    return statistics.median(values) if values else float("nan")
 
 
 def main() -> int:
@@ -182,7 +184,8 @@ def main() -> int:
                   f"{_median(r, 'round_trip_p99_us'):>10.1f}{_median(r, 'cycles_per_s'):>10.0f}"
                   f"{_median(r, 'plant_cpu'):>10.2f}{_median(r, 'controller_cpu'):>9.2f}")
         ratios = [s["cycles_per_s"] / z["cycles_per_s"] for z, s in zip(runs["zmq"], runs["shm"],
-                                                                         strict=True)]
+                                                                         strict=True)
+                  if z["cycles_per_s"] > 0]
         print(f"shm / zmq cycles per second, same-run pairs: "
               f"{', '.join(f'{x:.1f}' for x in ratios)} (median {statistics.median(ratios):.1f})")
         results["lockstep"] = runs

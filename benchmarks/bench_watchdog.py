@@ -7,6 +7,7 @@ from its plant.json: the time from the last valid control to the first safe outp
 plant measured it on its own clock. Target (issue 4): worst <= timeout + 2 ms.
 
     .venv/bin/python benchmarks/bench_watchdog.py [--trials 20] [--timeout-ms 20] [--json F]
+        [--transport zmq|shm]
 
 Exit status 0 when the worst trial meets the target, 1 otherwise.
 """
@@ -56,11 +57,12 @@ def _wait_attached(out: Path, proc: subprocess.Popen[bytes], timeout_s: float = 
     raise RuntimeError(f"controller did not attach within {timeout_s} s")
 
 
-def trial(folder: Path, timeout_ms: float, settle_s: float) -> dict[str, Any]:
+def trial(folder: Path, timeout_ms: float, settle_s: float,
+          transport: str = "zmq") -> dict[str, Any]:
     endpoint = _endpoint()
     config = folder / "config.yaml"
     config.write_text(yaml.safe_dump({
-        "run": {"mode": "realtime", "duration_s": 120.0},
+        "run": {"mode": "realtime", "duration_s": 120.0, "transport": transport},
         "plant": {"endpoint": endpoint, "watchdog_timeout_ms": timeout_ms},
         "controller": {"endpoint": endpoint},
         "record": {"enabled": False, "html": False, "history_db": None},
@@ -97,13 +99,15 @@ def main() -> int:
     parser.add_argument("--timeout-ms", type=float, default=20.0)
     parser.add_argument("--settle", type=float, default=0.3, help="s of control before the kill")
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--transport", choices=("zmq", "shm"), default="zmq",
+                        help="data plane (run.transport)")
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory(prefix="bench_watchdog_") as tmp:
         for k in range(args.trials):
             folder = Path(tmp) / f"trial{k:02d}"
             folder.mkdir()
-            r = trial(folder, args.timeout_ms, args.settle)
+            r = trial(folder, args.timeout_ms, args.settle, args.transport)
             results.append(r)
             print(f"trial {k + 1:2d}: last valid control -> safe output "
                   f"{r['time_to_safe_ms']:8.3f} ms  (kill -> safe {r['kill_to_safe_ms']:7.3f} ms)",
