@@ -5,8 +5,8 @@ inlines the plant model's derivative kernel would keep running an old copy of th
 after `hil/dynamics/dip.py` changed. `DependencyStampLocator` adds to that key a hash of
 every source file under the package roots that hold our kernels (hil/dynamics and
 controller_client), so any change there recompiles every cached kernel of those roots once.
-Installing it (on import of `hil.dynamics`) puts it first in numba's locator list; other
-code keeps numba's own locators.
+Installing it (on import of `hil.dynamics`) puts it first in numba's locator list (with its
+twin for `NUMBA_CACHE_DIR`, which numba honours first); other code keeps numba's locators.
 """
 
 from __future__ import annotations
@@ -38,27 +38,38 @@ def _under(path: Path, roots: tuple[Path, ...]) -> bool:
     return any(path.is_relative_to(root) for root in roots)
 
 
-class DependencyStampLocator(caching.InTreeCacheLocator):
-    """numba's in-tree cache (beside the source), keyed also on the kernel roots' sources."""
+class _DependencyStamp:
+    """Mixin: a numba locator whose source stamp also covers the kernel roots' sources."""
 
     roots: tuple[Path, ...] = KERNEL_ROOTS
 
     def get_source_stamp(self) -> Any:
-        own = super().get_source_stamp()  # type: ignore[no-untyped-call]
+        own = super().get_source_stamp()  # type: ignore[misc]
         return (own, tree_stamp(self.roots))
 
     @classmethod
     def from_function(cls, py_func: Any, py_file: str) -> Any:
         if not _under(Path(py_file).resolve(), cls.roots):
             return None
-        return super().from_function(py_func, py_file)  # type: ignore[no-untyped-call]
+        return super().from_function(py_func, py_file)  # type: ignore[misc]
+
+
+class DependencyStampLocator(_DependencyStamp, caching.InTreeCacheLocator):
+    """numba's in-tree cache (beside the source), keyed also on the kernel roots' sources."""
+
+
+class DependencyStampUserLocator(_DependencyStamp, caching.UserProvidedCacheLocator):
+    """The same under `NUMBA_CACHE_DIR` when it is set (numba's own order: that one first)."""
+
+
+LOCATORS = (DependencyStampUserLocator, DependencyStampLocator)
 
 
 def install() -> None:
-    """Put `DependencyStampLocator` first in numba's locators (idempotent)."""
+    """Put our locators first in numba's list, in numba's own order (idempotent)."""
     classes = caching.CacheImpl._locator_classes
-    if DependencyStampLocator not in classes:
-        classes.insert(0, DependencyStampLocator)
-
+    for locator in reversed(LOCATORS):
+        if locator not in classes:
+            classes.insert(0, locator)
 
 install()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +26,7 @@ def test_the_locator_is_first_and_covers_laws_and_models_only() -> None:
     from controller_client.controllers import nominal
     from hil.dynamics import dip
 
-    assert caching.CacheImpl._locator_classes[0] is jit.DependencyStampLocator
+    assert tuple(caching.CacheImpl._locator_classes[:2]) == jit.LOCATORS
     for module in (nominal, dip):
         assert jit.DependencyStampLocator.from_function(
             nominal.saturate.py_func, module.__file__) is not None
@@ -47,3 +48,15 @@ def test_a_second_process_loads_the_laws_kernels_from_the_cache() -> None:
     hits, misses = map(int, subprocess.run(run, check=True, capture_output=True,
                                            text=True).stdout.split())
     assert (hits, misses) == (1, 0)
+
+
+def test_numba_cache_dir_is_honoured_with_the_dependency_stamp(tmp_path: Path) -> None:
+    code = (
+        "import numpy as np\n"
+        "from controller_client.controllers import create_controller\n"
+        "create_controller('lqr').compute(np.zeros(6), 0.0)\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, env=env)
+    cached = [p.name for p in tmp_path.rglob("*.nbi")]
+    assert any("lqr" in name for name in cached), cached
