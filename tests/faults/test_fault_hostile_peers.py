@@ -12,8 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from faultkit import (
     ROOT,
+    TRANSPORTS,
     child_pid,
     finish,
     free_endpoint,
@@ -93,10 +95,12 @@ def test_a_junk_peer_is_rejected_and_counted_and_the_run_still_passes(tmp_path: 
     assert peak_kb - rss_before < 8 * 1024, (rss_before, peak_kb)
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_second_controller_is_refused_as_already_attached_and_the_run_is_unaffected(
-        tmp_path: Path) -> None:
+        tmp_path: Path, transport: str) -> None:
     out = tmp_path / "run"
-    config = write_config(out, free_endpoint(), run__mode="lockstep", run__duration_s=30.0)
+    config = write_config(out, free_endpoint(), run__mode="lockstep", run__duration_s=30.0,
+                          run__transport=transport)
     run = hil_run(config, out)
     second = None
     try:
