@@ -146,14 +146,16 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
         if config.record.enabled:
             desc = backend.describe()
             columns = plant_columns(desc["state_names"], desc.get("state_units")
-                                    or [""] * len(desc["state_names"]))
+                                    or [""] * len(desc["state_names"]),
+                                    desc.get("input_name") or "force",
+                                    desc.get("input_unit") or "N")
             recorder = Recorder.from_config(
                 ctx.out_dir / "plant.rec", columns, config.record,
                 {"run_id": ctx.run_id, "process": "plant", "plant": desc,
                  "mode": config.run.mode, "period_ns": config.period_ns})
         server = PlantServer(backend, sock, settings, ctx.log, stop_requested=ctx.stop,
                              recorder=recorder, faults=faults, on_attach=resources.attached,
-                             data=data)
+                             data=data, run_id=ctx.run_id)
         rt.apply_realtime(realtime_config.plant_cpu, False, realtime_config.sched_priority,
                           False, ctx.log, granted)
     except BaseException:

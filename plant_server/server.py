@@ -37,6 +37,7 @@ from typing import Any
 
 import msgpack
 import numpy as np
+import zmq
 
 from hil.link import messages as msg
 from hil.link.dataplane import ZmqPlantData
@@ -112,8 +113,10 @@ class PlantServer:
         faults: FaultInjector | None = None,
         on_attach: Callable[[], None] | None = None,
         data: Any = None,
+        run_id: str = "",
     ) -> None:
         self.backend = backend
+        self.run_id = run_id  # told to observers (`hil watch --endpoint`)
         # The data plane (hil/link/dataplane.py): states and controls on `sock`, or in shared
         # memory with `sock` as the control plane.
         self.data = data if data is not None else ZmqPlantData(sock)
@@ -139,7 +142,9 @@ class PlantServer:
             self.max_force_n, SANITY_FORCE_FACTOR * self.max_force_n)
         described = backend.describe()
         self.safety = SafetyGates(limits, described["state_names"],
-                                  described.get("upright_angles"))
+                                  described.get("upright_angles"),
+                                  input_name=described.get("input_name") or "force",
+                                  input_unit=described.get("input_unit") or "N")
         window = max(1, round(1e9 / settings.period_ns))
         self.deadline_gates = DeadlineGates(
             settings.deadline_gates or DeadlineGateSettings(window, 0.2, "warn", 20, "warn"),
@@ -174,6 +179,12 @@ class PlantServer:
         self._gain_requests: dict[int, tuple[bytes, int]] = {}
         self._relay_id = 0
         self._stranger_left: int | None = None  # None: no budget (handshake, lockstep)
+        # Observers (`hil watch --endpoint`): peer -> [lease end ns, copies dropped]; a copy
+        # of the newest state every `_observe_every` publishes, never waited for.
+        self._observers: dict[bytes, list[int]] = {}
+        self._observe_every = max(1, round(1e9 / (settings.period_ns * msg.OBSERVE_HZ)))
+        self._observer_counts = dict.fromkeys(
+            ("subscribed", "refused", "expired", "gone", "sent", "dropped"), 0)
 
     # ----------------------------------------------------------------- description
     def description(self) -> dict[str, Any]:
@@ -274,6 +285,8 @@ class PlantServer:
             self._on_estop(peer, m["reason"], now)
         elif kind == "operator_clear":
             self._on_clear(f"operator: {m['operator']}", now, reply_to=peer)
+        elif kind == "observe":
+            self._on_observe(peer, m, now)
         elif kind in ("gains_get", "gains_set") and peer != self.peer:
             self._relay_gains(peer, m)
         elif kind == "gains_reply" and peer == self.peer:
@@ -335,6 +348,62 @@ class PlantServer:
         self.sock.send(peer, msg.encode("ack", "estop", "safe output applied; run ending"))
         if self.peer is not None and peer != self.peer:
             self.sock.send(self.peer, msg.encode("fault", "estop", reason))
+
+    def _on_observe(self, peer: bytes, m: msg.Message, now: int) -> None:
+        """Subscribe `peer` to observations, or renew its lease. Bounded: MAX_OBSERVERS."""
+        lease_end = now + msg.OBSERVE_LEASE_MS * 1_000_000
+        sub = self._observers.get(peer)
+        if sub is not None:
+            sub[0] = lease_end
+            return
+        if m["protocol"] != msg.PROTOCOL_VERSION:
+            self.sock.send(peer, msg.encode("refuse", "version_mismatch", (
+                f"protocol version mismatch: observer speaks {m['protocol']}, plant speaks "
+                f"{msg.PROTOCOL_VERSION}")))
+            self._reject("version_mismatch", m["client"][:64])
+            return
+        if len(self._observers) >= msg.MAX_OBSERVERS:
+            self._observer_counts["refused"] += 1
+            self.sock.send(peer, msg.encode("refuse", "observers_full", (
+                f"this plant already has {msg.MAX_OBSERVERS} observers; close one "
+                f"(hil watch) and try again")))
+            return
+        self._observers[peer] = [lease_end, 0]
+        self._observer_counts["subscribed"] += 1
+        self.log.info("observer subscribed", client=m["client"][:64])
+        self.sock.send(peer, msg.encode("observing", msg.OBSERVE_LEASE_MS, self.run_id,
+                                        self.description()))
+
+    def _observe(self, t: int, flags: int) -> None:
+        """A copy of the newest state to each observer: NOBLOCK, a full queue drops it (and
+        counts it), a vanished or expired observer is dropped. ROUTER_MANDATORY only here,
+        so a full queue is reported (EAGAIN) instead of dropped silently."""
+        raw = self.sock.sock
+        counts = self._observer_counts
+        sim_time_s = self.backend.sim_time_ns * 1e-9
+        misses = self.latency._misses  # an int read; the loop is its only writer
+        safe_reason = self.safe_reason or ""
+        raw.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        try:
+            for peer, sub in list(self._observers.items()):
+                if t >= sub[0]:
+                    del self._observers[peer]
+                    counts["expired"] += 1
+                    continue
+                payload = msg.pack_observation(self.seq, t, sim_time_s, self._values,
+                                               float(self.force_n), flags, self.cycles, misses,
+                                               self._round_trip_ns, safe_reason, sub[1])
+                try:
+                    raw.send_multipart((peer, payload), zmq.NOBLOCK)
+                    counts["sent"] += 1
+                except zmq.Again:
+                    sub[1] += 1
+                    counts["dropped"] += 1
+                except zmq.ZMQError:  # EHOSTUNREACH: disconnected
+                    del self._observers[peer]
+                    counts["gone"] += 1
+        finally:
+            raw.setsockopt(zmq.ROUTER_MANDATORY, 0)
 
     def _relay_gains(self, peer: bytes, m: msg.Message) -> None:
         """`hil gains`: pass the request to the attached controller under a relay id of ours
@@ -517,6 +586,8 @@ class PlantServer:
                                   self.force_n, flags, self._lateness_ns,
                                   self._last_control_seq, self._answered_seq,
                                   self._round_trip_ns))
+        if self._observers and (self.seq % self._observe_every == 0 or flags & msg.FLAG_FINAL):
+            self._observe(t, flags)
         self._flush_latency()
 
     def _flush_latency(self) -> None:
@@ -759,6 +830,7 @@ class PlantServer:
             "safe_reason": self.safe_reason,
             "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "transport": self.data.report(),
+            "observers": dict(self._observer_counts),
         }
         if self.faults is not None:
             report["faults"] = self.faults.statistics()

@@ -3,7 +3,10 @@
 `hil watch --run DIR` follows a run folder while its plant writes it (`hil run --out DIR`,
 or `hil-plant --out DIR` started by hand): the page is fed from the plant's recording and the
 processes' logs, so the loops pay nothing for it. `hil run --watch` does the same for the run
-it starts. The page is on http://127.0.0.1:8700/ unless `--port`/`--host` say otherwise.
+it starts. `hil watch --endpoint EP [--keys DIR]` observes a plant already running, maybe on
+another machine: the plant sends it ~40 copies a second of its state (hil/link/observer.py),
+never waiting for it. The page is on http://127.0.0.1:8700/ unless `--port`/`--host` say
+otherwise.
 """
 
 from __future__ import annotations
@@ -15,16 +18,25 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hil.app.exits import EXIT_OK, EXIT_USAGE
+from hil.app.exits import EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE
 
 if TYPE_CHECKING:
+    from hil.reporting.liveview.endpoint import EndpointFeed
     from hil.reporting.liveview.server import LiveViewServer
 
 
 def add_parser(sub: Any) -> None:
     watch = sub.add_parser("watch", help="a live view of a run in the browser (read-only)")
-    watch.add_argument("--run", required=True, metavar="DIR",
-                       help="the run folder to follow (its plant.rec and logs)")
+    source = watch.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", metavar="DIR",
+                        help="the run folder to follow (its plant.rec and logs)")
+    source.add_argument("--endpoint", metavar="EP",
+                        help="observe the plant running at EP (tcp://HOST:PORT), read-only")
+    watch.add_argument("--keys", metavar="DIR",
+                       help="with --endpoint: CURVE keys (hil keygen) for a plant with "
+                            "security.curve on")
+    watch.add_argument("--timeout", type=float, default=2.0,
+                       help="with --endpoint: seconds to wait for the plant's answer (2)")
     watch.add_argument("--port", type=int, default=8700, help="page port (8700)")
     watch.add_argument("--host", default="127.0.0.1",
                        help="page address (loopback; 0.0.0.0 shows it to the network)")
@@ -50,14 +62,61 @@ def start_run_view(who: str, run_dir: Path, recording: bool, host: str, port: in
     return server
 
 
-def watch_command(args: argparse.Namespace) -> int:
-    run_dir = Path(args.run)
-    if not run_dir.is_dir():
-        print(f"hil watch: no run folder {run_dir} (give the --out of the run)", file=sys.stderr)
+def start_endpoint_view(args: argparse.Namespace) -> tuple[LiveViewServer, EndpointFeed] | int:
+    """The live view of the plant at `args.endpoint`, serving; or an exit status, said."""
+    from hil.link import security
+    from hil.link.observer import NoAnswer, Observer, Refused
+    from hil.reporting.liveview.endpoint import EndpointFeed
+    from hil.reporting.liveview.server import LiveViewServer
+
+    try:
+        observer = Observer(args.endpoint, args.keys)
+    except security.CurveKeyError as exc:
+        print(f"hil watch: --keys: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    server = start_run_view("hil watch", run_dir, True, args.host, args.port)
-    if isinstance(server, int):
-        return server
+    try:
+        first = observer.subscribe(args.timeout)
+    except Refused as exc:  # CURVE on and no --keys, a key it does not trust, or full
+        observer.close()
+        print(f"hil watch: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except NoAnswer as exc:
+        observer.close()
+        print(f"hil watch: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    feed = EndpointFeed(observer, first)
+    try:
+        server = LiveViewServer(feed.poll, args.host, args.port).start()
+    except OSError as exc:
+        observer.close()
+        print(f"hil watch: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"observing {args.endpoint} (run {first['run_id'] or '?'})", flush=True)
+    print(f"live view: {server.url}", flush=True)
+    return server, feed
+
+
+def watch_command(args: argparse.Namespace) -> int:
+    feed: EndpointFeed | None = None
+    if args.endpoint is not None:
+        started = start_endpoint_view(args)
+        if isinstance(started, int):
+            return started
+        server, feed = started
+    else:
+        if args.keys is not None:
+            print("hil watch: --keys goes with --endpoint (a run folder needs no keys)",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        run_dir = Path(args.run)
+        if not run_dir.is_dir():
+            print(f"hil watch: no run folder {run_dir} (give the --out of the run)",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        run_view = start_run_view("hil watch", run_dir, True, args.host, args.port)
+        if isinstance(run_view, int):
+            return run_view
+        server = run_view
     done = threading.Event()
     old = {s: signal.signal(s, lambda *_: done.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -66,7 +125,12 @@ def watch_command(args: argparse.Namespace) -> int:
         for s, h in old.items():
             signal.signal(s, h)
         server.stop()
+        if feed is not None:
+            feed.observer.close()
     stats = server.statistics()
     print(f"hil watch: {stats.clients_accepted} pages served, {stats.clients_refused} refused, "
           f"{stats.client_messages_ignored} client messages ignored")
+    if feed is not None:
+        print(f"hil watch: {feed.observations} observations received, {feed.dropped} dropped "
+              f"by the plant (this observer's queue was full)")
     return EXIT_OK

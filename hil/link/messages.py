@@ -25,6 +25,12 @@ message is rejected in one place and never reaches the plant. Nothing is ever un
 | gains_set | request_id, operator, names (list of str, or empty: positional), values         |
 | gains_reply | request_id, ok, detail, names, values (now), old: the controller's answer,    |
 |           | relayed by the plant to the operator who asked                                  |
+| observe   | protocol, client: `hil watch --endpoint`; subscribes (or renews) this peer to   |
+|           | `observation`s for `OBSERVE_LEASE_MS`; read-only, nothing else reaches the loop |
+| observing | lease_ms, run_id, description: the plant's answer to a new subscription         |
+| observation | seq, t_ns, sim_time_s, state, input, flags, steps, misses, round_trip_ns (newest |
+|           | applied control, -1: none), safe_reason, dropped (copies this observer missed:  |
+|           | its queue was full): every ~1/`OBSERVE_HZ` s, a copy of the newest state        |
 
 `control.force_n` is the plant's input in the unit its description gives (`input_name`,
 `input_unit`, limit `max_force_n`): a force in N for a cart, a voltage in V for the rotary.
@@ -53,6 +59,12 @@ FLAG_SAFE = 1  # the plant is applying its safe output
 FLAG_WATCHDOG = 2  # the watchdog has tripped and is latched
 FLAG_SAFETY = 4  # a safety gate has tripped
 FLAG_FINAL = 8  # last state of the run
+
+# Observers (`hil watch --endpoint`): the plant sends each subscribed peer a copy of about
+# OBSERVE_HZ states a second; a subscription not renewed within OBSERVE_LEASE_MS expires.
+OBSERVE_HZ = 40
+OBSERVE_LEASE_MS = 2000
+MAX_OBSERVERS = 4
 
 
 class MessageError(ValueError):
@@ -97,6 +109,11 @@ SCHEMA: dict[str, tuple[tuple[str, tuple[type, ...]], ...]] = {
                   ("values", (list,))),
     "gains_reply": (("request_id", _INT), ("ok", (bool,)), ("detail", (str,)),
                     ("names", (list,)), ("values", (list,)), ("old", (list,))),
+    "observe": (("protocol", _INT), ("client", (str,))),
+    "observing": (("lease_ms", _INT), ("run_id", (str,)), ("description", (dict,))),
+    "observation": (("seq", _INT), ("t_ns", _INT), ("sim_time_s", _NUM), ("state", (list,)),
+                    ("input", _NUM), ("flags", _INT), ("steps", _INT), ("misses", _INT),
+                    ("round_trip_ns", _INT), ("safe_reason", (str,)), ("dropped", _INT)),
 }
 
 # Per kind: field names, and the exact types each accepts (decode's hot path).
@@ -155,6 +172,15 @@ def pack_control(
     return packed
 
 
+def pack_observation(seq: int, t_ns: int, sim_time_s: float, state: list[float], force: float,
+                     flags: int, steps: int, misses: int, round_trip_ns: int, safe_reason: str,
+                     dropped: int) -> bytes:
+    """An `observation` (a plant's copy of its newest state for an observer)."""
+    packed: bytes = _packer.pack(("observation", seq, t_ns, sim_time_s, state, force, flags,
+                                  steps, misses, round_trip_ns, safe_reason, dropped))
+    return packed
+
+
 def decode(data: bytes) -> Message:
     """Unpack and validate one message; raises MessageError naming the rejection kind."""
     if len(data) > MAX_MESSAGE_BYTES:
@@ -184,8 +210,8 @@ def decode(data: bytes) -> Message:
     for name, allowed, value in zip(names, exact, obj[1:], strict=True):
         if type(value) not in allowed:  # exact types: msgpack yields no subclasses; bool is out
             raise MessageError("bad_type", f"{kind}.{name} has type {type(value).__name__}")
-    if kind == "state":
-        _check_vector(obj[3])
+    if kind == "state" or kind == "observation":
+        _check_vector(obj[4] if kind == "observation" else obj[3])
     elif kind == "control" and not math.isfinite(obj[3]):
         raise MessageError("non_finite", f"control.force_n is {obj[3]}", obj[3])
     return Message(kind, dict(zip(names, obj[1:], strict=True)))

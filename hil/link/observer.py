@@ -1,0 +1,121 @@
+"""Observing a running plant, read-only: `hil watch --endpoint EP [--keys DIR]`.
+
+An `Observer` connects to the plant's endpoint as a peer of its own (a DEALER, like the
+operator commands) and only ever sends `observe` (hil/link/messages.py): a subscription the
+plant keeps for `OBSERVE_LEASE_MS` unless renewed. The plant then sends it an `observation`
+(a copy of the newest state, input, flags and loop health) about `OBSERVE_HZ` times a second,
+without ever waiting for it: a full queue drops the copy and counts it (`dropped`), and an
+observer that vanishes or stops renewing is forgotten. Nothing an observer sends can reach
+the actuator: no estop, no clear, no gains (those stay the operator's, hil/link/operator.py).
+
+With `security.curve` on at the plant, `keys_dir` is required (the client pair the plant
+authorizes, `hil keygen`); without it, or with a key the plant does not trust, `subscribe()`
+raises `Refused` at once, saying which and the fix.
+"""
+
+from __future__ import annotations
+
+import time
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from hil.link import messages as msg
+from hil.link.operator import NoAnswer, Refused, _refusal, operator_name
+from hil.link.transport import ControllerSocket
+
+__all__ = ["NoAnswer", "ObserveRefused", "Observer", "Refused"]
+
+_MAX_PER_POLL = 512  # messages read per poll: bounded whatever the plant sends
+
+
+class ObserveRefused(Refused):
+    """The plant answered the subscription with `refuse` (too many observers, a protocol
+    version it does not speak); the message is the plant's reason."""
+
+
+class Observer:
+    """A subscription to a plant's observations (see module doc). Use from one thread."""
+
+    def __init__(self, endpoint: str, keys_dir: str | None = None) -> None:
+        self.endpoint = endpoint
+        self.keys_dir = keys_dir
+        self._sock = ControllerSocket(endpoint, curve_keys_dir=keys_dir)
+        self._renew_every_ns = msg.OBSERVE_LEASE_MS * 1_000_000 // 4
+        self._renewed_ns = 0
+        self.received = 0
+        self.renewals = 0
+        self.ignored = 0  # messages that are not for an observer
+
+    def _observe(self) -> None:
+        self._sock.send(msg.encode("observe", msg.PROTOCOL_VERSION,
+                                   f"hil watch: {operator_name()}"))
+        self._renewed_ns = time.monotonic_ns()
+
+    def subscribe(self, timeout_s: float = 2.0) -> msg.Message:
+        """Subscribe; the plant's `observing` answer (lease, run id, description).
+        Raises Refused (CURVE, or `ObserveRefused` from the plant) or NoAnswer."""
+        raw = self._sock.sock
+        # Watch the handshake from its start: connect again once the monitor is on.
+        raw.disconnect(self.endpoint)
+        monitor = raw.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                                         | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+        try:
+            raw.connect(self.endpoint)
+            self._observe()
+            poller = zmq.Poller()
+            poller.register(raw, zmq.POLLIN)
+            poller.register(monitor, zmq.POLLIN)
+            give_up = time.monotonic_ns() + round(timeout_s * 1e9)
+            while True:
+                remaining = give_up - time.monotonic_ns()
+                if remaining <= 0:
+                    raise NoAnswer(f"no answer from a plant at {self.endpoint} within "
+                                   f"{timeout_s:g} s: is hil-plant running there? (a plant "
+                                   f"with security.curve on answers only with --keys)")
+                ready = dict(poller.poll(max(1, remaining // 1_000_000)))
+                if monitor in ready:
+                    refusal = _refusal(recv_monitor_message(monitor)["event"], self.endpoint,
+                                       self.keys_dir)
+                    if refusal is not None:
+                        raise Refused(refusal)
+                if raw not in ready:
+                    continue
+                for m in self._read(64):
+                    if m.kind == "observing":
+                        return m
+                    if m.kind == "refuse":
+                        raise ObserveRefused(f"the plant at {self.endpoint} refused to be "
+                                             f"observed: {m['reason']}")
+        finally:
+            raw.disable_monitor()
+            monitor.close(linger=0)
+
+    def poll(self) -> list[msg.Message]:
+        """What has arrived (observations, or `observing` from a plant that restarted), at
+        most a bounded number; renews the subscription when it is due. Never blocks."""
+        if time.monotonic_ns() - self._renewed_ns >= self._renew_every_ns:
+            self._observe()
+            self.renewals += 1
+        return self._read(_MAX_PER_POLL)
+
+    def _read(self, limit: int) -> list[msg.Message]:
+        out = []
+        for _ in range(limit):
+            data = self._sock.recv_nowait()
+            if data is None:
+                break
+            try:
+                m = msg.decode(data)
+            except msg.MessageError:
+                self.ignored += 1
+                continue
+            if m.kind in ("observation", "observing", "refuse"):
+                self.received += m.kind == "observation"
+                out.append(m)
+            else:
+                self.ignored += 1
+        return out
+
+    def close(self) -> None:
+        self._sock.close()
