@@ -103,11 +103,13 @@ def _build_loop(ctx: ProcessContext, law: Any, sock: ControllerSocket, settings:
 
     def open_recorder(description: dict[str, Any]) -> Recorder:
         names = description["state_names"]
-        columns = controller_columns(names, description.get("state_units") or [""] * len(names))
+        columns = controller_columns(names, description.get("state_units") or [""] * len(names),
+                                     description.get("input_name") or "force",
+                                     description.get("input_unit") or "N")
         return Recorder.from_config(ctx.out_dir / "controller.rec", columns, config.record, {
             "run_id": ctx.run_id, "process": "controller", "controller": controller_config.name,
             "t0_ns": description.get("t0_ns"), "mode": description.get("mode"),
-            "sigma_floor": law.sigma_floor})
+            "period_ns": description.get("period_ns"), "sigma_floor": law.sigma_floor})
 
     loop = ControllerLoop(law, sock, settings, ctx.log, stop_requested=ctx.stop,
                           stability=stability,

@@ -70,9 +70,13 @@ def replay(run_dir: str | Path, tolerance_n: float = 1e-9) -> ReplayResult:
     forces = np.empty(rec.rows)
     sigmas = np.full(rec.rows, math.nan)
     state = np.zeros(len(state_cols))
+    # The t the loop gave the law (controller_client/loop.py): simulated time in lockstep.
+    period_ns = rec.meta.get("period_ns") if rec.meta.get("mode") == "lockstep" else None
     for i in range(rec.rows):
         state[:] = states[i]
-        forces[i] = law.compute(state, (int(rec["state_t_ns"][i]) - t0_ns) * 1e-9)
+        t_s = (int(rec["state_seq"][i]) * int(period_ns) * 1e-9 if period_ns
+               else (int(rec["state_t_ns"][i]) - t0_ns) * 1e-9)
+        forces[i] = law.compute(state, t_s)
         sigmas[i] = getattr(law, "sigma", math.nan)
     diff = np.abs(forces - rec["force_n"])
     worst = int(np.argmax(diff)) if rec.rows else None

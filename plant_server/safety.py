@@ -104,9 +104,13 @@ class SafetyGates:
     """The gates of the module docstring for a plant with `state_names`."""
 
     def __init__(self, limits: SafetyLimits, state_names: Sequence[str],
-                 upright_angles: Sequence[str] | None = None) -> None:
+                 upright_angles: Sequence[str] | None = None, *, input_name: str = "force",
+                 input_unit: str = "N") -> None:
         self.limits = limits
         self.state_names = tuple(state_names)
+        # What the input is, for the report: the limits above are in `input_unit`.
+        self.input_name = input_name or "force"
+        self.input_unit = input_unit
         self._x = self.state_names.index("x") if "x" in self.state_names else None
         self._x_dot = self.state_names.index("x_dot") if "x_dot" in self.state_names else None
         # The angle gate: the plant's angles from upright (its description), else theta*.
@@ -191,8 +195,14 @@ class SafetyGates:
 
     # ----------------------------------------------------------------- report
     def report(self) -> dict[str, Any]:
-        """plant.json's `safety` section: `trips` and `events` (names never change)."""
+        """plant.json's `safety` section: `trips` and `events` (names never change), and
+        `input`: the plant's input by name and unit, its limit and slew limit in that unit
+        (`limits` keeps its historical `_n` key names whatever the unit)."""
+        lim = self.limits
         return {
+            "input": {"name": self.input_name, "unit": self.input_unit,
+                      "limit": lim.max_force_n, "sanity_limit": lim.sanity_force_n,
+                      "slew_limit_per_s": lim.slew_limit_n_per_s},
             "trips": self.trips,
             "events": [e.to_dict() for e in self.events],
             "events_dropped": self.trips - len(self.events),

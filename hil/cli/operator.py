@@ -1,7 +1,10 @@
 """`hil estop` and `hil clear`: the operator's commands to a running plant.
 
 These are what a person types when something goes wrong, so they import only the link
-(zmq, msgpack): no numpy, no numba, no matplotlib, no pydantic.
+(zmq, msgpack): no numpy, no numba, no matplotlib, no pydantic. Exit 0 when the plant
+acknowledged (`hil clear`: and cleared, or had nothing to clear), 1 when it could not clear,
+2 for unusable --keys, 3 when no plant answered, 4 when the plant's CURVE security refused
+this client (no --keys, or a key it does not trust), at once and saying which.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import argparse
 import sys
 from typing import Any
 
-from hil.app.exits import EXIT_FAULT, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
+from hil.app.exits import EXIT_FAULT, EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE
 
 
 def add_parser(sub: Any) -> None:
@@ -33,6 +36,9 @@ def estop_command(args: argparse.Namespace) -> int:
     except security.CurveKeyError as exc:
         print(f"hil estop: --keys: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except operator.Refused as exc:  # CURVE on and no --keys, or a key it does not trust
+        print(f"hil estop: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
     except operator.NoAnswer as exc:
         print(f"hil estop: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
@@ -48,6 +54,9 @@ def clear_command(args: argparse.Namespace) -> int:
     except security.CurveKeyError as exc:
         print(f"hil clear: --keys: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except operator.Refused as exc:  # CURVE on and no --keys, or a key it does not trust
+        print(f"hil clear: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
     except operator.NoAnswer as exc:
         print(f"hil clear: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE

@@ -2,8 +2,11 @@
 
 CSV: a header line naming each column with its unit in brackets (`theta1 [rad]`; no
 brackets for a pure number such as `seq`), then one line per step; integers as integers,
-floats with 17 significant digits (they read back exactly). NPZ: one array per column under
-its name, plus `_columns` and `_units` (string arrays, in column order).
+floats with 17 significant digits (they read back exactly). The plant's input is named and
+unit-ed as its description says (`force [N]` for a cart, `voltage [V]` for the rotary).
+NPZ: one array per column under its name, plus `_columns`, `_units` and `_labels` (string
+arrays, in column order); the input is under its recording name `force_n` (as every reader
+of the recordings knows it) and under its own name as well (`voltage` for the rotary).
 
 A recording its process did not close (a killed plant) exports all its intact chunks; what
 was ignored is reported back to the caller.
@@ -35,10 +38,17 @@ def export_recording(run_dir: str | Path, fmt: str, output: str | Path) -> Recor
     out = Path(output)
     if fmt == "npz":
         with out.open("wb") as f:
-            np.savez(f, **rec, _columns=np.array([c.name for c in rec.columns]),
-                     _units=np.array([c.unit for c in rec.columns]))
+            aliases = {c.label: rec[c.name] for c in rec.columns
+                       if c.label and c.label not in rec and not c.label.startswith("_")}
+            np.savez(f, **rec, **aliases, _columns=np.array([c.name for c in rec.columns]),
+                     _units=np.array([c.unit for c in rec.columns]),
+                     _labels=np.array([c.title for c in rec.columns]))
         return rec
-    header = ",".join(f"{c.name} [{c.unit}]" if c.unit else c.name for c in rec.columns)
+    names = [c.name for c in rec.columns]
+    titles = [c.title if c.title == c.name or c.title not in names else c.name
+              for c in rec.columns]  # a label never hides another column
+    header = ",".join(f"{t} [{c.unit}]" if c.unit else t
+                      for t, c in zip(titles, rec.columns, strict=True))
     table = np.empty((rec.rows, len(rec.columns)), dtype=object)
     for j, c in enumerate(rec.columns):
         table[:, j] = rec[c.name]

@@ -109,7 +109,11 @@ def _write(f: BinaryIO, plant: Recording, controller: Recording | None,
     input_col = columns[columns.index(names[-1]) + 1] if names else "force_n"
     units = plant.units
     desc = plant.meta.get("plant") or {}
-    input_name = str(desc.get("input_name") or input_col.removesuffix("_n"))
+    label = plant.labels.get(input_col, input_col)  # the input's own name (recorder.Column)
+    input_name = label if label != input_col else str(desc.get("input_name")
+                                                      or input_col.removesuffix("_n"))
+    if input_name in names:  # a field never hides a state
+        input_name = input_col
 
     def channel(topic: str, title: str, properties: Mapping[str, Any]) -> int:
         schema = writer.register_schema(name=title, encoding=SchemaEncoding.JSONSchema,

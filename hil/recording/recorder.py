@@ -36,6 +36,7 @@ from hil.config import RecordConfig
 
 __all__ = [
     "FORMAT_VERSION",
+    "INPUT_COLUMN",
     "Column",
     "Recorder",
     "RecorderStatistics",
@@ -43,6 +44,7 @@ __all__ = [
     "RecordingError",
     "RecordingTail",
     "controller_columns",
+    "input_column",
     "plant_columns",
     "read_recording",
 ]
@@ -60,6 +62,7 @@ _CHUNK = struct.Struct("<4sIIQI")
 _CHUNK_CRC_SPAN = _CHUNK.size - _CRC.size
 _DTYPES = {"f8": np.dtype("<f8"), "i8": np.dtype("<i8")}
 _CODES = {"f8": "d", "i8": "q"}  # the same, as struct format codes
+_COLUMN_FIELDS = ("name", "unit", "dtype", "label")
 
 
 class RecordingError(ValueError):
@@ -71,11 +74,21 @@ class Column:
     """One recorded column: its name, its unit ("" for a pure number) and its type.
 
     `dtype` is "f8" (float64) or "i8" (int64: sequence numbers, nanosecond times, flags).
+    `label` is the name a person sees (a CSV header, an MCAP field) when it differs from the
+    name the column is read by: the plant's input is the column `force_n` in every recording
+    (the readers find the state columns by it), labelled with the input's own name
+    ("voltage" for the rotary) and in its own unit. "" means the name is the label.
     """
 
     name: str
     unit: str = ""
     dtype: str = "f8"
+    label: str = ""
+
+    @property
+    def title(self) -> str:
+        """What a person sees: the label, else the name."""
+        return self.label or self.name
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -315,22 +328,35 @@ def _state_columns(names: Sequence[str], units: Sequence[str]) -> list[Column]:
     return [Column(n, u) for n, u in zip(names, units, strict=True)]
 
 
-def plant_columns(state_names: Sequence[str], state_units: Sequence[str]) -> list[Column]:
+INPUT_COLUMN = "force_n"  # the plant's input, whatever it is: see Column.label
+
+
+def input_column(input_name: str = "force", input_unit: str = "N") -> Column:
+    """The plant's input as a column: read as `force_n` (its historical name, which every
+    reader of a recording looks for), labelled and in the unit of the plant's description."""
+    if not input_name:
+        raise ValueError("input_name must be non-empty (the plant description's input_name)")
+    return Column(INPUT_COLUMN, input_unit, "f8", input_name)
+
+
+def plant_columns(state_names: Sequence[str], state_units: Sequence[str],
+                  input_name: str = "force", input_unit: str = "N") -> list[Column]:
     """The columns of plant.rec: one row per plant step (docs/recording.md)."""
     return [Column("seq", "", "i8"), Column("t_ns", "ns", "i8"), Column("sim_time_s", "s"),
-            *_state_columns(state_names, state_units), Column("force_n", "N"),
+            *_state_columns(state_names, state_units), input_column(input_name, input_unit),
             Column("flags", "", "i8"), Column("lateness_ns", "ns", "i8"),
             Column("control_seq", "", "i8"), Column("answered_seq", "", "i8"),
             Column("round_trip_ns", "ns", "i8")]
 
 
-def controller_columns(state_names: Sequence[str], state_units: Sequence[str]) -> list[Column]:
+def controller_columns(state_names: Sequence[str], state_units: Sequence[str],
+                       input_name: str = "force", input_unit: str = "N") -> list[Column]:
     """The columns of controller.rec: one row per control sent (docs/recording.md)."""
     return [Column("control_seq", "", "i8"), Column("state_seq", "", "i8"),
             Column("state_t_ns", "ns", "i8"), Column("rx_ns", "ns", "i8"),
             Column("send_ns", "ns", "i8"), Column("compute_ns", "ns", "i8"),
             Column("lateness_ns", "ns", "i8"), *_state_columns(state_names, state_units),
-            Column("force_n", "N"), Column("sigma"), Column("mass_condition")]
+            input_column(input_name, input_unit), Column("sigma"), Column("mass_condition")]
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -342,7 +368,9 @@ def _write_all(fd: int, data: bytes) -> None:
 class Recording(dict[str, np.ndarray]):
     """A recording read back: column name -> array, plus what the file said about itself.
 
-    `units` maps each column to its unit; `meta` is what the writer stored; `dropped` is the
+    `units` maps each column to its unit and `labels` to the name a person sees (the input
+    column `force_n` is labelled with the plant's input name); `meta` is what the writer
+    stored; `dropped` is the
     writer's count of dropped rows as of its last intact chunk; `complete` is True when the
     writer closed the file; `truncated_bytes` counts the bytes after the last intact chunk,
     ignored, and `problem` says why they were (None when there were none).
@@ -352,8 +380,9 @@ class Recording(dict[str, np.ndarray]):
                  meta: Mapping[str, Any], *, version: int, chunks: int, dropped: int,
                  complete: bool, truncated_bytes: int, problem: str | None) -> None:
         super().__init__(data)
-        self.columns = tuple(columns)
+        self.columns = tuple(_labelled_input(columns, meta))
         self.units = {c.name: c.unit for c in self.columns}
+        self.labels = {c.name: c.title for c in self.columns}
         self.meta = dict(meta)
         self.version = version
         self.chunks = chunks
@@ -365,6 +394,17 @@ class Recording(dict[str, np.ndarray]):
     @property
     def rows(self) -> int:
         return len(next(iter(self.values()))) if self else 0
+
+
+def _labelled_input(columns: Sequence[Column], meta: Mapping[str, Any]) -> list[Column]:
+    """Recordings written before columns had labels called every input `force_n` in N; the
+    plant's description in their header (plant.rec) says what it really was."""
+    desc = meta.get("plant")
+    if not isinstance(desc, Mapping) or not desc.get("input_name"):
+        return list(columns)
+    return [Column(c.name, str(desc.get("input_unit") or c.unit), c.dtype,
+                   str(desc["input_name"]))
+            if c.name == INPUT_COLUMN and not c.label else c for c in columns]
 
 
 def read_recording(path: str | Path) -> Recording:
@@ -484,7 +524,10 @@ def _read_header(path: str | Path, data: bytes) -> tuple[list[Column], dict[str,
         raise RecordingError(f"{path}: header fails its CRC32")
     try:
         header = json.loads(text)
-        columns = [Column(**c) for c in header["columns"]]
-    except (ValueError, KeyError, TypeError) as exc:
+        # Fields a newer writer may add are skipped; a recording without `label` (before
+        # it existed) reads with the name as its label.
+        columns = [Column(**{k: v for k, v in c.items() if k in _COLUMN_FIELDS})
+                   for c in header["columns"]]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise RecordingError(f"{path}: unreadable header: {exc}") from None
     return columns, header.get("meta", {}), end + _CRC.size

@@ -26,7 +26,9 @@ def test_csv_has_a_unit_header_and_every_step_exactly(run: Path, tmp_path: Path)
         rows = list(csv.reader(f))
     header = rows[0]
     assert header[:4] == ["seq", "t_ns [ns]", "sim_time_s [s]", "x [m]"]
-    assert "theta1 [rad]" in header and "force_n [N]" in header and "flags" in header
+    # The input by its own name (the cart's force), not its recording column `force_n`.
+    assert "theta1 [rad]" in header and "force [N]" in header and "flags" in header
+    assert "force_n [N]" not in header
     rec = read_recording(run / "plant.rec")
     assert len(rows) - 1 == rec.rows == 500
     table = rows[1:]
