@@ -110,6 +110,7 @@ class ControllerLoop:
         self.clock_offset_ns = 0  # plant clock - our clock, from _sync_clock
         self.clock_sync_rtt_ns: int | None = None
         self._t0_ns = 0
+        self._period_ns = 0  # the plant's period, from its description
         self._lockstep = False
         self._pending_legs: list[int] = []  # state_to_controller samples not yet recorded
         # Messages that came during the clock sync (a lockstep plant's first state, a relayed
@@ -122,6 +123,8 @@ class ControllerLoop:
         self.rejected = 0
         self.last_flags = 0
         self.states_while_safe = 0  # states flagged FLAG_SAFE: our controls are ignored
+        self.safe_latches = 0  # times the plant's states turned FLAG_SAFE (each logged once)
+        self._plant_safe = False  # the newest state was flagged FLAG_SAFE
         self.bye_sent = False
         self.final_state: list[float] = []
         self.gain_changes: list[dict[str, Any]] = []  # `hil gains` requests, applied or not
@@ -244,10 +247,15 @@ class ControllerLoop:
         self._new_flags = m["flags"]
         if m["flags"] & msg.FLAG_SAFE:
             self.states_while_safe += 1
-            if self._warn.allow("plant_safe"):
+            if not self._plant_safe:  # once per latch, not per state (nor per second)
+                self._plant_safe = True
+                self.safe_latches += 1
                 self.log.warning("plant holds its safe state: controls are ignored until a "
-                                 "clear (hil clear)", flags=m["flags"],
-                                 suppressed=self._warn.take_suppressed("plant_safe"))
+                                 "clear (hil clear)", flags=m["flags"], seq=seq,
+                                 latch=self.safe_latches)
+        elif self._plant_safe:
+            self._plant_safe = False
+            self.log.info("plant left its safe state: under control again", seq=seq)
         # Recorded after the control is sent (`_record_pending`): off the critical path.
         self._pending_legs.append(now - self._new_t_ns)
         if m["flags"] & msg.FLAG_FINAL:
@@ -314,7 +322,13 @@ class ControllerLoop:
     def _answer(self) -> None:
         state = self.state
         state[:] = self._new_values
-        t_s = (self._new_t_ns - self._t0_ns) * 1e-9
+        # The law's t: in lockstep simulated time, exact and the same on every run (the
+        # plant publishes state seq k at k periods); in realtime the plant's time since the
+        # run's start (its stamp, both on our clock).
+        if self._lockstep:
+            t_s = self._new_seq * self._period_ns * 1e-9
+        else:
+            t_s = (self._new_t_ns - self._t0_ns) * 1e-9
         c0 = self.clock()
         try:
             force = self.law.compute(state, t_s)
@@ -358,10 +372,16 @@ class ControllerLoop:
             if self.settings.clear_on_attach:
                 self.sock.send(msg.encode("clear"))
         self._lockstep = d["mode"] == "lockstep"
-        if self._lockstep:
-            self._run_lockstep()
-        else:
-            self._run_realtime(self._t0_ns, d["period_ns"])
+        self._period_ns = int(d["period_ns"])
+        try:
+            if self._lockstep:
+                self._run_lockstep()
+            else:
+                self._run_realtime(self._t0_ns, d["period_ns"])
+        finally:
+            if self.safe_latches:  # the count at the end, whatever ended the run
+                self.log.warning("plant held its safe state during the run",
+                                 latches=self.safe_latches, states=self.states_while_safe)
         return self.end_reason
 
     def _open_data_plane(self, d: dict[str, Any]) -> None:
@@ -463,6 +483,7 @@ class ControllerLoop:
             "overruns": self.overruns,
             "rejected_messages": self.rejected,
             "states_while_safe": self.states_while_safe,
+            "safe_latches": self.safe_latches,
             "final_state": self.final_state,
             "gain_changes": list(self.gain_changes),
             "transport": self.data.report(),
