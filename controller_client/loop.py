@@ -209,7 +209,8 @@ class ControllerLoop:
         shared = self.data.take_state()  # None on zmq: states come on the socket
         if shared is not None:
             self._on_state(shared, self.clock())
-        for _ in range(256):
+        # A shm wait looks at the socket every 100 us; a drain for a state need not.
+        for _ in range(256 if self._early or self.data.socket_turn() else 0):
             data = self._early.pop(0) if self._early else self.sock.recv_nowait()
             if data is None:
                 break

@@ -208,9 +208,12 @@ class PlantServer:
         """Handle everything waiting on the socket; True when the wait should end early:
         lockstep may step, or the run is ending (bye, estop)."""
         over_budget = 0
+        reads = 256
         if self.data.kind != "zmq":
             self._take_data_control()
-        for _ in range(256):
+            if not self.data.socket_turn():  # a shm wait looks at the socket every 100 us
+                reads = 0
+        for _ in range(reads):
             frames = self.sock.recv_nowait()
             if frames is None:
                 break

@@ -9,7 +9,9 @@ loops wait for them. One small interface, two implementations:
   ZeroMQ socket too, so an operator's command is handled within MAX_SLEEP_NS.
 
 The loops call `take_*` at the start of each drain (None on zmq: everything arrives on the
-socket), send through `send_*`, and wait through `wait_until` (realtime: to a deadline) and
+socket) and then read the socket when `socket_turn()` says so (always on zmq; on shm when a
+look is due, every CONTROL_PLANE_POLL_NS), send through `send_*`, and wait through
+`wait_until` (realtime: to a deadline) and
 `wait_for` (lockstep: for the next message). A control read from shared memory gets the same
 validation as a decoded one (`control_message`: a non-finite force is a MessageError
 `non_finite`); the plant then applies every other check (stale, state_seq, plausibility,
@@ -43,8 +45,52 @@ def control_message(seq: int, state_seq: int, force_n: float, t_state_rx_ns: int
                                    "compute_ns": compute_ns})
 
 
-def _pollin(sock: zmq.Socket[bytes]) -> bool:
-    return bool(cast(int, sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN)
+# Plain ints: `zmq.EVENTS & zmq.POLLIN` on the enums costs two enum operations per poll.
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
+# How often a shared-memory wait (and a drain) also looks at the ZeroMQ control plane: each
+# look is a system call (~2 us here), and a spin that made one per pass checked the slot every
+# few us instead of every fraction of one. Operator commands wait at most this much longer.
+CONTROL_PLANE_POLL_NS = 100_000
+
+
+class _ControlPlanePoll:
+    """The shared-memory waits' look at the ZeroMQ control plane, at most every
+    CONTROL_PLANE_POLL_NS. `ready()` is the waits' predicate: a new message in the slot is
+    handed to the drain at once, and the drain reads the socket too only if a look is due
+    (`turn()`); between messages the socket is looked at when a look is due. A drain called
+    from anywhere else (the handshake, zmq waits) always reads the socket."""
+
+    __slots__ = ("_next", "_skip", "_sock")
+
+    def __init__(self, sock: zmq.Socket[bytes]) -> None:
+        self._sock = sock
+        self._next = 0
+        self._skip = False
+
+    def ready(self, has_new: Callable[[], bool], on_readable: Callable[[], bool],
+              clock: Clock) -> Callable[[], bool]:
+        sock = self._sock
+
+        def ready() -> bool:
+            now = clock()
+            due = now >= self._next
+            if due:
+                self._next = now + CONTROL_PLANE_POLL_NS
+            if has_new():
+                self._skip = not due
+                try:
+                    return on_readable()
+                finally:
+                    self._skip = False
+            if due and cast(int, sock.getsockopt(_EVENTS)) & _POLLIN:
+                return on_readable()
+            return False
+        return ready
+
+    def turn(self) -> bool:
+        """Should this drain read the socket?"""
+        return not self._skip
 
 
 # --------------------------------------------------------------------------- plant side
@@ -65,6 +111,9 @@ class ZmqPlantData:
 
     def take_control(self) -> tuple[bool, msg.Message | msg.MessageError] | None:
         return None
+
+    def socket_turn(self) -> bool:
+        return True
 
     def wait_until(self, deadline_ns: int, on_readable: Callable[[], bool], spin_ns: int,
                    clock: Clock) -> None:
@@ -96,6 +145,8 @@ class ShmPlantData:
         self._states = shm.StateWriter(self.segment)
         self._controls = shm.ControlReader(self.segment)
         self._session = 0
+        self._poll = _ControlPlanePoll(sock.sock)
+        self.socket_turn = self._poll.turn  # bound once: the drain asks each time
 
     def attach(self) -> dict[str, Any]:
         """A controller attached (or replaced a lost one): a new session; controls written
@@ -123,25 +174,20 @@ class ShmPlantData:
             m = exc
         return session == self._session and session != 0, m
 
-    def _ready(self, on_readable: Callable[[], bool]) -> Callable[[], bool]:
-        sock, controls = self.sock.sock, self._controls
-
-        def ready() -> bool:
-            return (controls.has_new() or _pollin(sock)) and on_readable()
-        return ready
-
     def wait_until(self, deadline_ns: int, on_readable: Callable[[], bool], spin_ns: int,
                    clock: Clock) -> None:
         """Realtime: sleep on the control doorbell (a control wakes us to be timestamped on
         arrival), spin this plane's `spin_ns` before the deadline."""
-        self._controls.wait(deadline_ns, self._ready(on_readable), clock,
+        self._controls.wait(deadline_ns,
+                            self._poll.ready(self._controls.has_new, on_readable, clock), clock,
                             spin_last_ns=self.spin_ns)
 
     def wait_for(self, timeout_ns: int, on_readable: Callable[[], bool], spin_ns: int,
                  clock: Clock) -> bool:
         """Lockstep: spin `spin_ns` of this plane for the answer, then sleep on the bell."""
-        return self._controls.wait(clock() + timeout_ns, self._ready(on_readable), clock,
-                                   spin_first_ns=self.spin_ns)
+        return self._controls.wait(
+            clock() + timeout_ns, self._poll.ready(self._controls.has_new, on_readable, clock),
+            clock, spin_first_ns=self.spin_ns)
 
     def report(self) -> dict[str, Any]:
         return {"kind": "shm", "segment": self.segment.name, "spin_us": self.spin_ns / 1e3,
@@ -178,6 +224,9 @@ class ZmqControllerData:
     def take_state(self) -> msg.Message | None:
         return None
 
+    def socket_turn(self) -> bool:
+        return True
+
     def wait_until(self, deadline_ns: int, on_readable: Callable[[], bool], spin_ns: int,
                    clock: Clock) -> None:
         wait_until(self.sock.sock, deadline_ns, on_readable, spin_ns=spin_ns, clock=clock)
@@ -204,6 +253,8 @@ class ShmControllerData:
         self.segment = shm.Segment.open(segment)
         self._states = shm.StateReader(self.segment)
         self._controls = shm.ControlWriter(self.segment, session)
+        self._poll = _ControlPlanePoll(sock.sock)
+        self.socket_turn = self._poll.turn  # bound once: the drain asks each time
 
     def send_control(self, seq: int, state_seq: int, force_n: float, t_state_rx_ns: int,
                      t_send_ns: int, compute_ns: int) -> None:
@@ -217,22 +268,16 @@ class ShmControllerData:
         return msg.Message("state", {"seq": seq, "t_ns": t_ns, "state": values,
                                      "flags": flags})
 
-    def _ready(self, on_readable: Callable[[], bool]) -> Callable[[], bool]:
-        sock, states = self.sock.sock, self._states
-
-        def ready() -> bool:
-            return (states.has_new() or _pollin(sock)) and on_readable()
-        return ready
-
     def wait_until(self, deadline_ns: int, on_readable: Callable[[], bool], spin_ns: int,
                    clock: Clock) -> None:
-        self._states.wait(deadline_ns, self._ready(on_readable), clock,
-                          spin_last_ns=self.spin_ns)
+        self._states.wait(deadline_ns, self._poll.ready(self._states.has_new, on_readable, clock),
+                          clock, spin_last_ns=self.spin_ns)
 
     def wait_for(self, timeout_ns: int, on_readable: Callable[[], bool], spin_ns: int,
                  clock: Clock) -> bool:
-        return self._states.wait(clock() + timeout_ns, self._ready(on_readable), clock,
-                                 spin_first_ns=self.spin_ns)
+        return self._states.wait(
+            clock() + timeout_ns, self._poll.ready(self._states.has_new, on_readable, clock),
+            clock, spin_first_ns=self.spin_ns)
 
     def report(self) -> dict[str, Any]:
         return {"kind": "shm", "segment": self.segment.name, "spin_us": self.spin_ns / 1e3,
