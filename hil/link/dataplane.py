@@ -21,6 +21,8 @@ the attached controller's session).
 from __future__ import annotations
 
 import math
+import os
+import zlib
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -33,6 +35,35 @@ from hil.link.transport import ControllerSocket, PlantSocket, wait_for_message, 
 TRANSPORTS = ("zmq", "shm")
 
 Clock = Callable[[], int]
+
+
+def loop_cpus(segment: str) -> tuple[int, int] | None:
+    """The CPUs for the plant's and the controller's loops over shm: two different ones of
+    this process's, the pair chosen by the segment's name (so runs side by side spread out);
+    None with fewer than two. Measured here (2 cores, loaded): unpinned, the scheduler put
+    the woken peer on the waker's CPU, the writer's FUTEX_WAKE returned only after the peer
+    had run (~120 us per wake-up) and lockstep round trips were ~200 us p50; pinned apart,
+    14 us (README, "The same-host fast path")."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None
+    k = zlib.crc32(segment.encode()) % len(cpus)
+    return cpus[k], cpus[(k + 1) % len(cpus)]
+
+
+def pin_loop(cpu: int | None) -> int | None:
+    """Pin the calling thread (the loop's; helper threads already started stay free) to
+    `cpu`, unless it is pinned already (realtime.plant_cpu / controller_cpu: the config wins)
+    or `cpu` is None. The CPU pinned, or None."""
+    if cpu is None:
+        return None
+    try:
+        if len(os.sched_getaffinity(0)) == 1:
+            return None
+        os.sched_setaffinity(0, {cpu})
+    except (OSError, ValueError):  # a CPU this process may not use: unpinned, as before
+        return None
+    return cpu
 
 
 def control_message(seq: int, state_seq: int, force_n: float, t_state_rx_ns: int,
@@ -124,6 +155,9 @@ class ZmqPlantData:
         return wait_for_message(self.sock.sock, timeout_ns, on_readable, clock=clock,
                                 spin_ns=spin_ns)
 
+    def start_loop(self) -> None:
+        pass
+
     def report(self) -> dict[str, Any]:
         return {"kind": "zmq"}
 
@@ -147,6 +181,8 @@ class ShmPlantData:
         self._session = 0
         self._poll = _ControlPlanePoll(sock.sock)
         self.socket_turn = self._poll.turn  # bound once: the drain asks each time
+        self.cpus = loop_cpus(self.segment.name)  # (the plant's, the controller's) or None
+        self.pinned: int | None = None
 
     def attach(self) -> dict[str, Any]:
         """A controller attached (or replaced a lost one): a new session; controls written
@@ -154,7 +190,8 @@ class ShmPlantData:
         self._session = self.segment.new_session()
         return {"transport": "shm", "shm": {"segment": self.segment.name,
                                             "session": self._session,
-                                            "spin_us": self.spin_ns / 1e3}}
+                                            "spin_us": self.spin_ns / 1e3,
+                                            "cpu": self.cpus[1] if self.cpus else None}}
 
     def send_state(self, peer: bytes, seq: int, t_ns: int, values: list[float],
                    flags: int) -> None:
@@ -189,8 +226,13 @@ class ShmPlantData:
             clock() + timeout_ns, self._poll.ready(self._controls.has_new, on_readable, clock),
             clock, spin_first_ns=self.spin_ns)
 
+    def start_loop(self) -> None:
+        """The loop begins: its thread goes to the plant's CPU (`loop_cpus`)."""
+        self.pinned = pin_loop(self.cpus[0] if self.cpus else None)
+
     def report(self) -> dict[str, Any]:
         return {"kind": "shm", "segment": self.segment.name, "spin_us": self.spin_ns / 1e3,
+                "cpu": self.pinned,
                 "controls_overwritten": self._controls.overwritten,
                 "read_retries": self._controls.retries,
                 "sleeps": self.segment.control_bell.sleeps,
@@ -236,6 +278,9 @@ class ZmqControllerData:
         return wait_for_message(self.sock.sock, timeout_ns, on_readable, clock=clock,
                                 spin_ns=spin_ns)
 
+    def start_loop(self) -> None:
+        pass
+
     def report(self) -> dict[str, Any]:
         return {"kind": "zmq"}
 
@@ -247,9 +292,11 @@ class ShmControllerData:
     kind = "shm"
 
     def __init__(self, sock: ControllerSocket, segment: str, session: int,
-                 spin_ns: int) -> None:
+                 spin_ns: int, cpu: int | None = None) -> None:
         self.sock = sock
         self.spin_ns = spin_ns
+        self.cpu = cpu  # the plant's choice for our loop (`loop_cpus`)
+        self.pinned: int | None = None
         self.segment = shm.Segment.open(segment)
         self._states = shm.StateReader(self.segment)
         self._controls = shm.ControlWriter(self.segment, session)
@@ -279,8 +326,13 @@ class ShmControllerData:
             clock() + timeout_ns, self._poll.ready(self._states.has_new, on_readable, clock),
             clock, spin_first_ns=self.spin_ns)
 
+    def start_loop(self) -> None:
+        """The loop begins: its thread goes to the CPU the plant chose for it."""
+        self.pinned = pin_loop(self.cpu)
+
     def report(self) -> dict[str, Any]:
         return {"kind": "shm", "segment": self.segment.name, "spin_us": self.spin_ns / 1e3,
+                "cpu": self.pinned,
                 "states_overwritten": self._states.overwritten,
                 "read_retries": self._states.retries,
                 "sleeps": self.segment.state_bell.sleeps,
@@ -295,6 +347,8 @@ def controller_data(sock: ControllerSocket, description: dict[str, Any]) -> Any:
     opened here)."""
     if description.get("transport", "zmq") == "shm":
         info = description.get("shm") or {}
+        cpu = info.get("cpu")
         return ShmControllerData(sock, str(info.get("segment", "")), int(info.get("session", 0)),
-                                 round(float(info.get("spin_us", 0.0)) * 1e3))
+                                 round(float(info.get("spin_us", 0.0)) * 1e3),
+                                 cpu if isinstance(cpu, int) else None)
     return ZmqControllerData(sock)

@@ -19,7 +19,14 @@ import pytest
 
 from hil.link import messages as msg
 from hil.link import shm
-from hil.link.dataplane import ShmControllerData, ShmPlantData, control_message, controller_data
+from hil.link.dataplane import (
+    ShmControllerData,
+    ShmPlantData,
+    control_message,
+    controller_data,
+    loop_cpus,
+    pin_loop,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 N = 6
@@ -203,6 +210,39 @@ def test_only_the_attached_sessions_controls_count_and_each_is_validated(
         sock.close()
 
 
+def _in_thread(fn):  # type: ignore[no-untyped-def]
+    """Run `fn` in a fresh thread (affinity is per thread: the test's own stays as it was)."""
+    import threading
+
+    out = []
+    t = threading.Thread(target=lambda: out.append((fn(), os.sched_getaffinity(0))))
+    t.start()
+    t.join(10)
+    return out[0]
+
+
+def test_loop_cpus_are_two_different_cpus_and_a_pinned_loop_keeps_its_cpu() -> None:
+    cpus = sorted(os.sched_getaffinity(0))
+    pairs = {loop_cpus(f"hil-{i}") for i in range(50)}
+    if len(cpus) < 2:
+        assert pairs == {None}
+        return
+    for pair in pairs:
+        assert pair is not None and pair[0] != pair[1] and set(pair) <= set(cpus)
+    assert loop_cpus("hil-x") == loop_cpus("hil-x")  # plant and controller agree
+    # A free thread goes to the CPU asked for...
+    got, mask = _in_thread(lambda: pin_loop(cpus[-1]))
+    assert got == cpus[-1] and mask == {cpus[-1]}
+    # ...one pinned already (realtime.plant_cpu / controller_cpu) keeps its CPU.
+    got, mask = _in_thread(lambda: (os.sched_setaffinity(0, {cpus[0]}), pin_loop(cpus[-1]))[1])
+    assert got is None and mask == {cpus[0]}
+    # No CPU offered, or one this process may not use: left as it was, not an error.
+    got, mask = _in_thread(lambda: pin_loop(None))
+    assert got is None and mask == set(cpus)
+    got, mask = _in_thread(lambda: pin_loop(max(cpus) + 4096))
+    assert got is None and mask == set(cpus)
+
+
 def test_control_message_matches_the_wire_decoder() -> None:
     fields = (4, 2, -1.25, 10, 11, 12)
     assert control_message(*fields).fields == msg.decode(msg.pack_control(*fields)).fields
@@ -229,6 +269,13 @@ def test_hil_run_over_shm(tmp_path: Path, mode: str) -> None:
     plant = json.loads((out / "plant.json").read_text())
     controller = json.loads((out / "controller.json").read_text())
     assert plant["transport"]["kind"] == controller["transport"]["kind"] == "shm"
+    # Each loop on its own CPU (dataplane.loop_cpus), the two different, when there are two.
+    cpus = sorted(os.sched_getaffinity(0))
+    pinned = (plant["transport"]["cpu"], controller["transport"]["cpu"])
+    if len(cpus) >= 2:
+        assert pinned[0] != pinned[1] and set(pinned) <= set(cpus), pinned
+    else:
+        assert pinned == (None, None)
     gates = {g["name"]: g for g in report["gates"]}
     assert gates["dropped_records"]["passed"] and gates["dropped_records"]["value"] == 0
     late = ("plant_lateness", "controller_lateness") if mode == "realtime" else ()  # deadlines
