@@ -374,7 +374,7 @@ class ControllerLoop:
                 self.sock.send(msg.encode("clear"))
         self._lockstep = d["mode"] == "lockstep"
         self._period_ns = int(d["period_ns"])
-        self.data.start_loop()  # shm: the loop's thread to the CPU the plant chose for it
+        self.data.start_loop(self._lockstep)  # shm lockstep: the loop's thread to its CPU
         try:
             if self._lockstep:
                 self._run_lockstep()

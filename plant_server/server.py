@@ -675,7 +675,8 @@ class PlantServer:
         # Hold the initial state until t0, still answering handshakes.
         wait_until(self.sock.sock, self.t0_ns, lambda: (self._drain(), False)[1],
                    spin_ns=self.settings.spin_ns, clock=self.clock)
-        self.data.start_loop()  # shm: the loop's thread to its own CPU (dataplane.loop_cpus)
+        # shm lockstep: the loop's thread to its own CPU (dataplane.loop_cpus)
+        self.data.start_loop(self.settings.mode == "lockstep")
         self.watchdog.arm()
         if self.settings.mode == "lockstep":
             self._run_lockstep()

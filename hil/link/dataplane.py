@@ -38,12 +38,12 @@ Clock = Callable[[], int]
 
 
 def loop_cpus(segment: str) -> tuple[int, int] | None:
-    """The CPUs for the plant's and the controller's loops over shm: two different ones of
-    this process's, the pair chosen by the segment's name (so runs side by side spread out);
-    None with fewer than two. Measured here (2 cores, loaded): unpinned, the scheduler put
-    the woken peer on the waker's CPU, the writer's FUTEX_WAKE returned only after the peer
-    had run (~120 us per wake-up) and lockstep round trips were ~200 us p50; pinned apart,
-    14 us (README, "The same-host fast path")."""
+    """The CPUs for the plant's and the controller's loops in lockstep over shm: two
+    different ones of this process's, the pair chosen by the segment's name (so runs side by
+    side spread out); None with fewer than two. Measured here (2 cores, loaded): unpinned,
+    the scheduler put the woken peer on the waker's CPU, the writer's FUTEX_WAKE returned only
+    after the peer had run (~120 us per wake-up) and lockstep round trips were ~200 us p50;
+    pinned apart, 14 us (README, "The same-host fast path")."""
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         return None
@@ -155,7 +155,7 @@ class ZmqPlantData:
         return wait_for_message(self.sock.sock, timeout_ns, on_readable, clock=clock,
                                 spin_ns=spin_ns)
 
-    def start_loop(self) -> None:
+    def start_loop(self, pin: bool) -> None:
         pass
 
     def report(self) -> dict[str, Any]:
@@ -226,9 +226,12 @@ class ShmPlantData:
             clock() + timeout_ns, self._poll.ready(self._controls.has_new, on_readable, clock),
             clock, spin_first_ns=self.spin_ns)
 
-    def start_loop(self) -> None:
-        """The loop begins: its thread goes to the plant's CPU (`loop_cpus`)."""
-        self.pinned = pin_loop(self.cpus[0] if self.cpus else None)
+    def start_loop(self, pin: bool) -> None:
+        """The loop begins: with `pin` (lockstep), its thread goes to the plant's CPU
+        (`loop_cpus`). Not in realtime: pinned SCHED_FIFO loops measured 25 % deadline misses
+        at 5 kHz against 6.5 % unpinned here, where other SCHED_FIFO work shares the CPUs and
+        a pinned loop cannot move away from it."""
+        self.pinned = pin_loop(self.cpus[0] if self.cpus and pin else None)
 
     def report(self) -> dict[str, Any]:
         return {"kind": "shm", "segment": self.segment.name, "spin_us": self.spin_ns / 1e3,
@@ -278,7 +281,7 @@ class ZmqControllerData:
         return wait_for_message(self.sock.sock, timeout_ns, on_readable, clock=clock,
                                 spin_ns=spin_ns)
 
-    def start_loop(self) -> None:
+    def start_loop(self, pin: bool) -> None:
         pass
 
     def report(self) -> dict[str, Any]:
@@ -326,9 +329,10 @@ class ShmControllerData:
             clock() + timeout_ns, self._poll.ready(self._states.has_new, on_readable, clock),
             clock, spin_first_ns=self.spin_ns)
 
-    def start_loop(self) -> None:
-        """The loop begins: its thread goes to the CPU the plant chose for it."""
-        self.pinned = pin_loop(self.cpu)
+    def start_loop(self, pin: bool) -> None:
+        """The loop begins: with `pin` (lockstep), its thread goes to the CPU the plant chose
+        for it (see ShmPlantData.start_loop)."""
+        self.pinned = pin_loop(self.cpu if pin else None)
 
     def report(self) -> dict[str, Any]:
         return {"kind": "shm", "segment": self.segment.name, "spin_us": self.spin_ns / 1e3,
