@@ -13,7 +13,8 @@ the repetitions (run by hand, not a test; quote the machine's load with the figu
    Round trip p50/p99 in us, and each side's CPU time / wall time.
 2. `lockstep`: `hil run --mode lockstep --duration 20` over zmq and over shm: the plant's
    round_trip p50, closed-loop cycles per second of wall time (from the plant's recording:
-   cycles / (last - first state's monotonic time)), and each process's CPU ratio.
+   cycles / (last - first state's monotonic time)), each process's CPU ratio, and each
+   side's own work per cycle (turnaround medians from the recordings).
 3. `realtime`: `hil run --transport shm --rate R --duration 10` for each R: deadline miss
    ratio, dropped records, verdict (<= 1 % misses and nothing dropped).
 
@@ -127,14 +128,31 @@ def hil_run(out: Path, *args: str) -> dict[str, Any]:
     rec = read_recording(out / "plant.rec")
     loop_s = (int(rec["t_ns"][-1]) - int(rec["t_ns"][0])) / 1e9
     gates = {g["name"]: g for g in report["gates"]}
-    return {"code": done.returncode, "verdict": report["verdict"],
+    turn: dict[str, float | None] = {"plant_turn_p50_us": None, "controller_turn_p50_us": None}
+    if "lockstep" in args:
+        # Each side's own work per cycle, medians (robust to the machine's stalls): the plant
+        # from a control's arrival (its state's publish time + round trip) to the next
+        # state's stamp; the controller from a state's arrival to its control's send.
+        import numpy as np
+
+        t = rec["t_ns"].astype(np.int64)
+        rt = rec["round_trip_ns"].astype(np.int64)
+        crec = read_recording(out / "controller.rec")
+        turn = {"plant_turn_p50_us": float(np.median(t[2:] - t[1:-1] - rt[2:])) / 1e3,
+                "controller_turn_p50_us": float(np.median(crec["send_ns"] - crec["rx_ns"])) / 1e3}
+    return {**turn,"code": done.returncode, "verdict": report["verdict"],
             "round_trip_p50_us": plant["latency_us"]["round_trip"]["p50"],
             "round_trip_p99_us": plant["latency_us"]["round_trip"]["p99"],
             "cycles": plant["cycles"], "loop_s": loop_s,
             "cycles_per_s": plant["cycles"] / loop_s if loop_s > 0 else 0.0,
             "miss_ratio": plant["deadline"]["miss_ratio"],
             "dropped_records": gates.get("dropped_records", {}).get("value"),
-            "plant_cpu": plant["cpu"]["ratio"], "controller_cpu": controller["cpu"]["ratio"]}
+            "plant_cpu": plant["cpu"]["ratio"], "controller_cpu": controller["cpu"]["ratio"],
+            "futex_sleeps": (plant["transport"].get("sleeps"),
+                             controller["transport"].get("sleeps")),
+            "no_new_state": controller["no_new_state"],
+            "controller_lateness_p99_us": controller["latency_us"]["controller_lateness"]["p99"],
+            "plant_lateness_p99_us": plant["latency_us"]["plant_lateness"]["p99"]}
 
 
 def _median(rows: list[dict[str, Any]], key: str) -> float:
@@ -177,12 +195,14 @@ def main() -> int:
                 print(f"  lockstep {t} #{i}: {runs[t][-1]}", flush=True)
         print(f"\nlockstep, {args.lockstep_s:g} s simulated at 1 kHz, median of {args.reps}")
         print(f"{'transport':<10}{'rt p50 us':>10}{'rt p99 us':>10}{'cycles/s':>10}"
-              f"{'plant cpu':>10}{'ctrl cpu':>9}")
+              f"{'plant cpu':>10}{'ctrl cpu':>9}{'plant turn us':>14}{'ctrl turn us':>13}")
         for t in ("zmq", "shm"):
             r = runs[t]
             print(f"{t:<10}{_median(r, 'round_trip_p50_us'):>10.1f}"
                   f"{_median(r, 'round_trip_p99_us'):>10.1f}{_median(r, 'cycles_per_s'):>10.0f}"
-                  f"{_median(r, 'plant_cpu'):>10.2f}{_median(r, 'controller_cpu'):>9.2f}")
+                  f"{_median(r, 'plant_cpu'):>10.2f}{_median(r, 'controller_cpu'):>9.2f}"
+                  f"{_median(r, 'plant_turn_p50_us'):>14.1f}"
+                  f"{_median(r, 'controller_turn_p50_us'):>13.1f}")
         ratios = [s["cycles_per_s"] / z["cycles_per_s"] for z, s in zip(runs["zmq"], runs["shm"],
                                                                          strict=True)
                   if z["cycles_per_s"] > 0]
