@@ -51,6 +51,46 @@ def loop_cpus(segment: str) -> tuple[int, int] | None:
     return cpus[k], cpus[(k + 1) % len(cpus)]
 
 
+# A lockstep wait this long means a loop was starved of its CPU (an answer takes tens of us);
+# after this many, a pinned loop goes back to every CPU it had: pinned, it cannot move away
+# from a CPU that other work (a SCHED_FIFO run's spin) holds, unpinned it can.
+STALL_NS = 5_000_000
+STALLS_TO_UNPIN = 20
+
+
+class _Pin:
+    """The loop thread's pin (`pin_loop`) and its way back (`note_wait`)."""
+
+    __slots__ = ("cpu", "mask", "pinned", "stalls", "unpinned")
+
+    def __init__(self) -> None:
+        self.cpu: int | None = None  # pinned to it now
+        self.pinned: int | None = None  # the CPU it was pinned to (the report's `cpu`)
+        self.mask: set[int] = set()
+        self.stalls = 0
+        self.unpinned = False  # went back to all its CPUs after STALLS_TO_UNPIN stalls
+
+    def pin(self, cpu: int | None) -> None:
+        mask = os.sched_getaffinity(0)
+        self.cpu = self.pinned = pin_loop(cpu)
+        self.mask = mask
+
+    def note_wait(self, waited_ns: int) -> None:
+        if waited_ns < STALL_NS:
+            return
+        self.stalls += 1
+        if self.stalls >= STALLS_TO_UNPIN:
+            try:
+                os.sched_setaffinity(0, self.mask)
+            except OSError:
+                return
+            self.cpu = None
+            self.unpinned = True
+
+    def report(self) -> dict[str, Any]:
+        return {"cpu": self.pinned, "stalls": self.stalls, "unpinned_after_stalls": self.unpinned}
+
+
 def pin_loop(cpu: int | None) -> int | None:
     """Pin the calling thread (the loop's; helper threads already started stay free) to
     `cpu`, unless it is pinned already (realtime.plant_cpu / controller_cpu: the config wins)
@@ -182,7 +222,7 @@ class ShmPlantData:
         self._poll = _ControlPlanePoll(sock.sock)
         self.socket_turn = self._poll.turn  # bound once: the drain asks each time
         self.cpus = loop_cpus(self.segment.name)  # (the plant's, the controller's) or None
-        self.pinned: int | None = None
+        self.pin = _Pin()
 
     def attach(self) -> dict[str, Any]:
         """A controller attached (or replaced a lost one): a new session; controls written
@@ -222,20 +262,24 @@ class ShmPlantData:
     def wait_for(self, timeout_ns: int, on_readable: Callable[[], bool], spin_ns: int,
                  clock: Clock) -> bool:
         """Lockstep: spin `spin_ns` of this plane for the answer, then sleep on the bell."""
-        return self._controls.wait(
-            clock() + timeout_ns, self._poll.ready(self._controls.has_new, on_readable, clock),
+        start = clock()
+        got = self._controls.wait(
+            start + timeout_ns, self._poll.ready(self._controls.has_new, on_readable, clock),
             clock, spin_first_ns=self.spin_ns)
+        if self.pin.cpu is not None:
+            self.pin.note_wait(clock() - start)
+        return got
 
     def start_loop(self, pin: bool) -> None:
         """The loop begins: with `pin` (lockstep), its thread goes to the plant's CPU
         (`loop_cpus`). Not in realtime: pinned SCHED_FIFO loops measured 25 % deadline misses
         at 5 kHz against 6.5 % unpinned here, where other SCHED_FIFO work shares the CPUs and
         a pinned loop cannot move away from it."""
-        self.pinned = pin_loop(self.cpus[0] if self.cpus and pin else None)
+        self.pin.pin(self.cpus[0] if self.cpus and pin else None)
 
     def report(self) -> dict[str, Any]:
         return {"kind": "shm", "segment": self.segment.name, "spin_us": self.spin_ns / 1e3,
-                "cpu": self.pinned,
+                **self.pin.report(),
                 "controls_overwritten": self._controls.overwritten,
                 "read_retries": self._controls.retries,
                 "sleeps": self.segment.control_bell.sleeps,
@@ -299,7 +343,7 @@ class ShmControllerData:
         self.sock = sock
         self.spin_ns = spin_ns
         self.cpu = cpu  # the plant's choice for our loop (`loop_cpus`)
-        self.pinned: int | None = None
+        self.pin = _Pin()
         self.segment = shm.Segment.open(segment)
         self._states = shm.StateReader(self.segment)
         self._controls = shm.ControlWriter(self.segment, session)
@@ -325,18 +369,22 @@ class ShmControllerData:
 
     def wait_for(self, timeout_ns: int, on_readable: Callable[[], bool], spin_ns: int,
                  clock: Clock) -> bool:
-        return self._states.wait(
-            clock() + timeout_ns, self._poll.ready(self._states.has_new, on_readable, clock),
+        start = clock()
+        got = self._states.wait(
+            start + timeout_ns, self._poll.ready(self._states.has_new, on_readable, clock),
             clock, spin_first_ns=self.spin_ns)
+        if self.pin.cpu is not None:
+            self.pin.note_wait(clock() - start)
+        return got
 
     def start_loop(self, pin: bool) -> None:
         """The loop begins: with `pin` (lockstep), its thread goes to the CPU the plant chose
         for it (see ShmPlantData.start_loop)."""
-        self.pinned = pin_loop(self.cpu if pin else None)
+        self.pin.pin(self.cpu if pin else None)
 
     def report(self) -> dict[str, Any]:
         return {"kind": "shm", "segment": self.segment.name, "spin_us": self.spin_ns / 1e3,
-                "cpu": self.pinned,
+                **self.pin.report(),
                 "states_overwritten": self._states.overwritten,
                 "read_retries": self._states.retries,
                 "sleeps": self.segment.state_bell.sleeps,

@@ -243,6 +243,39 @@ def test_loop_cpus_are_two_different_cpus_and_a_pinned_loop_keeps_its_cpu() -> N
     assert got is None and mask == set(cpus)
 
 
+def test_a_pinned_lockstep_loop_that_keeps_stalling_goes_back_to_all_its_cpus(
+        tmp_path: Path) -> None:
+    """A pinned loop starved of its CPU (here: no answer at all, each wait times out after
+    6 ms) unpins itself after STALLS_TO_UNPIN stalls, and the report says so."""
+    from hil.link.dataplane import STALL_NS, STALLS_TO_UNPIN
+
+    sock = _Sock(_endpoint(tmp_path))
+    plant = ShmPlantData(sock, N, 0)  # type: ignore[arg-type]
+    cpus = set(os.sched_getaffinity(0))
+    try:
+        def loop() -> list[object]:
+            plant.start_loop(True)
+            seen = [os.sched_getaffinity(0)]
+            for _ in range(STALLS_TO_UNPIN):
+                assert not plant.wait_for(STALL_NS + 1_000_000, lambda: False, 0,
+                                          time.monotonic_ns)
+                seen.append(os.sched_getaffinity(0))
+            return seen
+
+        seen, _mask = _in_thread(loop)
+        report = plant.report()
+        if len(cpus) >= 2:
+            assert report["cpu"] is not None and seen[0] == {report["cpu"]}
+            assert all(m == {report["cpu"]} for m in seen[1:-1])  # pinned until the last
+            assert seen[-1] == cpus and report["unpinned_after_stalls"] is True
+            assert report["stalls"] == STALLS_TO_UNPIN
+        else:
+            assert report["cpu"] is None and report["unpinned_after_stalls"] is False
+    finally:
+        plant.close()
+        sock.close()
+
+
 def test_control_message_matches_the_wire_decoder() -> None:
     fields = (4, 2, -1.25, 10, 11, 12)
     assert control_message(*fields).fields == msg.decode(msg.pack_control(*fields)).fields
