@@ -165,23 +165,11 @@ class _ControlPlanePoll:
 
 
 # --------------------------------------------------------------------------- plant side
-class ZmqPlantData:
-    """States and controls on the plant's ZeroMQ socket."""
+class _ZmqWaits:
+    """What both ZeroMQ data planes share: waiting on the socket itself, nothing to pin,
+    report or close (the socket is the caller's)."""
 
-    kind = "zmq"
-
-    def __init__(self, sock: PlantSocket) -> None:
-        self.sock = sock
-
-    def attach(self) -> dict[str, Any]:
-        return {"transport": "zmq"}
-
-    def send_state(self, peer: bytes, seq: int, t_ns: int, values: list[float],
-                   flags: int) -> None:
-        self.sock.send(peer, msg.pack_state(seq, t_ns, values, flags))
-
-    def take_control(self) -> tuple[bool, msg.Message | msg.MessageError] | None:
-        return None
+    sock: PlantSocket | ControllerSocket
 
     def socket_turn(self) -> bool:
         return True
@@ -203,6 +191,27 @@ class ZmqPlantData:
 
     def close(self) -> None:
         pass
+
+
+class ZmqPlantData(_ZmqWaits):
+    """States and controls on the plant's ZeroMQ socket."""
+
+    kind = "zmq"
+    sock: PlantSocket
+
+    def __init__(self, sock: PlantSocket) -> None:
+        self.sock = sock
+
+    def attach(self) -> dict[str, Any]:
+        return {"transport": "zmq"}
+
+    def send_state(self, peer: bytes, seq: int, t_ns: int, values: list[float],
+                   flags: int) -> None:
+        self.sock.send(peer, msg.pack_state(seq, t_ns, values, flags))
+
+    def take_control(self) -> tuple[bool, msg.Message | msg.MessageError] | None:
+        return None
+
 
 
 class ShmPlantData:
@@ -299,8 +308,9 @@ def plant_data(kind: str, sock: PlantSocket, n_states: int, spin_ns: int) -> Any
 
 
 # --------------------------------------------------------------------------- controller side
-class ZmqControllerData:
+class ZmqControllerData(_ZmqWaits):
     kind = "zmq"
+    sock: ControllerSocket
 
     def __init__(self, sock: ControllerSocket) -> None:
         self.sock = sock
@@ -313,26 +323,6 @@ class ZmqControllerData:
     def take_state(self) -> msg.Message | None:
         return None
 
-    def socket_turn(self) -> bool:
-        return True
-
-    def wait_until(self, deadline_ns: int, on_readable: Callable[[], bool], spin_ns: int,
-                   clock: Clock) -> None:
-        wait_until(self.sock.sock, deadline_ns, on_readable, spin_ns=spin_ns, clock=clock)
-
-    def wait_for(self, timeout_ns: int, on_readable: Callable[[], bool], spin_ns: int,
-                 clock: Clock) -> bool:
-        return wait_for_message(self.sock.sock, timeout_ns, on_readable, clock=clock,
-                                spin_ns=spin_ns)
-
-    def start_loop(self, pin: bool) -> None:
-        pass
-
-    def report(self) -> dict[str, Any]:
-        return {"kind": "zmq"}
-
-    def close(self) -> None:
-        pass
 
 
 class ShmControllerData:
