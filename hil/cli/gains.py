@@ -14,7 +14,8 @@ import math
 import sys
 from typing import Any
 
-from hil.app.exits import EXIT_FAULT, EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE
+from hil.app.exits import EXIT_FAULT, EXIT_OK, EXIT_USAGE
+from hil.cli.operator import ask_plant
 
 
 def add_parser(sub: Any) -> None:
@@ -51,24 +52,17 @@ def parse_values(words: list[str]) -> tuple[list[str], list[float]]:
 
 
 def gains_command(args: argparse.Namespace) -> int:
-    from hil.link import operator, security
+    from hil.link import operator
 
     try:
         names, values = parse_values(args.values)
     except ValueError as exc:
         print(f"hil gains: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        answer = operator.gains(args.endpoint, names, values, args.timeout, args.keys)
-    except security.CurveKeyError as exc:
-        print(f"hil gains: --keys: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except operator.Refused as exc:  # CURVE on and no --keys, or a key it does not trust
-        print(f"hil gains: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
-    except operator.NoAnswer as exc:
-        print(f"hil gains: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE
+    answer, code = ask_plant("gains", lambda: operator.gains(
+        args.endpoint, names, values, args.timeout, args.keys))
+    if code is not None or answer is None:
+        return code if code is not None else EXIT_FAULT
     if not answer.ok:
         print(f"hil gains: refused: {answer.detail}; the gains stay "
               f"{_pairs(answer.names, answer.values)}", file=sys.stderr)

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from hil.app.exits import EXIT_FAULT, EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE
+
+T = TypeVar("T")
 
 
 def add_parser(sub: Any) -> None:
@@ -28,37 +31,40 @@ def add_parser(sub: Any) -> None:
         op.set_defaults(handler=estop_command if name == "estop" else clear_command)
 
 
-def estop_command(args: argparse.Namespace) -> int:
+def ask_plant(command: str, call: Callable[[], T]) -> tuple[T | None, int | None]:
+    """`call()`'s answer, or the exit status for why the plant gave none (printed)."""
     from hil.link import operator, security
 
     try:
-        answer = operator.estop(args.endpoint, args.reason, args.timeout, args.keys)
+        return call(), None
     except security.CurveKeyError as exc:
-        print(f"hil estop: --keys: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        print(f"hil {command}: --keys: {exc}", file=sys.stderr)
+        return None, EXIT_USAGE
     except operator.Refused as exc:  # CURVE on and no --keys, or a key it does not trust
-        print(f"hil estop: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
+        print(f"hil {command}: {exc}", file=sys.stderr)
+        return None, EXIT_REFUSED
     except operator.NoAnswer as exc:
-        print(f"hil estop: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE
+        print(f"hil {command}: {exc}", file=sys.stderr)
+        return None, EXIT_UNREACHABLE
+
+
+def estop_command(args: argparse.Namespace) -> int:
+    from hil.link import operator
+
+    answer, code = ask_plant("estop", lambda: operator.estop(
+        args.endpoint, args.reason, args.timeout, args.keys))
+    if code is not None:
+        return code
     print(f"e-stop: {answer}")
     return EXIT_OK
 
 
 def clear_command(args: argparse.Namespace) -> int:
-    from hil.link import operator, security
+    from hil.link import operator
 
-    try:
-        answer = operator.clear(args.endpoint, args.timeout, args.keys)
-    except security.CurveKeyError as exc:
-        print(f"hil clear: --keys: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except operator.Refused as exc:  # CURVE on and no --keys, or a key it does not trust
-        print(f"hil clear: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
-    except operator.NoAnswer as exc:
-        print(f"hil clear: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE
+    answer, code = ask_plant("clear", lambda: operator.clear(
+        args.endpoint, args.timeout, args.keys))
+    if code is not None:
+        return code
     print(f"clear: {answer}")
     return EXIT_OK if answer.startswith(("cleared", "nothing")) else EXIT_FAULT
