@@ -120,6 +120,15 @@ class Page:
                                      f"(last value {value!r})")
             time.sleep(0.05)
 
-    def screenshot(self) -> bytes:
-        data = self.browser.call("Page.captureScreenshot", {"format": "png"}, self.session)
+    def screenshot(self, selector: str | None = None) -> bytes:
+        """PNG of the page, or of the element `selector` names (only its box, so colours
+        elsewhere on the page, such as the plots' series, are not in the picture)."""
+        params: dict[str, Any] = {"format": "png"}
+        if selector is not None:
+            box = self.evaluate(
+                f"(() => {{ const r = document.querySelector({json.dumps(selector)})"
+                ".getBoundingClientRect(); return {x: r.x + window.scrollX, "
+                "y: r.y + window.scrollY, width: r.width, height: r.height, scale: 1} })()")
+            params.update(clip=box, captureBeyondViewport=True)
+        data = self.browser.call("Page.captureScreenshot", params, self.session)
         return base64.b64decode(data["data"])

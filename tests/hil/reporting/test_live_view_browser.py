@@ -97,7 +97,7 @@ def test_the_page_shows_the_run_id_a_running_time_and_the_latest_state(tmp_path:
                 ".textContent), values: [...document.querySelectorAll('#state tr')]"
                 ".map(r => r.cells[1].textContent), status: "
                 "document.getElementById('status').textContent})")
-            png = page.screenshot()
+            png = page.screenshot("#plant")
             (tmp_path / "live.png").write_bytes(png)  # kept by pytest for a person to look at
     finally:
         run.wait(90)
@@ -113,7 +113,7 @@ def test_the_page_shows_the_run_id_a_running_time_and_the_latest_state(tmp_path:
     for name, text in zip(shown["names"][:6], shown["values"][:6], strict=True):
         assert float(text) == pytest.approx(rec[name][row], abs=6e-5), name
     assert float(shown["values"][6]) == pytest.approx(rec["force_n"][row], abs=6e-4)
-    # The screenshot shows the pendulum: the links (orange) stand above the cart (blue).
+    # The plant's canvas shows the pendulum: the links (orange) stand above the cart (blue).
     link, cart = pixels(png, LINK), pixels(png, CART)
     assert len(cart) > 300, f"cart not drawn: {len(cart)} pixels"
     assert len(link) > 300, f"links not drawn: {len(link)} pixels"

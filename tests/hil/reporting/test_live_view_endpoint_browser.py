@@ -53,7 +53,7 @@ def test_the_page_fed_by_an_endpoint_shows_the_running_plant(tmp_path: Path) -> 
                 ".textContent), values: [...document.querySelectorAll('#state tr')]"
                 ".map(r => r.cells[1].textContent), status: "
                 "document.getElementById('status').textContent})"))
-            png = page.screenshot()
+            png = page.screenshot("#plant")
             (tmp_path / "endpoint.png").write_bytes(png)  # kept for a person to look at
         watch.send_signal(signal.SIGINT)
         assert watch.wait(30) == 0
@@ -79,7 +79,7 @@ def test_the_page_fed_by_an_endpoint_shows_the_running_plant(tmp_path: Path) -> 
     for name, text in zip(shown["names"][:6], shown["values"][:6], strict=True):
         assert float(text) == pytest.approx(rec[name][row], abs=6e-5), name
     assert float(shown["values"][6]) == pytest.approx(rec["force_n"][row], abs=6e-4)
-    # The screenshot shows the pendulum: the links (orange) stand above the cart (blue).
+    # The plant's canvas shows the pendulum: the links (orange) stand above the cart (blue).
     link, cart = pixels(png, LINK), pixels(png, CART)
     assert len(cart) > 300, f"cart not drawn: {len(cart)} pixels"
     assert len(link) > 300, f"links not drawn: {len(link)} pixels"
