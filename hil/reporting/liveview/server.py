@@ -41,6 +41,7 @@ __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "LiveViewServer", "LiveViewStatistics
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8700
+CLOSE_TIMEOUT_S = 1.0  # stop(): how long a client that does not close its side is waited for
 _STATIC = ("index.html", "live.js", "plant.js", "style.css")
 
 
@@ -153,7 +154,11 @@ class LiveViewServer:
         async with serve(self._handler, sock=self._sock, process_request=self._http,
                          max_size=self.max_message_bytes, max_queue=4,
                          write_limit=self.max_buffer_bytes, compression=None,
-                         ping_interval=5, ping_timeout=10) as server:
+                         ping_interval=5, ping_timeout=10,
+                         # A page or HTTP client that never closes its side holds stop()
+                         # at most this long (the default, 10 s, held every `hil run --watch`
+                         # whose browser kept a connection open).
+                         close_timeout=CLOSE_TIMEOUT_S) as server:
             self._ready.set()
             period = 1.0 / self.update_hz
             loop = asyncio.get_running_loop()
