@@ -1,13 +1,16 @@
 """What every plant model shares on the Python side: parameter records and the model class.
 
-A model module (``dip.py``, ``cartpole.py``) provides three numba kernels and a frozen
-parameter dataclass; :class:`PlantModel` wraps them in the interface the plant loop uses
-(``step``, ``derivatives``, ``energy``, ``describe``).
+A model module (``dip.py``, ``cartpole.py``, ``rotary.py``) holds only what is its own: a
+frozen parameter dataclass, its numba kernels, its state names and units, and a
+:class:`PlantModel` subclass naming them. Everything built on the kernels is here: the model's
+``step``, ``derivatives``, ``energy`` and ``describe``, and the module-level functions
+(``derivatives_at``, ``energy_at``, bound as each module's ``derivatives`` and
+``total_energy``) that take any array-like state and the model's default parameters.
 
-The numba kernels themselves are deliberately *not* shared through this module: numba's
-on-disk cache (``cache=True``) invalidates a compiled function only when its own source file
-changes, so a kernel that inlined a helper from another file would keep running the old
-helper after that file was edited. Each model module therefore holds all of its compiled code.
+The numba kernels stay in their model's module: each model's integrator is unrolled over its
+own state (tuples of scalars, no allocation), which a kernel shared across models could not
+be without passing functions into compiled code. (The on-disk cache would allow sharing:
+`hil.dynamics.jit` keys every cached kernel on all of this package's sources.)
 """
 
 from __future__ import annotations
@@ -165,27 +168,37 @@ class PlantModel:
 
     def derivatives(self, state: np.ndarray, force: float) -> np.ndarray:
         """d state / dt at ``state`` under ``force`` (not saturated: the raw dynamics)."""
-        return call_derivatives(self.kernels, len(self.state_names), state, force, self.params)
+        return self.derivatives_at(state, force, self.params)
 
     def energy(self, state: np.ndarray) -> float:
         """Kinetic plus potential energy, J (potential zero at the pivot height)."""
-        return call_energy(self.kernels, len(self.state_names), state, self.params)
+        return self.energy_at(state, self.params)
+
+    @classmethod
+    def derivatives_at(
+        cls, state: Any, force: float, params: ModelParams | None = None
+    ) -> np.ndarray:
+        """d state / dt (a new array) at any array-like ``state`` under ``force`` (the input,
+        in ``input_unit``, not saturated), with ``params`` (default: the model's defaults)."""
+        vector = as_state_vector(state, len(cls.state_names))
+        out = np.empty(len(cls.state_names))
+        cls.kernels.derivatives(vector, float(force), cls._params_array(params), out)
+        return out
+
+    @classmethod
+    def energy_at(cls, state: Any, params: ModelParams | None = None) -> float:
+        """Kinetic plus potential energy, J, at any array-like ``state`` (potential zero at
+        the pivot height), with ``params`` (default: the model's defaults)."""
+        vector = as_state_vector(state, len(cls.state_names))
+        return float(cls.kernels.energy(vector, cls._params_array(params)))
+
+    @classmethod
+    def _params_array(cls, params: ModelParams | None) -> np.ndarray:
+        return (_default_params(cls.params_type) if params is None else params).as_array()
 
     def describe(self) -> dict[str, Any]:
         """The model's description for the handshake: plain types only (msgpack/JSON)."""
-        return {
-            "name": self.name,
-            "state_names": list(self.state_names),
-            "state_units": list(self.state_units),
-            "params": self.params.to_dict(),
-            "max_force_n": self.max_force_n,
-            "input_name": self.input_name,
-            "input_unit": self.input_unit,
-            "equilibrium": self.equilibrium.tolist(),
-            "upright_angles": list(upright_angles(self.state_names, self.state_units,
-                                                  self.upright_angles)),
-            "substeps": self.substeps,
-        }
+        return describe_plant(self, self.params.to_dict(), self.upright_angles)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(params={self.params!r}, substeps={self.substeps})"
@@ -206,16 +219,30 @@ def as_state_vector(state: Any, size: int) -> np.ndarray:
     return array
 
 
-def call_derivatives(
-    kernels: ModelKernels, size: int, state: Any, force: float, params: ModelParams
-) -> np.ndarray:
-    """Run ``kernels.derivatives`` on any array-like state; returns a new array."""
-    state = as_state_vector(state, size)
-    out = np.empty(size)
-    kernels.derivatives(state, float(force), params.as_array(), out)
-    return out
+_DEFAULT_PARAMS: dict[type[ModelParams], ModelParams] = {}
 
 
-def call_energy(kernels: ModelKernels, size: int, state: Any, params: ModelParams) -> float:
-    """Run ``kernels.energy`` on any array-like state."""
-    return float(kernels.energy(as_state_vector(state, size), params.as_array()))
+def _default_params(params_type: type[ModelParams]) -> ModelParams:
+    """One default parameter record per type (they are frozen), made on first use."""
+    params = _DEFAULT_PARAMS.get(params_type)
+    if params is None:
+        params = _DEFAULT_PARAMS[params_type] = params_type()
+    return params
+
+
+def describe_plant(model: Any, params: dict[str, Any], declared_upright: Any) -> dict[str, Any]:
+    """The handshake's description of any plant model (built-in or a lab's own): its
+    ``name``, states, input, limit, equilibrium and substeps, with ``params`` as given."""
+    return {
+        "name": model.name,
+        "state_names": list(model.state_names),
+        "state_units": list(model.state_units),
+        "params": params,
+        "max_force_n": model.max_force_n,
+        "input_name": model.input_name,
+        "input_unit": model.input_unit,
+        "equilibrium": model.equilibrium.tolist(),
+        "upright_angles": list(upright_angles(model.state_names, model.state_units,
+                                              declared_upright)),
+        "substeps": model.substeps,
+    }

@@ -45,13 +45,7 @@ import math
 import numpy as np
 from numba import njit
 
-from hil.dynamics.base import (
-    ModelKernels,
-    ModelParams,
-    PlantModel,
-    call_derivatives,
-    call_energy,
-)
+from hil.dynamics.base import ModelKernels, ModelParams, PlantModel
 
 STATE_NAMES = ("x", "theta", "x_dot", "theta_dot")
 STATE_UNITS = ("m", "rad", "m/s", "rad/s")
@@ -206,24 +200,6 @@ def energy_kernel(state, p):
     return kinetic + p[_P_GA] * c
 
 
-# --- Python API -------------------------------------------------------------------------------
-
-_KERNELS = ModelKernels(
-    step=rk4_step_kernel, derivatives=derivatives_kernel, energy=energy_kernel
-)
-_DEFAULT_PARAMS = CartPoleParams()
-
-
-def derivatives(state, force: float, params: CartPoleParams = _DEFAULT_PARAMS) -> np.ndarray:
-    """d state / dt (new array) at ``state`` under ``force`` (N, not saturated)."""
-    return call_derivatives(_KERNELS, STATE_SIZE, state, force, params)
-
-
-def total_energy(state, params: CartPoleParams = _DEFAULT_PARAMS) -> float:
-    """Kinetic + potential energy, J; potential zero at the pivot height."""
-    return call_energy(_KERNELS, STATE_SIZE, state, params)
-
-
 class CartPoleModel(PlantModel):
     """The cart-pole as a simulated plant (see the module docstring)."""
 
@@ -231,6 +207,12 @@ class CartPoleModel(PlantModel):
     state_names = STATE_NAMES
     state_units = STATE_UNITS
     params_type = CartPoleParams
-    kernels = _KERNELS
+    kernels = ModelKernels(
+        step=rk4_step_kernel, derivatives=derivatives_kernel, energy=energy_kernel)
 
     params: CartPoleParams
+
+
+# Any array-like state; the default parameters unless given (see PlantModel.derivatives_at).
+derivatives = CartPoleModel.derivatives_at
+total_energy = CartPoleModel.energy_at

@@ -61,13 +61,7 @@ import math
 import numpy as np
 from numba import njit
 
-from hil.dynamics.base import (
-    ModelKernels,
-    ModelParams,
-    PlantModel,
-    call_derivatives,
-    call_energy,
-)
+from hil.dynamics.base import ModelKernels, ModelParams, PlantModel
 
 STATE_NAMES = ("x", "theta1", "theta2", "x_dot", "theta1_dot", "theta2_dot")
 STATE_UNITS = ("m", "rad", "rad", "m/s", "rad/s", "rad/s")
@@ -312,24 +306,6 @@ def energy_kernel(state, p):
     return kinetic + p[_P_GA] * c1 + p[_P_GB] * c2
 
 
-# --- Python API -------------------------------------------------------------------------------
-
-_KERNELS = ModelKernels(
-    step=rk4_step_kernel, derivatives=derivatives_kernel, energy=energy_kernel
-)
-_DEFAULT_PARAMS = DIPParams()
-
-
-def derivatives(state, force: float, params: DIPParams = _DEFAULT_PARAMS) -> np.ndarray:
-    """d state / dt (new array) at ``state`` under ``force`` (N, not saturated)."""
-    return call_derivatives(_KERNELS, STATE_SIZE, state, force, params)
-
-
-def total_energy(state, params: DIPParams = _DEFAULT_PARAMS) -> float:
-    """Kinetic + potential energy, J; potential zero at the pivot height."""
-    return call_energy(_KERNELS, STATE_SIZE, state, params)
-
-
 class DIPModel(PlantModel):
     """The double inverted pendulum as a simulated plant (see the module docstring)."""
 
@@ -337,6 +313,12 @@ class DIPModel(PlantModel):
     state_names = STATE_NAMES
     state_units = STATE_UNITS
     params_type = DIPParams
-    kernels = _KERNELS
+    kernels = ModelKernels(
+        step=rk4_step_kernel, derivatives=derivatives_kernel, energy=energy_kernel)
 
     params: DIPParams
+
+
+# Any array-like state; the default parameters unless given (see PlantModel.derivatives_at).
+derivatives = DIPModel.derivatives_at
+total_energy = DIPModel.energy_at

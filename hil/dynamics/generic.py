@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from hil.dynamics.base import upright_angles
+from hil.dynamics.base import describe_plant
 from hil.dynamics.plugins import PluginError
 
 
@@ -178,18 +178,5 @@ class ExternalModel:
         out[:] = y
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "state_names": list(self.state_names),
-            "state_units": list(self.state_units),
-            "params": {k: v for k, v in self.params.items()
-                       if isinstance(v, (int, float, str, bool))},
-            "max_force_n": self._limit,
-            "input_name": self.input_name,
-            "input_unit": self.input_unit,
-            "equilibrium": self._equilibrium.tolist(),
-            "upright_angles": list(upright_angles(
-                self.state_names, self.state_units,
-                getattr(self.instance, "upright_angles", None))),
-            "substeps": self.substeps,
-        }
+        params = {k: v for k, v in self.params.items() if isinstance(v, (int, float, str, bool))}
+        return describe_plant(self, params, getattr(self.instance, "upright_angles", None))

@@ -49,12 +49,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
 
-import numpy as np
 from numba import njit
 
-from hil.dynamics.base import ModelKernels, ModelParams, PlantModel, call_derivatives, call_energy
+from hil.dynamics.base import ModelKernels, ModelParams, PlantModel
 
 STATE_NAMES = ("arm", "pendulum", "arm_dot", "pendulum_dot")
 STATE_UNITS = ("rad", "rad", "rad/s", "rad/s")
@@ -191,20 +189,6 @@ def energy_kernel(state, p):
     return kinetic + p[_P_GRAV] * c
 
 
-_KERNELS = ModelKernels(step=rk4_step_kernel, derivatives=derivatives_kernel,
-                        energy=energy_kernel)
-_DEFAULT_PARAMS = RotaryParams()
-
-
-def derivatives(state: Any, volts: float, params: RotaryParams = _DEFAULT_PARAMS) -> np.ndarray:
-    """d state / dt (new array) at ``state`` under ``volts`` (not saturated)."""
-    return call_derivatives(_KERNELS, STATE_SIZE, state, volts, params)
-
-
-def total_energy(state: Any, params: RotaryParams = _DEFAULT_PARAMS) -> float:
-    return call_energy(_KERNELS, STATE_SIZE, state, params)
-
-
 class RotaryModel(PlantModel):
     """The QUBE-Servo 2 rotary pendulum as a simulated plant (see the module docstring)."""
 
@@ -215,6 +199,12 @@ class RotaryModel(PlantModel):
     input_unit = "V"
     upright_angles = ("pendulum",)  # the arm's angle is free
     params_type = RotaryParams
-    kernels = _KERNELS
+    kernels = ModelKernels(
+        step=rk4_step_kernel, derivatives=derivatives_kernel, energy=energy_kernel)
 
     params: RotaryParams
+
+
+# Any array-like state; the default parameters unless given (see PlantModel.derivatives_at).
+derivatives = RotaryModel.derivatives_at
+total_energy = RotaryModel.energy_at
