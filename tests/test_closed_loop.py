@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import free_endpoint
+from conftest import NO_HTML, free_endpoint
 
 from hil.recording.recorder import RecordingTail
 
@@ -33,7 +33,8 @@ def report_of(out: Path) -> dict:
 @pytest.mark.realtime
 def test_realtime_run_balances_and_reports_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "rt"
-    done = hil("run", "--duration", "2", "--endpoint", free_endpoint(), "--out", str(out))
+    done = hil("run", *NO_HTML, "--duration", "2", "--endpoint", free_endpoint(), "--out",
+               str(out))
     r = report_of(out)
     assert done.returncode == (0 if r["verdict"] == "PASS" else 1), done.stderr
     assert r["schema"] == "hil-report/1" and r["mode"] == "realtime" and r["rate_hz"] == 1000
@@ -58,7 +59,8 @@ def test_lockstep_runs_are_deterministic(tmp_path: Path) -> None:
     finals = []
     for i in range(2):
         out = tmp_path / f"ls{i}"
-        done = hil("run", "--mode", "lockstep", "--duration", "1", "--endpoint", free_endpoint(),
+        done = hil("run", *NO_HTML, "--mode", "lockstep", "--duration", "1", "--endpoint",
+                   free_endpoint(),
                    "--out", str(out))
         r = report_of(out)
         assert r["plant_end_reason"] == "duration", done.stdout + done.stderr
@@ -107,7 +109,7 @@ def test_bad_usage_exits_2() -> None:
 
 def test_ctrl_c_on_hil_run_stops_both_and_still_writes_reports(tmp_path: Path) -> None:
     out = tmp_path / "int"
-    proc = subprocess.Popen([str(BIN / "hil"), "run", "--duration", "60", "--endpoint",
+    proc = subprocess.Popen([str(BIN / "hil"), "run", *NO_HTML, "--duration", "60", "--endpoint",
                              free_endpoint(), "--out", str(out)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     give_up = time.monotonic() + 60

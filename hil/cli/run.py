@@ -39,12 +39,37 @@ def add_parser(sub: Any) -> None:
     run.add_argument("--timeout", type=float, metavar="S",
                      help="stop the run after S s of wall time (default: 120 s plus the "
                           "duration, x20 in lockstep); then SIGINT, and SIGKILL after a grace")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     dest="settings",
+                     help="set one config key for this run, e.g. --set record.html=false or "
+                          "--set controller.gains=[2,16,42,7.2,20,5] (VALUE is YAML; "
+                          "repeatable; after --config, before the options above)")
     run.add_argument("--watch", action="store_true",
                      help="serve a live view of the run on http://HOST:PORT/ (hil watch)")
     run.add_argument("--watch-port", type=int, default=8700, help="live view port (8700)")
     run.add_argument("--watch-host", default="127.0.0.1",
                      help="live view address (loopback; 0.0.0.0 shows it to the network)")
     run.set_defaults(handler=run_command)
+
+
+def parse_settings(settings: list[str]) -> dict[str, Any]:
+    """`--set KEY=VALUE` options as dotted-key overrides; VALUE is read as YAML (a number,
+    true/false, null, a list). ValueError names the option that is not KEY=VALUE."""
+    import yaml
+
+    overrides: dict[str, Any] = {}
+    for item in settings:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE with a dotted config key, "
+                             "e.g. --set record.html=false")
+        try:
+            overrides[key] = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ValueError(f"--set {key}: {text!r} is not a YAML value: "
+                             f"{str(exc).splitlines()[0]}") from None
+    return overrides
 
 
 def _entry_point(name: str, module: str) -> list[str]:
@@ -66,7 +91,11 @@ def run_command(args: argparse.Namespace) -> int:
     if args.timeout is not None and not args.timeout > 0:
         print(f"hil run: --timeout must be > 0 s, got {args.timeout:g}", file=sys.stderr)
         return EXIT_USAGE
-    overrides: dict[str, Any] = {}
+    try:
+        overrides = parse_settings(args.settings)
+    except ValueError as exc:
+        print(f"hil run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if args.duration is not None:
         overrides["run.duration_s"] = args.duration
     if args.mode is not None:

@@ -9,13 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import free_endpoint
+from conftest import NO_HTML, free_endpoint
 
 CONTROLLERS = ["classical_smc", "sta_smc", "adaptive_smc", "hybrid_adaptive_sta_smc", "lqr"]
 
 
 def hil_run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "hil.cli", "run", "--mode", "lockstep",
+    cmd = [sys.executable, "-m", "hil.cli", "run", *NO_HTML, "--mode", "lockstep",
            "--endpoint", free_endpoint(), "--out", str(tmp_path / "run"), *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
@@ -32,6 +32,7 @@ def test_hil_run_lockstep_passes_and_ends_upright(tmp_path: Path, name: str) -> 
     assert gates["stability.actuator.saturation_duty"]["passed"]
     assert report["stability"]["lyapunov"]["steps"] == report["latency_us"]["compute"]["count"]
     assert report["latency_us"]["compute"]["count"] >= 5000
+    assert not (tmp_path / "run" / "report.html").exists()  # --set record.html=false
 
 
 def test_hil_run_unknown_controller_exits_2_listing_the_known_ones(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import NO_HTML
 from faultkit import (
     ROOT,
     TRANSPORTS,
@@ -38,7 +39,7 @@ JUNK_REJECTIONS = {"malformed", "unknown_kind", "bad_arity", "bad_type", "non_fi
 
 def hil_run(config: Path, out: Path) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "hil.cli", "run", "--config", str(config),
-                             "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE,
+                             *NO_HTML, "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 
