@@ -10,13 +10,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import NO_HTML
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_a_lockstep_run_does_not_ask_for_sched_fifo(tmp_path: Path, endpoint: str) -> None:
     out = tmp_path / "run"
-    done = subprocess.run([sys.executable, "-m", "hil.cli", "run", "--mode", "lockstep",
-                           "--duration", "3", "--endpoint", endpoint, "--out", str(out)],
+    done = subprocess.run([sys.executable, "-m", "hil.cli", "run", *NO_HTML, "--mode",
+                           "lockstep", "--duration", "3", "--endpoint", endpoint, "--out",
+                           str(out)],
                           cwd=tmp_path, capture_output=True, text=True, timeout=180,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import NO_HTML
 
 from hil.link import messages as msg
 from hil.link import shm
@@ -294,7 +295,7 @@ def test_hil_run_over_shm(tmp_path: Path, mode: str) -> None:
     dropped from the recordings, the report says shm and has every latency figure."""
     hil = Path(sys.executable).with_name("hil")
     out = tmp_path / mode
-    done = subprocess.run([str(hil), "run", "--transport", "shm", "--mode", mode,
+    done = subprocess.run([str(hil), "run", *NO_HTML, "--transport", "shm", "--mode", mode,
                            "--rate", "1000", "--duration", "3", "--endpoint",
                            _endpoint(tmp_path), "--out", str(out)],
                           capture_output=True, text=True, timeout=110)
