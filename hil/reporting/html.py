@@ -268,12 +268,17 @@ def _latency_figure(histograms: Mapping[str, Any]) -> Figure:
     legs = [*LEGS, *sorted(set(histograms) - set(LEGS) - set(LATENESS))]  # e.g. serial legs
     for ax, names, title in ((axes[0], legs, "latency legs"),
                              (axes[1], LATENESS, "loop lateness")):
+        drawn = 0
         for name in names:
             h = histograms.get(name)
             p, v = percentile_curve(h) if h is not None else (np.empty(0), np.empty(0))
             if len(p):
                 ax.plot(1.0 / (1.0 - p / 100.0 + 1e-12), np.maximum(v, 1e-3),
                         label=f"{name} (n={h.get_total_count()})")
+                drawn += 1
+        if not drawn:  # lockstep has no deadlines, hence no lateness
+            ax.text(0.5, 0.5, "nothing measured in this run", transform=ax.transAxes,
+                    ha="center", va="center", color="0.4")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.xaxis.set_major_locator(FixedLocator([1 / (1 - q / 100) for q in _TAIL_TICKS]))
@@ -284,7 +289,8 @@ def _latency_figure(histograms: Mapping[str, Any]) -> Figure:
         ax.set_xlabel("percentile")
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2)
+        if drawn:
+            ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2)
         ax.set_ylabel("µs (log)")
     return fig
 
