@@ -15,9 +15,7 @@ import functools
 import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -25,12 +23,11 @@ from pathlib import Path
 
 import pytest
 
+# The rig process and raw host of the rig tests (tests/hil/rigkit.py): one for every rig.
+from rigkit import PtyRig, RawHost
+
 import firmware_protocol
 from firmware_protocol import Decoder, Frame
-
-# The raw host of the rig tests (pyserial + firmware_protocol): one host for both emulators.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plant_server"))
-from rigkit import RawHost
 
 FIRMWARE = Path(firmware_protocol.__file__).with_name("firmware")
 INSTALL = ("apt-get install -y gcc gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm "
@@ -133,44 +130,16 @@ def fw_script() -> Iterator[FwScript]:
         s.close()
 
 
-class HostRig:
+class HostRig(PtyRig):
     """The host build on a pseudo-terminal; `stop()` ends it and returns its rig.json."""
 
+    name = "hil-rig-host"
+
     def __init__(self, out: Path, **settings: object) -> None:
-        import json  # noqa: F401  (used in stop)
         program = build("host") / "host" / "hil-rig-host"
-        out.mkdir(parents=True, exist_ok=True)
-        self.out = out
-        self.link = out / "rig.pty"
+        super().__init__(out)
         args = [f"{k}={v}" for k, v in {"link": self.link, "out": out, **settings}.items()]
-        self.proc = subprocess.Popen([str(program), *args], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
-        give_up = time.monotonic() + BOOT_TIMEOUT_S
-        while not self.link.is_symlink():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"hil-rig-host exited {self.proc.returncode}: "
-                                     f"{self.proc.stderr.read() if self.proc.stderr else ''}")
-            assert time.monotonic() < give_up, "hil-rig-host: no pseudo-terminal in time"
-            time.sleep(0.01)
-        self.port = str(self.link)
-
-    def stop(self) -> dict:
-        import json
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        return json.loads((self.out / "rig.json").read_text())
-
-    def __enter__(self) -> HostRig:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        with contextlib.suppress(Exception):
-            self.stop()
+        self._start([str(program), *args], BOOT_TIMEOUT_S)
 
 
 _PTY = re.compile(r"char device redirected to (/dev/pts/\d+)")

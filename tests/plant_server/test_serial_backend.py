@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import select
 import signal
-import subprocess
 import sys
 import time
 import tty
@@ -23,7 +22,7 @@ import numpy as np
 import pytest
 import serial
 import structlog
-from rigkit import READY_TIMEOUT_S, EmulatedRig, RawHost, rig_config
+from rigkit import READY_TIMEOUT_S, EmulatedRig, PtyRig, RawHost, rig_config
 from structlog.testing import capture_logs
 
 from firmware_protocol import Decoder, Flags, Frame, FrameRejected, State
@@ -40,29 +39,21 @@ DIP = create_model("dip")
 INITIAL = np.float32([0.0, 0.1, -0.05, 0.0, 0.0, 0.0]).astype(float)
 
 
-class FirmwareRig(EmulatedRig):
+class FirmwareRig(PtyRig):
     """The C firmware as the rig (`python -m plant_server.firmware_rig`, which builds it
     with make if needed): the same link, signals and rig.json as the Python emulator."""
 
+    name = "firmware rig"
+    settle_s = EmulatedRig.settle_s
+
     def __init__(self, config: Path, out: Path) -> None:
-        out.mkdir(parents=True, exist_ok=True)
-        self.out = out
-        self.link = out / "rig.pty"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "plant_server.firmware_rig", "--config", str(config),
-             "--out", str(out), "--link", str(self.link)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        give_up = time.monotonic() + READY_TIMEOUT_S + 60  # a first build takes a while
-        while not self.link.is_symlink():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"firmware rig exited {self.proc.returncode}: "
-                                     f"{self.proc.stderr.read() if self.proc.stderr else ''}")
-            assert time.monotonic() < give_up, "firmware rig not ready in time"
-            time.sleep(0.01)
-        self.port = str(self.link)
+        super().__init__(out)
+        self._start([sys.executable, "-m", "plant_server.firmware_rig", "--config", str(config),
+                     "--out", str(out), "--link", str(self.link)],
+                    READY_TIMEOUT_S + 60)  # a first build takes a while
 
 
-def start_rig(kind: str, tmp_path: Path, **rig: object) -> EmulatedRig:
+def start_rig(kind: str, tmp_path: Path, **rig: object) -> PtyRig:
     """The emulated rig of `rig_emulator.kind` (python, host or qemu) with `rig` settings."""
     config = rig_config(tmp_path, kind=kind, **rig)
     if kind == "python":

@@ -1,8 +1,11 @@
-"""Helpers for the rig tests: an emulated rig in its own process, and a raw host link to it.
+"""Helpers for the rig tests: a rig in its own process, and a raw host link to it.
 
-`EmulatedRig` starts `python -m plant_server.rig_emulator` (or `hil rig-emulator`) on a real
-pseudo-terminal and waits for its link; `RawHost` speaks the protocol to it with pyserial
-and `firmware_protocol` alone, so the emulator is checked without the plant's bridge.
+`PtyRig` is any rig process that opens a real pseudo-terminal and links it at
+`OUT/rig.pty`, then writes `OUT/rig.json` when interrupted: `EmulatedRig` here (`python -m
+plant_server.rig_emulator` or `hil rig-emulator`), the C firmware's host build in
+tests/firmware_protocol/fw_kit.py and `plant_server.firmware_rig` in the serial backend's
+tests. `RawHost` speaks the protocol to any of them with pyserial and `firmware_protocol`
+alone, so a rig is checked without the plant's bridge. (On pytest's pythonpath: tests/hil.)
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import serial
 import yaml
@@ -40,24 +43,32 @@ def rig_config(tmp_path: Path, *, rate_hz: int = 100, baud: int = 115_200,
     return path
 
 
-class EmulatedRig:
-    """The emulator as a process; `stop()` ends it and returns its rig.json."""
+class PtyRig:
+    """A rig process on a pseudo-terminal linked at `out/rig.pty`; `stop()` ends it (SIGINT)
+    and returns its rig.json. A subclass builds its command line and calls `_start`."""
 
-    def __init__(self, config: Path, out: Path, via_hil: bool = False) -> None:
+    name = "rig"
+    # How long `stop()` lets the rig, woken first (SIGCONT), act on what is still on the line
+    # (the ESTOPs of a closing bridge) before it interrupts it; 0: at once.
+    settle_s = 0.0
+
+    def __init__(self, out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
         self.out = out
         self.link = out / "rig.pty"
-        head = [str(BIN / "hil"), "rig-emulator"] if via_hil else [
-            sys.executable, "-m", "plant_server.rig_emulator"]
-        self.proc = subprocess.Popen(
-            [*head, "--config", str(config), "--out", str(out), "--link", str(self.link)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        give_up = time.monotonic() + READY_TIMEOUT_S
+
+    def _start(self, command: list[str], ready_timeout_s: float = READY_TIMEOUT_S) -> None:
+        """Start `command`; return once its pseudo-terminal is linked (AssertionError with its
+        stderr if it exits first, or if no link appears within `ready_timeout_s`)."""
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        give_up = time.monotonic() + ready_timeout_s
         while not self.link.is_symlink():
             if self.proc.poll() is not None:
-                raise AssertionError(f"emulator exited {self.proc.returncode}: "
+                raise AssertionError(f"{self.name} exited {self.proc.returncode}: "
                                      f"{self.proc.stderr.read() if self.proc.stderr else ''}")
-            assert time.monotonic() < give_up, "emulator not ready in time"
+            assert time.monotonic() < give_up, (
+                f"{self.name}: no pseudo-terminal at {self.link} within {ready_timeout_s} s")
             time.sleep(0.01)
         self.port = str(self.link)
 
@@ -66,22 +77,38 @@ class EmulatedRig:
 
     def stop(self) -> dict[str, Any]:
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
-            time.sleep(0.1)  # let it act on what is still on the line (ESTOPs at close)
+            if self.settle_s > 0:
+                self.proc.send_signal(signal.SIGCONT)
+                time.sleep(self.settle_s)
             self.proc.send_signal(signal.SIGINT)
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        return json.loads((self.out / "rig.json").read_text())
+        report: dict[str, Any] = json.loads((self.out / "rig.json").read_text())
+        return report
 
-    def __enter__(self) -> EmulatedRig:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         with contextlib.suppress(Exception):
             self.stop()
+
+
+class EmulatedRig(PtyRig):
+    """The Python emulator (`python -m plant_server.rig_emulator`, or `hil rig-emulator`)."""
+
+    name = "emulator"
+    settle_s = 0.1
+
+    def __init__(self, config: Path, out: Path, via_hil: bool = False) -> None:
+        super().__init__(out)
+        head = [str(BIN / "hil"), "rig-emulator"] if via_hil else [
+            sys.executable, "-m", "plant_server.rig_emulator"]
+        self._start([*head, "--config", str(config), "--out", str(out),
+                     "--link", str(self.link)])
 
 
 class RawHost:
