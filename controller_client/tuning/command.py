@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hil.app.exits import EXIT_FAULT, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
-from hil.cli.tune import add_arguments
+from hil.cli.tune import CONNECT_TIMEOUT_S, add_arguments
 
 EXIT_INTERRUPTED = 130
 # Options that decide the answer: on --resume they come from tuning.json.
@@ -151,6 +151,14 @@ def _resumed(args: argparse.Namespace, out_dir: Path) -> tuple[Any, dict[str, An
     return settings, record, history_of(record)
 
 
+def connect_timeout(args: argparse.Namespace) -> float:
+    """Seconds to wait for the Dask scheduler: --connect-timeout, else CONNECT_TIMEOUT_S."""
+    timeout = CONNECT_TIMEOUT_S if args.connect_timeout is None else args.connect_timeout
+    if not (math.isfinite(timeout) and timeout > 0.0):
+        raise _Usage(f"--connect-timeout must be a number of seconds > 0, got {timeout}")
+    return float(timeout)
+
+
 def _evaluator(args: argparse.Namespace, settings: Any) -> Any:
     from controller_client.tuning.engine import LocalEvaluator
 
@@ -162,7 +170,8 @@ def _evaluator(args: argparse.Namespace, settings: Any) -> Any:
 
         return DaskEvaluator(settings.controller, dict(settings.options),
                              scheduler=args.scheduler, workers=workers,
-                             search_path=settings.search_path)
+                             search_path=settings.search_path,
+                             connect_timeout_s=connect_timeout(args))
     return LocalEvaluator(settings.controller, dict(settings.options), workers,
                           settings.search_path)
 
@@ -182,6 +191,7 @@ def _tune(args: argparse.Namespace) -> int:
         raise _Usage("--scheduler and --local-cluster exclude each other: choose one")
     if args.workers is not None and args.workers < 1:
         raise _Usage(f"--workers must be >= 1, got {args.workers}")
+    connect_timeout(args)
     db: str | None
     if args.resume:
         out_dir = Path(args.resume)

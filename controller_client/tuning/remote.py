@@ -17,8 +17,7 @@ import numpy as np
 
 from controller_client.tuning.batch import Scenario
 from controller_client.tuning.engine import evaluate_rows
-
-CONNECT_TIMEOUT_S = 8.0
+from hil.cli.tune import CONNECT_TIMEOUT_S
 
 
 class SchedulerUnreachable(ConnectionError):
@@ -26,11 +25,15 @@ class SchedulerUnreachable(ConnectionError):
 
 
 class DaskEvaluator:
-    """Sends each batch to a Dask cluster: at `scheduler`, or a local one of `workers`."""
+    """Sends each batch to a Dask cluster: at `scheduler`, or a local one of `workers`.
+
+    Raises SchedulerUnreachable when no scheduler answers within `connect_timeout_s`.
+    """
 
     def __init__(self, controller: str, options: dict[str, Any], *,
                  scheduler: str | None = None, workers: int = 2,
-                 search_path: tuple[str, ...] = ()) -> None:
+                 search_path: tuple[str, ...] = (),
+                 connect_timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         from distributed import Client, LocalCluster
 
         self.controller, self.options, self.search_path = controller, options, search_path
@@ -43,10 +46,10 @@ class DaskEvaluator:
             address = scheduler
         started = time.monotonic()
         try:
-            self.client = Client(address, timeout=f"{CONNECT_TIMEOUT_S}s")
+            self.client = Client(address, timeout=f"{connect_timeout_s}s")
         except (OSError, TimeoutError) as exc:
             raise SchedulerUnreachable(
-                f"no Dask scheduler answered at {address} within {CONNECT_TIMEOUT_S:g} s "
+                f"no Dask scheduler answered at {address} within {connect_timeout_s:g} s "
                 f"(gave up after {time.monotonic() - started:.1f} s, {type(exc).__name__}); "
                 f"start one there (`dask scheduler`) or check the address") from None
         self.address = address

@@ -19,6 +19,8 @@ from typing import Any
 
 from hil.app.exits import EXIT_FAULT
 
+CONNECT_TIMEOUT_S = 8.0  # default of --connect-timeout: an unreachable scheduler fails in 10 s
+
 # (flag, argparse keywords) of every option; controller_client.tuning.command parses the same.
 OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("--controller", {"help": "law to tune (default: the config's controller)"}),
@@ -32,6 +34,9 @@ OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("--workers", {"type": int, "help": "threads here (default 1), or Dask worker processes "
                                         "with --local-cluster"}),
     ("--scheduler", {"help": "Dask scheduler address, e.g. tcp://10.0.0.5:8786"}),
+    ("--connect-timeout", {"type": float, "metavar": "S",
+                           "help": "seconds to wait for the Dask scheduler to answer before "
+                                   f"exiting 3 (default {CONNECT_TIMEOUT_S:g})"}),
     ("--local-cluster", {"action": "store_true",
                          "help": "run --workers Dask worker processes on this machine"}),
     ("--out", {"help": "output folder (default runs/tune-<id>)"}),
