@@ -1,11 +1,16 @@
 """Run recording: rows from a real-time loop to an append-only chunked file, off the loop.
 
-The loop calls `Recorder.record(row)` once per step: an O(1) append to a bounded in-memory
-queue that never blocks and never raises; a full queue drops the row and counts it. A writer
-thread wakes every `flush_interval_s`, packs the queued rows into one chunk (little-endian
-int64/float64 records, row after row, with a CRC32) and hands it to the kernel with one
-`os.write`. Once written, a chunk belongs to the OS page cache, so a SIGKILL of the process
-loses only the rows still queued: at most about one flush interval (50 ms by default). The
+The loop calls `Recorder.record(row)` once per step: it packs the row (little-endian
+int64/float64 fields) straight into a preallocated ring of `capacity` rows, O(1), never
+blocking, never raising; a full ring drops the row and counts it, a row of the wrong length
+or type is counted as rejected. A writer thread wakes every `flush_interval_s`, copies the
+packed rows out as one chunk (row after row, with a CRC32) and hands it to the kernel with
+one `os.write`. Packing in the loop, ~1 us a row spread over the steps, keeps the writer's
+own Python short: the writer holds the interpreter lock for a copy and a header, not for
+packing a whole flush of rows, which (~0.2 ms a flush at 5 kHz) held the loop off the lock
+and cost deadlines (benchmarks/bench_shm.py, README "The same-host fast path"). Once
+written, a chunk belongs to the OS page cache, so a SIGKILL of the process loses only the
+rows still queued: at most about one flush interval (50 ms by default). The
 writer also calls `os.fsync` every `fsync_interval_s` and at `close()`, off the loop's
 thread, which bounds the loss on a power cut or kernel crash as well.
 
@@ -18,7 +23,6 @@ The file format is specified in docs/recording.md.
 
 from __future__ import annotations
 
-import collections
 import json
 import os
 import struct
@@ -109,9 +113,9 @@ def _as_column(spec: ColumnSpec) -> Column:
 class RecorderStatistics:
     """A snapshot of a `Recorder`.
 
-    `rows_dropped` counts rows refused because the queue was full, the writer had failed or
+    `rows_dropped` counts rows refused because the ring was full, the writer had failed or
     the recorder was closed; `rows_rejected` counts rows of the wrong length or type, which
-    the writer skipped. `error` is the writer's first I/O error, or why the writer thread
+    `record()` refused. `error` is the writer's first I/O error, or why the writer thread
     died, if either.
     """
 
@@ -163,8 +167,17 @@ class Recorder:
             raise ValueError(f"max_rows_per_chunk must be >= 1, got {max_rows_per_chunk}")
         self.path = Path(path)
         self._row = struct.Struct("<" + "".join(_CODES[c.dtype] for c in self.columns))
-        self._queue: collections.deque[Sequence[float]] = collections.deque()
-        self._capacity = capacity
+        # The ring: `capacity` packed rows. The loop writes row number w at slot w % capacity
+        # and then advances `_w`; the writer copies rows [_r, _w) out and then advances `_r`.
+        # Each index has one writer, and the interpreter lock orders the two threads' steps.
+        self._pack_into = self._row.pack_into
+        self._size = self._row.size
+        self._slots = capacity
+        self._ring = bytearray(capacity * self._row.size)
+        self._view = memoryview(self._ring)
+        self._w = 0  # rows packed so far (the loop's)
+        self._r = 0  # rows taken out so far (the writer's)
+        self._capacity = capacity  # 0 once closed or the writer failed: rows are refused
         self._dropped = 0  # counted by the loop thread
         self._lost = 0  # rows the writer could not write, counted by the writer thread
         self._flush_interval_s = flush_interval_s
@@ -205,11 +218,18 @@ class Recorder:
 
     # ----------------------------------------------------------------- loop side
     def record(self, row: Sequence[float]) -> None:
-        """Queue one row. O(1); never blocks, never raises; a full queue drops and counts."""
-        if len(self._queue) < self._capacity:
-            self._queue.append(row)
-        else:
+        """Pack one row into the ring. O(1); never blocks, never raises; a full ring drops
+        and counts it, a row of the wrong length or type is counted as rejected."""
+        w = self._w
+        if w - self._r >= self._capacity:
             self._dropped += 1
+            return
+        try:
+            self._pack_into(self._ring, (w % self._slots) * self._size, *row)
+        except Exception:  # wrong length or type, or not a sequence at all
+            self._rejected += 1
+            return
+        self._w = w + 1
 
     def close(self) -> RecorderStatistics:
         """Write what is queued, mark the file complete, fsync it, and stop the writer."""
@@ -218,8 +238,8 @@ class Recorder:
             self._capacity = 0  # rows recorded from now on are dropped and counted
             self._stop.set()
             self._thread.join()
-            self._lost += len(self._queue)  # left by a writer that died: dropped, counted
-            self._queue.clear()
+            self._lost += self._w - self._r  # left by a writer that died: dropped, counted
+            self._r = self._w
         return self.statistics()
 
     def __enter__(self) -> Recorder:
@@ -265,44 +285,39 @@ class Recorder:
             os.close(self._fd)
 
     def _flush(self) -> None:
-        popleft = self._queue.popleft
-        depth = len(self._queue)
+        r = self._r
+        depth = self._w - r
         self._max_depth = max(self._max_depth, depth)
         while depth:
             n = min(depth, self._max_rows)
-            rows = [popleft() for _ in range(n)]
+            payload = self._take(r, n) if self._error is None else b""
+            r += n
+            self._r = r  # the slots are free for the loop again
             depth -= n
             if self._error is not None:
                 self._lost += n
                 continue
             try:
-                payload, packed = self._pack(rows)
-            except BaseException:  # the writer dies of it (see _writer): count the chunk lost
-                self._lost += n
-                raise
-            try:
-                self._write_chunk(CHUNK_MAGIC, payload, packed)
+                self._write_chunk(CHUNK_MAGIC, payload, n)
             except OSError as exc:
                 self._error = f"{type(exc).__name__}: {exc}"
                 self._capacity = 0
                 self._lost += n
                 continue
-            self._written += packed
+            except BaseException:  # the writer dies of it (see _writer): count the chunk lost
+                self._lost += n
+                raise
+            self._written += n
 
-    def _pack(self, rows: list[Sequence[float]]) -> tuple[bytes, int]:
-        """(payload, rows in it); rows of the wrong length or type are counted and skipped."""
-        pack = self._row.pack
-        try:
-            return b"".join([pack(*row) for row in rows]), len(rows)
-        except (struct.error, TypeError):
-            pass
-        good = []
-        for row in rows:
-            try:
-                good.append(pack(*row))
-            except (struct.error, TypeError):
-                self._rejected += 1
-        return b"".join(good), len(good)
+    def _take(self, r: int, n: int) -> bytes:
+        """Rows r .. r + n - 1 of the ring, packed, as one bytes (copied: the loop may reuse
+        their slots as soon as `_r` passes them)."""
+        size, slots = self._size, self._slots
+        start = (r % slots) * size
+        end = start + n * size
+        if end <= len(self._ring):
+            return bytes(self._view[start:end])
+        return bytes(self._view[start:]) + bytes(self._view[:end - len(self._ring)])
 
     def _write_chunk(self, magic: bytes, payload: bytes, rows: int) -> None:
         dropped = self._dropped + self._lost

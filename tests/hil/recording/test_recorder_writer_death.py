@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from hil.config import GatesConfig
+from hil.recording import recorder
 from hil.recording.recorder import Recorder
 from hil.reporting.scoring import evaluate
 
@@ -17,8 +18,8 @@ COLUMNS = [("x", "m"), ("force", "N")]
 
 
 class BrokenRow:
-    """A row whose iteration raises what the writer does not expect (not OSError, not a
-    packing error): a bug in whoever recorded it."""
+    """A row whose iteration raises what nobody expects (not a packing error): a bug in
+    whoever recorded it."""
 
     def __iter__(self) -> Iterator[float]:
         raise RuntimeError("row exploded")
@@ -33,18 +34,24 @@ def wait_dead(thread: threading.Thread, timeout_s: float) -> None:
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
-def test_a_writer_that_dies_reports_why_and_counts_every_row_it_loses(tmp_path: Path) -> None:
+def test_a_writer_that_dies_reports_why_and_counts_every_row_it_loses(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rec = Recorder(tmp_path / "r.rec", COLUMNS, flush_interval_s=0.01)
+
+    def driver_bug(fd: int, data: bytes) -> None:  # not an OSError: nothing the writer expects
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(recorder, "_write_all", driver_bug)  # after the file's header
     rec.record((1.0, 2.0))
-    rec.record(BrokenRow())  # type: ignore[arg-type]
-    rec.record((3.0, 4.0))  # queued with it: lost with it
+    rec.record(BrokenRow())  # type: ignore[arg-type]  # refused in the loop, never raised
+    rec.record((3.0, 4.0))
     wait_dead(rec._thread, 10.0)
     for i in range(5):  # after its death: refused and counted
         rec.record((float(i), 0.0))
     stats = rec.close()
-    assert stats.error == "writer thread died: RuntimeError: row exploded"
-    assert stats.rows_written == 0
-    assert stats.rows_dropped == 3 + 5  # the chunk it was packing, then every later row
+    assert stats.error == "writer thread died: RuntimeError: boom"
+    assert stats.rows_written == 0 and stats.rows_rejected == 1
+    assert stats.rows_dropped == 2 + 5  # the rows it was writing, then every later row
 
 
 def test_a_recording_error_fails_the_run_naming_it() -> None:
