@@ -71,16 +71,20 @@ def _settings_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any], 
     """(Settings, base config dict, history db) for a new tuning; raises _Usage."""
     from controller_client.controllers import GainError, UnknownControllerError
     from controller_client.tuning.engine import build_law
-    from controller_client.tuning.problem import Settings, TuningError, check_settings, law_bounds
+    from controller_client.tuning.problem import (
+        Settings,
+        TuningError,
+        check_settings,
+        law_bounds,
+        tunable_model,
+    )
     from hil.config import ConfigError, load_config
 
     try:
         config = load_config(args.config)
-    except ConfigError as exc:
+        tunable_model(config.plant.model)
+    except (ConfigError, TuningError) as exc:
         raise _Usage(str(exc)) from None
-    if config.plant.model != "dip":
-        raise _Usage(f"plant.model {config.plant.model!r}: hil tune simulates the dip model "
-                     f"only; set plant.model: dip")
     name = args.controller or config.controller.name
     options = dict(config.controller.options) if name == config.controller.name else {}
     search_path = tuple(getattr(config, "search_path", ()))
@@ -123,7 +127,7 @@ def _settings_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any], 
         angle_limit_rad=1.0 if angle_limit is None else float(angle_limit),
         track_limit_m=(1e3 if config.safety.track_limit_m is None
                        else float(config.safety.track_limit_m)),
-        mean_weight=t.mean_weight, search_path=search_path)
+        mean_weight=t.mean_weight, search_path=search_path, plant_model=config.plant.model)
     try:
         check_settings(settings)
     except TuningError as exc:

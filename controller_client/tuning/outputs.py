@@ -16,7 +16,7 @@ import numpy as np
 
 from controller_client.tuning.batch import trajectory
 from controller_client.tuning.engine import Batch, Problem, best_of
-from controller_client.tuning.problem import HELD_OUT_STREAM, Settings
+from controller_client.tuning.problem import HELD_OUT_STREAM, Settings, tunable_model
 
 SCHEMA = "hil-tuning/1"
 FILES = ("tuning.json", "tuned.yaml", "tuning.html", "convergence.png", "costs.png",
@@ -189,23 +189,37 @@ def _plot_costs(record: Mapping[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=90)
 
 
+def trajectory_panels(model: Any) -> list[tuple[int | None, str]]:
+    """(state index, or None for the input; axis label) of the worst-draw plot: the states of
+    `model` that are not rates (its positions and angles), then its input, labelled with the
+    model's own names and units (`state_names`, `state_units`, `input_name`, `input_unit`)."""
+    panels: list[tuple[int | None, str]] = [
+        (i, f"{name} ({unit})")
+        for i, (name, unit) in enumerate(zip(model.state_names, model.state_units, strict=True))
+        if not unit.endswith("/s")]
+    panels.append((None, f"{model.input_name} ({model.input_unit})"))
+    return panels
+
+
 def _plot_worst(record: Mapping[str, Any], problem: Problem, path: Path) -> int:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     worst = int(np.argmax(record["per_draw"]["tuned"]))
-    fig = Figure(figsize=(8, 6))
+    panels = trajectory_panels(tunable_model(problem.settings.plant_model))
+    rows = (len(panels) + 1) // 2
+    fig = Figure(figsize=(8, 3 * rows))
     FigureCanvasAgg(fig)
-    axes = [fig.add_subplot(2, 2, i + 1) for i in range(4)]
+    axes = [fig.add_subplot(rows, 2, i + 1) for i in range(len(panels))]
     tuned = [record["best_gains"][n] for n in record["gain_names"]]
     for label, gains in (("default", problem.default_gains), ("tuned", tuned)):
         t, x, u = trajectory(problem.make_law, gains, problem.train, worst)
-        axes[0].plot(t, x[:, 1], label=label)
-        axes[1].plot(t, x[:, 2], label=label)
-        axes[2].plot(t, x[:, 0], label=label)
-        axes[3].plot(t[1:], u, label=label, lw=0.8)
-    for ax, name in zip(axes, ("theta1 (rad)", "theta2 (rad)", "x (m)", "force (N)"),
-                        strict=True):
+        for ax, (index, _) in zip(axes, panels, strict=True):
+            if index is None:
+                ax.plot(t[1:], u, label=label, lw=0.8)
+            else:
+                ax.plot(t, x[:, index], label=label)
+    for ax, (_, name) in zip(axes, panels, strict=True):
         ax.set_ylabel(name)
         ax.set_xlabel("t (s)")
     axes[0].legend()

@@ -37,8 +37,12 @@ from controller_client.tuning.batch import (
     M_FALLEN,
     M_STEPS,
 )
+from hil.dynamics import MODELS, PlantModel
 from hil.dynamics.dip import DIPParams
 
+# The plant models a tuning can simulate: the batch loop, the draws and the zero-dynamics
+# check are the DIP's (docs/tuning.md).
+TUNABLE_MODELS = ("dip",)
 OPTIMIZERS = ("pso", "cma", "de")
 WEIGHTS = {"angle": 1.0, "cart": 0.1, "effort": 1e-6, "chatter": 1e-4}
 FALLEN_COST = 1000.0
@@ -82,6 +86,7 @@ class Settings:
     track_limit_m: float = 2.0
     mean_weight: float = 0.7
     search_path: tuple[str, ...] = ()  # folders searched first for a "module:Class" law
+    plant_model: str = "dip"  # plant.model of the run config; one of TUNABLE_MODELS
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -99,8 +104,21 @@ class Settings:
         return cls(**d)
 
 
+def tunable_model(name: str) -> type[PlantModel]:
+    """The plant model class of `name` (a run config's plant.model), or TuningError naming
+    it and the models `hil tune` can simulate."""
+    if name not in TUNABLE_MODELS:
+        raise TuningError(f"plant.model {name!r}: hil tune cannot tune a law on this plant "
+                          f"model; it simulates only {', '.join(TUNABLE_MODELS)} (its batch "
+                          f"loop, plant draws and zero-dynamics check are written for it); "
+                          f"set plant.model: dip in the config you tune with")
+    return MODELS[name]
+
+
 def check_settings(s: Settings) -> None:
-    """Raise TuningError for a budget, draw count, uncertainty or optimiser out of range."""
+    """Raise TuningError for a plant model it cannot simulate, or a budget, draw count,
+    uncertainty or optimiser out of range."""
+    tunable_model(s.plant_model)
     if s.budget < 1:
         raise TuningError(f"--budget must be >= 1 evaluation, got {s.budget}")
     if s.draws < 1:

@@ -30,6 +30,7 @@ from controller_client.tuning.engine import (
     law_factory,
     optimise,
 )
+from controller_client.tuning.outputs import trajectory_panels
 from controller_client.tuning.problem import (
     FALLEN_COST,
     INFEASIBLE_COST,
@@ -41,7 +42,9 @@ from controller_client.tuning.problem import (
     evaluation_costs,
     law_bounds,
     robust_cost,
+    tunable_model,
 )
+from hil.dynamics import CartPoleModel, DIPModel, RotaryModel
 from hil.dynamics.dip import DIPParams
 
 START = (0.0, 0.1, -0.05, 0.0, 0.0, 0.0)
@@ -203,3 +206,28 @@ def test_same_settings_same_history_and_a_replayed_history_continues_identically
     assert [b.costs for b in resumed] == [b.costs for b in whole]
     best, cost, _ = best_of(whole)
     assert math.isfinite(cost) and len(best) == 6
+
+
+def test_only_a_dip_config_is_tuned_and_the_refusal_names_the_model_and_the_supported_ones(
+        ) -> None:
+    assert tunable_model("dip") is DIPModel
+    for model in ("cartpole", "rotary", "mylab.plants:Pendulum"):
+        with pytest.raises(TuningError) as info:
+            check_settings(Settings("classical_smc", plant_model=model))
+        message = str(info.value)
+        assert f"plant.model {model!r}" in message and "only dip" in message
+        assert "set plant.model: dip" in message
+    check_settings(Settings("classical_smc"))  # an older tuning.json (no plant_model): dip
+    assert Settings.from_dict({k: v for k, v in Settings("lqr").as_dict().items()
+                               if k != "plant_model"}).plant_model == "dip"
+
+
+@pytest.mark.parametrize(("model", "labels"), [
+    (DIPModel, [(0, "x (m)"), (1, "theta1 (rad)"), (2, "theta2 (rad)"), (None, "force (N)")]),
+    (CartPoleModel, [(0, "x (m)"), (1, "theta (rad)"), (None, "force (N)")]),
+    (RotaryModel, [(0, "arm (rad)"), (1, "pendulum (rad)"), (None, "voltage (V)")]),
+])
+def test_the_worst_draw_plot_takes_its_panels_from_the_plant_model(model, labels) -> None:
+    """Positions and angles (not their rates) and the input, named and in units as the
+    model describes them (hil.dynamics), not as the DIP would."""
+    assert trajectory_panels(model) == labels

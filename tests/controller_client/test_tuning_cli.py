@@ -114,6 +114,16 @@ def test_bounds_the_law_refuses_exit_2_naming_the_gain(tmp_path: Path) -> None:
     assert "lower bounds" in r.stderr and "gain K" in r.stderr and "tuning.bounds" in r.stderr
 
 
+def test_a_plant_model_it_cannot_tune_exits_2_naming_it_and_the_supported_one(
+        tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"plant": {"model": "cartpole"}}))
+    r = tune("--config", str(config), "--out", str(tmp_path / "o"), timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert "plant.model 'cartpole'" in r.stderr and "only dip" in r.stderr
+    assert not (tmp_path / "o").exists()
+
+
 def test_unreachable_scheduler_exits_3_naming_the_address_within_the_connect_timeout(
         tmp_path: Path) -> None:
     address = f"tcp://127.0.0.1:{free_port()}"
@@ -278,7 +288,9 @@ def test_tuning_writes_its_files_a_history_row_and_refuses_to_overwrite(
     assert record["held_out"]["tuned_better"] == (local_answer.status == 0)
     config = load_config(out / "tuned.yaml")
     assert config.controller.gains == [record["best_gains"][n] for n in record["gain_names"]]
-    assert "tuning.html" in os.listdir(out) and (out / "convergence.png").stat().st_size > 0
+    assert "tuning.html" in os.listdir(out)
+    for plot in ("convergence.png", "costs.png", "worst_draw.png"):
+        assert (out / plot).stat().st_size > 0
     runs = list_runs(local_answer.db)
     assert runs[0]["mode"] == "tune" and runs[0]["controller"] == "classical_smc"
     before = (out / "tuning.json").read_bytes()
