@@ -17,7 +17,7 @@ next tick; 0.0: lockstep). It stops early when the run would trip the plant's sa
 The figures per evaluation (columns of the metrics array, see `M_*`) are integrals over the
 steps survived: angle ISE (theta1^2 + theta2^2, rad^2 s), cart ISE (x^2, m^2 s), effort
 (u^2, N^2 s), chattering (total variation of the force, sum |u_k - u_(k-1)|, N), whether it
-fell, and the steps it ran. `cost.py` weighs them.
+fell, and the steps it ran. `problem.evaluation_costs` weighs them.
 """
 
 from __future__ import annotations
