@@ -3,7 +3,7 @@
 Two measurements:
 
 1. `record()` alone: nanoseconds per call of `Recorder.record` with a plant-sized row (the
-   writer thread running as in a run), and the cost of building that row in the loop.
+   writer process running as in a run), and the cost of building that row in the loop.
 2. Closed loop: `hil run` in real time at 1 kHz with `record.enabled` false and true, runs
    interleaved (off, on, off, on, ...) so machine noise hits both alike. The table shows each
    run's round-trip p50/p99 and deadline miss ratio and the medians per setting; the verdict

@@ -23,9 +23,16 @@ The file format is specified in docs/recording.md.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import mmap
 import os
+import platform
+import select
+import signal
 import struct
+import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -37,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from hil.config import RecordConfig
+from hil.recording import ringwriter
 
 __all__ = [
     "FORMAT_VERSION",
@@ -55,15 +63,15 @@ __all__ = [
 
 MAGIC = b"HILREC\r\n"
 FORMAT_VERSION = 1
-CHUNK_MAGIC = b"HRCK"
-END_MAGIC = b"HREN"
+CHUNK_MAGIC = ringwriter.CHUNK_MAGIC
+END_MAGIC = ringwriter.END_MAGIC
 # File header: magic, format version, length of the JSON description that follows.
 _HEAD = struct.Struct("<8sHI")
 _CRC = struct.Struct("<I")
 # Chunk header: magic, chunk index, row count, rows dropped so far, CRC32 of the header's
 # first four fields followed by the payload.
-_CHUNK = struct.Struct("<4sIIQI")
-_CHUNK_CRC_SPAN = _CHUNK.size - _CRC.size
+_CHUNK = ringwriter.CHUNK
+_CHUNK_CRC_SPAN = ringwriter.CHUNK_CRC_SPAN
 _DTYPES = {"f8": np.dtype("<f8"), "i8": np.dtype("<i8")}
 _CODES = {"f8": "d", "i8": "q"}  # the same, as struct format codes
 _COLUMN_FIELDS = ("name", "unit", "dtype", "label")
@@ -133,7 +141,9 @@ class RecorderStatistics:
 
 
 class Recorder:
-    """Record rows of `columns` into `path` from one loop thread, written by a second thread.
+    """Record rows of `columns` into `path` from one loop thread; a writer process (or, where
+    the ring cannot be shared between processes, a writer thread: `writer="thread"`) writes
+    them out (hil/recording/ringwriter.py).
 
     `record()` and `close()` are meant to be called from the same (loop) thread. Rows are
     tuples (or sequences) with one int or float per column, in column order.
@@ -149,6 +159,7 @@ class Recorder:
         flush_interval_s: float = 0.05,
         fsync_interval_s: float = 1.0,
         max_rows_per_chunk: int = 8192,
+        writer: str = "auto",
     ) -> None:
         self.columns = tuple(_as_column(c) for c in columns)
         if not self.columns:
@@ -165,46 +176,88 @@ class Recorder:
                              f"got {fsync_interval_s}")
         if max_rows_per_chunk < 1:
             raise ValueError(f"max_rows_per_chunk must be >= 1, got {max_rows_per_chunk}")
+        if writer not in ("auto", "process", "thread"):
+            raise ValueError(f"writer must be 'auto', 'process' or 'thread', got {writer!r}")
         self.path = Path(path)
         self._row = struct.Struct("<" + "".join(_CODES[c.dtype] for c in self.columns))
-        # The ring: `capacity` packed rows. The loop writes row number w at slot w % capacity
-        # and then advances `_w`; the writer copies rows [_r, _w) out and then advances `_r`.
-        # Each index has one writer, and the interpreter lock orders the two threads' steps.
         self._pack_into = self._row.pack_into
         self._size = self._row.size
         self._slots = capacity
-        self._ring = bytearray(capacity * self._row.size)
-        self._view = memoryview(self._ring)
-        self._w = 0  # rows packed so far (the loop's)
-        self._r = 0  # rows taken out so far (the writer's)
-        self._capacity = capacity  # 0 once closed or the writer failed: rows are refused
-        self._dropped = 0  # counted by the loop thread
-        self._lost = 0  # rows the writer could not write, counted by the writer thread
-        self._flush_interval_s = flush_interval_s
-        self._fsync_interval_s = fsync_interval_s
-        self._max_rows = max_rows_per_chunk
-        self._written = 0
+        self._capacity = capacity  # 0 once closed: rows are refused
+        self._w = 0  # rows packed so far (the loop's copy of the ring's word W)
+        self._dropped = 0
         self._rejected = 0
-        self._chunks = 0
-        self._bytes = 0
-        self._max_depth = 0
-        self._fsyncs = 0
-        self._error: str | None = None
-        self._stop = threading.Event()
         self._closed = False
+        self._died: str | None = None  # how a writer that ended badly ended
         header = json.dumps({
             "columns": [asdict(c) for c in self.columns],
             "meta": dict(meta or {}),
             "created_unix_s": time.time(),
         }, allow_nan=False).encode()
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
         try:
-            _write_all(self._fd, _HEAD.pack(MAGIC, FORMAT_VERSION, len(header)) + header
+            _write_all(fd, _HEAD.pack(MAGIC, FORMAT_VERSION, len(header)) + header
                        + _CRC.pack(zlib.crc32(header)))
-        except OSError:
-            os.close(self._fd)
+            size = ringwriter.ring_bytes(capacity, self._size)
+            use_process = writer == "process" or (writer == "auto" and _ring_shares())
+            self._ring_fd = os.memfd_create("hil-recorder") if use_process else -1
+            if use_process:
+                os.ftruncate(self._ring_fd, size)
+            self._ring = mmap.mmap(self._ring_fd, size)
+            self._words = memoryview(self._ring)[:ringwriter.ROWS_AT].cast("Q")
+            wake_r, self._wake_w = os.pipe()
+            settings = {"slots": capacity, "row_size": self._size,
+                        "max_rows": max_rows_per_chunk, "fsync_interval_s": fsync_interval_s,
+                        "flush_interval_s": flush_interval_s}
+            self._proc: subprocess.Popen[bytes] | None = None
+            self._thread: threading.Thread | None = None
+            if use_process:
+                self._start_process(settings, fd, wake_r)
+            else:
+                self._start_thread(settings, fd, wake_r)
+        except BaseException:
+            os.close(fd)
             raise
-        self._thread = threading.Thread(target=self._writer, name=f"recorder:{self.path.name}",
+        self.writer = "process" if use_process else "thread"
+
+    def _start_process(self, settings: dict[str, Any], fd: int, wake_r: int) -> None:
+        ready_r, ready_w = os.pipe()
+        try:
+            cfg = {**settings, "ring_fd": self._ring_fd, "file_fd": fd, "wake_fd": wake_r,
+                   "ready_fd": ready_w}
+            self._proc = subprocess.Popen(
+                [sys.executable, "-I", ringwriter.__file__, json.dumps(cfg)],
+                pass_fds=(self._ring_fd, fd, wake_r, ready_w), stdin=subprocess.DEVNULL)
+            os.close(ready_w)
+            ready_w = -1
+            ready, _, _ = select.select([ready_r], [], [], _WRITER_START_S)
+            if not (ready and os.read(ready_r, 1) == b"r"):
+                self._proc.kill()
+                self._proc.wait()
+                raise OSError(f"the recorder's writer process for {self.path} did not start "
+                              f"within {_WRITER_START_S:g} s")
+        finally:
+            for own in (ready_r, ready_w, wake_r, fd, self._ring_fd):
+                if own >= 0:
+                    os.close(own)
+            self._ring_fd = -1
+
+    def _start_thread(self, settings: dict[str, Any], fd: int, wake_r: int) -> None:
+        ring_writer = ringwriter.RingWriter(
+            self._ring, settings["slots"], settings["row_size"], fd,
+            max_rows=settings["max_rows"], fsync_interval_s=settings["fsync_interval_s"])
+
+        def run() -> None:
+            try:
+                ring_writer.run(wake_r, settings["flush_interval_s"])
+            except BaseException as exc:  # a bug: say so; close() counts what was lost
+                ring_writer.error(f"writer thread died: {type(exc).__name__}: {exc}")
+                raise
+            finally:
+                os.close(fd)
+                os.close(wake_r)
+
+        self._thread = threading.Thread(target=run, name=f"recorder:{self.path.name}",
                                         daemon=True)
         self._thread.start()
 
@@ -221,25 +274,44 @@ class Recorder:
         """Pack one row into the ring. O(1); never blocks, never raises; a full ring drops
         and counts it, a row of the wrong length or type is counted as rejected."""
         w = self._w
-        if w - self._r >= self._capacity:
+        words = self._words
+        if w - words[_R] >= self._capacity:
             self._dropped += 1
+            words[_DROPPED] = self._dropped
             return
         try:
-            self._pack_into(self._ring, (w % self._slots) * self._size, *row)
+            self._pack_into(self._ring, _ROWS_AT + (w % self._slots) * self._size, *row)
         except Exception:  # wrong length or type, or not a sequence at all
             self._rejected += 1
             return
         self._w = w + 1
+        words[_W] = w + 1  # after the row's bytes: the writer may take it from now on
 
     def close(self) -> RecorderStatistics:
-        """Write what is queued, mark the file complete, fsync it, and stop the writer."""
+        """Write what is recorded, mark the file complete, fsync it, and stop the writer."""
         if not self._closed:
             self._closed = True
             self._capacity = 0  # rows recorded from now on are dropped and counted
-            self._stop.set()
-            self._thread.join()
-            self._lost += self._w - self._r  # left by a writer that died: dropped, counted
-            self._r = self._w
+            with contextlib.suppress(OSError):  # a writer that is gone cannot read it
+                os.write(self._wake_w, b"c")
+            os.close(self._wake_w)
+            if self._proc is not None:
+                try:
+                    code = self._proc.wait(_WRITER_CLOSE_S)
+                except subprocess.TimeoutExpired:
+                    self._proc.kill()
+                    code = self._proc.wait()
+                    self._died = (f"writer process did not finish within "
+                                  f"{_WRITER_CLOSE_S:g} s: killed")
+                if code and self._died is None:
+                    self._died = f"writer process died: {_exit_text(code)}"
+            elif self._thread is not None:
+                self._thread.join()
+            words = self._words
+            left = words[_W] - words[_R]  # rows a writer that died never took
+            if left:
+                words[_LOST] += left
+                words[_R] = words[_W]
         return self.statistics()
 
     def __enter__(self) -> Recorder:
@@ -249,91 +321,46 @@ class Recorder:
         self.close()
 
     def statistics(self) -> RecorderStatistics:
+        words = self._words
+        n = words[_ERROR_LEN]
+        error = bytes(self._ring[ringwriter.ERROR_AT:ringwriter.ERROR_AT + n]).decode(
+            "utf-8", "replace") if n else None
         return RecorderStatistics(
-            rows_written=self._written,
-            rows_dropped=self._dropped + self._lost,
+            rows_written=words[_WRITTEN],
+            rows_dropped=self._dropped + words[_LOST],
             rows_rejected=self._rejected,
-            chunks_written=self._chunks,
-            bytes_written=self._bytes,
-            max_queue_depth=self._max_depth,
-            fsyncs=self._fsyncs,
-            error=self._error,
+            chunks_written=words[_CHUNKS],
+            bytes_written=words[_BYTES],
+            max_queue_depth=words[_MAX_DEPTH],
+            fsyncs=words[_FSYNCS],
+            error=error or self._died,
         )
 
-    # ----------------------------------------------------------------- writer thread
-    def _writer(self) -> None:
-        next_fsync = time.monotonic() + self._fsync_interval_s
+
+_W, _R, _DROPPED = ringwriter.W, ringwriter.R, ringwriter.DROPPED
+_WRITTEN, _LOST, _CHUNKS, _BYTES = (ringwriter.WRITTEN, ringwriter.LOST, ringwriter.CHUNKS,
+                                    ringwriter.BYTES)
+_MAX_DEPTH, _FSYNCS, _ERROR_LEN = ringwriter.MAX_DEPTH, ringwriter.FSYNCS, ringwriter.ERROR_LEN
+_ROWS_AT = ringwriter.ROWS_AT
+_WRITER_START_S = 30.0  # a loaded machine starting an interpreter
+_WRITER_CLOSE_S = 120.0  # the last rows and an fsync on a slow disk
+
+
+def _ring_shares() -> bool:
+    """Can the ring be shared with a writer process? Its single-producer single-consumer
+    protocol relies on x86-64's store order between processes; Linux's memfd for the
+    mapping."""
+    return (sys.platform == "linux" and platform.machine() in ("x86_64", "AMD64")
+            and hasattr(os, "memfd_create"))
+
+
+def _exit_text(code: int) -> str:
+    if code < 0:
         try:
-            while True:
-                stopping = self._stop.wait(self._flush_interval_s)
-                self._flush()
-                if self._fsync_interval_s and time.monotonic() >= next_fsync:
-                    self._fsync()
-                    next_fsync = time.monotonic() + self._fsync_interval_s
-                if stopping:
-                    break
-            if self._error is None:
-                self._write_chunk(END_MAGIC, b"", 0)
-                self._fsync()
-        except OSError as exc:  # the end marker could not be written: the file reads as torn
-            self._error = self._error or f"{type(exc).__name__}: {exc}"
-        except BaseException as exc:  # a bug: say so, and drop (and count) the rows from now on
-            self._error = self._error or f"writer thread died: {type(exc).__name__}: {exc}"
-            self._capacity = 0
-            raise
-        finally:
-            os.close(self._fd)
-
-    def _flush(self) -> None:
-        r = self._r
-        depth = self._w - r
-        self._max_depth = max(self._max_depth, depth)
-        while depth:
-            n = min(depth, self._max_rows)
-            payload = self._take(r, n) if self._error is None else b""
-            r += n
-            self._r = r  # the slots are free for the loop again
-            depth -= n
-            if self._error is not None:
-                self._lost += n
-                continue
-            try:
-                self._write_chunk(CHUNK_MAGIC, payload, n)
-            except OSError as exc:
-                self._error = f"{type(exc).__name__}: {exc}"
-                self._capacity = 0
-                self._lost += n
-                continue
-            except BaseException:  # the writer dies of it (see _writer): count the chunk lost
-                self._lost += n
-                raise
-            self._written += n
-
-    def _take(self, r: int, n: int) -> bytes:
-        """Rows r .. r + n - 1 of the ring, packed, as one bytes (copied: the loop may reuse
-        their slots as soon as `_r` passes them)."""
-        size, slots = self._size, self._slots
-        start = (r % slots) * size
-        end = start + n * size
-        if end <= len(self._ring):
-            return bytes(self._view[start:end])
-        return bytes(self._view[start:]) + bytes(self._view[:end - len(self._ring)])
-
-    def _write_chunk(self, magic: bytes, payload: bytes, rows: int) -> None:
-        dropped = self._dropped + self._lost
-        head = _CHUNK.pack(magic, self._chunks, rows, dropped, 0)[:_CHUNK_CRC_SPAN]
-        crc = zlib.crc32(payload, zlib.crc32(head))
-        _write_all(self._fd, head + _CRC.pack(crc) + payload)
-        self._chunks += 1
-        self._bytes += _CHUNK.size + len(payload)
-
-    def _fsync(self) -> None:
-        try:
-            os.fsync(self._fd)
-            self._fsyncs += 1
-        except OSError as exc:
-            if self._error is None:
-                self._error = f"fsync: {type(exc).__name__}: {exc}"
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
 
 
 def _state_columns(names: Sequence[str], units: Sequence[str]) -> list[Column]:
@@ -374,10 +401,7 @@ def controller_columns(state_names: Sequence[str], state_units: Sequence[str],
             input_column(input_name, input_unit), Column("sigma"), Column("mass_condition")]
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
+_write_all = ringwriter.write_all
 
 
 class Recording(dict[str, np.ndarray]):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hil.recording import recorder
+from hil.recording import recorder, ringwriter
 from hil.recording.recorder import Column, Recorder, RecordingError, RecordingTail, read_recording
 
 COLUMNS = [Column("seq", "", "i8"), Column("t_ns", "ns", "i8"), ("x", "m"), ("force", "N")]
@@ -99,20 +100,18 @@ def test_malformed_rows_are_rejected_and_the_rest_written(tmp_path: Path) -> Non
     np.testing.assert_array_equal(read_recording(path)["seq"], [0, 1, 2])
 
 
-def test_a_write_error_is_reported_and_later_rows_counted_as_dropped(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_write_error_is_reported_and_later_rows_counted_as_dropped(tmp_path: Path) -> None:
+    """A real write error in the writer process: a file-size limit it inherits (EFBIG)."""
     path = tmp_path / "w.rec"
-    rec = Recorder(path, COLUMNS, **LAZY)
-
-    def disk_full(fd: int, data: bytes) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(recorder, "_write_all", disk_full)
-    for row in rows(10):
+    rec = Recorder(path, COLUMNS, writer="process", **LAZY)
+    assert rec._proc is not None
+    _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.prlimit(rec._proc.pid, resource.RLIMIT_FSIZE, (4096, hard))  # the header fits
+    for row in rows(1000):
         rec.record(row)
     stats = rec.close()
-    assert stats.error is not None and "No space left" in stats.error
-    assert stats.rows_written == 0 and stats.rows_dropped == 10
+    assert stats.error is not None and "File too large" in stats.error
+    assert stats.rows_written == 0 and stats.rows_dropped == 1000
     read = read_recording(path)
     assert read.rows == 0 and not read.complete
 
@@ -120,15 +119,15 @@ def test_a_write_error_is_reported_and_later_rows_counted_as_dropped(
 def test_an_end_marker_that_cannot_be_written_leaves_a_readable_unclosed_file(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "e.rec"
-    real = recorder._write_all
+    real = ringwriter.write_all
 
     def full_at_the_end(fd: int, data: bytes) -> None:
         if data.startswith(recorder.END_MAGIC):
             raise OSError(28, "No space left on device")
         real(fd, data)
 
-    monkeypatch.setattr(recorder, "_write_all", full_at_the_end)
-    stats = write(path, rows(10))
+    monkeypatch.setattr(ringwriter, "write_all", full_at_the_end)  # the writer on a thread
+    stats = write(path, rows(10), writer="thread")
     assert stats.rows_written == 10 and "No space left" in stats.error
     read = read_recording(path)
     assert read.rows == 10 and not read.complete and read.problem is None

@@ -1,25 +1,52 @@
-"""A recorder whose writer thread dies says why, counts every row it then loses, and the
-run fails with that reason (issue 10, defect 5)."""
+"""A recorder whose writer (process or thread) dies says why, counts every row it then loses,
+and the run fails with that reason (issue 10, defect 5)."""
 
 from __future__ import annotations
 
-import threading
+import os
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from hil.config import GatesConfig
-from hil.recording import recorder
-from hil.recording.recorder import Recorder
+from hil.recording import ringwriter
+from hil.recording.recorder import Recorder, read_recording
 from hil.reporting.scoring import evaluate
 
 COLUMNS = [("x", "m"), ("force", "N")]
 
 
+def wait_written(rec: Recorder, rows: int, timeout_s: float) -> None:
+    give_up = time.monotonic() + timeout_s
+    while rec.statistics().rows_written < rows:
+        assert time.monotonic() < give_up, f"{rows} rows not written within {timeout_s} s"
+        time.sleep(0.01)
+
+
+def test_a_writer_process_that_is_killed_is_named_and_every_row_it_lost_counted(
+        tmp_path: Path) -> None:
+    path = tmp_path / "r.rec"
+    rec = Recorder(path, COLUMNS, flush_interval_s=0.01, writer="process")
+    assert rec._proc is not None
+    for i in range(3):
+        rec.record((float(i), 0.0))
+    wait_written(rec, 3, 10.0)
+    os.kill(rec._proc.pid, signal.SIGKILL)
+    rec._proc.wait(10)
+    for i in range(5):  # after its death: packed, never written, counted at close
+        rec.record((float(i), 1.0))
+    stats = rec.close()
+    assert stats.error == "writer process died: killed by SIGKILL"
+    assert (stats.rows_written, stats.rows_dropped) == (3, 5)
+    read = read_recording(path)  # what it wrote is there; the file says it was not closed
+    assert read.rows == 3 and not read.complete
+
+
 class BrokenRow:
-    """A row whose iteration raises what nobody expects (not a packing error): a bug in
-    whoever recorded it."""
+    """A row whose iteration raises what nobody expects (not a packing error)."""
 
     def __iter__(self) -> Iterator[float]:
         raise RuntimeError("row exploded")
@@ -28,25 +55,22 @@ class BrokenRow:
         return 2
 
 
-def wait_dead(thread: threading.Thread, timeout_s: float) -> None:
-    thread.join(timeout_s)
-    assert not thread.is_alive(), f"writer still alive after {timeout_s} s"
-
-
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
-def test_a_writer_that_dies_reports_why_and_counts_every_row_it_loses(
+def test_a_writer_thread_that_dies_reports_why_and_counts_every_row_it_loses(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    rec = Recorder(tmp_path / "r.rec", COLUMNS, flush_interval_s=0.01)
+    rec = Recorder(tmp_path / "r.rec", COLUMNS, flush_interval_s=0.01, writer="thread")
 
     def driver_bug(fd: int, data: bytes) -> None:  # not an OSError: nothing the writer expects
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(recorder, "_write_all", driver_bug)  # after the file's header
+    monkeypatch.setattr(ringwriter, "write_all", driver_bug)
     rec.record((1.0, 2.0))
     rec.record(BrokenRow())  # type: ignore[arg-type]  # refused in the loop, never raised
     rec.record((3.0, 4.0))
-    wait_dead(rec._thread, 10.0)
-    for i in range(5):  # after its death: refused and counted
+    assert rec._thread is not None
+    rec._thread.join(10.0)
+    assert not rec._thread.is_alive(), "writer still alive after 10 s"
+    for i in range(5):  # after its death: packed, never written, counted at close
         rec.record((float(i), 0.0))
     stats = rec.close()
     assert stats.error == "writer thread died: RuntimeError: boom"
