@@ -28,7 +28,6 @@ import json
 import mmap
 import os
 import platform
-import select
 import signal
 import struct
 import subprocess
@@ -221,25 +220,16 @@ class Recorder:
         self.writer = "process" if use_process else "thread"
 
     def _start_process(self, settings: dict[str, Any], fd: int, wake_r: int) -> None:
-        ready_r, ready_w = os.pipe()
+        """Start the writer process; the loop does not wait for it (rows wait in the ring:
+        a controller opens its recorder after the plant's clock has started)."""
         try:
-            cfg = {**settings, "ring_fd": self._ring_fd, "file_fd": fd, "wake_fd": wake_r,
-                   "ready_fd": ready_w}
+            cfg = {**settings, "ring_fd": self._ring_fd, "file_fd": fd, "wake_fd": wake_r}
             self._proc = subprocess.Popen(
                 [sys.executable, "-I", ringwriter.__file__, json.dumps(cfg)],
-                pass_fds=(self._ring_fd, fd, wake_r, ready_w), stdin=subprocess.DEVNULL)
-            os.close(ready_w)
-            ready_w = -1
-            ready, _, _ = select.select([ready_r], [], [], _WRITER_START_S)
-            if not (ready and os.read(ready_r, 1) == b"r"):
-                self._proc.kill()
-                self._proc.wait()
-                raise OSError(f"the recorder's writer process for {self.path} did not start "
-                              f"within {_WRITER_START_S:g} s")
+                pass_fds=(self._ring_fd, fd, wake_r), stdin=subprocess.DEVNULL)
         finally:
-            for own in (ready_r, ready_w, wake_r, fd, self._ring_fd):
-                if own >= 0:
-                    os.close(own)
+            for own in (wake_r, fd, self._ring_fd):
+                os.close(own)
             self._ring_fd = -1
 
     def _start_thread(self, settings: dict[str, Any], fd: int, wake_r: int) -> None:
@@ -342,7 +332,6 @@ _WRITTEN, _LOST, _CHUNKS, _BYTES = (ringwriter.WRITTEN, ringwriter.LOST, ringwri
                                     ringwriter.BYTES)
 _MAX_DEPTH, _FSYNCS, _ERROR_LEN = ringwriter.MAX_DEPTH, ringwriter.FSYNCS, ringwriter.ERROR_LEN
 _ROWS_AT = ringwriter.ROWS_AT
-_WRITER_START_S = 30.0  # a loaded machine starting an interpreter
 _WRITER_CLOSE_S = 120.0  # the last rows and an fsync on a slow disk
 
 

@@ -180,8 +180,6 @@ def main(argv: list[str]) -> int:
     os.close(cfg["ring_fd"])
     writer = RingWriter(ring, cfg["slots"], cfg["row_size"], cfg["file_fd"],
                         max_rows=cfg["max_rows"], fsync_interval_s=cfg["fsync_interval_s"])
-    os.write(cfg["ready_fd"], b"r")
-    os.close(cfg["ready_fd"])
     try:
         writer.run(cfg["wake_fd"], cfg["flush_interval_s"])
     except BaseException as exc:  # a bug: say so; the loop counts what was not written
