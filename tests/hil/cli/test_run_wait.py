@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import free_endpoint
+from conftest import NO_HTML, free_endpoint
 
 from hil.cli.run import _wait
 
@@ -79,7 +79,7 @@ def test_children_that_finish_in_time_are_neither_stopped_nor_timed_out() -> Non
 
 def test_hil_run_past_its_timeout_reports_timed_out_not_interrupted(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    done = subprocess.run([str(BIN / "hil"), "run", "--duration", "120", "--timeout", "4",
+    done = subprocess.run([str(BIN / "hil"), "run", *NO_HTML, "--duration", "120", "--timeout", "4",
                            "--endpoint", free_endpoint(), "--out", str(out)],
                           capture_output=True, text=True, timeout=120)
     report = json.loads((out / "report.json").read_text())
