@@ -50,6 +50,7 @@ def patient(path: Path) -> None:
     path.write_text(text.replace("\ncontroller:\n", "\ncontroller:\n  connect_timeout_s: 60\n"))
 
 
+@pytest.mark.slow
 def test_own_law_beside_its_yaml_balances_the_default_plant_in_lockstep_and_realtime(
         tmp_path: Path, endpoint: str) -> None:
     assert hil(tmp_path, "new", "controller", "mylaw").returncode == 0
@@ -76,6 +77,7 @@ def test_own_plant_beside_its_yaml_is_balanced_by_lqr(tmp_path: Path, endpoint: 
     assert abs(report["final_state"][1]) < 0.02
 
 
+@pytest.mark.slow
 def test_rotary_config_balances_the_qube_in_real_time(tmp_path: Path, endpoint: str) -> None:
     config = tmp_path / "rotary.yaml"
     config.write_text((ROOT / "configs" / "rotary.yaml").read_text())

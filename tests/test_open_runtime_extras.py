@@ -187,6 +187,7 @@ def _purple_columns(png: Path) -> np.ndarray:
     return np.flatnonzero(near.sum(axis=0) >= 20)  # columns crossed by a vertical line
 
 
+@pytest.mark.slow
 def test_the_reports_plots_mark_each_applied_gain_change(tmp_path: Path) -> None:
     run = make_run(tmp_path / "run", steps=2000)
     report = json.loads((run / "report.json").read_text())

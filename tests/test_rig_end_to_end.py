@@ -39,6 +39,7 @@ def hil_run(config: Path, out: Path, *args: str) -> subprocess.CompletedProcess[
                           capture_output=True, text=True, timeout=90)
 
 
+@pytest.mark.slow
 @pytest.mark.realtime
 @pytest.mark.parametrize("kind", ["python", "host"])
 def test_the_emulated_rig_balances_through_hil_run_and_counts_crc_errors(

@@ -103,6 +103,7 @@ def _in(ns: str, entry: str, config: Path, out: Path) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_plant_and_controller_on_two_network_hosts_with_curve(hosts: Hosts,
                                                               tmp_path: Path) -> None:
     plant_keys, controller_keys, stranger_keys = _keys(tmp_path)

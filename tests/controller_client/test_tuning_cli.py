@@ -192,6 +192,7 @@ def dask_cluster(local_run):
 # Workers load the compiled batch from numba's disk cache (the law kernel enters it as a
 # cfunc, so the cache matches across processes; the local run above fills it on a cold
 # machine), so a remote tuning costs seconds, not a compile per worker.
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_dask_cluster_of_two_workers_gives_the_local_answer(tmp_path: Path,
                                                               small_config: Path,
@@ -240,6 +241,7 @@ def alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_worker_killed_holding_a_batch_loses_no_evaluation(tmp_path: Path,
                                                              small_config: Path,
@@ -339,6 +341,7 @@ def read_until_closed(fd: int, deadline: float) -> str:
     return b"".join(chunks).decode(errors="replace").replace("\0", "")
 
 
+@pytest.mark.slow
 def test_interrupted_then_resumed_equals_uninterrupted(tmp_path: Path, small_config: Path,
                                                        local_answer: Tuned) -> None:
     """Ctrl-C on a terminal while the progress line of the first batch is held (Ctrl-S):

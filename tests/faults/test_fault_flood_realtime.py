@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from faultkit import (
     finish,
     free_endpoint,
@@ -25,6 +26,7 @@ from test_fault_hostile_peers import JUNK_REJECTIONS, hil_run
 JUNK = 1000
 
 
+@pytest.mark.slow
 def test_a_junk_flood_in_realtime_is_counted_and_the_default_run_still_passes(
         tmp_path: Path) -> None:
     out = tmp_path / "run"

@@ -55,6 +55,7 @@ def assert_undisturbed(out: Path, run_code: int, run_out: str) -> dict:
     return p
 
 
+@pytest.mark.slow
 def test_a_junk_peer_is_rejected_and_counted_and_the_run_still_passes(tmp_path: Path) -> None:
     out = tmp_path / "run"
     endpoint = free_endpoint()
@@ -96,6 +97,7 @@ def test_a_junk_peer_is_rejected_and_counted_and_the_run_still_passes(tmp_path: 
     assert peak_kb - rss_before < 8 * 1024, (rss_before, peak_kb)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_second_controller_is_refused_as_already_attached_and_the_run_is_unaffected(
         tmp_path: Path, transport: str) -> None:

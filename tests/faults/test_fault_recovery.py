@@ -38,6 +38,7 @@ def wait_attached(out: Path, proc: subprocess.Popen[str]) -> None:
     time.sleep(0.3)  # it runs for a while
 
 
+@pytest.mark.slow
 @pytest.mark.realtime
 def test_the_plant_stays_latched_through_a_restart_until_cleared_then_recovers(
         tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ def hil_run(config: Path, out: Path, *args: str) -> subprocess.CompletedProcess[
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 @pytest.mark.realtime
 def test_hil_run_balances_the_pendulum_on_the_firmware_in_qemu(tmp_path: Path) -> None:
     build("qemu")  # fails with what to install if the cross-compiler is missing

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import NO_HTML, free_endpoint
 
 from hil.cli.run import _wait
@@ -77,6 +78,7 @@ def test_children_that_finish_in_time_are_neither_stopped_nor_timed_out() -> Non
     assert quick.returncode == 0
 
 
+@pytest.mark.slow
 def test_hil_run_past_its_timeout_reports_timed_out_not_interrupted(tmp_path: Path) -> None:
     out = tmp_path / "run"
     done = subprocess.run([str(BIN / "hil"), "run", *NO_HTML, "--duration", "120", "--timeout", "4",

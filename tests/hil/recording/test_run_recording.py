@@ -20,6 +20,7 @@ from hil.recording.recorder import RecordingError, read_recording
 from hil.reporting import history
 
 
+@pytest.mark.slow
 def test_a_run_leaves_recordings_html_plots_and_a_history_entry(tmp_path: Path) -> None:
     db = tmp_path / "history.db"
     config = tmp_path / "run.yaml"

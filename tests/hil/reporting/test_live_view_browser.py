@@ -113,6 +113,7 @@ def check_page(shown: dict, png: bytes, rec: dict) -> None:
     assert abs(np.median(link[:, 1]) - np.median(cart[:, 1])) < 60  # on the cart, near upright
 
 
+@pytest.mark.slow
 @pytest.mark.realtime
 @pytest.mark.timeout(300)
 def test_both_feeds_show_the_run_id_a_running_time_and_the_latest_state(tmp_path: Path) -> None:

@@ -52,6 +52,7 @@ def read_feed(port: int, until_t: float, timeout_s: float) -> tuple[dict, list[d
                          f"{[u.get('t') for u in updates][-5:]}")
 
 
+@pytest.mark.slow
 @pytest.mark.realtime
 @pytest.mark.timeout(240)
 def test_hil_watch_endpoint_shows_the_running_plants_state(tmp_path: Path) -> None:
