@@ -239,6 +239,9 @@ class RigEmulatorConfig(_Strict):
     added_latency_ms: Annotated[float, Field(ge=0, le=1_000, allow_inf_nan=False)] = 0.0
     # Close the pseudo-terminal this long after the rig is first armed; null: never.
     unplug_after_s: PositiveFloat | None = None
+    # The rig boots this long after it starts (a board that resets when its port is opened):
+    # it hears nothing meanwhile, then sends its power-up CAPABILITIES unasked.
+    boot_ms: Annotated[float, Field(ge=0, le=10_000, allow_inf_nan=False)] = 0.0
     watchdog_ms: Annotated[int, Field(ge=1, le=65_535)] = 50
     track_limit_m: PositiveFloat = 1.0
     rig_id: Annotated[int, Field(ge=0, le=0xFFFFFFFF)] = 0x48494C31

@@ -30,7 +30,9 @@ Fault knobs (`rig_emulator` in the config; seeded, so a run repeats): `corrupt_b
 (each byte, each way, XORed with a random non-zero value), `drop_frame_rate` (each frame,
 each way, lost), `added_latency_ms` (each way, like a USB adapter's latency timer), and
 `unplug_after_s` (seconds after the first CLEAR: close the pseudo-terminal and remove the
-link, as pulling the USB cable does).
+link, as pulling the USB cable does) and `boot_ms` (the rig boots this long after it starts,
+as a board that resets when its port is opened: it hears nothing meanwhile, counted as
+`rx_while_booting`, then sends its power-up CAPABILITIES unasked).
 
 Stalls. A microcontroller never stops, but this process can: a loaded machine or a virtual
 machine's host may not run it for tens of milliseconds. Bytes the host sent meanwhile wait
@@ -116,6 +118,7 @@ class RigSettings:
     drop_frame_rate: float = 0.0
     added_latency_ns: int = 0
     unplug_after_ns: int | None = None
+    boot_ns: int = 0
 
     def __post_init__(self) -> None:
         if not 1 <= self.rate_hz <= 65535:
@@ -141,6 +144,7 @@ class RigSettings:
             drop_frame_rate=rc.drop_frame_rate,
             added_latency_ns=round(rc.added_latency_ms * 1e6),
             unplug_after_ns=None if rc.unplug_after_s is None else round(rc.unplug_after_s * 1e9),
+            boot_ns=round(rc.boot_ms * 1e6),
         )
 
 
@@ -456,7 +460,8 @@ class RigEmulator:
         self._rx_queue: deque[tuple[int, bytes]] = deque()
         self._rx_partial = bytearray()
         self._rx_partial_ns = 0
-        self.counters = dict.fromkeys(("bytes_tx", "bytes_rx", "tx_overflow_bytes"), 0)
+        self.counters = dict.fromkeys(("bytes_tx", "bytes_rx", "tx_overflow_bytes",
+                                        "rx_while_booting"), 0)
 
     def open(self, link: Path | None = None) -> str:
         """Create the pseudo-terminal; point `link` (a symlink) at its slave side."""
@@ -543,7 +548,7 @@ class RigEmulator:
         """Serve until `stop()` or the unplug time; return why it ended."""
         fw = self.fw
         assert self.master is not None
-        fw.power_up(self.clock())
+        booted_at: int | None = self.clock() + self.settings.boot_ns  # then: power-up
         unplug_at: int | None = None
         wake = self.clock()
         while True:
@@ -559,9 +564,15 @@ class RigEmulator:
                 self.unplug(now)
                 return "unplugged"
             self._read()
+            if booted_at is not None and now >= booted_at:
+                fw.power_up(now)
+                booted_at = None
             while self._rx_queue and self._rx_queue[0][0] <= now:
                 t, data = self._rx_queue.popleft()
-                fw.receive(data, t)
+                if booted_at is None:
+                    fw.receive(data, t)
+                else:  # still booting: what the host says is not heard
+                    self.counters["rx_while_booting"] += 1
             fw.check_watchdog(now)
             if self.schedule is None and fw.streaming_since_ns is not None:
                 self.schedule = Schedule(fw.streaming_since_ns, fw.period_ns)
@@ -578,7 +589,7 @@ class RigEmulator:
             for t in (sched.deadline_ns if sched else None,
                       self._tx_queue[0][0] if self._tx_queue else None,
                       self._rx_queue[0][0] if self._rx_queue else None,
-                      fw.watchdog_deadline_ns if fw.armed else None, unplug_at,
+                      fw.watchdog_deadline_ns if fw.armed else None, unplug_at, booted_at,
                       fw.last_tx_ns + LIVENESS_NS):
                 if t is not None and t < wake:
                     wake = t
@@ -631,6 +642,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, help="run.rate_hz: the STATE rate")
     for knob, kind in (("seed", int), ("corrupt_byte_rate", float), ("drop_frame_rate", float),
                        ("added_latency_ms", float), ("unplug_after_s", float),
+                       ("boot_ms", float),
                        ("watchdog_ms", int), ("clock_start_us", int)):
         p.add_argument("--" + knob.replace("_", "-"), type=kind, dest=knob,
                        help=f"rig_emulator.{knob}")

@@ -253,7 +253,7 @@ class SerialBackend:
             "frames_tx", "controls_tx", "bytes_tx", "bytes_rx", "tx_overflow_bytes", "states_rx",
             "stale_ticks", "late_states", "samples_skipped", "hold_refreshes", "heartbeats_tx",
             "clears_tx", "estops_tx", "resyncs", "unexpected_frames", "tx_dropped_frames",
-            "tx_truncated_frames"), 0)
+            "tx_truncated_frames", "unanswered_capabilities"), 0)
         self._tx_queue_limit_bytes = _TX_QUEUE_FRAMES * max(self.state_frame_bytes,
                                                             self.control_frame_bytes)
         self._tx_cut = False  # the last frame went out in part: end it before the next
@@ -286,9 +286,16 @@ class SerialBackend:
         try:
             self._ser.reset_input_buffer()
             self._write(b"\x00")  # ends whatever partial frame the rig's receiver holds
-            self._handshake()
-            self._check_capabilities()
-            self._wait_first_state()
+            give_up = self._clock() + self._handshake_timeout_ns
+            while True:
+                self._handshake(give_up)
+                self._check_capabilities()
+                if self._wait_first_state(give_up):
+                    break
+                # CAPABILITIES but no STATE: it was not the answer to a HELLO (a rig that
+                # booted while our HELLOs went unheard sends one unasked). Say HELLO again.
+                self.counters["unanswered_capabilities"] += 1
+                self.capabilities = None
         except BaseException:
             self._ser.close()
             self._ser = None
@@ -297,8 +304,7 @@ class SerialBackend:
                                                name=f"serial-reader {self.port}")
         self._reader_thread.start()
 
-    def _handshake(self) -> None:
-        give_up = self._clock() + self._handshake_timeout_ns
+    def _handshake(self, give_up: int) -> None:
         hellos = 0
         while self.capabilities is None:
             now = self._clock()
@@ -338,7 +344,9 @@ class SerialBackend:
             self._log.warning("rig watchdog shorter than 3 periods", port=self.port,
                               watchdog_ms=caps.watchdog_ms, period_ms=self.period_ns / 1e6)
 
-    def _wait_first_state(self) -> None:
+    def _wait_first_state(self, give_up: int) -> bool:
+        """The rig's first STATEs after its CAPABILITIES: True once they came; False when
+        none came within the wait but the handshake's time is not up (say HELLO again)."""
         timeout_ns = max(self._silence_timeout_ns, 20 * self.period_ns)
         self._pump_until(self._clock() + timeout_ns,
                          lambda: self.counters["states_rx"] >= STATES_AT_OPEN
@@ -346,10 +354,17 @@ class SerialBackend:
         if self._fault is not None:
             raise RigUnreachable(self._fault)
         if self._latest is None:
-            raise RigUnreachable(f"the rig on {self.port} answered HELLO but sent no STATE "
-                                 f"within {timeout_ns / 1e6:.0f} ms")
+            if self._clock() < give_up:
+                return False
+            raise RigUnreachable(
+                f"the rig on {self.port} sent CAPABILITIES but no STATE within "
+                f"{timeout_ns / 1e6:.0f} ms of it, until the handshake's "
+                f"{self._handshake_timeout_ns / 1e6:.0f} ms were up "
+                f"({self.counters['unanswered_capabilities']} CAPABILITIES went unanswered "
+                "by STATEs): is the rig's firmware streaming after HELLO?")
         self.state[:] = self._latest.values
         self._published = self._latest
+        return True
 
     def _pump_until(self, deadline_ns: int, done: Callable[[], bool]) -> None:
         """Read and handle frames on this thread until `done()` or the deadline."""

@@ -115,6 +115,22 @@ def test_open_handshakes_and_the_rig_stands_in_for_the_model(tmp_path: Path) -> 
 
 
 @pytest.mark.realtime
+def test_a_rig_that_boots_after_the_port_opens_is_said_hello_again(tmp_path: Path) -> None:
+    """A board that resets when its port is opened hears none of the first HELLOs and then
+    sends its power-up CAPABILITIES unasked. That is not an answer: no STATE follows it, so
+    the bridge says HELLO again instead of failing "answered HELLO but sent no STATE"."""
+    with EmulatedRig(rig_config(tmp_path, boot_ms=500), tmp_path / "rig") as rig:
+        backend = bridge(rig.port, handshake_timeout_ns=3_000_000_000)
+        backend.open()  # HELLOs at ~0, 200 and 400 ms go unheard; CAPABILITIES at 500 ms
+        backend.close()
+        report = rig.stop()
+    assert backend.counters["unanswered_capabilities"] == 1
+    assert backend.counters["states_rx"] > 0
+    assert report["line"]["rx_while_booting"] >= 2  # the HELLOs sent while it booted
+    assert report["firmware"]["counters"]["hellos"] >= 1  # the one it heard, and answered
+
+
+@pytest.mark.realtime
 def test_a_rig_that_is_another_plant_or_rate_is_refused_naming_the_port(
         tmp_path: Path) -> None:
     with EmulatedRig(rig_config(tmp_path), tmp_path / "rig") as rig:
