@@ -22,3 +22,21 @@ def endpoint() -> str:
 # For `hil run` end-to-end tests that look at neither the HTML report nor the run history:
 # no plots (about 2 s a run under coverage) and no rows in the checkout's runs/history.db.
 NO_HTML = ("--set", "record.html=false", "--set", "record.history_db=null")
+
+
+# A realtime run's two timing gates: judged by the benchmarks, not by functional end-to-end
+# tests on this shared 2-core machine (a 1 kHz run under coverage missed 1.1-1.3 % at times).
+TIMING_GATES = frozenset({"deadline_miss_ratio", "round_trip_p99"})
+
+
+def assert_passed_but_timing(report: dict) -> None:
+    """Every gate of `report` passed except perhaps the timing gates, which are consistent
+    with their figures (so a failed one fails for its figure, not for a bug)."""
+    failed = [g for g in report["gates"] if not g["passed"] and g["name"] not in TIMING_GATES]
+    assert not failed, failed
+    gates = {g["name"]: g for g in report["gates"]}
+    misses = gates["deadline_miss_ratio"]
+    assert misses["passed"] == (report["deadline"]["miss_ratio"] <= misses["threshold"])
+    if "round_trip_p99" in gates:
+        p99 = gates["round_trip_p99"]
+        assert p99["passed"] == (report["latency_us"]["round_trip"]["p99"] <= p99["threshold"])

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import structlog
 import zmq
-from conftest import free_endpoint
+from conftest import assert_passed_but_timing, free_endpoint
 from test_live_view_browser import free_port, wait_line
 from websockets.sync.client import connect
 
@@ -69,7 +69,7 @@ def test_hil_watch_endpoint_shows_the_running_plants_state(tmp_path: Path) -> No
         watch.send_signal(signal.SIGINT)  # the observer leaves mid-run
         assert watch.wait(30) == 0
         _, err = run.communicate(timeout=120)
-        assert run.returncode == 0, err[-3000:]
+        assert run.returncode in (0, 1), err[-3000:]  # a verdict, not a crash
     finally:
         for p in (watch, run):
             if p.poll() is None:
@@ -99,6 +99,12 @@ def test_hil_watch_endpoint_shows_the_running_plants_state(tmp_path: Path) -> No
     last = shown[-1]["health"]
     assert last["observer_dropped"] == 0 and last["round_trip_p99_us"] > 0
     assert not last["safe"] and not last["final"]
+    # The run was undisturbed by its observer: every gate passed (the timing gates are the
+    # machine's: consistent with their figures).
+    report = json.loads((out / "report.json").read_text())
+    assert report["plant_end_reason"] == "duration"
+    assert_passed_but_timing(report)
+    assert report["verdict"] == ("PASS" if run.returncode == 0 else "FAIL")
     # The plant served one observer, then forgot it (gone, or its lease expired).
     observers = json.loads((out / "plant.json").read_text())["observers"]
     assert observers["subscribed"] == 1 and observers["refused"] == 0
