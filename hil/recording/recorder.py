@@ -208,7 +208,7 @@ class Recorder:
             settings = {"slots": capacity, "row_size": self._size,
                         "max_rows": max_rows_per_chunk, "fsync_interval_s": fsync_interval_s,
                         "flush_interval_s": flush_interval_s}
-            self._proc: subprocess.Popen[bytes] | None = None
+            self._proc: _Spawned | None = None
             self._thread: threading.Thread | None = None
             if use_process:
                 self._start_process(settings, fd, wake_r)
@@ -224,9 +224,14 @@ class Recorder:
         a controller opens its recorder after the plant's clock has started)."""
         try:
             cfg = {**settings, "ring_fd": self._ring_fd, "file_fd": fd, "wake_fd": wake_r}
-            self._proc = subprocess.Popen(
-                [sys.executable, "-I", ringwriter.__file__, json.dumps(cfg)],
-                pass_fds=(self._ring_fd, fd, wake_r), stdin=subprocess.DEVNULL)
+            for own in (self._ring_fd, fd, wake_r):  # these three, and no other of ours
+                os.set_inheritable(own, True)
+            # posix_spawn, not subprocess: the child starts at normal scheduling. A child of
+            # a SCHED_FIFO loop inherits its policy and would start its interpreter (~30 ms
+            # of CPU) at the loops' priority, which stalled both loops past the watchdog.
+            self._proc = _Spawned(os.posix_spawn(
+                sys.executable, [sys.executable, "-I", ringwriter.__file__, json.dumps(cfg)],
+                os.environ, scheduler=(os.SCHED_OTHER, os.sched_param(0))))
         finally:
             for own in (wake_r, fd, self._ring_fd):
                 os.close(own)
@@ -335,12 +340,37 @@ _ROWS_AT = ringwriter.ROWS_AT
 _WRITER_CLOSE_S = 120.0  # the last rows and an fsync on a slow disk
 
 
+class _Spawned:
+    """The writer process: its pid, and Popen's wait/kill for it."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def wait(self, timeout: float | None = None) -> int:
+        give_up = None if timeout is None else time.monotonic() + timeout
+        while self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG if give_up is not None else 0)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+            elif give_up is not None and time.monotonic() >= give_up:
+                raise subprocess.TimeoutExpired(f"recorder writer {self.pid}", timeout or 0.0)
+            else:
+                time.sleep(0.005)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
+
 def _ring_shares() -> bool:
     """Can the ring be shared with a writer process? Its single-producer single-consumer
     protocol relies on x86-64's store order between processes; Linux's memfd for the
     mapping."""
     return (sys.platform == "linux" and platform.machine() in ("x86_64", "AMD64")
-            and hasattr(os, "memfd_create"))
+            and hasattr(os, "memfd_create") and hasattr(os, "posix_spawn"))
 
 
 def _exit_text(code: int) -> str:
