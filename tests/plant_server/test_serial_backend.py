@@ -259,7 +259,10 @@ def test_the_plants_estop_latches_the_armed_rig_until_a_clear(tmp_path: Path,
         backend.close()
         host = RawHost(rig.port, 115_200)  # the port as the next program to open it sees it
         try:
-            _, latched = host.wait_for(State, timeout_s=3.0)
+            # The first latched STATE: the pty may still hold STATEs the rig sent before it
+            # acted on the ESTOPs (the bridge closed without reading them).
+            _, latched = host.wait_for(State, timeout_s=3.0,
+                                       flags=Flags.ESTOP_LATCHED | Flags.FAULT_LATCHED)
         finally:
             host.close()
     r = backend.report()
