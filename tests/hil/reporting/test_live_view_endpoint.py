@@ -57,8 +57,11 @@ def read_feed(port: int, until_t: float, timeout_s: float) -> tuple[dict, list[d
 @pytest.mark.timeout(240)
 def test_hil_watch_endpoint_shows_the_running_plants_state(tmp_path: Path) -> None:
     endpoint, port, out = free_endpoint(), free_port(), tmp_path / "run"
-    run = subprocess.Popen([*HIL, "run", "--duration", "8", "--endpoint", endpoint, "--out",
-                            str(out), "--run-id", "observed-run"],
+    # A 250 ms watchdog: this 2-core VM stalls both loops for 20 ms at times, which trips the
+    # default 20 ms one and drops the pendulum; the watchdog is the fault suite's to test.
+    run = subprocess.Popen([*HIL, "run", "--set", "plant.watchdog_timeout_ms=250", "--duration",
+                            "8", "--endpoint", endpoint, "--out", str(out), "--run-id",
+                            "observed-run"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     watch = subprocess.Popen([*HIL, "watch", "--endpoint", endpoint, "--port", str(port),
                               "--timeout", "60"],
