@@ -17,11 +17,8 @@ from __future__ import annotations
 
 import time
 
-import zmq
-from zmq.utils.monitor import recv_monitor_message
-
 from hil.link import messages as msg
-from hil.link.operator import NoAnswer, Refused, _refusal, operator_name
+from hil.link.operator import NoAnswer, Refused, await_answer, operator_name
 from hil.link.transport import ControllerSocket
 
 __all__ = ["NoAnswer", "ObserveRefused", "Observer", "Refused"]
@@ -55,41 +52,17 @@ class Observer:
     def subscribe(self, timeout_s: float = 2.0) -> msg.Message:
         """Subscribe; the plant's `observing` answer (lease, run id, description).
         Raises Refused (CURVE, or `ObserveRefused` from the plant) or NoAnswer."""
-        raw = self._sock.sock
-        # Watch the handshake from its start: connect again once the monitor is on.
-        raw.disconnect(self.endpoint)
-        monitor = raw.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-                                         | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
-        try:
-            raw.connect(self.endpoint)
-            self._observe()
-            poller = zmq.Poller()
-            poller.register(raw, zmq.POLLIN)
-            poller.register(monitor, zmq.POLLIN)
-            give_up = time.monotonic_ns() + round(timeout_s * 1e9)
-            while True:
-                remaining = give_up - time.monotonic_ns()
-                if remaining <= 0:
-                    raise NoAnswer(f"no answer from a plant at {self.endpoint} within "
-                                   f"{timeout_s:g} s: is hil-plant running there? (a plant "
-                                   f"with security.curve on answers only with --keys)")
-                ready = dict(poller.poll(max(1, remaining // 1_000_000)))
-                if monitor in ready:
-                    refusal = _refusal(recv_monitor_message(monitor)["event"], self.endpoint,
-                                       self.keys_dir)
-                    if refusal is not None:
-                        raise Refused(refusal)
-                if raw not in ready:
-                    continue
-                for m in self._read(64):
-                    if m.kind == "observing":
-                        return m
-                    if m.kind == "refuse":
-                        raise ObserveRefused(f"the plant at {self.endpoint} refused to be "
-                                             f"observed: {m['reason']}")
-        finally:
-            raw.disable_monitor()
-            monitor.close(linger=0)
+        def answer() -> msg.Message | None:
+            for m in self._read(64):
+                if m.kind == "observing":
+                    return m
+                if m.kind == "refuse":
+                    raise ObserveRefused(f"the plant at {self.endpoint} refused to be "
+                                         f"observed: {m['reason']}")
+            return None
+
+        return await_answer(self._sock.sock, self.endpoint, self.keys_dir, timeout_s,
+                            self._observe, answer)
 
     def poll(self) -> list[msg.Message]:
         """What has arrived (observations, or `observing` from a plant that restarted), at

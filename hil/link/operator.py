@@ -26,6 +26,7 @@ import getpass
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import zmq
@@ -88,15 +89,41 @@ def _ask(endpoint: str, payload: bytes, timeout_s: float, keys_dir: str | None) 
 def _ask_for(endpoint: str, payload: bytes, timeout_s: float, keys_dir: str | None,
              kind: str, request_id: int | None = None) -> msg.Message:
     sock = ControllerSocket(endpoint, curve_keys_dir=keys_dir)
-    # Watch the handshake from its start: connect again once the monitor is on.
-    sock.sock.disconnect(endpoint)
-    monitor = sock.sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-                                           | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+
+    def answer() -> msg.Message | None:
+        data = sock.recv_nowait()
+        if data is None:
+            return None
+        try:
+            m = msg.decode(data)
+        except msg.MessageError:
+            return None
+        if m.kind == kind and (request_id is None or m["request_id"] == request_id):
+            return m
+        return None
+
     try:
-        sock.sock.connect(endpoint)
-        sock.send(payload)
+        return await_answer(sock.sock, endpoint, keys_dir, timeout_s,
+                            lambda: sock.send(payload), answer)
+    finally:
+        sock.close()
+
+
+def await_answer(raw: zmq.Socket[bytes], endpoint: str, keys_dir: str | None, timeout_s: float,
+                 ask: Callable[[], object], answer: Callable[[], msg.Message | None]
+                 ) -> msg.Message:
+    """Connect `raw` to `endpoint` with its handshake watched, `ask()`, then return the first
+    message `answer()` takes (it is called whenever `raw` is readable); Refused when the plant
+    refuses the CURVE handshake (naming the key), NoAnswer after `timeout_s`."""
+    # Watch the handshake from its start: connect again once the monitor is on.
+    raw.disconnect(endpoint)
+    monitor = raw.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                                     | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+    try:
+        raw.connect(endpoint)
+        ask()
         poller = zmq.Poller()
-        poller.register(sock.sock, zmq.POLLIN)
+        poller.register(raw, zmq.POLLIN)
         poller.register(monitor, zmq.POLLIN)
         give_up = time.monotonic_ns() + round(timeout_s * 1e9)
         while True:
@@ -110,21 +137,11 @@ def _ask_for(endpoint: str, payload: bytes, timeout_s: float, keys_dir: str | No
                 refusal = _refusal(recv_monitor_message(monitor)["event"], endpoint, keys_dir)
                 if refusal is not None:
                     raise Refused(refusal)
-            if sock.sock not in ready:
-                continue
-            data = sock.recv_nowait()
-            if data is None:
-                continue
-            try:
-                m = msg.decode(data)
-            except msg.MessageError:
-                continue
-            if m.kind == kind and (request_id is None or m["request_id"] == request_id):
+            if raw in ready and (m := answer()) is not None:
                 return m
     finally:
-        sock.sock.disable_monitor()
+        raw.disable_monitor()
         monitor.close(linger=0)
-        sock.close()
 
 
 def operator_name() -> str:
