@@ -214,7 +214,42 @@ class ZmqPlantData(_ZmqWaits):
 
 
 
-class ShmPlantData:
+class _ShmWaits:
+    """What both shared-memory data planes share: waiting on the slot they read (`_incoming`,
+    with the ZeroMQ control plane looked at every CONTROL_PLANE_POLL_NS), the lockstep loop's
+    pin, closing the segment."""
+
+    segment: shm.Segment
+    spin_ns: int
+    pin: _Pin
+    _poll: _ControlPlanePoll
+    _incoming: shm.StateReader | shm.ControlReader
+
+    def wait_until(self, deadline_ns: int, on_readable: Callable[[], bool], spin_ns: int,
+                   clock: Clock) -> None:
+        """Realtime: sleep on the doorbell (a message wakes us to be timestamped on arrival),
+        spin this plane's `spin_ns` before the deadline."""
+        incoming = self._incoming
+        incoming.wait(deadline_ns, self._poll.ready(incoming.has_new, on_readable, clock), clock,
+                      spin_last_ns=self.spin_ns)
+
+    def wait_for(self, timeout_ns: int, on_readable: Callable[[], bool], spin_ns: int,
+                 clock: Clock) -> bool:
+        """Lockstep: spin `spin_ns` of this plane for the answer, then sleep on the bell."""
+        incoming = self._incoming
+        start = clock()
+        got = incoming.wait(start + timeout_ns,
+                            self._poll.ready(incoming.has_new, on_readable, clock), clock,
+                            spin_first_ns=self.spin_ns)
+        if self.pin.cpu is not None:
+            self.pin.note_wait(clock() - start)
+        return got
+
+    def close(self) -> None:
+        self.segment.close()
+
+
+class ShmPlantData(_ShmWaits):
     """States out and controls in through the plant's shared-memory segment."""
 
     kind = "shm"
@@ -227,6 +262,7 @@ class ShmPlantData:
         self.segment = shm.Segment.create(sock.endpoint, n_states)
         self._states = shm.StateWriter(self.segment)
         self._controls = shm.ControlReader(self.segment)
+        self._incoming = self._controls
         self._session = 0
         self._poll = _ControlPlanePoll(sock.sock)
         self.socket_turn = self._poll.turn  # bound once: the drain asks each time
@@ -260,25 +296,6 @@ class ShmPlantData:
             m = exc
         return session == self._session and session != 0, m
 
-    def wait_until(self, deadline_ns: int, on_readable: Callable[[], bool], spin_ns: int,
-                   clock: Clock) -> None:
-        """Realtime: sleep on the control doorbell (a control wakes us to be timestamped on
-        arrival), spin this plane's `spin_ns` before the deadline."""
-        self._controls.wait(deadline_ns,
-                            self._poll.ready(self._controls.has_new, on_readable, clock), clock,
-                            spin_last_ns=self.spin_ns)
-
-    def wait_for(self, timeout_ns: int, on_readable: Callable[[], bool], spin_ns: int,
-                 clock: Clock) -> bool:
-        """Lockstep: spin `spin_ns` of this plane for the answer, then sleep on the bell."""
-        start = clock()
-        got = self._controls.wait(
-            start + timeout_ns, self._poll.ready(self._controls.has_new, on_readable, clock),
-            clock, spin_first_ns=self.spin_ns)
-        if self.pin.cpu is not None:
-            self.pin.note_wait(clock() - start)
-        return got
-
     def start_loop(self, pin: bool) -> None:
         """The loop begins: with `pin` (lockstep), its thread goes to the plant's CPU
         (`loop_cpus`). Not in realtime: pinned SCHED_FIFO loops measured 25 % deadline misses
@@ -293,9 +310,6 @@ class ShmPlantData:
                 "read_retries": self._controls.retries,
                 "sleeps": self.segment.control_bell.sleeps,
                 "wakes_sent": self.segment.state_bell.wakes}
-
-    def close(self) -> None:
-        self.segment.close()
 
 
 def plant_data(kind: str, sock: PlantSocket, n_states: int, spin_ns: int) -> Any:
@@ -325,7 +339,7 @@ class ZmqControllerData(_ZmqWaits):
 
 
 
-class ShmControllerData:
+class ShmControllerData(_ShmWaits):
     kind = "shm"
 
     def __init__(self, sock: ControllerSocket, segment: str, session: int,
@@ -336,6 +350,7 @@ class ShmControllerData:
         self.pin = _Pin()
         self.segment = shm.Segment.open(segment)
         self._states = shm.StateReader(self.segment)
+        self._incoming = self._states
         self._controls = shm.ControlWriter(self.segment, session)
         self._poll = _ControlPlanePoll(sock.sock)
         self.socket_turn = self._poll.turn  # bound once: the drain asks each time
@@ -352,21 +367,6 @@ class ShmControllerData:
         return msg.Message("state", {"seq": seq, "t_ns": t_ns, "state": values,
                                      "flags": flags})
 
-    def wait_until(self, deadline_ns: int, on_readable: Callable[[], bool], spin_ns: int,
-                   clock: Clock) -> None:
-        self._states.wait(deadline_ns, self._poll.ready(self._states.has_new, on_readable, clock),
-                          clock, spin_last_ns=self.spin_ns)
-
-    def wait_for(self, timeout_ns: int, on_readable: Callable[[], bool], spin_ns: int,
-                 clock: Clock) -> bool:
-        start = clock()
-        got = self._states.wait(
-            start + timeout_ns, self._poll.ready(self._states.has_new, on_readable, clock),
-            clock, spin_first_ns=self.spin_ns)
-        if self.pin.cpu is not None:
-            self.pin.note_wait(clock() - start)
-        return got
-
     def start_loop(self, pin: bool) -> None:
         """The loop begins: with `pin` (lockstep), its thread goes to the CPU the plant chose
         for it (see ShmPlantData.start_loop)."""
@@ -379,9 +379,6 @@ class ShmControllerData:
                 "read_retries": self._states.retries,
                 "sleeps": self.segment.state_bell.sleeps,
                 "wakes_sent": self.segment.control_bell.wakes}
-
-    def close(self) -> None:
-        self.segment.close()
 
 
 def controller_data(sock: ControllerSocket, description: dict[str, Any]) -> Any:
