@@ -3,12 +3,12 @@
 `Recorder.record()` packs each row into a ring in a shared mapping and publishes its count;
 this module's writer copies the packed rows out as chunks and appends them to the file
 (docs/recording.md). It runs in a process of its own (`python ringwriter.py`, standard
-library only, normal scheduling), so the real-time loop's process has one Python thread and
-its interpreter lock is never wanted by anyone else: a writer thread in the loop's process,
-waking once a flush interval, cost the loop about half of its deadline misses at 5 kHz
-(README, "The same-host fast path"). Where the ring cannot be shared this way (a CPU whose
-stores may be seen out of order by another process: not x86-64) the same writer runs on a
-thread of the loop's process instead.
+library only, started at normal scheduling by the recorder), so the real-time loop's process
+has one Python thread and its interpreter lock is never wanted by anyone else: a writer
+thread in the loop's process, waking once a flush interval, cost the loop about half of its
+deadline misses at 5 kHz (README, "The same-host fast path"). Where the ring cannot be
+shared this way (a CPU whose stores may be seen out of order by another process: not
+x86-64) the same writer runs on a thread of the loop's process instead.
 
 The mapping (a file in /dev/shm, unlinked as soon as both sides have it open):
 
@@ -32,7 +32,6 @@ and still reads as not closed.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import mmap
 import os
@@ -173,9 +172,6 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file-size limit is an error, not death
     cfg: dict[str, Any] = json.loads(argv[1])
-    # The loop's real-time policy is inherited: writing files does not need it.
-    with contextlib.suppress(OSError, AttributeError):
-        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
     ring = mmap.mmap(cfg["ring_fd"], ring_bytes(cfg["slots"], cfg["row_size"]))
     os.close(cfg["ring_fd"])
     writer = RingWriter(ring, cfg["slots"], cfg["row_size"], cfg["file_fd"],
