@@ -25,6 +25,7 @@ from hil.app.process import (
 )
 from hil.config import Config, ConfigError, build_plant_model
 from hil.link.dataplane import plant_data
+from hil.link.dataplane import spin_ns as shm_spin_ns
 from hil.link.security import CurveKeyError
 from hil.link.shm import SharedMemoryError
 from hil.link.transport import PlantSocket
@@ -124,8 +125,14 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
         print(f"hil-plant: {exc} (is another hil-plant running? choose another port with "
               f"--endpoint or plant.endpoint)", file=sys.stderr)
         return EXIT_USAGE, {"end_reason": f"cannot bind {config.plant.endpoint}"}
+    spin = shm_spin_ns(config.run.shm_spin_us, config.run.mode, settings.period_ns)
+    if config.run.transport == "shm" and spin < round(config.run.shm_spin_us * 1e3):
+        ctx.log.warning("run.shm_spin_us capped: a loop spinning more of each period reaches "
+                        "the kernel's real-time throttling and stalls",
+                        asked_us=config.run.shm_spin_us, spin_us=spin / 1e3,
+                        period_us=settings.period_ns / 1e3)
     try:
-        data = plant_data(config.run.transport, sock, n, round(config.run.shm_spin_us * 1e3))
+        data = plant_data(config.run.transport, sock, n, spin)
     except SharedMemoryError as exc:
         sock.close()
         print(f"hil-plant: run.transport shm: {exc}", file=sys.stderr)

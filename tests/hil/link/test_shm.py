@@ -21,12 +21,14 @@ from conftest import NO_HTML
 from hil.link import messages as msg
 from hil.link import shm
 from hil.link.dataplane import (
+    MAX_SPIN_SHARE,
     ShmControllerData,
     ShmPlantData,
     control_message,
     controller_data,
     loop_cpus,
     pin_loop,
+    spin_ns,
 )
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -295,14 +297,23 @@ def test_hil_run_over_shm(tmp_path: Path, mode: str) -> None:
     dropped from the recordings, the report says shm and has every latency figure."""
     hil = Path(sys.executable).with_name("hil")
     out = tmp_path / mode
+    # Realtime asks for a spin of 800 us in a 1000 us period: capped at 60 % (MAX_SPIN_SHARE).
+    spin = ["--set", "run.shm_spin_us=800"] if mode == "realtime" else []
     done = subprocess.run([str(hil), "run", *NO_HTML, "--transport", "shm", "--mode", mode,
                            "--rate", "1000", "--duration", "3", "--endpoint",
-                           _endpoint(tmp_path), "--out", str(out)],
+                           _endpoint(tmp_path), "--out", str(out), *spin],
                           capture_output=True, text=True, timeout=110)
     report = json.loads((out / "report.json").read_text())
     plant = json.loads((out / "plant.json").read_text())
     controller = json.loads((out / "controller.json").read_text())
     assert plant["transport"]["kind"] == controller["transport"]["kind"] == "shm"
+    # Both loops spin what the plant chose; the plant's log says when it capped the ask.
+    expected_spin = 600.0 if mode == "realtime" else 120.0
+    assert plant["transport"]["spin_us"] == controller["transport"]["spin_us"] == expected_spin
+    capped = [json.loads(line) for line in (out / "plant.log.jsonl").read_text().splitlines()
+              if "shm_spin_us capped" in line]
+    assert [(c["asked_us"], c["spin_us"]) for c in capped] == (
+        [(800.0, 600.0)] if mode == "realtime" else [])
     # In lockstep each loop on its own CPU (dataplane.loop_cpus), the two different, when
     # there are two; in realtime neither is pinned (a pinned SCHED_FIFO loop cannot move away
     # from other real-time work).
@@ -325,6 +336,15 @@ def test_hil_run_over_shm(tmp_path: Path, mode: str) -> None:
     else:
         assert plant["end_reason"] == "duration" and plant["controls_applied"] > 2000
     assert not Path(f"/dev/shm/{plant['transport']['segment']}").exists()
+
+
+def test_the_realtime_spin_is_capped_at_its_share_of_the_period() -> None:
+    assert MAX_SPIN_SHARE == 0.6
+    assert spin_ns(120, "realtime", 1_000_000) == 120_000  # 1 kHz: as asked
+    assert spin_ns(120, "realtime", 200_000) == 120_000  # 5 kHz: 60 % exactly
+    assert spin_ns(120, "realtime", 100_000) == 60_000  # 10 kHz: capped
+    assert spin_ns(0, "realtime", 100_000) == 0
+    assert spin_ns(500, "lockstep", 100_000) == 500_000  # lockstep waits for an answer
 
 
 def test_hil_doctor_measures_the_fast_path_against_the_period() -> None:
