@@ -52,8 +52,8 @@ class RunConfig(_Strict):
     # host, ZeroMQ keeping the control plane (hil/link/dataplane.py; README "fast path").
     transport: Literal["zmq", "shm"] = "zmq"
     # shm only: busy-poll this long before sleeping on the futex doorbell, for each answer in
-    # lockstep and before each deadline in realtime (both processes; in realtime at most 60 %
-    # of the period, hil/link/dataplane.py MAX_SPIN_SHARE). 120 covers this VM's wake-up
+    # lockstep and before each deadline in realtime (both processes; in realtime capped to
+    # leave each loop idle time, hil/link/dataplane.py MAX_LOOP_SHARE). 120 covers this VM's wake-up
     # latency from a sleep (p99 60-100 us): against 50, 2 kHz missed 0.14 % instead of 0.74 %
     # and 5 kHz about half as often (README, "The same-host fast path").
     shm_spin_us: Annotated[float, Field(ge=0, le=10_000)] = 120.0

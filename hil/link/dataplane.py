@@ -106,20 +106,23 @@ def pin_loop(cpu: int | None) -> int | None:
     return cpu
 
 
-# Realtime over shm: the spin before each deadline takes at most this share of the period.
-# Measured here at 5 kHz (200 us period): spinning 150 us put each loop at ~95 % of a CPU, the
-# kernel's real-time throttling limit (sched_rt_runtime_us 950000 of 1000000), and a stall of
-# over 20 ms latched the watchdog in 3 runs of 3; 120 us (60 %) kept the loops at ~0.7 and
-# ~0.9 of a CPU and never tripped.
-MAX_SPIN_SHARE = 0.6
+# Realtime over shm: the spin before each deadline leaves each loop at least 1 - MAX_LOOP_SHARE
+# of the period idle after LOOP_WORK_NS of its own work (a tick's Python, wake-ups and system
+# calls: ~40 us per loop here). Measured on this VM: a loop near 95 % of a CPU reaches the
+# kernel's real-time throttling (sched_rt_runtime_us 950000 of 1000000) and a stall of over
+# 20 ms latches the watchdog: at 5 kHz spinning 150 us did so in 3 runs of 3 (120 us, the
+# default, did not: loops at 0.7-0.9 of a CPU), at 10 kHz spinning 60 us did in 4 of 4 (50 us:
+# loops at 0.90-0.94, no trip). The cap: 130 us at 5 kHz, 45 us at 10 kHz.
+MAX_LOOP_SHARE = 0.85
+LOOP_WORK_NS = 40_000
 
 
 def spin_ns(spin_us: float, mode: str, period_ns: int) -> int:
-    """The spin of the shared-memory waits: `run.shm_spin_us`, capped in realtime at
-    MAX_SPIN_SHARE of the period (see there). Lockstep spins for an answer, not a period."""
+    """The spin of the shared-memory waits: `run.shm_spin_us`, capped in realtime (see
+    MAX_LOOP_SHARE). Lockstep spins for an answer, not in a period."""
     spin = round(spin_us * 1e3)
     if mode == "realtime":
-        return min(spin, int(period_ns * MAX_SPIN_SHARE))
+        return max(0, min(spin, int(period_ns * MAX_LOOP_SHARE) - LOOP_WORK_NS))
     return spin
 
 

@@ -9,6 +9,7 @@ sequence numbers:
 | offset | field                                                                          |
 |--------|--------------------------------------------------------------------------------|
 | 0      | magic, version, n_states, plant pid, session (of the attached controller)     |
+| 32     | the plant's pid namespace (a killed plant's segment is swept only from its own) |
 | 64     | state slot: counter, bell, waiters, seq, t_ns, flags, state[n] (plant writes)  |
 | 384    | control slot: counter, bell, waiters, session, seq, state_seq, force_n,        |
 |        | t_state_rx_ns, t_send_ns, compute_ns (the controller writes)                   |
@@ -32,7 +33,8 @@ and a wake-up lost to the flag race (there is no atomic exchange from Python) co
 sched_yield and pinning: README, "The same-host fast path".
 
 A segment left by a killed plant (same name, its pid dead) is removed and replaced; one whose
-plant still lives is refused with a message naming the pid.
+plant still lives is refused with a message naming the pid. A plant that starts also removes
+killed plants' segments under other endpoints (`sweep_stale`).
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ MAX_STATES = 32
 MAX_SLEEP_NS = 1_000_000  # a sleeping reader re-checks everything at least this often
 
 _HEADER = struct.Struct("@QIIqq")  # magic, version, n_states, plant pid, session
+_PIDNS = struct.Struct("@Q")  # at _PIDNS_AT: the plant's pid namespace (its pid means nothing
+_PIDNS_AT = 32  # in another: a container's plant sharing /dev/shm is never swept as dead)
 _STATE_AT = 64
 _CONTROL_AT = 384
 _WAITERS_OFF = 12  # within a slot: counter u64 @0, bell u32 @8, waiters u32 @12
@@ -108,6 +112,43 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _pid_namespace() -> int:
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return 0
+
+
+def sweep_stale(keep: str = "") -> list[str]:
+    """Remove the segments of plants that died (SIGKILLed: a plant that ends unlinks its own)
+    under any endpoint: a hil-runtime segment whose plant pid is gone in this pid namespace.
+    Anything else in /dev/shm, a segment being created (no magic yet), a live plant's and
+    another namespace's are left alone. The names removed."""
+    try:
+        names = sorted(n for n in os.listdir("/dev/shm") if n.startswith("hil-") and n != keep)
+    except OSError:
+        return []
+    ns = _pid_namespace()
+    removed = []
+    for name in names:
+        try:
+            seg = _untracked(name, False)
+        except (OSError, ValueError):
+            continue
+        try:
+            if seg.size < SEGMENT_BYTES:
+                continue
+            buf = cast(memoryview, seg.buf)
+            magic, _, _, pid, _ = _HEADER.unpack_from(buf, 0)
+            (owner_ns,) = _PIDNS.unpack_from(buf, _PIDNS_AT)
+        finally:
+            seg.close()
+        if magic == MAGIC and owner_ns == ns and ns and not _pid_alive(pid):
+            _unlink(name)
+            removed.append(name)
+    return removed
 
 
 def _untracked(name: str, create: bool, size: int = 0) -> shared_memory.SharedMemory:
@@ -202,6 +243,7 @@ class Segment:
             raise SharedMemoryError(f"shared memory carries 1..{MAX_STATES} states, "
                                     f"the plant has {n_states}")
         name = segment_name(endpoint)
+        sweep_stale(keep=name)  # killed plants' segments under other endpoints
         try:
             seg = _untracked(name, True, SEGMENT_BYTES)
         except FileExistsError:
@@ -209,6 +251,7 @@ class Segment:
         buf = cast(memoryview, seg.buf)
         _HEADER.pack_into(buf, 0, 0, VERSION, n_states, os.getpid(), 0)
         buf[_HEADER.size:SEGMENT_BYTES] = bytes(SEGMENT_BYTES - _HEADER.size)
+        _PIDNS.pack_into(buf, _PIDNS_AT, _pid_namespace())
         _HEADER.pack_into(buf, 0, MAGIC, VERSION, n_states, os.getpid(), 0)
         return cls(seg, owner=True)
 
