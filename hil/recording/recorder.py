@@ -194,6 +194,8 @@ class Recorder:
             "created_unix_s": time.time(),
         }, allow_nan=False).encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        owned = [fd]  # what a failed start closes: each descriptor once, none the writer has
+        ring: mmap.mmap | None = None
         try:
             _write_all(fd, _HEAD.pack(MAGIC, FORMAT_VERSION, len(header)) + header
                        + _CRC.pack(zlib.crc32(header)))
@@ -201,21 +203,31 @@ class Recorder:
             use_process = writer == "process" or (writer == "auto" and _ring_shares())
             self._ring_fd = os.memfd_create("hil-recorder") if use_process else -1
             if use_process:
+                owned.append(self._ring_fd)
                 os.ftruncate(self._ring_fd, size)
-            self._ring = mmap.mmap(self._ring_fd, size)
+            ring = self._ring = mmap.mmap(self._ring_fd, size)
             self._words = memoryview(self._ring)[:ringwriter.ROWS_AT].cast("Q")
             wake_r, self._wake_w = os.pipe()
+            owned += [wake_r, self._wake_w]
             settings = {"slots": capacity, "row_size": self._size,
                         "max_rows": max_rows_per_chunk, "fsync_interval_s": fsync_interval_s,
                         "flush_interval_s": flush_interval_s}
             self._proc: _Spawned | None = None
             self._thread: threading.Thread | None = None
             if use_process:
+                for handed in (fd, wake_r, self._ring_fd):  # closed there, spawned or not
+                    owned.remove(handed)
                 self._start_process(settings, fd, wake_r)
             else:
                 self._start_thread(settings, fd, wake_r)
+                owned.remove(fd)  # the writer thread's now: it closes them when it ends
+                owned.remove(wake_r)
         except BaseException:
-            os.close(fd)
+            for own in owned:
+                os.close(own)
+            if ring is not None:
+                self._words.release()
+                ring.close()
             raise
         self.writer = "process" if use_process else "thread"
 

@@ -94,3 +94,23 @@ def test_a_clean_recording_adds_no_error_gate() -> None:
         "plant": {"rows_dropped": 0, "error": None}}}
     gates, _score, verdict = evaluate(report, GatesConfig())
     assert "recording_error" not in {g["name"] for g in gates} and verdict == "PASS"
+
+
+def test_a_writer_process_that_cannot_start_raises_why_and_leaks_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """posix_spawn itself fails (no interpreter at sys.executable): the constructor raises
+    that error, not one of its own clean-up, and closes the file, the ring and the pipe once
+    each (it closed the file twice, so an EBADF hid the real error)."""
+    def open_fds() -> set[str]:
+        return set(os.listdir("/proc/self/fd"))
+
+    before = open_fds()
+    monkeypatch.setattr("sys.executable", str(tmp_path / "no-python"))
+    with pytest.raises(FileNotFoundError) as exc:
+        Recorder(tmp_path / "r.rec", COLUMNS, writer="process")
+    assert "no-python" in str(exc.value)
+    assert open_fds() <= before
+    monkeypatch.undo()
+    rec = Recorder(tmp_path / "r.rec", COLUMNS, writer="process")  # the path is reusable
+    rec.record((1.0, 2.0))
+    assert rec.close().rows_written == 1
