@@ -25,7 +25,7 @@ from controller_client.law import ControlLaw
 from hil.link import messages as msg
 from hil.link.dataplane import ZmqControllerData, controller_data
 from hil.link.shm import SharedMemoryError
-from hil.link.transport import ControllerSocket, wait_for_message
+from hil.link.transport import ControllerSocket, monotonic_clock_id, wait_for_message
 from hil.runtime.latency import LatencyMonitor
 from hil.runtime.ratelimit import RateLimiter
 from hil.runtime.schedule import Schedule
@@ -109,6 +109,7 @@ class ControllerLoop:
         self.states_received = 0
         self.clock_offset_ns = 0  # plant clock - our clock, from _sync_clock
         self.clock_sync_rtt_ns: int | None = None
+        self.same_clock = False  # the plant reads this very clock (one kernel): no sync
         self._t0_ns = 0
         self._period_ns = 0  # the plant's period, from its description
         self._lockstep = False
@@ -149,7 +150,11 @@ class ControllerLoop:
                     continue
                 if m.kind == "welcome":
                     self.description = m["description"]
-                    self._sync_clock()
+                    clock_id = monotonic_clock_id(self.clock)
+                    if clock_id and self.description.get("clock_id") == clock_id:
+                        self.same_clock = True  # the plant's very clock: the offset is 0
+                    else:
+                        self._sync_clock()
                     return self.description
                 if m.kind == "refuse":
                     raise HandshakeRefused(m["code"], m["reason"])
@@ -168,9 +173,11 @@ class ControllerLoop:
         """Estimate plant clock - our clock from `samples` sync round trips (NTP-style).
 
         offset = t_plant - (t_sent + t_received) / 2 of the exchange with the shortest round
-        trip, whose error is at most half that round trip. On one machine both processes read
-        the same monotonic clock and the offset comes out near zero; across machines it is
-        what lets the controller phase-lock to the plant's ticks.
+        trip, whose error is at most half that round trip. Across machines it is what lets
+        the controller phase-lock to the plant's ticks. Not called when the plant reads this
+        very clock (the welcome's `clock_id`: one kernel): there the offset is exactly 0, and
+        the estimate was off by up to 30 us, which at 5 kHz put the controller's deadline
+        before the state's arrival in whole runs.
         """
         best_rtt, best_offset = None, 0
         for _ in range(samples):
@@ -476,7 +483,8 @@ class ControllerLoop:
             "gains": list(getattr(self.law, "gains", [])),
             "latency_us": stats["figures"],
             "histograms": self.latency.encode(),
-            "clock": {"offset_ns": self.clock_offset_ns, "sync_rtt_ns": self.clock_sync_rtt_ns},
+            "clock": {"offset_ns": self.clock_offset_ns, "sync_rtt_ns": self.clock_sync_rtt_ns,
+                      "same_clock": self.same_clock},
             "controls_sent": self.control_seq,
             "states_received": self.states_received,
             "states_dropped": self.states_dropped,

@@ -41,7 +41,7 @@ import zmq
 
 from hil.link import messages as msg
 from hil.link.dataplane import ZmqPlantData
-from hil.link.transport import PlantSocket, wait_until
+from hil.link.transport import PlantSocket, monotonic_clock_id, wait_until
 from hil.runtime.deadline_gates import DeadlineGates, DeadlineGateSettings
 from hil.runtime.latency import LatencyMonitor
 from hil.runtime.ratelimit import RateLimiter
@@ -134,6 +134,7 @@ class PlantServer:
         self.log = log
         self.stop_requested = stop_requested
         self.clock = clock
+        self._clock_id = monotonic_clock_id(clock)
         self.latency = LatencyMonitor(PLANT_FIGURES)
         self.watchdog = Watchdog(settings.watchdog_timeout_ns, clock=clock)
         self.counters = PlantCounters()
@@ -194,6 +195,7 @@ class PlantServer:
             rate_hz=1e9 / self.settings.period_ns,
             period_ns=self.settings.period_ns,
             t0_ns=self.t0_ns,
+            clock_id=self._clock_id,  # a controller reading this same clock needs no sync
             duration_s=self.settings.duration_s,
             initial_state=self.initial_state.tolist(),
             watchdog_timeout_ms=self.settings.watchdog_timeout_ns / 1e6,

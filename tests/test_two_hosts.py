@@ -144,8 +144,7 @@ def test_plant_and_controller_on_two_network_hosts_with_curve(hosts: Hosts,
     report = build_report("two-hosts", config, plant_report, controller_report)
     assert_passed_but_timing(report)  # tests/conftest.py
     assert report["latency_us"]["round_trip"]["count"] > 1500
-    # Both namespaces share one kernel clock: the estimated offset is 0 within the
-    # uncertainty of its best round trip (half of it), which the veth link keeps small.
-    clock = report["clock"]
-    assert clock["sync_rtt_ns"] is not None and 0 < clock["sync_rtt_ns"] < 50_000_000
-    assert abs(clock["offset_ns"]) <= clock["sync_rtt_ns"] / 2 + 1, clock
+    # Both namespaces run on one kernel, so both read one CLOCK_MONOTONIC: the controller
+    # learns it from the welcome's clock_id (the boot id) and takes offset 0 without a sync
+    # (tests/controller_client/test_clock_sync.py estimates one against a shifted clock).
+    assert report["clock"] == {"offset_ns": 0, "sync_rtt_ns": None, "same_clock": True}

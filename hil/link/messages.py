@@ -8,7 +8,7 @@ message is rejected in one place and never reaches the plant. Nothing is ever un
 | kind      | fields                                                                          |
 |-----------|---------------------------------------------------------------------------------|
 | hello     | protocol, client_name                                                           |
-| welcome   | protocol, description (map: plant, state names/units, limits, rate, mode, t0)  |
+| welcome   | protocol, description (map: plant, names/units, limits, rate, mode, t0, clock_id) |
 | refuse    | code, reason                                                                    |
 | state     | seq, t_ns (plant monotonic), state (list of floats), flags                      |
 | control   | seq, state_seq, force_n, t_state_rx_ns, t_send_ns, compute_ns                   |

@@ -350,6 +350,8 @@ def test_hil_run_over_shm(tmp_path: Path, mode: str) -> None:
     plant = json.loads((out / "plant.json").read_text())
     controller = json.loads((out / "controller.json").read_text())
     assert plant["transport"]["kind"] == controller["transport"]["kind"] == "shm"
+    # One host, one clock: no estimated offset (it was off by up to 30 us)
+    assert controller["clock"] == {"offset_ns": 0, "sync_rtt_ns": None, "same_clock": True}
     # Both loops spin what the plant chose; the plant's log says when it capped the ask.
     expected_spin = 810.0 if mode == "realtime" else 120.0
     assert plant["transport"]["spin_us"] == controller["transport"]["spin_us"] == expected_spin

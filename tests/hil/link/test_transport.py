@@ -132,3 +132,14 @@ def test_wait_for_message_spinning_takes_an_early_answer_and_still_times_out(pai
     t0 = time.monotonic()
     assert not wait_for_message(plant.sock, 30_000_000, lambda: False, spin_ns=10_000_000)
     assert time.monotonic() - t0 >= 0.029  # the spin never cuts the timeout short
+
+
+def test_the_monotonic_clock_is_named_by_the_kernels_boot_id_and_no_other_clock_is() -> None:
+    from pathlib import Path
+
+    from hil.link.transport import monotonic_clock_id
+
+    boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    assert len(boot_id) == 36 and monotonic_clock_id(time.monotonic_ns) == boot_id
+    assert monotonic_clock_id(lambda: time.monotonic_ns()) == ""  # a clock of its own
+    assert monotonic_clock_id(time.perf_counter_ns) == ""
