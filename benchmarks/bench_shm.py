@@ -151,6 +151,8 @@ def hil_run(out: Path, *args: str) -> dict[str, Any]:
             "futex_sleeps": (plant["transport"].get("sleeps"),
                              controller["transport"].get("sleeps")),
             "no_new_state": controller["no_new_state"],
+            "watchdog_trips": plant["watchdog"]["trips"],
+            "spin_us": plant["transport"].get("spin_us"),
             "controller_lateness_p99_us": controller["latency_us"]["controller_lateness"]["p99"],
             "plant_lateness_p99_us": plant["latency_us"]["plant_lateness"]["p99"]}
 
@@ -219,12 +221,13 @@ def main() -> int:
                 print(f"  realtime {rate} Hz #{i}: {rt[rate][-1]}", flush=True)
         print(f"\nrealtime over shm, {args.realtime_s:g} s, median of {args.reps}")
         print(f"{'rate Hz':>8}{'misses %':>10}{'dropped':>9}{'rt p50 us':>10}{'plant cpu':>10}"
-              f"{'ctrl cpu':>9}  passes (<= 1 % misses, none dropped)")
+              f"{'ctrl cpu':>9}{'spin us':>8}{'wd trips':>9}  passes (<= 1 % misses, none dropped)")
         for rate, r in rt.items():
             ok = sum(1 for x in r if x["miss_ratio"] <= 0.01 and x["dropped_records"] == 0)
             print(f"{rate:>8}{100 * _median(r, 'miss_ratio'):>10.2f}"
                   f"{_median(r, 'dropped_records'):>9.0f}{_median(r, 'round_trip_p50_us'):>10.1f}"
                   f"{_median(r, 'plant_cpu'):>10.2f}{_median(r, 'controller_cpu'):>9.2f}"
+                  f"{_median(r, 'spin_us'):>8.0f}{sum(x['watchdog_trips'] for x in r):>9}"
                   f"  {ok} of {len(r)}")
         results["realtime"] = rt
     if args.json:
