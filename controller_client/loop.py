@@ -440,7 +440,7 @@ class ControllerLoop:
             if not self._drain():
                 # The state is late: wait for it, but no later than `late_state_wait` of the
                 # period before the plant's next tick (answering late beats not answering).
-                self.data.wait_overdue(deadline + late_window, self._drain, self.clock)
+                self.data.wait_until(deadline + late_window, self._drain, 0, self.clock)
                 if self._new_seq > self._answered_seq:
                     self.late_states += 1
             if self._new_seq > self._answered_seq:

@@ -130,7 +130,7 @@ def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     law.reset()
     controller_config = config.controller
     settings = LoopSettings(
-        phase_offset=config.controller_phase,
+        phase_offset=controller_config.phase_offset,
         spin_ns=round(controller_config.spin_us * 1e3),
         connect_timeout_ns=round(controller_config.connect_timeout_s * 1e9),
         plant_timeout_ns=round(controller_config.plant_timeout_ms * 1e6),

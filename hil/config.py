@@ -92,9 +92,6 @@ class PlantConfig(_Strict):
         return _check_endpoint(v)
 
 
-SHM_PHASE_NS = 20_000  # controller.phase_offset auto over shm: this long after the tick
-
-
 class ControllerConfig(_Strict):
     # A built-in law, an entry point of group hil.controllers, or "module.path:Class"
     # (docs/extending.md); checked when the controller loads it.
@@ -103,24 +100,13 @@ class ControllerConfig(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
     endpoint: str = DEFAULT_ENDPOINT
     # Controller deadline = plant tick + phase_offset * period (state has arrived by then).
-    # auto (Config.controller_phase): 0.3 over zmq; over shm, where a state is there ~10 us
-    # after the tick, 20 us after it and at least 0.1 of the period. At 5 kHz over shm 0.1
-    # missed less than 0.3 in 11 of 14 interleaved pairs (last batch 1.82 vs 2.25 % median).
-    phase_offset: float | Literal["auto"] = "auto"
+    phase_offset: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.3
     # Spin (busy-wait) for the last stretch before each deadline, in microseconds.
     spin_us: Annotated[float, Field(ge=0, le=10_000)] = 150.0
     connect_timeout_s: PositiveFloat = 5.0
     plant_timeout_ms: PositiveFloat = 500.0
     # Attaching to a plant latched in its safe state, send `clear` at once (restart recovery).
     clear_on_attach: bool = False
-
-    @field_validator("phase_offset", mode="before")
-    @classmethod
-    def _phase(cls, v: Any) -> Any:
-        if v == "auto" or (isinstance(v, (int, float)) and not isinstance(v, bool)
-                           and 0.0 <= v < 1.0):
-            return v
-        raise ValueError("must be auto or a fraction of a period in [0, 1)")
 
     @field_validator("endpoint")
     @classmethod
@@ -325,16 +311,6 @@ class Config(_Strict):
     @property
     def period_ns(self) -> int:
         return round(1e9 / self.run.rate_hz)
-
-    @property
-    def controller_phase(self) -> float:
-        """controller.phase_offset, `auto` resolved for the transport (see there)."""
-        phase = self.controller.phase_offset
-        if phase != "auto":
-            return phase
-        if self.run.transport == "shm":
-            return min(0.5, max(0.1, SHM_PHASE_NS / self.period_ns))
-        return 0.3
 
     @property
     def search_path(self) -> list[str]:

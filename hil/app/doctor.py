@@ -414,7 +414,7 @@ def check_jitter(config: Config, seconds: float) -> Check:
             f"{p99:.0f} us, max {worst:.0f} us")
     # The controller wakes phase_offset of a period after each tick and must answer before
     # the next: a wake-up later than the rest of the period is a deadline miss.
-    budget_us = (1 - config.controller_phase) * period_us
+    budget_us = (1 - config.controller.phase_offset) * period_us
     if worst < 0.5 * budget_us and p99 < 0.1 * period_us:
         return Check("loop_jitter", PASS, text, figures=figures)
     fix = ("" if granted else "grant SCHED_FIFO (see sched_fifo), ") + (

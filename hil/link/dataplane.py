@@ -198,11 +198,6 @@ class _ZmqWaits:
                    clock: Clock) -> None:
         wait_until(self.sock.sock, deadline_ns, on_readable, spin_ns=spin_ns, clock=clock)
 
-    def wait_overdue(self, deadline_ns: int, on_readable: Callable[[], bool],
-                     clock: Clock) -> None:
-        """Realtime, a message past its due time: wait for it until `deadline_ns`."""
-        wait_until(self.sock.sock, deadline_ns, on_readable, spin_ns=0, clock=clock)
-
     def wait_for(self, timeout_ns: int, on_readable: Callable[[], bool], spin_ns: int,
                  clock: Clock) -> bool:
         return wait_for_message(self.sock.sock, timeout_ns, on_readable, clock=clock,
@@ -257,15 +252,6 @@ class _ShmWaits:
         incoming = self._incoming
         incoming.wait(deadline_ns, self._poll.ready(incoming.has_new, on_readable, clock), clock,
                       spin_last_ns=self.spin_ns)
-
-    def wait_overdue(self, deadline_ns: int, on_readable: Callable[[], bool],
-                     clock: Clock) -> None:
-        """Realtime, a message past its due time: it is imminent, so spin for it first (this
-        plane's `spin_ns`: asleep, this machine wakes 50-100 us late), then sleep on the bell
-        until `deadline_ns`."""
-        incoming = self._incoming
-        incoming.wait(deadline_ns, self._poll.ready(incoming.has_new, on_readable, clock), clock,
-                      spin_first_ns=self.spin_ns)
 
     def wait_for(self, timeout_ns: int, on_readable: Callable[[], bool], spin_ns: int,
                  clock: Clock) -> bool:

@@ -30,29 +30,6 @@ def test_default_yaml_is_the_documented_closed_loop() -> None:
     assert c.plant.initial_state[1:3] == [0.1, -0.05]
 
 
-@pytest.mark.parametrize(("transport", "rate_hz", "phase"), [
-    ("zmq", 1000, 0.3), ("zmq", 5000, 0.3),
-    ("shm", 1000, 0.1), ("shm", 5000, 0.1),  # at least 0.1 of the period
-    ("shm", 10_000, 0.2), ("shm", 20_000, 0.4),  # 20 us after the tick
-])
-def test_the_auto_controller_phase_suits_the_transport(transport: str, rate_hz: float,
-                                                       phase: float) -> None:
-    c = load_config(ROOT / "configs" / "default.yaml",
-                    {"run.transport": transport, "run.rate_hz": rate_hz})
-    assert c.controller.phase_offset == "auto"
-    assert c.controller_phase == pytest.approx(phase)
-    given = load_config(None, {"run.transport": transport, "run.rate_hz": rate_hz,
-                               "controller.phase_offset": 0.25})
-    assert given.controller_phase == 0.25  # a phase given is kept on either transport
-
-
-def test_a_controller_phase_that_is_neither_a_fraction_nor_auto_is_refused(
-        tmp_path: Path) -> None:
-    for bad in ("fast", "1.5"):
-        with pytest.raises(ConfigError, match=r"controller.phase_offset"):
-            load_config(write(tmp_path, f"controller:\n  phase_offset: {bad}\n"))
-
-
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").rglob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_config_validates(path: Path) -> None:
     assert isinstance(load_config(path), Config)
