@@ -10,6 +10,7 @@ the scenario, the batch's result is the same. Results are gathered in row order.
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
@@ -18,6 +19,9 @@ import numpy as np
 from controller_client.tuning.batch import Scenario
 from controller_client.tuning.engine import evaluate_rows
 from hil.cli.tune import CONNECT_TIMEOUT_S
+
+# A batch whose scattered scenario was lost with a worker is run again this often in all.
+LOST_INPUT_ATTEMPTS = 3
 
 
 class SchedulerUnreachable(ConnectionError):
@@ -60,16 +64,32 @@ class DaskEvaluator:
         return max(1, len(self.client.scheduler_info().get("workers", {})))
 
     def metrics(self, rows: np.ndarray, scenario: Scenario) -> np.ndarray:
+        from distributed.client import FutureCancelledError
+
         key = id(scenario)
-        if key not in self._scattered:
-            self._scattered[key] = (scenario, self.client.scatter(scenario, broadcast=True))
-        remote_scenario = self._scattered[key][1]
         chunks = np.array_split(rows, min(len(rows), 2 * self.workers))
-        futures = [self.client.submit(evaluate_rows, self.controller, self.options, chunk,
-                                      remote_scenario, self.search_path, pure=False,
-                                      retries=2)
-                   for chunk in chunks if len(chunk)]
-        return np.concatenate(self.client.gather(futures), axis=0)
+        for attempt in range(1, LOST_INPUT_ATTEMPTS + 1):
+            if key not in self._scattered:
+                self._scattered[key] = (scenario, self.client.scatter(scenario, broadcast=True))
+            remote_scenario = self._scattered[key][1]
+            futures = [self.client.submit(evaluate_rows, self.controller, self.options, chunk,
+                                          remote_scenario, self.search_path, pure=False,
+                                          retries=2)
+                       for chunk in chunks if len(chunk)]
+            try:
+                return np.concatenate(self.client.gather(futures), axis=0)
+            except FutureCancelledError:
+                # The scenario was lost with a worker: the scheduler's memory manager keeps
+                # one replica of scattered data, whatever `broadcast` placed, and a worker
+                # killed holding it takes it along; the batch's tasks are then cancelled
+                # ("already forgotten"). Tasks are pure: scatter again, run the batch again.
+                del self._scattered[key]
+                if attempt == LOST_INPUT_ATTEMPTS:
+                    raise
+                print(f"hil tune: the scenario was lost with a worker; running the batch "
+                      f"again (attempt {attempt + 1} of {LOST_INPUT_ATTEMPTS})",
+                      file=sys.stderr, flush=True)
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         self.client.close()

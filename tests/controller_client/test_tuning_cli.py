@@ -275,7 +275,7 @@ def test_a_worker_killed_holding_a_batch_loses_no_evaluation(tmp_path: Path,
             client.unregister_worker_plugin(f"park-{tmp_path.name}")
     assert proc.returncode == local_answer.status, err
     b = json.loads((tmp_path / "remote" / "tuning.json").read_text())
-    assert b["evaluations"] == 60 and b["complete"]
+    assert b["evaluations"] == 60 and b["complete"], err
     assert b["history"] == a["history"]  # every evaluation of every batch, in order
     assert b["best_gains"] == a["best_gains"] and b["best_cost"] == a["best_cost"]
 
