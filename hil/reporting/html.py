@@ -306,12 +306,19 @@ def _mark_gain_changes(axes: Sequence[Any], times: Sequence[float]) -> None:
 def _timing_figure(plant: Recording, controller: Recording | None, t: np.ndarray,
                    changes: Sequence[float] = ()) -> Figure:
     fig, axes = _figure(2, 6.0)
-    series = [(axes[0], "plant lateness", t, plant["lateness_ns"])]
+    # Lockstep has no deadlines: its lateness columns are all 0, which the log axis would
+    # draw as a flat line at 1 us; say so instead.
+    timed = bool(np.any(plant["lateness_ns"]))
+    series = [(axes[0], "plant lateness", t, plant["lateness_ns"])] if timed else []
     if controller is not None and controller.rows:
         tc = _controller_time(plant, controller, t)
-        series += [(axes[0], "controller lateness", tc, controller["lateness_ns"]),
-                   (axes[1], "state → controller", tc,
-                    controller["rx_ns"] - controller["state_t_ns"])]
+        if timed:
+            series.append((axes[0], "controller lateness", tc, controller["lateness_ns"]))
+        series.append((axes[1], "state → controller", tc,
+                       controller["rx_ns"] - controller["state_t_ns"]))
+    if not timed:
+        axes[0].text(0.5, 0.5, "no lateness: lockstep has no deadlines", ha="center",
+                     va="center", transform=axes[0].transAxes, color="0.4")
     window_s = max(_BIN_S, (t[-1] - t[0]) / 400)
     for ax, label, x, ns in series:
         centre, median, peak = _binned(x, np.maximum(ns / 1000.0, 1.0), window_s)

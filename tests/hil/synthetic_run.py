@@ -24,7 +24,9 @@ PERIOD_NS = 1_000_000
 
 
 def make_run(folder: Path, run_id: str = "20261126-120000-abcdef", steps: int = 2000,
-             seed: int = 1, recordings: bool = True, rt_scale: float = 1.0) -> Path:
+             seed: int = 1, recordings: bool = True, rt_scale: float = 1.0,
+             lockstep: bool = False) -> Path:
+    """`lockstep`: the recordings' lateness columns are 0, as lockstep writes them."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     config = load_config(None, {"run.duration_s": steps / 1000})
@@ -70,12 +72,13 @@ def make_run(folder: Path, run_id: str = "20261126-120000-abcdef", steps: int = 
         (folder / f"{name}.json").write_text(json.dumps(data, indent=1))
     (folder / "config.yaml").write_text(dump_config(config))
     if recordings:
-        _record(folder, steps, states, force, sigma, lateness, rng)
+        _record(folder, steps, states, force, sigma, lateness * (not lockstep), rng,
+                lockstep)
     return folder
 
 
 def _record(folder: Path, steps: int, states: np.ndarray, force: np.ndarray,
-            sigma: np.ndarray, lateness: np.ndarray, rng: Any) -> None:
+            sigma: np.ndarray, lateness: np.ndarray, rng: Any, lockstep: bool) -> None:
     lazy = {"flush_interval_s": 60.0, "fsync_interval_s": 0.0, "max_rows_per_chunk": 100}
     with Recorder(folder / "plant.rec", plant_columns(STATE_NAMES, STATE_UNITS),
                   {"process": "plant"}, **lazy) as plant_rec, \
@@ -90,5 +93,6 @@ def _record(folder: Path, steps: int, states: np.ndarray, force: np.ndarray,
             rx = t_ns + int(rng.lognormal(11.6, 0.3))
             compute = int(rng.lognormal(8.2, 0.2))
             ctrl_rec.record((i, i, t_ns, rx, rx + 300_000 + compute, compute,
-                             int(rng.lognormal(0.5, 1.2) * 1000), *states[i].tolist(),
+                             0 if lockstep else int(rng.lognormal(0.5, 1.2) * 1000),
+                             *states[i].tolist(),
                              float(force[i]), float(sigma[i]), 40.0 + 5 * np.cos(states[i, 2])))

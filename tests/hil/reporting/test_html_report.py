@@ -91,6 +91,28 @@ def test_text_from_the_run_is_escaped(tmp_path: Path) -> None:
     assert "<script>" not in page and "&lt;script&gt;" in page
 
 
+@pytest.mark.parametrize("lockstep", [False, True])
+def test_the_timing_plot_draws_lateness_only_where_there_are_deadlines(
+        tmp_path: Path, lockstep: bool) -> None:
+    """Lockstep records lateness 0: no flat 1 us line, a note instead; the state ->
+    controller leg is drawn either way."""
+    from hil.recording.recorder import read_recording
+    from hil.reporting.html import _timing_figure
+
+    run = make_run(tmp_path / "r", steps=300, lockstep=lockstep)
+    plant, controller = read_recording(run / "plant.rec"), read_recording(run / "controller.rec")
+    fig = _timing_figure(plant, controller, plant["sim_time_s"])
+    top, bottom = fig.axes[:2]
+    labels = {line.get_label() for line in top.lines}
+    notes = [t.get_text() for t in top.texts]
+    if lockstep:
+        assert labels == set() and notes == ["no lateness: lockstep has no deadlines"]
+    else:
+        assert {"plant lateness: max", "controller lateness: median"} <= labels and not notes
+    assert {line.get_label() for line in bottom.lines} == {"state → controller: max",
+                                                           "state → controller: median"}
+
+
 def test_percentile_curve_spans_the_median_to_the_max() -> None:
     h = HdrHistogram(1, 60_000_000_000, 3)
     assert [len(a) for a in percentile_curve(h)] == [0, 0]
