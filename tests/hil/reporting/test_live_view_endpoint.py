@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import structlog
 import zmq
-from conftest import assert_passed_but_timing, free_endpoint
+from conftest import NO_HTML, assert_passed_but_timing, free_endpoint
 from test_live_view_browser import free_port, wait_line
 from websockets.sync.client import connect
 
@@ -59,9 +59,9 @@ def test_hil_watch_endpoint_shows_the_running_plants_state(tmp_path: Path) -> No
     endpoint, port, out = free_endpoint(), free_port(), tmp_path / "run"
     # A 250 ms watchdog: this 2-core VM stalls both loops for 20 ms at times, which trips the
     # default 20 ms one and drops the pendulum; the watchdog is the fault suite's to test.
-    run = subprocess.Popen([*HIL, "run", "--set", "plant.watchdog_timeout_ms=250", "--duration",
-                            "8", "--endpoint", endpoint, "--out", str(out), "--run-id",
-                            "observed-run"],
+    run = subprocess.Popen([*HIL, "run", *NO_HTML, "--set", "plant.watchdog_timeout_ms=250",
+                            "--duration", "8", "--endpoint", endpoint, "--out", str(out),
+                            "--run-id", "observed-run"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     watch = subprocess.Popen([*HIL, "watch", "--endpoint", endpoint, "--port", str(port),
                               "--timeout", "60"],
