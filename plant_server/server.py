@@ -88,6 +88,7 @@ class PlantCounters:
     controls_applied: int = 0
     controls_late: int = 0
     controls_while_safe: int = 0
+    misses_while_safe: int = 0  # deadlines missed while latched safe (no control counts then)
     rejected_by_kind: dict[str, int] = field(default_factory=dict)
 
     def reject(self, kind: str) -> None:
@@ -569,7 +570,10 @@ class PlantServer:
     def _score_deadline(self, met: bool, now: int) -> None:
         self.latency.record_deadline(met)
         if self.safe_reason is not None:
-            return  # controls are ignored while safe: misses say nothing of the controller
+            # Controls are ignored while safe: misses say nothing of the controller. They stay
+            # in the miss ratio (the run failed) and are told apart in the report.
+            self.counters.misses_while_safe += not met
+            return
         breach = self.deadline_gates.record(met)
         if breach is not None:
             self._trip(self.safety.trip(breach.gate, self._run_time_s(now), now, breach.value,
@@ -823,7 +827,8 @@ class PlantServer:
             "plant": self.backend.describe(),
             "final_state": self.state.tolist(),
             "latency_us": stats["figures"],
-            "deadline": stats["deadline"],
+            "deadline": {**stats["deadline"],
+                         "misses_while_safe": self.counters.misses_while_safe},
             "histograms": self.latency.encode(),
             "watchdog": watchdog,
             "safety": safety,

@@ -520,7 +520,9 @@ def _facts(report: Mapping[str, Any]) -> str:
         ("input", _input_fact(report)),
         ("simulated", f"{_fmt(report.get('duration_s'))} s"), ("cycles", report.get("cycles")),
         ("deadline misses", f"{d.get('misses')} of {d.get('total')} "
-                            f"(ratio {_fmt(d.get('miss_ratio'))})"),
+                            f"(ratio {_fmt(d.get('miss_ratio'))}"
+                            + (f", {d['misses_while_safe']} while latched safe)"
+                               if d.get("misses_while_safe") else ")")),
         ("longest miss run", d.get("max_consecutive")),
         ("plant ended", report.get("plant_end_reason")),
         ("controller ended", report.get("controller_end_reason")),

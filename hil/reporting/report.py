@@ -180,8 +180,10 @@ def summary_table(report: dict[str, Any]) -> str:
                      + f"{_fmt(p.get('max')):>10}{_fmt(p.get('count')):>9}")
     d = report["deadline"]
     width = max([22, *(len(g["name"]) + 2 for g in report["gates"])])
+    safe = f", {d['misses_while_safe']} while safe" if d.get("misses_while_safe") else ""
     lines += ["", f"deadline misses: {d.get('misses')} of {d.get('total')} "
-                  f"(ratio {_fmt(d.get('miss_ratio'))}, longest run {d.get('max_consecutive')})",
+                  f"(ratio {_fmt(d.get('miss_ratio'))}, longest run {d.get('max_consecutive')}"
+                  f"{safe})",
               *_serial_lines(report.get("serial")),
               "", f"{'gate':<{width}}{'value':>14}{'threshold':>12}  result"]
     for g in report["gates"]:

@@ -113,6 +113,20 @@ def test_the_timing_plot_draws_lateness_only_where_there_are_deadlines(
                                                            "state → controller: median"}
 
 
+def test_misses_while_latched_safe_are_told_apart_in_the_summary_and_the_page(
+        tmp_path: Path) -> None:
+    from hil.reporting.report import summary_table
+
+    run = make_run(tmp_path / "r", steps=300, recordings=False)
+    report = json.loads((run / "report.json").read_text())
+    assert "while" not in summary_table(report)  # the synthetic run never went safe
+    report["deadline"].update(misses=250, misses_while_safe=240)
+    (run / "report.json").write_text(json.dumps(report))
+    assert f"longest run {report['deadline']['max_consecutive']}, 240 while safe)" in (
+        summary_table(report))
+    assert ", 240 while latched safe)" in write_html_report(run).read_text()
+
+
 def test_percentile_curve_spans_the_median_to_the_max() -> None:
     h = HdrHistogram(1, 60_000_000_000, 3)
     assert [len(a) for a in percentile_curve(h)] == [0, 0]
