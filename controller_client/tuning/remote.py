@@ -68,7 +68,8 @@ class DaskEvaluator:
 
         key = id(scenario)
         chunks = np.array_split(rows, min(len(rows), 2 * self.workers))
-        for attempt in range(1, LOST_INPUT_ATTEMPTS + 1):
+        attempt = 1
+        while True:
             if key not in self._scattered:
                 self._scattered[key] = (scenario, self.client.scatter(scenario, broadcast=True))
             remote_scenario = self._scattered[key][1]
@@ -86,10 +87,10 @@ class DaskEvaluator:
                 del self._scattered[key]
                 if attempt == LOST_INPUT_ATTEMPTS:
                     raise
+                attempt += 1
                 print(f"hil tune: the scenario was lost with a worker; running the batch "
-                      f"again (attempt {attempt + 1} of {LOST_INPUT_ATTEMPTS})",
+                      f"again (attempt {attempt} of {LOST_INPUT_ATTEMPTS})",
                       file=sys.stderr, flush=True)
-        raise AssertionError("unreachable")
 
     def close(self) -> None:
         self.client.close()

@@ -121,6 +121,24 @@ def _pid_namespace() -> int:
         return 0
 
 
+def _owner(name: str) -> tuple[int, int]:
+    """The plant pid and pid namespace written in segment `name`; (0, 0) when it is not a
+    hil-runtime segment (no magic: a foreign file, or one still being created). OSError or
+    ValueError when it cannot be opened."""
+    seg = _untracked(name, False)
+    try:
+        buf = cast(memoryview, seg.buf)
+        if seg.size < _HEADER.size:
+            return 0, 0
+        magic, _, _, pid, _ = _HEADER.unpack_from(buf, 0)
+        if magic != MAGIC:
+            return 0, 0
+        has_ns = seg.size >= _PIDNS_AT + _PIDNS.size
+        return pid, _PIDNS.unpack_from(buf, _PIDNS_AT)[0] if has_ns else 0
+    finally:
+        seg.close()
+
+
 def sweep_stale(keep: str = "") -> list[str]:
     """Remove the segments of plants that died (SIGKILLed: a plant that ends unlinks its own)
     under any endpoint: a hil-runtime segment whose plant pid is gone in this pid namespace.
@@ -134,18 +152,10 @@ def sweep_stale(keep: str = "") -> list[str]:
     removed = []
     for name in names:
         try:
-            seg = _untracked(name, False)
+            pid, owner_ns = _owner(name)
         except (OSError, ValueError):
             continue
-        try:
-            if seg.size < SEGMENT_BYTES:
-                continue
-            buf = cast(memoryview, seg.buf)
-            magic, _, _, pid, _ = _HEADER.unpack_from(buf, 0)
-            (owner_ns,) = _PIDNS.unpack_from(buf, _PIDNS_AT)
-        finally:
-            seg.close()
-        if magic == MAGIC and owner_ns == ns and ns and not _pid_alive(pid):
+        if pid > 0 and owner_ns == ns and ns and not _pid_alive(pid):
             _unlink(name)
             removed.append(name)
     return removed
@@ -257,15 +267,7 @@ class Segment:
 
     @staticmethod
     def _reclaim(name: str, endpoint: str) -> shared_memory.SharedMemory:
-        old = _untracked(name, False)
-        pid = 0
-        try:
-            if old.size >= _HEADER.size:
-                magic, _, _, pid, _ = _HEADER.unpack_from(cast(memoryview, old.buf), 0)
-                if magic != MAGIC:
-                    pid = 0
-        finally:
-            old.close()
+        pid, _ = _owner(name)
         if _pid_alive(pid) and pid != os.getpid():
             raise SharedMemoryError(
                 f"shared-memory segment /dev/shm/{name} for {endpoint} belongs to a running "
