@@ -41,30 +41,12 @@ def _non_finite(plant: dict[str, Any], controller: dict[str, Any]) -> dict[str, 
 
 def build_report(run_id: str, config: dict[str, Any], plant: dict[str, Any],
                  controller: dict[str, Any]) -> dict[str, Any]:
+    """report.json from the two process reports and the run's config, gates weighed."""
     gates_cfg = config["gates"]
-    latency = {}
-    for fig in FIGURES:
-        latency[fig] = (plant.get("latency_us", {}).get(fig)
-                        or controller.get("latency_us", {}).get(fig) or dict(_EMPTY))
-    for fig, p in (plant.get("latency_us") or {}).items():
-        latency.setdefault(fig, p)  # a backend's own figures, e.g. the serial leg
     deadline = plant.get("deadline") or {"misses": 0, "miss_ratio": 0.0, "max_consecutive": 0,
                                          "total": 0}
     desc = plant.get("plant") or {}
     final_state = plant.get("final_state") or []
-    err = upright_error(final_state, list(desc.get("state_names", [])),
-                        desc.get("upright_angles"))
-    tol = gates_cfg["upright_tolerance_rad"]
-    gates = [
-        gate("run_completed", plant.get("end_reason"), "duration",
-             plant.get("end_reason") == "duration" and controller.get("exit_code") == 0),
-        gate("upright_at_end", err, tol, err is not None and err < tol, "rad"),
-        gate("deadline_miss_ratio", deadline.get("miss_ratio"), gates_cfg["max_miss_ratio"],
-             deadline.get("total", 0) > 0
-             and deadline["miss_ratio"] <= gates_cfg["max_miss_ratio"]),
-        gate("watchdog_trips", (plant.get("watchdog") or {}).get("trips"), 0,
-             (plant.get("watchdog") or {}).get("trips") == 0),
-    ]
     report = {
         "schema": SCHEMA,
         "run_id": run_id,
@@ -76,26 +58,15 @@ def build_report(run_id: str, config: dict[str, Any], plant: dict[str, Any],
         "gains": controller.get("gains"),
         "plant": desc,
         "final_state": final_state,
-        "latency_us": latency,
+        "latency_us": _latency(plant, controller),
         "deadline": deadline,
-        "gates": gates,
+        "gates": _base_gates(gates_cfg, plant, controller, deadline),
         "score": None,  # score and verdict: hil/reporting/scoring.py, below
         "verdict": None,
         "plant_end_reason": plant.get("end_reason"),
         "controller_end_reason": controller.get("end_reason"),
         "exit_codes": {"plant": plant.get("exit_code"), "controller": controller.get("exit_code")},
-        "counters": {
-            "controls_applied": plant.get("controls_applied"),
-            "controls_late": plant.get("controls_late"),
-            "saturations": plant.get("saturations"),
-            "rejected_messages": plant.get("rejected_messages"),
-            "rejected_by_kind": plant.get("rejected_by_kind"),
-            "controls_while_safe": plant.get("controls_while_safe"),
-            "states_dropped": controller.get("states_dropped"),
-            "controller_overruns": controller.get("overruns"),
-            "no_new_state": controller.get("no_new_state"),
-            "late_states": controller.get("late_states"),
-        },
+        "counters": _counters(plant, controller),
         "cpu": {"plant": plant.get("cpu"), "controller": controller.get("cpu")},
         "resources": {"plant": plant.get("resources"), "controller": controller.get("resources")},
         # The controller's estimate of the plant's clock minus its own (sync round trips).
@@ -105,19 +76,71 @@ def build_report(run_id: str, config: dict[str, Any], plant: dict[str, Any],
         "safe_reason": plant.get("safe_reason"),
         "config": config,
     }
-    recording = {name: part["recording"] for name, part in
-                 (("plant", plant), ("controller", controller)) if part.get("recording")}
-    for key, value in (("law", controller.get("law")),
-                       ("gain_changes", controller.get("gain_changes")),
-                       ("law_error", controller.get("law_error")),
-                       ("law_timing", controller.get("law_timing")),
-                       ("safety", plant.get("safety")), ("stability", controller.get("stability")),
-                       ("non_finite_values", _non_finite(plant, controller)),
-                       ("recording", recording or None), ("serial", _serial(plant))):
-        if value is not None:
-            report[key] = value
+    report.update(_optional_sections(plant, controller))
     report["gates"], report["score"], report["verdict"] = evaluate(report, gates_cfg)
     return report
+
+
+def _latency(plant: dict[str, Any], controller: dict[str, Any]) -> dict[str, Any]:
+    """Each figure of FIGURES from whichever process measured it (empty if neither), then
+    the plant backend's own figures (e.g. the serial leg)."""
+    latency = {}
+    for fig in FIGURES:
+        latency[fig] = (plant.get("latency_us", {}).get(fig)
+                        or controller.get("latency_us", {}).get(fig) or dict(_EMPTY))
+    for fig, p in (plant.get("latency_us") or {}).items():
+        latency.setdefault(fig, p)
+    return latency
+
+
+def _base_gates(gates_cfg: dict[str, Any], plant: dict[str, Any], controller: dict[str, Any],
+                deadline: dict[str, Any]) -> list[dict[str, Any]]:
+    """The gates every run has: completed, upright at the end, deadline misses, watchdog."""
+    desc = plant.get("plant") or {}
+    err = upright_error(plant.get("final_state") or [], list(desc.get("state_names", [])),
+                        desc.get("upright_angles"))
+    tol = gates_cfg["upright_tolerance_rad"]
+    trips = (plant.get("watchdog") or {}).get("trips")
+    return [
+        gate("run_completed", plant.get("end_reason"), "duration",
+             plant.get("end_reason") == "duration" and controller.get("exit_code") == 0),
+        gate("upright_at_end", err, tol, err is not None and err < tol, "rad"),
+        gate("deadline_miss_ratio", deadline.get("miss_ratio"), gates_cfg["max_miss_ratio"],
+             deadline.get("total", 0) > 0
+             and deadline["miss_ratio"] <= gates_cfg["max_miss_ratio"]),
+        gate("watchdog_trips", trips, 0, trips == 0),
+    ]
+
+
+def _counters(plant: dict[str, Any], controller: dict[str, Any]) -> dict[str, Any]:
+    """The run's counters, each from the process that counts it."""
+    return {
+        "controls_applied": plant.get("controls_applied"),
+        "controls_late": plant.get("controls_late"),
+        "saturations": plant.get("saturations"),
+        "rejected_messages": plant.get("rejected_messages"),
+        "rejected_by_kind": plant.get("rejected_by_kind"),
+        "controls_while_safe": plant.get("controls_while_safe"),
+        "states_dropped": controller.get("states_dropped"),
+        "controller_overruns": controller.get("overruns"),
+        "no_new_state": controller.get("no_new_state"),
+        "late_states": controller.get("late_states"),
+    }
+
+
+def _optional_sections(plant: dict[str, Any], controller: dict[str, Any]) -> dict[str, Any]:
+    """The sections a run has only sometimes (law, gain changes, safety, recording, serial
+    ...): those a process reported, absent otherwise."""
+    recording = {name: part["recording"] for name, part in
+                 (("plant", plant), ("controller", controller)) if part.get("recording")}
+    sections = {"law": controller.get("law"),
+                "gain_changes": controller.get("gain_changes"),
+                "law_error": controller.get("law_error"),
+                "law_timing": controller.get("law_timing"),
+                "safety": plant.get("safety"), "stability": controller.get("stability"),
+                "non_finite_values": _non_finite(plant, controller),
+                "recording": recording or None, "serial": _serial(plant)}
+    return {key: value for key, value in sections.items() if value is not None}
 
 
 def _fmt(v: Any) -> str:
