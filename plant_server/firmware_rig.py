@@ -36,7 +36,7 @@ from typing import Any
 import firmware_protocol
 from hil.app.exits import EXIT_FAULT, EXIT_OK, EXIT_USAGE
 from hil.app.process import write_json
-from hil.config import Config, ConfigError, load_config
+from hil.config import Config, ConfigError, RealtimeConfig, load_config
 
 FIRMWARE = Path(firmware_protocol.__file__).with_name("firmware")
 BUILD = FIRMWARE / "build"
@@ -129,89 +129,134 @@ def stall_figures(output: str) -> dict[str, Any]:
 
 def run_qemu(config: Config, out: Path | None, link: Path | None, ready_s: float) -> int:
     """Boot the image, link its UART's pty, serve until told to stop; write rig.json."""
+    settings = qemu_settings(config)
+    command = qemu_command(settings)
+    stop = _StopRequest()
+    parent = os.getppid()
+    _ask_fifo(config.realtime)
+    qemu = _Qemu(command)
+    reason = "crashed"
+    try:
+        qemu.path = qemu.wait_ready(ready_s)
+        if qemu.path is None:
+            return EXIT_FAULT
+        if link is not None:
+            _link(qemu.path, link)
+        print(f"rig firmware (qemu {QEMU_MACHINE}) on {qemu.path}"
+              + (f" (link {link})" if link else ""), flush=True)
+        reason = qemu.serve(stop, parent)
+    finally:
+        qemu.stop()
+        if link is not None:
+            link.unlink(missing_ok=True)
+        if out is not None:
+            write_json(out / "rig.json", qemu.rig_json(settings, reason, link))
+    return EXIT_OK
+
+
+def qemu_settings(config: Config) -> dict[str, str]:
+    """The firmware's settings for the QEMU build, which has no fault knobs (ConfigError)."""
     settings = firmware_settings(config)
     rc = config.rig_emulator
     if any(getattr(rc, k) for k in _KNOBS) or rc.unplug_after_s is not None:
         raise ConfigError("rig_emulator.kind qemu has no fault knobs (corrupt_byte_rate, "
                           "drop_frame_rate, added_latency_ms, unplug_after_s): use kind: host")
-    command = qemu_command(settings)
-    stop: dict[str, str | None] = {"reason": None}
+    return settings
 
-    def on_signal(signum: int, _frame: Any) -> None:
-        stop["reason"] = "stopped"
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    parent = os.getppid()
-    rt = config.realtime
-    if rt.sched_fifo:  # as the plant and the controller: a starved QEMU is a late rig
-        try:
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(rt.sched_priority))
-        except OSError as exc:
-            print(f"hil rig (qemu): SCHED_FIFO refused ({exc}); running without it",
-                  file=sys.stderr)
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert proc.stdout is not None
-    fd = proc.stdout.fileno()
-    os.set_blocking(fd, False)
-    seen = b""
-    output: list[str] = []
-    path = None
-    started = time.monotonic()
-    reason = "crashed"
+class _StopRequest:
+    """Set to "stopped" by SIGINT or SIGTERM, installed as their handler on construction."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        self.reason = "stopped"
+
+
+def _ask_fifo(rt: RealtimeConfig) -> None:
+    """SCHED_FIFO as the plant and the controller have it: a starved QEMU is a late rig.
+    Refused, it says so on stderr and goes on without."""
+    if not rt.sched_fifo:
+        return
     try:
-        while path is None:
-            with contextlib.suppress(BlockingIOError):
-                seen += os.read(fd, 4096)
-            # the pty exists before the MCU boots: link it once the firmware listens
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(rt.sched_priority))
+    except OSError as exc:
+        print(f"hil rig (qemu): SCHED_FIFO refused ({exc}); running without it",
+              file=sys.stderr)
+
+
+class _Qemu:
+    """The qemu-system-arm process: its output read without blocking, kept for rig.json."""
+
+    def __init__(self, command: list[str]) -> None:
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert self.proc.stdout is not None
+        self.fd = self.proc.stdout.fileno()
+        os.set_blocking(self.fd, False)
+        self.started = time.monotonic()
+        self.output: list[str] = []  # what it wrote once the firmware was ready
+        self.path: str | None = None  # its UART's pseudo-terminal
+
+    def _read(self) -> bytes:
+        with contextlib.suppress(BlockingIOError):
+            return os.read(self.fd, 4096)
+        return b""
+
+    def wait_ready(self, ready_s: float) -> str | None:
+        """The UART's pty once the firmware says it listens (the pty exists before the MCU
+        boots); None, said on stderr, if QEMU exits or `ready_s` passes first."""
+        seen = b""
+        while True:
+            seen += self._read()
             if (m := _PTY.search(seen)) is not None and _READY in seen:
-                path = m.group(1).decode()
-            elif proc.poll() is not None or time.monotonic() - started > ready_s:
+                return m.group(1).decode()
+            if self.proc.poll() is not None or time.monotonic() - self.started > ready_s:
                 print(f"hil rig (qemu): no serial port or no ready firmware from qemu in "
                       f"{ready_s} s: {seen.decode(errors='replace')}", file=sys.stderr)
-                return EXIT_FAULT
-            else:
-                time.sleep(0.01)
-        if link is not None:
-            _link(path, link)
-        print(f"rig firmware (qemu {QEMU_MACHINE}) on {path}"
-              + (f" (link {link})" if link else ""), flush=True)
-        while stop["reason"] is None:
-            if proc.poll() is not None:
-                stop["reason"] = f"qemu exited {proc.returncode}"
+                return None
+            time.sleep(0.01)
+
+    def serve(self, stop: _StopRequest, parent: int) -> str:
+        """Pass QEMU's output on to stderr until a stop, QEMU's exit or the parent's end;
+        why it ended. Draining matters: a full pipe would stall QEMU."""
+        while stop.reason is None:
+            if self.proc.poll() is not None:
+                stop.reason = f"qemu exited {self.proc.returncode}"
             elif os.getppid() != parent:
-                stop["reason"] = "parent gone"
+                stop.reason = "parent gone"
             else:
-                with_output = b""
-                with contextlib.suppress(BlockingIOError):
-                    with_output = os.read(fd, 4096)  # drain: a full pipe would stall qemu
-                if with_output:
-                    text = with_output.decode(errors="replace")
-                    output.append(text)
+                if data := self._read():
+                    text = data.decode(errors="replace")
+                    self.output.append(text)
                     sys.stderr.write(text)
                 time.sleep(0.05)
-        reason = str(stop["reason"])
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
+        return stop.reason
+
+    def stop(self) -> None:
+        """Terminate QEMU (kill it after 5 s) and keep what it wrote last."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
             try:
-                proc.wait(timeout=5)
+                self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        with contextlib.suppress(OSError):  # what it wrote last (blocking-free: it has exited)
-            while chunk := os.read(fd, 65536):
-                output.append(chunk.decode(errors="replace"))
-        if link is not None:
-            link.unlink(missing_ok=True)
-        if out is not None:
-            write_json(out / "rig.json", {
-                "process": "rig_firmware", "build": "qemu", "machine": QEMU_MACHINE,
+                self.proc.kill()
+                self.proc.wait()
+        with contextlib.suppress(OSError):  # blocking-free: it has exited
+            while chunk := os.read(self.fd, 65536):
+                self.output.append(chunk.decode(errors="replace"))
+
+    def rig_json(self, settings: dict[str, str], reason: str,
+                 link: Path | None) -> dict[str, Any]:
+        """rig.json: the build, the settings, how it ended and its stall reports."""
+        return {"process": "rig_firmware", "build": "qemu", "machine": QEMU_MACHINE,
                 "cpu": "cortex-m4 (fpv4-sp-d16)", "elf": str(QEMU_ELF),
-                "end_reason": reason, "path": path, "link": str(link) if link else None,
-                "settings": settings, "qemu_exit": proc.returncode,
-                "boot_s": time.monotonic() - started, **stall_figures("".join(output))})
-    return EXIT_OK
+                "end_reason": reason, "path": self.path, "link": str(link) if link else None,
+                "settings": settings, "qemu_exit": self.proc.returncode,
+                "boot_s": time.monotonic() - self.started,
+                **stall_figures("".join(self.output))}
 
 
 def main(argv: list[str] | None = None) -> int:
