@@ -38,7 +38,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -139,6 +139,48 @@ class RecorderStatistics:
         return asdict(self)
 
 
+class _WriterSettings(TypedDict):
+    """What the writer is told (ringwriter.py's settings; JSON to a writer process)."""
+
+    slots: int
+    row_size: int
+    max_rows: int
+    fsync_interval_s: float
+    flush_interval_s: float
+
+
+def _check_settings(columns: Sequence[Column], *, capacity: int, flush_interval_s: float,
+                    fsync_interval_s: float, max_rows_per_chunk: int, writer: str) -> None:
+    """ValueError naming the first setting of a `Recorder` out of its range, and its value."""
+    if not columns:
+        raise ValueError("columns must name at least one column, got none")
+    names = [c.name for c in columns]
+    if len(set(names)) != len(names):
+        raise ValueError(f"column names must be distinct, got {names!r}")
+    if capacity < 1:
+        raise ValueError(f"capacity must be >= 1 row, got {capacity}")
+    if not flush_interval_s > 0:
+        raise ValueError(f"flush_interval_s must be > 0, got {flush_interval_s}")
+    if fsync_interval_s < 0:
+        raise ValueError(f"fsync_interval_s must be >= 0 (0: only at close), "
+                         f"got {fsync_interval_s}")
+    if max_rows_per_chunk < 1:
+        raise ValueError(f"max_rows_per_chunk must be >= 1, got {max_rows_per_chunk}")
+    if writer not in ("auto", "process", "thread"):
+        raise ValueError(f"writer must be 'auto', 'process' or 'thread', got {writer!r}")
+
+
+def _file_header(columns: Sequence[Column], meta: Mapping[str, Any] | None) -> bytes:
+    """The file's header: magic, format version, the JSON description and its CRC32."""
+    header = json.dumps({
+        "columns": [asdict(c) for c in columns],
+        "meta": dict(meta or {}),
+        "created_unix_s": time.time(),
+    }, allow_nan=False).encode()
+    return (_HEAD.pack(MAGIC, FORMAT_VERSION, len(header)) + header
+            + _CRC.pack(zlib.crc32(header)))
+
+
 class Recorder:
     """Record rows of `columns` into `path` from one loop thread; a writer process (or, where
     the ring cannot be shared between processes, a writer thread: `writer="thread"`) writes
@@ -161,22 +203,9 @@ class Recorder:
         writer: str = "auto",
     ) -> None:
         self.columns = tuple(_as_column(c) for c in columns)
-        if not self.columns:
-            raise ValueError("columns must name at least one column, got none")
-        names = [c.name for c in self.columns]
-        if len(set(names)) != len(names):
-            raise ValueError(f"column names must be distinct, got {names!r}")
-        if capacity < 1:
-            raise ValueError(f"capacity must be >= 1 row, got {capacity}")
-        if not flush_interval_s > 0:
-            raise ValueError(f"flush_interval_s must be > 0, got {flush_interval_s}")
-        if fsync_interval_s < 0:
-            raise ValueError(f"fsync_interval_s must be >= 0 (0: only at close), "
-                             f"got {fsync_interval_s}")
-        if max_rows_per_chunk < 1:
-            raise ValueError(f"max_rows_per_chunk must be >= 1, got {max_rows_per_chunk}")
-        if writer not in ("auto", "process", "thread"):
-            raise ValueError(f"writer must be 'auto', 'process' or 'thread', got {writer!r}")
+        _check_settings(self.columns, capacity=capacity, flush_interval_s=flush_interval_s,
+                        fsync_interval_s=fsync_interval_s,
+                        max_rows_per_chunk=max_rows_per_chunk, writer=writer)
         self.path = Path(path)
         self._row = struct.Struct("<" + "".join(_CODES[c.dtype] for c in self.columns))
         self._pack_into = self._row.pack_into
@@ -188,19 +217,24 @@ class Recorder:
         self._rejected = 0
         self._closed = False
         self._died: str | None = None  # how a writer that ended badly ended
-        header = json.dumps({
-            "columns": [asdict(c) for c in self.columns],
-            "meta": dict(meta or {}),
-            "created_unix_s": time.time(),
-        }, allow_nan=False).encode()
+        self._proc: _Spawned | None = None
+        self._thread: threading.Thread | None = None
+        use_process = writer == "process" or (writer == "auto" and _ring_shares())
+        self._open(_file_header(self.columns, meta), use_process, _WriterSettings(
+            slots=capacity, row_size=self._size, max_rows=max_rows_per_chunk,
+            fsync_interval_s=fsync_interval_s, flush_interval_s=flush_interval_s))
+        self.writer = "process" if use_process else "thread"
+
+    def _open(self, header: bytes, use_process: bool, settings: _WriterSettings) -> None:
+        """Create the file with its header, map the ring (a memfd a writer process shares,
+        else anonymous) and start the writer. If anything fails, each descriptor opened so
+        far is closed once, by whoever owns it then (the writer closes what it was handed)."""
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
         owned = [fd]  # what a failed start closes: each descriptor once, none the writer has
         ring: mmap.mmap | None = None
         try:
-            _write_all(fd, _HEAD.pack(MAGIC, FORMAT_VERSION, len(header)) + header
-                       + _CRC.pack(zlib.crc32(header)))
-            size = ringwriter.ring_bytes(capacity, self._size)
-            use_process = writer == "process" or (writer == "auto" and _ring_shares())
+            _write_all(fd, header)
+            size = ringwriter.ring_bytes(settings["slots"], self._size)
             self._ring_fd = os.memfd_create("hil-recorder") if use_process else -1
             if use_process:
                 owned.append(self._ring_fd)
@@ -209,11 +243,6 @@ class Recorder:
             self._words = memoryview(self._ring)[:ringwriter.ROWS_AT].cast("Q")
             wake_r, self._wake_w = os.pipe()
             owned += [wake_r, self._wake_w]
-            settings = {"slots": capacity, "row_size": self._size,
-                        "max_rows": max_rows_per_chunk, "fsync_interval_s": fsync_interval_s,
-                        "flush_interval_s": flush_interval_s}
-            self._proc: _Spawned | None = None
-            self._thread: threading.Thread | None = None
             if use_process:
                 for handed in (fd, wake_r, self._ring_fd):  # closed there, spawned or not
                     owned.remove(handed)
@@ -229,9 +258,8 @@ class Recorder:
                 self._words.release()
                 ring.close()
             raise
-        self.writer = "process" if use_process else "thread"
 
-    def _start_process(self, settings: dict[str, Any], fd: int, wake_r: int) -> None:
+    def _start_process(self, settings: _WriterSettings, fd: int, wake_r: int) -> None:
         """Start the writer process; the loop does not wait for it (rows wait in the ring:
         a controller opens its recorder after the plant's clock has started)."""
         try:
@@ -249,7 +277,7 @@ class Recorder:
                 os.close(own)
             self._ring_fd = -1
 
-    def _start_thread(self, settings: dict[str, Any], fd: int, wake_r: int) -> None:
+    def _start_thread(self, settings: _WriterSettings, fd: int, wake_r: int) -> None:
         ring_writer = ringwriter.RingWriter(
             self._ring, settings["slots"], settings["row_size"], fd,
             max_rows=settings["max_rows"], fsync_interval_s=settings["fsync_interval_s"])
