@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import NoReturn
 
 from hil.app.exits import EXIT_OK, EXIT_USAGE
 from hil.cli import (
@@ -48,8 +49,16 @@ COMMANDS = (run, watch, report, rig_emulator, replay, history, operator, gains, 
             doctor, tune)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors are one line on stderr (exit 2), not a usage
+    block: a person reads the line that says what is wrong, and --help has the rest."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hil", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="hil", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.add_parser(sub)

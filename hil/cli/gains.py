@@ -15,16 +15,14 @@ import sys
 from typing import Any
 
 from hil.app.exits import EXIT_FAULT, EXIT_OK, EXIT_USAGE
-from hil.cli.operator import ask_plant
+from hil.cli.operator import add_link_options, ask_plant, link_options
 
 
 def add_parser(sub: Any) -> None:
     op = sub.add_parser("gains", help="print or set a running control law's gains")
     op.add_argument("values", nargs="*", metavar="VALUE|NAME=VALUE",
                     help="new gains: all in order, or some by name (none: print them)")
-    op.add_argument("--endpoint", required=True, help="the plant's ZeroMQ endpoint")
-    op.add_argument("--timeout", type=float, default=2.0, help="s to wait for the answer")
-    op.add_argument("--keys", help="CURVE keys dir, for a plant with security.curve on")
+    add_link_options(op)
     op.set_defaults(handler=gains_command)
 
 
@@ -35,17 +33,18 @@ def parse_values(words: list[str]) -> tuple[list[str], list[float]]:
         raise ValueError("give all gains in order (1 2 3) or some by name (k1=3 K=25), not both")
     names: list[str] = []
     values: list[float] = []
-    for word in words:
+    for position, word in enumerate(words, start=1):
         name, _, text = word.rpartition("=")
+        gain = f"gain {name!a}" if any(named) else f"gain #{position}"
         try:
             value = float(text)
         except ValueError:
-            raise ValueError(f"{word!r}: {text!r} is not a number") from None
+            raise ValueError(f"{gain}: {text!a} is not a number") from None
         if not math.isfinite(value):
-            raise ValueError(f"{word!r}: gains must be finite")
+            raise ValueError(f"{gain} is {text!a}: gains are finite numbers")
         if any(named):
             if not name:
-                raise ValueError(f"{word!r}: no gain name before '='")
+                raise ValueError(f"{word!a}: no gain name before '='")
             names.append(name)
         values.append(value)
     return names, values
@@ -54,13 +53,18 @@ def parse_values(words: list[str]) -> tuple[list[str], list[float]]:
 def gains_command(args: argparse.Namespace) -> int:
     from hil.link import operator
 
+    link = link_options("gains", args)
+    if isinstance(link, int):
+        return link
+    endpoint, timeout_s, keys_dir = link
     try:
         names, values = parse_values(args.values)
     except ValueError as exc:
         print(f"hil gains: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    # A request over the protocol's bounds is refused here (exit 2), not sent.
     answer, code = ask_plant("gains", lambda: operator.gains(
-        args.endpoint, names, values, args.timeout, args.keys))
+        endpoint, names, values, timeout_s, keys_dir))
     if code is not None or answer is None:
         return code if code is not None else EXIT_FAULT
     if not answer.ok:

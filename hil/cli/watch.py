@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hil.app.exits import EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE
+from hil.cli import checks
 
 if TYPE_CHECKING:
     from hil.reporting.liveview.endpoint import EndpointFeed
@@ -31,12 +32,14 @@ def add_parser(sub: Any) -> None:
     source.add_argument("--run", metavar="DIR",
                         help="the run folder to follow (its plant.rec and logs)")
     source.add_argument("--endpoint", metavar="EP",
-                        help="observe the plant running at EP (tcp://HOST:PORT), read-only")
+                        help="observe the plant running at EP (tcp://HOST:PORT or ipc://PATH), "
+                             "read-only")
     watch.add_argument("--keys", metavar="DIR",
                        help="with --endpoint: CURVE keys (hil keygen) for a plant with "
                             "security.curve on")
-    watch.add_argument("--timeout", type=float, default=2.0,
-                       help="with --endpoint: seconds to wait for the plant's answer (2)")
+    watch.add_argument("--timeout", default=str(checks.DEFAULT_TIMEOUT_S), metavar="S",
+                       help="with --endpoint: seconds to wait for the plant's answer, "
+                            f"0 < S <= {checks.MAX_TIMEOUT_S:g} ({checks.DEFAULT_TIMEOUT_S:g})")
     watch.add_argument("--port", type=int, default=8700, help="page port (8700)")
     watch.add_argument("--host", default="127.0.0.1",
                        help="page address (loopback; 0.0.0.0 shows it to the network)")
@@ -65,17 +68,21 @@ def start_run_view(who: str, run_dir: Path, recording: bool, host: str, port: in
 def start_endpoint_view(args: argparse.Namespace) -> tuple[LiveViewServer, EndpointFeed] | int:
     """The live view of the plant at `args.endpoint`, serving; or an exit status, said."""
     from hil.link import security
-    from hil.link.observer import NoAnswer, Observer, Refused
+    from hil.link.observer import BadRequest, NoAnswer, Observer, Refused
     from hil.reporting.liveview.endpoint import EndpointFeed
     from hil.reporting.liveview.server import LiveViewServer
 
     try:
-        observer = Observer(args.endpoint, args.keys)
+        endpoint, timeout_s = checks.endpoint(args.endpoint), checks.timeout_s(args.timeout)
+        observer = Observer(endpoint, checks.keys_dir(args.keys))
+    except (checks.UsageError, BadRequest) as exc:
+        print(f"hil watch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except security.CurveKeyError as exc:
         print(f"hil watch: --keys: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        first = observer.subscribe(args.timeout)
+        first = observer.subscribe(timeout_s)
     except Refused as exc:  # CURVE on and no --keys, a key it does not trust, or full
         observer.close()
         print(f"hil watch: {exc}", file=sys.stderr)
@@ -98,6 +105,11 @@ def start_endpoint_view(args: argparse.Namespace) -> tuple[LiveViewServer, Endpo
 
 def watch_command(args: argparse.Namespace) -> int:
     feed: EndpointFeed | None = None
+    try:
+        checks.port("--port", args.port)
+    except checks.UsageError as exc:
+        print(f"hil watch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if args.endpoint is not None:
         started = start_endpoint_view(args)
         if isinstance(started, int):

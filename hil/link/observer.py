@@ -8,6 +8,7 @@ without ever waiting for it: a full queue drops the copy and counts it (`dropped
 observer that vanishes or stops renewing is forgotten. Nothing an observer sends can reach
 the actuator: no estop, no clear, no gains (those stay the operator's, hil/link/operator.py).
 
+A bad endpoint raises `BadRequest` and bad keys `CurveKeyError`, from the constructor.
 With `security.curve` on at the plant, `keys_dir` is required (the client pair the plant
 authorizes, `hil keygen`); without it, or with a key the plant does not trust, `subscribe()`
 raises `Refused` at once, saying which and the fix.
@@ -18,10 +19,9 @@ from __future__ import annotations
 import time
 
 from hil.link import messages as msg
-from hil.link.operator import NoAnswer, Refused, await_answer, operator_name
-from hil.link.transport import ControllerSocket
+from hil.link.operator import BadRequest, NoAnswer, Refused, await_answer, connect, operator_name
 
-__all__ = ["NoAnswer", "ObserveRefused", "Observer", "Refused"]
+__all__ = ["BadRequest", "NoAnswer", "ObserveRefused", "Observer", "Refused"]
 
 _MAX_PER_POLL = 512  # messages read per poll: bounded whatever the plant sends
 
@@ -37,7 +37,7 @@ class Observer:
     def __init__(self, endpoint: str, keys_dir: str | None = None) -> None:
         self.endpoint = endpoint
         self.keys_dir = keys_dir
-        self._sock = ControllerSocket(endpoint, curve_keys_dir=keys_dir)
+        self._sock = connect(endpoint, keys_dir)
         self._renew_every_ns = msg.OBSERVE_LEASE_MS * 1_000_000 // 4
         self._renewed_ns = 0
         self.received = 0

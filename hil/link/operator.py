@@ -23,17 +23,29 @@ saying which (at once, not after the timeout).
 from __future__ import annotations
 
 import getpass
+import math
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from hil.link import messages as msg
 from hil.link.transport import ControllerSocket
+
+# The longest wait for a plant's answer: longer is a mistake (a handshake takes milliseconds).
+MAX_TIMEOUT_S = 3600.0
+
+
+class BadRequest(ValueError):
+    """The request cannot be sent as given: an endpoint ZeroMQ cannot connect to, a gain that
+    is not finite, text that is not valid UTF-8, or a message over the protocol's bounds
+    (hil/link/messages.py). Raised before anything is sent; the message names the value and
+    the limit."""
 
 
 class NoAnswer(Exception):
@@ -74,21 +86,66 @@ class GainsAnswer:
 
 def gains(endpoint: str, names: list[str], values: list[float], timeout_s: float = 2.0,
           keys_dir: str | None = None) -> GainsAnswer:
-    """Read (no `values`) or set the running law's gains; `names` empty: positional."""
+    """Read (no `values`) or set the running law's gains; `names` empty: positional.
+    BadRequest (nothing sent) for a non-finite gain or a request over the protocol's bounds."""
+    for i, value in enumerate(values):
+        if not math.isfinite(value):
+            label = repr(names[i]) if i < len(names) else f"#{i + 1}"
+            raise BadRequest(f"gain {label} is {value!r}: gains are finite numbers")
     request_id = int.from_bytes(os.urandom(4), "big")
-    payload = (msg.encode("gains_set", request_id, operator_name(), names, values) if values
-               else msg.encode("gains_get", request_id, operator_name()))
+    payload = (request("gains_set", request_id, operator_name(), names, values) if values
+               else request("gains_get", request_id, operator_name()))
     reply = _ask_for(endpoint, payload, timeout_s, keys_dir, "gains_reply", request_id)
     return GainsAnswer(reply)
+
+
+def request(kind: str, *fields: Any) -> bytes:
+    """The message `kind` as the plant will take it: checked against the protocol's own
+    bounds (hil/link/messages.py: size, list and text lengths) by decoding it here, so a
+    request the plant would drop as malformed or oversized is refused before it is sent."""
+    try:
+        payload = msg.encode(kind, *fields)
+    except UnicodeEncodeError as exc:
+        raise BadRequest(f"{kind}: {exc.object[exc.start:exc.end]!a} is not valid text "
+                         "(UTF-8); retype it") from None
+    try:
+        msg.decode(payload)
+    except msg.MessageError as exc:
+        raise BadRequest(_over_bounds(kind, fields, len(payload), exc)) from None
+    return payload
+
+
+def _over_bounds(kind: str, fields: Sequence[Any], size: int, exc: msg.MessageError) -> str:
+    what = f"{len(fields[3])} gains ({kind})" if kind == "gains_set" else kind
+    if exc.kind == "oversized":
+        return (f"{what} make a {size}-byte message, over the protocol's "
+                f"{msg.MAX_MESSAGE_BYTES}-byte limit (MAX_MESSAGE_BYTES, hil/link/messages.py); "
+                "send fewer or shorter values")
+    texts = [f for f in fields if isinstance(f, str)]
+    texts += [t for f in fields if isinstance(f, list) for t in f if isinstance(t, str)]
+    longest = max((len(t) for t in texts), default=0)
+    return (f"{what} is over the protocol's bounds on text and list lengths (its longest text "
+            f"is {longest} characters; hil/link/messages.py, decode: {exc.detail}); send "
+            "shorter names or fewer values")
 
 
 def _ask(endpoint: str, payload: bytes, timeout_s: float, keys_dir: str | None) -> str:
     return str(_ask_for(endpoint, payload, timeout_s, keys_dir, "ack")["detail"])
 
 
+def connect(endpoint: str, keys_dir: str | None) -> ControllerSocket:
+    """A client socket to the plant at `endpoint` (with the CURVE keys in `keys_dir`, if
+    any); BadRequest when ZeroMQ cannot use the endpoint, CurveKeyError for the keys."""
+    try:
+        return ControllerSocket(endpoint, curve_keys_dir=keys_dir)
+    except zmq.ZMQError as exc:
+        raise BadRequest(f"endpoint {endpoint!a}: ZeroMQ cannot connect to it "
+                         f"({exc.strerror}); give tcp://HOST:PORT or ipc://PATH") from None
+
+
 def _ask_for(endpoint: str, payload: bytes, timeout_s: float, keys_dir: str | None,
              kind: str, request_id: int | None = None) -> msg.Message:
-    sock = ControllerSocket(endpoint, curve_keys_dir=keys_dir)
+    sock = connect(endpoint, keys_dir)
 
     def answer() -> msg.Message | None:
         data = sock.recv_nowait()
@@ -114,7 +171,10 @@ def await_answer(raw: zmq.Socket[bytes], endpoint: str, keys_dir: str | None, ti
                  ) -> msg.Message:
     """Connect `raw` to `endpoint` with its handshake watched, `ask()`, then return the first
     message `answer()` takes (it is called whenever `raw` is readable); Refused when the plant
-    refuses the CURVE handshake (naming the key), NoAnswer after `timeout_s`."""
+    refuses the CURVE handshake (naming the key), NoAnswer after `timeout_s`; BadRequest,
+    before anything, for a `timeout_s` that is not in 0 < t <= MAX_TIMEOUT_S."""
+    if not 0 < timeout_s <= MAX_TIMEOUT_S:  # nan too: it would never end, or not convert
+        raise BadRequest(f"timeout_s must be in 0 < t <= {MAX_TIMEOUT_S:g} s, got {timeout_s!r}")
     # Watch the handshake from its start: connect again once the monitor is on.
     raw.disconnect(endpoint)
     monitor = raw.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
@@ -152,10 +212,10 @@ def estop(endpoint: str, reason: str, timeout_s: float = 2.0, keys_dir: str | No
           ) -> str:
     """E-stop the plant at `endpoint`; the plant's acknowledgement, or NoAnswer.
     `keys_dir`: CURVE keys for a plant that requires them (hil/link/security.py)."""
-    return _ask(endpoint, msg.encode("estop", reason), timeout_s, keys_dir)
+    return _ask(endpoint, request("estop", reason), timeout_s, keys_dir)
 
 
 def clear(endpoint: str, timeout_s: float = 2.0, keys_dir: str | None = None) -> str:
     """Clear the plant's latched safe state; its answer ("cleared: ...", "nothing to clear",
     "cannot clear: ..."), or NoAnswer."""
-    return _ask(endpoint, msg.encode("operator_clear", operator_name()), timeout_s, keys_dir)
+    return _ask(endpoint, request("operator_clear", operator_name()), timeout_s, keys_dir)
