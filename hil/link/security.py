@@ -25,7 +25,8 @@ from zmq.auth.thread import ThreadAuthenticator
 
 
 class CurveKeyError(Exception):
-    """A key file is missing or unreadable; the message names it and the fix."""
+    """A keys folder or key file is missing, unreadable or holds no usable key; the message
+    names it, what is wrong and the fix."""
 
 
 def generate(keys_dir: str | Path) -> list[Path]:
@@ -64,41 +65,99 @@ def _write_certificate(path: Path, public: bytes, secret: bytes | None) -> Path:
     return path
 
 
-def _load(path: Path, secret: bool) -> tuple[bytes, bytes | None]:
+Z85_KEY_CHARS = 40  # a CURVE key (32 bytes) in ZeroMQ's Z85 text, as certificates hold it
+_Z85 = frozenset(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                 b".-:+=^!/*?&<>()[]{}@%$#")
+_REMAKE = "make new keys with `hil keygen NEW_DIR` (it never overwrites) and use that folder"
+
+
+def keys_folder(keys_dir: str | Path) -> Path:
+    """`keys_dir` as a folder that exists; CurveKeyError naming what is wrong. An empty name
+    is refused, not taken as the current folder."""
+    if isinstance(keys_dir, str) and not keys_dir.strip():
+        raise CurveKeyError(f"the CURVE keys folder name is empty ({keys_dir!r}): give the "
+                            "folder made by `hil keygen DIR`")
+    d = Path(keys_dir)
+    if not d.exists():
+        raise CurveKeyError(f"CURVE keys folder {d} does not exist: create keys with "
+                            f"`hil keygen {d}`")
+    if not d.is_dir():
+        raise CurveKeyError(f"CURVE keys folder {d} is not a folder: give the folder made by "
+                            "`hil keygen DIR`")
+    return d
+
+
+def _key_problem(key: bytes) -> str:
+    """Why `key` (from a certificate) is not a Z85 CURVE key, or ""."""
+    if not key.isascii():
+        return "holds non-ASCII characters"
+    if len(key) != Z85_KEY_CHARS:
+        return f"is {len(key)} characters long, not {Z85_KEY_CHARS}"
+    if not set(key) <= _Z85:
+        return "holds characters outside ZeroMQ's Z85 alphabet"
+    return ""
+
+
+def _load(path: Path) -> tuple[bytes, bytes | None]:
+    """The (public, secret or None) keys of the certificate `path`, each checked;
+    CurveKeyError naming the file, what is wrong with it and the fix."""
     if not path.exists():
         raise CurveKeyError(f"CURVE key {path} not found: create keys with `hil keygen "
-                        f"{path.parent}` or point security.keys_dir at them")
+                            f"{path.parent}` or point security.keys_dir at them")
     try:
         public, private = zmq.auth.load_certificate(str(path))
     except (OSError, ValueError) as exc:
-        raise CurveKeyError(f"CURVE key {path} is unreadable: {exc}") from None
-    if secret and private is None:
-        raise CurveKeyError(f"{path} holds no secret key")
+        raise CurveKeyError(f"CURVE key {path} is unreadable ({exc}): {_REMAKE}") from None
+    for which, key in (("public-key", public), ("secret-key", private)):
+        problem = "" if key is None else _key_problem(key)
+        if problem:
+            raise CurveKeyError(f"CURVE key {path}: its {which} {problem} (a key is "
+                                f"{Z85_KEY_CHARS} Z85 characters): {_REMAKE}")
     return public, private
+
+
+def _load_pair(path: Path) -> tuple[bytes, bytes]:
+    """The (public, secret) pair of the secret certificate `path`, checked as `_load` does."""
+    public, secret = _load(path)
+    if secret is None:
+        raise CurveKeyError(f"CURVE key {path} holds no secret-key: {_REMAKE}")
+    return public, secret
+
+
+def _apply(sock: zmq.Socket[bytes], source: Path, **options: bytes | bool) -> None:
+    """Set the CURVE socket `options`; ZeroMQ's refusal becomes a CurveKeyError naming
+    `source`, the file the keys came from."""
+    try:
+        for option, value in options.items():
+            setattr(sock, option, value)
+    except zmq.ZMQError as exc:
+        raise CurveKeyError(f"ZeroMQ refused the CURVE keys in {source} ({exc}): "
+                            f"{_REMAKE}") from None
 
 
 def secure_server(sock: zmq.Socket[bytes], keys_dir: str | Path) -> ThreadAuthenticator:
     """Make `sock` a CURVE server accepting only authorized clients. Call before bind."""
-    d = Path(keys_dir)
-    public, secret = _load(d / "plant.key_secret", secret=True)
+    d = keys_folder(keys_dir)
+    public, secret = _load_pair(d / "plant.key_secret")
     authorized = d / "authorized"
-    if not authorized.is_dir() or not any(authorized.glob("*.key")):
+    clients = sorted(authorized.glob("*.key")) if authorized.is_dir() else []
+    if not clients:
         raise CurveKeyError(f"no authorized client keys in {authorized}: copy each client's "
-                        "public key (controller.key) there")
+                            "public key (controller.key) there")
+    for client in clients:
+        _load(client)
+    _apply(sock, d / "plant.key_secret", curve_secretkey=secret, curve_publickey=public,
+           curve_server=True)
     auth = ThreadAuthenticator(sock.context)
     auth.start()
     auth.configure_curve(domain="*", location=str(authorized))
-    sock.curve_secretkey = secret
-    sock.curve_publickey = public
-    sock.curve_server = True
     return auth
 
 
 def secure_client(sock: zmq.Socket[bytes], keys_dir: str | Path, name: str = "controller") -> None:
     """Give `sock` the client pair `name` and the plant's public key. Call before connect."""
-    d = Path(keys_dir)
-    public, secret = _load(d / f"{name}.key_secret", secret=True)
-    server_public, _ = _load(d / "plant.key", secret=False)
-    sock.curve_secretkey = secret
-    sock.curve_publickey = public
-    sock.curve_serverkey = server_public
+    d = keys_folder(keys_dir)
+    public, secret = _load_pair(d / f"{name}.key_secret")
+    server_public, _ = _load(d / "plant.key")
+    _apply(sock, d / f"{name}.key_secret", curve_secretkey=secret, curve_publickey=public)
+    _apply(sock, d / "plant.key", curve_serverkey=server_public)

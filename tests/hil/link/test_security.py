@@ -106,8 +106,10 @@ def test_clients_without_or_with_unknown_keys_never_reach_the_plant(keys: Path, 
 
 def test_missing_keys_name_the_file_and_the_fix(tmp_path: Path, endpoint: str) -> None:
     with pytest.raises(security.CurveKeyError, match=r"plant\.key_secret not found.*hil keygen"):
-        PlantSocket(endpoint, curve_keys_dir=tmp_path / "none")
+        PlantSocket(endpoint, curve_keys_dir=tmp_path)
     with pytest.raises(security.CurveKeyError, match=r"controller\.key_secret not found"):
+        ControllerSocket(endpoint, curve_keys_dir=tmp_path)
+    with pytest.raises(security.CurveKeyError, match=r"folder .*none does not exist.*hil keygen"):
         ControllerSocket(endpoint, curve_keys_dir=tmp_path / "none")
 
 
