@@ -105,7 +105,7 @@ def test_an_empty_keys_folder_name_is_refused_not_taken_as_the_current_folder(
 
 
 def test_a_file_given_as_the_keys_folder_is_named(keys: Path) -> None:
-    with pytest.raises(security.CurveKeyError, match="plant.key is not a folder"):
+    with pytest.raises(security.CurveKeyError, match=r"plant\.key is not a folder"):
         ControllerSocket(free_endpoint(), curve_keys_dir=str(keys / "plant.key"))
 
 
