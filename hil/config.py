@@ -1,7 +1,9 @@
 """Run configuration: YAML files validated at start-up with pydantic.
 
 A wrong key, type or value raises `ConfigError` whose message names the file, the key path
-and what is allowed; the command-line tools turn it into exit status 2. The plant's and the
+and what is allowed; the command-line tools turn it into exit status 2. Every number has a
+range (a `Range` in its annotation, hil/config_ranges.py; docs/safety.md lists them): a value
+outside it, or not finite, is refused naming the key, the value and the range. The plant's and the
 controller's own settings (model parameters, gains) are validated again by the components
 that own them, with the same kind of message.
 """
@@ -23,6 +25,8 @@ from pydantic import (
     model_validator,
 )
 
+from hil.config_ranges import OUT_OF_RANGE, Range, show_number
+
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5600"
 
 
@@ -34,20 +38,37 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+# The loop keeps this share of a period free before the plant's next tick
+# (controller_client/loop.py LoopSettings.guard), so controller.phase_offset + it must be < 1.
+CONTROLLER_GUARD = 0.15
+
+# Ranges shared by several keys (one per kind of number); the others are written at their key.
+# A key's range is its `Range` annotation (hil/config_ranges.py); docs/safety.md lists them all.
+RATIO = Range(0, 1)
+STATE_ENTRY = Range(-1_000, 1_000, "in the state's own units: m, rad, m/s, rad/s")
+GAIN = Range(-1e6, 1e6, "the law checks its own gains; this bounds their size")
+TRACK_M = Range(1e-3, 1_000)
+SLEW_PER_S = Range(1e-3, 1e8, "input units per second; 1e8 is beyond any actuator")
+LATENCY_MS = Range(0, 1_000)
+SEED = Range(0, 2**64 - 1, "a u64, as the rig firmware reads it")
+U32 = Range(0, 0xFFFFFFFF, "a u32 of the rig protocol")
+CPU = Range(0, 1023, "Linux's CPU_SETSIZE is 1024")
+ANGLE_LIMIT = Range(1e-3, 60, "about ten turns")
+NOISE_STD = Range(0, 1_000, "in the state's own units")
+STABILITY_BOUND = Range(-1e9, 1e9, "a bound on a report figure: a ratio, a condition number")
 
 
 class RunConfig(_Strict):
     mode: Literal["realtime", "lockstep"] = "realtime"
-    rate_hz: Annotated[float, Field(gt=0, le=20_000, allow_inf_nan=False)] = 1000.0
-    duration_s: Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)] = 5.0
+    rate_hz: Annotated[float, Range(1, 20_000)] = 1000.0
+    duration_s: Annotated[float, Range(1e-3, 86_400, "up to a day")] = 5.0
     # Lead time between the handshake and the first plant tick, for the controller to settle.
-    start_delay_ms: Annotated[float, Field(ge=0, le=5_000)] = 50.0
+    start_delay_ms: Annotated[float, Range(0, 5_000)] = 50.0
     # Lockstep only: busy-poll this long for each answer before sleeping (both processes).
     # Measured here with 300: on an idle machine round trip p50 124 us instead of 147 us
     # (floor 114 us); with both CPUs busy 430 us instead of 110 us, as the spinning starves
     # the peer and ZeroMQ's I/O threads. Off by default; for a dedicated, idle machine.
-    lockstep_spin_us: Annotated[float, Field(ge=0, le=100_000)] = 0.0
+    lockstep_spin_us: Annotated[float, Range(0, 100_000)] = 0.0
     # Data plane: zmq (any host), or shm: states and controls through shared memory on one
     # host, ZeroMQ keeping the control plane (hil/link/dataplane.py; README "fast path").
     transport: Literal["zmq", "shm"] = "zmq"
@@ -56,7 +77,7 @@ class RunConfig(_Strict):
     # leave each loop idle time, hil/link/dataplane.py MAX_LOOP_SHARE). 120 covers this VM's wake-up
     # latency from a sleep (p99 60-100 us): against 50, 2 kHz missed 0.14 % instead of 0.74 %
     # and 5 kHz about half as often (README, "The same-host fast path").
-    shm_spin_us: Annotated[float, Field(ge=0, le=10_000)] = 120.0
+    shm_spin_us: Annotated[float, Range(0, 10_000)] = 120.0
 
 
 class PlantConfig(_Strict):
@@ -66,24 +87,25 @@ class PlantConfig(_Strict):
     # of your own as "module.path:Class" (docs/extending.md); checked when the plant loads it.
     model: Annotated[str, Field(min_length=1)] = "dip"
     params: dict[str, Any] = Field(default_factory=dict)
-    substeps: Annotated[int, Field(ge=1, le=1000)] = 4
-    initial_state: list[float] = Field(default_factory=lambda: [0.0, 0.1, -0.05, 0.0, 0.0, 0.0])
+    substeps: Annotated[int, Range(1, 1000)] = 4
+    initial_state: list[Annotated[float, STATE_ENTRY]] = Field(
+        default_factory=lambda: [0.0, 0.1, -0.05, 0.0, 0.0, 0.0])
     endpoint: str = DEFAULT_ENDPOINT
-    watchdog_timeout_ms: PositiveFloat = 20.0
+    watchdog_timeout_ms: Annotated[float, Range(1, 10_000)] = 20.0
     # In lockstep nothing is real time: the watchdog only catches a dead controller, and
     # must not trip on a process the OS descheduled for a while on a loaded machine.
-    lockstep_watchdog_timeout_ms: PositiveFloat = 2000.0
+    lockstep_watchdog_timeout_ms: Annotated[float, Range(1, 600_000, "up to 10 min")] = 2000.0
     # How long a plant with no controller waits before giving up (s).
-    attach_timeout_s: PositiveFloat = 30.0
+    attach_timeout_s: Annotated[float, Range(0.01, 86_400, "up to a day")] = 30.0
     # Binding beyond loopback without `security.curve` lets anyone on the network drive the
     # actuator, so it must be said explicitly.
     allow_unauthenticated_network: bool = False
 
     @field_validator("initial_state")
     @classmethod
-    def _finite_state(cls, v: list[float]) -> list[float]:
-        if not v or not all(math.isfinite(x) for x in v):
-            raise ValueError("must be a non-empty list of finite numbers")
+    def _some_state(cls, v: list[float]) -> list[float]:
+        if not v:
+            raise ValueError("must be a non-empty list of numbers, one per state")
         return v
 
     @field_validator("endpoint")
@@ -96,15 +118,18 @@ class ControllerConfig(_Strict):
     # A built-in law, an entry point of group hil.controllers, or "module.path:Class"
     # (docs/extending.md); checked when the controller loads it.
     name: Annotated[str, Field(min_length=1)] = "classical_smc"
-    gains: list[float] | None = None
+    gains: list[Annotated[float, GAIN]] | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     endpoint: str = DEFAULT_ENDPOINT
     # Controller deadline = plant tick + phase_offset * period (state has arrived by then).
-    phase_offset: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.3
+    phase_offset: Annotated[float, Range(
+        0, 1 - CONTROLLER_GUARD, f"phase_offset + the controller's guard {CONTROLLER_GUARD}, "
+        "the share of a period it keeps free before the plant's next tick, must be < 1",
+        high_open=True)] = 0.3
     # Spin (busy-wait) for the last stretch before each deadline, in microseconds.
-    spin_us: Annotated[float, Field(ge=0, le=10_000)] = 150.0
-    connect_timeout_s: PositiveFloat = 5.0
-    plant_timeout_ms: PositiveFloat = 500.0
+    spin_us: Annotated[float, Range(0, 10_000)] = 150.0
+    connect_timeout_s: Annotated[float, Range(0.01, 3_600)] = 5.0
+    plant_timeout_ms: Annotated[float, Range(1, 600_000, "up to 10 min")] = 500.0
     # Attaching to a plant latched in its safe state, send `clear` at once (restart recovery).
     clear_on_attach: bool = False
 
@@ -115,37 +140,39 @@ class ControllerConfig(_Strict):
 
 
 class GatesConfig(_Strict):
-    upright_tolerance_rad: PositiveFloat = 0.02
-    max_miss_ratio: Annotated[float, Field(ge=0, le=1)] = 0.01
+    upright_tolerance_rad: Annotated[float, Range(
+        1e-6, 3.14, "half a turn: any wider takes every angle as upright")] = 0.02
+    max_miss_ratio: Annotated[float, RATIO] = 0.01
     # Scoring (hil/reporting/scoring.py). None: 85% of the plant period.
-    max_round_trip_p99_us: PositiveFloat | None = None
-    max_safety_trips: Annotated[int, Field(ge=0)] = 0
-    max_dropped_records: Annotated[int, Field(ge=0)] = 0
+    max_round_trip_p99_us: Annotated[float, Range(1, 10_000_000, "up to 10 s")] | None = None
+    max_safety_trips: Annotated[int, Range(0, 1_000_000)] = 0
+    max_dropped_records: Annotated[int, Range(
+        0, 2_000_000_000, "a day of rows at 20 kHz is 1.7e9")] = 0
     # Stability gates: dotted path into the report's `stability` section -> bound.
     # Defaults (hil/runtime/stability.py): at most 5% of steps at the force limit; V = sigma^2/2
     # must decrease in at least 60% of the steps off the sliding surface (good runs: 0.79-1.0).
-    stability_max: dict[str, float] = Field(
+    stability_max: dict[str, Annotated[float, STABILITY_BOUND]] = Field(
         default_factory=lambda: {"actuator.saturation_duty": 0.05})
-    stability_min: dict[str, float] = Field(
+    stability_min: dict[str, Annotated[float, STABILITY_BOUND]] = Field(
         default_factory=lambda: {"lyapunov.decrease_ratio": 0.6})
     # A control step changing the force by more than this rate counts as a slew-limit hit.
-    slew_limit_n_per_s: PositiveFloat = 50_000.0
+    slew_limit_n_per_s: Annotated[float, SLEW_PER_S] = 50_000.0
     # Per gate name, overriding scoring.DEFAULT_WEIGHTS / DEFAULT_CRITICAL.
-    weights: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
+    weights: dict[str, Annotated[float, Range(0, 1_000)]] = Field(
         default_factory=dict)
     critical: dict[str, bool] = Field(default_factory=dict)
     # Below this score (0-100) the run fails even when every critical gate passed.
-    pass_score: Annotated[float, Field(ge=0, le=100)] = 80.0
+    pass_score: Annotated[float, Range(0, 100)] = 80.0
 
 
 class RecordConfig(_Strict):
     """Run recording (hil/recording/recorder.py, docs/recording.md), HTML report, run history."""
 
     enabled: bool = True
-    queue_rows: Annotated[int, Field(ge=1, le=10_000_000)] = 65_536
-    flush_interval_ms: Annotated[float, Field(gt=0, le=100)] = 50.0
+    queue_rows: Annotated[int, Range(1, 10_000_000)] = 65_536
+    flush_interval_ms: Annotated[float, Range(1, 100)] = 50.0
     # 0: fsync only at close.
-    fsync_interval_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1.0
+    fsync_interval_s: Annotated[float, Range(0, 3_600)] = 1.0
     html: bool = True
     # SQLite run history appended by `hil run`; null: none.
     history_db: str | None = "runs/history.db"
@@ -157,73 +184,73 @@ class RealtimeConfig(_Strict):
     1 kHz here SCHED_FIFO was the difference between 0-2 and 10-37 deadline misses in
     5000-8000."""
 
-    plant_cpu: int | None = None
-    controller_cpu: int | None = None
+    plant_cpu: Annotated[int, CPU] | None = None
+    controller_cpu: Annotated[int, CPU] | None = None
     sched_fifo: bool = True
-    sched_priority: Annotated[int, Field(ge=1, le=99)] = 50
+    sched_priority: Annotated[int, Range(1, 99, "SCHED_FIFO's priorities")] = 50
     lock_memory: bool = True
 
 
 class DeadlineGatesConfig(_Strict):
     """hil/runtime/deadline_gates.py: policy `warn` logs (at most 1/s), `safe_stop` trips."""
 
-    window_ms: PositiveFloat = 1000.0
-    max_miss_ratio: Annotated[float, Field(ge=0, le=1)] = 0.2
+    window_ms: Annotated[float, Range(
+        1, 60_000, "one entry per tick: up to a minute, 1.2e6 ticks at 20 kHz")] = 1000.0
+    max_miss_ratio: Annotated[float, RATIO] = 0.2
     miss_ratio_policy: Literal["warn", "safe_stop"] = "warn"
-    max_consecutive_misses: Annotated[int, Field(ge=1)] = 20
+    max_consecutive_misses: Annotated[int, Range(1, 1_000_000)] = 20
     consecutive_policy: Literal["warn", "safe_stop"] = "warn"
 
 
 class AngleLimitsConfig(_Strict):
     """Link angle limit (rad) per run mode; null: off."""
 
-    realtime: PositiveFloat | None = 1.0
-    lockstep: PositiveFloat | None = 1.0
+    realtime: Annotated[float, ANGLE_LIMIT] | None = 1.0
+    lockstep: Annotated[float, ANGLE_LIMIT] | None = 1.0
 
 
 class SafetyConfig(_Strict):
     """Plant safety gates (plant_server/safety.py). The watchdog's timeout is
     `plant.watchdog_timeout_ms`. A null limit is off."""
 
-    track_limit_m: PositiveFloat | None = 2.0
+    track_limit_m: Annotated[float, TRACK_M] | None = 2.0
     angle_limit_rad: AngleLimitsConfig = Field(default_factory=AngleLimitsConfig)
     # A finite force above this many times the plant's max force is rejected, not saturated.
-    sanity_force_factor: Annotated[float, Field(ge=1, allow_inf_nan=False)] = 10.0
-    slew_limit_n_per_s: PositiveFloat | None = None
+    sanity_force_factor: Annotated[float, Range(1, 1_000)] = 10.0
+    slew_limit_n_per_s: Annotated[float, SLEW_PER_S] | None = None
     # The safe output: zero force, or for the simulated plant also a cart brake.
     braking: Literal["none", "cart_brake"] = "none"
-    brake_n_per_mps: PositiveFloat = 50.0
+    brake_n_per_mps: Annotated[float, Range(1e-3, 10_000)] = 50.0
     deadline: DeadlineGatesConfig = Field(default_factory=DeadlineGatesConfig)
 
 
 class FaultsConfig(_Strict):
     """Fault injection at the simulated plant (plant_server/faults.py), seeded."""
 
-    seed: int = 0
-    state_latency_ms: Annotated[float, Field(ge=0, le=1_000, allow_inf_nan=False)] = 0.0
-    control_latency_ms: Annotated[float, Field(ge=0, le=1_000, allow_inf_nan=False)] = 0.0
+    seed: Annotated[int, SEED] = 0
+    state_latency_ms: Annotated[float, LATENCY_MS] = 0.0
+    control_latency_ms: Annotated[float, LATENCY_MS] = 0.0
     # Each delayed message waits a further uniform 0..jitter_ms.
-    jitter_ms: Annotated[float, Field(ge=0, le=1_000, allow_inf_nan=False)] = 0.0
+    jitter_ms: Annotated[float, LATENCY_MS] = 0.0
     # Probability that a state, and that a control, is lost.
-    drop_rate: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    drop_rate: Annotated[float, Range(0, 1, "1 would lose every message", high_open=True)] = 0.0
     # Standard deviation of the noise added to each published state entry (its own unit).
-    sensor_noise_std: Annotated[float, Field(ge=0, allow_inf_nan=False)] | list[
-        Annotated[float, Field(ge=0, allow_inf_nan=False)]] = 0.0
+    sensor_noise_std: Annotated[float, NOISE_STD] | list[Annotated[float, NOISE_STD]] = 0.0
 
 
 class SerialConfig(_Strict):
     """The serial link to a rig, for plant.backend `serial` (firmware_protocol/PROTOCOL.md)."""
 
     port: str = "/dev/ttyUSB0"
-    baud: Annotated[int, Field(gt=0, le=12_000_000)] = 460_800
+    baud: Annotated[int, Range(300, 12_000_000)] = 460_800
     # HELLO is repeated every 200 ms until CAPABILITIES arrives or this runs out.
-    handshake_timeout_ms: PositiveFloat = 1000.0
+    handshake_timeout_ms: Annotated[float, Range(1, 60_000)] = 1000.0
     # No valid frame from the rig for this long: the link is lost, the plant goes safe.
-    silence_timeout_ms: PositiveFloat = 250.0
+    silence_timeout_ms: Annotated[float, Range(1, 10_000)] = 250.0
     # Plant ticks fall this fraction of a period after the rig's STATE frames arrive.
-    phase_margin: Annotated[float, Field(gt=0, lt=0.5)] = 0.2
+    phase_margin: Annotated[float, Range(0, 0.5, low_open=True, high_open=True)] = 0.2
     # run.rate_hz may use at most this share of the link (STATE and CONTROL frames).
-    max_utilisation: Annotated[float, Field(gt=0, le=1)] = 0.9
+    max_utilisation: Annotated[float, Range(0, 1, low_open=True)] = 0.9
 
 
 class RigEmulatorConfig(_Strict):
@@ -234,22 +261,22 @@ class RigEmulatorConfig(_Strict):
 
     enabled: bool = False
     kind: Literal["python", "host", "qemu"] = "python"
-    seed: int = 0
-    corrupt_byte_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
-    drop_frame_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+    seed: Annotated[int, SEED] = 0
+    corrupt_byte_rate: Annotated[float, RATIO] = 0.0
+    drop_frame_rate: Annotated[float, RATIO] = 0.0
     # Added to each direction of the link, like a USB adapter's latency timer.
-    added_latency_ms: Annotated[float, Field(ge=0, le=1_000, allow_inf_nan=False)] = 0.0
+    added_latency_ms: Annotated[float, LATENCY_MS] = 0.0
     # Close the pseudo-terminal this long after the rig is first armed; null: never.
-    unplug_after_s: PositiveFloat | None = None
+    unplug_after_s: Annotated[float, Range(1e-3, 86_400)] | None = None
     # The rig boots this long after it starts (a board that resets when its port is opened):
     # it hears nothing meanwhile, then sends its power-up CAPABILITIES unasked.
-    boot_ms: Annotated[float, Field(ge=0, le=10_000, allow_inf_nan=False)] = 0.0
-    watchdog_ms: Annotated[int, Field(ge=1, le=65_535)] = 50
-    track_limit_m: PositiveFloat = 1.0
-    rig_id: Annotated[int, Field(ge=0, le=0xFFFFFFFF)] = 0x48494C31
+    boot_ms: Annotated[float, Range(0, 10_000)] = 0.0
+    watchdog_ms: Annotated[int, Range(1, 65_535, "a u16 of the rig protocol")] = 50
+    track_limit_m: Annotated[float, TRACK_M] = 1.0
+    rig_id: Annotated[int, U32] = 0x48494C31
     # The rig's microsecond clock at power-up (it wraps at 2**32).
-    clock_start_us: Annotated[int, Field(ge=0, le=0xFFFFFFFF)] = 0
-    ready_timeout_s: PositiveFloat = 30.0
+    clock_start_us: Annotated[int, U32] = 0
+    ready_timeout_s: Annotated[float, Range(0.01, 3_600)] = 30.0
 
 
 class LoggingConfig(_Strict):
@@ -268,14 +295,15 @@ class TuningConfig(_Strict):
     """`hil tune` (controller_client/tuning, docs/tuning.md)."""
 
     # Gain name -> [low, high], replacing the law's own bounds for that gain.
-    bounds: dict[str, Annotated[list[float], Field(min_length=2, max_length=2)]] = Field(
+    bounds: dict[str, Annotated[list[Annotated[float, GAIN]], Field(
+        min_length=2, max_length=2)]] = Field(
         default_factory=dict)
     # Cost over the plant draws: mean_weight * mean + (1 - mean_weight) * worst.
-    mean_weight: Annotated[float, Field(ge=0, le=1)] = 0.7
-    duration_s: Annotated[float, Field(gt=0, le=60, allow_inf_nan=False)] = 3.0
-    batch_size: Annotated[int, Field(ge=1, le=10_000)] = 20
+    mean_weight: Annotated[float, RATIO] = 0.7
+    duration_s: Annotated[float, Range(1e-3, 60)] = 3.0
+    batch_size: Annotated[int, Range(1, 10_000)] = 20
     # Initial states each candidate starts from; null: plant.initial_state.
-    starts: list[list[float]] | None = None
+    starts: list[list[Annotated[float, STATE_ENTRY]]] | None = None
 
 
 class Config(_Strict):
@@ -349,7 +377,10 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
         try:
             loaded = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+            raise ConfigError(f"{source}: not valid YAML: {' '.join(str(exc).split())}"
+                              ) from None
+        except (ValueError, RecursionError) as exc:  # an int too long to convert, deep nesting
+            raise ConfigError(f"{source}: cannot read as YAML: {exc}") from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
@@ -429,16 +460,29 @@ def serial_link_problem(config: Config) -> str | None:
 
 
 def format_validation_error(exc: ValidationError, source: str) -> str:
-    lines = [f"{source}: invalid configuration ({exc.error_count()} problem(s))"]
+    """One line: the source, then each problem as `key.path: what is wrong (got value)`."""
+    problems = []
     for err in exc.errors():
         path = ".".join(str(p) for p in err["loc"]) or "<top>"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = f"unknown key; allowed here: {', '.join(_allowed_keys(err['loc']))}"
-        got = err.get("input")
-        suffix = "" if err["type"] == "extra_forbidden" else f" (got {got!r})"
-        lines.append(f"  {path}: {msg}{suffix}")
-    return "\n".join(lines)
+        # An out-of-range number is already in its message.
+        shown = err["type"] in ("extra_forbidden", OUT_OF_RANGE)
+        suffix = "" if shown else f" (got {_show_input(err.get('input'))})"
+        problems.append(f"{path}: {msg}{suffix}")
+    if len(problems) == 1:
+        return f"{source}: {problems[0]}"
+    return f"{source}: {len(problems)} problems: " + "; ".join(problems)
+
+
+_SHOWN_CHARS = 80
+
+
+def _show_input(value: Any) -> str:
+    """The value a problem was found in, cut to a readable length."""
+    text = show_number(value) if isinstance(value, int) else repr(value)
+    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "..."
 
 
 def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
