@@ -36,6 +36,7 @@ from plant_server.backends import SimBackend
 from plant_server.backends.serial import RigUnreachable, SerialBackend
 from plant_server.faults import FaultInjector
 from plant_server.faults import settings_from_config as fault_settings
+from plant_server.loops import run as run_plant
 from plant_server.safety import limits_from_config
 from plant_server.server import PlantServer, PlantSettings
 
@@ -182,7 +183,7 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     cpu = rt.CpuMeter()
     try:
         with rt.gc_quiet():
-            reason = server.run()
+            reason = run_plant(server)
     finally:
         usage = cpu.read()
         rt.leave_realtime()  # reports and exit at normal priority: they stall no other loop

@@ -14,6 +14,10 @@ slew-limited to `slew_limit_n_per_s` from the last input applied (both counted, 
 trips). An input that fails `plausible` (non-finite, or beyond `sanity_force_n`) is not an
 input anyone meant: the plant rejects the message.
 
+A finite state beyond what the plant declares possible (its description's
+`plausible_limits`, one magnitude per state, else `DEFAULT_PLAUSIBLE`: no lab rig's state in
+SI units reaches it) is a sensor fault or a broken model, never a state to control.
+
 A gate that trips returns a `SafetyEvent` {time, gate, value, limit}; the plant applies its
 safe output and latches until cleared. Gates are judged only while the plant is under
 control: a pendulum falling after a watchdog trip is not a new trip.
@@ -21,6 +25,7 @@ control: a pendulum falling after a watchdog trip is not a new trip.
 | gate                | value                      | limit              |
 |---------------------|----------------------------|--------------------|
 | `non_finite_state`  | the first bad entry's name | null               |
+| `implausible_state` | the entry's value          | its plausible limit|
 | `non_finite_control`| "nan", "inf" or "-inf"     | null               |
 | `track`             | x (m), if a state is `x`   | `track_limit_m`    |
 | `angle`             | angle from upright (rad)   | `angle_limit_rad`  |
@@ -44,6 +49,7 @@ __all__ = ["SafetyEvent", "SafetyGates", "SafetyLimits", "limits_from_config"]
 
 Braking = Literal["none", "cart_brake"]
 MAX_EVENTS = 100  # events kept in the report; all are counted
+DEFAULT_PLAUSIBLE = 1e6  # |state entry| beyond this is implausible unless the plant says
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +111,8 @@ class SafetyGates:
 
     def __init__(self, limits: SafetyLimits, state_names: Sequence[str],
                  upright_angles: Sequence[str] | None = None, *, input_name: str = "force",
-                 input_unit: str = "N") -> None:
+                 input_unit: str = "N",
+                 plausible_limits: Sequence[float] | None = None) -> None:
         self.limits = limits
         self.state_names = tuple(state_names)
         # What the input is, for the report: the limits above are in `input_unit`.
@@ -117,6 +124,12 @@ class SafetyGates:
         self._angles = tuple(i for i, n in enumerate(self.state_names)
                              if (n in upright_angles if upright_angles is not None
                                  else n.startswith("theta") and not n.endswith("_dot")))
+        n = len(self.state_names)
+        plausible = [DEFAULT_PLAUSIBLE] * n if plausible_limits is None else plausible_limits
+        if len(plausible) != n or not all(float(v) > 0 for v in plausible):
+            raise ValueError(f"plausible_limits must be {n} positive magnitudes, one per state "
+                             f"{list(self.state_names)}, got {list(plausible)}")
+        self._plausible = tuple((i, float(v)) for i, v in enumerate(plausible))
         self.events: list[SafetyEvent] = []
         self.trips = 0
         self.saturations = 0
@@ -131,20 +144,38 @@ class SafetyGates:
 
         `state` may be an array or, cheaper on the hot path, its `tolist()`.
         """
-        for i, v in enumerate(state):
-            if not math.isfinite(v):
-                return self.trip("non_finite_state", time_s, t_ns, self.state_names[i], None)
+        breach = self.breach(state)
+        return None if breach is None else self.trip(breach[0], time_s, t_ns, *breach[1:])
+
+    def breach(self, state: Sequence[float]) -> tuple[str, float | str | None, float | None] | None:
+        """(gate, value, limit) of the first gate `state` breaches, recording nothing."""
+        for i, limit in self._plausible:
+            v = state[i]
+            if not -limit <= v <= limit:  # also false for NaN
+                if not math.isfinite(v):
+                    return "non_finite_state", self.state_names[i], None
+                return "implausible_state", float(v), limit
         lim = self.limits
         if lim.track_limit_m is not None and self._x is not None:
             x = float(state[self._x])
             if abs(x) > lim.track_limit_m:
-                return self.trip("track", time_s, t_ns, x, lim.track_limit_m)
+                return "track", x, lim.track_limit_m
         if lim.angle_limit_rad is not None:
             for i in self._angles:
                 angle = float(state[i])
                 if abs(angle) > lim.angle_limit_rad:
-                    return self.trip("angle", time_s, t_ns, angle, lim.angle_limit_rad)
+                    return "angle", angle, lim.angle_limit_rad
         return None
+
+    def still_holds(self, state: Sequence[float]) -> str | None:
+        """Why a clear would re-trip at once: the gate `state` breaches now, in words."""
+        breach = self.breach(state)
+        if breach is None:
+            return None
+        gate, value, limit = breach
+        if limit is None:
+            return f"{gate} still holds ({value})"
+        return f"{gate} still holds ({value:.6g} beyond {limit:g})"
 
     def non_finite_control(self, value: str, time_s: float, t_ns: int) -> SafetyEvent:
         """The attached controller sent a non-finite force (`value`: "nan", "inf", "-inf")."""

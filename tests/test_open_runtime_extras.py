@@ -44,7 +44,7 @@ def _drain(server: PlantServer, done: Any, timeout_s: float = 5.0) -> None:
     while not done():
         assert time.monotonic() < give_up, server.counters.rejected_by_kind
         server.sock.sock.poll(10)
-        server._drain()
+        server.drain()
 
 
 def test_hil_gains_is_answered_through_a_junk_flood_past_the_strangers_budget(
@@ -72,12 +72,12 @@ def test_hil_gains_is_answered_through_a_junk_flood_past_the_strangers_budget(
         assert msg.decode(controller.recv()).kind == "welcome"
         counts = server.counters.rejected_by_kind
         for request in ([], [35.0, -600.0]):  # hil gains; hil gains 35 -600
-            server._stranger_left = BUDGET  # what each realtime tick does
+            server.open_tick_budget()  # what each realtime tick does
             before = counts.get("over_budget", 0)
             for i in range(100):
                 stranger.send(msgpack.packb(["self_destruct", i]))
             _drain(server, lambda b=before: counts.get("over_budget", 0) == b + 100 - BUDGET)
-            assert server._stranger_left == 0  # the budget is spent: strangers go unread
+            assert server.inbox.stranger.left == 0  # the budget is spent: strangers go unread
             answers: list[Any] = []
             asker = threading.Thread(target=lambda r=request, a=answers: a.append(
                 operator.gains(endpoint, [], r, timeout_s=5.0)))
@@ -86,7 +86,7 @@ def test_hil_gains_is_answered_through_a_junk_flood_past_the_strangers_budget(
             give_up = time.monotonic() + 6
             while asker.is_alive() and time.monotonic() < give_up:
                 server.sock.sock.poll(10)
-                server._drain()
+                server.drain()
                 if controller.poll(0):
                     relayed = msg.decode(controller.recv())
                     assert relayed.kind == ("gains_set" if request else "gains_get")

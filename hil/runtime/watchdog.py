@@ -106,16 +106,24 @@ class Watchdog:
     def last_trip(self) -> Trip | None:
         return self._last_trip
 
-    def arm(self) -> None:
-        """Start the watchdog: it expires `timeout_ns` from now unless fed.
+    def arm(self, first_timeout_ns: int | None = None) -> None:
+        """Start the watchdog: it expires `timeout_ns` from now unless fed, or
+        `first_timeout_ns` from now for the first feed (a start-up budget: the peer's first
+        valid message may take longer than the steady-state period; every later feed reloads
+        with `timeout_ns`).
 
         Raises RuntimeError if it is already armed (use `feed()` to reload, `clear()` to
-        unlatch).
+        unlatch), ValueError for a first timeout that is not > 0.
         """
         if self._armed:
             raise RuntimeError("watchdog is already armed; feed() reloads it, clear() unlatches")
+        if first_timeout_ns is not None and first_timeout_ns <= 0:
+            raise ValueError(f"first_timeout_ns must be > 0, got {first_timeout_ns}")
         self._armed = True
-        self._reload(self._clock())
+        now_ns = self._clock()
+        self._reload(now_ns)
+        if first_timeout_ns is not None:
+            self._deadline_ns = now_ns + first_timeout_ns
 
     def feed(self) -> bool:
         """Reload the deadline; True if it did.

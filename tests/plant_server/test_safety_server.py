@@ -19,6 +19,7 @@ from structlog.testing import capture_logs
 
 from hil.link import messages as msg
 from hil.runtime.deadline_gates import DeadlineGates, DeadlineGateSettings
+from plant_server.loops import stopping
 from plant_server.safety import SafetyLimits
 from plant_server.server import PlantServer, PlantSettings
 
@@ -81,9 +82,9 @@ def make(mode: str = "realtime", **limits: Any) -> tuple[PlantServer, FakeSocket
 def attached() -> tuple[PlantServer, FakeSocket, Clock]:
     """A server with controller A attached, the watchdog armed and state 0 published."""
     server, sock, clock = make()
-    server._handle(A, msg.encode("hello", msg.PROTOCOL_VERSION, "a"), clock())
+    server.handle(A, msg.encode("hello", msg.PROTOCOL_VERSION, "a"), clock())
     server.watchdog.arm()
-    server._publish(0)
+    server.publish(0)
     return server, sock, clock
 
 
@@ -123,33 +124,33 @@ HOSTILE = [
 def test_hostile_input_is_rejected_by_kind_and_never_reaches_the_actuator(
         name: str, peer: bytes, data: bytes, kind: str) -> None:
     server, _sock, clock = attached()
-    server._handle(peer, data, clock())
+    server.handle(peer, data, clock())
     assert server.counters.rejected_by_kind == {kind: 1}
     assert server.backend.applied == []
     assert server.safe_reason is None and server.peer == A
     # The attached controller is not disturbed: its next control is applied.
-    server._handle(A, control(1, 12.5), clock())
+    server.handle(A, control(1, 12.5), clock())
     assert server.backend.applied == [12.5]
 
 
 def test_a_replayed_or_stale_control_is_rejected() -> None:
     server, _sock, clock = attached()
     for data in (control(5, 1.0), control(5, 2.0), control(4, 3.0), control(6, 4.0)):
-        server._handle(A, data, clock())
+        server.handle(A, data, clock())
     assert server.backend.applied == [1.0, 4.0]
     assert server.counters.rejected_by_kind == {"stale_control": 2}
 
 
 def test_a_second_controller_is_refused_with_a_message_saying_already_attached() -> None:
     server, sock, clock = attached()
-    server._handle(B, msg.encode("hello", msg.PROTOCOL_VERSION, "b"), clock())
+    server.handle(B, msg.encode("hello", msg.PROTOCOL_VERSION, "b"), clock())
     (refusal,) = sock.to(B, "refuse")
     assert refusal["code"] == "already_attached" and "already attached" in refusal["reason"]
 
 
 def test_forces_between_the_limit_and_the_sanity_bound_are_saturated() -> None:
     server, _sock, clock = attached()
-    server._handle(A, control(1, 400.0), clock())
+    server.handle(A, control(1, 400.0), clock())
     assert server.backend.applied == [150.0] and server.report()["saturations"] == 1
 
 
@@ -157,11 +158,11 @@ def test_rejections_are_logged_at_most_once_a_second_per_kind() -> None:
     server, _sock, clock = attached()
     with capture_logs() as logs:
         for _ in range(500):
-            server._handle(B, b"\xc1", clock())
-            server._handle(B, control(1, 1.0), clock())
+            server.handle(B, b"\xc1", clock())
+            server.handle(B, control(1, 1.0), clock())
             clock.t += MS  # 1000 messages over 0.5 s
         clock.t += 600 * MS
-        server._handle(B, b"\xc1", clock())
+        server.handle(B, b"\xc1", clock())
     lines = [e for e in logs if e["event"] == "message rejected"]
     assert [e["kind"] for e in lines] == ["malformed", "unattached_peer", "malformed"]
     assert lines[2]["suppressed"] == 499
@@ -170,24 +171,24 @@ def test_rejections_are_logged_at_most_once_a_second_per_kind() -> None:
 
 def test_a_nan_control_from_the_controller_trips_the_non_finite_gate_and_latches() -> None:
     server, sock, clock = attached()
-    server._handle(A, control(1, 10.0), clock())
+    server.handle(A, control(1, 10.0), clock())
     clock.t += 3 * MS
-    server._handle(A, control(2, math.nan), clock())
+    server.handle(A, control(2, math.nan), clock())
     assert server.backend.applied == [10.0, 0.0]  # the safe output, at once
     assert server.safe_reason == "safety: non_finite_control"
     (event,) = server.report()["safety"]["events"]
     assert event["gate"] == "non_finite_control" and event["value"] == "nan"
     assert event["t_ns"] == clock()
-    server._publish(server._flags())
+    server.publish(server.flags())
     assert sock.to(A, "state")[-1]["flags"] & msg.FLAG_SAFE
     # Valid controls feed the watchdog but are not applied until a clear.
     for seq in range(3, 8):
         clock.t += MS
-        server._handle(A, control(seq, 5.0, state_seq=1), clock())
+        server.handle(A, control(seq, 5.0, state_seq=1), clock())
     assert server.backend.applied == [10.0, 0.0]
-    assert server.counters.controls_while_safe == 5 and not server.watchdog.latched
-    server._handle(A, msg.encode("clear"), clock())
-    server._handle(A, control(8, 7.0, state_seq=1), clock())
+    assert server.report()["controls_while_safe"] == 5 and not server.watchdog.latched
+    server.handle(A, msg.encode("clear"), clock())
+    server.handle(A, control(8, 7.0, state_seq=1), clock())
     assert server.backend.applied == [10.0, 0.0, 7.0]
     assert server.report()["safety"]["clear_events"][0]["cleared"] == (
         "safety: non_finite_control")
@@ -195,13 +196,13 @@ def test_a_nan_control_from_the_controller_trips_the_non_finite_gate_and_latches
 
 def test_watchdog_expiry_applies_the_safe_output_and_measures_time_to_safe() -> None:
     server, _sock, clock = attached()
-    server._handle(A, control(1, 30.0), clock())
+    server.handle(A, control(1, 30.0), clock())
     last_valid = clock()
     clock.t += 19 * MS
-    server._check_watchdog(clock())
+    server.check_watchdog(clock())
     assert server.safe_reason is None
     clock.t += MS + 150_000  # checked 0.15 ms after the deadline
-    server._check_watchdog(clock())
+    server.check_watchdog(clock())
     assert server.backend.applied == [30.0, 0.0]
     wd = server.report()["watchdog"]
     assert wd["trips"] == 1 and wd["latched"]
@@ -209,8 +210,8 @@ def test_watchdog_expiry_applies_the_safe_output_and_measures_time_to_safe() -> 
     assert wd["events"][0]["time_to_safe_ms"] == pytest.approx(20.15)
     # It never clears by itself: late controls are ignored, time passes, still latched.
     clock.t += 5_000 * MS
-    server._handle(A, control(2, 30.0), clock())
-    server._check_watchdog(clock())
+    server.handle(A, control(2, 30.0), clock())
+    server.check_watchdog(clock())
     assert server.watchdog.latched and server.backend.applied == [30.0, 0.0]
     assert server.report()["safe_state"] is True
 
@@ -218,85 +219,87 @@ def test_watchdog_expiry_applies_the_safe_output_and_measures_time_to_safe() -> 
 def test_a_new_controller_replaces_one_lost_to_the_watchdog_and_finds_the_plant_latched() -> None:
     server, sock, clock = attached()
     clock.t += 25 * MS
-    server._check_watchdog(clock())
-    server._handle(C, msg.encode("hello", msg.PROTOCOL_VERSION, "c"), clock())
+    server.check_watchdog(clock())
+    server.handle(C, msg.encode("hello", msg.PROTOCOL_VERSION, "c"), clock())
     (welcome,) = sock.to(C, "welcome")
     assert welcome["description"]["safe_state"] is True
     assert server.peer == C
-    server._handle(C, control(1, 3.0), clock())
+    server.handle(C, control(1, 3.0), clock())
     assert server.backend.applied == [0.0]  # latched: not applied
-    server._handle(C, msg.encode("clear"), clock())
-    server._handle(C, control(2, 3.0), clock())
+    server.handle(C, msg.encode("clear"), clock())
+    server.handle(C, control(2, 3.0), clock())
     assert server.backend.applied == [0.0, 3.0]
     # The lost controller, should it come back, is a stranger now.
-    server._handle(A, control(9, 99.0), clock())
+    server.handle(A, control(9, 99.0), clock())
     assert server.counters.rejected_by_kind == {"unattached_peer": 1}
 
 
 def test_operator_clear_is_acknowledged_from_any_peer() -> None:
     server, sock, clock = attached()
-    server._handle(B, msg.encode("operator_clear", "op"), clock())
+    server.handle(B, msg.encode("operator_clear", "op"), clock())
     assert sock.to(B, "ack")[-1]["detail"] == "nothing to clear"
     clock.t += 30 * MS
-    server._check_watchdog(clock())
-    server._handle(B, msg.encode("operator_clear", "op"), clock())
+    server.check_watchdog(clock())
+    server.handle(B, msg.encode("operator_clear", "op"), clock())
     assert sock.to(B, "ack")[-1]["detail"] == "cleared: watchdog"
     assert server.safe_reason is None and not server.watchdog.latched
 
 
 def test_estop_from_any_peer_goes_safe_first_tells_everyone_and_ends_the_run() -> None:
     server, sock, clock = attached()
-    server._handle(A, control(1, 40.0), clock())
-    server._handle(B, msg.encode("estop", "smoke"), clock())
+    server.handle(A, control(1, 40.0), clock())
+    server.handle(B, msg.encode("estop", "smoke"), clock())
     assert server.backend.applied == [40.0, 0.0]
     assert sock.to(B, "ack")[0]["what"] == "estop"
     assert sock.to(A, "fault")[0]["detail"] == "smoke"
-    assert server._stopping(clock()) and server.end_reason == "estop: smoke"
-    server._handle(B, msg.encode("operator_clear", "op"), clock())
+    assert stopping(server, clock()) and server.end_reason == "estop: smoke"
+    server.handle(B, msg.encode("operator_clear", "op"), clock())
     assert sock.to(B, "ack")[-1]["detail"] == "cannot clear: estop: smoke"
 
 
 def test_a_stop_signal_applies_the_safe_output_before_ending() -> None:
     server, _sock, clock = attached()
-    server._handle(A, control(1, 40.0), clock())
+    server.handle(A, control(1, 40.0), clock())
     server.stop_requested = lambda: True
-    assert server._stopping(clock())
+    assert stopping(server, clock())
     assert server.backend.applied == [40.0, 0.0]
     assert server.end_reason == "stopped" and server.report()["safe_state"] is True
 
 
 def test_the_controllers_bye_applies_the_safe_output_at_once() -> None:
     server, _sock, clock = attached()
-    server._handle(A, control(1, 40.0), clock())
-    server._handle(A, msg.encode("bye", "stopped"), clock())
-    assert server.backend.applied == [40.0, 0.0] and server._ending
+    server.handle(A, control(1, 40.0), clock())
+    server.handle(A, msg.encode("bye", "stopped"), clock())
+    assert server.backend.applied == [40.0, 0.0] and server.ending
 
 
 def test_a_state_beyond_the_track_trips_and_the_fall_after_it_is_no_new_trip() -> None:
     server, _sock, clock = make(track_limit_m=1.0, angle_limit_rad=0.5)
-    server._handle(A, msg.encode("hello", msg.PROTOCOL_VERSION, "a"), clock())
+    server.handle(A, msg.encode("hello", msg.PROTOCOL_VERSION, "a"), clock())
     server.state = np.array([1.5, 0.1, 0.0, 0.0, 0.0, 0.0])
-    server._check_state(clock())
+    server.check_state(clock())
     assert server.safe_reason == "safety: track" and server.backend.applied == [0.0]
     server.state = np.array([1.5, 1.5, 0.0, 0.0, 0.0, 0.0])
-    server._check_state(clock())
+    server.check_state(clock())
     assert server.report()["safety"]["trips"] == 1
 
 
 def test_braking_follows_the_carts_speed_while_safe() -> None:
     server, _sock, clock = make(braking="cart_brake", brake_n_per_mps=10.0)
-    server._handle(A, msg.encode("hello", msg.PROTOCOL_VERSION, "a"), clock())
+    server.handle(A, msg.encode("hello", msg.PROTOCOL_VERSION, "a"), clock())
     server.state = np.array([0.0, 0.0, 0.0, 2.0, 0.0, 0.0])
-    server._go_safe("test", clock())
+    server.go_safe("test", clock())
     server.state = np.array([0.0, 0.0, 0.0, 1.0, 0.0, 0.0])
-    server._check_state(clock())
+    server.check_state(clock())
     assert server.backend.applied == [-20.0, -10.0]
 
 
 def test_a_safe_stop_deadline_gate_trips_the_plant() -> None:
     server, _sock, clock = attached()
-    server.deadline_gates = DeadlineGates(DeadlineGateSettings(100, 0.5, "warn", 3, "safe_stop"))
+    server.guard.scorer.gates = DeadlineGates(
+        DeadlineGateSettings(100, 0.5, "warn", 3, "safe_stop"))
+    server.handle(A, control(1, 1.0), clock())  # the start-up is over: deadlines count
     for _ in range(4):
-        server._score_deadline(False, clock())
+        server.score_deadline(False, clock())
     assert server.safe_reason == "safety: deadline_consecutive_misses"
     assert server.report()["safety"]["events"][0]["value"] == 4

@@ -38,7 +38,7 @@ def _drain_until(server: PlantServer, done, timeout_s: float = 5.0) -> None:
     while not done():
         assert time.monotonic() < give_up, server.counters.rejected_by_kind
         server.sock.sock.poll(10)
-        server._drain()
+        server.drain()
 
 
 def test_a_flood_past_the_budget_is_counted_unread_and_operators_and_the_controller_pass(
@@ -56,7 +56,7 @@ def test_a_flood_past_the_budget_is_counted_unread_and_operators_and_the_control
         controller.send(msg.encode("hello", msg.PROTOCOL_VERSION, "test-controller"))
         _drain_until(server, lambda: server.peer is not None)
         assert msg.decode(controller.recv()).kind == "welcome"
-        server._stranger_left = BUDGET  # what each realtime tick does
+        server.open_tick_budget()  # what each realtime tick does
         junk = [msgpack.packb(["self_destruct", i]) for i in range(100)]
         for payload in junk:
             stranger.send(payload)
@@ -75,13 +75,13 @@ def test_a_flood_past_the_budget_is_counted_unread_and_operators_and_the_control
         give_up = time.monotonic() + 5
         while len(replies) < 50 and time.monotonic() < give_up:
             server.sock.sock.poll(10)
-            server._drain()
+            server.drain()
             while controller.poll(0):
                 replies.append(msg.decode(controller.recv())["t_echo_ns"])
         assert replies == list(range(50))
         assert counts["over_budget"] == 100 - BUDGET
         # The next tick's budget decodes strangers again.
-        server._stranger_left = BUDGET
+        server.open_tick_budget()
         for payload in junk[:5]:
             stranger.send(payload)
         _drain_until(server, lambda: counts["unknown_kind"] == BUDGET + 5)

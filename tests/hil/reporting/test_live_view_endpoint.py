@@ -194,27 +194,27 @@ def test_an_observer_that_stops_reading_is_dropped_and_counted_never_waited_for(
         observer._sock.sock.connect(endpoint)
         observer._observe()
         give_up = time.monotonic() + 10
-        while not server._observers:
+        while not server.observers:
             assert time.monotonic() < give_up, "the subscription never arrived"
             sock.sock.poll(10)
-            server._drain()
-        assert server._observe_every == 1e9 / MS / msg.OBSERVE_HZ == 25
+            server.drain()
+        assert server.observers.every == 1e9 / MS / msg.OBSERVE_HZ == 25
         # The observer reads nothing: the plant's sends fill its queue, then drop.
-        counts, sends = server._observer_counts, 0
+        counts, sends = server.observers.counts, 0
         while counts["dropped"] < 1000:
-            server._observe(now[0], 0)
+            server.observe(now[0], 0)
             sends += 1
             assert sends < 200_000, counts
         assert counts["sent"] + counts["dropped"] == sends
         assert counts["sent"] >= 100  # the high-water mark's worth, at least, got through
-        assert server._observers  # still subscribed: a full queue is not a vanished observer
+        assert server.observers  # still subscribed: a full queue is not a vanished observer
         # Reading again: the copies queued, each saying how many were dropped before it was
         # sent, until the newest says all of them (no more drop: this reader keeps up).
         dropped_seen: list[int] = []
         give_up = time.monotonic() + 10
         while not dropped_seen or dropped_seen[-1] != counts["dropped"]:
             assert time.monotonic() < give_up, (dropped_seen[-5:], counts)
-            server._observe(now[0], 0)
+            server.observe(now[0], 0)
             observer._sock.sock.poll(10)
             dropped_seen += [o["dropped"] for o in observer._read(100_000)
                              if o.kind == "observation"]
@@ -222,20 +222,20 @@ def test_an_observer_that_stops_reading_is_dropped_and_counted_never_waited_for(
         assert counts["dropped"] >= 1000 and counts["sent"] >= len(dropped_seen)
         # A lease that was not renewed expires: the next publish forgets the observer.
         now[0] += msg.OBSERVE_LEASE_MS * MS
-        server._observe(now[0], 0)
-        assert not server._observers and counts["expired"] == 1
+        server.observe(now[0], 0)
+        assert not server.observers and counts["expired"] == 1
         # Renewed (a new subscription), then the observer closes: forgotten as gone.
         observer._observe()
         give_up = time.monotonic() + 10
-        while not server._observers:
+        while not server.observers:
             assert time.monotonic() < give_up
             sock.sock.poll(10)
-            server._drain()
+            server.drain()
         observer.close()
         give_up = time.monotonic() + 10
-        while server._observers:
+        while server.observers:
             assert time.monotonic() < give_up, counts
-            server._observe(now[0], 0)
+            server.observe(now[0], 0)
             time.sleep(0.01)
         assert counts["gone"] == 1 and counts["subscribed"] == 2
         assert server.report()["observers"] == counts
