@@ -61,6 +61,7 @@ _PIDNS = struct.Struct("@Q")  # at _PIDNS_AT: the plant's pid namespace (its pid
 _PIDNS_AT = 32  # in another: a container's plant sharing /dev/shm is never swept as dead)
 _STATE_AT = 64
 _CONTROL_AT = 384
+_SESSION_WORD = 3  # the header's session, as a u64 word (byte 24)
 _WAITERS_OFF = 12  # within a slot: counter u64 @0, bell u32 @8, waiters u32 @12
 _CONTROL = struct.Struct("@Q8xqqqdqqq")  # counter, (bell, waiters), session, fields
 _CONTROL_BODY = struct.Struct("@qqqdqqq")  # session, seq, state_seq, force, rx, send, compute
@@ -73,6 +74,11 @@ _ETIMEDOUT = 110
 
 class SharedMemoryError(RuntimeError):
     """The shared-memory data plane cannot be set up; the message says why and what to do."""
+
+
+class Replaced(SharedMemoryError):
+    """This controller's session is over: the plant gave the control slot to another
+    controller (after this one let the watchdog expire). Nothing was written."""
 
 
 class _Timespec(ctypes.Structure):
@@ -315,7 +321,7 @@ class Segment:
     def new_session(self) -> int:
         """A new attach: controls written under any other session are refused."""
         s = secrets.randbits(62) + 1
-        self.u64[3] = s  # header word 3 (byte 24)
+        self.u64[_SESSION_WORD] = s
         return s
 
     def close(self) -> None:
@@ -431,7 +437,13 @@ class StateReader(_Reader):
 
 
 class ControlWriter(_Writer):
-    """The controller's side of the control slot, under the session its welcome gave."""
+    """The controller's side of the control slot, under the session its welcome gave.
+
+    A writer whose session is no longer the segment's (the plant accepted a replacement)
+    raises `Replaced` instead of writing, so a controller that was frozen and resumes never
+    hides its replacement's controls. Each write starts from the slot's own counter, not a
+    private copy: should a replaced writer still race one write in, the counter stays
+    consistent and the replacement's next control is seen."""
 
     def __init__(self, seg: Segment, session: int) -> None:
         super().__init__(seg, _CONTROL_AT, seg.control_bell)
@@ -440,11 +452,14 @@ class ControlWriter(_Writer):
     def write(self, seq: int, state_seq: int, force_n: float, t_state_rx_ns: int,
               t_send_ns: int, compute_ns: int) -> None:
         buf, at, u64, i = self._buf, self._at, self._u64, self._i
-        ctr = self._ctr + 1
+        if u64[_SESSION_WORD] != self.session:
+            raise Replaced(
+                "this controller was replaced: another controller attached to the plant after "
+                "this one let its watchdog expire; its controls are refused")
+        ctr = (u64[i] + 1) | 1
         u64[i] = ctr
         _CONTROL_BODY.pack_into(buf, at + 16, self.session, seq, state_seq, float(force_n),
                                 t_state_rx_ns, t_send_ns, compute_ns)
-        self._ctr = ctr + 1
         u64[i] = ctr + 1
         self._bell.ring()
 

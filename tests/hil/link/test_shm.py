@@ -244,16 +244,37 @@ def test_only_the_attached_sessions_controls_count_and_each_is_validated(
         attached, bad = plant.take_control()  # type: ignore[misc]
         assert attached and isinstance(bad, msg.MessageError) and bad.kind == "non_finite"
         assert math.isnan(bad.value)  # type: ignore[arg-type]
-        # A new attach (a replacement controller): the old session's controls are strangers.
-        plant.attach()
-        ctl.send_control(3, 3, 1.0, 31, 32, 33)
-        attached, _ = plant.take_control()  # type: ignore[misc]
-        assert not attached
-        assert plant.take_control() is None  # taken once
+        # A new attach (a replacement controller): the old session's writer writes nothing.
+        second = plant.attach()
+        with pytest.raises(shm.Replaced, match="replaced"):
+            ctl.send_control(3, 3, 1.0, 31, 32, 33)
+        assert plant.take_control() is None
+        replacement = controller_data(sock, second)  # type: ignore[arg-type]
+        replacement.send_control(1, 3, 4.0, 31, 32, 33)
+        attached, m = plant.take_control()  # type: ignore[misc]
+        assert attached and isinstance(m, msg.Message) and m["force_n"] == 4.0
         ctl.close()
+        replacement.close()
     finally:
         plant.close()
         sock.close()
+
+
+def test_a_write_that_raced_in_never_hides_the_next_writers_control(segment) -> None:  # type: ignore[no-untyped-def]
+    """Two writers on the control slot (a replaced controller's last write racing its
+    replacement's first): each write starts from the slot's counter, so the reader sees
+    every newer control; with a private counter per writer the second write restored a
+    counter the reader had already seen, and the control was lost."""
+    session = segment.new_session()
+    reader = shm.ControlReader(segment)
+    early, late = shm.ControlWriter(segment, session), shm.ControlWriter(segment, session)
+    late.write(1, 0, 1.0, 0, 0, 0)
+    assert reader.take()[1:4] == (1, 0, 1.0)  # type: ignore[index]
+    early.write(2, 0, 2.0, 0, 0, 0)
+    assert reader.take()[1:4] == (2, 0, 2.0)  # type: ignore[index]
+    late.write(3, 0, 3.0, 0, 0, 0)
+    assert reader.take()[1:4] == (3, 0, 3.0)  # type: ignore[index]
+    assert reader.overwritten == 0 and reader.take() is None
 
 
 def _in_thread(fn):  # type: ignore[no-untyped-def]
