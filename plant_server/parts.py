@@ -14,12 +14,14 @@ from hil.runtime.ratelimit import RateLimiter
 Clock = Callable[[], int]
 
 # Past the per-tick budget, a stranger's message is still decoded when it starts (after its
-# array header) with one of these kinds, up to PRIORITY_PER_TICK a tick: an operator's command
-# (`hil estop`, `hil clear`, `hil gains`), or a hello the plant could accept.
+# array header) with one of these kinds: an operator's command (`hil estop`, `hil clear`,
+# `hil gains`), or a hello the plant could accept; one such message per peer per tick, for at
+# most PRIORITY_PEERS_PER_TICK peers, so a flood of junk dressed as commands is bounded while
+# an operator's one command on its own connection is never left unread.
 _OPERATOR_KINDS = tuple(msgpack.packb(kind)
                         for kind in ("estop", "operator_clear", "gains_get", "gains_set"))
 _HELLO_KIND = msgpack.packb("hello")
-PRIORITY_PER_TICK = 4
+PRIORITY_PEERS_PER_TICK = 16
 
 
 class Log(Protocol):
@@ -94,17 +96,18 @@ class Counters:
 
 class Stranger:
     """How many messages of peers other than the attached controller a realtime tick
-    decodes: `per_tick`, then PRIORITY_PER_TICK operator commands and acceptable hellos;
-    the rest are counted unread. No budget (None) before the first tick and in lockstep."""
+    decodes: `per_tick`, then one operator command or acceptable hello per peer (for up to
+    PRIORITY_PEERS_PER_TICK peers); the rest are counted unread. No budget (None) before the
+    first tick and in lockstep."""
 
     def __init__(self, per_tick: int) -> None:
         self.per_tick = per_tick
         self.left: int | None = None
-        self.priority_left = 0
+        self._priority_peers: set[bytes] = set()
 
     def open(self) -> None:
         self.left = self.per_tick
-        self.priority_left = PRIORITY_PER_TICK
+        self._priority_peers.clear()
 
     def admit(self, frames: list[bytes], hello_welcome: bool) -> bool:
         """Decode this stranger's message? Spends the budget it is admitted under."""
@@ -113,8 +116,11 @@ class Stranger:
         if self.left > 0:
             self.left -= 1
             return True
-        if self.priority_left > 0 and _may_matter(frames, hello_welcome):
-            self.priority_left -= 1
+        peers = self._priority_peers
+        peer = frames[0]
+        if (peer not in peers and len(peers) < PRIORITY_PEERS_PER_TICK
+                and _may_matter(frames, hello_welcome)):
+            peers.add(peer)
             return True
         return False
 

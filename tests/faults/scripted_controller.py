@@ -1,13 +1,15 @@
 """A scripted controller for the fault suite: answers each state with 0 N, except NaNs.
 
-    python tests/faults/scripted_controller.py ENDPOINT NAN_AT_STATE_SEQ [NAN_COUNT]
+    python tests/faults/scripted_controller.py ENDPOINT NAN_AT_STATE_SEQ [NAN_COUNT [FIRST_MS]]
 
 Speaks the real protocol (hello, then one control per state, on the data plane the plant's
 welcome offers: ZeroMQ or shared memory); when it answers states
 NAN_AT_STATE_SEQ .. NAN_AT_STATE_SEQ + NAN_COUNT - 1 (one by default) it sends force NaN
 instead, then goes on answering until the plant says bye or falls silent for 2 s. Prints a
 JSON summary: when the first NaN was sent (monotonic ns), the flags of the states that
-followed, how many NaNs it sent and how many controls from the first NaN on.
+followed, how many NaNs it sent and how many controls from the first NaN on. With FIRST_MS
+it answers no state for that long after the welcome (a slow start: a clock sync across a
+slow link, a law's warm-up), and reports when it sent its first control.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from hil.link.dataplane import controller_data
 from hil.link.transport import ControllerSocket, wait_for_message
 
 
-def main(endpoint: str, nan_at: int, nan_count: int = 1) -> dict[str, object]:
+def main(endpoint: str, nan_at: int, nan_count: int = 1,
+         first_ms: int = 0) -> dict[str, object]:
     sock = ControllerSocket(endpoint)
     sock.send(msg.encode("hello", msg.PROTOCOL_VERSION, "scripted"))
     seq = 0
@@ -33,6 +36,8 @@ def main(endpoint: str, nan_at: int, nan_count: int = 1) -> dict[str, object]:
     sent_from_nan = 0
     last_rx = time.monotonic_ns()
     plane = None  # the data plane, once welcomed
+    quiet_until = None  # no answer before this (monotonic ns), from the welcome
+    first_control_ns = None
     while bye is None and time.monotonic_ns() - last_rx < 2_000_000_000:
         if plane is None:
             if not wait_for_message(sock.sock, 100_000_000, lambda: True):
@@ -48,9 +53,10 @@ def main(endpoint: str, nan_at: int, nan_count: int = 1) -> dict[str, object]:
             last_rx = time.monotonic_ns()
             if m.kind == "welcome":
                 plane = controller_data(sock, m["description"])
+                quiet_until = time.monotonic_ns() + first_ms * 1_000_000
             if m.kind == "bye":
                 bye = m["reason"]
-            if m.kind != "state":
+            if m.kind != "state" or (quiet_until and time.monotonic_ns() < quiet_until):
                 continue
             if nan_sent_ns is not None:
                 flags_after.append(m["flags"])
@@ -59,6 +65,7 @@ def main(endpoint: str, nan_at: int, nan_count: int = 1) -> dict[str, object]:
             t = time.monotonic_ns()
             assert plane is not None
             plane.send_control(seq, m["seq"], math.nan if nan else 0.0, t, t, 0)
+            first_control_ns = first_control_ns or t
             if m["seq"] == nan_at:
                 nan_sent_ns = t
             nans_sent += nan
@@ -67,8 +74,9 @@ def main(endpoint: str, nan_at: int, nan_count: int = 1) -> dict[str, object]:
         plane.close()
     sock.close()
     return {"nan_sent_ns": nan_sent_ns, "flags_after": flags_after, "bye": bye,
-            "controls_sent": seq, "nans_sent": nans_sent, "sent_from_nan": sent_from_nan}
+            "controls_sent": seq, "nans_sent": nans_sent, "sent_from_nan": sent_from_nan,
+            "first_control_ns": first_control_ns}
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1], *map(int, sys.argv[2:4]))))
+    print(json.dumps(main(sys.argv[1], *map(int, sys.argv[2:5]))))

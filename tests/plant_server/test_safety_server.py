@@ -303,3 +303,61 @@ def test_a_safe_stop_deadline_gate_trips_the_plant() -> None:
         server.score_deadline(False, clock())
     assert server.safe_reason == "safety: deadline_consecutive_misses"
     assert server.report()["safety"]["events"][0]["value"] == 4
+
+
+def test_after_a_cleared_trip_the_working_controller_drives_and_a_newcomer_is_refused() -> None:
+    server, sock, clock = attached()
+    clock.t += 25 * MS
+    server.check_watchdog(clock())  # A was lost: it let the watchdog expire
+    server.handle(B, msg.encode("operator_clear", "op"), clock())
+    assert sock.to(B, "ack")[-1]["detail"] == "cleared: watchdog"
+    server.handle(C, msg.encode("hello", msg.PROTOCOL_VERSION, "c"), clock())
+    assert sock.to(C, "refuse")[0]["code"] == "already_attached" and not sock.to(C, "welcome")
+    server.handle(A, control(1, 12.0), clock())
+    assert server.peer == A and server.backend.applied == [0.0, 12.0]
+    assert server.safe_reason is None and "unattached_peer" not in server.counters.rejected_by_kind
+
+
+def test_the_controller_a_newcomer_replaced_is_told_and_its_controls_refused() -> None:
+    server, sock, clock = attached()
+    clock.t += 25 * MS
+    server.check_watchdog(clock())
+    server.handle(C, msg.encode("hello", msg.PROTOCOL_VERSION, "c"), clock())
+    (bye,) = sock.to(A, "bye")
+    assert bye["reason"].startswith("replaced")
+    assert server.report()["session"] == {"phase": "attached", "replacements": 1}
+
+
+def test_a_clear_is_refused_while_the_state_still_breaches_its_gate() -> None:
+    server, sock, clock = make(track_limit_m=1.0)
+    server.handle(A, msg.encode("hello", msg.PROTOCOL_VERSION, "a"), clock())
+    server.state = np.array([1.5, 0.1, 0.0, 0.0, 0.0, 0.0])
+    server.check_state(clock())
+    server.handle(B, msg.encode("operator_clear", "op"), clock())
+    assert sock.to(B, "ack")[-1]["detail"] == (
+        "cannot clear: safety: track: track still holds (1.5 beyond 1)")
+    assert server.safe_reason == "safety: track"
+    server.state = np.array([0.9, 0.1, 0.0, 0.0, 0.0, 0.0])  # back within the track
+    server.handle(B, msg.encode("operator_clear", "op"), clock())
+    assert sock.to(B, "ack")[-1]["detail"] == "cleared: safety: track"
+    assert server.safe_reason is None
+
+
+def test_a_finite_but_implausible_state_trips_its_own_gate() -> None:
+    server, _sock, clock = attached()
+    server.state = np.array([0.0, 0.1, -0.05, 0.0, 1e30, 0.0])
+    server.check_state(clock())
+    assert server.safe_reason == "safety: implausible_state"
+    (event,) = server.report()["safety"]["events"]
+    assert (event["gate"], event["value"], event["limit"]) == ("implausible_state", 1e30, 1e6)
+
+
+def test_the_start_up_is_not_scored_and_deadlines_count_from_the_first_control() -> None:
+    server, _sock, clock = attached()
+    for _ in range(3):
+        server.score_deadline(False, clock())
+    server.handle(A, control(1, 1.0), clock())
+    server.score_deadline(True, clock())
+    server.score_deadline(False, clock())
+    deadline = server.report()["deadline"]
+    assert (deadline["total"], deadline["misses"], deadline["before_first_control"]) == (2, 1, 3)

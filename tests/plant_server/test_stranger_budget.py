@@ -91,3 +91,36 @@ def test_a_flood_past_the_budget_is_counted_unread_and_operators_and_the_control
         stranger.close()
         ctx.term()
         sock.close()
+
+
+def test_junk_dressed_as_operator_commands_is_bounded_and_a_real_command_still_passes(
+        endpoint: str) -> None:
+    model = create_model("dip", {}, substeps=4)
+    backend = SimBackend(model, np.array([0.0, 0.1, -0.05, 0.0, 0.0, 0.0]), MS)
+    settings = PlantSettings(mode="realtime", period_ns=MS, duration_s=1.0, start_delay_ns=0,
+                             watchdog_timeout_ns=20 * MS, attach_timeout_ns=1000 * MS,
+                             stranger_budget_per_tick=BUDGET)
+    sock = PlantSocket(endpoint, ctx=zmq.Context())
+    server = PlantServer(backend, sock, settings, structlog.get_logger())
+    ctx = zmq.Context()
+    controller, flooder, operator = (_dealer(ctx, endpoint) for _ in range(3))
+    try:
+        controller.send(msg.encode("hello", msg.PROTOCOL_VERSION, "test-controller"))
+        _drain_until(server, lambda: server.peer is not None)
+        server.open_tick_budget()
+        for i in range(100):  # each starts with the bytes of an e-stop, none is one
+            flooder.send(msgpack.packb(["estop", "x", i]))
+        operator.send(msg.encode("operator_clear", "lab-operator"))
+        counts = server.counters.rejected_by_kind
+        _drain_until(server, lambda: counts.get("bad_arity", 0)
+                     + counts.get("over_budget", 0) == 100 and operator.poll(0))
+        # The budget, plus one message of the flooder's past it: the rest unread.
+        assert counts["bad_arity"] <= BUDGET + 1
+        assert counts["over_budget"] >= 100 - BUDGET - 1
+        ack = msg.decode(operator.recv())
+        assert (ack.kind, ack["detail"]) == ("ack", "nothing to clear")
+    finally:
+        for s in (controller, flooder, operator):
+            s.close()
+        ctx.term()
+        sock.close()
