@@ -330,8 +330,8 @@ class Config(_Strict):
         if not (is_loopback_endpoint(p.endpoint) or self.security.curve
                 or p.allow_unauthenticated_network):
             raise ValueError(
-                f"plant.endpoint {p.endpoint} accepts controllers from the network without "
-                "authentication: set security.curve: true (keys from `hil keygen DIR`, "
+                f"plant.endpoint {_show_key(p.endpoint)} accepts controllers from the network "
+                "without authentication: set security.curve: true (keys from `hil keygen DIR`, "
                 "security.keys_dir: DIR), bind to 127.0.0.1, or set "
                 "plant.allow_unauthenticated_network: true on an isolated lab network")
         return self
@@ -463,7 +463,7 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     """One line: the source, then each problem as `key.path: what is wrong (got value)`."""
     problems = []
     for err in exc.errors():
-        path = ".".join(str(p) for p in err["loc"]) or "<top>"
+        path = ".".join(_show_key(part) for part in err["loc"]) or "<top>"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = f"unknown key; allowed here: {', '.join(_allowed_keys(err['loc']))}"
@@ -477,6 +477,13 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
 
 
 _SHOWN_CHARS = 80
+
+
+def _show_key(part: str | int) -> str:
+    """A key of the path to a problem; one that is not printable text shows quoted, escaped,
+    so the message stays one line."""
+    text = str(part)
+    return text if text.isprintable() and text.strip() == text and text else repr(text)
 
 
 def _show_input(value: Any) -> str:

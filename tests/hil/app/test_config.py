@@ -132,3 +132,25 @@ def test_an_override_into_an_empty_or_scalar_section_names_the_file_and_key(
     assert str(err.value) == (
         f"{path}: run: must be a mapping of keys to set run.duration_s from the command "
         f"line, got {got}; give it keys or delete the line")
+
+
+@pytest.mark.parametrize(("overrides", "shown"), [
+    ({"controller": {"a\nb": 1}}, "controller.'a\\nb': unknown key"),
+    ({"plant.endpoint": "tcp://0.0.0.0:5600\n"}, "plant.endpoint 'tcp://0.0.0.0:5600\\n' accepts"),
+])
+def test_a_key_or_endpoint_with_a_line_break_keeps_the_message_on_one_line(
+        overrides: dict[str, object], shown: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, overrides)
+    assert "\n" not in str(info.value) and shown in str(info.value)
+
+
+@pytest.mark.parametrize(("text", "why"), [
+    ("run:\n  rate_hz: " + "9" * 5000 + "\n", "Exceeds the limit"),
+    ("run: " + "[" * 5000 + "]" * 5000 + "\n", "maximum recursion depth"),
+])
+def test_a_file_the_yaml_reader_cannot_convert_is_a_config_error(tmp_path: Path, text: str,
+                                                                 why: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=f"^{path}: cannot read as YAML: {why}"):
+        load_config(path)

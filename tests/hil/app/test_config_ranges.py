@@ -13,41 +13,13 @@ from typing import Annotated, Any
 
 import pytest
 import yaml
+from config_kit import TABLE, bound_values, override
 from pydantic import BaseModel
 
 from controller_client.loop import LoopSettings
 from hil.cli import main as hil_main
-from hil.config import CONTROLLER_GUARD, Config, ConfigError, load_config
-from hil.config_ranges import NumericField, Range, numeric_fields, show_number
-
-TABLE = numeric_fields(Config)
-
-
-def override(path: str, value: float) -> tuple[str, Any]:
-    """The dotted key and the value that puts `value` at table `path` (`[]`: in a list of two,
-    `.*`: in a map), e.g. ("tuning.bounds", {"x": [v, v]}) for tuning.bounds.*[]."""
-    cut = min((i for i in (path.find("["), path.find(".*")) if i >= 0), default=len(path))
-    key, shape = path[:cut], path[cut:]
-    while shape:
-        if shape.endswith("[]"):
-            value, shape = [value, value], shape[:-2]
-        else:
-            value, shape = {"x": value}, shape[:-2]
-    return key, value
-
-
-def bound_values(field: NumericField, side: str) -> tuple[float, float]:
-    """(a value at this side that loads, the nearest one beyond it that does not)."""
-    assert field.range is not None
-    bound, is_open = ((field.range.low, field.range.low_open) if side == "low"
-                      else (field.range.high, field.range.high_open))
-    outward = -1 if side == "low" else 1
-    if field.kind is int:
-        step = lambda n: int(bound) + n * outward  # noqa: E731
-    else:
-        step = lambda n: math.nextafter(float(bound), n * outward * math.inf)  # noqa: E731
-    return (step(-1) if is_open else bound), (bound if is_open else step(1))
-
+from hil.config import CONTROLLER_GUARD, ConfigError, load_config
+from hil.config_ranges import Range, numeric_fields, show_number
 
 CASES = [pytest.param(path, side, id=f"{path}-{side}")
          for path, field in TABLE.items() if field.range is not None
