@@ -25,7 +25,7 @@ import structlog
 from rigkit import READY_TIMEOUT_S, EmulatedRig, PtyRig, RawHost, rig_config
 from structlog.testing import capture_logs
 
-from firmware_protocol import Decoder, Flags, Frame, FrameRejected, State
+from firmware_protocol import Control, Decoder, Flags, Frame, FrameRejected, State
 from hil.config import ConfigError, load_config
 from hil.dynamics import create_model
 from plant_server.backends.serial import (
@@ -34,6 +34,7 @@ from plant_server.backends.serial import (
     SerialBackend,
     wire_ns,
 )
+from plant_server.backends.serial_io import TX_QUEUE_FRAMES, FrameWriter
 
 DIP = create_model("dip")
 INITIAL = np.float32([0.0, 0.1, -0.05, 0.0, 0.0, 0.0]).astype(float)
@@ -255,7 +256,7 @@ def test_the_plants_estop_latches_the_armed_rig_until_a_clear(tmp_path: Path,
         backend = bridge(rig.port)
         backend.open()
         ticks = run(backend, 0.5)
-        armed = backend._rig_flags
+        armed = backend.rig_flags
         backend.close()
         host = RawHost(rig.port, 115_200)  # the port as the next program to open it sees it
         try:
@@ -348,28 +349,32 @@ def test_the_config_refuses_a_rate_the_baud_cannot_carry_with_the_arithmetic() -
 
 def test_a_full_transmit_buffer_drops_whole_frames_and_never_cuts_the_next_one() -> None:
     # A real pseudo-terminal whose far end (the rig) reads nothing until the end: the
-    # kernel's buffer fills, then takes part of a frame, then none. The bridge must neither
-    # wait nor spin, and the rig must receive whole frames only (a cut one rejected alone).
+    # kernel's buffer fills, then takes part of a frame, then none. The bridge's writer must
+    # neither wait nor spin, and the rig must receive whole frames only (a cut one rejected
+    # alone).
     rig_fd, host_fd = os.openpty()
     tty.setraw(rig_fd)
-    backend = bridge(os.ttyname(host_fd))
-    backend._ser = serial.Serial(os.ttyname(host_fd), 115_200, timeout=0, write_timeout=0)
+    port = serial.Serial(os.ttyname(host_fd), 115_200, timeout=0, write_timeout=0)
     os.close(host_fd)
+    gone: list[str] = []
+    writer = FrameWriter(port, "the pty", TX_QUEUE_FRAMES * 40, clock=time.monotonic_ns,
+                         on_gone=lambda reason, t_ns, estop: gone.append(reason))
     attempts = 3000  # 3000 x 14-byte CONTROLs: twice what a pty buffers
     try:
-        sent = sum(backend._send_control(float(i)) for i in range(attempts))
-        counters = dict(backend.counters)
+        sent = sum(writer.send(Control(command=float(i), state_seq=0))
+                   for i in range(attempts))
+        counters = dict(writer.counters)
         received = b""
         while chunk := _read_ready(rig_fd):
             received += chunk
         # With room again, the next frame goes out whole, after a delimiter ending the cut one.
-        assert backend._send_control(-1.0)
+        assert writer.send(Control(command=-1.0, state_seq=0))
         while chunk := _read_ready(rig_fd):
             received += chunk
     finally:
-        backend._ser.close()
+        port.close()
         os.close(rig_fd)
-    assert sent == counters["controls_tx"] == counters["frames_tx"]
+    assert sent == counters["frames_tx"] and not gone
     assert counters["tx_dropped_frames"] > 0 and counters["tx_truncated_frames"] == 1
     assert sent + counters["tx_dropped_frames"] + counters["tx_truncated_frames"] == attempts
     decoder = Decoder()
