@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hil.app import early_signals, logs
+from hil.app import early_signals, logs, run_folder
 from hil.app.exits import EXIT_FAULT, EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE
 from hil.config import Config, ConfigError, load_config
 
@@ -106,6 +106,8 @@ def parse_args(prog: str, argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--config", help="YAML config file (default: built-in defaults)")
     p.add_argument("--out", help="run folder for the JSON report and logs (default: runs/<id>)")
     p.add_argument("--run-id", help="run identifier (default: a new one)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace this process's files of another run in --out")
     p.add_argument("--endpoint", help="ZeroMQ endpoint, overriding the config")
     return p.parse_args(argv)
 
@@ -167,8 +169,13 @@ def run_process(
         print(f"hil-{name}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     run_id = args.run_id or new_run_id()
-    out_dir = Path(args.out) if args.out else Path("runs") / run_id
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir = run_folder.claim_for_process(
+            str(Path("runs") / run_id) if args.out is None else args.out, name, run_id,
+            args.overwrite)
+    except run_folder.RunFolderError as exc:
+        print(f"hil-{name}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     log = logs.configure(name, config.logging.level, out_dir)
     stop = StopFlag()
     stop.install()

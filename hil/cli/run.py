@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import signal
@@ -19,6 +20,7 @@ from hil.app.exits import EXIT_FAULT, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
     from hil.config import Config
+    from hil.reporting.liveview.server import LiveViewServer
 
 _GRACE_S = 5.0
 _RIG_LINK = "rig.pty"
@@ -34,7 +36,11 @@ def add_parser(sub: Any) -> None:
     run.add_argument("--endpoint", help="ZeroMQ endpoint for both processes")
     run.add_argument("--transport", choices=("zmq", "shm"),
                      help="data plane: zmq, or shm (shared memory, one host; run.transport)")
-    run.add_argument("--out", help="run folder (default runs/<run-id>)")
+    run.add_argument("--out", help="run folder (default runs/<run-id>); a folder holding an "
+                                   "earlier run is refused unless --overwrite")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace the run in --out: its reports, recordings, logs and plots "
+                          "are removed first")
     run.add_argument("--run-id", help=argparse.SUPPRESS)
     run.add_argument("--timeout", type=float, metavar="S",
                      help="stop the run after S s of wall time (default: 120 s plus the "
@@ -82,117 +88,182 @@ def _entry_point(name: str, module: str) -> list[str]:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from hil.app.logs import CONSOLE_LEVEL_ENV
-    from hil.app.process import new_run_id, write_json
-    from hil.config import ConfigError, dump_config, load_config
-    from hil.reporting.live import LiveStatus, StatusPrinter
-    from hil.reporting.report import build_report, summary_table
+    """Start the run, wait for it, stop what is left, merge the report: each a phase below,
+    each returning an exit status instead of going on when it cannot."""
+    setup = _prepare(args)
+    if isinstance(setup, int):
+        return setup
+    started = _start(args, setup)
+    if isinstance(started, int):
+        return started
+    ended = _wait_for_run(args, setup, started)
+    return _merge_report(setup, started, ended)
 
-    if args.timeout is not None and not args.timeout > 0:
-        print(f"hil run: --timeout must be > 0 s, got {args.timeout:g}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        overrides = parse_settings(args.settings)
-    except ValueError as exc:
-        print(f"hil run: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    if args.duration is not None:
-        overrides["run.duration_s"] = args.duration
-    if args.mode is not None:
-        overrides["run.mode"] = args.mode
-    if args.rate is not None:
-        overrides["run.rate_hz"] = args.rate
+
+@dataclass(frozen=True)
+class RunSetup:
+    """What the run is: its config (as written to `cfg_path` in the run folder `out`)."""
+
+    config: Config
+    run_id: str
+    out: Path
+    cfg_path: Path
+    started_at: str
+
+
+@dataclass(frozen=True)
+class Started:
+    """What the start phase left running: the processes, the live view, the rig emulator."""
+
+    procs: dict[str, subprocess.Popen[Any]]
+    watch: LiveViewServer | None
+    emulator: subprocess.Popen[Any] | None
+    live: bool
+
+
+@dataclass(frozen=True)
+class Ended:
+    """How the run ended: the wait's outcome, its budget, the processes' exit codes and the
+    rig emulator's rig.json (None: no emulator)."""
+
+    waited: WaitResult
+    budget_s: float
+    codes: dict[str, int | None]
+    rig: dict[str, Any] | None
+
+
+def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
+    """The config overrides that `hil run`'s options and `--set`s say; ValueError naming a
+    bad --set."""
+    overrides = parse_settings(args.settings)
+    options = {"run.duration_s": args.duration, "run.mode": args.mode, "run.rate_hz": args.rate,
+               "run.transport": args.transport, "plant.endpoint": args.endpoint,
+               "controller.endpoint": args.endpoint, "controller.name": args.controller}
+    overrides.update({key: value for key, value in options.items() if value is not None})
     if args.controller is not None:
-        overrides["controller.name"] = args.controller
-        overrides["controller.gains"] = None
-    if getattr(args, "transport", None) is not None:
-        overrides["run.transport"] = args.transport
-    if args.endpoint is not None:
-        overrides["plant.endpoint"] = args.endpoint
-        overrides["controller.endpoint"] = args.endpoint
+        overrides["controller.gains"] = None  # the named controller's defaults
+    return overrides
+
+
+def _prepare(args: argparse.Namespace) -> RunSetup | int:
+    """Phase 1: the options, the config and the run folder, checked; the config written."""
+    from hil.app import run_folder
+    from hil.app.process import new_run_id
+    from hil.config import ConfigError, dump_config, load_config
+
+    if args.timeout is not None and not 0 < args.timeout < math.inf:
+        print(f"hil run: --timeout must be > 0 s, got {args.timeout:g}: give the run's "
+              "wall-time limit in s, a finite number", file=sys.stderr)
+        return EXIT_USAGE
     try:
-        config = load_config(args.config, overrides)
-    except ConfigError as exc:
+        config = load_config(args.config, overrides_from(args))
+        if config.plant.endpoint != config.controller.endpoint:
+            raise ConfigError(f"plant.endpoint ({config.plant.endpoint}) and "
+                              f"controller.endpoint ({config.controller.endpoint}) must be "
+                              "equal for a local run")
+        run_id = args.run_id or new_run_id()
+        out = run_folder.claim(str(Path("runs") / run_id) if args.out is None else args.out,
+                               args.overwrite)
+    except (ValueError, ConfigError) as exc:  # a bad --set, config, or run folder
         print(f"hil run: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if config.plant.endpoint != config.controller.endpoint:
-        print(f"hil run: plant.endpoint ({config.plant.endpoint}) and controller.endpoint "
-              f"({config.controller.endpoint}) must be equal for a local run", file=sys.stderr)
-        return EXIT_USAGE
-    run_id = args.run_id or new_run_id()
-    out = Path(args.out) if args.out else Path("runs") / run_id
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in ("plant.json", "controller.json", "report.json", "plant.rec", "controller.rec",
-                  "report.html", "rig.json", _RIG_LINK):
-        (out / stale).unlink(missing_ok=True)
     started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     if config.rig_emulator.enabled:  # the plant's serial port is the emulator's
         config = config.model_copy(update={"serial": config.serial.model_copy(
             update={"port": str((out / _RIG_LINK).absolute())})})
     cfg_path = out / "config.yaml"
     cfg_path.write_text(dump_config(config))
-    common = ["--config", str(cfg_path), "--out", str(out), "--run-id", run_id]
-    watch = None
-    if args.watch:  # before anything starts: a port in use refuses the run
+    return RunSetup(config, run_id, out, cfg_path, started_at)
+
+
+def _start(args: argparse.Namespace, setup: RunSetup) -> Started | int:
+    """Phase 2: the live view (a port in use refuses the run before anything starts), the rig
+    emulator, then the plant and the controller."""
+    from hil.app.logs import CONSOLE_LEVEL_ENV
+
+    config, out = setup.config, setup.out
+    watch: LiveViewServer | None = None
+    if args.watch:
         from hil.cli.watch import start_run_view
 
-        watch = start_run_view("hil run", out, config.record.enabled, args.watch_host,
-                               args.watch_port)
-        if isinstance(watch, int):
-            return watch
-    emulator = None
+        view = start_run_view("hil run", out, config.record.enabled, args.watch_host,
+                              args.watch_port)
+        if isinstance(view, int):
+            return view
+        watch = view
+    emulator: subprocess.Popen[Any] | None = None
     if config.rig_emulator.enabled:
-        emulator = _start_rig_emulator(cfg_path, out, config.rig_emulator.ready_timeout_s,
-                                       config.rig_emulator.kind)
-        if isinstance(emulator, int):
+        rig = _start_rig_emulator(setup.cfg_path, out, config.rig_emulator.ready_timeout_s,
+                                  config.rig_emulator.kind)
+        if isinstance(rig, int):
             if watch is not None:
                 watch.stop()
-            return emulator
+            return rig
+        emulator = rig
     live = config.record.enabled and sys.stdout.isatty()
     # With a live status line, the children print warnings only; all goes to their logs.
     env = {**os.environ, CONSOLE_LEVEL_ENV: "warning"} if live else None
-    plant = subprocess.Popen(_entry_point("hil-plant", "plant_server.main") + common, env=env)
-    controller = subprocess.Popen(
-        _entry_point("hil-controller", "controller_client.main") + common, env=env)
-    procs = {"plant": plant, "controller": controller}
-    status = StatusPrinter(LiveStatus(out / "plant.rec")) if live else None
-    budget_s = args.timeout if args.timeout is not None else wait_budget_s(config)
-    waited = _wait(procs, budget_s, _GRACE_S, status.tick if status else None)
+    common = ["--config", str(setup.cfg_path), "--out", str(out), "--run-id", setup.run_id]
+    procs = {name: subprocess.Popen(_entry_point(f"hil-{name}", module) + common, env=env)
+             for name, module in (("plant", "plant_server.main"),
+                                  ("controller", "controller_client.main"))}
+    return Started(procs, watch, emulator, live)
+
+
+def _wait_for_run(args: argparse.Namespace, setup: RunSetup, started: Started) -> Ended:
+    """Phase 3: wait for the processes (stopping, then killing, what outlives the budget:
+    `_wait`), then stop the live view and the rig emulator."""
+    from hil.reporting.live import LiveStatus, StatusPrinter
+
+    status = StatusPrinter(LiveStatus(setup.out / "plant.rec")) if started.live else None
+    budget_s = args.timeout if args.timeout is not None else wait_budget_s(setup.config)
+    waited = _wait(started.procs, budget_s, _GRACE_S, status.tick if status else None)
     if status:
         status.finish()
-    if watch is not None:
-        watch.stop()
-    rig = _stop_rig_emulator(emulator, out) if emulator is not None else None
-    codes = {name: p.returncode for name, p in procs.items()}
-    results = read_results(out, codes)
-    if EXIT_USAGE in codes.values():
+    if started.watch is not None:
+        started.watch.stop()
+    rig = (_stop_rig_emulator(started.emulator, setup.out) if started.emulator is not None
+           else None)
+    return Ended(waited, budget_s, {name: p.returncode for name, p in started.procs.items()},
+                 rig)
+
+
+def _merge_report(setup: RunSetup, started: Started, ended: Ended) -> int:
+    """Phase 4: merge the processes' reports into report.json, print the summary, write the
+    HTML and the history entry; the run's exit status."""
+    from hil.app.process import write_json
+    from hil.reporting.report import build_report, summary_table
+
+    out, waited = setup.out, ended.waited
+    results = read_results(out, ended.codes)
+    if EXIT_USAGE in ended.codes.values():
         print(f"hil run: configuration refused (see above); partial reports in {out}",
               file=sys.stderr)
         return EXIT_USAGE
-    report = build_report(run_id, config.model_dump(mode="json"), results["plant"],
-                          results["controller"])
-    report["started_at"] = started_at
-    if rig is not None:
-        report["rig_emulator"] = rig
+    report = build_report(setup.run_id, setup.config.model_dump(mode="json"),
+                          results["plant"], results["controller"])
+    report["started_at"] = setup.started_at
+    if ended.rig is not None:
+        report["rig_emulator"] = ended.rig
     if waited.outcome == "interrupted":
         report["interrupted"] = True
     elif waited.outcome == "timed_out":
         report["timed_out"] = True
-        report["timeout_s"] = budget_s
-        print(f"hil run: the run did not end within {budget_s:g} s (--timeout): stopped it"
-              + (f"; killed {', '.join(waited.killed)} after a {_GRACE_S:g} s grace"
-                 if waited.killed else ""), file=sys.stderr)
+        report["timeout_s"] = ended.budget_s
+        print(f"hil run: the run did not end within {ended.budget_s:g} s (--timeout): stopped "
+              "it" + (f"; killed {', '.join(waited.killed)} after a {_GRACE_S:g} s grace"
+                      if waited.killed else ""), file=sys.stderr)
     if waited.killed:
         report["killed"] = list(waited.killed)
     write_json(out / "report.json", report)
     print(summary_table(report))
     print(f"report: {out / 'report.json'}")
-    _finish(out, report, config)
+    _finish(out, report, setup.config)
     return EXIT_OK if report["verdict"] == "PASS" else EXIT_FAULT
 
 
 def _start_rig_emulator(cfg_path: Path, out: Path, ready_timeout_s: float,
-                        kind: str = "python") -> subprocess.Popen | int:
+                        kind: str = "python") -> subprocess.Popen[Any] | int:
     """Start the emulated rig; return it once its port is ready, or an exit status."""
     link = out / _RIG_LINK
     # python: the Python emulator; host, qemu: the C firmware (plant_server/firmware_rig.py)
@@ -218,7 +289,7 @@ def _start_rig_emulator(cfg_path: Path, out: Path, ready_timeout_s: float,
     return proc
 
 
-def _stop_rig_emulator(proc: subprocess.Popen, out: Path) -> dict[str, Any] | None:
+def _stop_rig_emulator(proc: subprocess.Popen[Any], out: Path) -> dict[str, Any] | None:
     """Stop the emulated rig (it may have ended itself: unplugged) and read its rig.json."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
@@ -228,7 +299,8 @@ def _stop_rig_emulator(proc: subprocess.Popen, out: Path) -> dict[str, Any] | No
             proc.kill()
             proc.wait()
     try:
-        return json.loads((out / "rig.json").read_text())
+        rig: dict[str, Any] = json.loads((out / "rig.json").read_text())
+        return rig
     except (OSError, ValueError):
         return {"end_reason": f"no rig.json (exit {proc.returncode})"}
 
