@@ -18,8 +18,8 @@ from pydantic import BaseModel
 
 from controller_client.loop import LoopSettings
 from hil.cli import main as hil_main
-from hil.config import CONTROLLER_GUARD, ConfigError, load_config
-from hil.config_ranges import Range, numeric_fields, show_number
+from hil.config import CONTROLLER_GUARD, Config, ConfigError, load_config
+from hil.config_ranges import Range, numeric_fields, ranges_markdown, show_number
 
 CASES = [pytest.param(path, side, id=f"{path}-{side}")
          for path, field in TABLE.items() if field.range is not None
@@ -29,7 +29,7 @@ CASES = [pytest.param(path, side, id=f"{path}-{side}")
 @pytest.fixture
 def unmakeable_out(tmp_path: Path) -> str:
     """A run folder under a file: should a config that ought to be refused load, `hil run`
-    fails making the folder before it starts any process."""
+    stops at the folder (after the config) before it starts any process."""
     (tmp_path / "a-file").write_text("")
     return str(tmp_path / "a-file" / "run")
 
@@ -177,3 +177,10 @@ def test_the_processes_refuse_an_out_of_range_config_file_with_one_line(
     assert done.stderr.count("\n") == 1
     assert done.stderr.startswith(f"hil-{name}: {config}: {key}: ")
     assert "is out of range: must be in [1, " in done.stderr
+
+
+def test_the_safety_doc_lists_the_schemas_ranges() -> None:
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "safety.md").read_text()
+    assert ranges_markdown(Config) in doc, (
+        "docs/safety.md's 'Config ranges' is not the schema's: replace it with the output of "
+        "`python -m hil.config_ranges`")
