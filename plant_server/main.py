@@ -10,7 +10,9 @@ early_signals.catch_if_started_as("hil-plant", "plant_server/main.py")
 # isort: on
 
 import sys
-from typing import Any
+import traceback
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -84,38 +86,64 @@ def _backend(ctx: ProcessContext, model: Any, period_ns: int) -> Any:
     return backend
 
 
-def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
+def _settings(config: Config) -> PlantSettings:
+    lockstep = config.run.mode == "lockstep"
+    return PlantSettings(
+        mode=config.run.mode,
+        period_ns=config.period_ns,
+        duration_s=config.run.duration_s,
+        start_delay_ns=round(config.run.start_delay_ms * 1e6),
+        lockstep_spin_ns=round(config.run.lockstep_spin_us * 1e3),
+        watchdog_timeout_ns=round((config.plant.lockstep_watchdog_timeout_ms if lockstep
+                                   else config.plant.watchdog_timeout_ms) * 1e6),
+        attach_timeout_ns=round(config.plant.attach_timeout_s * 1e9),
+        safety=None,  # set by _serve from the model's input limit
+        deadline_gates=_deadline_gates(config),
+    )
+
+
+def _warm_model(ctx: ProcessContext) -> Any:
+    """The model, checked against plant.initial_state and compiled before anything waits."""
     config = ctx.config
-    resources = ResourceMeter()
     model = build_model(ctx)
     n = len(model.state_names)
     if len(config.plant.initial_state) != n:
         raise ConfigError(
             f"plant.initial_state: model {model.name!r} has {n} states "
             f"{list(model.state_names)}, got {len(config.plant.initial_state)} values")
-    # Compile and warm the model before anything waits on us.
     warm = np.array(config.plant.initial_state, dtype=np.float64)
     model.step(warm, 0.0, 1e-3, np.empty_like(warm))
-    settings = PlantSettings(
-        mode=config.run.mode,
-        period_ns=config.period_ns,
-        duration_s=config.run.duration_s,
-        start_delay_ns=round(config.run.start_delay_ms * 1e6),
-        lockstep_spin_ns=round(config.run.lockstep_spin_us * 1e3),
-        watchdog_timeout_ns=round((config.plant.lockstep_watchdog_timeout_ms
-                                   if config.run.mode == "lockstep"
-                                   else config.plant.watchdog_timeout_ms) * 1e6),
-        attach_timeout_ns=round(config.plant.attach_timeout_s * 1e9),
-        safety=limits_from_config(config.safety, config.run.mode, model.max_force_n),
-        deadline_gates=_deadline_gates(config),
-    )
-    faults = _faults(config, n)
-    realtime_config = config.realtime
-    # Scheduling first, so ZeroMQ's I/O thread and our helper threads inherit it.
-    # Lockstep has no deadlines: at SCHED_FIFO its flat-out loop would starve the machine.
-    fifo = realtime_config.sched_fifo and config.run.mode == "realtime"
-    granted = rt.apply_realtime(None, fifo, realtime_config.sched_priority,
-                                realtime_config.lock_memory, ctx.log)
+    return model
+
+
+class Cleanup:
+    """Steps that release what the process opened, run in rank order (the rig's ESTOP
+    first), each whatever the others raise (a data plane that fails to close never skips the
+    rig's ESTOP); `errors` says which failed and how."""
+
+    RANKS: ClassVar[dict[str, int]] = {"backend": 0, "recorder": 1, "data plane": 2, "socket": 3}
+
+    def __init__(self) -> None:
+        self._steps: list[tuple[str, Callable[[], object]]] = []
+        self.errors: list[str] = []
+
+    def add(self, name: str, step: Callable[[], object]) -> None:
+        self._steps.append((name, step))
+
+    def run(self, log: Any) -> None:
+        steps, self._steps = sorted(self._steps, key=lambda s: self.RANKS[s[0]]), []
+        for name, step in steps:
+            try:
+                step()
+            except Exception as exc:  # each step runs; the failure is reported, not raised
+                self.errors.append(f"{name}: {type(exc).__name__}: {exc}")
+                log.error("cleanup step failed", step=name, error=str(exc))
+
+
+def _open_link(ctx: ProcessContext, settings: PlantSettings, n: int,
+               cleanup: Cleanup) -> tuple[PlantSocket, Any] | tuple[int, dict[str, Any]]:
+    """The socket and the data plane, or (exit status, report) saying why not."""
+    config = ctx.config
     keys = config.security.keys_dir if config.security.curve else None
     try:
         sock = PlantSocket(config.plant.endpoint, curve_keys_dir=keys)
@@ -126,6 +154,7 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
         print(f"hil-plant: {exc} (is another hil-plant running? choose another port with "
               f"--endpoint or plant.endpoint)", file=sys.stderr)
         return EXIT_USAGE, {"end_reason": f"cannot bind {config.plant.endpoint}"}
+    cleanup.add("socket", sock.close)
     spin = shm_spin_ns(config.run.shm_spin_us, config.run.mode, settings.period_ns)
     if config.run.transport == "shm" and spin < round(config.run.shm_spin_us * 1e3):
         ctx.log.warning("run.shm_spin_us capped: a loop spinning more of each period reaches "
@@ -135,32 +164,53 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     try:
         data = plant_data(config.run.transport, sock, n, spin)
     except SharedMemoryError as exc:
-        sock.close()
         print(f"hil-plant: run.transport shm: {exc}", file=sys.stderr)
         return EXIT_USAGE, {"end_reason": f"run.transport shm: {exc}"}
+    cleanup.add("data plane", data.close)
+    return sock, data
+
+
+def _recorder(ctx: ProcessContext, backend: Any) -> Recorder | None:
+    config = ctx.config
+    if not config.record.enabled:
+        return None
+    desc = backend.describe()
+    columns = plant_columns(desc["state_names"], desc.get("state_units")
+                            or [""] * len(desc["state_names"]),
+                            desc.get("input_name") or "force", desc.get("input_unit") or "N")
+    return Recorder.from_config(ctx.out_dir / "plant.rec", columns, config.record, {
+        "run_id": ctx.run_id, "process": "plant", "plant": desc, "mode": config.run.mode,
+        "period_ns": config.period_ns})
+
+
+def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
+    config = ctx.config
+    resources = ResourceMeter()
+    model = _warm_model(ctx)
+    settings = _settings(config)
+    settings.safety = limits_from_config(config.safety, config.run.mode, model.max_force_n)
+    faults = _faults(config, len(model.state_names))
+    realtime_config = config.realtime
+    # Scheduling first, so ZeroMQ's I/O thread and our helper threads inherit it.
+    # Lockstep has no deadlines: at SCHED_FIFO its flat-out loop would starve the machine.
+    fifo = realtime_config.sched_fifo and config.run.mode == "realtime"
+    granted = rt.apply_realtime(None, fifo, realtime_config.sched_priority,
+                                realtime_config.lock_memory, ctx.log)
+    cleanup = Cleanup()
     try:
-        backend = _backend(ctx, model, settings.period_ns)
-    except RigUnreachable as exc:
-        data.close()
-        sock.close()
-        print(f"hil-plant: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE, {"end_reason": str(exc)}
-    except BaseException:
-        data.close()
-        sock.close()
-        raise
-    recorder = None
-    try:  # the port, its reader thread and the socket are released if anything here fails
-        if config.record.enabled:
-            desc = backend.describe()
-            columns = plant_columns(desc["state_names"], desc.get("state_units")
-                                    or [""] * len(desc["state_names"]),
-                                    desc.get("input_name") or "force",
-                                    desc.get("input_unit") or "N")
-            recorder = Recorder.from_config(
-                ctx.out_dir / "plant.rec", columns, config.record,
-                {"run_id": ctx.run_id, "process": "plant", "plant": desc,
-                 "mode": config.run.mode, "period_ns": config.period_ns})
+        opened = _open_link(ctx, settings, len(model.state_names), cleanup)
+        if isinstance(opened[0], int):
+            return opened  # type: ignore[return-value]
+        sock, data = opened
+        try:
+            backend = _backend(ctx, model, settings.period_ns)
+        except RigUnreachable as exc:
+            print(f"hil-plant: {exc}", file=sys.stderr)
+            return EXIT_UNREACHABLE, {"end_reason": str(exc)}
+        cleanup.add("backend", backend.close)  # the rig's ESTOP
+        recorder = _recorder(ctx, backend)
+        if recorder is not None:
+            cleanup.add("recorder", recorder.close)
         server = PlantServer(backend, sock, settings, ctx.log, stop_requested=ctx.stop,
                              recorder=recorder, faults=faults, on_attach=resources.attached,
                              data=data, run_id=ctx.run_id)
@@ -168,30 +218,48 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
                           False, ctx.log, granted)
     except BaseException:
         rt.leave_realtime()
-        try:
-            if recorder is not None:
-                recorder.close()
-        finally:
-            try:
-                backend.close()
-            finally:
-                data.close()
-                sock.close()
+        cleanup.run(ctx.log)
         raise
-    ctx.log.info("plant serving", endpoint=sock.endpoint, model=model.name, mode=config.run.mode,
-                 rate_hz=config.run.rate_hz, duration_s=config.run.duration_s)
+    return _run_and_report(ctx, server, cleanup, recorder, granted, resources)
+
+
+def _run_and_report(ctx: ProcessContext, server: PlantServer, cleanup: Cleanup,
+                    recorder: Recorder | None, granted: Any,
+                    resources: ResourceMeter) -> tuple[int, dict[str, Any]]:
+    """Run the loops; whatever ends them (an exception too), release everything and write
+    the whole report: figures, counters and events are never lost to an error."""
+    config = ctx.config
+    ctx.log.info("plant serving", endpoint=server.sock.endpoint, model=server.backend.describe()
+                 ["name"], mode=config.run.mode, rate_hz=config.run.rate_hz,
+                 duration_s=config.run.duration_s)
     cpu = rt.CpuMeter()
+    error = None
     try:
         with rt.gc_quiet():
             reason = run_plant(server)
+    except Exception as exc:
+        error = exc
+        reason = server.end_reason = f"error: {type(exc).__name__}: {exc}"
+        ctx.log.exception("plant loop failed: safe output applied", error=str(exc))
+        server.go_safe(reason, server.clock())
     finally:
         usage = cpu.read()
         rt.leave_realtime()  # reports and exit at normal priority: they stall no other loop
-        data.close()
-        sock.close()
-        backend.close()
+        cleanup.run(ctx.log)  # the rig's ESTOP first, then the recorder, the link
         recording = recorder.close().to_dict() if recorder is not None else None
+    report = _report(server, recording, granted, usage, resources, cleanup.errors)
+    if error is not None:
+        report["error"] = "".join(traceback.format_exception(error))
+    ctx.log.info("plant done", end_reason=reason, cycles=server.cycles,
+                 misses=report["deadline"]["misses"], watchdog_trips=report["watchdog"]["trips"])
+    ok = error is None and reason in ("duration", "controller left", "stopped")
+    return (EXIT_OK if ok else EXIT_FAULT), report
+
+
+def _report(server: PlantServer, recording: dict[str, Any] | None, granted: Any, usage: Any,
+            resources: ResourceMeter, cleanup_errors: list[str]) -> dict[str, Any]:
     report = server.report()
+    backend = server.backend
     if isinstance(backend, SerialBackend):
         report["serial"] = backend.report()
         report["serial"]["histograms"] = backend.latency.encode()
@@ -203,11 +271,10 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     report["realtime"] = {"granted": granted.granted, "refused": granted.refused}
     report["cpu"] = {"wall_s": usage.wall_s, "cpu_s": usage.cpu_s, "ratio": usage.ratio}
     report["resources"] = resources.report()
-    report["endpoint"] = sock.endpoint
-    ctx.log.info("plant done", end_reason=reason, cycles=server.cycles,
-                 misses=report["deadline"]["misses"], watchdog_trips=report["watchdog"]["trips"])
-    ok = reason in ("duration", "controller left", "stopped")
-    return (EXIT_OK if ok else EXIT_FAULT), report
+    report["endpoint"] = server.sock.endpoint
+    if cleanup_errors:
+        report["cleanup_errors"] = cleanup_errors
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
