@@ -4,6 +4,8 @@ controller's answer relayed back to the operator who asked."""
 
 from __future__ import annotations
 
+import msgpack
+
 from hil.link import messages as msg
 from hil.link.transport import PlantSocket
 
@@ -46,3 +48,20 @@ class GainsRelay:
         """Answer an operator's request with a refusal, without asking the controller."""
         self._sock.send(operator, msg.encode("gains_reply", request_id, False, reason, [], [],
                                              []))
+
+
+def oversized_request_id(data: bytes) -> int | None:
+    """The request id of a `hil gains` request too large to decode (so that it can be
+    answered, not left waiting): the array's first two items, read without unpacking the
+    rest; None for anything else."""
+    unpacker = msgpack.Unpacker(max_buffer_size=len(data), max_str_len=64)
+    unpacker.feed(data)
+    try:
+        unpacker.read_array_header()
+        kind = unpacker.unpack()
+        request_id = unpacker.unpack()
+    except Exception:  # not a msgpack array starting with a short kind and an id
+        return None
+    if kind in ("gains_get", "gains_set") and type(request_id) is int:
+        return request_id
+    return None

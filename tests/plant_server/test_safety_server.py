@@ -361,3 +361,15 @@ def test_the_start_up_is_not_scored_and_deadlines_count_from_the_first_control()
     server.score_deadline(False, clock())
     deadline = server.report()["deadline"]
     assert (deadline["total"], deadline["misses"], deadline["before_first_control"]) == (2, 1, 3)
+
+
+def test_an_oversized_gains_request_is_answered_with_a_refusal_not_left_waiting() -> None:
+    server, sock, clock = attached()
+    request = raw(["gains_set", 7, "op", [], [1.0] * 2000])
+    assert len(request) > msg.MAX_MESSAGE_BYTES
+    server.handle(B, request, clock())
+    (reply,) = sock.to(B, "gains_reply")
+    assert (reply["request_id"], reply["ok"]) == (7, False)
+    assert f"over the protocol's {msg.MAX_MESSAGE_BYTES}" in reply["detail"]
+    assert server.counters.rejected_by_kind == {"oversized": 1}
+    assert not sock.to(A, "gains_set")  # nothing reached the controller
