@@ -248,14 +248,18 @@ class _ShmWaits:
     def wait_until(self, deadline_ns: int, on_readable: Callable[[], bool], spin_ns: int,
                    clock: Clock) -> None:
         """Realtime: sleep on the doorbell (a message wakes us to be timestamped on arrival),
-        spin this plane's `spin_ns` before the deadline."""
+        and spin the last stretch before the deadline: this plane's own `spin_ns`
+        (run.shm_spin_us, capped: both loops spin the same), or not at all when the caller
+        asks for no spin (`spin_ns` 0: a wait that is not for a deadline)."""
         incoming = self._incoming
         incoming.wait(deadline_ns, self._poll.ready(incoming.has_new, on_readable, clock), clock,
-                      spin_last_ns=self.spin_ns)
+                      spin_last_ns=self.spin_ns if spin_ns else 0)
 
     def wait_for(self, timeout_ns: int, on_readable: Callable[[], bool], spin_ns: int,
                  clock: Clock) -> bool:
-        """Lockstep: spin `spin_ns` of this plane for the answer, then sleep on the bell."""
+        """Lockstep: spin this plane's own `spin_ns` (run.shm_spin_us) for the answer, then
+        sleep on the bell. The caller's `spin_ns` (run.lockstep_spin_us) is the ZeroMQ
+        plane's: an answer over shared memory comes in microseconds, spun for always."""
         incoming = self._incoming
         start = clock()
         got = incoming.wait(start + timeout_ns,

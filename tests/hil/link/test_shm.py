@@ -260,6 +260,27 @@ def test_only_the_attached_sessions_controls_count_and_each_is_validated(
         sock.close()
 
 
+def test_a_realtime_wait_spins_the_planes_spin_unless_asked_for_none(tmp_path: Path) -> None:
+    """A deadline wait spins its last stretch (the plane's own spin: both loops the same); a
+    wait that is not for a deadline (spin 0: the controller's wait for a late state) sleeps
+    on the doorbell throughout. Told apart by the thread's CPU time over a 100 ms wait with
+    an 80 ms spin and nothing arriving (on a loaded machine the spinner gets less than all of
+    it, never less than a few times the sleeper's)."""
+    sock = _Sock(_endpoint(tmp_path))
+    plant = ShmPlantData(sock, N, 80_000_000)  # type: ignore[arg-type]
+    try:
+        cpu_ms = {}
+        for spin in (0, 1):
+            start = time.thread_time_ns()
+            plant.wait_until(time.monotonic_ns() + 100_000_000, lambda: False, spin,
+                             time.monotonic_ns)
+            cpu_ms[spin] = (time.thread_time_ns() - start) / 1e6
+        assert cpu_ms[0] < 15 and cpu_ms[1] > cpu_ms[0] + 15, cpu_ms
+    finally:
+        plant.close()
+        sock.close()
+
+
 def test_a_write_that_raced_in_never_hides_the_next_writers_control(segment) -> None:  # type: ignore[no-untyped-def]
     """Two writers on the control slot (a replaced controller's last write racing its
     replacement's first): each write starts from the slot's counter, so the reader sees
