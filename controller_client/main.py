@@ -11,23 +11,22 @@ early_signals.catch_if_started_as("hil-controller", "controller_client/main.py")
 
 import sys
 import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from controller_client.answer import LawError
 from controller_client.controllers import (
     GainError,
     PluginError,
     UnknownControllerError,
     create_controller,
 )
-from controller_client.loop import (
-    ControllerLoop,
-    HandshakeRefused,
-    LawError,
-    LoopSettings,
-    PlantUnreachable,
-)
+from controller_client.loop import ControllerLoop, Ending, LoopSettings
+from controller_client.ports import Log
+from controller_client.session import HandshakeRefused, PlantUnreachable
 from hil.app.process import (
     EXIT_FAULT,
     EXIT_OK,
@@ -67,10 +66,21 @@ def law_from_config(config: Config, model: Any = None) -> Any:
         raise ConfigError(f"controller.gains: {exc}") from None
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"controller.options: {exc}") from None
+    except Exception as exc:  # a law is user code (or a solver that fails on these gains)
+        raise ConfigError(_refusal(controller_config.name, controller_config.gains, exc)) \
+            from None
+
+
+def _refusal(name: str, gains: Any, exc: Exception) -> str:
+    """A law that raised while being built: on the config's gains when it names some."""
+    what = f"{type(exc).__name__}: {exc}"
+    if gains is not None:
+        return f"controller.gains: {name} refused the gains {list(gains)}: {what}"
+    return f"controller.name: {name} could not be built with its default gains: {what}"
 
 
 def law_timing(law: Any, report: dict[str, Any], settings: LoopSettings, period_ns: int,
-               log: Any) -> dict[str, Any]:
+               log: Log) -> dict[str, Any]:
     """The law's compute time against its budget (the part of a period between the
     controller's wake-up and the guard before the plant's next tick), and by how much a slow
     law overran it."""
@@ -78,10 +88,11 @@ def law_timing(law: Any, report: dict[str, Any], settings: LoopSettings, period_
     compute = (report.get("latency_us") or {}).get("compute") or {}
     p99 = compute.get("p99")
     name = getattr(law, "name", type(law).__name__)
+    too_slow = p99 is not None and p99 > budget_us
     timing: dict[str, Any] = {"law": name, "budget_us": round(budget_us, 1),
                               "compute_p99_us": p99, "overruns": report.get("overruns"),
-                              "too_slow": p99 is not None and p99 > budget_us}
-    if timing["too_slow"]:
+                              "too_slow": too_slow}
+    if p99 is not None and too_slow:
         timing["over_by_us"] = round(p99 - budget_us, 1)
         # From the figures the report carries, so the two never differ by a rounding.
         timing["message"] = (f"control law {name} is too slow: compute p99 {p99:.0f} us > "
@@ -119,6 +130,101 @@ def _build_loop(ctx: ProcessContext, law: Any, sock: ControllerSocket, settings:
     return loop, stability
 
 
+def loop_settings(config: Config) -> LoopSettings:
+    controller_config = config.controller
+    return LoopSettings(
+        phase_offset=controller_config.phase_offset,
+        spin_ns=round(controller_config.spin_us * 1e3),
+        connect_timeout_ns=round(controller_config.connect_timeout_s * 1e9),
+        plant_timeout_ns=round(controller_config.plant_timeout_ms * 1e6),
+        clear_on_attach=controller_config.clear_on_attach,
+        lockstep_spin_ns=round(config.run.lockstep_spin_us * 1e3),
+        transport=config.run.transport,
+    )
+
+
+def _open_socket(config: Config) -> ControllerSocket:
+    try:
+        return ControllerSocket(config.controller.endpoint, curve_keys_dir=config.security.keys_dir
+                                if config.security.curve else None)
+    except CurveKeyError as exc:
+        raise ConfigError(f"security.keys_dir: {exc}") from None
+
+
+@dataclass
+class _Outcome:
+    """How the run ended for the exit status and the report."""
+
+    code: int = EXIT_OK
+    law_error: dict[str, Any] | None = None
+
+
+def _run(loop: ControllerLoop, ctx: ProcessContext) -> _Outcome:
+    """Run the loop; every way it can end is an exit status (docs in hil/app/process.py)."""
+    endpoint = ctx.config.controller.endpoint
+    try:
+        with rt.gc_quiet():
+            loop.run()
+    except PlantUnreachable as exc:
+        loop.end_reason = str(exc)
+        print(f"hil-controller: {exc}", file=sys.stderr)
+        return _Outcome(EXIT_UNREACHABLE)
+    except LawError as exc:
+        return _law_failed(loop, exc, ctx)
+    except HandshakeRefused as exc:
+        who = "refused by the plant" if exc.by == "plant" else "refused the plant"
+        loop.end_reason = f"{who}: {exc}"
+        print(f"hil-controller: {who} at {endpoint}: {exc}", file=sys.stderr)
+        return _Outcome(EXIT_REFUSED)
+    except Exception as exc:  # the report is written whatever ended the loop
+        loop.end_reason = f"error: {type(exc).__name__}: {exc}"
+        ctx.log.exception("controller loop failed", error=str(exc))
+        print(f"hil-controller: {loop.end_reason}", file=sys.stderr)
+        return _Outcome(EXIT_FAULT)
+    if loop.ending in (Ending.PLANT_SILENT, Ending.REPLACED):
+        print(f"hil-controller: {loop.end_reason}", file=sys.stderr)
+        return _Outcome(EXIT_UNREACHABLE if loop.ending is Ending.PLANT_SILENT
+                        else EXIT_REFUSED)
+    if loop.ending is Ending.STOPPED and ctx.stop.signal is None:
+        return _Outcome(EXIT_FAULT)
+    return _Outcome(EXIT_OK)
+
+
+def _law_failed(loop: ControllerLoop, exc: LawError, ctx: ProcessContext) -> _Outcome:
+    """The plant goes safe on the bye sent at cleanup; the traceback goes to the log and
+    report."""
+    loop.end_reason = str(exc)
+    law_error = {"law": exc.law, "error": str(exc.__cause__),
+                 "traceback": "".join(traceback.format_exception(exc.__cause__))}
+    ctx.log.error("control law raised: run ended, plant sent to its safe state",
+                  law=exc.law, traceback=law_error["traceback"])
+    print(f"hil-controller: {exc}; the plant was told to go safe\n"
+          f"{law_error['traceback']}", file=sys.stderr)
+    return _Outcome(EXIT_FAULT, law_error)
+
+
+def _close(loop: ControllerLoop, sock: ControllerSocket, log: Log
+           ) -> tuple[dict[str, Any] | None, list[str]]:
+    """(the recording's summary, the steps that failed): each step runs whatever the one
+    before it raised."""
+    failed: list[str] = []
+
+    def step(name: str, action: Callable[[], Any]) -> Any:
+        try:
+            return action()
+        except Exception as exc:
+            log.error("cleanup step failed", step=name, error=f"{type(exc).__name__}: {exc}")
+            failed.append(f"{name}: {type(exc).__name__}: {exc}")
+            return None
+
+    step("bye", loop.send_bye)
+    step("data plane close", loop.data.close)
+    step("socket close", sock.close)
+    recorder = loop.recorder
+    stats = step("recorder close", recorder.close) if recorder is not None else None
+    return (stats.to_dict() if stats is not None else None), failed
+
+
 def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     config = ctx.config
     resources = ResourceMeter()
@@ -128,26 +234,13 @@ def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     for _ in range(3):
         law.compute(warm, 0.0)
     law.reset()
-    controller_config = config.controller
-    settings = LoopSettings(
-        phase_offset=controller_config.phase_offset,
-        spin_ns=round(controller_config.spin_us * 1e3),
-        connect_timeout_ns=round(controller_config.connect_timeout_s * 1e9),
-        plant_timeout_ns=round(controller_config.plant_timeout_ms * 1e6),
-        clear_on_attach=controller_config.clear_on_attach,
-        lockstep_spin_ns=round(config.run.lockstep_spin_us * 1e3),
-        transport=config.run.transport,
-    )
+    settings = loop_settings(config)
     rtc = config.realtime
     # Scheduling first, so ZeroMQ's I/O thread and the recorder's thread inherit it.
     # Lockstep has no deadlines: at SCHED_FIFO its flat-out loop would starve the machine.
     fifo = rtc.sched_fifo and config.run.mode == "realtime"
     granted = rt.apply_realtime(None, fifo, rtc.sched_priority, rtc.lock_memory, ctx.log)
-    try:
-        sock = ControllerSocket(controller_config.endpoint, curve_keys_dir=config.security.keys_dir
-                                if config.security.curve else None)
-    except CurveKeyError as exc:
-        raise ConfigError(f"security.keys_dir: {exc}") from None
+    sock = _open_socket(config)
     try:  # the socket is closed if anything before the loop's own try fails
         loop, stability = _build_loop(ctx, law, sock, settings, resources)
         rt.apply_realtime(rtc.controller_cpu, False, rtc.sched_priority, False, ctx.log,
@@ -157,59 +250,29 @@ def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
         sock.close()
         raise
     cpu = rt.CpuMeter()
-    code = EXIT_OK
-    law_error = None
     try:
-        with rt.gc_quiet():
-            reason = loop.run()
-        if reason.startswith("plant silent"):
-            print(f"hil-controller: {reason}", file=sys.stderr)
-            code = EXIT_UNREACHABLE
-    except PlantUnreachable as exc:
-        loop.end_reason = str(exc)
-        print(f"hil-controller: {exc}", file=sys.stderr)
-        code = EXIT_UNREACHABLE
-    except LawError as exc:
-        # The plant goes safe on the bye sent below; the traceback goes to the log and report.
-        loop.end_reason = str(exc)
-        law_error = {"law": exc.law, "error": str(exc.__cause__),
-                     "traceback": "".join(traceback.format_exception(exc.__cause__))}
-        ctx.log.error("control law raised: run ended, plant sent to its safe state",
-                      law=exc.law, traceback=law_error["traceback"])
-        print(f"hil-controller: {exc}; the plant was told to go safe\n"
-              f"{law_error['traceback']}", file=sys.stderr)
-        code = EXIT_FAULT
-    except HandshakeRefused as exc:
-        loop.end_reason = f"refused by the plant: {exc}"
-        print(f"hil-controller: refused by the plant at {controller_config.endpoint}: {exc}",
-              file=sys.stderr)
-        code = EXIT_REFUSED
+        outcome = _run(loop, ctx)
     finally:
         usage = cpu.read()
         rt.leave_realtime()  # reports and exit at normal priority: they stall no other loop
-        try:
-            loop.send_bye()
-        finally:
-            loop.data.close()
-            sock.close()
-            recording = loop.recorder.close().to_dict() if loop.recorder is not None else None
+        recording, cleanup_failed = _close(loop, sock, ctx.log)
     report = loop.report()
     report["realtime"] = {"granted": granted.granted, "refused": granted.refused}
     report["cpu"] = {"wall_s": usage.wall_s, "cpu_s": usage.cpu_s, "ratio": usage.ratio}
     report["resources"] = resources.report()
-    report["endpoint"] = controller_config.endpoint
+    report["endpoint"] = config.controller.endpoint
     report["law"] = law.describe()
-    if law_error is not None:
-        report["law_error"] = law_error
+    if outcome.law_error is not None:
+        report["law_error"] = outcome.law_error
     report["law_timing"] = law_timing(law, report, settings, config.period_ns, ctx.log)
     report["stability"] = stability.summary()
     if recording is not None:
         report["recording"] = recording
-    ctx.log.info("controller done", end_reason=loop.end_reason, controls=loop.control_seq,
+    if cleanup_failed:
+        report["cleanup_failed"] = cleanup_failed
+    ctx.log.info("controller done", end_reason=loop.end_reason, controls=loop.controls_sent,
                  overruns=loop.overruns, dropped=loop.states_dropped)
-    if code == EXIT_OK and loop.end_reason == "stopped" and ctx.stop.signal is None:
-        code = EXIT_FAULT
-    return code, report
+    return outcome.code, report
 
 
 def main(argv: list[str] | None = None) -> int:

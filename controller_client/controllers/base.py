@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from controller_client.controllers.gains import check_gains
+from controller_client.controllers.gains import check_gains, declared_bounds
 from controller_client.controllers.nominal import MEM_CONDITION, MEM_SIGMA, SCRATCH_ROWS
 from hil.dynamics.dip import DIPParams
 from hil.dynamics.plugins import PluginError
@@ -50,6 +50,8 @@ class KernelLaw:
     name: ClassVar[str]
     gain_names: ClassVar[tuple[str, ...]]
     default_gains: ClassVar[tuple[float, ...]]
+    # A range per gain name, {name: (low, high)}, checked on top of `check_gains`' own.
+    gain_bounds: ClassVar[dict[str, tuple[float, float]] | None] = None
     kernel: ClassVar[Callable[..., float]]
     mem_size: ClassVar[int] = 2
     # The plant models (description names) the law's nominal model fits; None: any plant.
@@ -72,8 +74,7 @@ class KernelLaw:
                 f"{list(plant.get('state_names', []))}. Use lqr, which fits any plant, or a "
                 f"law of your own (docs/extending.md)")
         self.plant = dict(plant) if plant is not None else None
-        self.gains = check_gains(self.name, self.gain_names,
-                                 self.default_gains if gains is None else gains)
+        self.gains = self._checked(self.default_gains if gains is None else gains)
         self.params = DIPParams.from_mapping(model_params or {})
         self.max_force_n = positive_option(
             "max_force_n", self.params.max_force_n if max_force_n is None else max_force_n)
@@ -139,7 +140,7 @@ class KernelLaw:
     def set_gains(self, gains: Sequence[float]) -> None:
         """New gains from the next compute on (internal state kept); GainError or ValueError,
         and the old gains kept, if the law refuses them. Called between two computes."""
-        new = check_gains(self.name, self.gain_names, gains)
+        new = self._checked(gains)
         old = (self.gains, self._g, self._o)
         try:
             self.gains = new
@@ -148,6 +149,10 @@ class KernelLaw:
         except Exception:
             self.gains, self._g, self._o = old
             raise
+
+    def _checked(self, gains: Sequence[float]) -> tuple[float, ...]:
+        bounds = declared_bounds(self.name, self.gain_names, self.gain_bounds)
+        return check_gains(self.name, self.gain_names, gains, bounds=bounds)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "gains": dict(zip(self.gain_names, self.gains, strict=True)),

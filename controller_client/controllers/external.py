@@ -1,7 +1,8 @@
 """A lab's own control law behind the interface the loop uses (`ExternalLaw`).
 
 The contract (docs/extending.md): a class built as `Class(gains, **context)` with
-`compute(state, t) -> input`; optional `gain_names`, `default_gains`, `reset()`,
+`compute(state, t) -> input`; optional `gain_names`, `default_gains`, `gain_bounds`
+({name: (low, high)}, checked with every gain change: controllers/gains.py), `reset()`,
 `set_gains(gains)` (keeps internal state across a change; without it a change builds a new
 instance), and `sigma` / `mass_condition` for the stability monitors. The context holds
 `dt_s`, `max_force_n` (the input limit, in the plant's input unit), `plant` (the plant's
@@ -21,27 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from controller_client.controllers.gains import GainError
+from controller_client.controllers.gains import GainError, check_gains, declared_bounds
 from hil.dynamics.plugins import PluginError
-
-
-def _check_values(name: str, names: Sequence[str], gains: Any) -> tuple[float, ...]:
-    """Numbers, finite, as many as `names` (when the law names them); GainError otherwise."""
-    if isinstance(gains, (str, bytes)) or not hasattr(gains, "__iter__"):
-        raise GainError(f"{name} gains must be a list of numbers, got {gains!r}")
-    values = tuple(gains)
-    if names and len(values) != len(names):
-        raise GainError(f"{name} takes {len(names)} gains [{', '.join(names)}], "
-                        f"got {len(values)}")
-    out = []
-    for i, v in enumerate(values):
-        label = names[i] if names else f"#{i}"
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise GainError(f"{name} gain {label} (index {i}) must be a number, got {v!r}")
-        if not math.isfinite(float(v)):
-            raise GainError(f"{name} gain {label} (index {i}) must be finite, got {v!r}")
-        out.append(float(v))
-    return tuple(out)
 
 
 class ExternalLaw:
@@ -85,7 +67,12 @@ class ExternalLaw:
         self.max_force_n = float(self.context["max_force_n"])
         self.dt_s = float(self.context["dt_s"])
         self.options = dict(self.context.get("options", {}))
-        self.gains = _check_values(name, self.gain_names, defaults if gains is None else gains)
+        try:
+            self.gain_bounds = declared_bounds(name, self.gain_names,
+                                               getattr(cls, "gain_bounds", None))
+        except GainError as exc:
+            raise PluginError(f"controller.name: {exc}") from None
+        self.gains = self._checked(defaults if gains is None else gains)
         self.law = self._build(self.gains)
         self.compute = self.law.compute  # the law's own bound method: nothing in between
         self._reset = getattr(self.law, "reset", None)
@@ -101,13 +88,19 @@ class ExternalLaw:
         except ValueError as exc:
             raise GainError(f"{self.name} refused the gains {list(gains)}: {exc}") from None
 
+    def _checked(self, gains: Any) -> tuple[float, ...]:
+        """Finite numbers of a sane magnitude, as many as `gain_names` (when the law names
+        them), within the law's `gain_bounds`; GainError otherwise (controllers/gains.py)."""
+        return check_gains(self.name, self.gain_names, gains, positive=False,
+                           bounds=self.gain_bounds)
+
     def reset(self) -> None:
         if self._reset is not None:
             self._reset()
 
     def set_gains(self, gains: Sequence[float]) -> None:
         """Validate and apply; GainError (old gains kept) if the law refuses them."""
-        new = _check_values(self.name, self.gain_names, gains)
+        new = self._checked(gains)
         set_gains = getattr(self.law, "set_gains", None)
         if set_gains is not None:
             try:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 import structlog
+from scripted_plant import LoopThread, ScriptedPlant
 from structlog.testing import capture_logs
 
 from controller_client.controllers import create_controller
 from controller_client.loop import ControllerLoop, LoopSettings
 from hil.dynamics import create_model
-from hil.link import messages as msg
-from hil.link.transport import ControllerSocket, PlantSocket, wait_for_message
+from hil.link.transport import ControllerSocket
 from plant_server.backends.serial import SerialBackend
 
 JUMP_NS = 2_000_000_000  # two rate-limit intervals
@@ -30,29 +30,34 @@ class ManualClock:
 
 def test_the_controller_loop_throttles_warnings_on_its_injected_clock(endpoint: str) -> None:
     clock = ManualClock()
-    plant = PlantSocket(endpoint)
+    plant = ScriptedPlant(endpoint)
     sock = ControllerSocket(endpoint)
+    loop = ControllerLoop(create_controller("classical_smc"), sock,
+                          LoopSettings(phase_offset=0.3, spin_ns=0,
+                                       connect_timeout_ns=60 * JUMP_NS,
+                                       plant_timeout_ns=60 * JUMP_NS),
+                          structlog.get_logger(), clock=clock)
     try:
-        loop = ControllerLoop(create_controller("classical_smc"), sock,
-                              LoopSettings(phase_offset=0.3, spin_ns=0,
-                                           connect_timeout_ns=1, plant_timeout_ns=1),
-                              structlog.get_logger(), clock=clock)
-        sock.send(msg.encode("hello", msg.PROTOCOL_VERSION, "t"))
-        assert wait_for_message(plant.sock, 10_000_000_000, lambda: True)
-        peer, _hello = plant.recv_nowait()
-        # The plant's `fault` notices are rate-limited (a latched safe state is logged once
-        # per latch instead, see tests/test_open_runtime_units.py).
         with capture_logs() as logs:
+            running = LoopThread(loop)
+            plant.welcome(n_states=6)
+            plant.serve_syncs()  # an injected clock is not the plant's: synced
+            # The plant's `fault` notices are rate-limited (a latched safe state is logged
+            # once per latch instead, see tests/test_open_runtime_units.py). A gains_get after
+            # each is answered once the notice before it was taken.
             for seq in (0, 1):
-                plant.send(peer, msg.encode("fault", "estop", f"notice {seq}"))
-                assert wait_for_message(sock.sock, 10_000_000_000, lambda: True)
-                loop._drain()  # the reader's entry point: takes the notice, warns
+                plant.send("fault", "estop", f"notice {seq}")
+                plant.send("gains_get", seq, "test")
+                assert plant.expect("gains_reply")["request_id"] == seq
                 clock.now_ns += JUMP_NS
-        warnings = [e for e in logs if e["event"] == "plant fault"]
-        assert [e["detail"] for e in warnings] == ["notice 0", "notice 1"]
+            plant.send("bye", "duration")
+            running.join()
     finally:
         sock.close()
         plant.close()
+    assert running.reason == "plant ended the run: duration", running.error
+    warnings = [e for e in logs if e["event"] == "plant fault"]
+    assert [e["detail"] for e in warnings] == ["notice 0", "notice 1"]
 
 
 def test_the_serial_bridge_throttles_rejected_frame_logs_on_its_injected_clock() -> None:
