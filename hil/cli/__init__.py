@@ -30,6 +30,7 @@ from typing import NoReturn
 
 from hil.app.exits import EXIT_OK, EXIT_USAGE
 from hil.cli import (
+    checks,
     doctor,
     gains,
     history,
@@ -54,7 +55,8 @@ class _Parser(argparse.ArgumentParser):
     block: a person reads the line that says what is wrong, and --help has the rest."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: {checks.one_line(message)} "
+                              f"(see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 
 DEFAULT_TIMEOUT_S = 2.0
 MAX_TIMEOUT_S = 60.0
@@ -102,6 +103,20 @@ def reason(text: str) -> tuple[str, str | None]:
                                           f"{MAX_REASON_CHARS}: sent its first "
                                           f"{MAX_REASON_CHARS}")
     return clean, None
+
+
+# What str.splitlines() breaks a line at, each shown escaped in a one-line message.
+_ONE_LINE = {ord(c): ascii(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
+def one_line(text: str) -> str:
+    """`text` on one line: a line break typed into a value (a path, a name) shows escaped."""
+    return text.translate(_ONE_LINE)
+
+
+def say(command: str, message: object) -> None:
+    """Print `hil COMMAND: MESSAGE` on stderr, on one line (`one_line`)."""
+    print(f"hil {command}: {one_line(str(message))}", file=sys.stderr)
 
 
 def _show(text: str) -> str:

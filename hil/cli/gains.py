@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from hil.app.exits import EXIT_FAULT, EXIT_OK, EXIT_USAGE
+from hil.cli import checks
 from hil.cli.operator import add_link_options, ask_plant, link_options
 
 
@@ -60,7 +61,7 @@ def gains_command(args: argparse.Namespace) -> int:
     try:
         names, values = parse_values(args.values)
     except ValueError as exc:
-        print(f"hil gains: {exc}", file=sys.stderr)
+        checks.say("gains", exc)
         return EXIT_USAGE
     # A request over the protocol's bounds is refused here (exit 2), not sent.
     answer, code = ask_plant("gains", lambda: operator.gains(

@@ -12,7 +12,6 @@ this client (no --keys, or a key it does not trust), at once and saying which.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -48,7 +47,7 @@ def link_options(command: str, args: argparse.Namespace) -> tuple[str, float, st
         return (checks.endpoint(args.endpoint), checks.timeout_s(args.timeout),
                 checks.keys_dir(args.keys))
     except checks.UsageError as exc:
-        print(f"hil {command}: {exc}", file=sys.stderr)
+        checks.say(command, exc)
         return EXIT_USAGE
 
 
@@ -59,16 +58,16 @@ def ask_plant(command: str, call: Callable[[], T]) -> tuple[T | None, int | None
     try:
         return call(), None
     except security.CurveKeyError as exc:
-        print(f"hil {command}: --keys: {exc}", file=sys.stderr)
+        checks.say(command, f"--keys: {exc}")
         return None, EXIT_USAGE
     except operator.BadRequest as exc:  # nothing was sent
-        print(f"hil {command}: {exc}", file=sys.stderr)
+        checks.say(command, exc)
         return None, EXIT_USAGE
     except operator.Refused as exc:  # CURVE on and no --keys, or a key it does not trust
-        print(f"hil {command}: {exc}", file=sys.stderr)
+        checks.say(command, exc)
         return None, EXIT_REFUSED
     except operator.NoAnswer as exc:
-        print(f"hil {command}: {exc}", file=sys.stderr)
+        checks.say(command, exc)
         return None, EXIT_UNREACHABLE
 
 
@@ -81,7 +80,7 @@ def estop_command(args: argparse.Namespace) -> int:
     try:
         endpoint, keys_dir = checks.endpoint(args.endpoint), checks.keys_dir(args.keys)
     except checks.UsageError as exc:
-        print(f"hil estop: {exc}", file=sys.stderr)
+        checks.say("estop", exc)
         return EXIT_USAGE
     complaints = []
     try:
@@ -95,10 +94,12 @@ def estop_command(args: argparse.Namespace) -> int:
         complaints.append(cut)
     answer, code = ask_plant("estop", lambda: operator.estop(endpoint, reason, timeout_s,
                                                              keys_dir))
+    if code == EXIT_USAGE:  # the keys or the endpoint: nothing was sent, and that is said
+        return code
     if answer is not None:
         print(f"e-stop: {answer}")
     if complaints:
-        print(f"hil estop: {'; '.join(complaints)}", file=sys.stderr)
+        checks.say("estop", "; ".join(complaints))
         return EXIT_USAGE
     return code if code is not None else EXIT_OK
 

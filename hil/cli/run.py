@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from hil.app.exits import EXIT_FAULT, EXIT_OK, EXIT_USAGE
+from hil.cli import checks
 
 if TYPE_CHECKING:
     from hil.config import Config
@@ -156,6 +157,7 @@ def _prepare(args: argparse.Namespace) -> RunSetup | int:
               "wall-time limit in s, a finite number", file=sys.stderr)
         return EXIT_USAGE
     try:
+        checks.port("--watch-port", args.watch_port)
         config = load_config(args.config, overrides_from(args))
         if config.plant.endpoint != config.controller.endpoint:
             raise ConfigError(f"plant.endpoint ({config.plant.endpoint}) and "

@@ -76,20 +76,20 @@ def start_endpoint_view(args: argparse.Namespace) -> tuple[LiveViewServer, Endpo
         endpoint, timeout_s = checks.endpoint(args.endpoint), checks.timeout_s(args.timeout)
         observer = Observer(endpoint, checks.keys_dir(args.keys))
     except (checks.UsageError, BadRequest) as exc:
-        print(f"hil watch: {exc}", file=sys.stderr)
+        checks.say("watch", exc)
         return EXIT_USAGE
     except security.CurveKeyError as exc:
-        print(f"hil watch: --keys: {exc}", file=sys.stderr)
+        checks.say("watch", f"--keys: {exc}")
         return EXIT_USAGE
     try:
         first = observer.subscribe(timeout_s)
     except Refused as exc:  # CURVE on and no --keys, a key it does not trust, or full
         observer.close()
-        print(f"hil watch: {exc}", file=sys.stderr)
+        checks.say("watch", exc)
         return EXIT_REFUSED
     except NoAnswer as exc:
         observer.close()
-        print(f"hil watch: {exc}", file=sys.stderr)
+        checks.say("watch", exc)
         return EXIT_UNREACHABLE
     feed = EndpointFeed(observer, first)
     try:
@@ -108,7 +108,7 @@ def watch_command(args: argparse.Namespace) -> int:
     try:
         checks.port("--port", args.port)
     except checks.UsageError as exc:
-        print(f"hil watch: {exc}", file=sys.stderr)
+        checks.say("watch", exc)
         return EXIT_USAGE
     if args.endpoint is not None:
         started = start_endpoint_view(args)

@@ -81,6 +81,16 @@ def test_estop_with_a_bad_timeout_still_sends_then_exits_2_naming_it(
     assert "--timeout 'nan'" in complaint and "the e-stop was sent all the same" in complaint
 
 
+def test_estop_that_cannot_be_sent_says_so_and_not_that_it_was_sent(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Found by test_operator_fuzz.py: with no keys folder and a bad --timeout, it said both
+    # "no keys" and "the e-stop was sent all the same".
+    code, _, err = run_main(["estop", "--endpoint", NOBODY, "--timeout", "0",
+                             "--keys", str(tmp_path / "none")], capsys)
+    assert_one_line_usage(code, err, "--keys: CURVE keys folder", "does not exist")
+    assert "e-stop was sent" not in err
+
+
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
 def test_an_empty_keys_folder_name_is_refused_not_taken_as_here(
         command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -126,6 +136,16 @@ def test_a_usage_error_of_argparse_is_one_line_too(capsys: pytest.CaptureFixture
     code, _, err = run_main(["clear", "--endpoint", NOBODY, "--timeout", "-inf"], capsys)
     assert_one_line_usage(code, err, "hil clear: argument --timeout: expected one argument",
                           "see hil clear --help")
+
+
+@pytest.mark.parametrize("typed", ["a\nb", "\x0c", "x\u2028y"])
+def test_a_line_break_typed_into_a_value_stays_on_the_one_line(
+        typed: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Found by test_operator_fuzz.py (a form feed split argparse's message in two lines).
+    for argv in (["clear", "--endpoint", NOBODY, typed],
+                 ["clear", "--endpoint", NOBODY, "--keys", str(tmp_path / typed)]):
+        code, _, err = run_main(argv, capsys)
+        assert_one_line_usage(code, err, ascii(typed)[1:-1])
 
 
 @pytest.mark.parametrize("port", ["-1", "65536", "70000"])
