@@ -134,7 +134,7 @@ def _run_realtime(server: PlantServer) -> None:
 def _wait_tick(server: PlantServer, tick_ns: int) -> None:
     """Wait for the next tick, handling messages; wake early for the watchdog's deadline
     and for messages held by fault injection."""
-    watchdog, clock, spin = server.watchdog, server.clock, server.settings.spin_ns
+    watchdog, clock, spin = server.guard.watchdog, server.clock, server.settings.spin_ns
     while not server.ending:
         target = tick_ns
         wd = watchdog.deadline_ns
@@ -189,7 +189,7 @@ def _lockstep_answer(server: PlantServer) -> bool:
     answered = server.intake.answered_seq >= server.seq
     if not answered:
         server.check_watchdog(clock())
-        if server.watchdog.latched:
+        if server.guard.watchdog.latched:
             server.end_reason = "watchdog: controller silent in lockstep"
             return False
     server.score_deadline(answered, clock())

@@ -44,6 +44,13 @@ class GainsRelay:
                                              m["names"], m["values"], m["old"]))
         return True
 
+    def refuse_oversized(self, operator: bytes, data: bytes, limit: int) -> None:
+        """Answer a request too large to decode (if it is one), so it is not left waiting."""
+        request_id = oversized_request_id(data)
+        if request_id is not None:
+            self.refuse(operator, request_id, f"request of {len(data)} bytes is over the "
+                        f"protocol's {limit}: ask for fewer gains at once")
+
     def refuse(self, operator: bytes, request_id: int, reason: str) -> None:
         """Answer an operator's request with a refusal, without asking the controller."""
         self._sock.send(operator, msg.encode("gains_reply", request_id, False, reason, [], [],

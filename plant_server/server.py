@@ -42,7 +42,7 @@ from plant_server.held import FaultyLink
 from plant_server.intake import ControlIntake
 from plant_server.observers import Observers
 from plant_server.parts import Clock, Counters, DataPlane, Inbox, Log, RecorderSink
-from plant_server.relay import GainsRelay, oversized_request_id
+from plant_server.relay import GainsRelay
 from plant_server.report import plant_report
 from plant_server.safety import SafetyGates, SafetyLimits
 from plant_server.scoring import DeadlineScorer
@@ -187,10 +187,6 @@ class PlantServer:
         return self.guard.latch.reason
 
     @property
-    def watchdog(self) -> Watchdog:
-        return self.guard.watchdog
-
-    @property
     def ending(self) -> bool:
         """A bye or an e-stop: the run ends at the next look."""
         return self.session.phase is Phase.ENDED or self.guard.latch.estop_reason is not None
@@ -247,7 +243,7 @@ class PlantServer:
             else:
                 self.reject(exc.kind, exc.detail)
                 if exc.kind == "oversized" and not controller:
-                    self._refuse_oversized(peer, data)
+                    self.relay.refuse_oversized(peer, data, msg.MAX_MESSAGE_BYTES)
             return
         route = self._routes.get(m.kind)
         who = route[1] if route is not None else "controller"
@@ -327,13 +323,6 @@ class PlantServer:
 
     def _on_gains_request(self, peer: bytes, m: msg.Message, now: int) -> None:
         self.relay.request(peer, m, None if self.ending else self.session.peer)
-
-    def _refuse_oversized(self, peer: bytes, data: bytes) -> None:
-        request_id = oversized_request_id(data)
-        if request_id is not None:
-            self.relay.refuse(peer, request_id, (
-                f"request of {len(data)} bytes is over the protocol's {msg.MAX_MESSAGE_BYTES}: "
-                "ask for fewer gains at once"))
 
     def _on_gains_reply(self, peer: bytes, m: msg.Message, now: int) -> None:
         if not self.relay.reply(m):

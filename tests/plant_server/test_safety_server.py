@@ -83,7 +83,7 @@ def attached() -> tuple[PlantServer, FakeSocket, Clock]:
     """A server with controller A attached, the watchdog armed and state 0 published."""
     server, sock, clock = make()
     server.handle(A, msg.encode("hello", msg.PROTOCOL_VERSION, "a"), clock())
-    server.watchdog.arm()
+    server.guard.watchdog.arm()
     server.publish(0)
     return server, sock, clock
 
@@ -186,7 +186,7 @@ def test_a_nan_control_from_the_controller_trips_the_non_finite_gate_and_latches
         clock.t += MS
         server.handle(A, control(seq, 5.0, state_seq=1), clock())
     assert server.backend.applied == [10.0, 0.0]
-    assert server.report()["controls_while_safe"] == 5 and not server.watchdog.latched
+    assert server.report()["controls_while_safe"] == 5 and not server.guard.watchdog.latched
     server.handle(A, msg.encode("clear"), clock())
     server.handle(A, control(8, 7.0, state_seq=1), clock())
     assert server.backend.applied == [10.0, 0.0, 7.0]
@@ -212,7 +212,7 @@ def test_watchdog_expiry_applies_the_safe_output_and_measures_time_to_safe() -> 
     clock.t += 5_000 * MS
     server.handle(A, control(2, 30.0), clock())
     server.check_watchdog(clock())
-    assert server.watchdog.latched and server.backend.applied == [30.0, 0.0]
+    assert server.guard.watchdog.latched and server.backend.applied == [30.0, 0.0]
     assert server.report()["safe_state"] is True
 
 
@@ -242,7 +242,7 @@ def test_operator_clear_is_acknowledged_from_any_peer() -> None:
     server.check_watchdog(clock())
     server.handle(B, msg.encode("operator_clear", "op"), clock())
     assert sock.to(B, "ack")[-1]["detail"] == "cleared: watchdog"
-    assert server.safe_reason is None and not server.watchdog.latched
+    assert server.safe_reason is None and not server.guard.watchdog.latched
 
 
 def test_estop_from_any_peer_goes_safe_first_tells_everyone_and_ends_the_run() -> None:
