@@ -2,7 +2,7 @@
 
 Every message is a msgpack array whose first element is its kind (a short string). The
 fields that follow are positional and typed by `SCHEMA` below; `decode` checks the kind, the
-arity and every field's type before anything else looks at the message, so a malformed
+arity and every field's exact type before anything else looks at the message, so a malformed
 message is rejected in one place and never reaches the plant. Nothing is ever unpickled.
 
 | kind      | fields                                                                          |
@@ -38,21 +38,32 @@ The field keeps its name whatever the input is; the wire format does not change.
 
 Frames above `MAX_MESSAGE_BYTES` are rejected as `oversized` here; frames above the
 transport's cap (hil/link/transport.py, larger) never get this far: ZeroMQ drops the peer.
+Inside a frame, a msgpack bin or ext, a str over `MAX_STR_BYTES` (UTF-8), an array over
+`MAX_ARRAY_LEN` entries, a map over `MAX_MAP_LEN` entries or with a key that is not a str, and
+nesting past the decoder's recursion limit (about 1000 levels) are `malformed`.
 
-The hot messages (`state`, `control`) are packed by `pack_state` / `pack_control` straight
-from numbers, without building intermediate objects.
+The codec is msgspec's, with msgpack's bytes: `decode` hands the frame to one typed decoder
+built from `SCHEMA` (an array_like Struct per kind, tagged by the kind string that opens the
+array), which unpacks and checks the kind, the arity and every field's exact type in C. Only a
+frame it refuses goes through the table in Python (`_decode_by_table`), which names the rule
+broken. The hot messages (`state`, `control`) are packed by `pack_state` / `pack_control`
+straight from numbers, without building intermediate objects.
 """
-
 from __future__ import annotations
 
 import math
-from typing import Any
+from functools import reduce
+from operator import or_
+from typing import Annotated, Any
 
-import msgpack
+import msgspec
 
 PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 16 * 1024
 MAX_STATE_DIM = 32
+MAX_STR_BYTES = 8192
+MAX_ARRAY_LEN = 4096
+MAX_MAP_LEN = 1024
 
 # State flags (bit field in `state` messages).
 FLAG_SAFE = 1  # the plant is applying its safe output
@@ -116,34 +127,72 @@ SCHEMA: dict[str, tuple[tuple[str, tuple[type, ...]], ...]] = {
                     ("round_trip_ns", _INT), ("safe_reason", (str,)), ("dropped", _INT)),
 }
 
-# Per kind: field names, and the exact types each accepts (decode's hot path).
+# The vector fields: 1 .. MAX_STATE_DIM numbers, int or float (`bad_shape`, `bad_type`).
+_VECTOR_FIELD = {"state": "state", "observation": "state"}
+
+# Per kind: field names, and the exact types each accepts (the table's checks).
 _COMPILED: dict[str, tuple[tuple[str, ...], tuple[frozenset[type], ...]]] = {
     kind: (tuple(n for n, _ in spec), tuple(frozenset(t) for _, t in spec))
     for kind, spec in SCHEMA.items()
 }
 
+# The typed decoder's field types: the same exact types (msgspec takes no bool for an int, no
+# float for an int, no bin for a str). Fields of free content (str, list, map) are checked for
+# the unpacking limits after the typed decode: msgspec has no such limits.
+_VECTOR = Annotated[list[int | float], msgspec.Meta(min_length=1, max_length=MAX_STATE_DIM)]
+_WIRE_TYPE: dict[tuple[type, ...], Any] = {
+    _INT: int, _NUM: int | float, (bool,): bool, (str,): str, (list,): list[Any],
+    (dict,): dict[str, Any],
+}
+_FREE = frozenset({(str,), (list,), (dict,)})
 
-class Message:
-    """A decoded, validated message: its kind and its fields by name.
 
-    A plain slotted class, not a frozen dataclass: this is built for every message on the hot
-    path and a frozen dataclass's __init__ costs several times more. Treat it as read-only.
+def _wire_struct(kind: str) -> type[msgspec.Struct]:
+    fields = [(name, _VECTOR if _VECTOR_FIELD.get(kind) == name else _WIRE_TYPE[types])
+              for name, types in SCHEMA[kind]]
+    return msgspec.defstruct(f"{kind}_wire", fields, array_like=True, tag=kind,
+                             forbid_unknown_fields=True)
+
+
+_KIND_OF_STRUCT: dict[type[msgspec.Struct], str] = {_wire_struct(k): k for k in SCHEMA}
+_FREE_FIELDS: dict[str, tuple[str, ...]] = {
+    kind: tuple(name for name, types in spec if types in _FREE and _VECTOR_FIELD.get(kind) != name)
+    for kind, spec in SCHEMA.items()
+}
+_typed_decoder = msgspec.msgpack.Decoder(reduce(or_, _KIND_OF_STRUCT))
+_plain_decoder = msgspec.msgpack.Decoder()
+_as_fields = msgspec.structs.asdict
+
+
+def _encode_subclass(value: object) -> object:
+    """msgpack packs a subclass of float, int or str (numpy's float64) as its base; so do we."""
+    for base in (float, int, str):
+        if isinstance(value, base):
+            return base(value)
+    raise TypeError(f"a message field cannot be {type(value).__name__}: send int, float, "
+                    "str, bool, None, list, tuple or dict")
+
+
+_encoder = msgspec.msgpack.Encoder(enc_hook=_encode_subclass)
+_pack = _encoder.encode
+
+
+class Message(msgspec.Struct, frozen=True):
+    """A decoded, validated message: its kind and its fields by name, `Message(kind, fields)`.
+
+    A msgspec Struct, not a dataclass: one is built for every message on the hot path, and a
+    Struct's __init__ (in C) costs half a slotted class's. Frozen: treat `fields` as read-only
+    too.
     """
 
-    __slots__ = ("fields", "kind")
-
-    def __init__(self, kind: str, fields: dict[str, Any]) -> None:
-        self.kind = kind
-        self.fields = fields
+    kind: str
+    fields: dict[str, Any]
 
     def __repr__(self) -> str:
         return f"Message({self.kind!r}, {self.fields!r})"
 
     def __getitem__(self, name: str) -> Any:
         return self.fields[name]
-
-
-_packer = msgpack.Packer(use_bin_type=True)
 
 
 def encode(kind: str, *fields: Any) -> bytes:
@@ -153,32 +202,27 @@ def encode(kind: str, *fields: Any) -> bytes:
         raise ValueError(f"unknown message kind {kind!r}; known: {sorted(SCHEMA)}")
     if len(fields) != len(spec):
         raise ValueError(f"{kind} takes {len(spec)} fields, got {len(fields)}")
-    packed: bytes = _packer.pack([kind, *fields])
-    return packed
+    return _pack((kind, *fields))
 
 
 def pack_state(seq: int, t_ns: int, state: list[float], flags: int) -> bytes:
     """Hot path: a `state` message. `state` is a list of floats (``ndarray.tolist()``)."""
-    packed: bytes = _packer.pack(("state", seq, t_ns, state, flags))
-    return packed
+    return _pack(("state", seq, t_ns, state, flags))
 
 
 def pack_control(
     seq: int, state_seq: int, force_n: float, t_state_rx_ns: int, t_send_ns: int, compute_ns: int
 ) -> bytes:
     """Hot path: a `control` message."""
-    packed: bytes = _packer.pack(
-        ("control", seq, state_seq, force_n, t_state_rx_ns, t_send_ns, compute_ns))
-    return packed
+    return _pack(("control", seq, state_seq, force_n, t_state_rx_ns, t_send_ns, compute_ns))
 
 
 def pack_observation(seq: int, t_ns: int, sim_time_s: float, state: list[float], force: float,
                      flags: int, steps: int, misses: int, round_trip_ns: int, safe_reason: str,
                      dropped: int) -> bytes:
     """An `observation` (a plant's copy of its newest state for an observer)."""
-    packed: bytes = _packer.pack(("observation", seq, t_ns, sim_time_s, state, force, flags,
-                                  steps, misses, round_trip_ns, safe_reason, dropped))
-    return packed
+    return _pack(("observation", seq, t_ns, sim_time_s, state, force, flags, steps, misses,
+                  round_trip_ns, safe_reason, dropped))
 
 
 def decode(data: bytes) -> Message:
@@ -186,19 +230,28 @@ def decode(data: bytes) -> Message:
     if len(data) > MAX_MESSAGE_BYTES:
         raise MessageError("oversized", f"{len(data)} bytes > {MAX_MESSAGE_BYTES}")
     try:
-        obj = msgpack.unpackb(
-            data,
-            raw=False,
-            strict_map_key=True,
-            max_array_len=4096,
-            max_map_len=1024,
-            max_str_len=8192,
-            max_bin_len=0,
-            max_ext_len=0,
-        )
-    except Exception as exc:  # msgpack raises many types for garbage
-        raise MessageError("malformed", f"not msgpack ({type(exc).__name__})") from None
-    if not isinstance(obj, list) or not obj or not isinstance(obj[0], str):
+        wire = _typed_decoder.decode(data)
+    except Exception:  # refused (or nested past the recursion limit): the table says why
+        return _decode_by_table(data)
+    kind = _KIND_OF_STRUCT[type(wire)]
+    fields = _as_fields(wire)
+    if kind == "control":
+        if not math.isfinite(fields["force_n"]):
+            raise _non_finite(fields["force_n"])
+    else:
+        for name in _FREE_FIELDS[kind]:
+            _check_limits(fields[name])
+    return Message(kind, fields)
+
+
+def _decode_by_table(data: bytes) -> Message:
+    """The table's checks on a plain unpack, in order: the first rule broken is the error."""
+    try:
+        obj = _plain_decoder.decode(data)
+    except Exception as exc:  # truncated, trailing bytes, bad UTF-8, a never-used byte, depth
+        raise MessageError("malformed", f"not msgpack: {exc}") from None
+    _check_limits(obj)
+    if type(obj) is not list or not obj or type(obj[0]) is not str:
         raise MessageError("malformed", "not an array starting with a kind string")
     kind = obj[0]
     spec = SCHEMA.get(kind)
@@ -208,13 +261,18 @@ def decode(data: bytes) -> Message:
         raise MessageError("bad_arity", f"{kind} takes {len(spec)} fields, got {len(obj) - 1}")
     names, exact = _COMPILED[kind]
     for name, allowed, value in zip(names, exact, obj[1:], strict=True):
-        if type(value) not in allowed:  # exact types: msgpack yields no subclasses; bool is out
+        if type(value) not in allowed:  # exact types: the unpacker yields no subclasses
             raise MessageError("bad_type", f"{kind}.{name} has type {type(value).__name__}")
-    if kind == "state" or kind == "observation":
-        _check_vector(obj[4] if kind == "observation" else obj[3])
-    elif kind == "control" and not math.isfinite(obj[3]):
-        raise MessageError("non_finite", f"control.force_n is {obj[3]}", obj[3])
-    return Message(kind, dict(zip(names, obj[1:], strict=True)))
+    fields = dict(zip(names, obj[1:], strict=True))
+    if kind in _VECTOR_FIELD:
+        _check_vector(fields[_VECTOR_FIELD[kind]])
+    elif kind == "control" and not math.isfinite(fields["force_n"]):
+        raise _non_finite(fields["force_n"])
+    return Message(kind, fields)
+
+
+def _non_finite(force_n: float) -> MessageError:
+    return MessageError("non_finite", f"control.force_n is {force_n}", force_n)
 
 
 def _check_vector(values: list[Any]) -> None:
@@ -223,3 +281,37 @@ def _check_vector(values: list[Any]) -> None:
     for v in values:
         if type(v) is not float and type(v) is not int:
             raise MessageError("bad_type", f"state entry of type {type(v).__name__}")
+
+
+_LEAVES = frozenset({type(None), bool, int, float})
+
+
+def _check_limits(value: object) -> None:
+    """The unpacking limits (module docstring), over a value and all it holds."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if type(item) is str:
+            if len(item.encode()) > MAX_STR_BYTES:
+                raise MessageError("malformed", f"a str of {len(item.encode())} bytes > "
+                                   f"{MAX_STR_BYTES}")
+        elif type(item) is list:
+            if len(item) > MAX_ARRAY_LEN:
+                raise MessageError("malformed", f"an array of {len(item)} > {MAX_ARRAY_LEN}")
+            pending.extend(item)
+        elif type(item) is dict:
+            _check_map(item)
+            pending.extend(item)
+            pending.extend(item.values())
+        elif type(item) not in _LEAVES:
+            what = "bin" if type(item) is bytes else "ext"
+            raise MessageError("malformed", f"msgpack {what} is not accepted (text is str)")
+
+
+def _check_map(item: dict[Any, Any]) -> None:
+    if len(item) > MAX_MAP_LEN:
+        raise MessageError("malformed", f"a map of {len(item)} > {MAX_MAP_LEN}")
+    for key in item:
+        if type(key) is not str:
+            raise MessageError("malformed", f"a map key of type {type(key).__name__}: keys "
+                               "are str")
