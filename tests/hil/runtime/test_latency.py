@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 from hdrh.histogram import HdrHistogram
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from latency_reference import PerSampleRecorder
 
 from hil.runtime.latency import (
+    BUFFER_SAMPLES,
     DEFAULT_FIGURES,
     ENCODING_SCHEMA,
     HIGHEST_NS,
@@ -316,9 +318,12 @@ def test_thread_snapshots_are_consistent_while_the_loop_records() -> None:
     # of one instant sees a prefix of that sequence: the counts read in the same order are
     # n + 1 for some leading figures and n for the rest. A figure-by-figure snapshot would
     # show a later figure ahead of an earlier one.
+    # The loop waits once, halfway, for the reader's first snapshot: recording is faster than
+    # a snapshot, and the loop could otherwise end before the reader ever ran.
     monitor = LatencyMonitor()
     iterations = 3_000
     stop = threading.Event()
+    read_once = threading.Event()
     snapshots = []
 
     def loop() -> None:
@@ -326,11 +331,14 @@ def test_thread_snapshots_are_consistent_while_the_loop_records() -> None:
             for figure in DEFAULT_FIGURES:
                 monitor.record_ns(figure, 1_000 + i)
             monitor.record_deadline(i % 7 != 0)
+            if i == iterations // 2:
+                read_once.wait(timeout=30)
         stop.set()
 
     def reader() -> None:
         while not stop.is_set():
             snapshots.append(monitor.statistics())
+            read_once.set()
 
     threads = [threading.Thread(target=loop), threading.Thread(target=reader)]
     for thread in threads:
@@ -338,11 +346,76 @@ def test_thread_snapshots_are_consistent_while_the_loop_records() -> None:
     for thread in threads:
         thread.join()
 
+    assert read_once.is_set()
     snapshots.append(monitor.statistics())
-    assert len(snapshots) > 1
     for stats in snapshots:
         counts = [stats.figures[f].count for f in DEFAULT_FIGURES] + [stats.deadline.total]
         n = counts[-1]
         assert counts == sorted(counts, reverse=True)
         assert set(counts) <= {n, n + 1}
     assert snapshots[-1].deadline.total == iterations
+
+
+# Buffered recording against the per-sample path it replaced (latency_reference.py).
+EDGE_NS = [0, 1, 2047, 2048, 2049, 4095, 4096, 1_000_000, HIGHEST_NS - 1, HIGHEST_NS,
+           HIGHEST_NS + 1, 2**63 - 1, 2**63, 2**70, -1, -(2**63), -(2**63) - 1, -(2**70)]
+SAMPLE_NS = st.one_of(st.sampled_from(EDGE_NS), st.integers(-10**6, 10**7),
+                      st.integers(0, HIGHEST_NS), st.integers(-(2**72), 2**72))
+
+
+def assert_same_as_per_sample(monitor: LatencyMonitor, reference: PerSampleRecorder) -> None:
+    """The same encoded histograms and counts, and the statistics hdrh gives for the
+    reference's histograms, to the last bit."""
+    encoded = monitor.encode()
+    assert encoded == reference.encode()
+    stats = monitor.statistics()
+    assert (stats.clamped, stats.negative) == (reference.clamped, reference.negative)
+    for name, histogram in reference.histograms.items():
+        count = histogram.get_total_count()
+        got = stats.figures[name]
+        assert got.count == count
+        if count:
+            values = histogram.get_percentile_to_value_dict([50.0, 90.0, 99.0, 99.9])
+            assert (got.p50, got.p90, got.p99, got.p999) == tuple(
+                values[p] / 1000.0 for p in (50.0, 90.0, 99.0, 99.9))
+            assert got.max == histogram.get_max_value() / 1000.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["round_trip", "compute"]), SAMPLE_NS),
+                max_size=3 * BUFFER_SAMPLES + 5),
+       st.sets(st.integers(0, 3 * BUFFER_SAMPLES)))
+def test_buffered_samples_give_what_per_sample_recording_gave(
+        samples: list[tuple[str, int]], looks: set[int]) -> None:
+    figures = ("round_trip", "compute")
+    monitor, reference = LatencyMonitor(figures), PerSampleRecorder(figures)
+    for i, (figure, value_ns) in enumerate(samples):
+        monitor.record_ns(figure, value_ns)
+        reference.record_ns(figure, value_ns)
+        if i in looks:  # a report mid-run folds a part-full buffer
+            assert_same_as_per_sample(monitor, reference)
+    assert_same_as_per_sample(monitor, reference)
+
+
+def test_full_buffers_fold_without_a_report() -> None:
+    monitor, reference = LatencyMonitor(("compute",)), PerSampleRecorder(("compute",))
+    values = [(i * 7919) % 5_000_000 - 1_000 for i in range(5 * BUFFER_SAMPLES + 3)]
+    values += EDGE_NS * 3
+    for value_ns in values:
+        monitor.record_ns("compute", value_ns)
+        reference.record_ns("compute", value_ns)
+    assert_same_as_per_sample(monitor, reference)
+
+
+def test_merging_monitors_with_buffered_samples_adds_them_all() -> None:
+    plant, controller = LatencyMonitor(), LatencyMonitor()
+    reference = PerSampleRecorder(DEFAULT_FIGURES)
+    for i in range(BUFFER_SAMPLES + 10):
+        plant.record_ns("round_trip", 50_000 + i)
+        controller.record_ns("round_trip", 70_000 - 3 * i)
+        reference.record_ns("round_trip", 50_000 + i)
+        reference.record_ns("round_trip", 70_000 - 3 * i)
+    controller.record_ns("compute", -4)
+    reference.record_ns("compute", -4)
+    plant.merge(controller)
+    assert_same_as_per_sample(plant, reference)
