@@ -10,11 +10,12 @@ Out-of-range values are never dropped: a negative value (clock skew between two 
 is recorded as 0 ns and counted in `negative`; a value above 60 s is recorded as 60 s and
 counted in `clamped`.
 
-Recording a value is a store into the figure's buffer of `BUFFER_SAMPLES` int64 samples: the
-hdrhistogram package records in Python (microseconds a value). A full buffer, and every
-`statistics()`, `encode()` and `merge()`, folds the buffered samples into the histogram at
-once with NumPy (tens of microseconds for a full buffer), count for count what recording them
-one by one would have done.
+Recording a value is a store into the figure's buffer of about `BUFFER_SAMPLES` int64
+samples: the hdrhistogram package records in Python (microseconds a value). A full buffer,
+and every `statistics()`, `encode()` and `merge()`, folds the buffered samples into the
+histogram at once with NumPy (tens of microseconds for a full buffer), count for count what
+recording them one by one would have done. The figures' buffers differ in size by
+`STAGGER_SAMPLES`, so that figures recorded on the same tick do not all fold on one tick.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
     "HIGHEST_NS",
     "LOWEST_NS",
     "SIGNIFICANT_FIGURES",
+    "STAGGER_SAMPLES",
     "DeadlineStatistics",
     "LatencyMonitor",
     "LatencyStatistics",
@@ -54,6 +56,7 @@ HIGHEST_NS = 60_000_000_000
 SIGNIFICANT_FIGURES = 3
 ENCODING_SCHEMA = "hil-latency/1"
 BUFFER_SAMPLES = 1024
+STAGGER_SAMPLES = 61
 
 _PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 _NS_PER_US = 1000.0
@@ -141,13 +144,14 @@ def _counts_indices(values: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
 class _Figure:
     """One figure's histogram, its out-of-range counts and its samples not yet folded in."""
 
-    __slots__ = ("clamped", "histogram", "negative", "pending", "samples")
+    __slots__ = ("capacity", "clamped", "histogram", "negative", "pending", "samples")
 
-    def __init__(self) -> None:
+    def __init__(self, capacity: int) -> None:
         self.histogram = _new_histogram()
         self.clamped = 0
         self.negative = 0
-        self.samples = np.zeros(BUFFER_SAMPLES, dtype=np.int64)
+        self.capacity = capacity
+        self.samples = np.zeros(capacity, dtype=np.int64)
         self.pending = 0
 
     def fold(self) -> None:
@@ -174,6 +178,10 @@ class _Figure:
         self.pending = 0
 
 
+def _new_figures(names: tuple[str, ...]) -> dict[str, _Figure]:
+    return {name: _Figure(BUFFER_SAMPLES + i * STAGGER_SAMPLES) for i, name in enumerate(names)}
+
+
 @dataclass(frozen=True, slots=True)
 class _Snapshot:
     histograms: dict[str, HdrHistogram]
@@ -190,9 +198,10 @@ class LatencyMonitor:
     Thread-safe: every method takes the monitor's lock, so the loop thread can record while
     another thread calls `statistics()`, `encode()` or `merge()`, and each snapshot holds all
     figures and the deadline counts as of one instant. The lock is held only briefly: one
-    store of a sample (and, once in `BUFFER_SAMPLES`, a NumPy fold of the buffer), or the folds
-    of the buffered samples and a C-level copy of the histograms' counts; percentiles are
-    computed from the copy after the lock is released, so a report does not stall the loop.
+    store of a sample (and, once in about `BUFFER_SAMPLES`, a NumPy fold of the buffer), or
+    the folds of the buffered samples and a C-level copy of the histograms' counts;
+    percentiles are computed from the copy after the lock is released, so a report does not
+    stall the loop.
     """
 
     def __init__(self, figures: Iterable[str] = DEFAULT_FIGURES) -> None:
@@ -202,7 +211,7 @@ class LatencyMonitor:
         if len(set(names)) != len(names):
             raise ValueError(f"figures must be distinct, got {names!r}")
         self._names = names
-        self._figures = {name: _Figure() for name in names}
+        self._figures = _new_figures(names)
         self._lock = threading.Lock()
         self._total = 0
         self._misses = 0
@@ -237,7 +246,7 @@ class LatencyMonitor:
             except OverflowError:  # beyond int64: out of range all the same
                 entry.samples[entry.pending] = HIGHEST_NS + 1 if value_ns > 0 else -1
             entry.pending += 1
-            if entry.pending == BUFFER_SAMPLES:
+            if entry.pending == entry.capacity:
                 entry.fold()
 
     def record_deadline(self, met: bool) -> None:
@@ -339,7 +348,7 @@ class LatencyMonitor:
 
     def reset(self) -> None:
         """Forget everything recorded so far."""
-        fresh = {name: _Figure() for name in self._names}
+        fresh = _new_figures(self._names)
         with self._lock:
             self._figures = fresh
             self._total = 0
