@@ -46,51 +46,39 @@ CONTROL = (123_457, 123_456, -12.375, 1_700_000_000_123_470_000, 1_700_000_000_1
 SAMPLES_NS = [40_000 + (i * 7919) % 45_000 for i in range(4096)]
 
 
-def per_call_us(call: Callable[[], object], calls: int) -> float:
+# An operation: the old and the new function, and the arguments of each call of a batch.
+Op = tuple[Callable[..., object], Callable[..., object], list[tuple[Any, ...]]]
+
+
+def per_call_us(function: Callable[..., object], calls: list[tuple[Any, ...]]) -> float:
     start = time.perf_counter_ns()
-    for _ in range(calls):
-        call()
-    return (time.perf_counter_ns() - start) / calls / 1e3
+    for args in calls:
+        function(*args)
+    return (time.perf_counter_ns() - start) / len(calls) / 1e3
 
 
-def codec_pairs() -> dict[str, tuple[Callable[[], object], Callable[[], object]]]:
-    """Operation -> (old, new) calls doing the same work."""
-    pairs: dict[str, tuple[Callable[[], object], Callable[[], object]]] = {}
+def operations(batch: int) -> dict[str, Op]:
+    """Operation -> (old, new, calls): both sides do the same work, checked here."""
+    ops: dict[str, Op] = {}
     for name, fields in (("state 6", STATE_6), ("state 32", STATE_32)):
         data = new_codec.pack_state(*fields)
         assert data == old_codec.pack_state(*fields)
-        pairs[f"encode {name}"] = (lambda f=fields: old_codec.pack_state(*f),
-                                   lambda f=fields: new_codec.pack_state(*f))
-        pairs[f"decode {name}"] = (lambda d=data: old_codec.decode(d),
-                                   lambda d=data: new_codec.decode(d))
+        ops[f"encode {name}"] = (old_codec.pack_state, new_codec.pack_state, [fields] * batch)
+        ops[f"decode {name}"] = (old_codec.decode, new_codec.decode, [(data,)] * batch)
     data = new_codec.pack_control(*CONTROL)
     assert data == old_codec.pack_control(*CONTROL)
-    pairs["encode control"] = (lambda: old_codec.pack_control(*CONTROL),
-                               lambda: new_codec.pack_control(*CONTROL))
-    pairs["decode control"] = (lambda: old_codec.decode(data), lambda: new_codec.decode(data))
-    return pairs
+    ops["encode control"] = (old_codec.pack_control, new_codec.pack_control, [CONTROL] * batch)
+    ops["decode control"] = (old_codec.decode, new_codec.decode, [(data,)] * batch)
+    return ops
 
 
-def recorder(record: Callable[[str, int], None]) -> Callable[[], None]:
-    """A call recording the next sample of the cycle, as a loop does once a figure a tick."""
-    position = [0]
-
-    def call() -> None:
-        i = position[0]
-        record("round_trip", SAMPLES_NS[i])
-        position[0] = (i + 1) % len(SAMPLES_NS)
-
-    return call
-
-
-def one_run(pairs: dict[str, tuple[Callable[[], object], Callable[[], object]]],
-            batches: int, batch: int) -> dict[str, dict[str, dict[str, float]]]:
+def one_run(ops: dict[str, Op], batches: int) -> dict[str, dict[str, dict[str, float]]]:
     """Per operation and side: p50 and mean of the per-call time over the batches (us)."""
-    times: dict[str, tuple[list[float], list[float]]] = {op: ([], []) for op in pairs}
+    times: dict[str, tuple[list[float], list[float]]] = {op: ([], []) for op in ops}
     for _ in range(batches):
-        for op, (old, new) in pairs.items():
-            times[op][0].append(per_call_us(old, batch))
-            times[op][1].append(per_call_us(new, batch))
+        for op, (old, new, calls) in ops.items():
+            times[op][0].append(per_call_us(old, calls))
+            times[op][1].append(per_call_us(new, calls))
     return {op: {side: {"p50": statistics.median(t), "mean": statistics.fmean(t)}
                  for side, t in zip(("old", "new"), pair, strict=True)}
             for op, pair in times.items()}
@@ -110,13 +98,14 @@ def fold_call_us(repeats: int) -> float:
 
 
 def measure(runs: int, batches: int, batch: int) -> dict[str, Any]:
-    pairs = codec_pairs()
+    ops = operations(batch)
     old_monitor, new_monitor = PerSampleRecorder(("round_trip",)), LatencyMonitor(("round_trip",))
-    pairs["record_ns"] = (recorder(old_monitor.record_ns), recorder(new_monitor.record_ns))
-    results = [one_run(pairs, batches, batch) for _ in range(runs)]
+    samples = [("round_trip", SAMPLES_NS[i % len(SAMPLES_NS)]) for i in range(batch)]
+    ops["record_ns"] = (old_monitor.record_ns, new_monitor.record_ns, samples)
+    results = [one_run(ops, batches) for _ in range(runs)]
     assert old_monitor.encode()["histograms"] == new_monitor.encode()["histograms"]
     table: dict[str, Any] = {}
-    for op in pairs:
+    for op in ops:
         row = {f"{side}_{stat}_us": statistics.median(r[op][side][stat] for r in results)
                for side in ("old", "new") for stat in ("p50", "mean")}
         row["ratio_p50"] = row["old_p50_us"] / row["new_p50_us"]
