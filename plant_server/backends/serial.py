@@ -250,7 +250,7 @@ class SerialBackend:
         return tick
 
     def start(self, t_ns: int) -> None:
-        """Arm the rig: CLEAR now (repeated until its flags show MOTOR_ENABLED)."""
+        """Arm the rig: CLEAR now, again every CLEAR_RETRY_NS until it is MOTOR_ENABLED."""
         self._t0_ns = t_ns
         self._first_tick = True  # publishes the newest state: the ticks follow its arrival
         self._last_clear_ns = self._clock()
@@ -304,6 +304,7 @@ class SerialBackend:
                 if not intake.armed_seen and now - self._last_clear_ns >= CLEAR_RETRY_NS:
                     self._tx.send(Clear())
                     self._counts["clears_tx"] += 1
+                    self._last_clear_ns = now
         self._control_since_tick = False
         return self.state
 

@@ -309,6 +309,28 @@ def test_a_reader_thread_that_dies_puts_the_plant_safe_saying_why(tmp_path: Path
 
 
 @pytest.mark.realtime
+def test_a_rig_that_does_not_arm_is_told_clear_every_20_ms_not_every_tick(
+        tmp_path: Path) -> None:
+    # The rig is frozen before the run starts: it never arms, and the bridge retries CLEAR
+    # until its silence timeout ends the run.
+    with EmulatedRig(rig_config(tmp_path, rate_hz=200), tmp_path / "rig") as rig:
+        backend = bridge(rig.port, rate_hz=200, silence_timeout_ns=200_000_000)
+        backend.open()
+        rig.signal(signal.SIGSTOP)
+        try:
+            ticks = run(backend, 2.0)
+        finally:
+            rig.signal(signal.SIGCONT)
+        backend.close()
+    assert backend.fault is not None and backend.fault.startswith(f"rig on {rig.port} silent")
+    clears = backend.report()["clears_tx"]
+    # The first CLEAR, then one each CLEAR_RETRY_NS (20 ms) until the ~200 ms are up: about
+    # 11, not one per 5 ms tick after the first 20 ms (about 36).
+    assert 25 <= ticks <= 60, ticks
+    assert 5 <= clears <= 1 + ticks * 5 // 20 + 1, (clears, ticks)
+
+
+@pytest.mark.realtime
 def test_a_silent_rig_is_detected_within_the_silence_timeout(tmp_path: Path) -> None:
     with EmulatedRig(rig_config(tmp_path, watchdog_ms=500), tmp_path / "rig") as rig:
         backend = bridge(rig.port, silence_timeout_ns=150_000_000)
