@@ -1,7 +1,9 @@
 """What `hil-plant` and `hil-controller` share: arguments, config, signals, the exit report.
 
 Each process writes its JSON report on every exit path (end of run, SIGINT, SIGTERM, an
-error), atomically (write then rename), so `hil run` never reads half a file.
+error), atomically (write then rename), so `hil run` never reads half a file. The run folder
+(`--out`) is refused when it cannot be made or holds this process's report of another run,
+unless `--overwrite` (hil/app/run_folder.py).
 Exit status: 0 ran to the end, 1 ended by a fault, 2 bad usage or config, 3 peer unreachable
 or silent, 4 refused by the peer.
 """
