@@ -116,9 +116,9 @@ def request(kind: str, *fields: Any) -> bytes:
 
 
 def _over_bounds(kind: str, fields: Sequence[Any], size: int, exc: msg.MessageError) -> str:
-    what = f"{len(fields[3])} gains ({kind})" if kind == "gains_set" else kind
+    what = f"a {kind} of {len(fields[3])} values" if kind == "gains_set" else f"the {kind}"
     if exc.kind == "oversized":
-        return (f"{what} make a {size}-byte message, over the protocol's "
+        return (f"{what} makes a {size}-byte message, over the protocol's "
                 f"{msg.MAX_MESSAGE_BYTES}-byte limit (MAX_MESSAGE_BYTES, hil/link/messages.py); "
                 "send fewer or shorter values")
     texts = [f for f in fields if isinstance(f, str)]

@@ -116,7 +116,8 @@ def test_too_many_gains_are_refused_naming_the_protocols_limit(
         capsys: pytest.CaptureFixture[str]) -> None:
     values = [str(i) for i in range(2000)]
     code, _, err = run_main(["gains", "--endpoint", NOBODY, "--timeout", "30", *values], capsys)
-    assert_one_line_usage(code, err, "2000 gains", "16384-byte limit", "MAX_MESSAGE_BYTES")
+    assert_one_line_usage(code, err, "a gains_set of 2000 values", "16384-byte limit",
+                          "MAX_MESSAGE_BYTES")
 
 
 def test_a_gain_name_over_the_protocols_text_bound_is_refused(

@@ -51,8 +51,8 @@ def test_the_largest_gains_request_the_protocol_takes_goes_and_one_more_is_refus
                <= msg.MAX_MESSAGE_BYTES)
     payload = operator.request("gains_set", 2**32 - 1, "x" * 64, [], [0.5] * fits)
     assert msg.decode(payload)["values"] == [0.5] * fits
-    with pytest.raises(operator.BadRequest, match=f"{fits + 1} gains .* over the protocol's "
-                       f"{msg.MAX_MESSAGE_BYTES}-byte limit"):
+    with pytest.raises(operator.BadRequest, match=f"a gains_set of {fits + 1} values makes .* "
+                       f"over the protocol's {msg.MAX_MESSAGE_BYTES}-byte limit"):
         operator.request("gains_set", 2**32 - 1, "x" * 64, [], [0.5] * (fits + 1))
 
 
