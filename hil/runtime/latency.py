@@ -156,7 +156,12 @@ class _Figure:
 
     def fold(self) -> None:
         """Record the pending samples in the histogram as `record_value` would, one by one:
-        the same counts, total, minimum and maximum."""
+        the same counts, total, minimum and maximum.
+
+        It adds into the histogram's own counts (a ctypes array of 64-bit counters) and sets
+        the three fields `record_value` sets; tests/hil/runtime/test_latency.py holds the
+        outcome to `record_value`'s, bit for bit, for the hdrhistogram installed.
+        """
         if not self.pending:
             return
         values = self.samples[: self.pending]
