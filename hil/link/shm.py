@@ -26,11 +26,12 @@ reader that sees the counter jump by more than 2 counts the messages it never sa
 Waiting. A reader spins on the counter for a while and then sleeps on the slot's doorbell (a
 futex word in the segment, `FUTEX_WAIT` with a timeout) after raising its `waiters` flag;
 the writer bumps the bell after each message and calls `FUTEX_WAKE` only when the flag is
-up, so a writer whose reader spins pays no system call. Every sleep is bounded (the caller's
-deadline and `MAX_SLEEP_NS`), so a peer that dies never leaves the other waiting for ever,
-and a wake-up lost to the flag race (there is no atomic exchange from Python) costs at most
-`MAX_SLEEP_NS`. benchmarks/bench_shm.py measures this against pure spinning, spinning with
-sched_yield and pinning: README, "The same-host fast path".
+up, so a writer whose reader spins pays no system call. The bell's bump and the flag's raise
+are locked instructions (hil/link/atomics.py): on x86-64 a plain store may be passed by the
+load after it, and a wake-up could be lost. Every sleep is bounded (the caller's deadline and
+`MAX_SLEEP_NS`), so a peer that dies never leaves the other waiting for ever.
+benchmarks/bench_shm.py measures this against pure spinning, spinning with sched_yield and
+pinning: docs/shm.md.
 
 A segment left by a killed plant (same name, its pid dead) is removed and replaced; one whose
 plant still lives is refused with a message naming the pid. A plant that starts also removes
@@ -49,6 +50,8 @@ import struct
 from collections.abc import Callable
 from multiprocessing import shared_memory
 from typing import Any, cast
+
+from hil.link import atomics
 
 SEGMENT_BYTES = 512
 MAGIC = 0x314D48534C4948  # "HILSHM1"
@@ -96,11 +99,14 @@ def _syscall() -> Any:
 
 
 def check_platform() -> None:
-    """The seqlock relies on x86-64 ordering and the futex system call number."""
+    """The seqlock relies on x86-64 ordering and the futex system call number; the doorbell's
+    locked instructions are compiled here, off the loop (a controller calls this before its
+    hello, so the compile never delays its first control)."""
     machine = platform.machine()
     if machine not in ("x86_64", "AMD64") or not os.name == "posix":
         raise SharedMemoryError(
             f"run.transport shm needs Linux on x86-64 (this is {machine}); use run.transport zmq")
+    atomics.warm()
 
 
 def segment_name(endpoint: str) -> str:
@@ -187,7 +193,9 @@ def _unlink(name: str) -> None:
 
 
 class _Bell:
-    """The doorbell of one slot: a futex word and a waiters flag in the segment."""
+    """The doorbell of one slot: a futex word and a waiters flag in the segment. The bell's
+    bump and the flag's raise are locked instructions (hil/link/atomics.py), so neither
+    side's next read can pass its own write: a message is never slept through."""
 
     def __init__(self, seg: shared_memory.SharedMemory, words: memoryview, slot_at: int) -> None:
         self._buf: memoryview = cast(memoryview, seg.buf)
@@ -195,8 +203,10 @@ class _Bell:
         self._bell_at = slot_at + 8
         self._bell = self._bell_at // 4
         self._waiters = (slot_at + _WAITERS_OFF) // 4
-        self._addr = ctypes.c_void_p(
-            ctypes.addressof(ctypes.c_char.from_buffer(self._buf, self._bell_at)))
+        base = ctypes.addressof(ctypes.c_char.from_buffer(self._buf))
+        self._bell_addr = base + self._bell_at
+        self._waiters_addr = base + slot_at + _WAITERS_OFF
+        self._addr = ctypes.c_void_p(self._bell_addr)
         self._syscall = _syscall()
         self._ts = _Timespec(0, 0)
         self._ts_ref = ctypes.byref(self._ts)
@@ -204,9 +214,7 @@ class _Bell:
         self.sleeps = 0  # FUTEX_WAIT calls made (the reader)
 
     def ring(self) -> None:
-        words, bell = self._words, self._bell
-        words[bell] = (words[bell] + 1) & 0xFFFFFFFF
-        if words[self._waiters]:
+        if atomics.bump_then_read(self._bell_addr, self._waiters_addr):
             self.wakes += 1
             self._syscall(_SYS_FUTEX, self._addr, _FUTEX_WAKE, 1, None, None, 0)
 
@@ -218,8 +226,7 @@ class _Bell:
         """Sleep until the bell moves past `seen` or `timeout_ns`; `ready()` is re-checked
         after raising the flag, so a message written just before is not slept through
         (-> True, without sleeping)."""
-        words = self._words
-        words[self._waiters] = 1
+        atomics.raise_flag(self._waiters_addr)
         try:
             if ready():
                 return True
@@ -229,10 +236,11 @@ class _Bell:
             self._syscall(_SYS_FUTEX, self._addr, _FUTEX_WAIT, seen, self._ts_ref, None, 0)
             return False
         finally:
-            words[self._waiters] = 0
+            self._words[self._waiters] = 0  # a late lowering costs one spare FUTEX_WAKE
 
     def release(self) -> None:
         self._addr = ctypes.c_void_p(0)
+        self._bell_addr = self._waiters_addr = 0
 
 
 class Segment:

@@ -35,7 +35,9 @@ from hil.link.dataplane import (
 ROOT = Path(__file__).resolve().parents[3]
 N = 6
 
-# A writer at full speed: state seq k carries t_ns = 7k, flags = k % 5 and every entry = k.
+# A writer at full speed for at least N messages and a second (so that a reader on a loaded
+# machine gets the CPU while it writes): state seq k carries t_ns = 7k, flags = k % 5 and
+# every entry = k. It prints the last seq it wrote.
 _WRITER = """
 import sys, time
 from hil.link import shm
@@ -43,9 +45,12 @@ seg = shm.Segment.open(sys.argv[1])
 w = shm.StateWriter(seg)
 print("ready", flush=True)
 n = int(sys.argv[2])
-for k in range(1, n + 1):
+k, until = 0, time.monotonic() + 1.0
+while k < n or time.monotonic() < until:
+    k += 1
     w.write(k, 7 * k, [float(k)] * seg.n_states, k % 5)
 seg.close()
+print(k, flush=True)
 """
 
 # Holds a segment as a plant would, then waits to be killed.
@@ -79,15 +84,16 @@ def segment(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def test_a_reader_never_takes_a_torn_or_older_state_from_a_writer_at_full_speed(
         segment: shm.Segment) -> None:
-    total = 200_000
-    writer = _python(_WRITER, segment.name, str(total))
+    writer = _python(_WRITER, segment.name, "200000")
     reader = shm.StateReader(segment)
     assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
     taken, last, first = 0, 0, 0
     give_up = time.monotonic() + 120
-    while last < total and time.monotonic() < give_up:
+    while time.monotonic() < give_up:
         got = reader.take()
         if got is None:
+            if writer.poll() is not None and not reader.has_new():
+                break  # the writer is done and everything it wrote was looked at
             continue
         seq, t_ns, flags, values = got
         assert seq > last, "newest-state: never an older one"
@@ -96,10 +102,13 @@ def test_a_reader_never_takes_a_torn_or_older_state_from_a_writer_at_full_speed(
         last = seq
         first = first or seq
     assert writer.wait(timeout=60) == 0, writer.stderr.read() if writer.stderr else ""
-    assert last == total
+    total = int(writer.stdout.read())
+    assert total >= 200_000 and last == total
     # Every message from the first taken on was taken or counted as overwritten, none both.
     assert taken + reader.overwritten == total - first + 1
-    assert taken > 100  # the reader really raced the writer
+    # It raced the writer: it took a few messages and caught it mid-write at least once (on
+    # a loaded machine it may get the CPU for a small part of the writer's second).
+    assert taken > 10 and reader.retries > 0, (taken, reader.overwritten, reader.retries, total)
 
 
 def test_a_state_published_before_the_controller_opened_the_segment_is_taken(
