@@ -32,7 +32,9 @@ def hil(cwd: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProc
 
 def run(cwd: Path, config: str, endpoint: str, *extra: str) -> tuple[
         subprocess.CompletedProcess[str], dict]:
-    done = hil(cwd, "run", "--config", config, "--endpoint", endpoint, "--out", "out", *extra)
+    # One folder for the test's runs, each replacing the one before (--overwrite).
+    done = hil(cwd, "run", "--config", config, "--endpoint", endpoint, "--out", "out",
+               "--overwrite", *extra)
     report = json.loads((cwd / "out" / "report.json").read_text()) if (
         cwd / "out" / "report.json").exists() else {}
     return done, report
