@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import NO_HTML, free_endpoint
 
 from controller_client.main import law_from_config
 from controller_client.replay import main, replay
@@ -20,8 +25,11 @@ UNITS = ["m", "rad", "rad", "m/s", "rad/s", "rad/s"]
 T0_NS = 7_000_000_000
 
 
-def record_run(run: Path, controller: str = "classical_smc", steps: int = 300) -> Path:
-    """A run folder whose controller.rec holds what `controller` computed, as the loop does."""
+def record_run(run: Path, controller: str = "classical_smc", steps: int = 300,
+               changes: dict[int, list[float]] | None = None, mode: str = "realtime") -> Path:
+    """A run folder whose controller.rec holds what `controller` computed, as the loop does;
+    `changes` {row: gains}: set before that row's control, and listed in controller.json as
+    the loop lists them (the time: the state's in lockstep, between two sends in realtime)."""
     run.mkdir(parents=True, exist_ok=True)
     config = load_config(None, {"controller.name": controller})
     (run / "config.yaml").write_text(dump_config(config))
@@ -34,17 +42,29 @@ def record_run(run: Path, controller: str = "classical_smc", steps: int = 300) -
     states = np.stack([0.2 * (1 - decay), 0.1 * decay * np.cos(8 * t),
                        -0.05 * decay * np.cos(8 * t), 0.6 * decay, -0.8 * decay * np.sin(8 * t),
                        0.4 * decay * np.sin(8 * t)], axis=1)
+    events = []
     with Recorder(run / "controller.rec", controller_columns(NAMES, UNITS),
-                  {"t0_ns": T0_NS}, flush_interval_s=60.0, fsync_interval_s=0.0,
-                  max_rows_per_chunk=100) as rec:
+                  {"t0_ns": T0_NS, "mode": mode, "period_ns": 1_000_000},
+                  flush_interval_s=60.0, fsync_interval_s=0.0, max_rows_per_chunk=100) as rec:
         state = np.zeros(6)
         for i in range(steps):
             state[:] = states[i]
             t_ns = T0_NS + i * 1_000_000
+            if i in (changes or {}):
+                old = list(law.gains)
+                law.set_gains(changes[i])
+                time_s = (i * 1_000_000 * 1e-9 if mode == "lockstep"
+                          else (t_ns - T0_NS + 100_000) * 1e-9)
+                events += [{"time": time_s, "names": [], "old": old, "new": list(law.gains),
+                            "applied": True},
+                           {"time": time_s, "names": [], "old": old, "new": None,
+                            "applied": False}]
             force = law.compute(state, (t_ns - T0_NS) * 1e-9)
             rec.record((i + 1, i, t_ns, t_ns + 90_000, t_ns + 300_000, 5000, 0,
                         *states[i].tolist(), force, getattr(law, "sigma", math.nan),
                         getattr(law, "mass_condition", math.nan)))
+    if changes:
+        (run / "controller.json").write_text(json.dumps({"gain_changes": events}))
     return run
 
 
@@ -54,6 +74,61 @@ def test_a_recorded_run_is_reproduced_exactly(tmp_path: Path, controller: str) -
     assert result.controls == 300 and result.controller == controller
     assert result.max_force_diff_n == 0.0 and result.reproduced
     assert result.recording_complete and result.recording_problem is None
+
+
+@pytest.mark.parametrize("mode", ["realtime", "lockstep"])
+def test_a_run_whose_gains_changed_live_is_reproduced_with_its_changes(
+        tmp_path: Path, mode: str, capsys: pytest.CaptureFixture) -> None:
+    changes = {120: [20.0, 100.0, 100.0, 1.0, 1.0, 1.0, 0.02],
+               121: [20.0, 150.0, 100.0, 1.0, 1.0, 1.0, 0.02]}
+    run = record_run(tmp_path / "r", "lqr", changes=changes, mode=mode)
+    result = replay(run)
+    assert result.gain_changes == 2 and result.max_force_diff_n == 0.0 and result.reproduced
+    assert main([str(run)]) == 0
+    assert "with the run's 2 gain changes (controller.json)" in capsys.readouterr().out
+    (run / "controller.json").unlink()  # without them the replay differs from control 121 on
+    unchanged = replay(run)
+    assert not unchanged.reproduced and unchanged.worst_control_seq >= 121
+
+
+@pytest.mark.timeout(300)
+def test_hil_replay_reproduces_a_real_run_whose_gains_changed_live(tmp_path: Path) -> None:
+    """Real processes: a lockstep lqr run, `hil gains` twice while it runs, Ctrl-C, then
+    `hil replay` of its folder."""
+    endpoint = free_endpoint()
+    hil = [sys.executable, "-m", "hil.cli"]
+    proc = subprocess.Popen([*hil, "run", *NO_HTML, "--controller", "lqr", "--mode",
+                             "lockstep", "--duration", "3600", "--endpoint", endpoint, "--out",
+                             str(tmp_path / "out"), "--set", "controller.connect_timeout_s=60"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        give_up = time.monotonic() + 120
+        asked = [*hil, "gains", "--endpoint", endpoint]
+        while subprocess.run([*asked, "--timeout", "0.5"], capture_output=True).returncode:
+            assert proc.poll() is None and time.monotonic() < give_up, "no run to ask"
+        for change in ("q_x=20", "r=0.02"):
+            done = subprocess.run([*asked, change], capture_output=True, text=True)
+            assert done.returncode == 0, done.stderr
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    replayed = subprocess.run([*hil, "replay", str(tmp_path / "out")], capture_output=True,
+                              text=True, timeout=120)
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert "with the run's 2 gain changes (controller.json)" in replayed.stdout
+    assert "reproduced within 1e-09 N: yes" in replayed.stdout
+
+
+def test_unreadable_gain_changes_are_named(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture) -> None:
+    run = record_run(tmp_path / "r", "lqr", changes={5: [20.0, 100.0, 100.0, 1, 1, 1, 0.02]})
+    (run / "controller.json").write_text('{"gain_changes": [{"applied": true}]}')
+    assert main([str(run)]) == 2
+    assert f"{run / 'controller.json'}: its gain_changes cannot be read" in \
+        capsys.readouterr().err
 
 
 def shift_force(run: Path, row: int, delta_n: float) -> None:
