@@ -22,6 +22,7 @@ from hil.app.exits import EXIT_FAULT, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from hil.cli.tune import CONNECT_TIMEOUT_S, add_arguments
 
 EXIT_INTERRUPTED = 130
+ZERO_GAIN_BOX = 0.1  # a zero default gain is searched in [-0.1, 0.1]
 # Options that decide the answer: on --resume they come from tuning.json.
 _SAVED = ("controller", "budget", "draws", "uncertainty", "seed", "optimizer")
 
@@ -69,50 +70,19 @@ class _Progress:
 
 def _settings_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any], str | None]:
     """(Settings, base config dict, history db) for a new tuning; raises _Usage."""
-    from controller_client.controllers import GainError, UnknownControllerError
-    from controller_client.tuning.engine import build_law
-    from controller_client.tuning.problem import (
-        Settings,
-        TuningError,
-        check_settings,
-        law_bounds,
-        tunable_model,
-    )
-    from hil.config import ConfigError, load_config
+    from controller_client.tuning.problem import Settings, TuningError, check_settings
 
-    try:
-        config = load_config(args.config)
-        tunable_model(config.plant.model)
-    except (ConfigError, TuningError) as exc:
-        raise _Usage(str(exc)) from None
+    config = _tuning_config(args)
     name = args.controller or config.controller.name
     options = dict(config.controller.options) if name == config.controller.name else {}
     search_path = tuple(getattr(config, "search_path", ()))
     dt_s = 1.0 / config.run.rate_hz
-    try:
-        law = build_law(name, None, options, dt_s, search_path)
-    except UnknownControllerError as exc:
-        raise _Usage(f"{exc}; pass one of them to --controller") from None
-    except (GainError, ValueError, TypeError) as exc:
-        raise _Usage(f"{name}: {exc}; check --controller and controller.options") from None
-    t = config.tuning
-    try:
-        lower, upper = law_bounds(law, t.bounds)
-    except TuningError as exc:
-        raise _Usage(str(exc)) from None
-    for side, gains in (("lower", lower), ("upper", upper)):
-        try:
-            build_law(name, gains, options, dt_s, search_path)
-        except (GainError, ValueError) as exc:
-            raise _Usage(f"the {side} bounds {list(gains)} are refused by {name}: {exc}; set "
-                         f"tuning.bounds in the config to gains it accepts") from None
+    law = _law_to_tune(name, options, dt_s, search_path)
+    lower, upper = _search_box(law, config.tuning.bounds)
+    _check_box(name, (lower, upper), options, dt_s, search_path)
     mode = config.run.mode
     angle_limit = getattr(config.safety.angle_limit_rad, mode)
-    starts = t.starts if t.starts is not None else [config.plant.initial_state]
-    for start in starts:
-        if len(start) != 6 or not all(math.isfinite(v) for v in start):
-            raise _Usage(f"each start (tuning.starts, else plant.initial_state) must be 6 "
-                         f"finite numbers for the dip, got {start}")
+    t = config.tuning
     settings = Settings(
         controller=name, options=options, lower=lower, upper=upper,
         budget=200 if args.budget is None else args.budget,
@@ -122,8 +92,7 @@ def _settings_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any], 
         optimizer=args.optimizer or "pso",
         batch_size=t.batch_size, duration_s=t.duration_s, rate_hz=config.run.rate_hz,
         delay=1.0 if mode == "realtime" else 0.0, substeps=config.plant.substeps,
-        starts=tuple(tuple(float(v) for v in s) for s in starts),
-        plant_params=dict(config.plant.params),
+        starts=_starts(config), plant_params=dict(config.plant.params),
         angle_limit_rad=1.0 if angle_limit is None else float(angle_limit),
         track_limit_m=(1e3 if config.safety.track_limit_m is None
                        else float(config.safety.track_limit_m)),
@@ -133,6 +102,85 @@ def _settings_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any], 
     except TuningError as exc:
         raise _Usage(str(exc)) from None
     return settings, config.model_dump(mode="json"), config.record.history_db
+
+
+def _tuning_config(args: argparse.Namespace) -> Any:
+    """The run config (--config), for a plant a tuning can simulate; _Usage otherwise."""
+    from controller_client.tuning.problem import TuningError, tunable_model
+    from hil.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+        tunable_model(config.plant.model)
+    except (ConfigError, TuningError) as exc:
+        raise _Usage(str(exc)) from None
+    return config
+
+
+def _law_to_tune(name: str, options: dict[str, Any], dt_s: float,
+                 search_path: tuple[str, ...]) -> Any:
+    """The law `name` with its default gains; _Usage naming the problem."""
+    from controller_client.controllers import GainError, UnknownControllerError
+    from controller_client.tuning.engine import build_law
+
+    try:
+        return build_law(name, None, options, dt_s, search_path)
+    except UnknownControllerError as exc:
+        raise _Usage(f"{exc}; pass one of them to --controller") from None
+    except (GainError, ValueError, TypeError) as exc:
+        raise _Usage(f"{name}: {exc}; check --controller and controller.options") from None
+
+
+def _check_box(name: str, box: tuple[tuple[float, ...], tuple[float, ...]],
+               options: dict[str, Any], dt_s: float, search_path: tuple[str, ...]) -> None:
+    """_Usage unless the law accepts both corners of the search box."""
+    from controller_client.controllers import GainError
+    from controller_client.tuning.engine import build_law
+
+    for side, gains in zip(("lower", "upper"), box, strict=True):
+        try:
+            build_law(name, gains, options, dt_s, search_path)
+        except (GainError, ValueError) as exc:
+            raise _Usage(f"the {side} bounds {list(gains)} are refused by {name}: {exc}; set "
+                         f"tuning.bounds in the config to gains it accepts") from None
+
+
+def sign_keeping_box(gain: float) -> tuple[float, float]:
+    """The default search range of a gain: half to twice it, on its own side of 0 (a
+    negative gain's box is [2 g, 0.5 g]); a small box around 0 for a zero gain."""
+    if gain > 0:
+        return 0.5 * gain, 2.0 * gain
+    if gain < 0:
+        return 2.0 * gain, 0.5 * gain
+    return -ZERO_GAIN_BOX, ZERO_GAIN_BOX
+
+
+def _search_box(law: Any, overrides: dict[str, Any] | None
+                ) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(lower, upper): the law's own `tuning_bounds`, else each default gain's
+    `sign_keeping_box`, with the config's tuning.bounds on top; _Usage naming a bad one."""
+    from controller_client.tuning.problem import TuningError, law_bounds
+
+    box: dict[str, Any] = {}
+    if getattr(law, "tuning_bounds", None) is None:
+        box = {name: sign_keeping_box(float(g))
+               for name, g in zip(law.gain_names, law.default_gains, strict=True)}
+    try:
+        return law_bounds(law, {**box, **(overrides or {})})
+    except TuningError as exc:
+        raise _Usage(str(exc)) from None
+
+
+def _starts(config: Any) -> tuple[tuple[float, ...], ...]:
+    """The initial states each candidate is simulated from: tuning.starts, else the plant's
+    initial state; _Usage unless each is 6 finite numbers (the dip)."""
+    starts = config.tuning.starts if config.tuning.starts is not None \
+        else [config.plant.initial_state]
+    for start in starts:
+        if len(start) != 6 or not all(math.isfinite(v) for v in start):
+            raise _Usage(f"each start (tuning.starts, else plant.initial_state) must be 6 "
+                         f"finite numbers for the dip, got {start}")
+    return tuple(tuple(float(v) for v in s) for s in starts)
 
 
 def _resumed(args: argparse.Namespace, out_dir: Path) -> tuple[Any, dict[str, Any], list[Any]]:
@@ -229,12 +277,7 @@ def _tune(args: argparse.Namespace) -> int:
 def _optimise(settings: Any, evaluator: Any, history: list[Any], out_dir: Path, run_id: str,
               base_config: dict[str, Any], db: str | None) -> int:
     from controller_client.tuning.engine import Problem, ReplayMismatch, best_of, optimise
-    from controller_client.tuning.outputs import (
-        checkpoint,
-        summarise,
-        write_checkpoint,
-        write_outputs,
-    )
+    from controller_client.tuning.outputs import checkpoint, summarise, write_checkpoint
 
     problem = Problem(settings, evaluator)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -268,7 +311,14 @@ def _optimise(settings: Any, evaluator: Any, history: list[Any], out_dir: Path, 
         signal.signal(signal.SIGINT, previous)
     evaluations = sum(len(b.costs) for b in history)
     complete = evaluations >= settings.budget
-    summary = record(history, complete)
+    return _tell(settings, problem, record(history, complete), out_dir, db, evaluations)
+
+
+def _tell(settings: Any, problem: Any, summary: dict[str, Any], out_dir: Path, db: str | None,
+          evaluations: int) -> int:
+    """Write the outputs and the history row, print the outcome; the exit status."""
+    from controller_client.tuning.outputs import write_outputs
+
     write_outputs(out_dir, summary, problem)
     if db:
         from hil.reporting.history import HistoryError, append_tuning
@@ -282,7 +332,7 @@ def _optimise(settings: Any, evaluator: Any, history: list[Any], out_dir: Path, 
           f"{summary['baseline_cost']:.5g}) after {evaluations} evaluations; held out: tuned "
           f"{held['tuned_cost']:.5g}, defaults {held['baseline_cost']:.5g}\n"
           f"{held['verdict']}\nwrote {out_dir}/tuning.json, tuned.yaml, tuning.html")
-    if not complete:
+    if evaluations < settings.budget:
         print(f"interrupted after {evaluations} of {settings.budget} evaluations; continue "
               f"with: hil tune --resume {out_dir}", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -379,3 +379,23 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path: Path, small_con
     assert b["complete"] and b["evaluations"] == 60
     assert b["history"] == a["history"]
     assert b["best_gains"] == a["best_gains"] and b["best_cost"] == a["best_cost"]
+
+
+def test_the_new_controller_scaffold_is_tuned_in_a_box_that_keeps_each_gain_s_sign(
+        tmp_path: Path) -> None:
+    """`hil new controller`'s law has negative gains: half to twice each, as it was, made
+    boxes with low > high and hil tune refused the scaffold's own defaults."""
+    made = subprocess.run([str(BIN / "hil"), "new", "controller", "mylaw"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    config = tmp_path / "mylaw.yaml"
+    config.write_text(config.read_text() + "record: {history_db: null}\n"
+                      + yaml.safe_dump({"tuning": {"duration_s": 0.4, "batch_size": 4}}))
+    done = subprocess.run([str(BIN / "hil"), "tune", "--config", str(config), "--budget", "4",
+                           "--draws", "1", "--out", str(tmp_path / "t")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode in (0, 1), done.stderr  # tuned, better or not: not refused (2)
+    settings = json.loads((tmp_path / "t" / "tuning.json").read_text())["settings"]
+    defaults = (31.62, -633.6, 945.1, 46.97, -8.545, 131.2)
+    assert settings["lower"] == [min(0.5 * g, 2 * g) for g in defaults]
+    assert settings["upper"] == [max(0.5 * g, 2 * g) for g in defaults]
