@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import NO_HTML, free_endpoint
+from conftest import NO_HTML, assert_passed_but_timing, free_endpoint
 
-from hil.recording.recorder import RecordingTail
+from hil.recording.recorder import Recording, RecordingTail, read_recording
 
 BIN = Path(sys.executable).parent
 REPORT_FIGURES = {"round_trip", "state_to_controller", "controller_to_plant", "compute",
@@ -30,44 +30,65 @@ def report_of(out: Path) -> dict:
     return json.loads((out / "report.json").read_text())
 
 
+# Not about the watchdog (tests/faults is): a loaded 2-core machine stalls both loops for
+# 20 ms at times, which trips the default one and drops the pendulum.
+PATIENT_WATCHDOG = ("--set", "plant.watchdog_timeout_ms=250")
+
+
+def misses_in(plant: Recording) -> int:
+    """Deadline misses as plant.rec shows them: a step whose state before it was not yet
+    answered by an applied control when the step was taken."""
+    seq, answered = plant["seq"][1:], plant["answered_seq"][1:]
+    return int(np.count_nonzero(answered < seq - 1))
+
+
 @pytest.mark.realtime
 def test_realtime_run_balances_and_reports_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "rt"
     done = hil("run", *NO_HTML, "--duration", "2", "--endpoint", free_endpoint(), "--out",
-               str(out))
+               str(out), *PATIENT_WATCHDOG)
     r = report_of(out)
+    assert_passed_but_timing(r)  # balanced, gates passed; the timing gates are the machine's
     assert done.returncode == (0 if r["verdict"] == "PASS" else 1), done.stderr
     assert r["schema"] == "hil-report/1" and r["mode"] == "realtime" and r["rate_hz"] == 1000
     assert r["plant_end_reason"] == "duration"
     assert abs(r["duration_s"] - 2.0) < 1e-6 and len(r["final_state"]) == 6
-    assert max(abs(r["final_state"][1]), abs(r["final_state"][2])) < 0.02
+    plant = read_recording(out / "plant.rec")
+    controller = read_recording(out / "controller.rec")
+    # Balanced: upright at the end of the recording (not the report's own final state).
+    assert max(abs(plant["theta1"][-1]), abs(plant["theta2"][-1])) < 0.02
     assert set(r["latency_us"]) >= REPORT_FIGURES
     for fig in REPORT_FIGURES:
         p = r["latency_us"][fig]
         assert p["count"] > 1500, fig
         assert 0 <= p["p50"] <= p["p90"] <= p["p99"] <= p["p999"] <= p["max"], fig
+    # Each figure counted against the recordings: one compute per recorded control, one
+    # plant_lateness per recorded step (the first, before any control, and the last aside).
+    assert r["latency_us"]["compute"]["count"] == controller.rows
+    assert abs(r["latency_us"]["plant_lateness"]["count"] - plant.rows) <= 1
     d = r["deadline"]
-    assert d["total"] == 2000 and d["misses"] == round(d["miss_ratio"] * d["total"])
-    gates = {g["name"]: g for g in r["gates"]}
-    g = gates["deadline_miss_ratio"]
-    assert g["passed"] == (d["miss_ratio"] <= g["threshold"])
-    assert gates["upright_at_end"]["passed"]
+    assert d["total"] == 2000
+    # The last steps of a run may miss the recording (as its last ~100 ms may): each of them
+    # may be a miss the recording cannot show.
+    assert 0 <= d["misses"] - misses_in(plant) <= d["total"] - plant.rows + 1
     assert "verdict:" in done.stdout and "round_trip" in done.stdout  # the summary table
 
 
 def test_lockstep_runs_are_deterministic(tmp_path: Path) -> None:
-    finals = []
+    recordings = []
     for i in range(2):
         out = tmp_path / f"ls{i}"
         done = hil("run", *NO_HTML, "--mode", "lockstep", "--duration", "1", "--endpoint",
-                   free_endpoint(),
-                   "--out", str(out))
+                   free_endpoint(), "--out", str(out))
         r = report_of(out)
         assert r["plant_end_reason"] == "duration", done.stdout + done.stderr
         assert r["deadline"]["misses"] == 0 and r["cycles"] == 1001
-        finals.append(r["final_state"])
-    assert finals[0] == finals[1]
-    assert finals[0][1] != 0.1  # it did move
+        recordings.append(read_recording(out / "plant.rec"))
+    first, second = recordings
+    assert first.rows == second.rows == 1001
+    for column in ("x", "theta1", "theta2", "x_dot", "theta1_dot", "theta2_dot", "force_n"):
+        assert np.array_equal(first[column], second[column]), column  # bit for bit
+    assert first["theta1"][-1] != 0.1  # it did move
 
 
 def test_unreachable_plant_ends_the_controller_within_its_timeout(tmp_path: Path) -> None:
