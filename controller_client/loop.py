@@ -38,6 +38,7 @@ from controller_client.session import (
 )
 from hil.link import messages as msg
 from hil.link.dataplane import ZmqControllerData
+from hil.link.shm import Replaced
 from hil.link.transport import ControllerSocket
 from hil.runtime.latency import LatencyMonitor
 from hil.runtime.ratelimit import RateLimiter
@@ -127,8 +128,9 @@ class ControllerLoop:
     # ----------------------------------------------------------------- session
     def run(self) -> str:
         """Attach and run until the plant ends the run, a stop, the plant's silence or a
-        replacement; the end reason. PlantUnreachable, HandshakeRefused, LawError and the
-        data plane's errors propagate (`end_reason` and `report()` stay usable)."""
+        replacement (the plant's bye says so, or shared memory's `Replaced`); the end reason.
+        PlantUnreachable, HandshakeRefused, LawError and the data plane's other errors
+        propagate (`end_reason` and `report()` stay usable)."""
         self._attach()
         tb = self._timebase
         try:
@@ -136,6 +138,8 @@ class ControllerLoop:
                 self._run_lockstep()
             else:
                 self._run_realtime(tb.t0_ns, tb.period_ns)
+        except Replaced as exc:  # shm: the plant gave the control slot to another controller
+            self.replaced(str(exc))
         finally:
             intake = self._intake
             if intake.safe_latches:  # the count at the end, whatever ended the run

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -195,3 +196,63 @@ def test_a_plant_with_more_states_than_the_link_carries_is_refused_by_the_contro
         "(hil.link.messages.MAX_STATE_DIM): reduce the plant's state vector (too_many_states)")
     assert "33 states; the link carries at most 32" in done.stderr
     assert plant["end_reason"] == "controller left"  # told at once, not left to fall silent
+
+
+def logged(path: Path, event: str, proc: subprocess.Popen[str], timeout_s: float = 60.0
+           ) -> dict:
+    """The first `event` in the JSON-lines log `path`, waiting for it to be written."""
+    give_up = time.monotonic() + timeout_s
+    while time.monotonic() < give_up:
+        if path.exists():
+            for line in path.read_text().splitlines():
+                if line.endswith("}") and json.loads(line).get("event") == event:
+                    return json.loads(line)
+        assert proc.poll() is None, f"exited ({proc.returncode}) before {event!r}"
+        time.sleep(0.02)  # the log is a file: polled, bounded by the timeout
+    raise AssertionError(f"no {event!r} in {path} within {timeout_s} s")
+
+
+def test_a_controller_replaced_over_shared_memory_ends_refused_with_its_report(
+        tmp_path: Path) -> None:
+    """Controller A freezes (SIGSTOP) past the plant's watchdog, B attaches and replaces it;
+    A resumes (SIGCONT): its next control is refused by the segment (Replaced) or the plant's
+    bye says so first. A ends 'replaced by another controller', exit 4 (EXIT_REFUSED), its
+    report written, and never says bye for B's plant."""
+    endpoint = free_endpoint()
+    (tmp_path / "shm.yaml").write_text(
+        "run: {mode: realtime, duration_s: 60, transport: shm}\n"
+        f"plant: {{endpoint: '{endpoint}', attach_timeout_s: 60}}\n"
+        f"controller: {{endpoint: '{endpoint}', connect_timeout_s: 60}}\n"
+        "record: {html: false, history_db: null}\n")
+
+    def start(process: str, out: str) -> subprocess.Popen[str]:
+        module = {"plant": "plant_server.main", "controller": "controller_client.main"}[process]
+        return subprocess.Popen([sys.executable, "-m", module, "--config", "shm.yaml", "--out",
+                                 out], cwd=tmp_path, env=ENV, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    plant = start("plant", "plant")
+    a = start("controller", "a")
+    b: subprocess.Popen[str] | None = None
+    try:
+        logged(tmp_path / "a" / "controller.log.jsonl", "attached", a)
+        a.send_signal(signal.SIGSTOP)
+        logged(tmp_path / "plant" / "plant.log.jsonl",
+               "watchdog expired: safe output applied and latched", plant)
+        b = start("controller", "b")
+        logged(tmp_path / "plant" / "plant.log.jsonl",
+               "controller replaced: the previous one tripped the watchdog", plant)
+        a.send_signal(signal.SIGCONT)
+        _, err = a.communicate(timeout=60)
+    finally:
+        for proc in (a, b, plant):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.kill()
+                proc.wait()
+    assert a.returncode == 4, err
+    report = json.loads((tmp_path / "a" / "controller.json").read_text())
+    assert report["exit_code"] == 4
+    assert report["end_reason"].startswith("replaced by another controller: ")
+    assert report["transport"]["kind"] == "shm" and report["controls_sent"] > 0
+    assert f"hil-controller: {report['end_reason']}" in err
