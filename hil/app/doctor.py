@@ -309,7 +309,7 @@ _SHM_ECHO = r"""
 import sys, time
 from hil.link import shm
 seg = shm.Segment.open(sys.argv[1])
-states, controls = shm.StateReader(seg), shm.ControlWriter(seg, 1)
+states, controls = shm.StateReader(seg), shm.ControlWriter(seg, seg.session)
 spin_ns = int(sys.argv[2])
 print("ready", flush=True)
 while True:

@@ -35,9 +35,9 @@ from hil.link.dataplane import (
 ROOT = Path(__file__).resolve().parents[3]
 N = 6
 
-# A writer at full speed for at least N messages and a second (so that a reader on a loaded
-# machine gets the CPU while it writes): state seq k carries t_ns = 7k, flags = k % 5 and
-# every entry = k. It prints the last seq it wrote.
+# A writer at full speed for at least N messages and S seconds (argv 2 and 3; the time so that
+# a reader on a loaded machine gets the CPU while it writes): state seq k carries t_ns = 7k,
+# flags = k % 5 and every entry = k. It prints the last seq it wrote.
 _WRITER = """
 import sys, time
 from hil.link import shm
@@ -45,7 +45,7 @@ seg = shm.Segment.open(sys.argv[1])
 w = shm.StateWriter(seg)
 print("ready", flush=True)
 n = int(sys.argv[2])
-k, until = 0, time.monotonic() + 1.0
+k, until = 0, time.monotonic() + float(sys.argv[3] if len(sys.argv) > 3 else 0)
 while k < n or time.monotonic() < until:
     k += 1
     w.write(k, 7 * k, [float(k)] * seg.n_states, k % 5)
@@ -84,7 +84,7 @@ def segment(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def test_a_reader_never_takes_a_torn_or_older_state_from_a_writer_at_full_speed(
         segment: shm.Segment) -> None:
-    writer = _python(_WRITER, segment.name, "200000")
+    writer = _python(_WRITER, segment.name, "200000", "1.0")
     reader = shm.StateReader(segment)
     assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
     taken, last, first = 0, 0, 0
