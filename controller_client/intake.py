@@ -30,7 +30,8 @@ class IntakeStatistics:
 
 class StateIntake:
     """The newest state (`seq`, `t_ns` on our clock, `rx_ns`, `values`, `flags`) and the
-    newest one answered (`answered_seq`). `has_new()`: a state waits for its answer."""
+    newest one answered (`answered_seq`): a state waits for its answer while
+    `seq > answered_seq` (the loop reads the two fields: no call on its hot path)."""
 
     __slots__ = ("_latency", "_legs", "_log", "_offset_ns", "_plant_safe", "answered_seq",
                  "dropped", "duplicates", "final_state", "flags", "last_rx_ns", "received",
@@ -60,9 +61,6 @@ class StateIntake:
         """The session began at `now_ns` with this clock offset (plant - ours)."""
         self._offset_ns = clock_offset_ns
         self.last_rx_ns = now_ns
-
-    def has_new(self) -> bool:
-        return self.seq > self.answered_seq
 
     def on_state(self, m: msg.Message, now: int) -> None:
         """A state message that came at `now` (our clock)."""
