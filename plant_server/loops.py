@@ -116,7 +116,7 @@ def _run_realtime(server: PlantServer) -> None:
             for _ in range((grid - prev_grid) // period - 1):
                 server.score_deadline(False, now)
         prev_grid = grid
-        server.open_tick_budget()
+        server.inbox.stranger.open()
         server.check_watchdog(now)
         server.check_state(now)
         server.cycles += 1

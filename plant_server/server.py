@@ -254,10 +254,6 @@ class PlantServer:
         else:
             self.reject("unattached_peer", m.kind)
 
-    def open_tick_budget(self) -> None:
-        """A new realtime tick: strangers' messages are decoded again, up to the budget."""
-        self.inbox.stranger.open()
-
     def reject(self, kind: str, detail: str = "") -> None:
         self.counters.reject(kind, detail, self.log)
 
@@ -274,19 +270,14 @@ class PlantServer:
             self.times.t0_ns = self.backend.align_start_ns(now + self.settings.start_delay_ns)
             self.log.info("controller attached", client=client,
                           t0_in_ms=self.settings.start_delay_ns / 1e6)
-        elif outcome.action is Action.REPLACE:
-            self._replace(outcome.replaced, client)
+        elif outcome.action is Action.REPLACE:  # a new data session; the lost one is told
+            self.log.warning("controller replaced: the previous one tripped the watchdog",
+                             client=client, safe_reason=self.guard.latch.reason)
+            self.intake.reset_peer()
+            self.data_info = self.data.attach()
+            if outcome.replaced is not None:
+                self.sock.send(outcome.replaced, msg.encode("bye", REPLACED_REASON))
         self.sock.send(peer, msg.encode("welcome", msg.PROTOCOL_VERSION, self.description()))
-
-    def _replace(self, lost: bytes | None, client: str) -> None:
-        """A newcomer takes the place of the controller lost to the watchdog: a new data
-        session (the lost one's shared-memory writes are refused), and the lost one told."""
-        self.log.warning("controller replaced: the previous one tripped the watchdog",
-                         client=client, safe_reason=self.guard.latch.reason)
-        self.intake.reset_peer()
-        self.data_info = self.data.attach()
-        if lost is not None:
-            self.sock.send(lost, msg.encode("bye", REPLACED_REASON))
 
     def _on_estop(self, peer: bytes, m: msg.Message, now: int) -> None:
         reason = m["reason"][:200] or "no reason given"
@@ -333,7 +324,7 @@ class PlantServer:
         self.session.on(Event.BYE)
 
     def _on_heartbeat(self, peer: bytes, m: msg.Message, now: int) -> None:
-        pass  # its arrival is all it says
+        """Its arrival is all it says."""
 
     def _on_sync(self, peer: bytes, m: msg.Message, now: int) -> None:
         self.sock.send(peer, msg.encode("sync_reply", m["t_ns"], now))

@@ -72,7 +72,7 @@ def test_hil_gains_is_answered_through_a_junk_flood_past_the_strangers_budget(
         assert msg.decode(controller.recv()).kind == "welcome"
         counts = server.counters.rejected_by_kind
         for request in ([], [35.0, -600.0]):  # hil gains; hil gains 35 -600
-            server.open_tick_budget()  # what each realtime tick does
+            server.inbox.stranger.open()  # what each realtime tick does
             before = counts.get("over_budget", 0)
             for i in range(100):
                 stranger.send(msgpack.packb(["self_destruct", i]))

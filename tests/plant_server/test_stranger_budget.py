@@ -56,7 +56,7 @@ def test_a_flood_past_the_budget_is_counted_unread_and_operators_and_the_control
         controller.send(msg.encode("hello", msg.PROTOCOL_VERSION, "test-controller"))
         _drain_until(server, lambda: server.peer is not None)
         assert msg.decode(controller.recv()).kind == "welcome"
-        server.open_tick_budget()  # what each realtime tick does
+        server.inbox.stranger.open()  # what each realtime tick does
         junk = [msgpack.packb(["self_destruct", i]) for i in range(100)]
         for payload in junk:
             stranger.send(payload)
@@ -81,7 +81,7 @@ def test_a_flood_past_the_budget_is_counted_unread_and_operators_and_the_control
         assert replies == list(range(50))
         assert counts["over_budget"] == 100 - BUDGET
         # The next tick's budget decodes strangers again.
-        server.open_tick_budget()
+        server.inbox.stranger.open()
         for payload in junk[:5]:
             stranger.send(payload)
         _drain_until(server, lambda: counts["unknown_kind"] == BUDGET + 5)
@@ -107,7 +107,7 @@ def test_junk_dressed_as_operator_commands_is_bounded_and_a_real_command_still_p
     try:
         controller.send(msg.encode("hello", msg.PROTOCOL_VERSION, "test-controller"))
         _drain_until(server, lambda: server.peer is not None)
-        server.open_tick_budget()
+        server.inbox.stranger.open()
         for i in range(100):  # each starts with the bytes of an e-stop, none is one
             flooder.send(msgpack.packb(["estop", "x", i]))
         operator.send(msg.encode("operator_clear", "lab-operator"))
