@@ -66,7 +66,7 @@ def main(endpoint: str, nan_at: int, nan_count: int = 1,
             assert plane is not None
             plane.send_control(seq, m["seq"], math.nan if nan else 0.0, t, t, 0)
             first_control_ns = first_control_ns or t
-            if m["seq"] == nan_at:
+            if nan and nan_sent_ns is None:  # the first NaN (over shm a state may be skipped)
                 nan_sent_ns = t
             nans_sent += nan
             sent_from_nan += nan_sent_ns is not None
