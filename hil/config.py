@@ -65,18 +65,18 @@ class RunConfig(_Strict):
     # Lead time between the handshake and the first plant tick, for the controller to settle.
     start_delay_ms: Annotated[float, Range(0, 5_000)] = 50.0
     # Lockstep only: busy-poll this long for each answer before sleeping (both processes).
-    # Measured here with 300: on an idle machine round trip p50 124 us instead of 147 us
-    # (floor 114 us); with both CPUs busy 430 us instead of 110 us, as the spinning starves
-    # the peer and ZeroMQ's I/O threads. Off by default; for a dedicated, idle machine.
+    # Spinning shortens the round trip on an idle machine and lengthens it on a busy one (the
+    # spinner starves its peer and ZeroMQ's I/O threads): off by default, for a dedicated,
+    # idle machine (docs/performance.md).
     lockstep_spin_us: Annotated[float, Range(0, 100_000)] = 0.0
     # Data plane: zmq (any host), or shm: states and controls through shared memory on one
-    # host, ZeroMQ keeping the control plane (hil/link/dataplane.py; README "fast path").
+    # host, ZeroMQ keeping the control plane (hil/link/dataplane.py; docs/shm.md).
     transport: Literal["zmq", "shm"] = "zmq"
     # shm only: busy-poll this long before sleeping on the futex doorbell, for each answer in
     # lockstep and before each deadline in realtime (both processes; in realtime capped to
-    # leave each loop idle time, hil/link/dataplane.py MAX_LOOP_SHARE). 120 covers this VM's wake-up
-    # latency from a sleep (p99 60-100 us): against 50, 2 kHz missed 0.14 % instead of 0.74 %
-    # and 5 kHz about half as often (README, "The same-host fast path").
+    # leave each loop idle time, hil/link/dataplane.py MAX_LOOP_SHARE). The default covers a
+    # virtual machine's wake-up latency from a sleep (p99 60-100 us), so the loop wakes from
+    # its spin, not from the futex, at its deadline (docs/shm.md, docs/performance.md).
     shm_spin_us: Annotated[float, Range(0, 10_000)] = 120.0
 
 

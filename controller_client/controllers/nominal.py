@@ -1,6 +1,6 @@
 """What the sliding-mode laws share: the surface, its dynamics on the nominal model, helpers.
 
-Every sliding-mode law here uses one surface on the full state (absolute angles, DESIGN.md
+Every sliding-mode law here uses one surface on the full state (absolute angles, docs/design.md
 layout), with the two links entering with opposite signs and a cart term for recentring:
 
     sigma = k1 (theta1_dot + lambda1 theta1) - k2 (theta2_dot + lambda2 theta2)

@@ -40,10 +40,10 @@ Clock = Callable[[], int]
 def loop_cpus(segment: str) -> tuple[int, int] | None:
     """The CPUs for the plant's and the controller's loops in lockstep over shm: two
     different ones of this process's, the pair chosen by the segment's name (so runs side by
-    side spread out); None with fewer than two. Measured here (2 cores, loaded): unpinned,
-    the scheduler put the woken peer on the waker's CPU, the writer's FUTEX_WAKE returned only
-    after the peer had run (~120 us per wake-up) and lockstep round trips were ~200 us p50;
-    pinned apart, 14 us (README, "The same-host fast path")."""
+    side spread out); None with fewer than two. Unpinned, the scheduler tends to put the woken
+    peer on the waker's CPU, so the writer's FUTEX_WAKE returns only after the peer has run
+    and both loops fall into sleeping every cycle; pinned apart, each spins on its own CPU
+    (docs/shm.md; the figures in docs/performance.md)."""
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         return None
@@ -108,11 +108,10 @@ def pin_loop(cpu: int | None) -> int | None:
 
 # Realtime over shm: the spin before each deadline leaves each loop at least 1 - MAX_LOOP_SHARE
 # of the period idle after LOOP_WORK_NS of its own work (a tick's Python, wake-ups and system
-# calls: ~40 us per loop here). Measured on this VM: a loop near 95 % of a CPU reaches the
-# kernel's real-time throttling (sched_rt_runtime_us 950000 of 1000000) and a stall of over
-# 20 ms latches the watchdog: at 5 kHz spinning 150 us did so in 3 runs of 3 (120 us, the
-# default, did not: loops at 0.7-0.9 of a CPU), at 10 kHz spinning 60 us did in 4 of 4 (50 us:
-# loops at 0.90-0.94, no trip). The cap: 130 us at 5 kHz, 45 us at 10 kHz.
+# calls: ~40 us per loop). A loop near 95 % of a CPU reaches the kernel's real-time throttling
+# (sched_rt_runtime_us 950000 of 1000000), and the stall that follows (tens of ms) latches
+# the watchdog: a 150 us spin at 5 kHz or a 60 us spin at 10 kHz did so. The cap: 130 us at
+# 5 kHz, 45 us at 10 kHz (docs/shm.md).
 MAX_LOOP_SHARE = 0.85
 LOOP_WORK_NS = 40_000
 

@@ -14,7 +14,7 @@ one message and waits for the plant's `ack`:
   (`gains_reply`) comes back through the plant.
 
 The plant binds to loopback by default, so only this machine can send these; over a
-network, connections are to be authenticated (DESIGN.md, "Safety model"). A plant with
+network, connections are to be authenticated (docs/design.md, "Safety model"). A plant with
 `security.curve` on refuses a client without keys, or with a key it has not authorized, in
 the connection's handshake: the client watches its socket's handshake and raises `Refused`
 saying which (at once, not after the timeout).

@@ -8,7 +8,7 @@ packed rows out as one chunk (row after row, with a CRC32) and hands it to the k
 one `os.write`. Packing in the loop, ~1 us a row spread over the steps, keeps the writer's
 own Python short: the writer holds the interpreter lock for a copy and a header, not for
 packing a whole flush of rows, which (~0.2 ms a flush at 5 kHz) held the loop off the lock
-and cost deadlines (benchmarks/bench_shm.py, README "The same-host fast path"). Once
+and cost deadlines (benchmarks/bench_shm.py, docs/shm.md). Once
 written, a chunk belongs to the OS page cache, so a SIGKILL of the process loses only the
 rows still queued: at most about one flush interval (50 ms by default). The
 writer also calls `os.fsync` every `fsync_interval_s` and at `close()`, off the loop's

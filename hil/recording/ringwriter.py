@@ -6,7 +6,7 @@ this module's writer copies the packed rows out as chunks and appends them to th
 library only, started at normal scheduling by the recorder), so the real-time loop's process
 has one Python thread and its interpreter lock is never wanted by anyone else: a writer
 thread in the loop's process, waking once a flush interval, cost the loop about half of its
-deadline misses at 5 kHz (README, "The same-host fast path"). Where the ring cannot be
+deadline misses at 5 kHz (docs/shm.md). Where the ring cannot be
 shared this way (a CPU whose stores may be seen out of order by another process: not
 x86-64) the same writer runs on a thread of the loop's process instead.
 

@@ -1,6 +1,6 @@
 """Latency and deadline bookkeeping for a run: one HDR histogram per timing figure.
 
-`LatencyMonitor` records the timing figures of DESIGN.md ("Timing and latency figures") in
+`LatencyMonitor` records the timing figures of docs/design.md ("Timing and latency figures") in
 HDR histograms from the `hdrhistogram` package, and counts deadline misses. Values are
 recorded in integer nanoseconds (1 ns .. 60 s, 3 significant digits) and reported in
 microseconds. A process ships its histograms in its JSON report with `encode()`; another

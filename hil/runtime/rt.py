@@ -79,9 +79,9 @@ def leave_realtime() -> int:
     """Put every thread of this process back to normal scheduling; return how many moved.
 
     Call it when the loop ends, before writing reports and exiting. A SCHED_FIFO thread is
-    never preempted by another at its priority: measured here, a process tearing down at
-    SCHED_FIFO (reports, interpreter exit, ~150 ms of CPU) stalled the other real-time runs
-    on the machine for 130-190 ms each time one ended.
+    never preempted by another at its priority: a process tearing down at SCHED_FIFO
+    (reports, interpreter exit, ~150 ms of CPU) stalls the other real-time runs on the
+    machine for as long each time one ends.
     """
     moved = 0
     try:

@@ -2,7 +2,7 @@
 port, follow their JSON-lines logs, read their reports and the plant's recording.
 
 All times compared across processes are `time.monotonic_ns()` readings: one clock for every
-process on Linux (DESIGN.md), so the plant's own timestamps can be set against the moment
+process on Linux (docs/design.md), so the plant's own timestamps can be set against the moment
 the test sent a signal.
 """
 
