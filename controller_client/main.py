@@ -37,6 +37,7 @@ from hil.app.process import (
     run_process,
 )
 from hil.config import Config, ConfigError, build_plant_model
+from hil.link import atomics
 from hil.link.security import CurveKeyError
 from hil.link.transport import ControllerSocket
 from hil.recording.recorder import Recorder, controller_columns
@@ -225,15 +226,28 @@ def _close(loop: ControllerLoop, sock: ControllerSocket, log: Log
     return (stats.to_dict() if stats is not None else None), failed
 
 
+def _warm(law: Any, config: Config) -> None:
+    """Compile and warm the law (and the shared-memory doorbell) before the handshake starts
+    the plant's clock. A law that raises on the configured initial state cannot run: the
+    config names it, exit 2."""
+    warm = np.array(config.plant.initial_state, dtype=np.float64)
+    try:
+        for _ in range(3):
+            law.compute(warm, 0.0)
+        law.reset()
+    except Exception as exc:  # a law is user code
+        raise ConfigError(
+            f"controller.name: {config.controller.name} raised {type(exc).__name__} on "
+            f"plant.initial_state {warm.tolist()} during its warm-up: {exc}") from None
+    if config.run.transport == "shm":
+        atomics.warm()
+
+
 def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     config = ctx.config
     resources = ResourceMeter()
     law = law_from_config(config)
-    # Compile and warm the law before the handshake starts the plant's clock.
-    warm = np.array(config.plant.initial_state, dtype=np.float64)
-    for _ in range(3):
-        law.compute(warm, 0.0)
-    law.reset()
+    _warm(law, config)
     settings = loop_settings(config)
     rtc = config.realtime
     # Scheduling first, so ZeroMQ's I/O thread and the recorder's thread inherit it.

@@ -185,3 +185,24 @@ def test_an_entry_point_plant_is_found_by_name(tmp_path: Path) -> None:
     model = create_model("slider", {"mass_kg": 2.0})
     assert model.name == "lab_plant:Plant"
     np.testing.assert_allclose(model.derivatives([0.0, 1.0], 4.0), [1.0, 2.0])
+
+
+def test_a_law_that_raises_on_the_initial_state_is_named_at_start_not_a_crash(
+        tmp_path: Path) -> None:
+    (tmp_path / "lab_law.py").write_text(
+        "class Law:\n"
+        "    def __init__(self, gains, **context):\n"
+        "        pass\n"
+        "    def compute(self, state, t):\n"
+        "        return 1.0 / float(state[0])\n")
+    config = tmp_path / "lab.yaml"
+    config.write_text('controller: {name: "lab_law:Law"}\n'
+                      "plant: {initial_state: [0.0, 0.1, -0.05, 0.0, 0.0, 0.0]}\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "controller_client.main", "--config",
+                           str(config), "--out", str(tmp_path / "run")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "controller.name: lab_law:Law raised ZeroDivisionError on plant.initial_state" in line
+    assert "during its warm-up" in line
