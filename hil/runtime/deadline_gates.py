@@ -92,6 +92,9 @@ class DeadlineGates:
         self._max_consecutive = 0
         self._breaches = {WINDOW_RATIO: 0, CONSECUTIVE: 0}
         self._in_breach = {WINDOW_RATIO: False, CONSECUTIVE: False}
+        self._breaching = False  # either gate in breach
+        # The window's miss ratio is over the limit exactly when its misses are over this.
+        self._max_window_misses = settings.max_miss_ratio * settings.window
         self._warnings = 0
 
     @property
@@ -104,15 +107,29 @@ class DeadlineGates:
         self._total += 1
         miss = 0 if met else 1
         window = self.settings.window
-        if self._filled == window:
-            self._window_misses -= self._ring[self._next]
+        i = self._next
+        was_full = self._filled == window
+        if was_full:
+            self._window_misses -= self._ring[i]
         else:
             self._filled += 1
-        self._ring[self._next] = miss
+        self._ring[i] = miss
         self._window_misses += miss
-        self._next = (self._next + 1) % window
-        self._consecutive = 0 if met else self._consecutive + 1
-        self._max_consecutive = max(self._max_consecutive, self._consecutive)
+        self._next = i + 1 if i + 1 < window else 0
+        if met:
+            self._consecutive = 0
+            # A met deadline in a full window raises no figure; with no gate in breach and the
+            # window's misses within the limit, there is nothing to judge (the common tick).
+            if not self._breaching and (self._filled < window or (
+                    was_full and self._window_misses <= self._max_window_misses)):
+                return None
+        else:
+            self._consecutive += 1
+            self._max_consecutive = max(self._max_consecutive, self._consecutive)
+        return self._judge_both()
+
+    def _judge_both(self) -> Breach | None:
+        window = self.settings.window
         ratio = self.window_miss_ratio
         if self._filled == window:
             self._max_window_ratio = max(self._max_window_ratio, ratio)
@@ -122,6 +139,7 @@ class DeadlineGates:
                              self.settings.miss_ratio_policy)
         breach2 = self._judge(CONSECUTIVE, consecutive_out, self._consecutive,
                               self.settings.max_consecutive, self.settings.consecutive_policy)
+        self._breaching = any(self._in_breach.values())
         return breach or breach2
 
     def reset(self) -> None:
@@ -129,6 +147,7 @@ class DeadlineGates:
         self._ring[:] = bytes(self.settings.window)
         self._filled = self._next = self._window_misses = self._consecutive = 0
         self._in_breach = dict.fromkeys(self._in_breach, False)
+        self._breaching = False
 
     def statistics(self) -> dict[str, Any]:
         return {

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 import structlog
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from hil.runtime.deadline_gates import (
@@ -111,3 +113,46 @@ def test_settings_name_the_bad_value(kwargs: dict, message: str) -> None:
             "max_consecutive": 3, "consecutive_policy": "warn"}
     with pytest.raises(ValueError, match=message):
         DeadlineGateSettings(**{**base, **kwargs})
+
+
+def _reference(outcomes: list[bool], window: int, ratio: float, consecutive: int
+               ) -> tuple[list[str | None], float, int, dict[str, int]]:
+    """The gates as their docstring defines them, judged from the whole list at each step:
+    the gate each record newly breaches (safe_stop), the largest full-window ratio, the
+    longest run of misses and the breach counts."""
+    returned: list[str | None] = []
+    run = longest = 0
+    worst = 0.0
+    in_breach = {WINDOW_RATIO: False, CONSECUTIVE: False}
+    breaches = {WINDOW_RATIO: 0, CONSECUTIVE: 0}
+    for k, met in enumerate(outcomes):
+        recent = outcomes[max(0, k + 1 - window):k + 1]
+        full = len(recent) == window
+        share = recent.count(False) / len(recent)
+        run = 0 if met else run + 1
+        longest = max(longest, run)
+        worst = max(worst, share) if full else worst
+        new = None
+        for gate, out in ((WINDOW_RATIO, full and share > ratio),
+                          (CONSECUTIVE, run > consecutive)):
+            if out and not in_breach[gate]:
+                breaches[gate] += 1
+                new = new or gate
+            in_breach[gate] = out
+        returned.append(new)
+    return returned, worst, longest, breaches
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(outcomes=st.lists(st.booleans(), max_size=300), window=st.integers(1, 40),
+       ratio=st.sampled_from([0.0, 0.1, 0.25, 0.5, 1.0]), consecutive=st.integers(1, 8))
+def test_every_record_agrees_with_the_gates_judged_from_scratch(
+        outcomes: list[bool], window: int, ratio: float, consecutive: int) -> None:
+    """The short path of a met deadline (nothing to judge) changes no verdict and no figure."""
+    g = gates(window=window, ratio=ratio, consecutive=consecutive)
+    got = [g.record(met) for met in outcomes]
+    returned, worst, longest, breaches = _reference(outcomes, window, ratio, consecutive)
+    assert [b.gate if b is not None else None for b in got] == returned
+    stats = g.statistics()
+    assert stats["max_window_miss_ratio"] == pytest.approx(worst)
+    assert stats["max_consecutive_misses"] == longest and stats["breaches"] == breaches
