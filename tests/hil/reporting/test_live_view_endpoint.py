@@ -98,11 +98,12 @@ def test_hil_watch_endpoint_shows_the_running_plants_state(tmp_path: Path) -> No
     # About 40 copies a second: every 25th step at 1 kHz; none dropped from a reading page.
     # An update shows the newest copy and carries every copy read since the last one in its
     # series (on a loaded machine a poll may read two or three): together the series have
-    # every copy, 25 ms of simulated time apart.
+    # every copy, 25 states apart: 25 ms of simulated time, a little more where the plant
+    # skipped a tick (it woke a whole period late), never the 50 ms of a lost copy.
     steps = np.diff([u["seq"] for u in shown])
     assert (steps % 25 == 0).all(), steps
-    series_t = np.array([t for u in shown for t in u["series"]["t"]])
-    assert np.allclose(np.diff(series_t), 0.025, atol=1e-6), np.diff(series_t)
+    gaps = np.diff([t for u in shown for t in u["series"]["t"]])
+    assert ((gaps > 0.025 - 1e-6) & (gaps < 0.045)).all(), gaps
     last = shown[-1]["health"]
     assert last["observer_dropped"] == 0 and last["round_trip_p99_us"] > 0
     assert not last["safe"] and not last["final"]
