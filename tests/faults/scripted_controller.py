@@ -19,6 +19,7 @@ import math
 import sys
 import time
 
+from hil.link import atomics
 from hil.link import messages as msg
 from hil.link.dataplane import controller_data
 from hil.link.transport import ControllerSocket, wait_for_message
@@ -26,6 +27,7 @@ from hil.link.transport import ControllerSocket, wait_for_message
 
 def main(endpoint: str, nan_at: int, nan_count: int = 1,
          first_ms: int = 0) -> dict[str, object]:
+    atomics.warm()  # as hil-controller does: the shm doorbell compiled before the hello
     sock = ControllerSocket(endpoint)
     sock.send(msg.encode("hello", msg.PROTOCOL_VERSION, "scripted"))
     seq = 0
