@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from hil.config import Config
+from hil.config import CONTROLLER_GUARD, Config
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 _SYS_CPU = Path("/sys/devices/system/cpu")
@@ -413,8 +413,9 @@ def check_jitter(config: Config, seconds: float) -> Check:
             f"{' under SCHED_FIFO' if granted else ''}: lateness p50 {p50:.0f} us, p99 "
             f"{p99:.0f} us, max {worst:.0f} us")
     # The controller wakes phase_offset of a period after each tick and must answer before
-    # the next: a wake-up later than the rest of the period is a deadline miss.
-    budget_us = (1 - config.controller.phase_offset) * period_us
+    # the guard that keeps the end of the period free: a later wake-up is a deadline miss.
+    budget_us = (1 - config.controller.phase_offset - CONTROLLER_GUARD) * period_us
+    figures["budget_us"] = round(budget_us, 1)
     if worst < 0.5 * budget_us and p99 < 0.1 * period_us:
         return Check("loop_jitter", PASS, text, figures=figures)
     fix = ("" if granted else "grant SCHED_FIFO (see sched_fifo), ") + (

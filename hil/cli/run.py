@@ -76,6 +76,9 @@ def parse_settings(settings: list[str]) -> dict[str, Any]:
         except yaml.YAMLError as exc:
             raise ValueError(f"--set {key}: {text!r} is not a YAML value: "
                              f"{str(exc).splitlines()[0]}") from None
+        except RecursionError:  # a value nested thousands deep
+            raise ValueError(f"--set {key}: the value is nested too deep to be a config "
+                             "value") from None
     return overrides
 
 

@@ -84,6 +84,8 @@ def test_the_measuring_checks_measure_as_many_wakeups_and_round_trips_as_they_sa
     assert jitter["wakeups"] == 500  # 0.5 s at the default 1 kHz
     assert 0 <= jitter["p50_us"] <= jitter["p99_us"] <= jitter["max_us"]
     assert "500 wake-ups at 1000 Hz" in checks["loop_jitter"]["detail"]
+    # A control has the period less the phase offset (0.3) and the guard (0.15) kept free.
+    assert jitter["budget_us"] == 550.0
     floor = checks["transport_floor"]["figures"]
     assert 0 < floor["p50_us"] <= floor["p99_us"] and floor["n"] == 2000
 

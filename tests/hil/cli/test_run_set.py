@@ -27,6 +27,8 @@ def test_values_are_yaml_and_keys_dotted() -> None:
     ("=1", "--set '=1': expected KEY=VALUE"),
     ("record..html=1", "--set 'record..html=1': expected KEY=VALUE"),
     ("controller.gains=[1, 2", "--set controller.gains: '[1, 2' is not a YAML value"),
+    ("controller.gains=" + "[" * 3000 + "]" * 3000,
+     "--set controller.gains: the value is nested too deep"),
 ])
 def test_a_malformed_setting_is_named(item: str, message: str) -> None:
     with pytest.raises(ValueError, match="^" + message.replace("[", r"\[")):
