@@ -97,6 +97,9 @@ class PlantConfig(_Strict):
     lockstep_watchdog_timeout_ms: Annotated[float, Range(1, 600_000, "up to 10 min")] = 2000.0
     # How long a plant with no controller waits before giving up (s).
     attach_timeout_s: Annotated[float, Range(0.01, 86_400, "up to a day")] = 30.0
+    # The controller's start-up: from the run clock's start to its first valid control (its
+    # clock sync across a slow link, its warm-up); the watchdog's own timeout applies after.
+    first_control_timeout_ms: Annotated[float, Range(1, 600_000, "up to 10 min")] = 5000.0
     # Binding beyond loopback without `security.curve` lets anyone on the network drive the
     # actuator, so it must be said explicitly.
     allow_unauthenticated_network: bool = False

@@ -97,6 +97,7 @@ def _settings(config: Config) -> PlantSettings:
         watchdog_timeout_ns=round((config.plant.lockstep_watchdog_timeout_ms if lockstep
                                    else config.plant.watchdog_timeout_ms) * 1e6),
         attach_timeout_ns=round(config.plant.attach_timeout_s * 1e9),
+        first_control_timeout_ns=round(config.plant.first_control_timeout_ms * 1e6),
         safety=None,  # set by _serve from the model's input limit
         deadline_gates=_deadline_gates(config),
     )

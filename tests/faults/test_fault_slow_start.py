@@ -51,3 +51,27 @@ def test_a_first_control_later_than_the_watchdog_timeout_does_not_latch_the_plan
     assert r["deadline"]["before_first_control"] >= first_ms - 2
     assert r["deadline"]["total"] + r["deadline"]["before_first_control"] >= 990
     assert 0 < r["controls_applied"] <= script["controls_sent"]
+
+
+@pytest.mark.realtime
+def test_a_first_control_later_than_the_start_up_budget_latches_the_plant_saying_so(
+        tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    endpoint = free_endpoint()
+    config = write_config(out, endpoint, run__mode="realtime", run__duration_s=1.0,
+                          run__start_delay_ms=0, plant__first_control_timeout_ms=50,
+                          safety__angle_limit_rad__realtime=None)
+    plant = start("plant", config, out)
+    wait_for_event(out, "plant", "plant serving", plant)
+    scripted = start_script("scripted_controller.py", endpoint, "-1", "0", str(FIRST_MS))
+    try:
+        scode, _sout, serr = outputs(scripted, timeout_s=60.0)
+        finish(plant)
+    finally:
+        kill_all(plant, scripted)
+    assert scode == 0, serr
+    r = report(out, "plant")
+    assert r["watchdog"]["trips"] == 1 and r["safe_reason"] == "watchdog"
+    (event,) = r["watchdog"]["events"]
+    assert event["before_first_control"] is True
+    assert 50 <= event["time_to_safe_ms"] < FIRST_MS  # the budget, not the 20 ms timeout
