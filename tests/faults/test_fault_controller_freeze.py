@@ -135,8 +135,11 @@ def test_sigterm_on_the_controller_puts_the_plant_in_its_safe_state_first(
     assert code == 0, err
     r = report(out, "plant")
     assert r["end_reason"] == "controller left"
-    assert r["safe_state"] is True and r["safe_reason"] == "controller left"
-    assert r["watchdog"]["trips"] == 0  # the bye came well before any timeout
+    # Safe first: by the controller's bye, or, when a loaded machine holds the stopping
+    # controller past the 20 ms watchdog before its bye goes out, by the watchdog (the
+    # backstop); either way within STOP_TO_SAFE_NS of the signal (below).
+    assert r["safe_state"] is True and r["safe_reason"] in ("controller left", "watchdog")
+    assert r["watchdog"]["trips"] == (r["safe_reason"] == "watchdog")
     rec = recording(out)
     safe = (rec["flags"].astype(int) & 1) != 0
     first_safe_ns = rec["t_ns"][safe][0]
