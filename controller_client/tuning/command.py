@@ -77,9 +77,12 @@ def _settings_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any], 
     options = dict(config.controller.options) if name == config.controller.name else {}
     search_path = tuple(getattr(config, "search_path", ()))
     dt_s = 1.0 / config.run.rate_hz
-    law = _law_to_tune(name, options, dt_s, search_path)
+    from controller_client.tuning.engine import plant_spec
+
+    plant = plant_spec(config.plant.model, dict(config.plant.params), config.plant.substeps)
+    law = _law_to_tune(name, options, dt_s, search_path, plant)
     lower, upper = _search_box(law, config.tuning.bounds)
-    _check_box(name, (lower, upper), options, dt_s, search_path)
+    _check_box(name, (lower, upper), options, dt_s, search_path, plant)
     mode = config.run.mode
     angle_limit = getattr(config.safety.angle_limit_rad, mode)
     t = config.tuning
@@ -118,13 +121,13 @@ def _tuning_config(args: argparse.Namespace) -> Any:
 
 
 def _law_to_tune(name: str, options: dict[str, Any], dt_s: float,
-                 search_path: tuple[str, ...]) -> Any:
+                 search_path: tuple[str, ...], plant: Any) -> Any:
     """The law `name` with its default gains; _Usage naming the problem."""
     from controller_client.controllers import GainError, UnknownControllerError
     from controller_client.tuning.engine import build_law
 
     try:
-        return build_law(name, None, options, dt_s, search_path)
+        return build_law(name, None, options, dt_s, search_path, plant)
     except UnknownControllerError as exc:
         raise _Usage(f"{exc}; pass one of them to --controller") from None
     except (GainError, ValueError, TypeError) as exc:
@@ -132,14 +135,15 @@ def _law_to_tune(name: str, options: dict[str, Any], dt_s: float,
 
 
 def _check_box(name: str, box: tuple[tuple[float, ...], tuple[float, ...]],
-               options: dict[str, Any], dt_s: float, search_path: tuple[str, ...]) -> None:
+               options: dict[str, Any], dt_s: float, search_path: tuple[str, ...],
+               plant: Any) -> None:
     """_Usage unless the law accepts both corners of the search box."""
     from controller_client.controllers import GainError
     from controller_client.tuning.engine import build_law
 
     for side, gains in zip(("lower", "upper"), box, strict=True):
         try:
-            build_law(name, gains, options, dt_s, search_path)
+            build_law(name, gains, options, dt_s, search_path, plant)
         except (GainError, ValueError) as exc:
             raise _Usage(f"the {side} bounds {list(gains)} are refused by {name}: {exc}; set "
                          f"tuning.bounds in the config to gains it accepts") from None
@@ -212,8 +216,9 @@ def connect_timeout(args: argparse.Namespace) -> float:
 
 
 def _evaluator(args: argparse.Namespace, settings: Any) -> Any:
-    from controller_client.tuning.engine import LocalEvaluator
+    from controller_client.tuning.engine import LocalEvaluator, plant_spec
 
+    plant = plant_spec(settings.plant_model, dict(settings.plant_params), settings.substeps)
     workers = 1 if args.workers is None else args.workers
     if workers < 1:
         raise _Usage(f"--workers must be >= 1, got {workers}")
@@ -222,10 +227,10 @@ def _evaluator(args: argparse.Namespace, settings: Any) -> Any:
 
         return DaskEvaluator(settings.controller, dict(settings.options),
                              scheduler=args.scheduler, workers=workers,
-                             search_path=settings.search_path,
+                             search_path=settings.search_path, plant=plant,
                              connect_timeout_s=connect_timeout(args))
     return LocalEvaluator(settings.controller, dict(settings.options), workers,
-                          settings.search_path)
+                          settings.search_path, plant)
 
 
 def tune_command(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ if it had never stopped.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from collections.abc import Callable, Sequence
@@ -34,6 +35,7 @@ from controller_client.tuning.problem import (
     robust_cost,
     surface_indices,
 )
+from hil.dynamics import create_model
 from hil.dynamics.dip import DIPParams
 
 _NUMBA_LOCK = threading.Lock()  # numba's workqueue layer runs one parallel region at a time
@@ -49,11 +51,32 @@ class Evaluator(Protocol):
     def close(self) -> None: ...
 
 
+# The plant a law is tuned on: (plant.model, plant.params as sorted items, plant.substeps).
+# Plain and hashable, so a Dask task carries it and each process builds the model once.
+PlantSpec = tuple[str, tuple[tuple[str, Any], ...], int]
+
+
+def plant_spec(model: str, params: dict[str, Any], substeps: int) -> PlantSpec:
+    return model, tuple(sorted(params.items())), substeps
+
+
+@functools.lru_cache(maxsize=4)
+def nominal_model(spec: PlantSpec) -> Any:
+    """The nominal plant model of `spec`, built once per process."""
+    name, params, substeps = spec
+    return create_model(name, dict(params), substeps=substeps)
+
+
 def build_law(controller: str, gains: Sequence[float] | None, options: dict[str, Any],
-              dt_s: float, search_path: Sequence[str] = ()) -> Any:
+              dt_s: float, search_path: Sequence[str] = (),
+              plant: PlantSpec | None = None) -> Any:
     """The law through the registry: built-in, entry point, or "module:Class" (searched
-    first in `search_path`, the config file's folder)."""
+    first in `search_path`, the config file's folder). With `plant`, the law gets the
+    context `hil run` gives it: the plant's description, its model and input limit."""
     context: dict[str, Any] = {"dt_s": dt_s}
+    if plant is not None:
+        model = nominal_model(plant)
+        context.update(plant=model.describe(), model=model, max_force_n=model.max_force_n)
     if options:
         context["options"] = options
     if search_path:
@@ -62,16 +85,18 @@ def build_law(controller: str, gains: Sequence[float] | None, options: dict[str,
 
 
 def law_factory(controller: str, options: dict[str, Any], dt_s: float,
-                search_path: Sequence[str] = ()) -> Callable[[Sequence[float]], Any]:
+                search_path: Sequence[str] = (),
+                plant: PlantSpec | None = None) -> Callable[[Sequence[float]], Any]:
     def make(gains: Sequence[float]) -> Any:
-        return build_law(controller, gains, options, dt_s, search_path)
+        return build_law(controller, gains, options, dt_s, search_path, plant)
     return make
 
 
 def evaluate_rows(controller: str, options: dict[str, Any], rows: np.ndarray,
-                  scenario: Scenario, search_path: Sequence[str] = ()) -> np.ndarray:
+                  scenario: Scenario, search_path: Sequence[str] = (),
+                  plant: PlantSpec | None = None) -> np.ndarray:
     """Metrics of `rows` (the unit of work a Dask worker runs; module level to be importable)."""
-    make = law_factory(controller, options, scenario.dt_s, search_path)
+    make = law_factory(controller, options, scenario.dt_s, search_path, plant)
     with _NUMBA_LOCK:
         return run_batch(make, rows, scenario)
 
@@ -80,10 +105,11 @@ class LocalEvaluator:
     """This process: the compiled batch on `workers` threads (numba.set_num_threads)."""
 
     def __init__(self, controller: str, options: dict[str, Any], workers: int,
-                 search_path: Sequence[str] = ()) -> None:
+                 search_path: Sequence[str] = (), plant: PlantSpec | None = None) -> None:
         import numba
 
         self.controller, self.options, self.search_path = controller, options, search_path
+        self.plant = plant
         self.workers = max(1, min(workers, numba.config.NUMBA_NUM_THREADS))
         numba.set_num_threads(self.workers)
 
@@ -94,7 +120,8 @@ class LocalEvaluator:
         # so two evaluators in one process (the benchmark) or a call from another thread each
         # run on their own count.
         numba.set_num_threads(self.workers)
-        return evaluate_rows(self.controller, self.options, rows, scenario, self.search_path)
+        return evaluate_rows(self.controller, self.options, rows, scenario, self.search_path,
+                             self.plant)
 
     def close(self) -> None:
         pass
@@ -107,9 +134,11 @@ class Problem:
         s = settings
         self.settings = s
         self.evaluator = evaluator
+        plant = plant_spec(s.plant_model, s.plant_params, s.substeps)
         self.make_law = law_factory(s.controller, dict(s.options), 1.0 / s.rate_hz,
-                                    s.search_path)
-        law = build_law(s.controller, None, dict(s.options), 1.0 / s.rate_hz, s.search_path)
+                                    s.search_path, plant)
+        law = build_law(s.controller, None, dict(s.options), 1.0 / s.rate_hz, s.search_path,
+                        plant)
         self.gain_names = tuple(law.gain_names)
         self.default_gains = tuple(float(g) for g in law.default_gains)
         self.steps = max(1, round(s.duration_s * s.rate_hz))

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from controller_client.tuning.batch import Scenario
-from controller_client.tuning.engine import evaluate_rows
+from controller_client.tuning.engine import PlantSpec, evaluate_rows
 from hil.cli.tune import CONNECT_TIMEOUT_S
 
 # A batch whose scattered scenario was lost with a worker is run again this often in all.
@@ -36,11 +36,12 @@ class DaskEvaluator:
 
     def __init__(self, controller: str, options: dict[str, Any], *,
                  scheduler: str | None = None, workers: int = 2,
-                 search_path: tuple[str, ...] = (),
+                 search_path: tuple[str, ...] = (), plant: PlantSpec | None = None,
                  connect_timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         from distributed import Client, LocalCluster
 
         self.controller, self.options, self.search_path = controller, options, search_path
+        self.plant = plant
         self._cluster = None
         if scheduler is None:
             self._cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
@@ -74,8 +75,8 @@ class DaskEvaluator:
                 self._scattered[key] = (scenario, self.client.scatter(scenario, broadcast=True))
             remote_scenario = self._scattered[key][1]
             futures = [self.client.submit(evaluate_rows, self.controller, self.options, chunk,
-                                          remote_scenario, self.search_path, pure=False,
-                                          retries=2)
+                                          remote_scenario, self.search_path, self.plant,
+                                          pure=False, retries=2)
                        for chunk in chunks if len(chunk)]
             try:
                 return np.concatenate(self.client.gather(futures), axis=0)

@@ -399,3 +399,29 @@ def test_the_new_controller_scaffold_is_tuned_in_a_box_that_keeps_each_gain_s_si
     defaults = (31.62, -633.6, 945.1, 46.97, -8.545, 131.2)
     assert settings["lower"] == [min(0.5 * g, 2 * g) for g in defaults]
     assert settings["upper"] == [max(0.5 * g, 2 * g) for g in defaults]
+
+
+def test_a_law_under_tuning_gets_the_plant_and_model_hil_run_gives_it(tmp_path: Path) -> None:
+    """The law is built with the run's context: the plant's description and its nominal
+    model (with plant.params), not None; a law that needs them is tuned, not crashed."""
+    (tmp_path / "needs_model.py").write_text(
+        "class Law:\n"
+        "    gain_names = ('k',)\n"
+        "    default_gains = (1.0,)\n"
+        "    def __init__(self, gains, model=None, plant=None, **context):\n"
+        "        if model is None or plant is None:\n"
+        "            raise ValueError('this law needs the plant model')\n"
+        "        self.k, self.mass = gains[0], model.params.cart_mass_kg\n"
+        "        assert plant['params']['cart_mass_kg'] == self.mass == 2.5\n"
+        "    def compute(self, state, t):\n"
+        "        return -self.k * self.mass * float(state[0])\n")
+    config = tmp_path / "lab.yaml"
+    config.write_text(yaml.safe_dump({
+        "controller": {"name": "needs_model:Law"}, "plant": {"params": {"cart_mass_kg": 2.5}},
+        "record": {"history_db": None}, "tuning": {"duration_s": 0.2, "batch_size": 2}}))
+    done = subprocess.run([str(BIN / "hil"), "tune", "--config", str(config), "--budget", "2",
+                           "--draws", "1", "--out", str(tmp_path / "t")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode in (0, 1), done.stderr  # tuned, better or not: not refused
+    assert json.loads((tmp_path / "t" / "tuning.json").read_text())["settings"]["controller"] \
+        == "needs_model:Law"
