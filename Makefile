@@ -26,7 +26,7 @@ test: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	rm -f .coverage .coverage.*
-	$(BIN)/coverage run -m pytest -n 2 $(ARGS)
+	$(BIN)/coverage run -m pytest $(ARGS)
 	$(BIN)/coverage combine --quiet
 	rm -f .coverage.*  # a data file a SIGKILLed test process left unreadable (combine skips it)
 	$(BIN)/coverage report --fail-under=90
