@@ -279,7 +279,9 @@ def test_the_plants_estop_latches_the_armed_rig_until_a_clear(tmp_path: Path,
 @pytest.mark.parametrize("kind", ["python", "host"])
 def test_an_unplugged_rig_puts_the_plant_safe_at_once_naming_the_port(tmp_path: Path,
                                                                       kind: str) -> None:
-    with start_rig(kind, tmp_path, unplug_after_s=0.3) as rig:
+    # The rig's own watchdog at 500 ms: the test is the unplugging, not a loaded machine's
+    # pause of the bridge past a 50 ms watchdog before it.
+    with start_rig(kind, tmp_path, unplug_after_s=0.3, watchdog_ms=500) as rig:
         backend = bridge(rig.port)
         backend.open()
         run(backend, 3.0)

@@ -391,9 +391,12 @@ def test_hil_run_over_shm(tmp_path: Path, mode: str) -> None:
     dropped from the recordings, the report says shm and has every latency figure."""
     hil = Path(sys.executable).with_name("hil")
     out = tmp_path / mode
+    # Not a test of the watchdog (tests/faults is): a 250 ms one, so a loaded machine's stall
+    # of both loops does not latch the plant for the rest of the run.
     done = subprocess.run([str(hil), "run", *NO_HTML, "--transport", "shm", "--mode", mode,
                            "--rate", "1000", "--duration", "3", "--endpoint",
-                           _endpoint(tmp_path), "--out", str(out)],
+                           _endpoint(tmp_path), "--out", str(out),
+                           "--set", "plant.watchdog_timeout_ms=250"],
                           capture_output=True, text=True, timeout=110)
     report = json.loads((out / "report.json").read_text())
     plant = json.loads((out / "plant.json").read_text())
