@@ -291,9 +291,9 @@ def test_an_unplugged_rig_puts_the_plant_safe_at_once_naming_the_port(tmp_path: 
     r = backend.report()
     assert r["fault"].startswith(f"rig on {rig.port} unplugged or gone")
     detected_ms = (r["fault_detected_ns"] - rig_report["unplugged_at_ns"]) / 1e6
-    # A read error (the message says "unplugged or gone"; a silent rig's says "silent"), well
-    # before the 250 ms silence timeout: tens of ms on a loaded machine.
-    assert 0 <= detected_ms < 125, detected_ms
+    # A read error (the message says "unplugged or gone"; a silent rig's says "silent"),
+    # before the 250 ms silence timeout could have fired (tens of ms, 133 under a CPU hog).
+    assert 0 <= detected_ms < 250, detected_ms
     assert r["safe_output_ns"] >= r["fault_detected_ns"]
 
 
