@@ -54,8 +54,12 @@ class Guard:
         self._clock = clock
         self._first_timeout_ns = first_control_timeout_ns
         self.force_n = 0.0  # what the actuator holds
-        self.under_control = False  # a first valid control came (the start-up is over)
+        self.first_control_ns: int | None = None  # the first valid control (start-up over)
         self.watchdog_events: list[dict[str, Any]] = []
+
+    @property
+    def under_control(self) -> bool:
+        return self.first_control_ns is not None
 
     def apply(self, force: float, t: int) -> None:
         self.backend.apply(force, t)
@@ -82,7 +86,8 @@ class Guard:
 
     def feed(self, now: int, state: np.ndarray) -> bool:
         """A valid control fed the watchdog; True when that feed found it newly expired."""
-        self.under_control = True
+        if self.first_control_ns is None:
+            self.first_control_ns = now
         if not self.watchdog.feed() and self.watchdog.latched:
             return self.watchdog_tripped(now, state)
         return False

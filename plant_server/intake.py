@@ -28,7 +28,6 @@ class ControlIntake:
         self.last_control_seq = -1
         self.answered_seq = -1  # newest state seq answered by an applied control
         self.round_trip_ns = -1  # of the newest applied control, for the recording
-        self.first_control_ns: int | None = None
         self.applied = 0
         self.late = 0  # answered a state older than the newest
         self.while_safe = 0  # valid, but the plant held its safe output
@@ -55,8 +54,6 @@ class ControlIntake:
     def note_applied(self, state_seq: int, t_send_ns: int, now: int, newest_seq: int) -> bool:
         """Figures of an applied control; True when it newly answers the newest state."""
         self.applied += 1
-        if self.first_control_ns is None:
-            self.first_control_ns = now
         pending = self._pending
         if state_seq > newest_seq - PUB_RING:
             self.round_trip_ns = now - int(self._pub_t[state_seq % PUB_RING])

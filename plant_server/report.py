@@ -15,8 +15,8 @@ def plant_report(server: PlantServer) -> dict[str, Any]:
     watchdog: dict[str, Any] = guard.watchdog.statistics().to_dict()
     watchdog["events"] = list(guard.watchdog_events)
     intake = server.intake
-    watchdog["first_control_ms"] = (None if intake.first_control_ns is None
-                                    else (intake.first_control_ns - server.times.t0_ns) / 1e6)
+    first = guard.first_control_ns
+    watchdog["first_control_ms"] = None if first is None else (first - server.times.t0_ns) / 1e6
     safety = guard.gates.report()
     safety["deadline_gates"] = guard.scorer.gates.statistics()
     safety.update(guard.latch.report())

@@ -21,15 +21,12 @@ class DeadlineScorer:
     def __init__(self, latency: LatencyMonitor, gates: DeadlineGates) -> None:
         self._latency = latency
         self.gates = gates
-        self.misses = 0  # every miss, read by observers
         self.misses_while_safe = 0
         self.before_first_control = 0
 
     def score(self, met: bool, safe: bool) -> Breach | None:
         """Score one deadline; the gate breach it causes (only while under control)."""
         self._latency.record_deadline(met)
-        if not met:
-            self.misses += 1
         if safe:
             self.misses_while_safe += not met
             return None

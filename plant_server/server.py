@@ -234,7 +234,7 @@ class PlantServer:
 
     def handle(self, peer: bytes, data: bytes, now: int) -> None:
         """One message from `peer` (arrived at `now`), through the routing table."""
-        controller = self.session.peer is not None and peer == self.session.peer
+        controller = self.session.drives(peer)
         try:
             m = msg.decode(data)
         except msg.MessageError as exc:
@@ -412,7 +412,7 @@ class PlantServer:
         guard = self.guard
         self.observers.send_copies(t, (
             self.seq, t, self.backend.sim_time_ns * 1e-9, self.values, float(guard.force_n),
-            flags, self.cycles, guard.scorer.misses, self.intake.round_trip_ns,
+            flags, self.cycles, self.latency.misses, self.intake.round_trip_ns,
             guard.latch.reason or ""))
 
     def release_held(self, now: int) -> None:

@@ -114,8 +114,9 @@ class Session:
         self.replacements = 0
 
     def drives(self, peer: bytes) -> bool:
-        """`peer` is the attached controller (its controls are judged, not rejected)."""
-        return peer == self.peer and self.phase in (Phase.ATTACHED, Phase.LOST)
+        """`peer` is the attached controller (its messages are judged, not rejected as a
+        stranger's), until the process ends."""
+        return self.peer is not None and peer == self.peer
 
     @property
     def may_be_replaced(self) -> bool:

@@ -228,6 +228,11 @@ class LatencyMonitor:
         return self._names
 
     @property
+    def misses(self) -> int:
+        """Deadlines missed so far (an int read: the loop that records them may call it)."""
+        return self._misses
+
+    @property
     def consecutive_misses(self) -> int:
         """The current run of consecutive deadline misses (0 after a met deadline)."""
         with self._lock:
