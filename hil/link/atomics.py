@@ -21,26 +21,23 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 
-@intrinsic
-def _fetch_add_u32(typingctx: Any, addr: Any, value: Any) -> Any:
-    sig = types.uint32(types.intp, types.uint32)
+def _rmw_u32(op: str) -> Any:
+    """An intrinsic (address, value) -> old value: a seq_cst `atomicrmw op` on a u32."""
 
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        ptr = builder.inttoptr(args[0], ir.IntType(32).as_pointer())
-        return builder.atomic_rmw("add", ptr, args[1], "seq_cst")
+    def rmw(typingctx: Any, addr: Any, value: Any) -> Any:
+        sig = types.uint32(types.intp, types.uint32)
 
-    return sig, codegen
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            ptr = builder.inttoptr(args[0], ir.IntType(32).as_pointer())
+            return builder.atomic_rmw(op, ptr, args[1], "seq_cst")
+
+        return sig, codegen
+
+    return intrinsic(rmw)
 
 
-@intrinsic
-def _swap_u32(typingctx: Any, addr: Any, value: Any) -> Any:
-    sig = types.uint32(types.intp, types.uint32)
-
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        ptr = builder.inttoptr(args[0], ir.IntType(32).as_pointer())
-        return builder.atomic_rmw("xchg", ptr, args[1], "seq_cst")
-
-    return sig, codegen
+_fetch_add_u32 = _rmw_u32("add")  # lock xadd
+_swap_u32 = _rmw_u32("xchg")  # xchg (locked by itself)
 
 
 @intrinsic
@@ -58,14 +55,14 @@ def _load_u32(typingctx: Any, addr: Any) -> Any:
 def bump_then_read(bell_addr: int, flag_addr: int) -> bool:
     """Add 1 to the word at `bell_addr` (wrapping), then read the word at `flag_addr`:
     True when it is not 0. The read cannot pass the add."""
-    _fetch_add_u32(bell_addr, np.uint32(1))  # type: ignore[call-arg]
-    return bool(_load_u32(flag_addr) != 0)
+    _fetch_add_u32(bell_addr, np.uint32(1))
+    return bool(_load_u32(flag_addr) != 0)  # type: ignore[call-arg]
 
 
 @njit(cache=True)
 def raise_flag(flag_addr: int) -> None:
     """Set the word at `flag_addr` to 1; any read after this call sees the world after it."""
-    _swap_u32(flag_addr, np.uint32(1))  # type: ignore[call-arg]
+    _swap_u32(flag_addr, np.uint32(1))
 
 
 def warm() -> None:
