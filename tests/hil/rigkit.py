@@ -155,7 +155,10 @@ class RawHost:
         if not data:
             return []
         t = time.monotonic_ns()
-        waiting = self.ser.in_waiting
+        try:
+            waiting = self.ser.in_waiting
+        except OSError as exc:  # EIO: the far end closed between read() and the ioctl
+            raise serial.SerialException(f"the port is gone: {exc}") from exc
         if waiting:
             data += self.ser.read(waiting)
         self.decoder.feed(data)
