@@ -72,7 +72,8 @@ class Inputs:
 
     def clip(self, u: np.ndarray) -> np.ndarray:
         """`u` held within the limits (a new array)."""
-        return np.minimum(np.maximum(u, self.low), self.high)
+        clipped: np.ndarray = np.minimum(np.maximum(u, self.low), self.high)
+        return clipped
 
     def describe(self) -> dict[str, Any]:
         """The description's input keys (plain types, for msgpack and JSON)."""
