@@ -43,13 +43,16 @@ class Timebase:
 class Answerer:
     """Sends one control per answered state through `data`; counts them in `control_seq`."""
 
-    __slots__ = ("_clock", "_data", "_latency", "_law", "_lockstep", "_name", "_offset_ns",
-                 "_period_ns", "_recorder", "_stability", "_state", "_t0_ns", "control_seq")
+    __slots__ = ("_clock", "_data", "_latency", "_law", "_lockstep", "_n_inputs", "_name",
+                 "_offset_ns", "_period_ns", "_recorder", "_stability", "_state", "_t0_ns",
+                 "control_seq")
 
     def __init__(self, law: ControlLaw, law_name: str, data: ControllerDataPlane,
                  n_states: int, timebase: Timebase, latency: LatencyMonitor, clock: Clock,
-                 recorder: Recorder | None = None, stability: Stability | None = None) -> None:
+                 recorder: Recorder | None = None, stability: Stability | None = None,
+                 n_inputs: int = 1) -> None:
         self._law = law
+        self._n_inputs = n_inputs
         self._name = law_name
         self._data = data
         self._state = np.zeros(n_states)
@@ -74,27 +77,28 @@ class Answerer:
         clock = self._clock
         c0 = clock()
         try:
-            force = law.compute(state, t_s)
+            out = law.compute(state, t_s)
         except Exception as exc:
             raise LawError(self._name, exc) from exc
         c1 = clock()
-        if type(force) is not float:
-            force = self._checked(force)
+        u = [out] if type(out) is float and self._n_inputs == 1 else self._checked(out)
         control_seq = self.control_seq + 1
         self.control_seq = control_seq
         t_send = clock()
         off = self._offset_ns
-        self._data.send_control(control_seq, seq, force, rx_ns + off, t_send + off, c1 - c0)
+        self._data.send_control(control_seq, seq, u, rx_ns + off, t_send + off, c1 - c0)
         self._latency.record_ns("compute", c1 - c0)
         sigma, condition = law.sigma, law.mass_condition
         if self._recorder is not None:
             self._recorder.record((control_seq, seq, t_ns, rx_ns, t_send, c1 - c0, lateness_ns,
-                                   *values, force, sigma, condition))
+                                   *values, *u, sigma, condition))
         if self._stability is not None:
-            self._stability.update(sigma, force, condition)
+            self._stability.update(sigma, u, condition)
 
-    def _checked(self, value: object) -> float:
+    def _checked(self, value: object) -> list[float]:
+        """What the law returned as one float per input, or LawError saying what it was."""
         try:
-            return law_output(self._name, value, 1)
+            checked = law_output(self._name, value, self._n_inputs)
         except LawOutputError as exc:
             raise LawError(self._name, exc) from exc
+        return [checked] if isinstance(checked, float) else list(checked)

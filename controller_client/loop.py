@@ -167,7 +167,8 @@ class ControllerLoop:
             self.recorder = self._open_recorder({**d, "t0_ns": t0_ns})
         self._answerer = Answerer(self.law, law_name(self.law), self.data,
                                   len(d["state_names"]), self._timebase, self.latency,
-                                  self.clock, self.recorder, self._stability)
+                                  self.clock, self.recorder, self._stability,
+                                  n_inputs=len(d.get("input_names") or [None]))
         self._intake.start(session.clock_offset_ns, self.clock())
         self.log.info("attached", plant=d.get("name"), mode=d["mode"], rate_hz=d["rate_hz"])
         if d.get("safe_state"):

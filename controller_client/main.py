@@ -37,6 +37,7 @@ from hil.app.process import (
     run_process,
 )
 from hil.config import Config, ConfigError, build_plant_model
+from hil.dynamics.inputs import Inputs
 from hil.link import atomics
 from hil.link.security import CurveKeyError
 from hil.link.transport import ControllerSocket
@@ -104,14 +105,25 @@ def law_timing(law: Any, report: dict[str, Any], settings: LoopSettings, period_
     return timing
 
 
-def _build_loop(ctx: ProcessContext, law: Any, sock: ControllerSocket, settings: LoopSettings,
+def input_bounds(description: dict[str, Any]) -> list[tuple[float, float]]:
+    """Per input (low, high) from a plant description (one from before `input_names`: one
+    input within +-max_force_n)."""
+    if "input_names" in description:
+        inputs = Inputs.from_description(description)
+        return list(zip(inputs.low, inputs.high, strict=True))
+    limit = float(description["max_force_n"])
+    return [(-limit, limit)]
+
+
+def _build_loop(ctx: ProcessContext, law: Any, bounds: list[tuple[float, float]],
+                sock: ControllerSocket, settings: LoopSettings,
                 resources: ResourceMeter) -> tuple[ControllerLoop, StabilityMonitor]:
     """The fixed-rate loop on `sock`, its stability monitor, and its recorder (opened at
     attach)."""
     config = ctx.config
     controller_config = config.controller
     rate_hz = config.run.rate_hz
-    stability = StabilityMonitor(law.max_force_n, config.gates.slew_limit_n_per_s / rate_hz,
+    stability = StabilityMonitor(bounds, config.gates.slew_limit_n_per_s / rate_hz,
                                  window=max(1, round(rate_hz)), sigma_floor=law.sigma_floor)
 
     def open_recorder(description: dict[str, Any]) -> Recorder:
@@ -246,7 +258,8 @@ def _warm(law: Any, config: Config) -> None:
 def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     config = ctx.config
     resources = ResourceMeter()
-    law = law_from_config(config)
+    model = build_plant_model(config)
+    law = law_from_config(config, model)
     _warm(law, config)
     settings = loop_settings(config)
     rtc = config.realtime
@@ -256,7 +269,8 @@ def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     granted = rt.apply_realtime(None, fifo, rtc.sched_priority, rtc.lock_memory, ctx.log)
     sock = _open_socket(config)
     try:  # the socket is closed if anything before the loop's own try fails
-        loop, stability = _build_loop(ctx, law, sock, settings, resources)
+        loop, stability = _build_loop(ctx, law, input_bounds(model.describe()), sock,
+                                      settings, resources)
         rt.apply_realtime(rtc.controller_cpu, False, rtc.sched_priority, False, ctx.log,
                           granted)
     except BaseException:

@@ -20,7 +20,7 @@ class ControllerDataPlane(Protocol):
         socket)."""
         ...
 
-    def send_control(self, seq: int, state_seq: int, force_n: float, t_state_rx_ns: int,
+    def send_control(self, seq: int, state_seq: int, u: list[float], t_state_rx_ns: int,
                      t_send_ns: int, compute_ns: int) -> None: ...
 
     def socket_turn(self) -> bool:
@@ -55,7 +55,7 @@ class Recorder(Protocol):
 class Stability(Protocol):
     """hil.runtime.stability.StabilityMonitor: fed after each control is sent."""
 
-    def update(self, sigma: float, force_n: float, mass_condition: float) -> None: ...
+    def update(self, sigma: float, u: Sequence[float], mass_condition: float) -> None: ...
 
 
 class Log(Protocol):

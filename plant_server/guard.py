@@ -53,7 +53,7 @@ class Guard:
         self._log = log
         self._clock = clock
         self._first_timeout_ns = first_control_timeout_ns
-        self.force_n = 0.0  # what the actuator holds
+        self.u: list[float] = gates.safe_input(np.zeros(len(gates.state_names)))  # held now
         self.first_control_ns: int | None = None  # the first valid control (start-up over)
         self.watchdog_events: list[dict[str, Any]] = []
 
@@ -61,21 +61,22 @@ class Guard:
     def under_control(self) -> bool:
         return self.first_control_ns is not None
 
-    def apply(self, force: float, t: int) -> None:
-        self.backend.apply(force, t)
-        self.gates.note_applied(force, t)
-        self.force_n = force
+    def apply(self, u: list[float], t: int) -> None:
+        """From backend time `t` the actuators hold `u` (one float per input)."""
+        self.backend.apply(u, t)
+        self.gates.note_applied(u, t)
+        self.u = u
 
-    def apply_control(self, force_n: float, now: int) -> None:
+    def apply_control(self, u: list[float], now: int) -> None:
         """A valid control while not latched: limited by the gates, then applied."""
         t = self.times.backend_time(now)
-        self.apply(self.gates.limit_force(force_n, t), t)
+        self.apply(self.gates.limit_input(u, t), t)
 
     def go_safe(self, reason: str, now: int, state: np.ndarray) -> bool:
         """Apply the safe output and latch; False (and nothing done) if already safe."""
         if not self.latch.latch(reason):
             return False
-        self.apply(self.gates.safe_force_n(state), self.times.backend_time(now))
+        self.apply(self.gates.safe_input(state), self.times.backend_time(now))
         return True
 
     def trip(self, event: SafetyEvent, now: int, state: np.ndarray) -> None:
@@ -127,7 +128,7 @@ class Guard:
                 self.trip(event, now, state)
         elif self.gates.limits.braking != "none":
             # The brake's force follows the cart's speed.
-            self.apply(self.gates.safe_force_n(state), self.times.backend_time(now))
+            self.apply(self.gates.safe_input(state), self.times.backend_time(now))
 
     def score_deadline(self, met: bool, now: int, state: np.ndarray) -> None:
         if not self.under_control:

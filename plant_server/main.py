@@ -40,7 +40,7 @@ from plant_server.faults import FaultInjector
 from plant_server.faults import settings_from_config as fault_settings
 from plant_server.loops import run as run_plant
 from plant_server.safety import limits_from_config
-from plant_server.server import PlantServer, PlantSettings
+from plant_server.server import PlantServer, PlantSettings, plant_inputs
 
 
 def build_model(ctx: ProcessContext) -> Any:
@@ -113,7 +113,7 @@ def _warm_model(ctx: ProcessContext) -> Any:
             f"plant.initial_state: model {model.name!r} has {n} states "
             f"{list(model.state_names)}, got {len(config.plant.initial_state)} values")
     warm = np.array(config.plant.initial_state, dtype=np.float64)
-    model.step(warm, 0.0, 1e-3, np.empty_like(warm))
+    model.step(warm, np.zeros(plant_inputs(model.describe()).n), 1e-3, np.empty_like(warm))
     return model
 
 
@@ -141,7 +141,7 @@ class Cleanup:
                 log.error("cleanup step failed", step=name, error=str(exc))
 
 
-def _open_link(ctx: ProcessContext, settings: PlantSettings, n: int,
+def _open_link(ctx: ProcessContext, settings: PlantSettings, n: int, n_inputs: int,
                cleanup: Cleanup) -> tuple[PlantSocket, Any] | tuple[int, dict[str, Any]]:
     """The socket and the data plane, or (exit status, report) saying why not."""
     config = ctx.config
@@ -163,7 +163,7 @@ def _open_link(ctx: ProcessContext, settings: PlantSettings, n: int,
                         asked_us=config.run.shm_spin_us, spin_us=spin / 1e3,
                         period_us=settings.period_ns / 1e3)
     try:
-        data = plant_data(config.run.transport, sock, n, spin)
+        data = plant_data(config.run.transport, sock, n, n_inputs, spin)
     except SharedMemoryError as exc:
         print(f"hil-plant: run.transport shm: {exc}", file=sys.stderr)
         return EXIT_USAGE, {"end_reason": f"run.transport shm: {exc}"}
@@ -189,7 +189,8 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     resources = ResourceMeter()
     model = _warm_model(ctx)
     settings = _settings(config)
-    settings.safety = limits_from_config(config.safety, config.run.mode, model.max_force_n)
+    inputs = plant_inputs(model.describe())
+    settings.safety = limits_from_config(config.safety, config.run.mode, inputs)
     faults = _faults(config, len(model.state_names))
     realtime_config = config.realtime
     # Scheduling first, so ZeroMQ's I/O thread and our helper threads inherit it.
@@ -199,7 +200,7 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
                                 realtime_config.lock_memory, ctx.log)
     cleanup = Cleanup()
     try:
-        opened = _open_link(ctx, settings, len(model.state_names), cleanup)
+        opened = _open_link(ctx, settings, len(model.state_names), inputs.n, cleanup)
         if isinstance(opened[0], int):
             return opened  # type: ignore[return-value]
         sock, data = opened

@@ -18,7 +18,7 @@ from hil.link import messages as msg
 from hil.link.transport import PlantSocket
 
 # seq, t_ns, sim_time_s, state, input, flags, steps, misses, round_trip_ns, safe_reason
-ObservationFields = tuple[int, int, float, list[float], float, int, int, int, int, str]
+ObservationFields = tuple[int, int, float, list[float], list[float], int, int, int, int, str]
 
 
 class Observers:

@@ -1,18 +1,18 @@
 """Safety gates at the plant: state limits, input limits, non-finite values.
 
-Names, units and limits come from the plant's description, never from a cart or links:
-the "force" below is the plant's input in its own unit (`input_name`, `input_unit`: a force
-in N for a cart, a voltage in V for the rotary; `max_force_n` is its limit in that unit and
-`slew_limit_n_per_s` a rate in that unit per second; the names stay for compatibility).
+Names, units and limits come from the plant's description, never from a cart or links: the
+plant's inputs (`hil.dynamics.inputs.Inputs`: one name, unit and [low, high] per input) and
+its states.
 
 The plant asks `SafetyGates` two things. Each period, `check_state(state)`: is the state
 finite, a state named `x` (a cart's position, if the plant has one) within its track
 (`|x| <= track_limit_m`) and every angle from upright (the description's `upright_angles`,
 else the states named theta*) within `angle_limit_rad`? Each valid control,
-`limit_force(force_n, t_ns)`: the input the actuator may get, saturated at `max_force_n` and
-slew-limited to `slew_limit_n_per_s` from the last input applied (both counted, neither
-trips). An input that fails `plausible` (non-finite, or beyond `sanity_force_n`) is not an
-input anyone meant: the plant rejects the message.
+`limit_input(u, t_ns)`: the inputs the actuators may get, each held within its [low, high]
+and slew-limited to `slew_limit_per_s` (in that input's unit per second) from the last input
+applied (both counted, neither trips). A control that fails `plausible` (an entry beyond
+`sanity_factor` times its input's largest magnitude) is not an input anyone meant: the plant
+rejects the message.
 
 A finite state beyond what the plant declares possible (its description's
 `plausible_limits`, one magnitude per state, else `DEFAULT_PLAUSIBLE`: no lab rig's state in
@@ -31,9 +31,10 @@ control: a pendulum falling after a watchdog trip is not a new trip.
 | `angle`             | angle from upright (rad)   | `angle_limit_rad`  |
 | `deadline_*`        | see hil/runtime/deadline_gates.py  |                    |
 
-`safe_force_n(state)` is the safe output: zero, or with `braking` a cart brake for a plant
-with a state named `x_dot` (a viscous force opposing the cart's motion, saturated at
-`max_force_n`); a plant without `x_dot` gets zero input.
+`safe_input(state)` is the safe output: each input at zero (or at the bound of its range
+nearest zero, for an input whose range excludes zero: motors off); with `braking`, a
+single-input plant with a state named `x_dot` gets a cart brake instead (a viscous force
+opposing the cart's motion, held within the input's limits).
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from hil.dynamics.inputs import Inputs
+
 __all__ = ["SafetyEvent", "SafetyGates", "SafetyLimits", "limits_from_config"]
 
 Braking = Literal["none", "cart_brake"]
@@ -54,29 +57,31 @@ DEFAULT_PLAUSIBLE = 1e6  # |state entry| beyond this is implausible unless the p
 
 @dataclass(frozen=True, slots=True)
 class SafetyLimits:
-    """None switches a limit off. Inputs in the plant's input unit (N for a force), rates in
-    that unit per second, lengths in m, angles in rad."""
+    """None switches a limit off. Inputs in each input's unit, their rates in that unit per
+    second, lengths in m, angles in rad."""
 
-    max_force_n: float
-    sanity_force_n: float
+    inputs: Inputs
+    sanity_factor: float = 10.0
     track_limit_m: float | None = None
     angle_limit_rad: float | None = None
-    slew_limit_n_per_s: float | None = None
+    slew_limit_per_s: float | None = None
     braking: Braking = "none"
     brake_n_per_mps: float = 50.0
 
     def __post_init__(self) -> None:
-        if not self.max_force_n > 0:
-            raise ValueError(f"max_force_n must be > 0, got {self.max_force_n}")
-        if not self.sanity_force_n >= self.max_force_n:
-            raise ValueError(f"sanity_force_n must be >= max_force_n ({self.max_force_n}), "
-                             f"got {self.sanity_force_n}")
-        for name in ("track_limit_m", "angle_limit_rad", "slew_limit_n_per_s"):
+        if not self.sanity_factor >= 1:
+            raise ValueError(f"sanity_factor must be >= 1, got {self.sanity_factor}")
+        for name in ("track_limit_m", "angle_limit_rad", "slew_limit_per_s"):
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"{name} must be > 0 or None, got {value}")
         if self.braking not in ("none", "cart_brake"):
             raise ValueError(f"braking must be 'none' or 'cart_brake', got {self.braking!r}")
+
+    @property
+    def sanity(self) -> tuple[float, ...]:
+        """Per input, the |u| beyond which a control is implausible."""
+        return tuple(self.sanity_factor * m for m in self.inputs.magnitude)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,14 +98,14 @@ class SafetyEvent:
         return asdict(self)
 
 
-def limits_from_config(safety: Any, mode: str, max_force_n: float) -> SafetyLimits:
+def limits_from_config(safety: Any, mode: str, inputs: Inputs) -> SafetyLimits:
     """`SafetyLimits` from the config's `safety` section (hil.config.SafetyConfig)."""
     return SafetyLimits(
-        max_force_n=max_force_n,
-        sanity_force_n=safety.sanity_force_factor * max_force_n,
+        inputs=inputs,
+        sanity_factor=safety.sanity_force_factor,
         track_limit_m=safety.track_limit_m,
         angle_limit_rad=getattr(safety.angle_limit_rad, mode),
-        slew_limit_n_per_s=safety.slew_limit_n_per_s,
+        slew_limit_per_s=safety.slew_limit_n_per_s,
         braking=safety.braking,
         brake_n_per_mps=safety.brake_n_per_mps,
     )
@@ -110,14 +115,16 @@ class SafetyGates:
     """The gates of the module docstring for a plant with `state_names`."""
 
     def __init__(self, limits: SafetyLimits, state_names: Sequence[str],
-                 upright_angles: Sequence[str] | None = None, *, input_name: str = "force",
-                 input_unit: str = "N",
+                 upright_angles: Sequence[str] | None = None, *,
                  plausible_limits: Sequence[float] | None = None) -> None:
         self.limits = limits
         self.state_names = tuple(state_names)
-        # What the input is, for the report: the limits above are in `input_unit`.
-        self.input_name = input_name or "force"
-        self.input_unit = input_unit
+        inputs = limits.inputs
+        self._bounds = tuple(zip(inputs.low, inputs.high, strict=True))
+        self._sanity = limits.sanity
+        self.n_inputs = inputs.n
+        # Safe: each input off (zero, or the bound nearest zero).
+        self._off = [min(max(0.0, lo), hi) for lo, hi in self._bounds]
         self._x = self.state_names.index("x") if "x" in self.state_names else None
         self._x_dot = self.state_names.index("x_dot") if "x_dot" in self.state_names else None
         # The angle gate: the plant's angles from upright (its description), else theta*.
@@ -134,8 +141,8 @@ class SafetyGates:
         self.trips = 0
         self.saturations = 0
         self.slew_limited = 0
-        self._last_force_n = 0.0
-        self._last_force_t_ns: int | None = None
+        self._last_u = list(self._off)
+        self._last_t_ns: int | None = None
 
     # ----------------------------------------------------------------- gates
     def check_state(self, state: Sequence[float], time_s: float, t_ns: int
@@ -178,7 +185,7 @@ class SafetyGates:
         return f"{gate} still holds ({value:.6g} beyond {limit:g})"
 
     def non_finite_control(self, value: str, time_s: float, t_ns: int) -> SafetyEvent:
-        """The attached controller sent a non-finite force (`value`: "nan", "inf", "-inf")."""
+        """The attached controller sent a non-finite input (`value`: "nan", "inf", "-inf")."""
         return self.trip("non_finite_control", time_s, t_ns, value, None)
 
     def trip(self, gate: str, time_s: float, t_ns: int, value: float | str | None,
@@ -190,54 +197,79 @@ class SafetyGates:
             self.events.append(event)
         return event
 
-    # ----------------------------------------------------------------- force
-    def plausible(self, force_n: float) -> bool:
-        """False for a force no controller means: non-finite, or beyond `sanity_force_n`."""
-        return math.isfinite(force_n) and abs(force_n) <= self.limits.sanity_force_n
+    # ----------------------------------------------------------------- inputs
+    def plausible(self, u: Sequence[float]) -> bool:
+        """False for a control no controller means: an entry non-finite, or beyond its
+        input's sanity limit (the count is checked by the caller)."""
+        for v, limit in zip(u, self._sanity, strict=True):  # noqa: SIM110 (no generator per tick)
+            if not -limit <= v <= limit:  # also false for NaN
+                return False
+        return True
 
-    def limit_force(self, force_n: float, t_ns: int) -> float:
-        """The force to apply for a (plausible) control asking `force_n` at `t_ns`."""
+    def judge(self, u: list[float]) -> tuple[str, str] | None:
+        """Why a control's input vector is refused (rejection kind, detail), or None: the
+        wrong count (`bad_shape`), or an entry no controller means (`implausible_input`)."""
+        if len(u) != self.n_inputs:
+            return ("bad_shape", f"control.u has {len(u)} entries; the plant has "
+                                 f"{self.n_inputs} inputs {list(self.limits.inputs.names)}")
+        if not self.plausible(u):
+            return ("implausible_input", f"control.u {[float(f'{v:.6g}') for v in u]} beyond "
+                                         f"{self.limits.sanity_factor:g} x the input limits")
+        return None
+
+    def limit_input(self, u: Sequence[float], t_ns: int) -> list[float]:
+        """The inputs to apply for a (plausible) control asking `u` at `t_ns`."""
+        out = list(u)
+        saturated = slewed = False
+        slew = self.limits.slew_limit_per_s
+        step = None if slew is None or self._last_t_ns is None \
+            else slew * max(t_ns - self._last_t_ns, 0) * 1e-9
+        for i, (lo, hi) in enumerate(self._bounds):
+            v = out[i]
+            if not lo <= v <= hi:
+                v = lo if v < lo else hi
+                saturated = True
+            if step is not None:
+                last = self._last_u[i]
+                if not last - step <= v <= last + step:
+                    v = min(max(v, last - step), last + step)
+                    slewed = True
+            out[i] = v
+        self.saturations += saturated
+        self.slew_limited += slewed
+        return out
+
+    def note_applied(self, u: list[float], t_ns: int) -> None:
+        """The inputs the actuators now hold (controls and safe outputs alike), for the slew."""
+        self._last_u = u
+        self._last_t_ns = t_ns
+
+    def safe_input(self, state: np.ndarray) -> list[float]:
+        """The safe output (module docstring): a new list, one entry per input."""
         lim = self.limits
-        if abs(force_n) > lim.max_force_n:
-            force_n = math.copysign(lim.max_force_n, force_n)
-            self.saturations += 1
-        if lim.slew_limit_n_per_s is not None and self._last_force_t_ns is not None:
-            dt_s = max(t_ns - self._last_force_t_ns, 0) * 1e-9
-            step = lim.slew_limit_n_per_s * dt_s
-            low, high = self._last_force_n - step, self._last_force_n + step
-            if not low <= force_n <= high:
-                force_n = min(max(force_n, low), high)
-                self.slew_limited += 1
-        return force_n
-
-    def note_applied(self, force_n: float, t_ns: int) -> None:
-        """The force the actuator now holds (controls and safe outputs alike), for the slew."""
-        self._last_force_n = force_n
-        self._last_force_t_ns = t_ns
-
-    def safe_force_n(self, state: np.ndarray) -> float:
-        lim = self.limits
-        if lim.braking == "none" or self._x_dot is None:
-            return 0.0
+        if lim.braking == "none" or self._x_dot is None or self.n_inputs != 1:
+            return list(self._off)
         v = float(state[self._x_dot])
         if not math.isfinite(v):
-            return 0.0
-        return float(np.clip(-lim.brake_n_per_mps * v, -lim.max_force_n, lim.max_force_n))
+            return list(self._off)
+        lo, hi = self._bounds[0]
+        return [min(max(-lim.brake_n_per_mps * v, lo), hi)]
 
     # ----------------------------------------------------------------- report
     def report(self) -> dict[str, Any]:
         """plant.json's `safety` section: `trips` and `events` (names never change), and
-        `input`: the plant's input by name and unit, its limit and slew limit in that unit
-        (`limits` keeps its historical `_n` key names whatever the unit)."""
+        `inputs`: per input its name, unit, limits and sanity limit in that unit."""
         lim = self.limits
+        inputs = lim.inputs
         return {
-            "input": {"name": self.input_name, "unit": self.input_unit,
-                      "limit": lim.max_force_n, "sanity_limit": lim.sanity_force_n,
-                      "slew_limit_per_s": lim.slew_limit_n_per_s},
+            "inputs": [{"name": name, "unit": unit, "low": lo, "high": hi, "sanity_limit": s}
+                       for name, unit, lo, hi, s in zip(inputs.names, inputs.units, inputs.low,
+                                                        inputs.high, self._sanity, strict=True)],
+            "slew_limit_per_s": lim.slew_limit_per_s,
             "trips": self.trips,
             "events": [e.to_dict() for e in self.events],
             "events_dropped": self.trips - len(self.events),
             "saturations": self.saturations,
             "slew_limited": self.slew_limited,
-            "limits": asdict(self.limits),
+            "limits": {k: v for k, v in asdict(self.limits).items() if k != "inputs"},
         }

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from hil.dynamics.inputs import Inputs
 from hil.link import messages as msg
 from hil.link.dataplane import ZmqPlantData
 from hil.link.transport import PlantSocket, monotonic_clock_id
@@ -49,7 +50,7 @@ from plant_server.scoring import DeadlineScorer
 from plant_server.session import Action, Event, Phase, Session
 
 PLANT_FIGURES = ("round_trip", "controller_to_plant", "plant_lateness")
-SANITY_FORCE_FACTOR = 10.0  # default: reject finite forces above 10x max_force_n
+SANITY_FACTOR = 10.0  # default: reject a finite input above 10x its largest magnitude
 REPLACED_REASON = ("replaced: another controller took over the plant after this one let the "
                    "watchdog expire; its controls are refused")
 
@@ -90,12 +91,9 @@ def describe_run(plant: dict[str, Any], settings: PlantSettings, t0_ns: int, clo
 
 def _guard(backend: PlantBackend, settings: PlantSettings, latency: LatencyMonitor,
            times: RunClock, log: Log, clock: Clock) -> Guard:
-    max_force = float(backend.max_force_n)
-    limits = settings.safety or SafetyLimits(max_force, SANITY_FORCE_FACTOR * max_force)
     described = backend.describe()
+    limits = settings.safety or SafetyLimits(plant_inputs(described), SANITY_FACTOR)
     gates = SafetyGates(limits, described["state_names"], described.get("upright_angles"),
-                        input_name=described.get("input_name") or "force",
-                        input_unit=described.get("input_unit") or "N",
                         plausible_limits=described.get("plausible_limits"))
     window = max(1, round(1e9 / settings.period_ns))
     deadline_gates = DeadlineGates(
@@ -104,6 +102,15 @@ def _guard(backend: PlantBackend, settings: PlantSettings, latency: LatencyMonit
     return Guard(backend, gates, Watchdog(settings.watchdog_timeout_ns, clock=clock),
                  DeadlineScorer(latency, deadline_gates), times, log, clock,
                  settings.first_control_timeout_ns)
+
+
+def plant_inputs(description: dict[str, Any]) -> Inputs:
+    """The plant's inputs from its description (a description from before the models
+    declared `input_names` gives one input from `input_name`, `input_unit`, `max_force_n`)."""
+    if "input_names" in description:
+        return Inputs.from_description(description)
+    return Inputs.single(description.get("input_name") or "force",
+                         description.get("input_unit") or "N", description["max_force_n"])
 
 
 # kind -> (handler, who may send it): "any" peer, the attached "controller", or an "operator"
@@ -335,7 +342,7 @@ class PlantServer:
         elif self.faulty is None or self.faulty.arrives_now(m, now):
             self.on_control(m, now)
 
-    def _on_non_finite_control(self, force_n: object, now: int) -> None:
+    def _on_non_finite_control(self, value: object, now: int) -> None:
         """Only a control can be non-finite: the attached controller is broken. The first one
         is rejected and trips the gate; while the plant is safe the rest (one a tick, maybe)
         are counted in `controls_while_safe`, neither logged nor tripped again."""
@@ -343,17 +350,18 @@ class PlantServer:
         if guard.latch.safe:
             self.intake.while_safe += 1
             return
-        self.reject("non_finite", f"control.force_n is {force_n}")
-        guard.trip(guard.gates.non_finite_control(repr(force_n), self.times.run_time_s(now),
+        self.reject("non_finite", f"control.u holds {value}")
+        guard.trip(guard.gates.non_finite_control(repr(value), self.times.run_time_s(now),
                                                   now), now, self.state)
 
     def on_control(self, m: msg.Message, now: int) -> None:
         """A control from the attached controller: judged, fed to the watchdog, applied."""
         intake, guard = self.intake, self.guard
         state_seq = m["state_seq"]
+        u = m["u"]
         rejected = intake.judge(m["seq"], state_seq, self.seq)
-        if rejected is None and not guard.gates.plausible(m["force_n"]):
-            rejected = ("implausible_force", f"force_n {m['force_n']:.6g}")
+        if rejected is None:
+            rejected = guard.gates.judge(u)
         if rejected is not None:
             self.reject(*rejected)
             return
@@ -363,7 +371,7 @@ class PlantServer:
         if guard.latch.safe:
             intake.while_safe += 1
             return
-        guard.apply_control(m["force_n"], now)
+        guard.apply_control(u, now)
         if intake.note_applied(state_seq, m["t_send_ns"], now, self.seq) and self.times.lockstep:
             self.lockstep_answered = True
 
@@ -400,7 +408,7 @@ class PlantServer:
         if self.recorder is not None:
             intake = self.intake
             self.recorder.record((self.seq, t, self.backend.sim_time_ns * 1e-9, *values,
-                                  self.guard.force_n, flags, self.lateness_ns,
+                                  *self.guard.u, flags, self.lateness_ns,
                                   intake.last_control_seq, intake.answered_seq,
                                   intake.round_trip_ns))
         if self.observers and (self.seq % self.observers.every == 0 or flags & msg.FLAG_FINAL):
@@ -411,7 +419,7 @@ class PlantServer:
         """A copy of the newest state to each observer (never waited for)."""
         guard = self.guard
         self.observers.send_copies(t, (
-            self.seq, t, self.backend.sim_time_ns * 1e-9, self.values, float(guard.force_n),
+            self.seq, t, self.backend.sim_time_ns * 1e-9, self.values, guard.u,
             flags, self.cycles, self.latency.misses, self.intake.round_trip_ns,
             guard.latch.reason or ""))
 

@@ -125,12 +125,13 @@ def spin_ns(spin_us: float, mode: str, period_ns: int) -> int:
     return spin
 
 
-def control_message(seq: int, state_seq: int, force_n: float, t_state_rx_ns: int,
+def control_message(seq: int, state_seq: int, u: list[float], t_state_rx_ns: int,
                     t_send_ns: int, compute_ns: int) -> msg.Message:
     """A `control` from shared memory, validated as `messages.decode` validates one."""
-    if not math.isfinite(force_n):
-        raise msg.MessageError("non_finite", f"control.force_n is {force_n}", force_n)
-    return msg.Message("control", {"seq": seq, "state_seq": state_seq, "force_n": force_n,
+    if not all(map(math.isfinite, u)):
+        i, value = next((i, v) for i, v in enumerate(u) if not math.isfinite(v))
+        raise msg.MessageError("non_finite", f"control.u[{i}] is {value}", value)
+    return msg.Message("control", {"seq": seq, "state_seq": state_seq, "u": u,
                                    "t_state_rx_ns": t_state_rx_ns, "t_send_ns": t_send_ns,
                                    "compute_ns": compute_ns})
 
@@ -277,12 +278,12 @@ class ShmPlantData(_ShmWaits):
 
     kind = "shm"
 
-    def __init__(self, sock: PlantSocket, n_states: int, spin_ns: int) -> None:
+    def __init__(self, sock: PlantSocket, n_states: int, n_inputs: int, spin_ns: int) -> None:
         """Creates the segment for the socket's bound endpoint (a stale one from a killed
         plant is replaced; a live plant's refused: shm.SharedMemoryError)."""
         self.sock = sock
         self.spin_ns = spin_ns
-        self.segment = shm.Segment.create(sock.endpoint, n_states)
+        self.segment = shm.Segment.create(sock.endpoint, n_states, n_inputs)
         self._states = shm.StateWriter(self.segment)
         self._controls = shm.ControlReader(self.segment)
         self._incoming = self._controls
@@ -311,10 +312,10 @@ class ShmPlantData(_ShmWaits):
         got = self._controls.take()
         if got is None:
             return None
-        session, seq, state_seq, force, rx, send, compute = got
+        session, seq, state_seq, rx, send, compute, u = got
         try:
-            m: msg.Message | msg.MessageError = control_message(seq, state_seq, force, rx,
-                                                                send, compute)
+            m: msg.Message | msg.MessageError = control_message(seq, state_seq, u, rx, send,
+                                                                compute)
         except msg.MessageError as exc:
             m = exc
         return session == self._session and session != 0, m
@@ -335,10 +336,11 @@ class ShmPlantData(_ShmWaits):
                 "wakes_sent": self.segment.state_bell.wakes}
 
 
-def plant_data(kind: str, sock: PlantSocket, n_states: int, spin_ns: int) -> Any:
+def plant_data(kind: str, sock: PlantSocket, n_states: int, n_inputs: int,
+               spin_ns: int) -> Any:
     """The plant's data plane for `run.transport`."""
     if kind == "shm":
-        return ShmPlantData(sock, n_states, spin_ns)
+        return ShmPlantData(sock, n_states, n_inputs, spin_ns)
     if kind != "zmq":
         raise ValueError(f"unknown transport {kind!r}; choose one of {', '.join(TRANSPORTS)}")
     return ZmqPlantData(sock)
@@ -352,9 +354,9 @@ class ZmqControllerData(_ZmqWaits):
     def __init__(self, sock: ControllerSocket) -> None:
         self.sock = sock
 
-    def send_control(self, seq: int, state_seq: int, force_n: float, t_state_rx_ns: int,
+    def send_control(self, seq: int, state_seq: int, u: list[float], t_state_rx_ns: int,
                      t_send_ns: int, compute_ns: int) -> None:
-        self.sock.send(msg.pack_control(seq, state_seq, force_n, t_state_rx_ns, t_send_ns,
+        self.sock.send(msg.pack_control(seq, state_seq, u, t_state_rx_ns, t_send_ns,
                                         compute_ns))
 
     def take_state(self) -> msg.Message | None:
@@ -378,9 +380,9 @@ class ShmControllerData(_ShmWaits):
         self._poll = _ControlPlanePoll(sock.sock)
         self.socket_turn = self._poll.turn  # bound once: the drain asks each time
 
-    def send_control(self, seq: int, state_seq: int, force_n: float, t_state_rx_ns: int,
+    def send_control(self, seq: int, state_seq: int, u: list[float], t_state_rx_ns: int,
                      t_send_ns: int, compute_ns: int) -> None:
-        self._controls.write(seq, state_seq, force_n, t_state_rx_ns, t_send_ns, compute_ns)
+        self._controls.write(seq, state_seq, u, t_state_rx_ns, t_send_ns, compute_ns)
 
     def take_state(self) -> msg.Message | None:
         got = self._states.take()

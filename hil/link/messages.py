@@ -11,7 +11,8 @@ message is rejected in one place and never reaches the plant. Nothing is ever un
 | welcome   | protocol, description (map: plant, names/units, limits, rate, mode, t0, clock_id) |
 | refuse    | code, reason                                                                    |
 | state     | seq, t_ns (plant monotonic), state (list of floats), flags                      |
-| control   | seq, state_seq, force_n, t_state_rx_ns, t_send_ns, compute_ns                   |
+| control   | seq, state_seq, u (list of floats, one per input), t_state_rx_ns, t_send_ns,    |
+|           | compute_ns                                                                      |
 | heartbeat | t_ns                                                                            |
 | fault     | code, detail                                                                    |
 | clear     | (none): the attached controller clears the plant's latched safe state          |
@@ -28,13 +29,15 @@ message is rejected in one place and never reaches the plant. Nothing is ever un
 | observe   | protocol, client: `hil watch --endpoint`; subscribes (or renews) this peer to   |
 |           | `observation`s for `OBSERVE_LEASE_MS`; read-only, nothing else reaches the loop |
 | observing | lease_ms, run_id, description: the plant's answer to a new subscription         |
-| observation | seq, t_ns, sim_time_s, state, input, flags, steps, misses, round_trip_ns (newest |
+| observation | seq, t_ns, sim_time_s, state, u, flags, steps, misses, round_trip_ns (newest   |
 |           | applied control, -1: none), safe_reason, dropped (copies this observer missed:  |
 |           | its queue was full): every ~1/`OBSERVE_HZ` s, a copy of the newest state        |
 
-`control.force_n` is the plant's input in the unit its description gives (`input_name`,
-`input_unit`, limit `max_force_n`): a force in N for a cart, a voltage in V for the rotary.
-The field keeps its name whatever the input is; the wire format does not change.
+`control.u` is the plant's input vector: one number per input, in the order and units of the
+description's `input_names`, `input_units` and `input_limits` (1 .. `MAX_INPUTS` entries; a
+control whose length is not the plant's input count is rejected as `bad_shape` by the plant,
+which knows the count). Every entry must be finite (`non_finite`). Protocol 2 made the input
+a vector; a peer speaking protocol 1 (one number, `force_n`) is refused at its hello.
 
 Frames above `MAX_MESSAGE_BYTES` are rejected as `oversized` here; frames above the
 transport's cap (hil/link/transport.py, larger) never get this far: ZeroMQ drops the peer.
@@ -58,9 +61,10 @@ from typing import Annotated, Any
 
 import msgspec
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MAX_MESSAGE_BYTES = 16 * 1024
 MAX_STATE_DIM = 32
+MAX_INPUT_DIM = 8  # hil.dynamics.inputs.MAX_INPUTS
 MAX_STR_BYTES = 8192
 MAX_ARRAY_LEN = 4096
 MAX_MAP_LEN = 1024
@@ -101,7 +105,7 @@ SCHEMA: dict[str, tuple[tuple[str, tuple[type, ...]], ...]] = {
     "control": (
         ("seq", _INT),
         ("state_seq", _INT),
-        ("force_n", _NUM),
+        ("u", (list,)),
         ("t_state_rx_ns", _INT),
         ("t_send_ns", _INT),
         ("compute_ns", _INT),
@@ -123,12 +127,16 @@ SCHEMA: dict[str, tuple[tuple[str, tuple[type, ...]], ...]] = {
     "observe": (("protocol", _INT), ("client", (str,))),
     "observing": (("lease_ms", _INT), ("run_id", (str,)), ("description", (dict,))),
     "observation": (("seq", _INT), ("t_ns", _INT), ("sim_time_s", _NUM), ("state", (list,)),
-                    ("input", _NUM), ("flags", _INT), ("steps", _INT), ("misses", _INT),
+                    ("u", (list,)), ("flags", _INT), ("steps", _INT), ("misses", _INT),
                     ("round_trip_ns", _INT), ("safe_reason", (str,)), ("dropped", _INT)),
 }
 
-# The vector fields: 1 .. MAX_STATE_DIM numbers, int or float (`bad_shape`, `bad_type`).
-_VECTOR_FIELD = {"state": "state", "observation": "state"}
+# The vector fields, each 1 .. its limit numbers, int or float (`bad_shape`, `bad_type`).
+_VECTOR_FIELDS: dict[str, dict[str, int]] = {
+    "state": {"state": MAX_STATE_DIM},
+    "control": {"u": MAX_INPUT_DIM},
+    "observation": {"state": MAX_STATE_DIM, "u": MAX_INPUT_DIM},
+}
 
 # Per kind: field names, and the exact types each accepts (the table's checks).
 _COMPILED: dict[str, tuple[tuple[str, ...], tuple[frozenset[type], ...]]] = {
@@ -139,7 +147,11 @@ _COMPILED: dict[str, tuple[tuple[str, ...], tuple[frozenset[type], ...]]] = {
 # The typed decoder's field types: the same exact types (msgspec takes no bool for an int, no
 # float for an int, no bin for a str). Fields of free content (str, list, map) are checked for
 # the unpacking limits after the typed decode: msgspec has no such limits.
-_VECTOR = Annotated[list[int | float], msgspec.Meta(min_length=1, max_length=MAX_STATE_DIM)]
+
+
+def _vector(limit: int) -> Any:
+    return Annotated[list[int | float], msgspec.Meta(min_length=1, max_length=limit)]
+
 _WIRE_TYPE: dict[tuple[type, ...], Any] = {
     _INT: int, _NUM: int | float, (bool,): bool, (str,): str, (list,): list[Any],
     (dict,): dict[str, Any],
@@ -148,7 +160,8 @@ _FREE = frozenset({(str,), (list,), (dict,)})
 
 
 def _wire_struct(kind: str) -> type[msgspec.Struct]:
-    fields = [(name, _VECTOR if _VECTOR_FIELD.get(kind) == name else _WIRE_TYPE[types])
+    vectors = _VECTOR_FIELDS.get(kind, {})
+    fields = [(name, _vector(vectors[name]) if name in vectors else _WIRE_TYPE[types])
               for name, types in SCHEMA[kind]]
     return msgspec.defstruct(f"{kind}_wire", fields, array_like=True, tag=kind,
                              forbid_unknown_fields=True)
@@ -156,7 +169,8 @@ def _wire_struct(kind: str) -> type[msgspec.Struct]:
 
 _KIND_OF_STRUCT: dict[type[msgspec.Struct], str] = {_wire_struct(k): k for k in SCHEMA}
 _FREE_FIELDS: dict[str, tuple[str, ...]] = {
-    kind: tuple(name for name, types in spec if types in _FREE and _VECTOR_FIELD.get(kind) != name)
+    kind: tuple(name for name, types in spec
+                if types in _FREE and name not in _VECTOR_FIELDS.get(kind, {}))
     for kind, spec in SCHEMA.items()
 }
 _typed_decoder = msgspec.msgpack.Decoder(reduce(or_, _KIND_OF_STRUCT))
@@ -211,17 +225,17 @@ def pack_state(seq: int, t_ns: int, state: list[float], flags: int) -> bytes:
 
 
 def pack_control(
-    seq: int, state_seq: int, force_n: float, t_state_rx_ns: int, t_send_ns: int, compute_ns: int
+    seq: int, state_seq: int, u: list[float], t_state_rx_ns: int, t_send_ns: int, compute_ns: int
 ) -> bytes:
-    """Hot path: a `control` message."""
-    return _pack(("control", seq, state_seq, force_n, t_state_rx_ns, t_send_ns, compute_ns))
+    """Hot path: a `control` message; `u` is a list of floats, one per input."""
+    return _pack(("control", seq, state_seq, u, t_state_rx_ns, t_send_ns, compute_ns))
 
 
-def pack_observation(seq: int, t_ns: int, sim_time_s: float, state: list[float], force: float,
-                     flags: int, steps: int, misses: int, round_trip_ns: int, safe_reason: str,
-                     dropped: int) -> bytes:
-    """An `observation` (a plant's copy of its newest state for an observer)."""
-    return _pack(("observation", seq, t_ns, sim_time_s, state, force, flags, steps, misses,
+def pack_observation(seq: int, t_ns: int, sim_time_s: float, state: list[float],
+                     u: list[float], flags: int, steps: int, misses: int, round_trip_ns: int,
+                     safe_reason: str, dropped: int) -> bytes:
+    """An `observation` (a plant's copy of its newest state and input for an observer)."""
+    return _pack(("observation", seq, t_ns, sim_time_s, state, u, flags, steps, misses,
                   round_trip_ns, safe_reason, dropped))
 
 
@@ -236,8 +250,9 @@ def decode(data: bytes) -> Message:
     kind = _KIND_OF_STRUCT[type(wire)]
     fields = _as_fields(wire)
     if kind == "control":
-        if not math.isfinite(fields["force_n"]):
-            raise _non_finite(fields["force_n"])
+        u = fields["u"]
+        if not all(map(math.isfinite, u)):
+            raise _non_finite(u)
     else:
         for name in _FREE_FIELDS[kind]:
             _check_limits(fields[name])
@@ -264,23 +279,24 @@ def _decode_by_table(data: bytes) -> Message:
         if type(value) not in allowed:  # exact types: the unpacker yields no subclasses
             raise MessageError("bad_type", f"{kind}.{name} has type {type(value).__name__}")
     fields = dict(zip(names, obj[1:], strict=True))
-    if kind in _VECTOR_FIELD:
-        _check_vector(fields[_VECTOR_FIELD[kind]])
-    elif kind == "control" and not math.isfinite(fields["force_n"]):
-        raise _non_finite(fields["force_n"])
+    for name, limit in _VECTOR_FIELDS.get(kind, {}).items():
+        _check_vector(f"{kind}.{name}", fields[name], limit)
+    if kind == "control" and not all(map(math.isfinite, fields["u"])):
+        raise _non_finite(fields["u"])
     return Message(kind, fields)
 
 
-def _non_finite(force_n: float) -> MessageError:
-    return MessageError("non_finite", f"control.force_n is {force_n}", force_n)
+def _non_finite(u: list[float]) -> MessageError:
+    i, value = next((i, v) for i, v in enumerate(u) if not math.isfinite(v))
+    return MessageError("non_finite", f"control.u[{i}] is {value}", value)
 
 
-def _check_vector(values: list[Any]) -> None:
-    if not 0 < len(values) <= MAX_STATE_DIM:
-        raise MessageError("bad_shape", f"state has {len(values)} entries")
+def _check_vector(where: str, values: list[Any], limit: int) -> None:
+    if not 0 < len(values) <= limit:
+        raise MessageError("bad_shape", f"{where} has {len(values)} entries (1 .. {limit})")
     for v in values:
         if type(v) is not float and type(v) is not int:
-            raise MessageError("bad_type", f"state entry of type {type(v).__name__}")
+            raise MessageError("bad_type", f"{where} entry of type {type(v).__name__}")
 
 
 _LEAVES = frozenset({type(None), bool, int, float})

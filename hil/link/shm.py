@@ -10,9 +10,10 @@ sequence numbers:
 |--------|--------------------------------------------------------------------------------|
 | 0      | magic, version, n_states, plant pid, session (of the attached controller)     |
 | 32     | the plant's pid namespace (a killed plant's segment is swept only from its own) |
+| 40     | n_inputs                                                                       |
 | 64     | state slot: counter, bell, waiters, seq, t_ns, flags, state[n] (plant writes)  |
-| 384    | control slot: counter, bell, waiters, session, seq, state_seq, force_n,        |
-|        | t_state_rx_ns, t_send_ns, compute_ns (the controller writes)                   |
+| 384    | control slot: counter, bell, waiters, session, seq, state_seq, t_state_rx_ns,  |
+|        | t_send_ns, compute_ns, u[n_inputs] (the controller writes)                     |
 
 Each slot has a single writer and holds the newest message (newest-state semantics): the
 writer makes its counter odd, writes the fields, makes it even; a reader that sees the
@@ -55,8 +56,9 @@ from hil.link import atomics
 
 SEGMENT_BYTES = 512
 MAGIC = 0x314D48534C4948  # "HILSHM1"
-VERSION = 1
+VERSION = 2  # 2: the control slot carries an input vector
 MAX_STATES = 32
+MAX_INPUTS = 8  # 384 + 64 + 8 * 8 = SEGMENT_BYTES
 MAX_SLEEP_NS = 1_000_000  # a sleeping reader re-checks everything at least this often
 
 _HEADER = struct.Struct("@QIIqq")  # magic, version, n_states, plant pid, session
@@ -66,8 +68,8 @@ _STATE_AT = 64
 _CONTROL_AT = 384
 _SESSION_WORD = 3  # the header's session, as a u64 word (byte 24)
 _WAITERS_OFF = 12  # within a slot: counter u64 @0, bell u32 @8, waiters u32 @12
-_CONTROL = struct.Struct("@Q8xqqqdqqq")  # counter, (bell, waiters), session, fields
-_CONTROL_BODY = struct.Struct("@qqqdqqq")  # session, seq, state_seq, force, rx, send, compute
+_INPUTS = struct.Struct("@I")  # at _INPUTS_AT: n_inputs
+_INPUTS_AT = 40
 
 _FUTEX_WAIT = 0
 _FUTEX_WAKE = 1
@@ -260,12 +262,15 @@ class Segment:
         self.control_bell = _Bell(seg, self.u32, _CONTROL_AT)
 
     @classmethod
-    def create(cls, endpoint: str, n_states: int) -> Segment:
+    def create(cls, endpoint: str, n_states: int, n_inputs: int = 1) -> Segment:
         """The plant's segment for `endpoint`; a stale one from a killed plant is replaced."""
         check_platform()
         if not 0 < n_states <= MAX_STATES:
             raise SharedMemoryError(f"shared memory carries 1..{MAX_STATES} states, "
                                     f"the plant has {n_states}")
+        if not 0 < n_inputs <= MAX_INPUTS:
+            raise SharedMemoryError(f"shared memory carries 1..{MAX_INPUTS} inputs, "
+                                    f"the plant has {n_inputs}")
         name = segment_name(endpoint)
         sweep_stale(keep=name)  # killed plants' segments under other endpoints
         try:
@@ -276,6 +281,7 @@ class Segment:
         _HEADER.pack_into(buf, 0, 0, VERSION, n_states, os.getpid(), 0)
         buf[_HEADER.size:SEGMENT_BYTES] = bytes(SEGMENT_BYTES - _HEADER.size)
         _PIDNS.pack_into(buf, _PIDNS_AT, _pid_namespace())
+        _INPUTS.pack_into(buf, _INPUTS_AT, n_inputs)
         _HEADER.pack_into(buf, 0, MAGIC, VERSION, n_states, os.getpid(), 0)
         return cls(seg, owner=True)
 
@@ -314,6 +320,11 @@ class Segment:
     @property
     def n_states(self) -> int:
         n: int = _HEADER.unpack_from(self.buf, 0)[2]
+        return n
+
+    @property
+    def n_inputs(self) -> int:
+        n: int = _INPUTS.unpack_from(self.buf, _INPUTS_AT)[0]
         return n
 
     @property
@@ -456,9 +467,12 @@ class ControlWriter(_Writer):
     def __init__(self, seg: Segment, session: int) -> None:
         super().__init__(seg, _CONTROL_AT, seg.control_bell)
         self.session = session
+        self.n_inputs = seg.n_inputs
+        self._body = struct.Struct(f"@qqqqqq{self.n_inputs}d")
 
-    def write(self, seq: int, state_seq: int, force_n: float, t_state_rx_ns: int,
+    def write(self, seq: int, state_seq: int, u: list[float], t_state_rx_ns: int,
               t_send_ns: int, compute_ns: int) -> None:
+        """Write a control; `u` holds `n_inputs` floats (struct.error otherwise)."""
         buf, at, u64, i = self._buf, self._at, self._u64, self._i
         if u64[_SESSION_WORD] != self.session:
             raise Replaced(
@@ -466,8 +480,8 @@ class ControlWriter(_Writer):
                 "this one let its watchdog expire; its controls are refused")
         ctr = (u64[i] + 1) | 1
         u64[i] = ctr
-        _CONTROL_BODY.pack_into(buf, at + 16, self.session, seq, state_seq, float(force_n),
-                                t_state_rx_ns, t_send_ns, compute_ns)
+        self._body.pack_into(buf, at + 16, self.session, seq, state_seq, t_state_rx_ns,
+                             t_send_ns, compute_ns, *u)
         u64[i] = ctr + 1
         self._bell.ring()
 
@@ -477,10 +491,12 @@ class ControlReader(_Reader):
 
     def __init__(self, seg: Segment) -> None:
         super().__init__(seg, _CONTROL_AT, seg.control_bell)
+        self.n_inputs = seg.n_inputs
+        self._all = struct.Struct(f"@Q8xqqqqqq{self.n_inputs}d")
 
-    def take(self) -> tuple[int, int, int, float, int, int, int] | None:
-        """The newest control not yet taken: (session, seq, state_seq, force_n,
-        t_state_rx_ns, t_send_ns, compute_ns), or None."""
+    def take(self) -> tuple[int, int, int, int, int, int, list[float]] | None:
+        """The newest control not yet taken: (session, seq, state_seq, t_state_rx_ns,
+        t_send_ns, compute_ns, u), or None."""
         buf, at, u64, i = self._buf, self._at, self._u64, self._i
         while True:
             ctr = u64[i]
@@ -489,7 +505,7 @@ class ControlReader(_Reader):
             if ctr & 1:
                 self.retries += 1
                 continue
-            fields = _CONTROL.unpack_from(buf, at)
+            fields = self._all.unpack_from(buf, at)
             if u64[i] != ctr or fields[0] != ctr:
                 self.retries += 1
                 continue
@@ -497,5 +513,6 @@ class ControlReader(_Reader):
                 self.overwritten += (ctr - self._seen) // 2 - 1
             self._counting = True
             self._seen = ctr
-            return cast(tuple[int, int, int, float, int, int, int], fields[1:])
+            return (fields[1], fields[2], fields[3], fields[4], fields[5], fields[6],
+                    list(fields[7:]))
 

@@ -7,8 +7,9 @@ ring of the last `window` steps plus a few running totals; nothing grows with th
 - `LyapunovMonitor`: V = sigma^2 / 2 of the law's sliding variable; the fraction of steps in
   which V decreased, over the run and over the last window. Steps that start with
   |sigma| <= `sigma_floor` (on the surface, where V only jitters) are not evaluated.
-- `ActuatorMonitor`: saturation duty (share of steps at +-max_force_n) and slew-limit hits
-  (steps whose force changed by more than `slew_limit_n` from the previous one).
+- `ActuatorMonitor`: saturation duty (share of steps with an input at a bound of its limits)
+  and slew-limit hits (steps where an input changed by more than `slew_limit_n` from the
+  previous one).
 - `ConditionMonitor`: condition number of the mass matrix M(q) at each step's state.
 - `SurfaceMonitor`: the sliding-surface magnitude |sigma|.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -111,24 +113,39 @@ class ActuatorStatistics:
 
 
 class ActuatorMonitor:
-    def __init__(self, max_force_n: float, slew_limit_n: float, window: int = 1000) -> None:
-        if not (max_force_n > 0 and slew_limit_n > 0):
-            raise ValueError("max_force_n and slew_limit_n must be > 0, got "
-                             f"{max_force_n!r}, {slew_limit_n!r}")
+    """Saturation and slew of the inputs: a step is saturated when any input sits at a bound
+    of its [low, high] (a single number L means -L..L); its change is the largest |du| over the
+    inputs, each in its own unit, against `slew_limit` (per step)."""
+
+    def __init__(self, limits: float | Sequence[tuple[float, float]], slew_limit_n: float,
+                 window: int = 1000) -> None:
+        bounds = [(-float(limits), float(limits))] if isinstance(limits, (int, float)) \
+            else [(float(lo), float(hi)) for lo, hi in limits]
+        if not (bounds and all(hi > lo for lo, hi in bounds) and slew_limit_n > 0):
+            raise ValueError("each input's limits need low < high and slew_limit_n must be > 0, "
+                             f"got {limits!r}, {slew_limit_n!r}")
         self._lock = threading.Lock()
-        self._at_limit = max_force_n * (1.0 - 1e-9)
+        margin = 1e-9
+        self._bounds = [(lo + margin * abs(lo), hi - margin * abs(hi)) for lo, hi in bounds]
         self._slew = slew_limit_n
         self._sat = _Ring(window)
         self._slews = _Ring(window)
-        self._prev = math.nan
+        self._prev: Sequence[float] = [math.nan] * len(bounds)
         self._steps = 0
         self._saturated = 0
         self._slew_hits = 0
         self._max_change = 0.0
 
-    def update(self, force_n: float) -> None:
-        saturated = abs(force_n) >= self._at_limit
-        change = abs(force_n - self._prev)  # NaN on the first step: no slew
+    def update(self, u: float | Sequence[float]) -> None:
+        if isinstance(u, (int, float)):
+            u = (u,)
+        saturated = False
+        change = 0.0
+        for v, (lo, hi), prev in zip(u, self._bounds, self._prev, strict=True):
+            saturated |= not lo < v < hi
+            d = abs(v - prev)  # NaN on the first step: no slew
+            if d > change:
+                change = d
         with self._lock:
             self._steps += 1
             self._saturated += saturated
@@ -138,7 +155,7 @@ class ActuatorMonitor:
             self._slews.push(1.0 if hit else 0.0)
             if change > self._max_change:
                 self._max_change = change
-            self._prev = force_n
+            self._prev = u
 
     def statistics(self) -> ActuatorStatistics:
         with self._lock:
@@ -227,17 +244,17 @@ def _finite(d: dict[str, Any]) -> dict[str, Any]:
 class StabilityMonitor:
     """All four monitors, fed together once per control step."""
 
-    def __init__(self, max_force_n: float, slew_limit_n: float, window: int = 1000,
-                 sigma_floor: float = 0.0) -> None:
+    def __init__(self, limits: float | Sequence[tuple[float, float]], slew_limit_n: float,
+                 window: int = 1000, sigma_floor: float = 0.0) -> None:
         self.window = window
         self.lyapunov = LyapunovMonitor(window, sigma_floor)
-        self.actuator = ActuatorMonitor(max_force_n, slew_limit_n, window)
+        self.actuator = ActuatorMonitor(limits, slew_limit_n, window)
         self.condition = ConditionMonitor(window)
         self.surface = SurfaceMonitor(window)
 
-    def update(self, sigma: float, force_n: float, mass_condition: float) -> None:
+    def update(self, sigma: float, u: float | Sequence[float], mass_condition: float) -> None:
         self.lyapunov.update(sigma)
-        self.actuator.update(force_n)
+        self.actuator.update(u)
         self.condition.update(mass_condition)
         self.surface.update(sigma)
 

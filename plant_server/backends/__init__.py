@@ -2,7 +2,8 @@
 
 A backend is driven by the plant loop on one time axis (nanoseconds):
 
-- `apply(force_n, t_ns)`: from `t_ns` on, the plant's input is `force_n` (zero-order hold).
+- `apply(u, t_ns)`: from `t_ns` on, the plant's input is `u`, one float per input (zero-order
+  hold).
   The loop calls it when a valid control arrives and when it applies the safe output.
 - `advance(t_ns) -> state`: bring the plant to `t_ns` and return its state (a view owned by
   the backend; copy it to keep it).

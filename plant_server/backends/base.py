@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -17,11 +18,6 @@ class PlantBackend(Protocol):
     # None, or why the plant can no longer be trusted (checked every tick).
     fault: str | None
 
-    @property
-    def max_force_n(self) -> float:
-        """The input's saturation, in the input's unit."""
-        ...
-
     def describe(self) -> dict[str, Any]:
         """Name, state names and units, limits, parameters: the handshake's description."""
         ...
@@ -34,8 +30,8 @@ class PlantBackend(Protocol):
         """Put the plant's clock at `t_ns`; the initial state holds until then."""
         ...
 
-    def apply(self, force_n: float, t_ns: int) -> None:
-        """From `t_ns` on, the plant's input is `force_n` (zero-order hold)."""
+    def apply(self, u: Sequence[float], t_ns: int) -> None:
+        """From `t_ns` on, the plant's input is `u`, one float per input (zero-order hold)."""
         ...
 
     def advance(self, t_ns: int) -> np.ndarray:

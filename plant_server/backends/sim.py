@@ -1,15 +1,26 @@
 """Simulated plant backend: a numba model integrated between control arrivals.
 
-Each control acts from the moment it arrived, not from the next tick: `advance` integrates
+The input is a vector (one float per input, `apply(u, t_ns)`). Each control acts from the
+moment it arrived, not from the next tick: `advance` integrates
 piecewise over the arrivals recorded by `apply`, so the simulated plant sees the real link
 latency as a rig would, not a whole period of extra delay.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from hil.dynamics.inputs import Inputs
+
+
+def _n_inputs(model: Any) -> int:
+    described = model.describe()
+    if "input_names" in described:
+        return Inputs.from_description(described).n
+    return 1
 
 
 class SimBackend:
@@ -26,13 +37,12 @@ class SimBackend:
         self.model = model
         self.name = model.name
         self.state_names = tuple(model.state_names)
-        self.max_force_n = float(model.max_force_n)
         self.state = state
         self._next = np.empty_like(state)
         self._max_step_ns = max_step_ns
         self._t_ns: int | None = None
-        self._force = 0.0
-        self._pending: list[tuple[int, float]] = []
+        self._u = np.zeros(_n_inputs(model))  # the input held (a float64 vector)
+        self._pending: list[tuple[int, Sequence[float]]] = []
         self.sim_time_ns = 0
 
     # A simulation never stops being trustworthy, and its ticks need no alignment.
@@ -45,40 +55,42 @@ class SimBackend:
         return dict(self.model.describe())
 
     @property
-    def force_n(self) -> float:
-        """The force currently held (the newest applied)."""
-        return self._pending[-1][1] if self._pending else self._force
+    def u(self) -> np.ndarray:
+        """The input currently held (the newest applied), a new array."""
+        return np.array(self._pending[-1][1], dtype=np.float64) if self._pending \
+            else self._u.copy()
 
     def start(self, t_ns: int) -> None:
         """Put the plant's clock at `t_ns`; the initial state holds until then."""
         self._t_ns = t_ns
         self._pending.clear()
 
-    def apply(self, force_n: float, t_ns: int) -> None:
-        self._pending.append((t_ns, force_n))
+    def apply(self, u: Sequence[float], t_ns: int) -> None:
+        """From `t_ns` on, the plant's input is `u` (one float per input; kept, not copied)."""
+        self._pending.append((t_ns, u))
 
     def advance(self, t_ns: int) -> np.ndarray:
         if self._t_ns is None:
             raise RuntimeError("SimBackend.advance before start()")
         t = self._t_ns
-        force = self._force
-        for arrival, f in self._pending:
+        held = self._u
+        for arrival, u in self._pending:
             if arrival > t:
                 end = min(arrival, t_ns)
-                self._integrate(force, t, end)
+                self._integrate(t, end)
                 t = end
-            force = f
+            held[:] = u
         self._pending.clear()
-        self._integrate(force, t, t_ns)
-        self._force = force
+        self._integrate(t, t_ns)
         self._t_ns = max(t, t_ns)
         return self.state
 
-    def _integrate(self, force: float, t_from: int, t_to: int) -> None:
+    def _integrate(self, t_from: int, t_to: int) -> None:
         t = t_from
+        u: Any = self._u if len(self._u) > 1 else float(self._u[0])
         while t < t_to:
             dt = min(t_to - t, self._max_step_ns)
-            self.model.step(self.state, force, dt * 1e-9, self._next)
+            self.model.step(self.state, u, dt * 1e-9, self._next)
             self.state, self._next = self._next, self.state
             t += dt
             self.sim_time_ns += dt
