@@ -25,6 +25,7 @@ from controller_client.controllers import (
     create_controller,
 )
 from controller_client.loop import ControllerLoop, Ending, LoopSettings
+from controller_client.output import LawOutputError, law_output
 from controller_client.ports import Log
 from controller_client.session import HandshakeRefused, PlantUnreachable
 from hil.app.process import (
@@ -238,19 +239,23 @@ def _close(loop: ControllerLoop, sock: ControllerSocket, log: Log
     return (stats.to_dict() if stats is not None else None), failed
 
 
-def _warm(law: Any, config: Config) -> None:
+def _warm(law: Any, config: Config, n_inputs: int) -> None:
     """Compile and warm the law (and the shared-memory doorbell) before the handshake starts
-    the plant's clock. A law that raises on the configured initial state cannot run: the
-    config names it, exit 2."""
+    the plant's clock. A law that raises on the configured initial state, or returns other
+    than one number per plant input, cannot run: the config names it, exit 2."""
     warm = np.array(config.plant.initial_state, dtype=np.float64)
     try:
         for _ in range(3):
-            law.compute(warm, 0.0)
+            out = law.compute(warm, 0.0)
         law.reset()
     except Exception as exc:  # a law is user code
         raise ConfigError(
             f"controller.name: {config.controller.name} raised {type(exc).__name__} on "
             f"plant.initial_state {warm.tolist()} during its warm-up: {exc}") from None
+    try:
+        law_output(config.controller.name, out, n_inputs)
+    except LawOutputError as exc:
+        raise ConfigError(f"controller.name: at plant.initial_state: {exc}") from None
     if config.run.transport == "shm":
         atomics.warm()
 
@@ -260,7 +265,8 @@ def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     resources = ResourceMeter()
     model = build_plant_model(config)
     law = law_from_config(config, model)
-    _warm(law, config)
+    bounds = input_bounds(model.describe())
+    _warm(law, config, len(bounds))
     settings = loop_settings(config)
     rtc = config.realtime
     # Scheduling first, so ZeroMQ's I/O thread and the recorder's thread inherit it.
@@ -269,8 +275,7 @@ def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     granted = rt.apply_realtime(None, fifo, rtc.sched_priority, rtc.lock_memory, ctx.log)
     sock = _open_socket(config)
     try:  # the socket is closed if anything before the loop's own try fails
-        loop, stability = _build_loop(ctx, law, input_bounds(model.describe()), sock,
-                                      settings, resources)
+        loop, stability = _build_loop(ctx, law, bounds, sock, settings, resources)
         rt.apply_realtime(rtc.controller_cpu, False, rtc.sched_priority, False, ctx.log,
                           granted)
     except BaseException:

@@ -206,3 +206,23 @@ def test_a_law_that_raises_on_the_initial_state_is_named_at_start_not_a_crash(
     (line,) = done.stderr.strip().splitlines()
     assert "controller.name: lab_law:Law raised ZeroDivisionError on plant.initial_state" in line
     assert "during its warm-up" in line
+
+
+def test_a_law_returning_two_numbers_for_the_one_input_dip_is_refused_at_start(
+        tmp_path: Path) -> None:
+    (tmp_path / "lab_law.py").write_text(
+        "class Law:\n"
+        "    def __init__(self, gains, **context):\n"
+        "        pass\n"
+        "    def compute(self, state, t):\n"
+        "        return [0.0, 1.0]\n")
+    config = tmp_path / "lab.yaml"
+    config.write_text('controller: {name: "lab_law:Law"}\n')
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "controller_client.main", "--config",
+                           str(config), "--out", str(tmp_path / "run")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "controller.name: at plant.initial_state: control law lab_law:Law returned 2 " \
+           "values (shape 2) for 1 input" in line
