@@ -142,9 +142,23 @@ class ControllerConfig(_Strict):
         return _check_endpoint(v)
 
 
+# The at_target gate's tolerance per unit of a regulated state (hil/reporting/target.py) when
+# `gates.target_tolerance` does not name the unit. "rad" is not here: an angle's tolerance is
+# `gates.upright_tolerance_rad`.
+DEFAULT_TARGET_TOLERANCE: dict[str, float] = {"m": 0.05, "m/s": 0.05, "rad/s": 0.1, "deg": 1.0}
+TOLERANCE = Range(0, 1e6, "in the state's own unit; 0 would fail every run", low_open=True)
+
+
 class GatesConfig(_Strict):
+    # The at_target gate (hil/reporting/target.py, README "Verdict and gates"): each regulated
+    # state must end within its tolerance of its target. An angle (rad) within this:
     upright_tolerance_rad: Annotated[float, Range(
         1e-6, 3.14, "half a turn: any wider takes every angle as upright")] = 0.02
+    # A state in another unit: by unit, over DEFAULT_TARGET_TOLERANCE; else the "other".
+    target_tolerance: dict[str, Annotated[float, TOLERANCE]] = Field(default_factory=dict)
+    target_tolerance_other: Annotated[float, TOLERANCE] = 0.05
+    # By state name, over its unit's tolerance (a name the plant does not have fails the gate).
+    state_tolerance: dict[str, Annotated[float, TOLERANCE]] = Field(default_factory=dict)
     max_miss_ratio: Annotated[float, RATIO] = 0.01
     # Scoring (hil/reporting/scoring.py). None: 85% of the plant period.
     max_round_trip_p99_us: Annotated[float, Range(1, 10_000_000, "up to 10 s")] | None = None
@@ -166,6 +180,17 @@ class GatesConfig(_Strict):
     critical: dict[str, bool] = Field(default_factory=dict)
     # Below this score (0-100) the run fails even when every critical gate passed.
     pass_score: Annotated[float, Range(0, 100)] = 80.0
+
+    @field_validator("target_tolerance")
+    @classmethod
+    def _no_rad_and_no_empty_unit(cls, v: dict[str, float]) -> dict[str, float]:
+        if "rad" in v:
+            raise ValueError("has a 'rad' entry: an angle's tolerance is "
+                             "gates.upright_tolerance_rad; set that instead")
+        if "" in v:
+            raise ValueError("has an entry for an empty unit: a state without a unit takes "
+                             "gates.target_tolerance_other; set that instead")
+        return v
 
 
 class RecordConfig(_Strict):

@@ -22,6 +22,8 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
+from hil.reporting.scoring import current_name
+
 __all__ = [
     "DEFAULT_PATH",
     "SCHEMA_VERSION",
@@ -267,13 +269,14 @@ def compare(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[dict[str, Any]]:
 
     Each row is `{section, name, a, b, change, change_pct, unit}` (change = b - a when both
     are numbers, else None); gate rows add `a_passed`, `b_passed` and `threshold` (b's).
-    A gate or figure only one report has shows None on the other side.
+    A gate or figure only one report has shows None on the other side; a gate of an older
+    report under its former name (upright_at_end) is the gate of its name now (at_target).
     """
     rows = [_row("run", "run_id", a.get("run_id"), b.get("run_id")),
             _row("run", "verdict", a.get("verdict"), b.get("verdict")),
             _row("run", "score", a.get("score"), b.get("score"))]
-    gates_a = {g["name"]: g for g in a.get("gates", [])}
-    gates_b = {g["name"]: g for g in b.get("gates", [])}
+    gates_a = {current_name(g["name"]): g for g in a.get("gates", [])}
+    gates_b = {current_name(g["name"]): g for g in b.get("gates", [])}
     for name in [*gates_a, *(n for n in gates_b if n not in gates_a)]:
         ga, gb = gates_a.get(name, {}), gates_b.get(name, {})
         rows.append(_row("gate", name, ga.get("value"), gb.get("value"),

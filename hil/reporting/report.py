@@ -1,35 +1,26 @@
 """The run report: merge plant.json and controller.json into report.json and a summary table.
 
 Schema "hil-report/1". Later versions add keys and never rename one. Each gate is
-`{name, value, threshold, passed}` plus `weight` and `critical`; hil/reporting/scoring.py weighs the
-gates into a 0-100 `score` and the top-level `verdict`: FAIL if a critical gate failed or the
-score is below the configured pass score, PASS otherwise.
+`{name, value, threshold, passed}` plus `weight` and `critical`, and some a `unit` and a
+`detail` (a sentence the summary prints); hil/reporting/scoring.py weighs the gates into a
+0-100 `score` and the top-level `verdict`: FAIL if a critical gate failed or the score is below
+the configured pass score, PASS otherwise. One gate was renamed: `upright_at_end` became
+`at_target` (hil/reporting/target.py) when the verdict grew to any plant; scoring's config
+and `hil compare` read the old name as the new (scoring.RENAMED_GATES).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
+from hil.config import GatesConfig
 from hil.reporting.scoring import evaluate, gate
+from hil.reporting.target import target_gate
 
 SCHEMA = "hil-report/1"
 FIGURES = ("round_trip", "state_to_controller", "controller_to_plant", "compute",
            "controller_lateness", "plant_lateness")
 _EMPTY = {"p50": None, "p90": None, "p99": None, "p999": None, "max": None, "count": 0}
-
-
-def upright_error(final_state: list[float | None], state_names: list[str],
-                  upright: list[str] | None = None) -> float | None:
-    """Largest |angle| among the angles from upright: the plant description's
-    `upright_angles`, else (older reports) the state names starting with 'theta'. None when
-    one is not finite (null in a process's report: hil.app.process.write_json)."""
-    angles = [v for n, v in zip(state_names, final_state, strict=False)
-              if (n in upright if upright is not None
-                  else n.startswith("theta") and not n.endswith("_dot"))]
-    if not angles or not all(a is not None and math.isfinite(a) for a in angles):
-        return None
-    return max(abs(a) for a in angles if a is not None)
 
 
 def _non_finite(plant: dict[str, Any], controller: dict[str, Any]) -> dict[str, Any] | None:
@@ -42,7 +33,7 @@ def _non_finite(plant: dict[str, Any], controller: dict[str, Any]) -> dict[str, 
 def build_report(run_id: str, config: dict[str, Any], plant: dict[str, Any],
                  controller: dict[str, Any]) -> dict[str, Any]:
     """report.json from the two process reports and the run's config, gates weighed."""
-    gates_cfg = config["gates"]
+    thresholds = GatesConfig.model_validate(config["gates"])
     deadline = plant.get("deadline") or {"misses": 0, "miss_ratio": 0.0, "max_consecutive": 0,
                                          "total": 0}
     desc = plant.get("plant") or {}
@@ -60,7 +51,7 @@ def build_report(run_id: str, config: dict[str, Any], plant: dict[str, Any],
         "final_state": final_state,
         "latency_us": _latency(plant, controller),
         "deadline": deadline,
-        "gates": _base_gates(gates_cfg, plant, controller, deadline),
+        "gates": _base_gates(thresholds, plant, controller, deadline),
         "score": None,  # score and verdict: hil/reporting/scoring.py, below
         "verdict": None,
         "plant_end_reason": plant.get("end_reason"),
@@ -77,7 +68,7 @@ def build_report(run_id: str, config: dict[str, Any], plant: dict[str, Any],
         "config": config,
     }
     report.update(_optional_sections(plant, controller))
-    report["gates"], report["score"], report["verdict"] = evaluate(report, gates_cfg)
+    report["gates"], report["score"], report["verdict"] = evaluate(report, thresholds)
     return report
 
 
@@ -93,21 +84,18 @@ def _latency(plant: dict[str, Any], controller: dict[str, Any]) -> dict[str, Any
     return latency
 
 
-def _base_gates(gates_cfg: dict[str, Any], plant: dict[str, Any], controller: dict[str, Any],
+def _base_gates(thresholds: GatesConfig, plant: dict[str, Any], controller: dict[str, Any],
                 deadline: dict[str, Any]) -> list[dict[str, Any]]:
-    """The gates every run has: completed, upright at the end, deadline misses, watchdog."""
-    desc = plant.get("plant") or {}
-    err = upright_error(plant.get("final_state") or [], list(desc.get("state_names", [])),
-                        desc.get("upright_angles"))
-    tol = gates_cfg["upright_tolerance_rad"]
+    """The gates every run has: completed, at the target at the end, deadline misses,
+    watchdog."""
     trips = (plant.get("watchdog") or {}).get("trips")
+    max_ratio = thresholds.max_miss_ratio
     return [
         gate("run_completed", plant.get("end_reason"), "duration",
              plant.get("end_reason") == "duration" and controller.get("exit_code") == 0),
-        gate("upright_at_end", err, tol, err is not None and err < tol, "rad"),
-        gate("deadline_miss_ratio", deadline.get("miss_ratio"), gates_cfg["max_miss_ratio"],
-             deadline.get("total", 0) > 0
-             and deadline["miss_ratio"] <= gates_cfg["max_miss_ratio"]),
+        target_gate(plant.get("plant") or {}, plant.get("final_state") or [], thresholds),
+        gate("deadline_miss_ratio", deadline.get("miss_ratio"), max_ratio,
+             deadline.get("total", 0) > 0 and deadline["miss_ratio"] <= max_ratio),
         gate("watchdog_trips", trips, 0, trips == 0),
     ]
 
@@ -187,6 +175,12 @@ def _plant_line(desc: dict[str, Any]) -> list[str]:
     return [f"state {state}; input {desc.get('input_name') or 'force'} ({unit}){bound}"]
 
 
+def _result(g: dict[str, Any]) -> str:
+    if g.get("applied") is False:
+        return "n/a"
+    return "pass" if g["passed"] else "FAIL"
+
+
 def summary_table(report: dict[str, Any]) -> str:
     """A plain-text summary for the terminal."""
     lines = [
@@ -212,8 +206,8 @@ def summary_table(report: dict[str, Any]) -> str:
     for g in report["gates"]:
         v = g["value"]
         vs = f"{v:.4g}" if isinstance(v, float) else str(v)
-        lines.append(f"{g['name']:<{width}}{vs:>14}{g['threshold']!s:>12}  "
-                     f"{'pass' if g['passed'] else 'FAIL'}")
+        lines.append(f"{g['name']:<{width}}{vs:>14}{g['threshold']!s:>12}  {_result(g)}")
+    lines += [f"{g['name']}: {g['detail']}" for g in report["gates"] if g.get("detail")]
     fs = ", ".join("non-finite" if x is None else f"{x:+.4f}" for x in report["final_state"])
     lines += ["", f"final state: [{fs}]",
               f"verdict: {report['verdict']}  (score {_fmt(report.get('score'))})"]

@@ -4,18 +4,21 @@
 section of the config, and returns `(gates, score, verdict)`:
 
 - the gates: those already in `report["gates"]` (report.py builds run_completed,
-  upright_at_end, deadline_miss_ratio and watchdog_trips), then the ones evaluated here when
+  at_target, deadline_miss_ratio and watchdog_trips), then the ones evaluated here when
   the report carries their figures: round_trip_p99, safety_trips, dropped_records and one
   gate per configured stability limit (`stability_max` / `stability_min`, keyed by a dotted
   path into `report["stability"]`). Each gate keeps its `{name, value, threshold, passed}`
   and gains `weight` and `critical`.
-- the score: 100 times the weight of the passed gates over the weight of all of them.
+- the score: 100 times the weight of the passed gates over the weight of all of them; a
+  gate not applied (`applied: false`, e.g. at_target for a plant that regulates no state)
+  weighs nothing.
 - the verdict: FAIL if a critical gate failed, or if the score is below `pass_score`;
   PASS otherwise.
 
 Weights and criticality default to `DEFAULT_WEIGHTS` / `DEFAULT_CRITICAL` below; the config's
 `weights` and `critical` maps override them per gate name. A gate this module does not know
-weighs 1 and is not critical.
+weighs 1 and is not critical. A gate's former name (RENAMED_GATES) in `weights` or
+`critical`, or in an older report, means the gate of its new name.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from hil.config import GatesConfig
 
 DEFAULT_WEIGHTS: dict[str, float] = {
     "run_completed": 3.0,
-    "upright_at_end": 3.0,
+    "at_target": 3.0,
     "deadline_miss_ratio": 3.0,
     "watchdog_trips": 2.0,
     "safety_trips": 2.0,
@@ -36,8 +39,10 @@ DEFAULT_WEIGHTS: dict[str, float] = {
 }
 # A failed critical gate fails the run whatever the score.
 DEFAULT_CRITICAL = frozenset(
-    {"run_completed", "upright_at_end", "deadline_miss_ratio", "watchdog_trips", "safety_trips",
+    {"run_completed", "at_target", "deadline_miss_ratio", "watchdog_trips", "safety_trips",
      "recording_error"})
+# A gate's former name -> its name now (the names reports before the change carry).
+RENAMED_GATES: dict[str, str] = {"upright_at_end": "at_target"}
 # Without `max_round_trip_p99_us`, a control must come back within this share of a period in
 # realtime mode; lockstep waits for each control, so there the gate is only made on request.
 ROUND_TRIP_SHARE_OF_PERIOD = 0.85
@@ -51,15 +56,24 @@ def evaluate(report: Mapping[str, Any], gates_config: GatesConfig | Mapping[str,
     gates = [dict(g) for g in report.get("gates", [])]
     have = {g["name"] for g in gates}
     gates += [g for g in _own_gates(report, thresholds) if g["name"] not in have]
+    weights = {current_name(k): v for k, v in thresholds.weights.items()}
+    critical = {current_name(k): v for k, v in thresholds.critical.items()}
     for g in gates:
-        g["weight"] = float(thresholds.weights.get(g["name"], DEFAULT_WEIGHTS.get(g["name"], 1.0)))
-        g["critical"] = bool(thresholds.critical.get(g["name"], g["name"] in DEFAULT_CRITICAL))
+        name = current_name(g["name"])
+        g["weight"] = 0.0 if g.get("applied") is False else float(
+            weights.get(name, DEFAULT_WEIGHTS.get(name, 1.0)))
+        g["critical"] = bool(critical.get(name, name in DEFAULT_CRITICAL))
     total = sum(g["weight"] for g in gates)
     passed = sum(g["weight"] for g in gates if g["passed"])
     score = round(100.0 * passed / total, 1) if total > 0 else 100.0
     failed_critical = any(g["critical"] and not g["passed"] for g in gates)
     verdict = "FAIL" if failed_critical or score < thresholds.pass_score else "PASS"
     return gates, score, verdict
+
+
+def current_name(name: str) -> str:
+    """A gate's name now: `name`, or the one it was renamed to (RENAMED_GATES)."""
+    return RENAMED_GATES.get(name, name)
 
 
 def gate(name: str, value: Any, threshold: Any, passed: bool, unit: str = "") -> dict[str, Any]:

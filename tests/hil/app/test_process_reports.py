@@ -92,5 +92,7 @@ def test_a_plant_that_diverges_to_nan_still_writes_every_report(tmp_path: Path) 
     assert report["verdict"] == "FAIL" and report["final_state"] == [None] * 6
     assert set(report["non_finite_values"]) == {"plant", "controller"}
     gates = {g["name"]: g for g in report["gates"]}
-    assert gates["upright_at_end"]["passed"] is False and gates["upright_at_end"]["value"] is None
+    assert gates["at_target"]["passed"] is False and gates["at_target"]["value"] is None
+    assert "has no final value (null or absent in the plant's report" in gates["at_target"][
+        "detail"]
     assert "final state: [non-finite, non-finite" in done.stdout

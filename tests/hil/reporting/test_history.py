@@ -29,7 +29,7 @@ def report(run_id: str, started_at: str, p99: float = 640.0, verdict: str = "PAS
         "latency_us": {"round_trip": {"p50": 380.0, "p99": p99, "max": 2000.0, "count": 3000},
                        "compute": {"p50": 3.7, "p99": 10.4, "max": 156.0, "count": 3000}},
         "deadline": {"misses": 22, "miss_ratio": 0.0073, "max_consecutive": 8, "total": 3000},
-        "gates": [{"name": "upright_at_end", "value": 1e-9, "threshold": 0.02, "passed": True,
+        "gates": [{"name": "at_target", "value": 1e-9, "threshold": 0.02, "passed": True,
                    "unit": "rad", "weight": 3.0, "critical": True},
                   {"name": "round_trip_p99", "value": p99, "threshold": 850.0,
                    "passed": p99 <= 850, "unit": "us", "weight": 2.0, "critical": False}],
@@ -189,6 +189,18 @@ def test_compare_puts_gates_latencies_and_misses_side_by_side_with_the_change() 
     assert rows[("latency", "compute max")]["b"] is None
     assert rows[("deadline", "misses")]["change"] == 0.0
     assert rows[("deadline", "misses")]["change_pct"] == 0.0
+
+
+def test_an_old_reports_upright_gate_is_compared_with_the_new_at_target_gate() -> None:
+    old = report("ra", "2026-11-20T10:00:00Z")
+    old["gates"][0] = {**old["gates"][0], "name": "upright_at_end", "value": 0.0125}
+    new = report("rb", "2026-11-26T10:00:00Z")
+    new["gates"][0] = {**new["gates"][0], "value": 0.0105, "state": "theta2"}
+    rows = [r for r in compare(old, new) if r["section"] == "gate"]
+    assert [r["name"] for r in rows] == ["at_target", "round_trip_p99"]
+    assert (rows[0]["a"], rows[0]["b"], rows[0]["unit"]) == (0.0125, 0.0105, "rad")
+    assert rows[0]["change"] == pytest.approx(-0.002)
+    assert next(r["name"] for r in compare(new, old) if r["section"] == "gate") == "at_target"
 
 
 def test_format_compare_is_a_readable_table() -> None:

@@ -17,7 +17,7 @@ def report(**extra: Any) -> dict[str, Any]:
         "latency_us": {"round_trip": {"p50": 380.0, "p99": 640.0, "count": 3000}},
         "gates": [
             gate("run_completed", "duration", "duration", True),
-            gate("upright_at_end", 1e-9, 0.02, True, "rad"),
+            gate("at_target", 1e-9, 0.02, True, "rad"),
             gate("deadline_miss_ratio", 0.007, 0.01, True),
             gate("watchdog_trips", 0, 0, True),
         ],
@@ -36,7 +36,7 @@ def test_a_clean_run_scores_100_and_passes_with_every_gate_weighted() -> None:
     gates, score, verdict = evaluate(report(), GatesConfig())
     assert (score, verdict) == (100.0, "PASS")
     assert [g["name"] for g in gates] == [
-        "run_completed", "upright_at_end", "deadline_miss_ratio", "watchdog_trips",
+        "run_completed", "at_target", "deadline_miss_ratio", "watchdog_trips",
         "round_trip_p99", "safety_trips", "dropped_records"]
     for g in gates:
         assert list(g)[:4] == ["name", "value", "threshold", "passed"]  # never renamed
@@ -84,6 +84,26 @@ def test_gates_from_elsewhere_are_kept_weighted_one_and_not_critical() -> None:
     g = by_name(gates)["lyapunov_decrease"]
     assert (g["weight"], g["critical"], g["passed"]) == (1.0, False, False)
     assert verdict == "PASS" and score == pytest.approx(100 * 16 / 17, abs=0.05)
+
+
+def test_a_gate_not_applied_weighs_nothing_in_the_score() -> None:
+    r = report()
+    r["gates"][1] = {**gate("at_target", None, None, True), "applied": False}
+    r["gates"][3] = gate("watchdog_trips", 1, 0, False)
+    gates, score, _ = evaluate(r, {"weights": {"at_target": 5}})
+    assert by_name(gates)["at_target"]["weight"] == 0.0
+    assert score == pytest.approx(100 * (13 - 2) / 13, abs=0.05)  # 16 less at_target's 3
+
+
+def test_the_gates_former_name_means_the_same_gate_in_config_and_in_old_reports() -> None:
+    cfg = {"weights": {"upright_at_end": 7}, "critical": {"upright_at_end": False}}
+    g = by_name(evaluate(report(), cfg)[0])["at_target"]
+    assert (g["weight"], g["critical"]) == (7.0, False)
+    old = report()
+    old["gates"][1] = gate("upright_at_end", 0.03, 0.02, False, "rad")
+    gates, _, verdict = evaluate(old, GatesConfig())
+    g = by_name(gates)["upright_at_end"]
+    assert (g["weight"], g["critical"], verdict) == (3.0, True, "FAIL")
 
 
 def test_a_gate_the_report_already_has_is_not_evaluated_twice() -> None:
