@@ -161,7 +161,7 @@ def _serial(plant: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _plant_line(desc: dict[str, Any]) -> list[str]:
-    """The plant's state and input as its description names them (nothing for an old report
+    """The plant's state and inputs as its description names them (nothing for an old report
     without names): e.g. `state arm (rad), ...; input voltage (V), limit ±10 V`."""
     names = desc.get("state_names") or []
     if not names:
@@ -169,10 +169,30 @@ def _plant_line(desc: dict[str, Any]) -> list[str]:
     units = desc.get("state_units") or [""] * len(names)
     state = ", ".join(f"{n} ({u})" if u else str(n)
                       for n, u in zip(names, units, strict=False))
-    unit = desc.get("input_unit") or "N"
-    limit = desc.get("max_force_n")
-    bound = f", limit ±{limit:g} {unit}" if isinstance(limit, int | float) else ""
-    return [f"state {state}; input {desc.get('input_name') or 'force'} ({unit}){bound}"]
+    inputs = desc.get("input_names")
+    if isinstance(inputs, list) and inputs:  # a description of issue 20 or later
+        units = desc.get("input_units") or [""] * len(inputs)
+        limits = desc.get("input_limits") or [None] * len(inputs)
+        parts = [_input_text(str(n), str(u), lim)
+                 for n, u, lim in zip(inputs, units, limits, strict=False)]
+    else:  # an older description: one input, a limit L meaning -L..L
+        limit = desc.get("max_force_n")
+        bounds = [-limit, limit] if isinstance(limit, int | float) else None
+        parts = [_input_text(desc.get("input_name") or "force", desc.get("input_unit") or "N",
+                             bounds)]
+    return [f"state {state}; input{'s' if len(parts) > 1 else ''} {'; '.join(parts)}"]
+
+
+def _input_text(name: str, unit: str, limits: Any) -> str:
+    """`voltage (V), limit ±10 V`, or `thrust (N), 0 to 40 N`."""
+    text = f"{name} ({unit})" if unit else name
+    u = f" {unit}" if unit else ""
+    if not (isinstance(limits, list | tuple) and len(limits) == 2
+            and all(isinstance(v, int | float) for v in limits)):
+        return text
+    low, high = limits
+    return (f"{text}, limit ±{high:g}{u}" if low == -high
+            else f"{text}, {low:g} to {high:g}{u}")
 
 
 def _result(g: dict[str, Any]) -> str:

@@ -34,7 +34,8 @@ def described(name: str, states: dict[str, str], inputs: dict[str, tuple[float, 
 
 
 DC_MOTOR = described("dc_motor", {"omega": "rad/s", "current": "A"}, {"voltage": (-12, 12)},
-                     regulated=["omega"], equilibrium=[10.0, 0.05], equilibrium_input=[1.2])
+                     regulated=["omega"], equilibrium=[10.0, 0.05], equilibrium_input=[1.2],
+                     input_units=["V"], input_unit="V")
 CARTS = described("carts", {"x1": "m", "x2": "m", "v1": "m/s", "v2": "m/s"},
                   {"f1": (-20, 20), "f2": (-20, 20)}, regulated=["x1", "x2"],
                   equilibrium=[0.0, 0.5, 0.0, 0.0])
@@ -233,3 +234,18 @@ def test_a_plant_without_state_names_fails_the_gate_saying_so() -> None:
     report, gate = run({}, [])
     assert report["verdict"] == "FAIL" and gate["value"] is None
     assert gate["detail"].startswith("the plant's report has no state names")
+
+
+def test_the_summary_names_every_input_with_its_limits() -> None:
+    report, _ = run(HOVER, [0.0] * 6)
+    line = next(x for x in summary_table(report).splitlines() if x.startswith("state "))
+    assert line.endswith("; inputs thrust_left (N), 0 to 40 N; thrust_right (N), 0 to 40 N")
+    report, _ = run(DC_MOTOR, [10.0, 0.0])
+    line = next(x for x in summary_table(report).splitlines() if x.startswith("state "))
+    assert line == "state omega (rad/s), current (A); input voltage (V), limit ±12 V"
+
+
+def test_the_summary_of_an_old_report_names_its_one_input() -> None:
+    report, _ = run(OLD_DIP, [0.0] * 6)
+    line = next(x for x in summary_table(report).splitlines() if x.startswith("state "))
+    assert line.endswith("; input force (N), limit ±150 N")
