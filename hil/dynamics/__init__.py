@@ -14,11 +14,13 @@ from hil.dynamics.base import DEFAULT_SUBSTEPS, ModelParams, PlantModel
 from hil.dynamics.cartpole import CartPoleModel, CartPoleParams
 from hil.dynamics.dip import DIPModel, DIPParams
 from hil.dynamics.generic import ExternalModel
+from hil.dynamics.helicopter import HelicopterModel, HelicopterParams
 from hil.dynamics.plugins import PluginError, load_object
 from hil.dynamics.rotary import RotaryModel, RotaryParams
 
 MODELS: dict[str, type[PlantModel]] = {
-    "dip": DIPModel, "cartpole": CartPoleModel, "rotary": RotaryModel}
+    "dip": DIPModel, "cartpole": CartPoleModel, "rotary": RotaryModel,
+    "helicopter": HelicopterModel}
 PLANTS_GROUP = "hil.plants"
 
 
@@ -58,6 +60,8 @@ __all__ = [
     "DIPModel",
     "DIPParams",
     "ExternalModel",
+    "HelicopterModel",
+    "HelicopterParams",
     "ModelParams",
     "PlantModel",
     "PluginError",

@@ -23,6 +23,8 @@ from typing import Any, ClassVar, NamedTuple, Self
 
 import numpy as np
 
+from hil.dynamics.inputs import Inputs
+
 DEFAULT_SUBSTEPS = 4  # RK4 substeps per step: 0.25 ms at a 1 kHz plant rate
 
 
@@ -111,10 +113,12 @@ class ModelKernels(NamedTuple):
 
 
 class PlantModel:
-    """A simulated plant: fixed-step RK4 of a model's dynamics under a zero-order-hold force.
+    """A simulated plant: fixed-step RK4 of a model's dynamics under zero-order-hold inputs.
 
     Subclasses set ``name``, ``state_names``, ``state_units``, ``params_type`` and ``kernels``,
-    and ``input_name`` / ``input_unit`` when the input is not a force in N.
+    and ``input_name`` / ``input_unit`` when the input is not a force in N. A model of several
+    inputs sets ``input_names`` and ``input_units`` and overrides :meth:`_input_limits`; its
+    kernels take the input as a float64 array (a one-input model's take a float).
     """
 
     name: ClassVar[str]
@@ -122,8 +126,14 @@ class PlantModel:
     state_units: ClassVar[tuple[str, ...]]
     input_name: ClassVar[str] = "force"
     input_unit: ClassVar[str] = "N"
+    input_names: ClassVar[tuple[str, ...] | None] = None  # several inputs: their names
+    input_units: ClassVar[tuple[str, ...] | None] = None
     # The angles that must be near zero for "balanced" (gates, report); None: every "rad" state.
     upright_angles: ClassVar[tuple[str, ...] | None] = None
+    # The states a verdict checks reach the target (None: the upright angles, as today) and
+    # those compared modulo a full turn (None: the upright angles, the pendulums' own).
+    regulated_states: ClassVar[tuple[str, ...] | None] = None
+    wrapping_states: ClassVar[tuple[str, ...] | None] = None
     params_type: ClassVar[type[ModelParams]]
     kernels: ClassVar[ModelKernels]
 
@@ -145,10 +155,27 @@ class PlantModel:
         # Bound once so that step() does no attribute lookups beyond its own instance dict.
         self._p: np.ndarray = params.as_array()
         self._step_kernel: Callable[..., None] = self.kernels.step
+        self._vector: bool = self.input_names is not None
+        self.inputs: Inputs = self._inputs()
+        upright = upright_angles(self.state_names, self.state_units, self.upright_angles)
+        self.regulated: tuple[str, ...] = (upright if self.regulated_states is None
+                                           else self.regulated_states)
+        self.wraps: tuple[str, ...] = (upright if self.wrapping_states is None
+                                       else self.wrapping_states)
+
+    def _inputs(self) -> Inputs:
+        if self.input_names is None:
+            return Inputs.single(self.input_name, self.input_unit, self.max_force_n)
+        return Inputs.declared(self.input_names, self.input_units, self._input_limits(),
+                               where=self.name)
+
+    def _input_limits(self) -> tuple[Any, ...]:
+        """Per input, L (meaning -L..L) or (low, high): a model of several inputs says."""
+        return (self.max_force_n,)
 
     @property
     def max_force_n(self) -> float:
-        """The input's saturation in :meth:`step`, in ``input_unit`` (the name is historical)."""
+        """The first input's saturation in :meth:`step`, in its unit (the name is historical)."""
         return float(self.params.max_force_n)  # type: ignore[attr-defined]  # every model's
 
     @property
@@ -156,19 +183,41 @@ class PlantModel:
         """The state the plant is balanced about (upright, at rest: zeros)."""
         return np.zeros(len(self.state_names))
 
-    def step(self, state: np.ndarray, force: float, dt_s: float, out: np.ndarray) -> None:
-        """Advance ``state`` by ``dt_s`` under ``force`` held constant; write the result to ``out``.
+    @property
+    def equilibrium_input(self) -> np.ndarray:
+        """The trim: the input that holds :attr:`equilibrium` (zeros for the pendulums)."""
+        return np.zeros(self.inputs.n)
 
+    def step(self, state: np.ndarray, u: Any, dt_s: float, out: np.ndarray) -> None:
+        """Advance ``state`` by ``dt_s`` under the input ``u`` held constant; write the result
+        to ``out``.
+
+        ``u`` is a float64 array of one entry per input (a float is a one-input ``u``).
         ``state`` and ``out`` are contiguous float64 vectors of the model's state length
         (``out`` may be ``state``; other dtypes make numba compile another specialization).
-        The force is saturated at +-``max_force_n`` first. Creates no arrays: the only heap
-        traffic is numba's small per-argument record when it unboxes a call from Python.
+        Each input is saturated at its limits first. Creates no arrays for a float64 ``u``:
+        the only heap traffic is numba's small per-argument record when it unboxes a call.
         """
-        self._step_kernel(state, force, dt_s, self.substeps, self._p, out)
+        if u.__class__ is np.ndarray:
+            u = self.input_vector(u) if self._vector or u.size != 1 else u.item(0)
+        elif self._vector:
+            u = self.input_vector(u)
+        self._step_kernel(state, u, dt_s, self.substeps, self._p, out)
 
-    def derivatives(self, state: np.ndarray, force: float) -> np.ndarray:
-        """d state / dt at ``state`` under ``force`` (not saturated: the raw dynamics)."""
-        return self.derivatives_at(state, force, self.params)
+    def input_vector(self, u: Any) -> np.ndarray:
+        """``u`` as a contiguous float64 array of one entry per input, or a ValueError."""
+        if u.__class__ is np.ndarray and u.shape == (self.inputs.n,) and u.dtype == np.float64:
+            return u
+        array = np.ascontiguousarray(u, dtype=np.float64).reshape(-1)
+        if array.shape != (self.inputs.n,):
+            raise ValueError(f"{self.name} has {self.inputs.n} inputs "
+                             f"{list(self.inputs.names)}: u must have {self.inputs.n} "
+                             f"entries, got {np.shape(u)}")
+        return array
+
+    def derivatives(self, state: np.ndarray, u: Any) -> np.ndarray:
+        """d state / dt at ``state`` under ``u`` (not saturated: the raw dynamics)."""
+        return self.derivatives_at(state, u, self.params)
 
     def energy(self, state: np.ndarray) -> float:
         """Kinetic plus potential energy, J (potential zero at the pivot height)."""
@@ -176,14 +225,24 @@ class PlantModel:
 
     @classmethod
     def derivatives_at(
-        cls, state: Any, force: float, params: ModelParams | None = None
+        cls, state: Any, u: Any, params: ModelParams | None = None
     ) -> np.ndarray:
-        """d state / dt (a new array) at any array-like ``state`` under ``force`` (the input,
-        in ``input_unit``, not saturated), with ``params`` (default: the model's defaults)."""
+        """d state / dt (a new array) at any array-like ``state`` under ``u`` (a float or one
+        number per input, not saturated), with ``params`` (default: the model's defaults)."""
         vector = as_state_vector(state, len(cls.state_names))
         out = np.empty(len(cls.state_names))
-        cls.kernels.derivatives(vector, float(force), cls._params_array(params), out)
+        cls.kernels.derivatives(vector, cls._kernel_input(u), cls._params_array(params), out)
         return out
+
+    @classmethod
+    def _kernel_input(cls, u: Any) -> Any:
+        """``u`` as the kernels take it: a float for one input, else a float64 array."""
+        array = np.ascontiguousarray(u, dtype=np.float64).reshape(-1)
+        n = 1 if cls.input_names is None else len(cls.input_names)
+        if array.shape != (n,):
+            raise ValueError(f"{cls.__name__} has {n} input(s): u must have {n} entries, got "
+                             f"shape {np.shape(u)}")
+        return float(array[0]) if cls.input_names is None else array
 
     @classmethod
     def energy_at(cls, state: Any, params: ModelParams | None = None) -> float:
@@ -232,16 +291,26 @@ def _default_params(params_type: type[ModelParams]) -> ModelParams:
 
 def describe_plant(model: Any, params: dict[str, Any], declared_upright: Any) -> dict[str, Any]:
     """The handshake's description of any plant model (built-in or a lab's own): its
-    ``name``, states, input, limit, equilibrium and substeps, with ``params`` as given."""
+    ``name``, states, inputs and their limits, equilibrium and trim, the states it regulates
+    and those that wrap, and substeps, with ``params`` as given.
+
+    The single-input keys ``max_force_n``, ``input_name``, ``input_unit`` (of input 0) and
+    ``upright_angles`` stay until every reader has moved to ``input_*`` and ``regulated``."""
+    inputs: Inputs = model.inputs
+    trim = model.equilibrium_input
     return {
         "name": model.name,
         "state_names": list(model.state_names),
         "state_units": list(model.state_units),
         "params": params,
-        "max_force_n": model.max_force_n,
-        "input_name": model.input_name,
-        "input_unit": model.input_unit,
+        **inputs.describe(),
         "equilibrium": model.equilibrium.tolist(),
+        "equilibrium_input": None if trim is None else [float(v) for v in trim],
+        "regulated": list(model.regulated),
+        "wraps": list(model.wraps),
+        "max_force_n": inputs.magnitude[0],
+        "input_name": inputs.names[0],
+        "input_unit": inputs.units[0],
         "upright_angles": list(upright_angles(model.state_names, model.state_units,
                                               declared_upright)),
         "substeps": model.substeps,

@@ -16,7 +16,15 @@ import reference_dynamics as ref
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hil.dynamics import MODELS, CartPoleModel, DIPModel, DIPParams, RotaryModel, create_model
+from hil.dynamics import (
+    MODELS,
+    CartPoleModel,
+    DIPModel,
+    DIPParams,
+    HelicopterModel,
+    RotaryModel,
+    create_model,
+)
 from hil.dynamics.dip import (
     bias_forces,
     derivatives,
@@ -295,6 +303,12 @@ def test_describe_is_plain_data_with_layout_params_and_limits():
         "state_names": ["x", "theta1", "theta2", "x_dot", "theta1_dot", "theta2_dot"],
         "state_units": ["m", "rad", "rad", "m/s", "rad/s", "rad/s"],
         "params": {**DEFAULT.to_dict(), "cart_mass_kg": 2.0},
+        "input_names": ["force"],
+        "input_units": ["N"],
+        "input_limits": [[-150.0, 150.0]],
+        "equilibrium_input": [0.0],
+        "regulated": ["theta1", "theta2"],
+        "wraps": ["theta1", "theta2"],
         "max_force_n": 150.0,
         "input_name": "force",
         "input_unit": "N",
@@ -383,7 +397,8 @@ def test_params_from_mapping_rejects_an_unknown_key_listing_the_allowed_ones():
 
 
 def test_registry_creates_each_model_by_name_with_param_overrides():
-    assert {"dip": DIPModel, "cartpole": CartPoleModel, "rotary": RotaryModel} == MODELS
+    assert {"dip": DIPModel, "cartpole": CartPoleModel, "rotary": RotaryModel,
+            "helicopter": HelicopterModel} == MODELS
     model = create_model("dip", {"link1_mass_kg": 0.3}, substeps=2)
     assert isinstance(model, DIPModel) and model.substeps == 2
     assert model.params == DEFAULT.replace(link1_mass_kg=0.3)
@@ -392,7 +407,7 @@ def test_registry_creates_each_model_by_name_with_param_overrides():
 
 def test_registry_rejects_an_unknown_model_listing_the_known_ones():
     with pytest.raises(ValueError, match=r"unknown name 'triple'; built in or installed "
-                       r"\(hil.plants entry points\): cartpole, dip, rotary\."):
+                       r"\(hil.plants entry points\): cartpole, dip, helicopter, rotary\."):
         create_model("triple")
 
 
