@@ -2,11 +2,14 @@
 
 CSV: a header line naming each column with its unit in brackets (`theta1 [rad]`; no
 brackets for a pure number such as `seq`), then one line per step; integers as integers,
-floats with 17 significant digits (they read back exactly). The plant's input is named and
-unit-ed as its description says (`force [N]` for a cart, `voltage [V]` for the rotary).
+floats with 17 significant digits (they read back exactly). Each input is a column of its
+own, named and unit-ed as the plant's description says (`thrust_left [N],thrust_right [N]`
+for a bicopter, `voltage [V]` for the rotary); a recording written before several inputs
+shows its one `force_n` column under the input's name (`force [N]`).
 NPZ: one array per column under its name, plus `_columns`, `_units` and `_labels` (string
-arrays, in column order); the input is under its recording name `force_n` (as every reader
-of the recordings knows it) and under its own name as well (`voltage` for the rotary).
+arrays, in column order) and `_inputs` (the input columns, in input order); an old
+recording's input is under its recording name `force_n` and under its own name as well
+(`voltage` for the rotary).
 
 A recording its process did not close (a killed plant) exports all its intact chunks; what
 was ignored is reported back to the caller.
@@ -42,7 +45,8 @@ def export_recording(run_dir: str | Path, fmt: str, output: str | Path) -> Recor
                        if c.label and c.label not in rec and not c.label.startswith("_")}
             np.savez(f, **rec, **aliases, _columns=np.array([c.name for c in rec.columns]),
                      _units=np.array([c.unit for c in rec.columns]),
-                     _labels=np.array([c.title for c in rec.columns]))
+                     _labels=np.array([c.title for c in rec.columns]),
+                     _inputs=np.array(rec.inputs, dtype=str))
         return rec
     names = [c.name for c in rec.columns]
     titles = [c.title if c.title == c.name or c.title not in names else c.name

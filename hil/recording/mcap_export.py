@@ -4,11 +4,12 @@ PlotJuggler (https://mcap.dev: chunked, indexed, CRC-checked; JSON messages with
 Channels (each message a JSON object; each schema names its fields with their units):
 
 - /plant/state, one per plant step (plant.rec row): seq, t (run time, s), each state by
-  name, the input, flags and safe/watchdog/safety/final booleans;
+  name, each input by name (`thrust_left`, `thrust_right`; `force` or `voltage` for one
+  input), flags and safe/watchdog/safety/final booleans;
 - /plant/timing, one per plant step: lateness_us, round_trip_us (newest applied control),
   deadline_met (the previous state was answered before this step);
 - /controller/control, one per control sent (controller.rec row): control_seq, state_seq,
-  the input, sigma, mass_condition;
+  each input by name, sigma, mass_condition;
 - /controller/timing, one per control sent: state_to_controller_us, compute_us, lateness_us;
 - /events, one per event in report.json: kind (safety, watchdog, clear, gains,
   deadline_gate), time (run time, s), detail.
@@ -36,6 +37,7 @@ from mcap.well_known import MessageEncoding, SchemaEncoding
 from mcap.writer import CompressionType, Writer
 
 from hil.recording.recorder import Recording, RecordingError, read_recording
+from hil.recording.traces import InputTrace, field_names, recorded_inputs
 
 __all__ = ["TOPICS", "write_mcap"]
 
@@ -67,10 +69,20 @@ def _f(x: float) -> float | None:
 def _state_names(plant: Recording) -> list[str]:
     desc = (plant.meta.get("plant") or {})
     names = list(desc.get("state_names") or [])
-    columns = [c.name for c in plant.columns]
-    if names and set(names) <= set(columns):
+    if names and set(names) <= set(plant):
         return names
-    return columns[columns.index("sim_time_s") + 1:columns.index("force_n")]
+    return list(plant.states)
+
+
+_FIXED_FIELDS = ("seq", "t", "flags", *_FLAGS, "control_seq", "state_seq", "sigma",
+                 "mass_condition")
+
+
+def _input_fields(plant: Recording, states: Sequence[str]) -> tuple[list[InputTrace], list[str]]:
+    """The plant's inputs and a message field name for each (its name; its column where the
+    name would hide a state or another field)."""
+    traces = recorded_inputs(plant)
+    return traces, field_names(traces, {*states, *_FIXED_FIELDS})
 
 
 def write_mcap(run_dir: str | Path, output: str | Path) -> Recording:
@@ -105,15 +117,8 @@ def _write(f: BinaryIO, plant: Recording, controller: Recording | None,
     writer = Writer(f, compression=CompressionType.ZSTD)
     writer.start(profile="", library="hil-runtime")
     names = _state_names(plant)
-    columns = [c.name for c in plant.columns]
-    input_col = columns[columns.index(names[-1]) + 1] if names else "force_n"
+    traces, fields = _input_fields(plant, names)
     units = plant.units
-    desc = plant.meta.get("plant") or {}
-    label = plant.labels.get(input_col, input_col)  # the input's own name (recorder.Column)
-    input_name = label if label != input_col else str(desc.get("input_name")
-                                                      or input_col.removesuffix("_n"))
-    if input_name in names:  # a field never hides a state
-        input_name = input_col
 
     def channel(topic: str, title: str, properties: Mapping[str, Any]) -> int:
         schema = writer.register_schema(name=title, encoding=SchemaEncoding.JSONSchema,
@@ -125,7 +130,7 @@ def _write(f: BinaryIO, plant: Recording, controller: Recording | None,
         "seq": {"type": "integer", "description": "sequence number of the published state"},
         "t": _number("s", "run time"),
         **{n: _number(units.get(n, "")) for n in names},
-        input_name: _number(units.get(input_col, ""), "input applied"),
+        **{f: _number(tr.unit, "input applied") for f, tr in zip(fields, traces, strict=True)},
         "flags": {"type": "integer", "description": "1 safe, 2 watchdog, 4 safety, 8 final"},
         **{k: {"type": "boolean"} for k in _FLAGS}})
     timing_ch = channel("/plant/timing", "hil.PlantTiming", {
@@ -135,7 +140,7 @@ def _write(f: BinaryIO, plant: Recording, controller: Recording | None,
                          "description": "the previous state was answered before this step"}})
     t_ns, seq = plant["t_ns"], plant["seq"]
     state = np.stack([plant[n] for n in names], axis=1).tolist() if names else [[]] * len(seq)
-    force = plant[input_col].tolist()
+    applied = plant.input_matrix().tolist()
     flags = plant["flags"].tolist()
     sim = plant["sim_time_s"].tolist()
     late = (plant["lateness_ns"] / 1000.0).tolist()
@@ -146,7 +151,7 @@ def _write(f: BinaryIO, plant: Recording, controller: Recording | None,
                                                                 strict=True)]
     for i, (s, t) in enumerate(zip(seq.tolist(), t_ns.tolist(), strict=True)):
         msg = {"seq": s, "t": sim[i], **{n: _f(v) for n, v in zip(names, state[i], strict=True)},
-               input_name: _f(force[i]), "flags": flags[i],
+               **{f: _f(v) for f, v in zip(fields, applied[i], strict=True)}, "flags": flags[i],
                **{k: bool(flags[i] & bit) for k, bit in _FLAGS.items()}}
         writer.add_message(state_ch, log_time=t, publish_time=t, sequence=s & 0xFFFFFFFF,
                            data=json.dumps(msg, separators=(",", ":")).encode())
@@ -155,20 +160,24 @@ def _write(f: BinaryIO, plant: Recording, controller: Recording | None,
         writer.add_message(timing_ch, log_time=t, publish_time=t, sequence=s & 0xFFFFFFFF,
                            data=json.dumps(timing, separators=(",", ":")).encode())
     if controller is not None and controller.rows:
-        _controls(writer, channel, controller, input_name, input_col,
+        _controls(writer, channel, controller, dict(zip([t.column for t in traces], fields,
+                                                         strict=True)),
                   int((ctrl_json.get("clock") or {}).get("offset_ns") or 0))
     _events(writer, channel, report, plant)
     _metadata(writer, report, run)
     writer.finish()
 
 
-def _controls(writer: Writer, channel: Any, rec: Recording, input_name: str, input_col: str,
+def _controls(writer: Writer, channel: Any, rec: Recording, plant_fields: Mapping[str, str],
               offset_ns: int) -> None:
+    """The controls sent, each input under the field the plant's messages give it (the
+    controller records the same input columns as the plant)."""
     fields = [c for c in ("sigma", "mass_condition") if c in rec]
+    inputs = {c: plant_fields.get(c, c) for c in rec.inputs}
     control_ch = channel("/controller/control", "hil.Control", {
         "control_seq": {"type": "integer"}, "state_seq": {"type": "integer",
                                                           "description": "the state it answers"},
-        input_name: _number(rec.units.get(input_col, ""), "input sent"),
+        **{f: _number(rec.units.get(c, ""), "input sent") for c, f in inputs.items()},
         **{c: _number(rec.units.get(c, ""), c) for c in fields}})
     timing_ch = channel("/controller/timing", "hil.ControllerTiming", {
         "control_seq": {"type": "integer"},
@@ -177,14 +186,14 @@ def _controls(writer: Writer, channel: Any, rec: Recording, input_name: str, inp
         "lateness_us": _number("us", "controller wake-up lateness")})
     send = (rec["send_ns"] + offset_ns).tolist()
     cseq, sseq = rec["control_seq"].tolist(), rec["state_seq"].tolist()
-    force = rec[input_col].tolist() if input_col in rec else [None] * rec.rows
+    sent = {f: rec[c].tolist() for c, f in inputs.items()}
     extra = {c: rec[c].tolist() for c in fields}
     leg = ((rec["rx_ns"] - rec["state_t_ns"]) / 1000.0).tolist()
     compute = (rec["compute_ns"] / 1000.0).tolist()
     late = (rec["lateness_ns"] / 1000.0).tolist()
     for i, t in enumerate(send):
         msg = {"control_seq": cseq[i], "state_seq": sseq[i],
-               input_name: None if force[i] is None else _f(force[i]),
+               **{f: _f(v[i]) for f, v in sent.items()},
                **{c: _f(v[i]) for c, v in extra.items()}}
         writer.add_message(control_ch, log_time=t, publish_time=t,
                            sequence=cseq[i] & 0xFFFFFFFF,

@@ -43,6 +43,7 @@ from typing import Any, TypedDict
 import numpy as np
 
 from hil.config import RecordConfig
+from hil.dynamics.inputs import Inputs
 from hil.recording import ringwriter
 
 __all__ = [
@@ -56,6 +57,8 @@ __all__ = [
     "RecordingTail",
     "controller_columns",
     "input_column",
+    "input_columns",
+    "input_names_of",
     "plant_columns",
     "read_recording",
 ]
@@ -86,15 +89,17 @@ class Column:
 
     `dtype` is "f8" (float64) or "i8" (int64: sequence numbers, nanosecond times, flags).
     `label` is the name a person sees (a CSV header, an MCAP field) when it differs from the
-    name the column is read by: the plant's input is the column `force_n` in every recording
-    (the readers find the state columns by it), labelled with the input's own name
-    ("voltage" for the rotary) and in its own unit. "" means the name is the label.
+    name the column is read by ("" means the name is the label): recordings of one input
+    written before several inputs called it `force_n`, labelled with the input's own name
+    ("voltage" for the rotary) and in its own unit. `is_input` marks a column holding one of
+    the plant's inputs; the file's header lists them in its meta (`input_columns`).
     """
 
     name: str
     unit: str = ""
     dtype: str = "f8"
     label: str = ""
+    is_input: bool = False
 
     @property
     def title(self) -> str:
@@ -171,10 +176,12 @@ def _check_settings(columns: Sequence[Column], *, capacity: int, flush_interval_
 
 
 def _file_header(columns: Sequence[Column], meta: Mapping[str, Any] | None) -> bytes:
-    """The file's header: magic, format version, the JSON description and its CRC32."""
+    """The file's header: magic, format version, the JSON description and its CRC32. The
+    input columns, in order, go into the meta as `input_columns`."""
+    inputs = [c.name for c in columns if c.is_input]
     header = json.dumps({
-        "columns": [asdict(c) for c in columns],
-        "meta": dict(meta or {}),
+        "columns": [{k: getattr(c, k) for k in _COLUMN_FIELDS} for c in columns],
+        "meta": {**(meta or {}), **({"input_columns": inputs} if inputs else {})},
         "created_unix_s": time.time(),
     }, allow_nan=False).encode()
     return (_HEAD.pack(MAGIC, FORMAT_VERSION, len(header)) + header
@@ -429,35 +436,83 @@ def _state_columns(names: Sequence[str], units: Sequence[str]) -> list[Column]:
     return [Column(n, u) for n, u in zip(names, units, strict=True)]
 
 
-INPUT_COLUMN = "force_n"  # the plant's input, whatever it is: see Column.label
+INPUT_COLUMN = "force_n"  # the one input of a recording written before several inputs
+
+_PLANT_HEAD = (Column("seq", "", "i8"), Column("t_ns", "ns", "i8"), Column("sim_time_s", "s"))
+_PLANT_TAIL = (Column("flags", "", "i8"), Column("lateness_ns", "ns", "i8"),
+               Column("control_seq", "", "i8"), Column("answered_seq", "", "i8"),
+               Column("round_trip_ns", "ns", "i8"))
+_CONTROLLER_HEAD = (Column("control_seq", "", "i8"), Column("state_seq", "", "i8"),
+                    Column("state_t_ns", "ns", "i8"), Column("rx_ns", "ns", "i8"),
+                    Column("send_ns", "ns", "i8"), Column("compute_ns", "ns", "i8"),
+                    Column("lateness_ns", "ns", "i8"))
+_CONTROLLER_TAIL = (Column("sigma"), Column("mass_condition"))
+
+
+def input_columns(inputs: Inputs) -> list[Column]:
+    """One column per input of the plant, in input order, named and united as it says."""
+    return [Column(name, unit, "f8", "", True)
+            for name, unit in zip(inputs.names, inputs.units, strict=True)]
 
 
 def input_column(input_name: str = "force", input_unit: str = "N") -> Column:
-    """The plant's input as a column: read as `force_n` (its historical name, which every
-    reader of a recording looks for), labelled and in the unit of the plant's description."""
+    """The one input of a plant described with the legacy keys (`input_name`, `input_unit`):
+    the column `force_n`, labelled with the input's name, in its unit, as recordings were
+    written before several inputs (readers know it by its name)."""
     if not input_name:
         raise ValueError("input_name must be non-empty (the plant description's input_name)")
     return Column(INPUT_COLUMN, input_unit, "f8", input_name)
 
 
+def _signal_columns(file: str, state_names: Sequence[str], state_units: Sequence[str],
+                    inputs: Inputs | str | None, input_unit: str | None,
+                    input_name: str | None, fixed: Sequence[Column]) -> list[Column]:
+    """The state columns then the input columns; ValueError naming both sides of a clash
+    between an input and a state or one of `file`'s fixed columns."""
+    states = _state_columns(state_names, state_units)
+    if not isinstance(inputs, Inputs):  # the legacy keywords, or their defaults
+        name = input_name or (inputs if isinstance(inputs, str) else None) or "force"
+        return [*states, input_column(name, input_unit or "N")]
+    taken = {c.name: f"the fixed column {c.name!r} of {file}" for c in fixed}
+    taken.update({c.name: f"the state {c.name!r}" for c in states})
+    for name in inputs.names:
+        if name in taken:
+            raise ValueError(f"the input {name!r} has the name of {taken[name]}: a recording "
+                             f"holds one column per name; rename the input (input_names) "
+                             f"or the state")
+    return [*states, *input_columns(inputs)]
+
+
 def plant_columns(state_names: Sequence[str], state_units: Sequence[str],
-                  input_name: str = "force", input_unit: str = "N") -> list[Column]:
-    """The columns of plant.rec: one row per plant step (docs/recording.md)."""
-    return [Column("seq", "", "i8"), Column("t_ns", "ns", "i8"), Column("sim_time_s", "s"),
-            *_state_columns(state_names, state_units), input_column(input_name, input_unit),
-            Column("flags", "", "i8"), Column("lateness_ns", "ns", "i8"),
-            Column("control_seq", "", "i8"), Column("answered_seq", "", "i8"),
-            Column("round_trip_ns", "ns", "i8")]
+                  inputs: Inputs | str | None = None, input_unit: str | None = None, *,
+                  input_name: str | None = None) -> list[Column]:
+    """The columns of plant.rec, one row per plant step (docs/recording.md):
+
+        seq, t_ns, sim_time_s, *state, *u, flags, lateness_ns, control_seq, answered_seq,
+        round_trip_ns
+
+    with one column per input (`inputs`) named as the plant names it. `input_name` and
+    `input_unit` (the legacy description keys, also as the third and fourth positional
+    arguments) give the one-input layout of older recordings: a `force_n` column."""
+    return [*_PLANT_HEAD, *_signal_columns("plant.rec", state_names, state_units, inputs,
+                                           input_unit, input_name,
+                                           (*_PLANT_HEAD, *_PLANT_TAIL)),
+            *_PLANT_TAIL]
 
 
 def controller_columns(state_names: Sequence[str], state_units: Sequence[str],
-                       input_name: str = "force", input_unit: str = "N") -> list[Column]:
-    """The columns of controller.rec: one row per control sent (docs/recording.md)."""
-    return [Column("control_seq", "", "i8"), Column("state_seq", "", "i8"),
-            Column("state_t_ns", "ns", "i8"), Column("rx_ns", "ns", "i8"),
-            Column("send_ns", "ns", "i8"), Column("compute_ns", "ns", "i8"),
-            Column("lateness_ns", "ns", "i8"), *_state_columns(state_names, state_units),
-            input_column(input_name, input_unit), Column("sigma"), Column("mass_condition")]
+                       inputs: Inputs | str | None = None, input_unit: str | None = None, *,
+                       input_name: str | None = None) -> list[Column]:
+    """The columns of controller.rec, one row per control sent (docs/recording.md):
+
+        control_seq, state_seq, state_t_ns, rx_ns, send_ns, compute_ns, lateness_ns, *state,
+        *u, sigma, mass_condition
+
+    with the inputs as in `plant_columns`."""
+    return [*_CONTROLLER_HEAD,
+            *_signal_columns("controller.rec", state_names, state_units, inputs, input_unit,
+                             input_name, (*_CONTROLLER_HEAD, *_CONTROLLER_TAIL)),
+            *_CONTROLLER_TAIL]
 
 
 _write_all = ringwriter.write_all
@@ -466,19 +521,23 @@ _write_all = ringwriter.write_all
 class Recording(dict[str, np.ndarray]):
     """A recording read back: column name -> array, plus what the file said about itself.
 
-    `units` maps each column to its unit and `labels` to the name a person sees (the input
-    column `force_n` is labelled with the plant's input name); `meta` is what the writer
-    stored; `dropped` is the
-    writer's count of dropped rows as of its last intact chunk; `complete` is True when the
-    writer closed the file; `truncated_bytes` counts the bytes after the last intact chunk,
-    ignored, and `problem` says why they were (None when there were none).
+    `inputs` names the input columns in input order (the header's `input_columns`; `force_n`
+    in a recording written before several inputs) and `states` the state columns (those just
+    before the inputs). `units` maps each column to its unit and `labels` to the name a
+    person sees (an old recording's `force_n` is labelled with the plant's input name);
+    `meta` is what the writer stored; `dropped` is the writer's count of dropped rows as of
+    its last intact chunk; `complete` is True when the writer closed the file;
+    `truncated_bytes` counts the bytes after the last intact chunk, ignored, and `problem`
+    says why they were (None when there were none).
     """
 
     def __init__(self, columns: Sequence[Column], data: Mapping[str, np.ndarray],
                  meta: Mapping[str, Any], *, version: int, chunks: int, dropped: int,
                  complete: bool, truncated_bytes: int, problem: str | None) -> None:
         super().__init__(data)
-        self.columns = tuple(_labelled_input(columns, meta))
+        self.columns = tuple(_marked(_labelled_input(columns, meta), meta))
+        self.inputs = tuple(c.name for c in self.columns if c.is_input)
+        self.states = _states_before(self.columns, self.inputs)
         self.units = {c.name: c.unit for c in self.columns}
         self.labels = {c.name: c.title for c in self.columns}
         self.meta = dict(meta)
@@ -492,6 +551,40 @@ class Recording(dict[str, np.ndarray]):
     @property
     def rows(self) -> int:
         return len(next(iter(self.values()))) if self else 0
+
+    def input_matrix(self) -> np.ndarray:
+        """The inputs as one array, a row per recorded row and a column per input."""
+        return np.column_stack([self[c] for c in self.inputs]) if self.inputs \
+            else np.empty((self.rows, 0))
+
+
+def input_names_of(columns: Sequence[Column], meta: Mapping[str, Any]) -> tuple[str, ...]:
+    """The input columns of a recording, in order: its header's `input_columns` (each a
+    column), else `force_n` (a recording written before several inputs), else none."""
+    names = [c.name for c in columns]
+    listed = meta.get("input_columns")
+    if isinstance(listed, list) and listed and all(n in names for n in listed):
+        return tuple(listed)
+    return (INPUT_COLUMN,) if INPUT_COLUMN in names else ()
+
+
+def _marked(columns: Sequence[Column], meta: Mapping[str, Any]) -> list[Column]:
+    inputs = input_names_of(columns, meta)
+    return [Column(c.name, c.unit, c.dtype, c.label, c.name in inputs) for c in columns]
+
+
+def _states_before(columns: Sequence[Column], inputs: Sequence[str]) -> tuple[str, ...]:
+    """The state columns: the float columns just before the first input, back to the run
+    time (plant.rec) or to an integer column (controller.rec)."""
+    names = [c.name for c in columns]
+    if not inputs:
+        return ()
+    first = names.index(inputs[0])
+    start = first
+    while start > 0 and columns[start - 1].dtype == "f8" \
+            and columns[start - 1].name != "sim_time_s":
+        start -= 1
+    return tuple(names[start:first])
 
 
 def _labelled_input(columns: Sequence[Column], meta: Mapping[str, Any]) -> list[Column]:
@@ -526,6 +619,8 @@ class RecordingTail:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.columns: tuple[Column, ...] = ()
+        self.inputs: tuple[str, ...] = ()  # as Recording's, once the header is read
+        self.states: tuple[str, ...] = ()
         self.meta: dict[str, Any] = {}  # the header's meta, once the header is read
         self._record: np.dtype | None = None
         self._pos = 0
@@ -539,7 +634,10 @@ class RecordingTail:
                         columns, self.meta, self._pos = _read_header(self.path, f.read())
                     except RecordingError:
                         return {}
-                    self.columns = tuple(columns)
+                    self.columns = tuple(_marked(_labelled_input(columns, self.meta),
+                                                 self.meta))
+                    self.inputs = tuple(c.name for c in self.columns if c.is_input)
+                    self.states = _states_before(self.columns, self.inputs)
                     self._record = _record_dtype(columns)
                 f.seek(self._pos)
                 data = f.read()
