@@ -4,6 +4,7 @@ shaped like a real run's (plant.json and controller.json of a lockstep `hil run`
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -48,7 +49,7 @@ HOVER = described("bicopter", {"x": "m", "z": "m", "phi": "rad", "x_dot": "m/s",
                   regulated=["x", "z", "phi"], upright_angles=["phi"])
 
 
-def processes(desc: dict[str, Any], final_state: list[float | None]
+def processes(desc: dict[str, Any], final_state: Sequence[float | None]
               ) -> tuple[dict[str, Any], dict[str, Any]]:
     """plant.json and controller.json of a clean lockstep run that ended in `final_state`."""
     rt = {"p50": 155.9, "p90": 211.3, "p99": 324.9, "p999": 500.0, "max": 1353.7, "count": 2000}
@@ -73,7 +74,7 @@ def config(**gates: Any) -> dict[str, Any]:
     return load_config(None, overrides).model_dump(mode="json")
 
 
-def run(desc: dict[str, Any], final_state: list[float | None], **gates: Any
+def run(desc: dict[str, Any], final_state: Sequence[float | None], **gates: Any
         ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The report of a run of `desc` ending in `final_state`, and its at_target gate."""
     report = build_report("r1", config(**gates), *processes(desc, final_state))
