@@ -250,3 +250,13 @@ def test_the_summary_of_an_old_report_names_its_one_input() -> None:
     report, _ = run(OLD_DIP, [0.0] * 6)
     line = next(x for x in summary_table(report).splitlines() if x.startswith("state "))
     assert line.endswith("; input force (N), limit ±150 N")
+
+
+def test_an_old_report_json_still_prints_its_upright_gate() -> None:
+    report, _ = run(OLD_DIP, [0.0, 0.0, 0.03, 0.0, 0.0, 0.0])
+    report["gates"][1] = {"name": "upright_at_end", "value": 0.03, "threshold": 0.02,
+                          "passed": False, "unit": "rad", "weight": 3.0, "critical": True}
+    lines = summary_table(report).splitlines()  # `hil report` on a run folder of that time
+    row = next(line for line in lines if line.startswith("upright_at_end "))
+    assert row.split() == ["upright_at_end", "0.03", "0.02", "FAIL"]
+    assert not any(line.startswith(("upright_at_end:", "at_target")) for line in lines)
