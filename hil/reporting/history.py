@@ -271,6 +271,8 @@ def compare(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[dict[str, Any]]:
     are numbers, else None); gate rows add `a_passed`, `b_passed` and `threshold` (b's).
     A gate or figure only one report has shows None on the other side; a gate of an older
     report under its former name (upright_at_end) is the gate of its name now (at_target).
+    A gate whose value is in different units in the two (at_target's furthest state) has no
+    change and the unit `a|b`.
     """
     rows = [_row("run", "run_id", a.get("run_id"), b.get("run_id")),
             _row("run", "verdict", a.get("verdict"), b.get("verdict")),
@@ -279,10 +281,14 @@ def compare(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[dict[str, Any]]:
     gates_b = {current_name(g["name"]): g for g in b.get("gates", [])}
     for name in [*gates_a, *(n for n in gates_b if n not in gates_a)]:
         ga, gb = gates_a.get(name, {}), gates_b.get(name, {})
-        rows.append(_row("gate", name, ga.get("value"), gb.get("value"),
-                         gb.get("unit", ga.get("unit", "")), a_passed=ga.get("passed"),
-                         b_passed=gb.get("passed"),
-                         threshold=gb.get("threshold", ga.get("threshold"))))
+        row = _row("gate", name, ga.get("value"), gb.get("value"),
+                   gb.get("unit", ga.get("unit", "")), a_passed=ga.get("passed"),
+                   b_passed=gb.get("passed"), threshold=gb.get("threshold", ga.get("threshold")))
+        if ga and gb and ga.get("unit", "") != gb.get("unit", ""):
+            # e.g. at_target's furthest state in m in one run, in rad in the other
+            row.update(change=None, change_pct=None, unit=f"{ga.get('unit', '')}|"
+                                                          f"{gb.get('unit', '')}")
+        rows.append(row)
     lat_a, lat_b = a.get("latency_us") or {}, b.get("latency_us") or {}
     for fig in [*lat_a, *(f for f in lat_b if f not in lat_a)]:
         for stat in LATENCY_STATS:

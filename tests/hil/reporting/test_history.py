@@ -203,6 +203,16 @@ def test_an_old_reports_upright_gate_is_compared_with_the_new_at_target_gate() -
     assert next(r["name"] for r in compare(new, old) if r["section"] == "gate") == "at_target"
 
 
+def test_a_gate_in_different_units_in_the_two_runs_has_no_change() -> None:
+    a = report("ra", "2026-11-20T10:00:00Z")
+    b = report("rb", "2026-11-26T10:00:00Z")
+    b["gates"][0] = {**b["gates"][0], "value": 1.55, "threshold": 0.05, "unit": "m",
+                     "passed": False}
+    row = next(r for r in compare(a, b) if r["name"] == "at_target")
+    assert (row["a"], row["b"], row["change"], row["change_pct"], row["unit"]) == (
+        1e-9, 1.55, None, None, "rad|m")
+
+
 def test_format_compare_is_a_readable_table() -> None:
     a = report("ra", "2026-11-20T10:00:00Z", p99=640.0)
     b = report("rb", "2026-11-26T10:00:00Z", p99=900.0, verdict="FAIL")
