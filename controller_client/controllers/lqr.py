@@ -1,15 +1,23 @@
-"""LQR for any plant: u = -K x about the plant's equilibrium, K from the Riccati equation.
+"""LQR for any plant, one input or several: u = u_eq - K (x - x_eq), K from the Riccati
+equation.
 
 The plant model (the `model` context: built in or a lab's own) is linearised numerically
-about its equilibrium (`riccati.linearise_model`) and the continuous algebraic Riccati
-equation is solved by SciPy (`riccati.lqr`); with no model the law designs for the default
-double inverted pendulum. The gains are the LQR weights: one `q_<state>` per state (Q
-diagonal) and `r` (R). Their defaults follow Bryson's rule from the state units: an
-acceptable deviation of 0.32 m, 0.1 rad, 1 m/s or rad/s (1 for other units) gives
-q = 1 / deviation^2 (10, 100, 1), and 1/15 of the input limit gives r (0.01 at 150 N). The
-options `q` (a list) and `r` replace those defaults. The output is saturated at the input
-limit. For the stability monitors the law reports sigma = sqrt(x' P x), so that
-V = sigma^2 / 2 is the Lyapunov function the design certifies for the linearised loop.
+about its equilibrium x_eq and trim input u_eq (`riccati.linearise_model`) and the continuous
+algebraic Riccati equation is solved by SciPy (`riccati.lqr`); with no model the law designs
+for the default double inverted pendulum. The trim is the plant's own (`equilibrium_input`)
+or, when it declares none, the input within the limits that solves f(x_eq, u_eq) = 0
+(`hil.dynamics.contract.find_trim`). A plant with no such input, or whose (A, B) is not
+stabilisable, is refused when the law is built (`LQRDesignError`, a `PluginError`: the
+controller exits 2 naming the reason).
+
+The gains are the LQR weights: one `q_<state>` per state (Q diagonal), and `r` (one input)
+or one `r_<input>` per input (R diagonal). Their defaults follow Bryson's rule from the state
+units: an acceptable deviation of 0.32 m, 0.1 rad, 1 m/s or rad/s (1 for other units) gives
+q = 1 / deviation^2 (10, 100, 1), and 1/15 of an input's half range gives its r (0.01 at
++-150 N). The options `q` (a list) and `r` (a number, or a list of one per input) replace
+those defaults. Each input is saturated at its limits. For the stability monitors the law
+reports sigma = sqrt(dx' P dx), so that V = sigma^2 / 2 is the Lyapunov function the design
+certifies for the linearised loop.
 """
 
 from __future__ import annotations
@@ -23,19 +31,33 @@ from numba import njit
 
 from controller_client.controllers.base import KernelLaw, positive_option
 from controller_client.controllers.nominal import MEM_CONDITION, MEM_SIGMA, saturate, sym3_condition
-from controller_client.controllers.riccati import linearise, linearise_model, lqr
+from controller_client.controllers.riccati import (
+    linearise,
+    linearise_model,
+    lqr,
+    unstabilisable_modes,
+)
+from hil.dynamics.contract import find_trim
 from hil.dynamics.dip import STATE_NAMES as DIP_STATE_NAMES
 from hil.dynamics.dip import STATE_UNITS as DIP_STATE_UNITS
 from hil.dynamics.dip import mass_matrix
+from hil.dynamics.inputs import Inputs
+from hil.dynamics.plugins import PluginError
 
 _DEVIATION = {"m": 1 / math.sqrt(10.0), "rad": 0.1, "m/s": 1.0, "rad/s": 1.0}
 _INPUT_SHARE = 1 / 15
 
 
-def bryson_weights(units: Sequence[str], input_limit: float) -> tuple[float, ...]:
-    """Default (q..., r) from the state units and the input limit (module docstring)."""
+class LQRDesignError(PluginError):
+    """The plant cannot be held at its equilibrium by a linear-quadratic regulator: no trim
+    input holds it, or (A, B) is not stabilisable. The message names the reason."""
+
+
+def bryson_weights(units: Sequence[str], *input_ranges: float) -> tuple[float, ...]:
+    """Default (q..., r...) from the state units and each input's half range (module
+    docstring)."""
     q = [round(1.0 / _DEVIATION.get(u, 1.0) ** 2, 12) for u in units]
-    return (*q, round(1.0 / (input_limit * _INPUT_SHARE) ** 2, 12))
+    return (*q, *(round(1.0 / (half * _INPUT_SHARE) ** 2, 12) for half in input_ranges))
 
 
 GAIN_NAMES = (*(f"q_{n}" for n in DIP_STATE_NAMES), "r")
@@ -60,29 +82,35 @@ def lqr_kernel(state: np.ndarray, mem: np.ndarray, g: np.ndarray, o: np.ndarray,
 
 
 @njit(nogil=True, cache=True)
-def lqr_any_kernel(state: np.ndarray, mem: np.ndarray, g: np.ndarray, o: np.ndarray,
-                   p: np.ndarray, scratch: np.ndarray) -> float:
-    """Any plant of n states: o = [limit, dt_s, x_eq (n), K (n), P (n*n)]; cond(M) is NaN."""
+def lqr_plant_kernel(state: np.ndarray, mem: np.ndarray, o: np.ndarray, u: np.ndarray) -> None:
+    """Any plant of n states and m inputs: u = u_eq - K (x - x_eq), each input held within
+    [low, high]. o = [limit, dt_s, x_eq (n), u_eq (m), low (m), high (m), K (m*n, row-major),
+    P (n*n)]; sigma = sqrt(dx' P dx); cond(M) is NaN."""
     n = state.shape[0]
-    k0 = 2 + n
-    p0 = 2 + 2 * n
-    u = 0.0
+    m = u.shape[0]
+    ueq0 = 2 + n
+    lo0 = ueq0 + m
+    hi0 = lo0 + m
+    k0 = hi0 + m
+    p0 = k0 + m * n
     v = 0.0
     for i in range(n):
-        di = state[i] - o[2 + i]
-        u -= o[k0 + i] * di
         row = 0.0
         for j in range(n):
             row += o[p0 + n * i + j] * (state[j] - o[2 + j])
-        v += di * row
+        v += (state[i] - o[2 + i]) * row
+    for r in range(m):
+        ur = o[ueq0 + r]
+        for i in range(n):
+            ur -= o[k0 + n * r + i] * (state[i] - o[2 + i])
+        u[r] = min(max(ur, o[lo0 + r]), o[hi0 + r])
     mem[MEM_SIGMA] = math.sqrt(max(v, 0.0))
     mem[MEM_CONDITION] = math.nan
-    return saturate(u, o[0])
 
 
 class LQR(KernelLaw):
-    """Linear-quadratic regulator about the plant's equilibrium; stateless apart from its
-    last figures."""
+    """Linear-quadratic regulator about the plant's equilibrium and trim; stateless apart from
+    its last figures."""
 
     name = "lqr"
     gain_names = GAIN_NAMES
@@ -97,41 +125,96 @@ class LQR(KernelLaw):
             else None
         q_option, r_option = options.pop("q", None), options.pop("r", None)
         if self._model is not None:
-            names, units = model.state_names, model.state_units
-            self.gain_names = (*(f"q_{n}" for n in names), "r")
-            defaults = bryson_weights(units, float(model.max_force_n))
+            self._design_point(self._model)
+            names, n_r = model.state_names, self.inputs.n
+            half = [(hi - lo) / 2 for lo, hi in zip(self.inputs.low, self.inputs.high,
+                                                     strict=True)]
+            defaults = bryson_weights(model.state_units, *half)
+            options.setdefault("max_force_n", self.inputs.magnitude[0])
         else:
-            names, defaults = DIP_STATE_NAMES, DEFAULT_GAINS
-        if q_option is not None:
-            if isinstance(q_option, (str, bytes)) or len(q_option) != len(names):
-                raise ValueError(f"option q must be a list of {len(names)} weights, one per "
-                                 f"state {list(names)}, got {q_option!r}")
-            defaults = (*(positive_option("q", v) for v in q_option), defaults[-1])
-        if r_option is not None:
-            defaults = (*defaults[:-1], positive_option("r", r_option))
-        self.default_gains = defaults
-        if self._model is not None:
-            options.setdefault("max_force_n", float(model.max_force_n))
+            names, n_r, defaults = DIP_STATE_NAMES, 1, DEFAULT_GAINS
+        self.default_gains = _weights(defaults, names, n_r, q_option, r_option)
         super().__init__(gains, model=model, plant=plant, **options)
-        if self._model is not None:
-            self._kernel = lqr_any_kernel
+
+    def _design_point(self, model: Any) -> None:
+        """The plant's inputs, gain names, x_eq and u_eq; LQRDesignError if no trim holds the
+        equilibrium or no linear feedback can stabilise the plant there."""
+        self.inputs: Inputs = model.inputs
+        where = f"controller.name: lqr cannot hold plant {model.name!r} at its equilibrium"
+        self.gain_names = (*(f"q_{n}" for n in model.state_names), *(
+            ("r",) if self.inputs.n == 1 else (f"r_{n}" for n in self.inputs.names)))
+        self.x_eq = np.asarray(model.equilibrium, dtype=np.float64)
+        trim = model.trim() if hasattr(model, "trim") else None
+        if trim is None and getattr(model, "equilibrium_input", None) is None:
+            trim = find_trim(model.derivatives, self.x_eq, self.inputs)
+        if trim is not None and not trim.found:
+            raise LQRDesignError(f"{where}: {trim.reason(self.inputs.names)}")
+        self.u_eq = np.asarray(trim.u if trim is not None else model.equilibrium_input,
+                               dtype=np.float64)
+        a, b = linearise_model(model, self.x_eq, self.u_eq)
+        modes = unstabilisable_modes(a, b)
+        if modes:
+            raise LQRDesignError(
+                f"{where}: (A, B) linearised there is not stabilisable: the mode(s) "
+                f"{', '.join(f'{m:.4g}' for m in modes)} of A are not reached by the inputs "
+                f"{list(self.inputs.names)}; a linear feedback cannot hold it (check B, the "
+                f"equilibrium, or use a law of your own)")
+        self.a, self.b = a, b
+        self._u = np.zeros(self.inputs.n)
 
     def _pack(self) -> list[float]:
-        n = len(self.gain_names) - 1
+        n = len(self.x_eq) if self._model is not None else len(DIP_STATE_NAMES)
         if self._model is not None:
-            a, b = linearise_model(self._model)
+            a, b = self.a, self.b
         else:
             a, b = linearise(self.params)
         q = np.diag(self.gains[:n])
-        r = np.array([[self.gains[n]]])
+        r = np.diag(self.gains[n:])
         k, p = lqr(a, b, q, r)
-        self.k = k.ravel()
+        self.k = k.ravel() if self._model is None else k
         self.p_matrix = p
-        if self._model is not None:
-            return [*super()._pack(), *self._model.equilibrium, *self.k, *p.ravel()]
-        return [*super()._pack(), *self.k, *p.ravel()]
+        if self._model is None:
+            return [*super()._pack(), *self.k, *p.ravel()]
+        low, high = np.array(self.inputs.low), np.array(self.inputs.high)
+        if self.inputs.n == 1:  # max_force_n, if set, narrows the one input's limits
+            low, high = np.maximum(low, -self.max_force_n), np.minimum(high, self.max_force_n)
+        return [*super()._pack(), *self.x_eq, *self.u_eq, *low, *high, *k.ravel(), *p.ravel()]
+
+    def compute(self, state: np.ndarray, t: float) -> Any:
+        """The input for `state`: a float for one input, else an array of one per input."""
+        if self._model is None:
+            return self._kernel(state, self._mem, self._g, self._o, self._p, self._scratch)
+        u = self._u
+        lqr_plant_kernel(state, self._mem, self._o, u)
+        return float(u[0]) if u.shape[0] == 1 else u.copy()
 
     def describe(self) -> dict[str, object]:
         d = super().describe()
-        d["K"] = [float(v) for v in self.k]
+        d["K"] = [float(v) for v in self.k] if self._model is None or self.inputs.n == 1 \
+            else self.k.tolist()
+        if self._model is not None:
+            d["equilibrium_input"] = self.u_eq.tolist()
         return d
+
+
+def _weights(defaults: tuple[float, ...], names: Sequence[str], n_r: int, q_option: Any,
+             r_option: Any) -> tuple[float, ...]:
+    """The default weights with the options `q` (one per state) and `r` (a number for one
+    input, else one per input) in place; ValueError naming the option otherwise."""
+    n = len(names)
+    q, r = defaults[:n], defaults[n:]
+    if q_option is not None:
+        if isinstance(q_option, (str, bytes)) or not hasattr(q_option, "__len__") \
+                or len(q_option) != n:
+            raise ValueError(f"option q must be a list of {n} weights, one per state "
+                             f"{list(names)}, got {q_option!r}")
+        q = tuple(positive_option("q", v) for v in q_option)
+    if r_option is not None:
+        if n_r == 1 and not isinstance(r_option, (list, tuple)):
+            r = (positive_option("r", r_option),)
+        elif isinstance(r_option, (list, tuple)) and len(r_option) == n_r:
+            r = tuple(positive_option("r", v) for v in r_option)
+        else:
+            raise ValueError(f"option r must be a list of {n_r} weights, one per input, got "
+                             f"{r_option!r}")
+    return (*q, *r)
