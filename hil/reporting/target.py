@@ -153,7 +153,7 @@ def _check(state: Regulated, final_state: Sequence[float | None], tolerance: flo
     error = None
     if final is not None and _finite(final):
         diff = final - state.target
-        if state.wraps:
+        if state.wraps and not -math.pi <= diff < math.pi:  # (within, exactly as it is)
             diff = (diff + math.pi) % FULL_TURN - math.pi
         error = abs(diff)
     return {"name": state.name, "unit": state.unit, "final": final, "target": state.target,
@@ -183,8 +183,8 @@ def _sentence(check: Mapping[str, Any]) -> str:
     if check["error"] is None:
         return (f"{name} has no final value (null or absent in the plant's report: it went "
                 f"non-finite or the plant ended early); its target is {target:g}{u}")
-    turn = ""
-    if check["wraps"]:
-        turn = f" modulo a full turn (it ended at {check['final']:.4g}{u})"
-    return (f"{name} ended {check['error']:.3g}{u} from its target {target:g}{turn} "
-            f"(tolerance {check['tolerance']:g}{u})")
+    tolerance = f"(tolerance {check['tolerance']:g}{u})"
+    if check["wraps"] and not -math.pi <= check["final"] - target < math.pi:
+        return (f"{name} ended at {check['final']:.4g}{u}, {check['error']:.3g}{u} from its "
+                f"target {target:g} modulo a full turn {tolerance}")
+    return f"{name} ended {check['error']:.3g}{u} from its target {target:g} {tolerance}"

@@ -110,7 +110,10 @@ def test_a_swing_up_ending_one_full_turn_from_upright_passes_as_the_angle_wraps(
     assert gate["value"] == pytest.approx(6.2832 - 2 * math.pi, abs=1e-9)
     _, gate = run(SWING_UP, [0.0, -3 * math.pi + 0.01, 0.0, 0.0])  # hanging, -1.5 turns
     assert not gate["passed"] and gate["value"] == pytest.approx(math.pi - 0.01)
-    assert "modulo a full turn (it ended at -9.415 rad)" in gate["detail"]
+    assert gate["detail"] == ("theta ended at -9.415 rad, 3.13 rad from its target 0 modulo "
+                              "a full turn (tolerance 0.02 rad)")
+    _, gate = run(SWING_UP, [0.0, 0.05, 0.0, 0.0])  # within half a turn: no wrap to mention
+    assert gate["detail"] == "theta ended 0.05 rad from its target 0 (tolerance 0.02 rad)"
 
 
 def test_without_wraps_the_full_turn_is_a_full_turn_away() -> None:
@@ -162,6 +165,20 @@ def test_an_old_dip_report_gets_todays_verdict() -> None:
     assert (gate["value"], gate["threshold"], gate["unit"]) == (0.011746, 0.02, "rad")
     report, gate = run(OLD_DIP, [0.0, 0.0, -0.021, 0.0, 0.0, 0.0])
     assert report["verdict"] == "FAIL" and gate["value"] == 0.021 and gate["state"] == "theta2"
+
+
+def test_a_dip_described_with_the_new_keys_keeps_todays_states_and_tolerance() -> None:
+    new_dip = {**OLD_DIP, "input_names": ["force"], "input_units": ["N"],  # a real plant.json
+               "input_limits": [[-150.0, 150.0]], "equilibrium_input": [0.0],
+               "regulated": ["theta1", "theta2"], "wraps": ["theta1", "theta2"]}
+    for final in ([-0.339, 0.0095, 0.011746, 0.2116, -0.0553, -0.0563],
+                  [0.0, 0.0, -0.021, 0.0, 0.0, 0.0], [0.0, None, 0.0, 0.0, 0.0, 0.0]):
+        old, new = run(OLD_DIP, final), run(new_dip, final)
+        assert old[0]["verdict"] == new[0]["verdict"]
+        assert [old[1][k] for k in ("value", "threshold", "unit", "state", "passed")] == [
+            new[1][k] for k in ("value", "threshold", "unit", "state", "passed")]
+    assert run(new_dip, [0.0, 2 * math.pi, -0.01, 0.0, 0.0, 0.0])[1]["passed"]  # a full turn
+    assert not run(OLD_DIP, [0.0, 2 * math.pi, -0.01, 0.0, 0.0, 0.0])[1]["passed"]
 
 
 def test_an_old_report_names_its_angles_by_upright_angles_else_theta() -> None:
