@@ -8,15 +8,16 @@ docs/recording.md) and writes:
   and each loop's lateness against percentile, on a "1 / (1 - p)" log axis so the tail
   (99%, 99.9%, ...) gets as much room as the median;
 - `timing.png`: plant and controller lateness and the state-to-controller leg over time;
-- `trajectories.png`: the state and the plant's input over time (named, in its unit and with
-  its limit as the plant describes it: a force in N for a cart, a voltage in V for the rotary);
+- `trajectories.png`: the state, then each of the plant's inputs on an axis of its own, over
+  time (named, in its unit and with its limits drawn as the plant describes them: a force in
+  N for a cart, a voltage in V for the rotary, two thrusts in N for a bicopter);
 - `stability.png`: the sliding variable |sigma|, the share of steps in which V = sigma^2 / 2
   decreased, the mass matrix's condition number and the saturation duty, over time.
 
 The last three need the recordings and mark each applied gain change (`hil gains`) with a
 vertical line at its run time; a plot whose data is missing is left out and the page says so.
 The page itself is self-contained (inline CSS and scripts, no network) and shows the verdict
-and score, the plant's input (name, unit, limit), the gates, the latency table, the counters
+and score, the plant's inputs (name, unit, limits), the gates, the latency table, the counters
 and the run's config, and a replay of the run: the plant drawn from its description and
 animated from the plant recording embedded in the page (at most `REPLAY_FRAMES` frames), with
 play, pause, scrub and speed, a time cursor on its trajectory plots, and the gain changes,
@@ -43,10 +44,11 @@ from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
 
 from hil.recording.mcap_export import timeline_events
 from hil.recording.recorder import Recording, RecordingError, read_recording
+from hil.recording.traces import InputTrace, described_inputs, recorded_inputs
 from hil.runtime.latency import LatencyMonitor
 
 __all__ = ["GAIN_MARK_COLOR", "PLOT_FILES", "gain_change_times", "percentile_curve",
-           "plant_input", "write_html_report"]
+           "plant_inputs", "write_html_report"]
 
 PLOT_FILES = ("latency_percentiles.png", "timing.png", "trajectories.png", "stability.png")
 LEGS = ("round_trip", "state_to_controller", "controller_to_plant", "compute")
@@ -65,16 +67,15 @@ def gain_change_times(report: Mapping[str, Any]) -> list[float]:
                   and isinstance(e.get("time"), int | float) and math.isfinite(e["time"]))
 
 
-def plant_input(report: Mapping[str, Any], plant: Recording | None = None
-                ) -> tuple[str, str, float | None]:
-    """(name, unit, limit) of the plant's input from its description in report.json (else
-    the recording's): "force", "N" for a cart; "voltage", "V" for the rotary. The recording's
-    column keeps its historical name `force_n` whatever the input is."""
-    desc = dict((plant.meta.get("plant") if plant is not None else None) or {})
-    desc.update({k: v for k, v in (report.get("plant") or {}).items() if v is not None})
-    limit = desc.get("max_force_n")
-    return (str(desc.get("input_name") or "force"), str(desc.get("input_unit") or "N"),
-            float(limit) if isinstance(limit, int | float) and limit > 0 else None)
+def plant_inputs(report: Mapping[str, Any], plant: Recording | None = None
+                 ) -> list[InputTrace]:
+    """The plant's inputs (column, name, unit, limits), from the recording's input columns
+    and the plant's description in report.json (else the recording's header): `force` in N
+    for a cart, `voltage` in V for the rotary, `thrust_left` and `thrust_right` for a
+    bicopter."""
+    if plant is not None and plant.inputs:
+        return recorded_inputs(plant, report.get("plant") or {})
+    return described_inputs(report.get("plant") or {})
 
 
 def percentile_curve(histogram: Any, points: int = 160) -> tuple[np.ndarray, np.ndarray]:
@@ -110,12 +111,12 @@ def write_html_report(run_dir: str | Path) -> Path:
         changes = gain_change_times(report)
         plots.append(_save(_timing_figure(plant, controller, t_plant, changes),
                            run / "timing.png", "Loop timing over the run"))
-        entry = plant_input(report, plant)
-        plots.append(_save(_trajectory_figure(plant, t_plant, entry, changes),
-                           run / "trajectories.png",
-                           f"State and {entry[0]} ({entry[1]}) trajectories"))
+        inputs = plant_inputs(report, plant)
+        named = ", ".join(f"{tr.name} ({tr.unit})" for tr in inputs)
+        plots.append(_save(_trajectory_figure(plant, t_plant, inputs, changes),
+                           run / "trajectories.png", f"State and {named} trajectories"))
         if controller is not None and controller.rows:
-            plots.append(_save(_stability_figure(plant, controller, t_plant, entry[2], changes),
+            plots.append(_save(_stability_figure(plant, controller, t_plant, inputs, changes),
                                run / "stability.png", "Stability metrics over time"))
     made = {file for file, _ in plots}
     for stale in set(PLOT_FILES) - made:  # from an earlier report of this folder
@@ -134,26 +135,23 @@ def _replay(report: Mapping[str, Any], plant: Recording) -> str:
     from importlib import resources
 
     desc = dict(plant.meta.get("plant") or report.get("plant") or {})
-    columns = [c.name for c in plant.columns]
-    names = [n for n in desc.get("state_names") or [] if n in columns] or \
-        columns[columns.index("sim_time_s") + 1:columns.index("force_n")]
+    names = [n for n in desc.get("state_names") or [] if n in plant] or list(plant.states)
     desc["state_names"], desc["state_units"] = names, [plant.units[n] for n in names]
     limit = ((report.get("safety") or {}).get("limits") or {}).get("track_limit_m")
     if limit:
         desc.setdefault("track_limit_m", limit)
-    input_col = columns[columns.index(names[-1]) + 1]
     pick = np.arange(0, plant.rows, max(1, -(-plant.rows // REPLAY_FRAMES)))
     state = np.stack([plant[n][pick] for n in names], axis=1)
 
     def finite(a: np.ndarray) -> list[Any]:
         return [v if math.isfinite(v) else None for v in a.round(6).tolist()]
 
-    input_name, input_unit, _ = plant_input(report, plant)
     data = {
         "plant": desc, "t": plant["sim_time_s"][pick].round(6).tolist(),
         "state": [finite(row) for row in state],
-        "input": {"name": input_name, "unit": input_unit,
-                  "values": finite(plant[input_col][pick])},
+        "inputs": [{"name": tr.name, "unit": tr.unit, "low": tr.low, "high": tr.high,
+                    "values": finite(plant[tr.column][pick])}
+                   for tr in plant_inputs(report, plant)],
         "safe": [bool(f & 1) for f in plant["flags"][pick].tolist()],
         "events": [{"kind": e["kind"], "time": e["time"], "label": _event_label(e)}
                    for e in timeline_events(report)],
@@ -162,6 +160,8 @@ def _replay(report: Mapping[str, Any], plant: Recording) -> str:
     scripts = "".join(static.joinpath(f).read_text(encoding="utf-8")
                       for f in ("plant.js", "replay.js")).replace("</script", "<\\/script")
     blob = json.dumps(data, separators=(",", ":"), default=str).replace("</", "<\\/")
+    inputs = "".join(f'<canvas id="replay-input-{i}" class="replay-input" width="1000" '
+                     f'height="130"></canvas>' for i in range(len(data["inputs"])))
     return (
         '<h2 id="replay">Replay</h2><div class="replay">'
         '<canvas id="replay-plant" width="720" height="320"></canvas>'
@@ -174,7 +174,7 @@ def _replay(report: Mapping[str, Any], plant: Recording) -> str:
         '<p id="replay-state" class="state"></p>'
         '<canvas id="replay-pos" width="1000" height="170"></canvas>'
         '<canvas id="replay-rate" width="1000" height="170"></canvas>'
-        '<canvas id="replay-input" width="1000" height="130"></canvas>'
+        f"{inputs}"
         '<p class="legend">timeline marks: <span style="color:#7048e8">gains</span> '
         '<span style="color:#c92a2a">gate trips</span> '
         '<span style="color:#f08c00">watchdog</span> <span style="color:#2b8a3e">clears'
@@ -349,27 +349,28 @@ def _binned(t: np.ndarray, y: np.ndarray, window_s: float
     return centre, median, peak
 
 
-def _trajectory_figure(plant: Recording, t: np.ndarray,
-                       entry: tuple[str, str, float | None] = ("force", "N", None),
+def _trajectory_figure(plant: Recording, t: np.ndarray, inputs: Sequence[InputTrace],
                        changes: Sequence[float] = ()) -> Figure:
-    """The states (angles and positions, then rates) and the input `entry` = (name, unit,
-    limit) over run time; the limit as grey dashed lines, gain changes as purple ones."""
-    names = [c.name for c in plant.columns]
-    state = names[names.index("sim_time_s") + 1:names.index("force_n")]
+    """The states (angles and positions, then rates), then each input on an axis of its own
+    (named, in its unit, its limits as grey dashed lines) over run time; gain changes as
+    purple lines."""
+    state = plant.states
     groups = [[n for n in state if not n.endswith("_dot")],
               [n for n in state if n.endswith("_dot")]]
     groups = [g for g in groups if g]
-    fig, axes = _figure(len(groups) + 1, 2.4 * (len(groups) + 1))
+    rows = len(groups) + len(inputs)
+    fig, axes = _figure(rows, 2.4 * len(groups) + 1.9 * len(inputs))
     for ax, group in zip(axes, groups, strict=False):
         for name in group:
             ax.plot(t, plant[name], lw=0.9, label=f"{name} ({plant.units[name]})")
-    name, unit, limit = entry
-    axes[-1].plot(t, plant["force_n"], lw=0.8, color="tab:red", label=f"{name} ({unit})")
-    if limit:
-        for sign in (1, -1):
-            axes[-1].axhline(sign * limit, color="0.4", ls="--", lw=0.8,
-                             label=f"limit ±{limit:g} {unit}" if sign > 0 else None)
-    axes[-1].set_ylabel(f"{name} ({unit})")
+    for ax, trace in zip(axes[len(groups):], inputs, strict=True):
+        ax.plot(t, plant[trace.column], lw=0.8, color="tab:red",
+                label=f"{trace.name} ({trace.unit})")
+        if trace.low is not None and trace.high is not None:
+            ax.axhline(trace.high, color="0.4", ls="--", lw=0.8,
+                       label=f"limits {trace.low:g} .. {trace.high:g} {trace.unit}")
+            ax.axhline(trace.low, color="0.4", ls="--", lw=0.8)
+        ax.set_ylabel(f"{trace.name} ({trace.unit})")
     _mark_gain_changes(axes, changes)
     for ax in axes:
         ax.legend(fontsize=8, loc="upper right", ncols=min(len(ax.get_lines()), 4))
@@ -377,8 +378,21 @@ def _trajectory_figure(plant: Recording, t: np.ndarray,
     return fig
 
 
+def _saturated(controller: Recording, inputs: Sequence[InputTrace]) -> np.ndarray | None:
+    """Per control, whether any input sent was at one of its limits (None when the limits,
+    or the controller's input columns, are not known)."""
+    if len(controller.inputs) != len(inputs) or not all(tr.limited for tr in inputs):
+        return None
+    at_limit = np.zeros(controller.rows, dtype=bool)
+    for column, trace in zip(controller.inputs, inputs, strict=True):
+        u, low, high = controller[column], float(trace.low or 0.0), float(trace.high or 0.0)
+        margin = 1e-9 * max(abs(low), abs(high))
+        at_limit |= (u <= low + margin) | (u >= high - margin)
+    return at_limit
+
+
 def _stability_figure(plant: Recording, controller: Recording, t: np.ndarray,
-                      max_force_n: float | None, changes: Sequence[float] = ()) -> Figure:
+                      inputs: Sequence[InputTrace], changes: Sequence[float] = ()) -> Figure:
     tc = _controller_time(plant, controller, t)
     sigma = controller["sigma"] if "sigma" in controller else np.full(controller.rows, np.nan)
     fig, axes = _figure(4, 8.0)
@@ -407,12 +421,11 @@ def _stability_figure(plant: Recording, controller: Recording, t: np.ndarray,
         axes[2].plot(tc, controller["mass_condition"], lw=0.9)
     axes[2].set_ylabel("cond M(q)")
     axes[2].ticklabel_format(axis="y", useOffset=False)
-    force = controller["force_n"]
-    if max_force_n:
-        at_limit = np.abs(force) >= max_force_n * (1 - 1e-9)
-        axes[3].plot(tc, _rolling_sum(at_limit) / _rolling_sum(np.ones(len(force))), lw=0.9)
+    at_limit = _saturated(controller, inputs)
+    if at_limit is not None:
+        axes[3].plot(tc, _rolling_sum(at_limit) / _rolling_sum(np.ones(len(at_limit))), lw=0.9)
     axes[3].set_ylim(-0.05, 1.05)
-    axes[3].set_ylabel(f"saturation duty\n(share of {_WINDOW} steps)")
+    axes[3].set_ylabel(f"saturation duty: any\ninput at a limit\n(share of {_WINDOW} steps)")
     axes[3].set_xlabel("run time (s)")
     _mark_gain_changes(axes, changes)
     if changes:
@@ -517,7 +530,7 @@ def _facts(report: Mapping[str, Any]) -> str:
     facts = [
         ("mode", report.get("mode")), ("rate", f"{_fmt(report.get('rate_hz'))} Hz"),
         ("plant", plant.get("name")), ("controller", report.get("controller")),
-        ("input", _input_fact(report)),
+        _input_fact(report),
         ("simulated", f"{_fmt(report.get('duration_s'))} s"), ("cycles", report.get("cycles")),
         ("deadline misses", f"{d.get('misses')} of {d.get('total')} "
                             f"(ratio {_fmt(d.get('miss_ratio'))}"
@@ -534,9 +547,20 @@ def _facts(report: Mapping[str, Any]) -> str:
         f"{html.escape(_fmt(v))}</div>" for k, v in facts) + "</div>"
 
 
-def _input_fact(report: Mapping[str, Any]) -> str:
-    name, unit, limit = plant_input(report)
-    return f"{name} ({unit})" + (f", limit ±{limit:g} {unit}" if limit else "")
+def _input_fact(report: Mapping[str, Any]) -> tuple[str, str]:
+    """("input", "voltage (V), limit ±10 V"), or ("inputs", "thrust_left (N) 0 .. 40 N;
+    thrust_right (N) 0 .. 40 N")."""
+    inputs = plant_inputs(report)
+
+    def limits(tr: InputTrace) -> str:
+        if tr.low is None or tr.high is None:
+            return ""
+        if tr.low == -tr.high:
+            return f", limit ±{tr.high:g} {tr.unit}"
+        return f" {tr.low:g} .. {tr.high:g} {tr.unit}"
+
+    return ("input" if len(inputs) == 1 else "inputs",
+            "; ".join(f"{tr.name} ({tr.unit}){limits(tr)}" for tr in inputs))
 
 
 def _counters(report: Mapping[str, Any]) -> str:

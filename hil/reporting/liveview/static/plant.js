@@ -90,8 +90,9 @@
     });
   }
 
-  /* A time plot: `t` (s), `series` [{name, unit, values}], optional `cursor` time and
-     `marks` [{t, color}] (events). Returns the x mapping for click-to-seek. */
+  /* A time plot: `t` (s), `series` [{name, unit, values}], optional `cursor` time,
+     `marks` [{t, color}] (events) and `limits` [low, high] (an input's, dashed; null where
+     not known). Returns the x mapping for click-to-seek. */
   function plot(canvas, t, series, opts) {
     opts = opts || {};
     const ctx = fit(canvas), W = canvas.width, H = canvas.height;
@@ -99,6 +100,8 @@
     const t0 = opts.t0 ?? (t.length ? t[0] : 0), t1 = opts.t1 ?? (t.length ? t[t.length - 1] : 1);
     let lo = Infinity, hi = -Infinity;
     for (const s of series) for (const v of s.values) if (v !== null && isFinite(v)) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+    const limits = (opts.limits || []).filter((v) => v !== null && v !== undefined && isFinite(v));
+    for (const v of limits) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
     if (!isFinite(lo)) { lo = -1; hi = 1; }
     if (hi - lo < 1e-9) { lo -= 1; hi += 1; }
     const pad = 0.08 * (hi - lo); lo -= pad; hi += pad;
@@ -114,6 +117,12 @@
       ctx.strokeStyle = m.color; ctx.lineWidth = 1.5;
       ctx.beginPath(); ctx.moveTo(X(m.t), top); ctx.lineTo(X(m.t), H - bottom); ctx.stroke();
     }
+    ctx.strokeStyle = "#868e96"; ctx.lineWidth = 1; ctx.setLineDash([5, 4]);
+    for (const v of limits) {  // on a pixel row: crisp
+      const y = Math.round(Y(v)) + 0.5;
+      ctx.beginPath(); ctx.moveTo(left, y); ctx.lineTo(W - right, y); ctx.stroke();
+    }
+    ctx.setLineDash([]);
     let legend = left + 4;
     series.forEach((s, k) => {
       const color = s.color || SERIES[k % SERIES.length];

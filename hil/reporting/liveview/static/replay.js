@@ -14,8 +14,10 @@
   const names = lay.names, units = lay.units;
   const series = (rate) => names.map((n, i) => i).filter((i) => /_dot$/.test(names[i]) === rate)
     .map((i) => ({name: names[i], unit: units[i], values: D.state.map((row) => row[i])}));
+  // One plot per input, its limits dashed.
   const plots = [["replay-pos", series(false)], ["replay-rate", series(true)],
-    ["replay-input", [{name: D.input.name, unit: D.input.unit, values: D.input.values, color: "#c92a2a"}]]];
+    ...D.inputs.map((u, k) => [`replay-input-${k}`,
+      [{name: u.name, unit: u.unit, values: u.values, color: "#c92a2a"}], [u.low, u.high]])];
   let frame = 0, playing = false, last = null, now = t0;
 
   function frameAt(t) {  // the last frame at or before t
@@ -32,8 +34,11 @@
     $("replay-state").textContent = names.map((n, i) => {
       const v = D.state[frame][i];
       return `${n} ${v === null ? "–" : v.toFixed(4)} ${units[i] || ""}`.trim();
-    }).join(",  ") + `,  ${D.input.name} ${(D.input.values[frame] ?? NaN).toFixed(3)} ${D.input.unit}`;
-    for (const [id, s] of plots) HilPlant.plot($(id), D.t, s, {t0, t1, cursor: D.t[frame], marks});
+    }).concat(D.inputs.map((u) => `${u.name} ${(u.values[frame] ?? NaN).toFixed(3)} ${u.unit}`))
+      .join(",  ");
+    for (const [id, s, limits] of plots) {
+      HilPlant.plot($(id), D.t, s, {t0, t1, cursor: D.t[frame], marks, limits});
+    }
   }
 
   function seek(t) { now = Math.min(Math.max(t, t0), t1); frame = frameAt(now); show(); }
