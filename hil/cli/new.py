@@ -1,9 +1,11 @@
-"""`hil new controller NAME` / `hil new plant NAME`: a working, commented starting point.
+"""`hil new controller NAME` / `hil new plant NAME [--inputs 2]`: a working, commented
+starting point.
 
 Writes NAME.py and NAME.yaml into the current folder; `hil run --config NAME.yaml` runs them
 at once (the config's folder is on the import path). The controller is a state-feedback law
 that balances the default plant (the double inverted pendulum); the plant is a single
-pendulum on a cart, balanced by the built-in `lqr`. docs/extending.md walks through both.
+pendulum on a cart (one input), or with `--inputs 2` a planar bicopter (two thrusts), each
+balanced by the built-in `lqr`. docs/extending.md walks through all three.
 """
 
 from __future__ import annotations
@@ -120,10 +122,80 @@ controller:
 '''
 
 
+_PLANT_2 = '''"""{name}: a plant model of your own with two inputs, for hil-runtime
+(docs/extending.md).
+
+A planar bicopter: a body of mass m (inertia I about its centre) with two rotors a distance
+l either side of the centre, each pushing along the body's up axis: thrust_left T1 and
+thrust_right T2. x is to the right, z up, phi the roll (+ counter-clockwise seen from the
+front, so + when the right side is up). Newton and Euler give
+
+    m x''   = -(T1 + T2) sin(phi)
+    m z''   =  (T1 + T2) cos(phi) - m g
+    I phi'' =  l (T2 - T1)
+
+It hovers at rest at z = 1 m with T1 = T2 = m g / 2 (the trim input: the runtime finds it,
+or declare it as equilibrium_input). Rotors only push: each thrust is limited to 0..40 N.
+
+Run it:  hil run --config {name}.yaml   (held by the built-in lqr, both inputs)
+"""
+
+import math
+
+import numpy as np
+
+
+class {cls}:
+    state_names = ("x", "z", "phi", "x_dot", "z_dot", "phi_dot")
+    state_units = ("m", "m", "rad", "m/s", "m/s", "rad/s")
+    input_names = ("thrust_left", "thrust_right")   # derivatives gets u as an array of 2
+    input_units = ("N", "N")
+    input_limits = ((0.0, 40.0), (0.0, 40.0))        # per input: L (-L..L) or (low, high)
+    equilibrium = (0.0, 1.0, 0.0, 0.0, 0.0, 0.0)     # the state to hold
+    # equilibrium_input = (19.62, 19.62)             # optional trim; found if absent
+    # regulated_states: the states the verdict checks (default: positions and angles)
+
+    def __init__(self, mass_kg=4.0, arm_m=0.25, inertia_kgm2=0.05, gravity_mps2=9.81):
+        # plant.params in the YAML override these keyword arguments.
+        self.m, self.l, self.inertia, self.g = mass_kg, arm_m, inertia_kgm2, gravity_mps2
+
+    def derivatives(self, state, u):
+        """d state / dt at `state` under the thrusts `u` = [T1, T2] (not saturated)."""
+        x, z, phi, x_dot, z_dot, phi_dot = state
+        thrust = u[0] + u[1]
+        return np.array([
+            x_dot,
+            z_dot,
+            phi_dot,
+            -thrust * math.sin(phi) / self.m,
+            thrust * math.cos(phi) / self.m - self.g,
+            self.l * (u[1] - u[0]) / self.inertia,
+        ])
+'''
+
+_PLANT_2_YAML = '''# hil run --config {name}.yaml
+run:
+  mode: realtime
+  duration_s: 5
+plant:
+  model: "{name}:{cls}"   # {name}.py beside this file, class {cls}
+  params: {{}}              # keyword arguments of {cls}.__init__
+  initial_state: [0.1, 0.9, 0.05, 0.0, 0.0, 0.0]
+controller:
+  name: lqr               # linearises {cls} about its equilibrium and trim, both inputs
+'''
+
+TEMPLATES = {("controller", 1): (_CONTROLLER, _CONTROLLER_YAML),
+             ("plant", 1): (_PLANT, _PLANT_YAML),
+             ("plant", 2): (_PLANT_2, _PLANT_2_YAML)}
+
+
 def add_parser(sub: Any) -> None:
     op = sub.add_parser("new", help="write a starting control law or plant model here")
     op.add_argument("kind", choices=("controller", "plant"))
     op.add_argument("name", help="a Python module name, e.g. mylaw")
+    op.add_argument("--inputs", type=int, default=1,
+                    help="plant: its number of inputs, 1 (a cart-pole) or 2 (a bicopter)")
     op.set_defaults(handler=new_command)
 
 
@@ -134,8 +206,14 @@ def new_command(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_USAGE
     cls = "".join(part.capitalize() for part in name.split("_")) or name
-    code, yaml = (_CONTROLLER, _CONTROLLER_YAML) if args.kind == "controller" else (
-        _PLANT, _PLANT_YAML)
+    inputs = getattr(args, "inputs", 1)
+    if (args.kind, inputs) not in TEMPLATES:
+        fix = ("give --inputs 1 (a cart-pole) or 2 (a bicopter)" if args.kind == "plant" else
+               "leave --inputs out: a law returns one number per input of whatever plant")
+        print(f"hil new {args.kind}: no template with --inputs {inputs}; {fix}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    code, yaml = TEMPLATES[args.kind, inputs]
     files = {Path(f"{name}.py"): code, Path(f"{name}.yaml"): yaml}
     existing = [str(p) for p in files if p.exists()]
     if existing:
