@@ -180,3 +180,34 @@ def test_an_unstabilisable_plant_is_refused_naming_the_mode(lab) -> None:
     a = np.array([[0.5, 0.0], [0.0, -1.0]])
     assert unstabilisable_modes(a, np.array([[0.0], [1.0]])) == [0.5]
     assert unstabilisable_modes(a, np.array([[1.0], [0.0]])) == []
+
+
+def test_the_worked_example_of_docs_extending_hovers_under_lqr(tmp_path, monkeypatch) -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "extending.md").read_text()
+    block = next(b.split("\n", 1)[1] for b in doc.split("```")
+                 if b.startswith("python") and "class Bicopter" in b)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    sys.modules.pop("doc_bicopter", None)
+    (tmp_path / "doc_bicopter.py").write_text(block)
+    model = create_model("doc_bicopter:Bicopter", {}, search_path=[str(tmp_path)])
+    law = law_for(model)
+    assert law.gain_names[-2:] == ("r_thrust_left", "r_thrust_right")
+    x, out = np.array([0.1, 0.9, 0.05, 0.0, 0.0, 0.0]), np.empty(6)
+    for k in range(5000):
+        model.step(x, law.compute(x, k * 1e-3), 1e-3, out)
+        x = out.copy()
+    np.testing.assert_allclose(x, model.equilibrium, atol=0.01)
+
+
+def test_the_helicopter_config_is_held_level_by_its_law() -> None:
+    from hil.config import build_plant_model, load_config
+
+    config = load_config(Path(__file__).resolve().parents[2] / "configs" / "helicopter.yaml")
+    model = build_plant_model(config)
+    assert model.name == "helicopter" and config.controller.name == "lqr"
+    law = law_for(model)
+    x, out = np.array(config.plant.initial_state, dtype=float), np.empty(4)
+    for k in range(round(config.run.duration_s * config.run.rate_hz)):
+        model.step(x, law.compute(x, k / config.run.rate_hz), 1 / config.run.rate_hz, out)
+        x = out.copy()
+    assert np.abs(x).max() < 1e-3  # level, heading 0, at rest by the end of the run
