@@ -4,15 +4,18 @@
 `hello` and `update` snapshots `RecordingFeed` makes from a run folder, so the same page
 shows them:
 
-- `hello` from the plant's `observing` answer (run id, mode, rate, the plant's description);
-  again if the plant restarts (a new run at the same endpoint);
+- `hello` from the plant's `observing` answer (run id, mode, rate, the plant's description and
+  its inputs: name, unit, low, high each); again if the plant restarts (a new run at the same
+  endpoint);
 - `update` from the observations since the previous poll (about 40 a second): the run time
-  and latest state, input and flags, the series for the scrolling plots, and loop health:
-  steps and deadline misses as the plant counts them, round trip p50/p99 over the sampled
-  controls (the newest applied control's round trip in each observation, so ~40 samples a
-  second, not every control as from a recording), watchdog and safety state, and the copies
-  the plant dropped for this observer. Events: the plant going safe (with its reason) and
-  being cleared, seen as changes of the observations' safe reason; the plant going silent.
+  and latest state, inputs (a list, one value per input: an observation's `u`, or the one
+  number `input` of a plant of protocol 1) and flags, the series for the scrolling plots,
+  and loop health: steps and deadline misses as the plant counts them, round trip p50/p99
+  over the sampled controls (the newest applied control's round trip in each observation,
+  so ~40 samples a second, not every control as from a recording), watchdog and safety
+  state, and the copies the plant dropped for this observer. Events: the plant going safe
+  (with its reason) and being cleared, seen as changes of the observations' safe reason;
+  the plant going silent.
 
 The plant sends only what the loop already has (no log lines), so gain changes are not among
 the events here; `hil watch --run DIR` shows them from the logs.
@@ -30,6 +33,7 @@ from hdrh.histogram import HdrHistogram
 
 from hil.link import messages as msg
 from hil.link.observer import Observer
+from hil.recording.traces import described_inputs
 from hil.runtime.latency import HIGHEST_NS, LOWEST_NS, SIGNIFICANT_FIGURES
 
 Snapshot = dict[str, Any]
@@ -38,6 +42,14 @@ SILENT_NS = 1_000_000_000  # no observation for this long (mid-run): an event sa
 
 def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None  # JSON has no NaN
+
+
+def _inputs(m: msg.Message) -> list[float | None]:
+    """An observation's inputs as a list: its `u` (a list, one per input), or its `input`
+    (one number from a plant of protocol 1, or a list)."""
+    value = m.fields["u"] if "u" in m.fields else m.fields["input"]
+    values = value if isinstance(value, list | tuple) else [value]
+    return [_finite(float(v)) for v in values]
 
 
 def _event(level: str, event: str, detail: str = "") -> dict[str, Any]:
@@ -72,8 +84,8 @@ class EndpointFeed:
         self.hello = {"type": "hello", "run_id": m["run_id"] or self.observer.endpoint,
                       "mode": desc.get("mode"), "rate_hz": desc.get("rate_hz"),
                       "plant": plant, "source": self.observer.endpoint,
-                      "input": {"name": desc.get("input_name") or "force",
-                                "unit": desc.get("input_unit") or "N"}}
+                      "inputs": [{"name": tr.name, "unit": tr.unit, "low": tr.low,
+                                  "high": tr.high} for tr in described_inputs(desc)]}
         self._new_hello = self.hello
         self._round_trip.reset()
         self._safe_reason = desc.get("safe_reason") or ""
@@ -137,10 +149,10 @@ class EndpointFeed:
         update.update({
             "seq": last["seq"], "t": float(last["sim_time_s"]),
             "state": [_finite(float(v)) for v in last["state"]],
-            "input": _finite(float(last["input"])), "flags": flags,
+            "input": _inputs(last), "flags": flags,
             "series": {"t": [round(float(m["sim_time_s"]), 6) for m in picked],
                        "state": [[_finite(float(v)) for v in m["state"]] for m in picked],
-                       "input": [_finite(float(m["input"])) for m in picked]},
+                       "input": [_inputs(m) for m in picked]},
             "health": {
                 "steps": steps, "misses": last["misses"],
                 "miss_ratio": last["misses"] / steps if steps else 0.0,

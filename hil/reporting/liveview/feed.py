@@ -5,9 +5,11 @@ the warnings of the processes' logs. The loops pay nothing for it: the recorder 
 writes every plant step to the page cache every 50 ms, off the loop, and this reads it back
 from another process. Each `poll()` returns at most one `Snapshot` (a JSON-able dict):
 
-- `hello`: run id, mode, rate and the plant's description (state names, units, params), once
-  the recording's header is readable; sent again to each page that connects;
-- `update`: the run time and latest state, input and flags, a decimated series of the rows
+- `hello`: run id, mode, rate, the plant's description (state names, units, params) and its
+  inputs (`inputs`: name, unit, low, high each), once the recording's header is readable;
+  sent again to each page that connects;
+- `update`: the run time, the latest state, inputs (`input`: a list, one value per input) and
+  flags, a decimated series of the rows
   since the previous update (at most `max_points`) for the scrolling plots, loop health
   (steps, deadline misses as the plant scores them, round trip p50/p99 over every applied
   control, watchdog and safety state from the flags) and new events (warnings and errors
@@ -32,6 +34,7 @@ import numpy as np
 from hdrh.histogram import HdrHistogram
 
 from hil.recording.recorder import RecordingTail
+from hil.recording.traces import input_traces
 from hil.runtime.latency import HIGHEST_NS, LOWEST_NS, SIGNIFICANT_FIGURES
 
 Snapshot = dict[str, Any]
@@ -90,7 +93,7 @@ class RecordingFeed:
         self.hello: Snapshot | None = None
         self._round_trip = HdrHistogram(LOWEST_NS, HIGHEST_NS, SIGNIFICANT_FIGURES)
         self._state_names: list[str] = []
-        self._input: str = ""
+        self._inputs: list[str] = []  # the input columns
         self.steps = 0
         self.misses = 0
         self._last_control = -1
@@ -122,7 +125,7 @@ class RecordingFeed:
             self._round_trip.record_value(min(max(int(rt), LOWEST_NS), HIGHEST_NS))
         self._last_control = int(control[-1])
         keep = ["t_ns", "seq", "sim_time_s", "flags", *self._state_names]
-        keep += [self._input] if self._input else []
+        keep += self._inputs
         if self._pending:
             self._pending = {k: np.concatenate((self._pending[k], rows[k])) for k in keep}
         else:
@@ -150,26 +153,25 @@ class RecordingFeed:
 
     # ----------------------------------------------------------------- internals
     def _make_hello(self) -> Snapshot:
-        meta = self._tail.meta
+        meta, tail = self._tail.meta, self._tail
         plant = dict(meta.get("plant") or {})
-        names = [c.name for c in self._tail.columns]
+        names = [c.name for c in tail.columns]
         state_names = list(plant.get("state_names") or [])
         if not state_names or not set(state_names) <= set(names):
-            # No description: the columns between the run time and the next non-state column.
-            first = names.index("sim_time_s") + 1
-            state_names = names[first:names.index("force_n")] if "force_n" in names else []
-        units = {c.name: c.unit for c in self._tail.columns}
-        after = names.index(state_names[-1]) + 1 if state_names else len(names)
+            state_names = list(tail.states)  # no description: the columns before the inputs
+        units = {c.name: c.unit for c in tail.columns}
         self._state_names = state_names
-        self._input = names[after] if after < len(names) else ""
+        self._inputs = list(tail.inputs)
         plant.setdefault("state_names", state_names)
         plant.setdefault("state_units", [units[n] for n in state_names])
         period_ns = meta.get("period_ns")
+        inputs = input_traces(tail.inputs, {c.name: c.title for c in tail.columns}, units,
+                              plant)
         return {"type": "hello", "run_id": meta.get("run_id") or self.run_dir.name,
                 "mode": meta.get("mode"), "rate_hz": 1e9 / period_ns if period_ns else None,
                 "plant": plant,
-                "input": {"name": plant.get("input_name") or self._input.removesuffix("_n"),
-                          "unit": units.get(self._input, "")}}
+                "inputs": [{"name": tr.name, "unit": tr.unit, "low": tr.low, "high": tr.high}
+                           for tr in inputs]}
 
     def _events(self) -> list[dict[str, Any]]:
         events = []
@@ -197,15 +199,16 @@ class RecordingFeed:
         pick = np.arange(len(seq) - 1, -1, -step)[::-1]  # always ends on the newest row
         state = np.stack([rows[n] for n in self._state_names], axis=1) if self._state_names \
             else np.empty((len(seq), 0))
-        force = rows[self._input] if self._input else np.zeros(len(seq))
+        inputs = np.stack([rows[c] for c in self._inputs], axis=1) if self._inputs \
+            else np.empty((len(seq), 0))
         flags = int(rows["flags"][-1])
         update.update({
             "seq": int(seq[-1]), "t": float(t[-1]),
             "state": [_finite(v) for v in state[-1].tolist()],
-            "input": _finite(float(force[-1])), "flags": flags,
+            "input": [_finite(v) for v in inputs[-1].tolist()], "flags": flags,
             "series": {"t": t[pick].round(6).tolist(),
                        "state": [[_finite(v) for v in row] for row in state[pick].tolist()],
-                       "input": [_finite(v) for v in force[pick].tolist()]},
+                       "input": [[_finite(v) for v in row] for row in inputs[pick].tolist()]},
             "health": {
                 **self._health,
                 "safe": bool(flags & FLAG_SAFE), "watchdog": bool(flags & FLAG_WATCHDOG),

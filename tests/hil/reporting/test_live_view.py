@@ -51,9 +51,10 @@ def test_the_feed_says_hello_then_plays_rows_out_on_the_plant_clock(tmp_path: Pa
     hello, update = feed.poll()
     assert hello["run_id"] == "r-1" and hello["rate_hz"] == 1000.0
     assert hello["plant"]["state_names"] == STATE_NAMES
-    assert hello["input"] == {"name": "force", "unit": "N"}
+    assert hello["inputs"] == [{"name": "force", "unit": "N", "low": None, "high": None}]
     assert update["seq"] == 500 and update["t"] == pytest.approx(0.5)
     assert update["state"] == pytest.approx(list(plant_row(500)[3:9]))
+    assert update["input"] == [plant_row(500)[9]]
     assert len(update["series"]["t"]) == 10 and update["series"]["t"][-1] == update["t"]
     assert update["health"]["steps"] == 1000 and update["health"]["misses"] == 10
     assert 300 <= update["health"]["round_trip_p50_us"] < update["health"]["round_trip_p99_us"]

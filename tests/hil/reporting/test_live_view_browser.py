@@ -104,7 +104,7 @@ def check_page(shown: dict, png: bytes, rec: dict) -> None:
     assert abs(rec["sim_time_s"][row] - t_shown) < 1e-3
     for name, text in zip(shown["names"][:6], shown["values"][:6], strict=True):
         assert float(text) == pytest.approx(rec[name][row], abs=6e-5), name
-    assert float(shown["values"][6]) == pytest.approx(rec["force_n"][row], abs=6e-4)
+    assert float(shown["values"][6]) == pytest.approx(rec[rec.inputs[0]][row], abs=6e-4)
     # The plant's canvas shows the pendulum: the links (orange) stand above the cart (blue).
     link, cart = pixels(png, LINK), pixels(png, CART)
     assert len(cart) > 300, f"cart not drawn: {len(cart)} pixels"

@@ -80,7 +80,8 @@ def test_hil_watch_endpoint_shows_the_running_plants_state(tmp_path: Path) -> No
                 p.wait()
     assert hello["type"] == "hello" and hello["run_id"] == "observed-run"
     assert hello["plant"]["state_names"] == NAMES
-    assert hello["input"] == {"name": "force", "unit": "N"} and hello["rate_hz"] == 1000.0
+    assert [(u["name"], u["unit"]) for u in hello["inputs"]] == [("force", "N")]
+    assert hello["rate_hz"] == 1000.0
     shown = [u for u in updates if "t" in u]
     assert len(shown) >= 20, len(shown)
     # Every state the page was shown is the plant's own at that step (exact: the same floats).
@@ -90,7 +91,7 @@ def test_hil_watch_endpoint_shows_the_running_plants_state(tmp_path: Path) -> No
         i = row[u["seq"]]
         assert u["t"] == pytest.approx(rec["sim_time_s"][i], abs=1e-9)
         assert u["state"] == [float(rec[n][i]) for n in NAMES], u["seq"]
-        assert u["input"] == float(rec["force_n"][i])
+        assert u["input"] == [float(rec[c][i]) for c in rec.inputs]
         assert u["health"]["steps"] == u["seq"] + 1
         for t, state in zip(u["series"]["t"], u["series"]["state"], strict=True):
             j = int(np.argmin(np.abs(rec["sim_time_s"] - t)))

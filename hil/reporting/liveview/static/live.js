@@ -1,7 +1,8 @@
 /* The live page: one WebSocket to the page's own host (/ws), read-only. It keeps the last
    WINDOW_S seconds of the decimated series, draws the plant and the plots on each update
-   (30-60 a second at most), and writes the run id, the run time, the latest state and the
-   loop's health as text. */
+   (30-60 a second at most: one plot per input, its limits dashed), and writes the run id,
+   the run time, the latest state and inputs and the loop's health as text. An update's
+   `input` is a list, one value per input of the hello's `inputs`. */
 (function () {
   "use strict";
   const WINDOW_S = 10, MAX_EVENTS = 50;
@@ -27,10 +28,18 @@
       const v = tr.insertCell(); v.id = `s-${i}`; v.textContent = "–";
       tr.insertCell().textContent = (h.plant.state_units || [])[i] || "";
     });
-    const tr = body.insertRow();
-    tr.insertCell().textContent = h.input.name || "input";
-    const v = tr.insertCell(); v.id = "s-input"; v.textContent = "–";
-    tr.insertCell().textContent = h.input.unit || "";
+    const plots = $("plot-inputs");
+    plots.innerHTML = "";
+    (h.inputs || []).forEach((u, k) => {
+      const row = body.insertRow();
+      row.insertCell().textContent = u.name;
+      const v = row.insertCell(); v.id = `s-input-${k}`; v.textContent = "–";
+      row.insertCell().textContent = u.unit || "";
+      const canvas = document.createElement("canvas");
+      canvas.id = `plot-input-${k}`; canvas.width = 960; canvas.height = 120;
+      plots.appendChild(canvas);
+    });
+    S.t = []; S.state = []; S.input = [];
   }
 
   function onUpdate(u) {
@@ -45,7 +54,7 @@
     S.latest = u;
     $("run-time").textContent = `${u.t.toFixed(3)} s`;
     u.state.forEach((v, i) => { const c = $(`s-${i}`); if (c) c.textContent = fmt(v, 4); });
-    if ($("s-input")) $("s-input").textContent = fmt(u.input, 3);
+    u.input.forEach((v, k) => { const c = $(`s-input-${k}`); if (c) c.textContent = fmt(v, 3); });
     const h = u.health;
     $("h-steps").textContent = String(h.steps);
     $("h-misses").textContent = `${h.misses} (${(100 * h.miss_ratio).toFixed(2)} %)`;
@@ -77,8 +86,10 @@
     const span = {t0: Math.max(0, S.latest.t - WINDOW_S), t1: Math.max(S.latest.t, WINDOW_S)};
     HilPlant.plot($("plot-pos"), S.t, pick(false), span);
     HilPlant.plot($("plot-rate"), S.t, pick(true), span);
-    HilPlant.plot($("plot-input"), S.t, [{name: S.hello.input.name || "input", unit: S.hello.input.unit,
-      values: S.input, color: "#c92a2a"}], span);
+    (S.hello.inputs || []).forEach((u, k) => {
+      HilPlant.plot($(`plot-input-${k}`), S.t, [{name: u.name, unit: u.unit,
+        values: S.input.map((row) => row[k]), color: "#c92a2a"}], {...span, limits: [u.low, u.high]});
+    });
   }
 
   function connect() {
