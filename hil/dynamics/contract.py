@@ -63,9 +63,20 @@ class Trim:
     residual: float  # max |f(x_eq, u)|
     scale: float  # what the inputs can do to the derivatives (max |df/du| * input range)
     found: bool
+    error: str | None = None  # the derivatives failed while the trim was sought
+    declared: bool = False  # the plant's own equilibrium_input, not one found
 
     def reason(self, names: Sequence[str]) -> str:
         """Why no trim exists, for a refusal."""
+        if self.error is not None:
+            return (f"no trim input could be sought: {self.error}; declare "
+                    f"equilibrium_input, or an equilibrium where derivatives is finite")
+        if self.declared:
+            return (f"the declared equilibrium_input "
+                    f"{dict(zip(names, self.u.tolist(), strict=True))} leaves "
+                    f"|d state/dt| = {self.residual:.3g} at the equilibrium (it must be ~0); "
+                    f"fix equilibrium_input or equilibrium, or leave equilibrium_input out to "
+                    f"have it found")
         return (f"no input within the limits holds the equilibrium: the best, "
                 f"{dict(zip(names, np.round(self.u, 6).tolist(), strict=True))}, leaves "
                 f"|d state/dt| = {self.residual:.3g} (it must be ~0); declare "
@@ -77,7 +88,7 @@ def trim_at(derivatives: Callable[[np.ndarray, np.ndarray], Any], x_eq: np.ndarr
     """How well the input `u` (a declared trim) holds `x_eq`."""
     scale = _authority(derivatives, x_eq, inputs)
     left = float(np.abs(np.asarray(derivatives(x_eq, u), dtype=np.float64)).max())
-    return Trim(u, left, scale, left <= TRIM_TOLERANCE * max(scale, 1.0))
+    return Trim(u, left, scale, left <= TRIM_TOLERANCE * max(scale, 1.0), declared=True)
 
 
 def _authority(derivatives: Callable[[np.ndarray, np.ndarray], Any], x_eq: np.ndarray,

@@ -217,12 +217,10 @@ class ExternalModel:
                 else:
                     self._trim = find_trim(self._vector_derivatives, self._equilibrium,
                                            self.inputs)
-            except PluginError:
-                raise
             except Exception as exc:
-                raise PluginError(f"{self._key}: {self.name}.derivatives raised "
-                                  f"{type(exc).__name__} at the equilibrium while the trim "
-                                  f"input was sought: {exc}") from None
+                self._trim = Trim(np.full(self.inputs.n, np.nan), math.inf, math.nan, False,
+                                  f"{self.name}.derivatives raised {type(exc).__name__} at "
+                                  f"the equilibrium {self._equilibrium.tolist()}: {exc}")
         return self._trim
 
     @property

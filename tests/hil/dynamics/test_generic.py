@@ -14,7 +14,7 @@ import pytest
 from scipy.integrate import solve_ivp
 
 from hil.dynamics import PluginError, check_model, create_model
-from hil.dynamics.inputs import MAX_STATES
+from hil.dynamics.inputs import MAX_INPUTS, MAX_STATES
 
 BICOPTER = '''
 import math
@@ -175,6 +175,9 @@ def derivatives(self, state, u):
                                        "input_limits"),
     ('regulated_states = ("a", "c")', "regulated_states names ['c'], which are not states"),
     ('wrapping_states = "a"', "wrapping_states must be a tuple of state names"),
+    (f'input_names = tuple(f"u{{i}}" for i in range({MAX_INPUTS + 1}))\n'
+     f'input_units = ("N",) * {MAX_INPUTS + 1}\ninput_limits = (1.0,) * {MAX_INPUTS + 1}',
+     f"a plant has 1 to {MAX_INPUTS} inputs, got {MAX_INPUTS + 1}"),
     (f'state_names = tuple(f"s{{i}}" for i in range({MAX_STATES + 1}))\n'
      f'state_units = ("m",) * {MAX_STATES + 1}', f"has {MAX_STATES + 1} states; a plant has "
                                                  f"1 to {MAX_STATES}"),
@@ -200,3 +203,23 @@ def test_the_good_plant_loads_and_a_vector_derivatives_failure_names_the_inputs(
     with pytest.raises(PluginError, match=r"with u = zeros\(2\), a float64 array, one entry "
                        r"per input \['left', 'right'\] raised IndexError"):
         check_model(broken, [0.0, 0.0])
+
+
+def test_a_declared_trim_that_does_not_hold_and_a_failing_search_are_reasons_not_crashes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    wrong = create_model("badplant:P", {}, search_path=_plant(
+        tmp_path, GOOD + "equilibrium_input = (0.5, 0.0)\n"))
+    assert wrong.describe()["equilibrium_input"] is None
+    assert wrong.trim().reason(("left", "right")).startswith(
+        "the declared equilibrium_input {'left': 0.5, 'right': 0.0} leaves |d state/dt| = 0.5")
+    failing = create_model("badplant:P", {}, search_path=_plant(
+        tmp_path, GOOD + "equilibrium = (1.0, 0.0)\n"
+                         "def derivatives(self, state, u):\n"
+                         "    if state[0] == 1.0:\n"
+                         "        raise ZeroDivisionError('at 1')\n"
+                         "    return np.array([state[1], u[0] - u[1]])\n"))
+    check_model(failing, [0.0, 0.0])  # fine where the run starts
+    assert failing.describe()["equilibrium_input"] is None
+    assert "no trim input could be sought: badplant:P.derivatives raised ZeroDivisionError " \
+           "at the equilibrium [1.0, 0.0]: at 1" in failing.trim().reason(("left", "right"))
