@@ -4,9 +4,12 @@
 config.yaml and controller.rec, creates the law the run used, resets it, and calls
 `compute(state, t)` once per recorded control, in order, with the arguments the loop gave it,
 applying the gain changes of the run's controller.json (`hil gains`) where the run applied
-them. A deterministic law reproduces every recorded force; the largest difference is reported.
+them. Its output is read as the loop reads it (`law_output`: one number per input). A
+deterministic law reproduces every recorded input; the largest difference of each input (in
+its own unit, e.g. `thrust_left` and `thrust_right` in N) is reported, and where it is.
 
-Exit status: 0 when every force is within `--tolerance` (N), 1 when one is not, 2 when the run
+Exit status: 0 when every input of every control is within `--tolerance` (in the input's
+unit), 1 when one is not or the law's output does not fit the recorded inputs, 2 when the run
 folder lacks what a replay needs (config.yaml, a readable controller.rec).
 """
 
@@ -23,30 +26,45 @@ from typing import Any
 import numpy as np
 
 from controller_client.main import law_from_config
+from controller_client.output import LawOutputError, law_output
 from hil.app.process import EXIT_FAULT, EXIT_OK, EXIT_USAGE
 from hil.config import ConfigError, load_config
 from hil.recording.recorder import Recording, RecordingError, read_recording
+from hil.recording.traces import recorded_inputs
 
-__all__ = ["ReplayResult", "main", "replay"]
+__all__ = ["InputDiff", "ReplayResult", "main", "replay"]
+
+
+@dataclass(frozen=True)
+class InputDiff:
+    """One input replayed: the largest |replayed - recorded| (in `unit`) and the control
+    where it is (None when there was no control)."""
+
+    name: str
+    unit: str
+    max_diff: float
+    worst_control_seq: int | None
 
 
 @dataclass(frozen=True)
 class ReplayResult:
-    """What a replay found. Differences are replayed minus recorded; None when not compared."""
+    """What a replay found: per input, the largest difference; `max_diff` is the largest of
+    them (each in its input's unit), `worst_control_seq` where it is."""
 
     controller: str
     controls: int
-    max_force_diff_n: float
+    inputs: tuple[InputDiff, ...]
+    max_diff: float
     worst_control_seq: int | None
     max_sigma_diff: float | None
-    tolerance_n: float
+    tolerance: float
     recording_complete: bool
     recording_problem: str | None
     gain_changes: int = 0  # the run's gain changes, applied where the run applied them
 
     @property
     def reproduced(self) -> bool:
-        return self.max_force_diff_n <= self.tolerance_n
+        return self.max_diff <= self.tolerance
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "reproduced": self.reproduced}
@@ -66,55 +84,72 @@ def gain_changes(run: Path) -> list[tuple[float, list[float]]]:
         raise RecordingError(f"{path}: its gain_changes cannot be read ({exc})") from None
 
 
-def replay(run_dir: str | Path, tolerance_n: float = 1e-9) -> ReplayResult:
+def replay(run_dir: str | Path, tolerance: float = 1e-9) -> ReplayResult:
     """Replay `run_dir`'s controller.rec through a fresh law built from its config.yaml, with
     the gain changes of its controller.json applied where the run applied them.
 
-    Raises ConfigError for an unusable config and RecordingError / OSError for a missing or
-    unreadable recording.
+    Raises ConfigError for an unusable config, RecordingError / OSError for a missing or
+    unreadable recording, LawOutputError when the law's output does not fit the inputs.
     """
     run = Path(run_dir)
     config = load_config(run / "config.yaml")
     rec = read_recording(run / "controller.rec")
     if "t0_ns" not in rec.meta or rec.meta["t0_ns"] is None:
         raise RecordingError(f"{run / 'controller.rec'}: no t0_ns in its header")
+    if not rec.inputs:
+        raise RecordingError(f"{run / 'controller.rec'}: no input columns (neither the "
+                             f"header's input_columns nor force_n)")
     changes = gain_changes(run)
     law = law_from_config(config)
     law.reset()
-    forces, sigmas = _replayed(law, rec, changes)
-    diff = np.abs(forces - rec["force_n"])
-    worst = int(np.argmax(diff)) if rec.rows else None
+    replayed, sigmas = _replayed(law, config.controller.name, rec, changes)
+    diff = np.abs(replayed - rec.input_matrix())
+    seqs = rec["control_seq"]
+    traces = recorded_inputs(rec)
+    inputs = tuple(InputDiff(tr.name, tr.unit, *_worst(diff[:, k], seqs))
+                   for k, tr in enumerate(traces))
+    worst = max(inputs, key=lambda d: d.max_diff)
     sigma_diff = np.abs(sigmas - rec["sigma"]) if "sigma" in rec else np.empty(0)
     sigma_diff = sigma_diff[np.isfinite(sigma_diff)]
     return ReplayResult(
         controller=config.controller.name,
         controls=rec.rows,
-        max_force_diff_n=float(diff[worst]) if worst is not None else 0.0,
-        worst_control_seq=int(rec["control_seq"][worst]) if worst is not None else None,
+        inputs=inputs,
+        max_diff=worst.max_diff,
+        worst_control_seq=worst.worst_control_seq,
         max_sigma_diff=float(sigma_diff.max()) if len(sigma_diff) else None,
-        tolerance_n=tolerance_n,
+        tolerance=tolerance,
         recording_complete=rec.complete,
         recording_problem=rec.problem,
         gain_changes=len(changes),
     )
 
 
-def _replayed(law: Any, rec: Recording, changes: list[tuple[float, list[float]]]
+def _worst(diff: np.ndarray, seqs: np.ndarray) -> tuple[float, int | None]:
+    """(largest difference, its control's seq); NaN (a non-finite output) counts as the
+    largest."""
+    if not len(diff):
+        return 0.0, None
+    at = int(np.argmax(np.where(np.isnan(diff), np.inf, diff)))
+    return (math.inf if math.isnan(diff[at]) else float(diff[at])), int(seqs[at])
+
+
+def _replayed(law: Any, law_name: str, rec: Recording, changes: list[tuple[float, list[float]]]
               ) -> tuple[np.ndarray, np.ndarray]:
-    """(forces, sigmas) of `law` on each recorded state, with the same t the loop gave it
+    """(inputs, sigmas) of `law` on each recorded state, with the same t the loop gave it
     (controller_client/answer.py: simulated time in lockstep), and each gain change applied
     before the first control that followed it in the run: in lockstep the change's time is
     that of the first state it answered; in realtime it is the run time it was applied at,
     before that control was sent."""
-    names = [c.name for c in rec.columns]
-    state_cols = names[names.index("lateness_ns") + 1:names.index("force_n")]
-    states = np.column_stack([rec[c] for c in state_cols]) if rec.rows else np.empty((0, 0))
+    states = np.column_stack([rec[c] for c in rec.states]) if rec.rows and rec.states \
+        else np.empty((rec.rows, len(rec.states)))
     t0_ns = int(rec.meta["t0_ns"])
     period_ns = rec.meta.get("period_ns") if rec.meta.get("mode") == "lockstep" else None
     pending = list(reversed(changes))
-    forces = np.empty(rec.rows)
+    n_inputs = len(rec.inputs)
+    outputs = np.empty((rec.rows, n_inputs))
     sigmas = np.full(rec.rows, math.nan)
-    state = np.zeros(len(state_cols))
+    state = np.zeros(len(rec.states))
     for i in range(rec.rows):
         state[:] = states[i]
         t_s = (int(rec["state_seq"][i]) * int(period_ns) * 1e-9 if period_ns
@@ -122,9 +157,9 @@ def _replayed(law: Any, rec: Recording, changes: list[tuple[float, list[float]]]
         sent_s = t_s if period_ns else (int(rec["send_ns"][i]) - t0_ns) * 1e-9
         while pending and pending[-1][0] <= sent_s:
             law.set_gains(pending.pop()[1])
-        forces[i] = law.compute(state, t_s)
+        outputs[i] = law_output(law_name, law.compute(state, t_s), n_inputs)
         sigmas[i] = getattr(law, "sigma", math.nan)
-    return forces, sigmas
+    return outputs, sigmas
 
 
 def _summary(run: str, r: ReplayResult) -> str:
@@ -135,12 +170,16 @@ def _summary(run: str, r: ReplayResult) -> str:
     if r.gain_changes:
         lines.append(f"  with the run's {r.gain_changes} gain change"
                      f"{'s' if r.gain_changes != 1 else ''} (controller.json)")
-    where = f" at control {r.worst_control_seq}" if r.max_force_diff_n > 0 else ""
-    lines.append(f"  largest |force difference|: {r.max_force_diff_n:.3g} N{where}")
+    for d in r.inputs:
+        where = f" at control {d.worst_control_seq}" if d.max_diff > 0 else ""
+        unit = f" {d.unit}" if d.unit else ""
+        lines.append(f"  largest |{d.name} difference|: {d.max_diff:.3g}{unit}{where}")
     if r.max_sigma_diff is not None:
         lines.append(f"  largest |sigma difference|: {r.max_sigma_diff:.3g}")
     verdict = "yes" if r.reproduced else "NO"
-    lines.append(f"  reproduced within {r.tolerance_n:g} N: {verdict}")
+    units = "|".join(sorted({d.unit for d in r.inputs if d.unit}))
+    lines.append(f"  reproduced within {r.tolerance:g}{' ' + units if units else ''}: "
+                 f"{verdict}")
     return "\n".join(lines)
 
 
@@ -150,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         "controller and report whether it reproduces the recorded controls.")
     parser.add_argument("run_dir", help="a run folder with config.yaml and controller.rec")
     parser.add_argument("--tolerance", type=float, default=1e-9,
-                        help="largest force difference (N) that still counts as reproduced")
+                        help="largest difference of an input, in its unit, that still counts "
+                             "as reproduced")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     try:
         args = parser.parse_args(argv)
@@ -161,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, RecordingError, OSError) as exc:
         print(f"hil replay: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except LawOutputError as exc:
+        print(f"hil replay: {exc}", file=sys.stderr)
+        return EXIT_FAULT
     print(json.dumps(result.to_dict()) if args.json else _summary(args.run_dir, result))
     return EXIT_OK if result.reproduced else EXIT_FAULT
 

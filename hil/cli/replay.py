@@ -1,4 +1,5 @@
-"""`hil replay`: feed a run's recorded states to a fresh controller (a process of its own)."""
+"""`hil replay`: feed a run's recorded states to a fresh controller (a process of its own) and
+compare its output with the recorded controls, input by input."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ def add_parser(sub: Any) -> None:
     replay = sub.add_parser("replay", help="feed a run's recorded states to a fresh controller "
                                            "and check it reproduces the recorded controls")
     replay.add_argument("run_dir")
-    replay.add_argument("--tolerance", type=float, default=1e-9, help="N (default 1e-9)")
+    replay.add_argument("--tolerance", type=float, default=1e-9,
+                        help="largest difference of an input, in its unit (default 1e-9)")
     replay.add_argument("--json", action="store_true")
     replay.set_defaults(handler=replay_command)
 

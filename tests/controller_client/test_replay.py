@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 from conftest import NO_HTML, free_endpoint
 
-from controller_client.main import law_from_config
+from controller_client.main import build_plant_model, law_from_config
 from controller_client.replay import main, replay
 from hil.cli import main as hil_main
 from hil.config import dump_config, load_config
+from hil.dynamics.inputs import Inputs
 from hil.recording.recorder import Recorder, controller_columns, read_recording
 
 NAMES = ["x", "theta1", "theta2", "x_dot", "theta1_dot", "theta2_dot"]
@@ -72,7 +73,7 @@ def record_run(run: Path, controller: str = "classical_smc", steps: int = 300,
 def test_a_recorded_run_is_reproduced_exactly(tmp_path: Path, controller: str) -> None:
     result = replay(record_run(tmp_path / "r", controller))
     assert result.controls == 300 and result.controller == controller
-    assert result.max_force_diff_n == 0.0 and result.reproduced
+    assert result.max_diff == 0.0 and result.reproduced
     assert result.recording_complete and result.recording_problem is None
 
 
@@ -83,7 +84,7 @@ def test_a_run_whose_gains_changed_live_is_reproduced_with_its_changes(
                121: [20.0, 150.0, 100.0, 1.0, 1.0, 1.0, 0.02]}
     run = record_run(tmp_path / "r", "lqr", changes=changes, mode=mode)
     result = replay(run)
-    assert result.gain_changes == 2 and result.max_force_diff_n == 0.0 and result.reproduced
+    assert result.gain_changes == 2 and result.max_diff == 0.0 and result.reproduced
     assert main([str(run)]) == 0
     assert "with the run's 2 gain changes (controller.json)" in capsys.readouterr().out
     (run / "controller.json").unlink()  # without them the replay differs from control 121 on
@@ -178,3 +179,83 @@ def test_hil_replay_runs_the_controller_packages_replay(tmp_path: Path) -> None:
     run = record_run(tmp_path / "r", steps=50)
     assert hil_main(["replay", str(run)]) == 0
     assert hil_main(["replay", str(tmp_path / "nowhere")]) == 2
+
+
+HELICOPTER = Path(__file__).resolve().parents[2] / "configs" / "helicopter.yaml"
+
+
+def record_two_input_run(run: Path, steps: int = 200) -> Path:
+    """A run folder of the 2-DOF helicopter (two voltages) whose controller.rec holds what
+    its MIMO lqr computed, one column per input, as the loop records them."""
+    run.mkdir(parents=True, exist_ok=True)
+    config = load_config(HELICOPTER)
+    (run / "config.yaml").write_text(dump_config(config))
+    law = law_from_config(config)
+    desc = build_plant_model(config).describe()
+    inputs = Inputs.from_description(desc)
+    law.reset()
+    t = np.arange(steps) * 1e-3
+    decay = np.exp(-2 * t)
+    states = np.stack([0.2 * decay, -0.3 * decay, -0.4 * decay, 0.6 * decay], axis=1)
+    with Recorder(run / "controller.rec", controller_columns(desc["state_names"],
+                                                             desc["state_units"], inputs),
+                  {"t0_ns": T0_NS, "mode": "realtime", "period_ns": 1_000_000},
+                  flush_interval_s=60.0, fsync_interval_s=0.0) as rec:
+        for i in range(steps):
+            t_ns = T0_NS + i * 1_000_000
+            u = law.compute(states[i].copy(), (t_ns - T0_NS) * 1e-9)
+            rec.record((i + 1, i, t_ns, t_ns + 90_000, t_ns + 300_000, 5000, 0,
+                        *states[i].tolist(), *np.asarray(u, dtype=float).tolist(),
+                        math.nan, math.nan))
+    return run
+
+
+def shift_input(run: Path, column: str, row: int, delta: float) -> None:
+    """Rewrite controller.rec with one recorded input of one control changed."""
+    rec = read_recording(run / "controller.rec")
+    rec[column][row] += delta
+    with Recorder(run / "controller.rec", rec.columns, rec.meta, flush_interval_s=60.0,
+                  fsync_interval_s=0.0) as out:
+        for i in range(rec.rows):
+            out.record(tuple(rec[c.name][i] for c in rec.columns))
+
+
+def test_a_two_input_run_is_reproduced_exactly_input_by_input(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture
+                                                              ) -> None:
+    run = record_two_input_run(tmp_path / "heli")
+    result = replay(run)
+    assert [(d.name, d.unit, d.max_diff) for d in result.inputs] == [
+        ("pitch_voltage", "V", 0.0), ("yaw_voltage", "V", 0.0)]
+    assert result.controls == 200 and result.reproduced
+    assert main([str(run)]) == 0
+    text = capsys.readouterr().out
+    assert "largest |pitch_voltage difference|: 0 V" in text
+    assert "largest |yaw_voltage difference|: 0 V" in text
+    assert "reproduced within 1e-09 V: yes" in text
+
+
+def test_a_changed_input_of_a_two_input_run_is_named_with_its_control(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run = record_two_input_run(tmp_path / "heli")
+    shift_input(run, "yaw_voltage", 99, -0.25)  # control 100
+    assert main([str(run)]) == 1
+    text = capsys.readouterr().out
+    assert "largest |pitch_voltage difference|: 0 V" in text
+    assert "largest |yaw_voltage difference|: 0.25 V at control 100" in text
+    assert "reproduced within 1e-09 V: NO" in text
+    assert main([str(run), "--json"]) == 1
+    result = json.loads(capsys.readouterr().out)
+    assert result["worst_control_seq"] == 100 and result["max_diff"] == pytest.approx(0.25)
+    assert [d["name"] for d in result["inputs"]] == ["pitch_voltage", "yaw_voltage"]
+
+
+def test_a_law_whose_output_does_not_fit_the_recorded_inputs_is_named(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run = record_run(tmp_path / "r", "lqr", steps=20)  # one input (force_n) recorded
+    (run / "config.yaml").write_text(dump_config(load_config(HELICOPTER)))
+    states = read_recording(run / "controller.rec")
+    assert states.inputs == ("force_n",)
+    assert main([str(run)]) == 1
+    err = capsys.readouterr().err
+    assert "control law lqr returned 2 values" in err and "for 1 input" in err
