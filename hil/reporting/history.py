@@ -265,7 +265,8 @@ def _row(section: str, name: str, a: Any, b: Any, unit: str = "", **extra: Any
 
 
 def compare(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Two reports side by side: verdict and score, each gate, each latency figure, misses.
+    """Two reports side by side: verdict and score, each gate, each latency figure, misses,
+    and each input's limits (by name: a run of another plant shows its own inputs).
 
     Each row is `{section, name, a, b, change, change_pct, unit}` (change = b - a when both
     are numbers, else None); gate rows add `a_passed`, `b_passed` and `threshold` (b's).
@@ -297,6 +298,32 @@ def compare(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[dict[str, Any]]:
     dl_a, dl_b = a.get("deadline") or {}, b.get("deadline") or {}
     for key in ("misses", "miss_ratio", "max_consecutive"):
         rows.append(_row("deadline", key, dl_a.get(key), dl_b.get(key)))
+    return rows + _input_rows(a, b)
+
+
+def _input_rows(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Per input of either run (by name, as its plant describes it), its low and high
+    limits side by side, in its unit (`a|b` when the two runs' units differ)."""
+    from hil.recording.traces import described_inputs
+
+    def inputs(report: Mapping[str, Any]) -> dict[str, Any]:
+        desc = report.get("plant") or {}
+        said = any(k in desc for k in ("input_names", "input_name", "max_force_n"))
+        return {tr.name: tr for tr in described_inputs(desc)} if said else {}
+
+    in_a, in_b = inputs(a), inputs(b)
+    rows = []
+    for name in [*in_a, *(n for n in in_b if n not in in_a)]:
+        ta, tb = in_a.get(name), in_b.get(name)
+        units = {tr.unit for tr in (ta, tb) if tr is not None}
+        unit = units.pop() if len(units) == 1 else f"{ta.unit if ta else ''}|" \
+                                                       f"{tb.unit if tb else ''}"
+        for end in ("low", "high"):
+            row = _row("input", f"{name} {end}", getattr(ta, end, None),
+                       getattr(tb, end, None), unit)
+            if "|" in unit:
+                row.update(change=None, change_pct=None)
+            rows.append(row)
     return rows
 
 

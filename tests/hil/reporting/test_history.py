@@ -224,3 +224,26 @@ def test_format_compare_is_a_readable_table() -> None:
     assert "640 pass" in rt and "900 FAIL" in rt and "+260" in rt and "+40.6%" in rt
     misses = next(line for line in lines if line.startswith("misses"))
     assert misses.split()[-2:] == ["-22", "-100%"]
+
+
+def test_compare_puts_each_inputs_limits_side_by_side_by_name() -> None:
+    a = report("ra", "2026-11-20T10:00:00Z")
+    a["plant"] = {"name": "dip", "max_force_n": 150.0}  # an old report: one input, force
+    b = report("rb", "2026-11-26T10:00:00Z")
+    b["plant"] = {"name": "bicopter", "input_names": ["thrust_left", "thrust_right"],
+                  "input_units": ["N", "N"], "input_limits": [[0.0, 40.0], [0.0, 35.0]]}
+    rows = [r for r in compare(a, b) if r["section"] == "input"]
+    assert [(r["name"], r["a"], r["b"], r["unit"]) for r in rows] == [
+        ("force low", -150.0, None, "N"), ("force high", 150.0, None, "N"),
+        ("thrust_left low", None, 0.0, "N"), ("thrust_left high", None, 40.0, "N"),
+        ("thrust_right low", None, 0.0, "N"), ("thrust_right high", None, 35.0, "N")]
+    c = report("rc", "2026-11-27T10:00:00Z")
+    c["plant"] = {**b["plant"], "input_units": ["N", "kN"], "input_limits": [40.0, 30.0]}
+    same = {r["name"]: r for r in compare(b, c) if r["section"] == "input"}
+    assert same["thrust_left low"]["change"] == -40.0  # 0 .. 40 became -40 .. 40
+    assert same["thrust_right high"]["unit"] == "N|kN"
+    assert same["thrust_right high"]["change"] is None
+    assert "-- input" in format_compare(compare(a, b))
+    assert not [r for r in compare(report("x", "2026-11-20T10:00:00Z"),
+                                   report("y", "2026-11-20T10:00:00Z"))
+                if r["section"] == "input"]  # reports that describe no input
