@@ -171,7 +171,8 @@ class LQR(KernelLaw):
         q = np.diag(self.gains[:n])
         r = np.diag(self.gains[n:])
         k, p = lqr(a, b, q, r)
-        self.k = k.ravel() if self._model is None else k
+        # One input: K as the vector it always was; several: m x n, one row per input.
+        self.k = k.ravel() if self._model is None or self.inputs.n == 1 else k
         self.p_matrix = p
         if self._model is None:
             return [*super()._pack(), *self.k, *p.ravel()]
@@ -190,8 +191,7 @@ class LQR(KernelLaw):
 
     def describe(self) -> dict[str, object]:
         d = super().describe()
-        d["K"] = [float(v) for v in self.k] if self._model is None or self.inputs.n == 1 \
-            else self.k.tolist()
+        d["K"] = self.k.tolist()  # a list of floats for one input, of rows for several
         if self._model is not None:
             d["equilibrium_input"] = self.u_eq.tolist()
         return d

@@ -4,6 +4,7 @@ offset, and plants it cannot hold refused at load naming the reason."""
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from pathlib import Path
@@ -211,3 +212,18 @@ def test_the_helicopter_config_is_held_level_by_its_law() -> None:
         model.step(x, law.compute(x, k / config.run.rate_hz), 1 / config.run.rate_hz, out)
         x = out.copy()
     assert np.abs(x).max() < 1e-3  # level, heading 0, at rest by the end of the run
+
+
+@pytest.mark.parametrize(("plant", "shape"), [("cartpole", (4,)), ("rotary", (4,)),
+                                              ("helicopter", (2, 4))])
+def test_k_and_the_description_keep_their_one_input_shape(plant, shape) -> None:
+    model = create_model(plant)
+    law = law_for(model)
+    assert law.k.shape == shape
+    d = law.describe()
+    assert json.loads(json.dumps(d)) == d
+    assert np.array(d["K"]).shape == shape
+    x = 0.01 * np.arange(1, 5)
+    u = law.compute(x, 0.0)
+    if len(shape) == 1:  # one input: a float, u = u_eq - K dx (u_eq = 0 for the pendulums)
+        assert isinstance(u, float) and u == pytest.approx(-(law.k @ x), rel=1e-12)
