@@ -15,9 +15,10 @@ or one `r_<input>` per input (R diagonal). Their defaults follow Bryson's rule f
 units: an acceptable deviation of 0.32 m, 0.1 rad, 1 m/s or rad/s (1 for other units) gives
 q = 1 / deviation^2 (10, 100, 1), and 1/15 of an input's half range gives its r (0.01 at
 +-150 N). The options `q` (a list) and `r` (a number, or a list of one per input) replace
-those defaults. Each input is saturated at its limits. For the stability monitors the law
-reports sigma = sqrt(dx' P dx), so that V = sigma^2 / 2 is the Lyapunov function the design
-certifies for the linearised loop.
+those defaults. Each input is saturated at its limits. A state the plant says wraps (a
+heading, a pendulum angle) is regulated the short way round: its error is taken modulo a full
+turn. For the stability monitors the law reports sigma = sqrt(dx' P dx), so that
+V = sigma^2 / 2 is the Lyapunov function the design certifies for the linearised loop.
 """
 
 from __future__ import annotations
@@ -82,27 +83,35 @@ def lqr_kernel(state: np.ndarray, mem: np.ndarray, g: np.ndarray, o: np.ndarray,
 
 
 @njit(nogil=True, cache=True)
-def lqr_plant_kernel(state: np.ndarray, mem: np.ndarray, o: np.ndarray, u: np.ndarray) -> None:
-    """Any plant of n states and m inputs: u = u_eq - K (x - x_eq), each input held within
-    [low, high]. o = [limit, dt_s, x_eq (n), u_eq (m), low (m), high (m), K (m*n, row-major),
-    P (n*n)]; sigma = sqrt(dx' P dx); cond(M) is NaN."""
+def lqr_plant_kernel(state: np.ndarray, mem: np.ndarray, o: np.ndarray, u: np.ndarray,
+                     dx: np.ndarray) -> None:
+    """Any plant of n states and m inputs: u = u_eq - K dx, each input held within
+    [low, high], dx = x - x_eq (for a state that wraps, taken into [-pi, pi): the short way
+    round). o = [limit, dt_s, x_eq (n), wraps (n, 1 or 0), u_eq (m), low (m), high (m),
+    K (m*n, row-major), P (n*n)]; sigma = sqrt(dx' P dx); cond(M) is NaN."""
     n = state.shape[0]
     m = u.shape[0]
-    ueq0 = 2 + n
+    w0 = 2 + n
+    ueq0 = w0 + n
     lo0 = ueq0 + m
     hi0 = lo0 + m
     k0 = hi0 + m
     p0 = k0 + m * n
+    for i in range(n):
+        d = state[i] - o[2 + i]
+        if o[w0 + i] != 0.0:
+            d -= 2.0 * math.pi * math.floor((d + math.pi) / (2.0 * math.pi))
+        dx[i] = d
     v = 0.0
     for i in range(n):
         row = 0.0
         for j in range(n):
-            row += o[p0 + n * i + j] * (state[j] - o[2 + j])
-        v += (state[i] - o[2 + i]) * row
+            row += o[p0 + n * i + j] * dx[j]
+        v += dx[i] * row
     for r in range(m):
         ur = o[ueq0 + r]
         for i in range(n):
-            ur -= o[k0 + n * r + i] * (state[i] - o[2 + i])
+            ur -= o[k0 + n * r + i] * dx[i]
         u[r] = min(max(ur, o[lo0 + r]), o[hi0 + r])
     mem[MEM_SIGMA] = math.sqrt(max(v, 0.0))
     mem[MEM_CONDITION] = math.nan
@@ -160,7 +169,10 @@ class LQR(KernelLaw):
                 f"{list(self.inputs.names)}; a linear feedback cannot hold it (check B, the "
                 f"equilibrium, or use a law of your own)")
         self.a, self.b = a, b
+        wraps = set(getattr(model, "wraps", ()))
+        self._wraps = [1.0 if n in wraps else 0.0 for n in model.state_names]
         self._u = np.zeros(self.inputs.n)
+        self._dx = np.zeros(len(self.x_eq))
 
     def _pack(self) -> list[float]:
         n = len(self.x_eq) if self._model is not None else len(DIP_STATE_NAMES)
@@ -179,14 +191,15 @@ class LQR(KernelLaw):
         low, high = np.array(self.inputs.low), np.array(self.inputs.high)
         if self.inputs.n == 1:  # max_force_n, if set, narrows the one input's limits
             low, high = np.maximum(low, -self.max_force_n), np.minimum(high, self.max_force_n)
-        return [*super()._pack(), *self.x_eq, *self.u_eq, *low, *high, *k.ravel(), *p.ravel()]
+        return [*super()._pack(), *self.x_eq, *self._wraps, *self.u_eq, *low, *high,
+                *k.ravel(), *p.ravel()]
 
     def compute(self, state: np.ndarray, t: float) -> Any:
         """The input for `state`: a float for one input, else an array of one per input."""
         if self._model is None:
             return self._kernel(state, self._mem, self._g, self._o, self._p, self._scratch)
         u = self._u
-        lqr_plant_kernel(state, self._mem, self._o, u)
+        lqr_plant_kernel(state, self._mem, self._o, u, self._dx)
         return float(u[0]) if u.shape[0] == 1 else u.copy()
 
     def describe(self) -> dict[str, object]:

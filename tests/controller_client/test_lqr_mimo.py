@@ -227,3 +227,17 @@ def test_k_and_the_description_keep_their_one_input_shape(plant, shape) -> None:
     u = law.compute(x, 0.0)
     if len(shape) == 1:  # one input: a float, u = u_eq - K dx (u_eq = 0 for the pendulums)
         assert isinstance(u, float) and u == pytest.approx(-(law.k @ x), rel=1e-12)
+
+
+def test_a_wrapping_state_is_regulated_the_short_way_round() -> None:
+    model = create_model("helicopter")  # yaw wraps, pitch does not
+    law = law_for(model)
+    near = law.compute(np.array([0.05, 0.1, 0.0, 0.0]), 0.0)
+    np.testing.assert_allclose(law.compute(np.array([0.05, 0.1 + 2 * math.pi, 0, 0]), 0.0),
+                               near, rtol=1e-12)
+    assert not np.allclose(law.compute(np.array([0.05 + 2 * math.pi, 0.1, 0, 0]), 0.0), near)
+    x, out = np.array([0.0, 4.0, 0.0, 0.0]), np.empty(4)  # 4 rad: 2.28 rad short of a turn
+    for k in range(6000):
+        model.step(x, law.compute(x, k * 1e-3), 1e-3, out)
+        x = out.copy()
+    assert x[1] == pytest.approx(2 * math.pi, abs=1e-3)  # on round, not 4 rad back
