@@ -27,10 +27,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from hil.dynamics.inputs import Inputs  # noqa: E402
 from hil.recording.recorder import Recorder, plant_columns  # noqa: E402
 
 NAMES = ["x", "theta1", "theta2", "x_dot", "theta1_dot", "theta2_dot"]
 UNITS = ["m", "rad", "rad", "m/s", "rad/s", "rad/s"]
+INPUTS = Inputs.single("force", "N", 150.0)  # the DIP's one input: one column, `force`
 TARGET = 0.05
 
 
@@ -44,21 +46,22 @@ def record_cost_ns(n: int = 100_000) -> dict[str, float]:
     runs on the writer thread but holds the GIL for most of it.
     """
     state = [0.0, 0.1, -0.05, 0.0, 0.0, 0.0]
+    u = [1.5]  # the input vector, spliced in as the loops do
     call, build, writer = [], [], []
     with tempfile.TemporaryDirectory() as d:
         for k in range(5):
-            rec = Recorder(Path(d) / f"bench{k}.rec", plant_columns(NAMES, UNITS),
+            rec = Recorder(Path(d) / f"bench{k}.rec", plant_columns(NAMES, UNITS, INPUTS),
                            capacity=2 * n, flush_interval_s=3600.0, fsync_interval_s=0.0,
                            max_rows_per_chunk=50)
             record = rec.record
-            row = (1, 2, 0.001, *state, 1.5, 0, 1000, 0, 0, 350_000)
+            row = (1, 2, 0.001, *state, *u, 0, 1000, 0, 0, 350_000)
             t0 = time.perf_counter_ns()
             for _ in range(n):
                 record(row)
             call.append((time.perf_counter_ns() - t0) / n)
             t0 = time.perf_counter_ns()
             for i in range(n):
-                record((i, t0, i * 1e-3, *state, 1.5, 0, 1000, i - 1, i - 1, 350_000))
+                record((i, t0, i * 1e-3, *state, *u, 0, 1000, i - 1, i - 1, 350_000))
             build.append((time.perf_counter_ns() - t0) / n)
             t0 = time.perf_counter_ns()
             stats = rec.close()
