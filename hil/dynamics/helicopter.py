@@ -217,6 +217,7 @@ class HelicopterModel(PlantModel):
     state_units = STATE_UNITS
     input_names = INPUT_NAMES
     input_units = INPUT_UNITS
+    input_name, input_unit = INPUT_NAMES[0], INPUT_UNITS[0]  # for single-input readers
     upright_angles = ("pitch",)  # the safety gates' angle limit: pitch only, yaw turns freely
     regulated_states = ("pitch", "yaw")
     wrapping_states = ("yaw",)
