@@ -57,6 +57,7 @@ def report_command(args: argparse.Namespace) -> int:
 def export_command(args: argparse.Namespace) -> int:
     from hil.recording.export import export_recording
     from hil.recording.recorder import RecordingError
+    from hil.recording.traces import recorded_inputs
 
     source = Path(args.run_dir) / "plant.rec"
     if not source.exists():
@@ -76,5 +77,8 @@ def export_command(args: argparse.Namespace) -> int:
     elif not rec.complete:
         print("hil export: plant.rec was not closed (its process was killed); all its rows "
               "were exported", file=sys.stderr)
-    print(f"{rec.rows} plant steps, {len(rec.columns)} columns -> {output}")
+    inputs = ", ".join(f"{tr.name} ({tr.unit})" if tr.unit else tr.name
+                       for tr in recorded_inputs(rec))
+    print(f"{rec.rows} plant steps, {len(rec.columns)} columns (inputs: {inputs or 'none'}) "
+          f"-> {output}")
     return EXIT_OK

@@ -72,9 +72,11 @@ def test_the_legacy_keywords_still_give_the_one_force_n_column() -> None:
     assert [c.name for c in controller_columns(NAMES, UNITS)][13] == "force_n"
 
 
-def test_csv_carries_each_input_by_name_and_unit(run: Path, tmp_path: Path) -> None:
+def test_csv_carries_each_input_by_name_and_unit(run: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "plant.csv"
     assert main(["export", str(run), "--format", "csv", "--output", str(out)]) == 0
+    assert "(inputs: thrust_left (N), thrust_right (N))" in capsys.readouterr().out
     with out.open() as f:
         rows = list(csv.reader(f))
     header = rows[0]
@@ -122,7 +124,7 @@ def test_mcap_has_a_field_per_input_in_state_and_control_messages(run: Path,
 
 
 def test_an_old_force_n_recording_still_reads_as_one_named_limited_input(
-        tmp_path: Path) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     old = make_run(tmp_path / "old", steps=200)  # written as before several inputs
     rec = read_recording(old / "plant.rec")
     assert rec.inputs == ("force_n",) and rec.states == tuple(STATE_NAMES)
@@ -133,6 +135,7 @@ def test_an_old_force_n_recording_still_reads_as_one_named_limited_input(
     assert read_recording(old / "controller.rec").states == tuple(STATE_NAMES)
     out = tmp_path / "old.mcap"
     assert main(["export", str(old), "--format", "mcap", "--output", str(out)]) == 0
+    assert "(inputs: force (N))" in capsys.readouterr().out
     schemas, messages = _mcap(out)
     assert schemas["/plant/state"]["properties"]["force"]["unit"] == "N"
     assert [m["force"] for m in messages["/controller/control"]] == \
