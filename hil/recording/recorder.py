@@ -38,13 +38,15 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
 from hil.config import RecordConfig
-from hil.dynamics.inputs import Inputs
 from hil.recording import ringwriter
+
+if TYPE_CHECKING:  # (hil.dynamics imports numba: ~0.3 s that a reader of recordings skips)
+    from hil.dynamics.inputs import Inputs
 
 __all__ = [
     "FORMAT_VERSION",
@@ -470,16 +472,17 @@ def _signal_columns(file: str, state_names: Sequence[str], state_units: Sequence
     """The state columns then the input columns; ValueError naming both sides of a clash
     between an input and a state or one of `file`'s fixed columns."""
     states = _state_columns(state_names, state_units)
-    if not isinstance(inputs, Inputs):  # the legacy keywords, or their defaults
-        name = input_name or (inputs if isinstance(inputs, str) else None) or "force"
+    if inputs is None or isinstance(inputs, str):  # the legacy keywords, or their defaults
+        name = input_name or inputs or "force"
         return [*states, input_column(name, input_unit or "N")]
     taken = {c.name: f"the fixed column {c.name!r} of {file}" for c in fixed}
     taken.update({c.name: f"the state {c.name!r}" for c in states})
     for name in inputs.names:
         if name in taken:
+            state = " or the state" if taken[name].startswith("the state") else ""
             raise ValueError(f"the input {name!r} has the name of {taken[name]}: a recording "
-                             f"holds one column per name; rename the input (input_names) "
-                             f"or the state")
+                             f"holds one column per name; rename the input (input_names)"
+                             f"{state}")
     return [*states, *input_columns(inputs)]
 
 
