@@ -129,9 +129,8 @@ def _build_loop(ctx: ProcessContext, law: Any, bounds: list[tuple[float, float]]
 
     def open_recorder(description: dict[str, Any]) -> Recorder:
         names = description["state_names"]
-        columns = controller_columns(names, description.get("state_units") or [""] * len(names),
-                                     description.get("input_name") or "force",
-                                     description.get("input_unit") or "N")
+        columns = controller_columns(names, description["state_units"],
+                                     Inputs.from_description(description))
         return Recorder.from_config(ctx.out_dir / "controller.rec", columns, config.record, {
             "run_id": ctx.run_id, "process": "controller", "controller": controller_config.name,
             "t0_ns": description.get("t0_ns"), "mode": description.get("mode"),

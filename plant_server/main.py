@@ -176,9 +176,10 @@ def _recorder(ctx: ProcessContext, backend: Any) -> Recorder | None:
     if not config.record.enabled:
         return None
     desc = backend.describe()
-    columns = plant_columns(desc["state_names"], desc.get("state_units")
-                            or [""] * len(desc["state_names"]),
-                            desc.get("input_name") or "force", desc.get("input_unit") or "N")
+    try:
+        columns = plant_columns(desc["state_names"], desc["state_units"], plant_inputs(desc))
+    except ValueError as exc:  # an input named as a state or a fixed column
+        raise ConfigError(f"plant.model: {exc}") from None
     return Recorder.from_config(ctx.out_dir / "plant.rec", columns, config.record, {
         "run_id": ctx.run_id, "process": "plant", "plant": desc, "mode": config.run.mode,
         "period_ns": config.period_ns})

@@ -6,8 +6,9 @@ its states.
 
 The plant asks `SafetyGates` two things. Each period, `check_state(state)`: is the state
 finite, a state named `x` (a cart's position, if the plant has one) within its track
-(`|x| <= track_limit_m`) and every angle from upright (the description's `upright_angles`,
-else the states named theta*) within `angle_limit_rad`? Each valid control,
+(`|x| <= track_limit_m`) and every angle (the description's regulated states in rad, else
+the states named theta*) within `angle_limit_rad` of its target (the description's
+`equilibrium`; modulo a full turn for a state in `wraps`)? Each valid control,
 `limit_input(u, t_ns)`: the inputs the actuators may get, each held within its [low, high]
 and slew-limited to `slew_limit_per_s` (in that input's unit per second) from the last input
 applied (both counted, neither trips). A control that fails `plausible` (an entry beyond
@@ -28,7 +29,7 @@ control: a pendulum falling after a watchdog trip is not a new trip.
 | `implausible_state` | the entry's value          | its plausible limit|
 | `non_finite_control`| "nan", "inf" or "-inf"     | null               |
 | `track`             | x (m), if a state is `x`   | `track_limit_m`    |
-| `angle`             | angle from upright (rad)   | `angle_limit_rad`  |
+| `angle`             | the angle from its target (rad) | `angle_limit_rad` |
 | `deadline_*`        | see hil/runtime/deadline_gates.py  |                    |
 
 `safe_input(state)` is the safe output: each input at zero (or at the bound of its range
@@ -115,7 +116,8 @@ class SafetyGates:
     """The gates of the module docstring for a plant with `state_names`."""
 
     def __init__(self, limits: SafetyLimits, state_names: Sequence[str],
-                 upright_angles: Sequence[str] | None = None, *,
+                 angles: Sequence[str] | None = None, *,
+                 targets: Sequence[float] | None = None, wraps: Sequence[str] = (),
                  plausible_limits: Sequence[float] | None = None) -> None:
         self.limits = limits
         self.state_names = tuple(state_names)
@@ -127,11 +129,14 @@ class SafetyGates:
         self._off = [min(max(0.0, lo), hi) for lo, hi in self._bounds]
         self._x = self.state_names.index("x") if "x" in self.state_names else None
         self._x_dot = self.state_names.index("x_dot") if "x_dot" in self.state_names else None
-        # The angle gate: the plant's angles from upright (its description), else theta*.
-        self._angles = tuple(i for i, n in enumerate(self.state_names)
-                             if (n in upright_angles if upright_angles is not None
-                                 else n.startswith("theta") and not n.endswith("_dot")))
         n = len(self.state_names)
+        # The angle gate: each angle (the plant's regulated angles, else theta*) from its
+        # target, modulo a full turn where the plant says the angle wraps.
+        target = [0.0] * n if targets is None else [float(v) for v in targets]
+        self._angles = tuple((i, target[i], name in wraps)
+                             for i, name in enumerate(self.state_names)
+                             if (name in angles if angles is not None
+                                 else name.startswith("theta") and not name.endswith("_dot")))
         plausible = [DEFAULT_PLAUSIBLE] * n if plausible_limits is None else plausible_limits
         if len(plausible) != n or not all(float(v) > 0 for v in plausible):
             raise ValueError(f"plausible_limits must be {n} positive magnitudes, one per state "
@@ -168,10 +173,12 @@ class SafetyGates:
             if abs(x) > lim.track_limit_m:
                 return "track", x, lim.track_limit_m
         if lim.angle_limit_rad is not None:
-            for i in self._angles:
-                angle = float(state[i])
-                if abs(angle) > lim.angle_limit_rad:
-                    return "angle", angle, lim.angle_limit_rad
+            for i, target, wraps in self._angles:
+                off = float(state[i]) - target
+                if wraps:
+                    off = (off + math.pi) % (2 * math.pi) - math.pi
+                if abs(off) > lim.angle_limit_rad:
+                    return "angle", off, lim.angle_limit_rad
         return None
 
     def still_holds(self, state: Sequence[float]) -> str | None:

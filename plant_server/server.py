@@ -93,7 +93,11 @@ def _guard(backend: PlantBackend, settings: PlantSettings, latency: LatencyMonit
            times: RunClock, log: Log, clock: Clock) -> Guard:
     described = backend.describe()
     limits = settings.safety or SafetyLimits(plant_inputs(described), SANITY_FACTOR)
-    gates = SafetyGates(limits, described["state_names"], described.get("upright_angles"),
+    names, units = described["state_names"], described["state_units"]
+    angles = [n for n, unit in zip(names, units, strict=True)
+              if unit == "rad" and n in described["regulated"]]
+    gates = SafetyGates(limits, names, angles, targets=described["equilibrium"],
+                        wraps=described["wraps"],
                         plausible_limits=described.get("plausible_limits"))
     window = max(1, round(1e9 / settings.period_ns))
     deadline_gates = DeadlineGates(
@@ -346,8 +350,7 @@ class PlantServer:
         """Only a control can be non-finite: the attached controller is broken. The first one
         is rejected and trips the gate; while the plant is safe the rest (one a tick, maybe)
         are counted in `controls_while_safe`, neither logged nor tripped again."""
-        guard = self.guard
-        if guard.latch.safe:
+        if (guard := self.guard).latch.safe:
             self.intake.while_safe += 1
             return
         self.reject("non_finite", f"control.u holds {value}")

@@ -17,10 +17,7 @@ from hil.dynamics.inputs import Inputs
 
 
 def _n_inputs(model: Any) -> int:
-    described = model.describe()
-    if "input_names" in described:
-        return Inputs.from_description(described).n
-    return 1
+    return Inputs.from_description(model.describe()).n
 
 
 class SimBackend:
@@ -87,7 +84,7 @@ class SimBackend:
 
     def _integrate(self, t_from: int, t_to: int) -> None:
         t = t_from
-        u: Any = self._u if len(self._u) > 1 else float(self._u[0])
+        u = self._u
         while t < t_to:
             dt = min(t_to - t, self._max_step_ns)
             self.model.step(self.state, u, dt * 1e-9, self._next)
