@@ -355,8 +355,8 @@ def _trajectory_figure(plant: Recording, t: np.ndarray, inputs: Sequence[InputTr
     (named, in its unit, its limits as grey dashed lines) over run time; gain changes as
     purple lines."""
     state = plant.states
-    groups = [[n for n in state if not n.endswith("_dot")],
-              [n for n in state if n.endswith("_dot")]]
+    rates = [n for n in state if n.endswith("_dot") or plant.units[n].endswith("/s")]
+    groups = [[n for n in state if n not in rates], rates]
     groups = [g for g in groups if g]
     rows = len(groups) + len(inputs)
     fig, axes = _figure(rows, 2.4 * len(groups) + 1.9 * len(inputs))

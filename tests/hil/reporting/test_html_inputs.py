@@ -85,6 +85,11 @@ def test_the_replay_plots_both_inputs_with_their_limits_in_a_browser(
         page.evaluate("const s = document.getElementById('replay-scrub'); s.value = '321';"
                       "s.dispatchEvent(new Event('input'))")
         shown = page.evaluate("document.getElementById('replay-state').textContent")
+        # Rates go to the rate plot by name or by unit (the helicopter's pitch_rate, rad/s).
+        rates = page.evaluate("[['pitch_rate', 'rad/s'], ['z_dot', 'm/s'], ['x_dot', ''],"
+                              " ['pitch', 'rad'], ['z', 'm']].map(([n, u]) =>"
+                              " HilPlant.isRate(n, u))")
+    assert rates == [True, True, True, False, False]
     for canvas, (red, grey) in drawn.items():
         assert red > 200, f"{canvas}: no input trace drawn"
         assert grey > 200, f"{canvas}: no limit lines drawn"

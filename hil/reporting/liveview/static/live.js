@@ -81,7 +81,7 @@
     if (!S.lay || !S.latest) return;
     HilPlant.draw($("plant"), S.lay, S.latest.state, S.latest.health.safe);
     const names = S.lay.names, units = S.lay.units;
-    const pick = (rate) => names.map((n, i) => i).filter((i) => /_dot$/.test(names[i]) === rate)
+    const pick = (rate) => names.map((n, i) => i).filter((i) => HilPlant.isRate(names[i], units[i]) === rate)
       .map((i) => ({name: names[i], unit: units[i], values: S.state.map((row) => row[i])}));
     const span = {t0: Math.max(0, S.latest.t - WINDOW_S), t1: Math.max(S.latest.t, WINDOW_S)};
     HilPlant.plot($("plot-pos"), S.t, pick(false), span);

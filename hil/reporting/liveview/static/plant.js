@@ -2,7 +2,8 @@
    replay in report.html. Nothing here knows a particular plant: names, units and lengths
    come from the description (state_names, state_units, params).
 
-   - A state in metres that is not a rate (no "_dot") is a cart's position: the first one
+   - A rate is a state named "..._dot" or in a unit per second ("rad/s", "m/s").
+   - A state in metres that is not a rate is a cart's position: the first one
      puts a cart on a track.
    - States in radians that are not rates are links, angles from upright, + toward +x,
      absolute (as the DIP's), chained from the cart's pivot or from a fixed pivot.
@@ -15,12 +16,16 @@
   const SERIES = ["#1c7ed6", "#e8590c", "#2b8a3e", "#ae3ec9", "#f59f00", "#0c8599",
                   "#c2255c", "#5c940d"];
 
+  function isRate(name, unit) {
+    return /_dot$/.test(name) || /\/s$/.test(unit || "");
+  }
+
   function layout(plant) {
     const names = plant.state_names || [], units = plant.state_units || [];
     const params = plant.params || {};
-    const isRate = (n) => /_dot$/.test(n);
-    const cart = names.findIndex((n, i) => units[i] === "m" && !isRate(n));
-    const links = names.map((n, i) => i).filter((i) => units[i] === "rad" && !isRate(names[i]));
+    const cart = names.findIndex((n, i) => units[i] === "m" && !isRate(n, units[i]));
+    const links = names.map((n, i) => i)
+      .filter((i) => units[i] === "rad" && !isRate(names[i], units[i]));
     const given = Object.keys(params).filter((k) => /length_m$/.test(k))
       .map((k) => Number(params[k])).filter((v) => v > 0);
     const lengths = links.map((_, k) => (k < given.length ? given[k] : 0.3));
@@ -145,5 +150,5 @@
     return {t0, t1, left, right, width: W};
   }
 
-  root.HilPlant = {COLORS, SERIES, layout, draw, plot};
+  root.HilPlant = {COLORS, SERIES, isRate, layout, draw, plot};
 })(typeof window !== "undefined" ? window : globalThis);

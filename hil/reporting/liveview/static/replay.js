@@ -12,7 +12,7 @@
   const marks = D.events.map((e) => ({t: e.time, color: MARK[e.kind] || "#495057"}));
   const t0 = D.t.length ? D.t[0] : 0, t1 = D.t.length ? D.t[D.t.length - 1] : 0;
   const names = lay.names, units = lay.units;
-  const series = (rate) => names.map((n, i) => i).filter((i) => /_dot$/.test(names[i]) === rate)
+  const series = (rate) => names.map((n, i) => i).filter((i) => HilPlant.isRate(names[i], units[i]) === rate)
     .map((i) => ({name: names[i], unit: units[i], values: D.state.map((row) => row[i])}));
   // One plot per input, its limits dashed.
   const plots = [["replay-pos", series(false)], ["replay-rate", series(true)],
