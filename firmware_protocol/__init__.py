@@ -4,7 +4,7 @@ Sans-I/O: this package turns messages into bytes and bytes into events; it never
 serial port. PROTOCOL.md is the specification; `c/` holds the C reference codec for
 firmware; `vectors.json` the test vectors both codecs reproduce.
 
-    frame = encode(Control(command=1.5, state_seq=41), seq=7)   # bytes to write
+    frame = encode(Control(commands=(1.5,), state_seq=41), seq=7)  # bytes to write
     decoder = Decoder()
     decoder.feed(port.read(...))                               # bytes read
     for event in decoder:                                       # until NEED_DATA
@@ -43,8 +43,9 @@ from firmware_protocol.events import (
     SequenceGap,
     SequenceReset,
 )
-from firmware_protocol.link_budget import max_rate_hz
+from firmware_protocol.link_budget import LinkBudget, link_budget, max_rate_hz
 from firmware_protocol.messages import (
+    MAX_INPUTS,
     MAX_STATE_VALUES,
     Capabilities,
     Clear,
@@ -72,6 +73,7 @@ __all__ = [
     "MAX_BODY_BYTES",
     "MAX_ENCODED_BYTES",
     "MAX_FRAME_BYTES",
+    "MAX_INPUTS",
     "MAX_PAYLOAD_BYTES",
     "MAX_STATE_VALUES",
     "NEED_DATA",
@@ -94,6 +96,7 @@ __all__ = [
     "FrameRejected",
     "Heartbeat",
     "Hello",
+    "LinkBudget",
     "LocalProtocolError",
     "Message",
     "MessageType",
@@ -111,5 +114,6 @@ __all__ = [
     "decode",
     "encode",
     "frame_bytes",
+    "link_budget",
     "max_rate_hz",
 ]

@@ -2,7 +2,7 @@
 
 Wire frame = COBS(header || payload || CRC-32 LE) || 0x00, where header is
 version u8, type u8, seq u16 LE, flags u8, and the CRC covers header and payload. Bodies
-are at most 46 bytes, so COBS adds exactly one byte and a frame is always
+are at most 100 bytes, so COBS adds exactly one byte and a frame is always
 body + 2 bytes long, whatever the values. `Encoder` numbers a stream of frames.
 """
 
@@ -14,16 +14,16 @@ from firmware_protocol.cobs import CobsError, cobs_decode, cobs_encode
 from firmware_protocol.crc import crc32
 from firmware_protocol.errors import LocalProtocolError, RejectReason, RemoteProtocolError
 from firmware_protocol.events import Frame
-from firmware_protocol.messages import MAX_STATE_VALUES, MESSAGE_CLASSES, Flags, Message
+from firmware_protocol.messages import MAX_INPUTS, MESSAGE_CLASSES, Flags, Message
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 HEADER = struct.Struct("<BBHB")  # version, type, seq, flags
 HEADER_BYTES = HEADER.size  # 5
 CRC_BYTES = 4
-MAX_PAYLOAD_BYTES = 5 + 4 * MAX_STATE_VALUES  # 37: a STATE with 8 values
-MAX_BODY_BYTES = HEADER_BYTES + MAX_PAYLOAD_BYTES + CRC_BYTES  # 46
-MAX_ENCODED_BYTES = MAX_BODY_BYTES + 1  # 47: COBS adds one byte below 254
-MAX_FRAME_BYTES = MAX_ENCODED_BYTES + 1  # 48 with the 0x00 delimiter
+MAX_PAYLOAD_BYTES = 27 + 8 * MAX_INPUTS  # 91: a CAPABILITIES with 8 inputs' limits
+MAX_BODY_BYTES = HEADER_BYTES + MAX_PAYLOAD_BYTES + CRC_BYTES  # 100
+MAX_ENCODED_BYTES = MAX_BODY_BYTES + 1  # 101: COBS adds one byte below 254
+MAX_FRAME_BYTES = MAX_ENCODED_BYTES + 1  # 102 with the 0x00 delimiter
 DELIMITER = b"\x00"
 SEQ_MODULUS = 1 << 16
 
@@ -47,7 +47,8 @@ def encode(message: Message, *, seq: int, flags: Flags | int = Flags.NONE) -> by
 def frame_bytes(message: Message) -> int:
     """Wire size of `message` in bytes, COBS overhead and delimiter included.
 
-    It depends only on the message type and the number of STATE values, never on values.
+    It depends only on the message type and the number of STATE values, commands or input
+    limits, never on the values.
     """
     return len(encode(message, seq=0))
 
@@ -96,6 +97,7 @@ def parse_frame(encoded: bytes) -> Frame:
         raise RemoteProtocolError(
             RejectReason.VERSION,
             f"peer speaks protocol version {version}, this side speaks {PROTOCOL_VERSION}",
+            peer_version=version, type_code=type_code,
         )
     cls = MESSAGE_CLASSES.get(type_code)
     if cls is None:

@@ -164,7 +164,8 @@ class Decoder:
             frame = parse_frame(encoded)
         except RemoteProtocolError as error:
             self._rejected[error.reason] += 1
-            return FrameRejected(error.reason, error.detail, encoded)
+            return FrameRejected(error.reason, error.detail, encoded, error.peer_version,
+                                 error.type_code)
         return self._sequence(frame)
 
     def _sequence(self, frame: Frame) -> Event:

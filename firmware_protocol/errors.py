@@ -37,9 +37,17 @@ class BufferFullError(LocalProtocolError):
 
 
 class RemoteProtocolError(ProtocolError):
-    """The peer sent bytes that are not a valid frame; `reason` says which check failed."""
+    """The peer sent bytes that are not a valid frame; `reason` says which check failed.
 
-    def __init__(self, reason: RejectReason, detail: str) -> None:
+    For VERSION, `peer_version` and `type_code` are the header's version and type bytes
+    (they mean the same in every version): a CAPABILITIES in another version says which
+    version the rig speaks.
+    """
+
+    def __init__(self, reason: RejectReason, detail: str, *, peer_version: int | None = None,
+                 type_code: int | None = None) -> None:
         super().__init__(f"{reason.value}: {detail}")
         self.reason = reason
         self.detail = detail
+        self.peer_version = peer_version
+        self.type_code = type_code

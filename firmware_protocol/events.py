@@ -38,12 +38,15 @@ class FrameRejected:
     """The peer sent bytes that are not a valid frame; they were dropped and counted.
 
     `data` holds the offending wire bytes without the delimiter (at most MAX_ENCODED_BYTES
-    of them for TOO_LONG), for logging.
+    of them for TOO_LONG), for logging. A VERSION reject (a CRC-valid frame of another
+    protocol version) carries that frame's `peer_version` and `type_code`.
     """
 
     reason: RejectReason
     detail: str
     data: bytes
+    peer_version: int | None = None
+    type_code: int | None = None
 
 
 @dataclass(frozen=True)

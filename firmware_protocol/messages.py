@@ -13,14 +13,16 @@ from __future__ import annotations
 import enum
 import math
 import operator
+import secrets
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self, TypeVar
 
 from firmware_protocol.errors import LocalProtocolError, RejectReason, RemoteProtocolError
 
 MAX_STATE_VALUES = 8
+MAX_INPUTS = 8  # CONTROL commands and CAPABILITIES input limits per frame
 
 _E = TypeVar("_E", bound=enum.IntEnum)
 
@@ -55,6 +57,7 @@ class Flags(enum.IntFlag):
 class StateLayout(enum.IntEnum):
     """Which plant the rig is; fixes the meaning of STATE values and STATE_RAW counts."""
 
+    DECLARED = 0  # the host's plant model names the STATE values (STATE only, not raw)
     CART_POLE = 1  # x, theta, x_dot, theta_dot; raw: x, theta
     DOUBLE_INVERTED_PENDULUM = 2  # x, theta1, theta2, x_dot, theta1_dot, theta2_dot; raw: 3
 
@@ -69,7 +72,9 @@ class StateEncoding(enum.IntEnum):
 class ControlUnit(enum.IntEnum):
     """What the CONTROL command means."""
 
-    FORCE_N = 0  # horizontal force on the cart, newtons
+    PHYSICAL = 0  # each input in its physical unit: the pendulums' cart force in N, or
+    # for a DECLARED layout the unit the host's plant model gives that input
+    FORCE_N = 0  # version 1's name of PHYSICAL (an alias)
     DUTY = 1  # motor duty, -1.0 .. +1.0 of full scale
 
 
@@ -83,6 +88,7 @@ class FaultCode(enum.IntEnum):
     OVERCURRENT = 5  # detail: the current in mA
     ENCODER = 6  # detail: the encoder channel
     SUPPLY = 7  # detail: the supply voltage in mV
+    CONTROL_COUNT = 8  # a CONTROL with another number of commands; detail: that number
 
 
 def _integer(owner: str, name: str, value: object, low: int, high: int, kind: str) -> int:
@@ -155,11 +161,41 @@ def _expect_length(kind: MessageType, payload: bytes, size: int) -> None:
         )
 
 
+_HELLO = struct.Struct("<I")
+
+
+def new_nonce() -> int:
+    """A random nonzero u32: the nonce of a HELLO (PROTOCOL.md section 9)."""
+    return secrets.randbelow(0xFFFFFFFF) + 1
+
+
 @dataclass(frozen=True)
-class Hello(_Empty):
-    """HELLO, host -> rig: asks the rig for CAPABILITIES and starts its STATE stream."""
+class Hello:
+    """HELLO, host -> rig: asks the rig for CAPABILITIES and starts its STATE stream (4 bytes).
+
+    `nonce` (nonzero u32; random when not given) comes back in the CAPABILITIES that answer
+    it, so a CAPABILITIES the rig sent unasked (nonce 0, at power-up) is never taken for
+    the answer.
+    """
 
     TYPE: ClassVar[MessageType] = MessageType.HELLO
+
+    nonce: int = field(default_factory=new_nonce)
+
+    def __post_init__(self) -> None:
+        nonce = _uint("HELLO", "nonce", self.nonce, 32)
+        if nonce == 0:
+            raise LocalProtocolError("HELLO `nonce` must be nonzero (0 marks the rig's "
+                                     "unasked power-up CAPABILITIES), got 0")
+        _set(self, "nonce", nonce)
+
+    def _pack(self) -> bytes:
+        return _HELLO.pack(self.nonce)
+
+    @classmethod
+    def _unpack(cls, payload: bytes) -> Self:
+        _expect_length(cls.TYPE, payload, _HELLO.size)
+        return cls(*_HELLO.unpack(payload))
 
 
 @dataclass(frozen=True)
@@ -176,15 +212,18 @@ class Clear(_Empty):
     TYPE: ClassVar[MessageType] = MessageType.CLEAR
 
 
-_CAPABILITIES = struct.Struct("<I3BBBBHHIIf")
+_CAPABILITIES = struct.Struct("<I3BBBBHHIIIB")  # then input_count x (low f32, high f32)
+_LIMIT = struct.Struct("<ff")
 
 
 @dataclass(frozen=True)
 class Capabilities:
-    """CAPABILITIES, rig -> host: who the rig is and what its frames mean (26 bytes).
+    """CAPABILITIES, rig -> host: who the rig is and what its frames mean (27 + 8 m bytes).
 
-    `angle_counts_per_rev` and `cart_counts_per_m` convert STATE_RAW counts to SI units;
-    `max_command` is the saturation of CONTROL in `control_unit`.
+    `nonce` echoes the HELLO this answers (0: sent unasked, at power-up). `input_limits`
+    holds (low, high) per input, in `control_unit`: the rig takes one command per input in
+    every CONTROL and saturates each within its limits. `angle_counts_per_rev` and
+    `cart_counts_per_m` convert STATE_RAW counts to SI units.
     """
 
     TYPE: ClassVar[MessageType] = MessageType.CAPABILITIES
@@ -198,7 +237,8 @@ class Capabilities:
     watchdog_ms: int
     angle_counts_per_rev: int
     cart_counts_per_m: int
-    max_command: float
+    nonce: int
+    input_limits: tuple[tuple[float, float], ...]
 
     def __post_init__(self) -> None:
         owner = "CAPABILITIES"
@@ -217,24 +257,60 @@ class Capabilities:
         _set(self, "control_unit", _member(owner, "control_unit", ControlUnit, self.control_unit))
         for name in ("state_rate_hz", "watchdog_ms"):
             _set(self, name, _uint(owner, name, getattr(self, name), 16))
-        for name in ("angle_counts_per_rev", "cart_counts_per_m"):
+        for name in ("angle_counts_per_rev", "cart_counts_per_m", "nonce"):
             _set(self, name, _uint(owner, name, getattr(self, name), 32))
-        _set(self, "max_command", _float32(owner, "max_command", self.max_command))
+        _set(self, "input_limits", _limits(owner, self.input_limits))
+
+    @property
+    def input_count(self) -> int:
+        """How many commands each CONTROL to this rig carries."""
+        return len(self.input_limits)
 
     def _pack(self) -> bytes:
-        return _CAPABILITIES.pack(
+        head = _CAPABILITIES.pack(
             self.rig_id, *self.firmware_version, self.state_layout, self.state_encoding,
             self.control_unit, self.state_rate_hz, self.watchdog_ms,
-            self.angle_counts_per_rev, self.cart_counts_per_m, self.max_command,
+            self.angle_counts_per_rev, self.cart_counts_per_m, self.nonce,
+            len(self.input_limits),
         )
+        return head + b"".join(_LIMIT.pack(low, high) for low, high in self.input_limits)
 
     @classmethod
     def _unpack(cls, payload: bytes) -> Self:
-        _expect_length(cls.TYPE, payload, _CAPABILITIES.size)
+        head = _CAPABILITIES.size
+        count = payload[head - 1] if len(payload) >= head else 0
+        if not 1 <= count <= MAX_INPUTS or len(payload) != head + _LIMIT.size * count:
+            raise RemoteProtocolError(
+                RejectReason.LENGTH,
+                f"CAPABILITIES payload of {len(payload)} bytes does not hold {head} bytes and "
+                f"input_count (1..{MAX_INPUTS}) limits of {_LIMIT.size} bytes",
+            )
         (rig_id, major, minor, patch, layout, encoding, unit, rate_hz, watchdog_ms,
-         angle_cpr, cart_cpm, max_command) = _CAPABILITIES.unpack(payload)
+         angle_cpr, cart_cpm, nonce, _) = _CAPABILITIES.unpack_from(payload)
+        limits = tuple(_LIMIT.unpack_from(payload, head + _LIMIT.size * i) for i in range(count))
         return cls(rig_id, (major, minor, patch), layout, encoding, unit, rate_hz,
-                   watchdog_ms, angle_cpr, cart_cpm, max_command)
+                   watchdog_ms, angle_cpr, cart_cpm, nonce, limits)
+
+
+def _limits(owner: str, limits: object) -> tuple[tuple[float, float], ...]:
+    """1..MAX_INPUTS (low, high) pairs of finite float32, low < high."""
+    try:
+        pairs = tuple(tuple(pair) for pair in limits)  # type: ignore[attr-defined]
+    except TypeError:
+        raise LocalProtocolError(f"{owner} `input_limits` must be (low, high) pairs, one per "
+                                 f"input, got {limits!r}") from None
+    if not 1 <= len(pairs) <= MAX_INPUTS or any(len(pair) != 2 for pair in pairs):
+        raise LocalProtocolError(f"{owner} `input_limits` must hold 1..{MAX_INPUTS} (low, "
+                                 f"high) pairs, got {limits!r}")
+    out = []
+    for i, (low, high) in enumerate(pairs):
+        low_f = _float32(owner, f"input_limits[{i}][0]", low)
+        high_f = _float32(owner, f"input_limits[{i}][1]", high)
+        if not low_f < high_f:
+            raise LocalProtocolError(f"{owner} `input_limits[{i}]` must have low < high, got "
+                                     f"({low_f}, {high_f})")
+        out.append((low_f, high_f))
+    return tuple(out)
 
 
 _STAMP_COUNT = struct.Struct("<IB")
@@ -338,33 +414,63 @@ class StateRaw:
         return (x_m, *(count * rad_per_count for count in self.counts[1:]))
 
 
-_CONTROL = struct.Struct("<fH")
+_CONTROL = struct.Struct("<HB")  # state_seq, count; then count x f32
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Control:
-    """CONTROL, host -> rig: the command to apply and the STATE seq it answers (6 bytes).
+    """CONTROL, host -> rig: one command per input and the STATE seq it answers (3 + 4 m).
 
-    `command` is in the rig's `ControlUnit` (newtons or duty); the rig saturates it at
-    +-max_command. Every valid CONTROL reloads the rig's watchdog.
+    `commands` are in the rig's `ControlUnit`, one per input the rig declared in its
+    CAPABILITIES; the rig saturates each within its `input_limits`. Every valid CONTROL
+    reloads the rig's watchdog. `Control(command=c, state_seq=s)`, version 1's spelling, is
+    `Control(commands=(c,), state_seq=s)`: hil/config.py's `serial_link_problem` still
+    sizes the CONTROL frame that way (issue 20: it moves to `link_budget`, then this goes).
     """
 
     TYPE: ClassVar[MessageType] = MessageType.CONTROL
 
-    command: float
+    commands: tuple[float, ...]
     state_seq: int
 
+    def __init__(self, commands: Any = None, state_seq: Any = None, *,
+                 command: Any = None) -> None:
+        if (commands is None) == (command is None) or state_seq is None:
+            raise LocalProtocolError("CONTROL takes `commands` (one per input) and `state_seq`"
+                                     f", got commands={commands!r} state_seq={state_seq!r}")
+        _set(self, "commands", (command,) if commands is None else commands)
+        _set(self, "state_seq", state_seq)
+        self.__post_init__()
+
     def __post_init__(self) -> None:
-        _set(self, "command", _float32("CONTROL", "command", self.command))
+        try:
+            commands = tuple(self.commands)
+        except TypeError:
+            raise LocalProtocolError(f"CONTROL `commands` must be a sequence of floats, one per "
+                                     f"input, got {self.commands!r}") from None
+        if not 1 <= len(commands) <= MAX_INPUTS:
+            raise LocalProtocolError(
+                f"CONTROL `commands` must hold 1..{MAX_INPUTS} entries, got {len(commands)}"
+            )
+        _set(self, "commands", tuple(
+            _float32("CONTROL", f"commands[{i}]", c) for i, c in enumerate(commands)))
         _set(self, "state_seq", _uint("CONTROL", "state_seq", self.state_seq, 16))
 
     def _pack(self) -> bytes:
-        return _CONTROL.pack(self.command, self.state_seq)
+        return _CONTROL.pack(self.state_seq, len(self.commands)) + struct.pack(
+            f"<{len(self.commands)}f", *self.commands)
 
     @classmethod
     def _unpack(cls, payload: bytes) -> Self:
-        _expect_length(cls.TYPE, payload, _CONTROL.size)
-        return cls(*_CONTROL.unpack(payload))
+        count = payload[2] if len(payload) >= _CONTROL.size else 0
+        if not 1 <= count <= MAX_INPUTS or len(payload) != _CONTROL.size + 4 * count:
+            raise RemoteProtocolError(
+                RejectReason.LENGTH,
+                f"CONTROL payload of {len(payload)} bytes does not hold state_seq, count "
+                f"(1..{MAX_INPUTS}) and count commands",
+            )
+        state_seq, _ = _CONTROL.unpack_from(payload)
+        return cls(struct.unpack_from(f"<{count}f", payload, _CONTROL.size), state_seq)
 
 
 _HEARTBEAT = struct.Struct("<I")

@@ -1,24 +1,31 @@
-"""Emulated pendulum rig: the firmware of firmware_protocol/PROTOCOL.md on a pseudo-terminal.
+"""Emulated rig: the firmware of firmware_protocol/PROTOCOL.md (version 2) on a pseudo-terminal.
 
 `python -m plant_server.rig_emulator --config X` (or `hil rig-emulator ...`) opens a
 pseudo-terminal, prints the path of its slave side (and points `--link` at it), and behaves
 on it as a rig's microcontroller would (PROTOCOL.md sections 9 and 10):
 
-- power-up: SAFE with FAULT POWER_ON latched; one CAPABILITIES, then a HEARTBEAT whenever
-  it has sent nothing for 100 ms;
-- HELLO: disarm (always), answer CAPABILITIES, stream STATE at `run.rate_hz` from then on;
+- power-up: SAFE with FAULT POWER_ON latched; one CAPABILITIES (nonce 0), then a HEARTBEAT
+  whenever it has sent nothing for 100 ms;
+- HELLO: disarm (always), answer CAPABILITIES echoing its nonce, stream STATE at
+  `run.rate_hz` from then on; a HELLO of another protocol version gets CAPABILITIES
+  (nonce 0) in this one;
 - CLEAR: arm, unless a limit switch is still pressed (then FAULT LIMIT_SWITCH again). The
   physics starts at the first CLEAR: until then the pendulum is held at
   `plant.initial_state`, as a hand holds it before letting go;
-- CONTROL: applied, saturated at `max_command`, from the moment its last byte arrived;
-  reloads the watchdog. Ignored while SAFE, and refused when its `state_seq` is older than
-  `watchdog_ms` worth of STATE frames;
+- CONTROL: one command per input, each saturated within its input's limits, applied from
+  the moment its last byte arrived; reloads the watchdog. Ignored while SAFE, and refused
+  when its `state_seq` is older than `watchdog_ms` worth of STATE frames. One with another
+  number of commands is never applied: counted, and while ARMED FAULT CONTROL_COUNT;
 - watchdog: no valid CONTROL for `watchdog_ms` while ARMED: motor off, FAULT WATCHDOG,
   latched until CLEAR. HEARTBEAT never feeds it;
 - ESTOP, even with a repeated seq: motor off, FAULT ESTOP, ESTOP_LATCHED until CLEAR;
-- limit switches at +-`track_limit_m`: FAULT LIMIT_SWITCH.
+- limit switches at +-`track_limit_m` (the pendulum layouts, whose state 0 is the cart):
+  FAULT LIMIT_SWITCH.
 
-The plant model of `plant.model` runs in real time, integrated piecewise between control
+The rig is the plant model of `plant.model`, with that model's inputs and their limits
+(CAPABILITIES declares them): the double pendulum and the cart-pole as their layouts, any
+other model (the two-input 2-DOF `helicopter`, a lab's own) as layout DECLARED, its states
+named by the host's model. The model runs in real time, integrated piecewise between control
 arrivals (`SimBackend`), with the state sampled at each tick of the rig's own clock.
 
 Pacing. A UART at `serial.baud` moves baud/10 bytes a second each way. Each frame the rig
@@ -57,13 +64,14 @@ import time
 import tty
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from firmware_protocol import (
+    MAX_STATE_VALUES,
     Capabilities,
     Clear,
     Control,
@@ -83,19 +91,19 @@ from firmware_protocol import (
     RejectReason,
     State,
     StateEncoding,
+    StateLayout,
 )
 from firmware_protocol.cobs import CobsError, cobs_decode
 from hil.app import logs
 from hil.app.process import EXIT_FAULT, EXIT_OK, EXIT_USAGE, StopFlag, write_json
-from hil.config import Config, ConfigError, load_config
-from hil.dynamics import create_model
+from hil.config import Config, ConfigError, build_plant_model, load_config
 from hil.runtime import rt
 from hil.runtime.latency import LatencyMonitor
 from hil.runtime.schedule import Schedule
 from plant_server.backends.serial import BITS_PER_BYTE, LAYOUTS, LIVENESS_NS
 from plant_server.backends.sim import SimBackend
 
-FIRMWARE_VERSION = (1, 0, 0)
+FIRMWARE_VERSION = (2, 0, 0)
 RIG_FIGURES = ("sample_to_actuation", "tick_lateness")
 _SEQ = 1 << 16
 _READ_BYTES = 4096
@@ -162,13 +170,15 @@ class RigFirmware:
         self.period_ns = round(1e9 / settings.rate_hz)
         self.plant = SimBackend(model, np.asarray(initial_state, dtype=np.float64),
                                 self.period_ns)
-        self.max_command = float(model.max_force_n)
+        inputs = model.inputs
+        self._low, self._high = np.array(inputs.low), np.array(inputs.high)
+        self.layout = LAYOUTS.get(model.name, StateLayout.DECLARED)
         self.capabilities = Capabilities(
             rig_id=settings.rig_id, firmware_version=FIRMWARE_VERSION,
-            state_layout=LAYOUTS[model.name], state_encoding=StateEncoding.FLOAT32_SI,
-            control_unit=ControlUnit.FORCE_N, state_rate_hz=settings.rate_hz,
+            state_layout=self.layout, state_encoding=StateEncoding.FLOAT32_SI,
+            control_unit=ControlUnit.PHYSICAL, state_rate_hz=settings.rate_hz,
             watchdog_ms=settings.watchdog_ms, angle_counts_per_rev=0, cart_counts_per_m=0,
-            max_command=self.max_command)
+            nonce=0, input_limits=tuple(zip(inputs.low, inputs.high, strict=True)))
         self.boot_ns = boot_ns
         self.encoder = Encoder()
         self.decoder = Decoder()
@@ -193,8 +203,9 @@ class RigFirmware:
         self.counters = dict.fromkeys((
             "states_tx", "samples_armed", "samples_answered", "answered_in_period",
             "controls_applied",
-            "controls_ignored_safe", "controls_stale", "clears", "estops", "hellos",
-            "watchdog_trips", "heartbeats_tx", "unexpected_frames"), 0)
+            "controls_ignored_safe", "controls_stale", "controls_wrong_count", "clears",
+            "estops", "hellos", "other_version_hellos", "watchdog_trips", "heartbeats_tx",
+            "unexpected_frames"), 0)
 
     # ----------------------------------------------------------------- helpers
     def flags(self) -> Flags:
@@ -215,7 +226,11 @@ class RigFirmware:
 
     def _motor_off(self, t_ns: int) -> None:
         if self._physics:
-            self.plant.apply(0.0, t_ns)
+            self.plant.apply([0.0] * len(self._low), t_ns)
+
+    def _answer(self, nonce: int, t_ns: int) -> None:
+        """CAPABILITIES answering the HELLO with `nonce` (0: unasked)."""
+        self._send(replace(self.capabilities, nonce=nonce), t_ns)
 
     def _enter_safe(self, t_ns: int, code: FaultCode, detail: int = 0,
                     estop: bool = False) -> None:
@@ -228,7 +243,9 @@ class RigFirmware:
         self._send(Fault(code=code, detail=detail), t_ns)
 
     def _limit_switch(self) -> int | None:
-        """0 at the -x end, 1 at the +x end, None inside the track."""
+        """0 at the -x end, 1 at the +x end, None inside the track (or without a track)."""
+        if self.layout is StateLayout.DECLARED:
+            return None
         x = float(self.plant.state[0])
         if x <= -self.settings.track_limit_m:
             return 0
@@ -238,7 +255,7 @@ class RigFirmware:
 
     # ----------------------------------------------------------------- events
     def power_up(self, t_ns: int) -> None:
-        self._send(self.capabilities, t_ns)
+        self._answer(0, t_ns)
 
     def heartbeat_due(self, now: int) -> bool:
         return now - self.last_tx_ns >= LIVENESS_NS
@@ -262,7 +279,8 @@ class RigFirmware:
         except CobsError:
             return
         if len(body) > 1 and body[1] == MessageType.HELLO:
-            self._send(self.capabilities, t_ns)
+            self.counters["other_version_hellos"] += 1
+            self._answer(0, t_ns)  # its nonce cannot be read
 
     def _on_frame(self, message: Message, t_ns: int) -> None:
         if isinstance(message, Control):
@@ -272,7 +290,7 @@ class RigFirmware:
             self.armed = False  # a session always starts disarmed
             self.watchdog_deadline_ns = None
             self._motor_off(t_ns)
-            self._send(self.capabilities, t_ns)
+            self._answer(message.nonce, t_ns)
             if self.streaming_since_ns is None:
                 self.streaming_since_ns = t_ns
         elif isinstance(message, Clear):
@@ -298,10 +316,16 @@ class RigFirmware:
             self.plant.start(t_ns)
             self._physics = True
             self.first_armed_ns = t_ns
-        self.plant.apply(0.0, t_ns)
+        self.plant.apply([0.0] * len(self._low), t_ns)
         self.watchdog_deadline_ns = t_ns + self.settings.watchdog_ms * 1_000_000
 
     def _on_control(self, message: Control, t_ns: int) -> None:
+        count = len(message.commands)
+        if count != len(self._low):  # another plant's host: never applied (PROTOCOL.md 10)
+            self.counters["controls_wrong_count"] += 1
+            if self.armed:
+                self._enter_safe(t_ns, FaultCode.CONTROL_COUNT, count)
+            return
         if not self.armed:
             self.counters["controls_ignored_safe"] += 1
             return
@@ -309,8 +333,7 @@ class RigFirmware:
         if last is None or (last - message.state_seq) % _SEQ > self._stale_after:
             self.counters["controls_stale"] += 1
             return
-        force = max(-self.max_command, min(self.max_command, message.command))
-        self.plant.apply(force, t_ns)
+        self.plant.apply(np.clip(message.commands, self._low, self._high).tolist(), t_ns)
         # A reload never moves the deadline earlier: a CONTROL read before a stall of this
         # process is handled after it, when its deadline may already lie past `stalled()`'s.
         self.watchdog_deadline_ns = max(self.watchdog_deadline_ns or 0,
@@ -367,7 +390,9 @@ class RigFirmware:
             "capabilities": {"rig_id": self.capabilities.rig_id,
                              "state_rate_hz": self.capabilities.state_rate_hz,
                              "watchdog_ms": self.capabilities.watchdog_ms,
-                             "max_command": self.capabilities.max_command},
+                             "state_layout": self.capabilities.state_layout.name,
+                             "input_limits": [list(p) for p in
+                                              self.capabilities.input_limits]},
             "armed_at_exit": self.armed,
             "boot_ns": self.boot_ns,  # the rig clock reads clock_start_us then
             "first_armed_ns": self.first_armed_ns,
@@ -586,13 +611,13 @@ class RigEmulator:
             self._queue_outgoing(now)
             self._write_due(now)
             wake = now + _MAX_IDLE_NS
-            for t in (sched.deadline_ns if sched else None,
-                      self._tx_queue[0][0] if self._tx_queue else None,
-                      self._rx_queue[0][0] if self._rx_queue else None,
-                      fw.watchdog_deadline_ns if fw.armed else None, unplug_at, booted_at,
-                      fw.last_tx_ns + LIVENESS_NS):
-                if t is not None and t < wake:
-                    wake = t
+            for due in (sched.deadline_ns if sched else None,
+                        self._tx_queue[0][0] if self._tx_queue else None,
+                        self._rx_queue[0][0] if self._rx_queue else None,
+                        fw.watchdog_deadline_ns if fw.armed else None, unplug_at, booted_at,
+                        fw.last_tx_ns + LIVENESS_NS):
+                if due is not None and due < wake:
+                    wake = due
             timeout_ns = wake - self.clock()
             if timeout_ns > 0:
                 select.select((self.master,), (), (), timeout_ns / 1e9)
@@ -616,19 +641,13 @@ class RigEmulator:
 def build(config: Config, log: Any = None, clock: Callable[[], int] = time.monotonic_ns
           ) -> RigEmulator:
     """The emulator `config` describes, its model compiled and warm."""
-    plant_config = config.plant
-    try:
-        model = create_model(plant_config.model, plant_config.params,
-                             substeps=plant_config.substeps)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"plant.params: {exc}") from None
-    if plant_config.model not in LAYOUTS:
-        raise ConfigError(f"plant.model {plant_config.model!r} has no rig layout")
-    state = np.array(plant_config.initial_state, dtype=np.float64)
-    if state.shape != (len(model.state_names),):
-        raise ConfigError(f"plant.initial_state: model {model.name!r} has "
-                          f"{len(model.state_names)} states, got {len(state)} values")
-    model.step(state.copy(), 0.0, 1e-3, np.empty_like(state))  # compile before serving
+    model = build_plant_model(config)  # ConfigError naming what is wrong
+    if len(model.state_names) > MAX_STATE_VALUES:
+        raise ConfigError(f"plant.model {model.name!r} has {len(model.state_names)} states; a "
+                          f"rig's STATE frame carries at most {MAX_STATE_VALUES} "
+                          "(firmware_protocol/PROTOCOL.md section 5)")
+    state = np.array(config.plant.initial_state, dtype=np.float64)
+    model.step(state.copy(), np.zeros(model.inputs.n), 1e-3, np.empty_like(state))  # compile
     settings = RigSettings.from_config(config)
     return RigEmulator(RigFirmware(model, state, settings, clock()), settings, log, clock)
 

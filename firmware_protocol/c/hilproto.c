@@ -1,5 +1,5 @@
 /*
- * hilproto.c - C99 reference codec of the hil-runtime rig protocol, version 1.
+ * hilproto.c - C99 reference codec of the hil-runtime rig protocol, version 2.
  * See hilproto.h for the interface and ../PROTOCOL.md for the specification.
  */
 #include "hilproto.h"
@@ -85,12 +85,80 @@ static int bits_finite(uint32_t u)
     return (u & 0x7F800000u) != 0x7F800000u;
 }
 
+/* A total order on finite binary32 bit patterns, as integers: -0 and +0 are equal. */
+static uint32_t order_key(uint32_t u)
+{
+    if (u == 0x80000000u) {
+        u = 0;
+    }
+    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+/* The enums in their sets; 1..8 limits, each finite with low < high. */
 static int capabilities_valid(const hp_capabilities *c)
 {
-    return c->state_layout >= HP_LAYOUT_CART_POLE &&
-           c->state_layout <= HP_LAYOUT_DOUBLE_INVERTED_PENDULUM &&
-           c->state_encoding <= HP_ENCODING_ENCODER_COUNTS && c->control_unit <= HP_UNIT_DUTY &&
-           bits_finite(float_bits(c->max_command));
+    unsigned i;
+    if (c->state_layout > HP_LAYOUT_DOUBLE_INVERTED_PENDULUM ||
+        c->state_encoding > HP_ENCODING_ENCODER_COUNTS || c->control_unit > HP_UNIT_DUTY) {
+        return 0;
+    }
+    for (i = 0; i < c->input_count; i++) {
+        uint32_t low = float_bits(c->input_low[i]);
+        uint32_t high = float_bits(c->input_high[i]);
+        if (!bits_finite(low) || !bits_finite(high) || order_key(low) >= order_key(high)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int count_valid(uint8_t count)
+{
+    return count >= 1u && count <= HP_MAX_INPUTS;
+}
+
+static int pack_capabilities(const hp_capabilities *c, uint8_t *p)
+{
+    unsigned i;
+    if (!count_valid(c->input_count) || !capabilities_valid(c)) {
+        return HP_INVALID;
+    }
+    put_u32(p, c->rig_id);
+    p[4] = c->firmware_version[0];
+    p[5] = c->firmware_version[1];
+    p[6] = c->firmware_version[2];
+    p[7] = c->state_layout;
+    p[8] = c->state_encoding;
+    p[9] = c->control_unit;
+    put_u16(p + 10, c->state_rate_hz);
+    put_u16(p + 12, c->watchdog_ms);
+    put_u32(p + 14, c->angle_counts_per_rev);
+    put_u32(p + 18, c->cart_counts_per_m);
+    put_u32(p + 22, c->nonce);
+    p[26] = c->input_count;
+    for (i = 0; i < c->input_count; i++) {
+        put_u32(p + HP_CAPABILITIES_HEAD_BYTES + 8 * i, float_bits(c->input_low[i]));
+        put_u32(p + HP_CAPABILITIES_HEAD_BYTES + 8 * i + 4, float_bits(c->input_high[i]));
+    }
+    return (int)HP_CAPABILITIES_HEAD_BYTES + 8 * (int)c->input_count;
+}
+
+static int pack_control(const hp_control *c, uint8_t *p)
+{
+    unsigned i;
+    if (!count_valid(c->count)) {
+        return HP_INVALID;
+    }
+    put_u16(p, c->state_seq);
+    p[2] = c->count;
+    for (i = 0; i < c->count; i++) {
+        uint32_t bits = float_bits(c->commands[i]);
+        if (!bits_finite(bits)) {
+            return HP_INVALID;
+        }
+        put_u32(p + 3 + 4 * i, bits);
+    }
+    return 3 + 4 * (int)c->count;
 }
 
 /* Payload of m into p; its length, or HP_INVALID if m cannot be encoded. */
@@ -98,29 +166,17 @@ static int pack_payload(const hp_message *m, uint8_t *p)
 {
     unsigned i;
     switch (m->type) {
-    case HP_HELLO:
     case HP_ESTOP:
     case HP_CLEAR:
         return 0;
-    case HP_CAPABILITIES: {
-        const hp_capabilities *c = &m->body.capabilities;
-        if (!capabilities_valid(c)) {
+    case HP_HELLO:
+        if (m->body.hello.nonce == 0u) {
             return HP_INVALID;
         }
-        put_u32(p, c->rig_id);
-        p[4] = c->firmware_version[0];
-        p[5] = c->firmware_version[1];
-        p[6] = c->firmware_version[2];
-        p[7] = c->state_layout;
-        p[8] = c->state_encoding;
-        p[9] = c->control_unit;
-        put_u16(p + 10, c->state_rate_hz);
-        put_u16(p + 12, c->watchdog_ms);
-        put_u32(p + 14, c->angle_counts_per_rev);
-        put_u32(p + 18, c->cart_counts_per_m);
-        put_u32(p + 22, float_bits(c->max_command));
-        return 26;
-    }
+        put_u32(p, m->body.hello.nonce);
+        return 4;
+    case HP_CAPABILITIES:
+        return pack_capabilities(&m->body.capabilities, p);
     case HP_STATE: {
         const hp_state *s = &m->body.state;
         if (s->count < 1u || s->count > HP_MAX_STATE_VALUES) {
@@ -149,15 +205,8 @@ static int pack_payload(const hp_message *m, uint8_t *p)
         }
         return 5 + 4 * (int)s->count;
     }
-    case HP_CONTROL: {
-        uint32_t bits = float_bits(m->body.control.command);
-        if (!bits_finite(bits)) {
-            return HP_INVALID;
-        }
-        put_u32(p, bits);
-        put_u16(p + 4, m->body.control.state_seq);
-        return 6;
-    }
+    case HP_CONTROL:
+        return pack_control(&m->body.control, p);
     case HP_HEARTBEAT:
         put_u32(p, m->body.heartbeat.timestamp_us);
         return 4;
@@ -239,34 +288,66 @@ static hp_result expect_length(size_t len, size_t want)
     return len == want ? HP_FRAME : HP_ERR_LENGTH;
 }
 
+static hp_result unpack_capabilities(hp_capabilities *c, const uint8_t *p, size_t len)
+{
+    unsigned i;
+    if (len < HP_CAPABILITIES_HEAD_BYTES || !count_valid(p[26]) ||
+        len != HP_CAPABILITIES_HEAD_BYTES + 8u * p[26]) {
+        return HP_ERR_LENGTH;
+    }
+    c->rig_id = get_u32(p);
+    c->firmware_version[0] = p[4];
+    c->firmware_version[1] = p[5];
+    c->firmware_version[2] = p[6];
+    c->state_layout = p[7];
+    c->state_encoding = p[8];
+    c->control_unit = p[9];
+    c->state_rate_hz = get_u16(p + 10);
+    c->watchdog_ms = get_u16(p + 12);
+    c->angle_counts_per_rev = get_u32(p + 14);
+    c->cart_counts_per_m = get_u32(p + 18);
+    c->nonce = get_u32(p + 22);
+    c->input_count = p[26];
+    for (i = 0; i < c->input_count; i++) {
+        c->input_low[i] = float_from_bits(get_u32(p + HP_CAPABILITIES_HEAD_BYTES + 8 * i));
+        c->input_high[i] = float_from_bits(get_u32(p + HP_CAPABILITIES_HEAD_BYTES + 8 * i + 4));
+    }
+    return capabilities_valid(c) ? HP_FRAME : HP_ERR_VALUE;
+}
+
+static hp_result unpack_control(hp_control *c, const uint8_t *p, size_t len)
+{
+    unsigned i;
+    int finite = 1;
+    if (len < 3u || !count_valid(p[2]) || len != 3u + 4u * p[2]) {
+        return HP_ERR_LENGTH;
+    }
+    c->state_seq = get_u16(p);
+    c->count = p[2];
+    for (i = 0; i < c->count; i++) {
+        uint32_t bits = get_u32(p + 3 + 4 * i);
+        finite = finite && bits_finite(bits);
+        c->commands[i] = float_from_bits(bits);
+    }
+    return finite ? HP_FRAME : HP_ERR_VALUE;
+}
+
 /* Check and copy a payload: HP_FRAME if m now holds it, or the reason it is rejected. */
 static hp_result unpack_payload(hp_message *m, const uint8_t *p, size_t len)
 {
     unsigned i;
     switch (m->type) {
-    case HP_HELLO:
     case HP_ESTOP:
     case HP_CLEAR:
         return expect_length(len, 0);
-    case HP_CAPABILITIES: {
-        hp_capabilities *c = &m->body.capabilities;
-        if (len != 26u) {
+    case HP_HELLO:
+        if (len != 4u) {
             return HP_ERR_LENGTH;
         }
-        c->rig_id = get_u32(p);
-        c->firmware_version[0] = p[4];
-        c->firmware_version[1] = p[5];
-        c->firmware_version[2] = p[6];
-        c->state_layout = p[7];
-        c->state_encoding = p[8];
-        c->control_unit = p[9];
-        c->state_rate_hz = get_u16(p + 10);
-        c->watchdog_ms = get_u16(p + 12);
-        c->angle_counts_per_rev = get_u32(p + 14);
-        c->cart_counts_per_m = get_u32(p + 18);
-        c->max_command = float_from_bits(get_u32(p + 22));
-        return capabilities_valid(c) ? HP_FRAME : HP_ERR_VALUE;
-    }
+        m->body.hello.nonce = get_u32(p);
+        return m->body.hello.nonce != 0u ? HP_FRAME : HP_ERR_VALUE;
+    case HP_CAPABILITIES:
+        return unpack_capabilities(&m->body.capabilities, p, len);
     case HP_STATE:
     case HP_STATE_RAW: {
         uint8_t count;
@@ -296,16 +377,8 @@ static hp_result unpack_payload(hp_message *m, const uint8_t *p, size_t len)
         }
         return HP_FRAME;
     }
-    case HP_CONTROL: {
-        uint32_t bits;
-        if (len != 6u) {
-            return HP_ERR_LENGTH;
-        }
-        bits = get_u32(p);
-        m->body.control.command = float_from_bits(bits);
-        m->body.control.state_seq = get_u16(p + 4);
-        return bits_finite(bits) ? HP_FRAME : HP_ERR_VALUE;
-    }
+    case HP_CONTROL:
+        return unpack_control(&m->body.control, p, len);
     case HP_HEARTBEAT:
         if (len != 4u) {
             return HP_ERR_LENGTH;
@@ -366,6 +439,7 @@ static hp_result finish_frame(hp_decoder *d, hp_message *m)
     if (hp_crc32(b, n) != get_u32(b + n)) {
         return HP_ERR_CRC;
     }
+    m->version = b[0];
     m->type = b[1];
     m->seq = get_u16(b + 2);
     m->flags = b[4];

@@ -1,5 +1,5 @@
 /*
- * hilproto.h - C99 reference codec of the hil-runtime rig protocol, version 1.
+ * hilproto.h - C99 reference codec of the hil-runtime rig protocol, version 2.
  *
  * The byte-level specification is ../PROTOCOL.md; ../vectors.json holds frames this codec
  * and the Python package must both reproduce. Portable C99: no dynamic allocation, no
@@ -21,14 +21,16 @@
 extern "C" {
 #endif
 
-#define HP_PROTOCOL_VERSION 1u
+#define HP_PROTOCOL_VERSION 2u
 #define HP_HEADER_BYTES 5u      /* version u8, type u8, seq u16, flags u8 */
 #define HP_CRC_BYTES 4u         /* CRC-32/ISO-HDLC of header + payload, little-endian */
 #define HP_MAX_STATE_VALUES 8u
-#define HP_MAX_PAYLOAD_BYTES 37u /* STATE with 8 values: 4 + 1 + 8 * 4 */
-#define HP_MAX_BODY_BYTES (HP_HEADER_BYTES + HP_MAX_PAYLOAD_BYTES + HP_CRC_BYTES) /* 46 */
-#define HP_MAX_ENCODED_BYTES (HP_MAX_BODY_BYTES + 1u) /* 47: COBS adds 1 byte below 254 */
-#define HP_MAX_FRAME_BYTES (HP_MAX_ENCODED_BYTES + 1u) /* 48 with the 0x00 delimiter */
+#define HP_MAX_INPUTS 8u        /* commands per CONTROL, input limits per CAPABILITIES */
+#define HP_CAPABILITIES_HEAD_BYTES 27u /* CAPABILITIES before its input_count limit pairs */
+#define HP_MAX_PAYLOAD_BYTES 91u /* CAPABILITIES with 8 inputs: 27 + 8 * 8 */
+#define HP_MAX_BODY_BYTES (HP_HEADER_BYTES + HP_MAX_PAYLOAD_BYTES + HP_CRC_BYTES) /* 100 */
+#define HP_MAX_ENCODED_BYTES (HP_MAX_BODY_BYTES + 1u) /* 101: COBS adds 1 byte below 254 */
+#define HP_MAX_FRAME_BYTES (HP_MAX_ENCODED_BYTES + 1u) /* 102 with the 0x00 delimiter */
 
 /* Message types: header byte 1. */
 enum {
@@ -50,9 +52,11 @@ enum {
     HP_FLAG_ESTOP_LATCHED = 0x04
 };
 
-enum { HP_LAYOUT_CART_POLE = 1, HP_LAYOUT_DOUBLE_INVERTED_PENDULUM = 2 };
+/* DECLARED: the host's plant model names the STATE values (PROTOCOL.md section 6). */
+enum { HP_LAYOUT_DECLARED = 0, HP_LAYOUT_CART_POLE = 1, HP_LAYOUT_DOUBLE_INVERTED_PENDULUM = 2 };
 enum { HP_ENCODING_FLOAT32_SI = 0, HP_ENCODING_ENCODER_COUNTS = 1 };
-enum { HP_UNIT_FORCE_N = 0, HP_UNIT_DUTY = 1 };
+/* PHYSICAL: each input in its physical unit (version 1 called it FORCE_N). */
+enum { HP_UNIT_PHYSICAL = 0, HP_UNIT_FORCE_N = 0, HP_UNIT_DUTY = 1 };
 
 /* FAULT codes; 0x80-0xFF are free for rig-specific faults. */
 enum {
@@ -62,8 +66,13 @@ enum {
     HP_FAULT_LIMIT_SWITCH = 4,
     HP_FAULT_OVERCURRENT = 5,
     HP_FAULT_ENCODER = 6,
-    HP_FAULT_SUPPLY = 7
+    HP_FAULT_SUPPLY = 7,
+    HP_FAULT_CONTROL_COUNT = 8 /* detail: the number of commands the CONTROL carried */
 };
+
+typedef struct {
+    uint32_t nonce; /* nonzero; echoed by the CAPABILITIES that answer this HELLO */
+} hp_hello;
 
 typedef struct {
     uint32_t rig_id;
@@ -75,7 +84,10 @@ typedef struct {
     uint16_t watchdog_ms;
     uint32_t angle_counts_per_rev;
     uint32_t cart_counts_per_m;
-    float max_command;
+    uint32_t nonce;              /* the HELLO's nonce this answers; 0 if sent unasked */
+    uint8_t input_count;         /* 1..HP_MAX_INPUTS: commands per CONTROL */
+    float input_low[HP_MAX_INPUTS];  /* per input, low < high, finite */
+    float input_high[HP_MAX_INPUTS];
 } hp_capabilities;
 
 typedef struct {
@@ -91,8 +103,9 @@ typedef struct {
 } hp_state_raw;
 
 typedef struct {
-    float command;
     uint16_t state_seq;
+    uint8_t count; /* 1..HP_MAX_INPUTS, one command per input */
+    float commands[HP_MAX_INPUTS];
 } hp_control;
 
 typedef struct {
@@ -104,12 +117,14 @@ typedef struct {
     uint16_t detail;
 } hp_fault;
 
-/* One frame. HELLO, ESTOP and CLEAR have no payload. */
+/* One frame. ESTOP and CLEAR have no payload. */
 typedef struct {
+    uint8_t version; /* set by the decoder (HP_ERR_VERSION: the peer's); hp_encode ignores it */
     uint8_t type; /* HP_HELLO .. HP_CLEAR */
     uint16_t seq;
     uint8_t flags;
     union {
+        hp_hello hello;
         hp_capabilities capabilities;
         hp_state state;
         hp_state_raw state_raw;
@@ -128,11 +143,11 @@ typedef enum {
     HP_DUPLICATE,       /* *msg repeats the previous seq and should be dropped */
     HP_ERR_TOO_LONG,    /* > HP_MAX_ENCODED_BYTES without delimiter; skipping to next 0x00 */
     HP_ERR_COBS,        /* a COBS block runs past the delimiter */
-    HP_ERR_LENGTH,      /* too short, or wrong payload length for the type */
+    HP_ERR_LENGTH,      /* too short, wrong payload length for the type, or count 0 / > 8 */
     HP_ERR_CRC,         /* CRC mismatch */
-    HP_ERR_VERSION,     /* CRC valid, other protocol version: msg->type and seq are set */
+    HP_ERR_VERSION,     /* CRC valid, other protocol version: msg->version, type, seq set */
     HP_ERR_TYPE,        /* CRC valid, unknown type */
-    HP_ERR_VALUE        /* a field is out of its defined set (enum, NaN, infinity) */
+    HP_ERR_VALUE        /* out of its set: enum, NaN, infinity, nonce 0, low >= high */
 } hp_result;
 
 typedef struct {
@@ -170,7 +185,8 @@ uint32_t hp_crc32(const uint8_t *data, size_t len);
 /*
  * Encode msg into out as a whole wire frame, delimiter included. Returns the number of
  * bytes written, or 0 if out_size is too small or msg cannot be encoded (unknown type,
- * count outside 1..8, enum out of range, non-finite float).
+ * count outside 1..8, enum out of range, non-finite float, HELLO nonce 0, a limit with
+ * low >= high).
  */
 size_t hp_encode(const hp_message *msg, uint8_t *out, size_t out_size);
 

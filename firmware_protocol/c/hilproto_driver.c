@@ -11,13 +11,14 @@
  * k % 8 (LSB first, the order a UART sends) of byte k / 8.
  *
  * FIELDS, per TYPE (integers decimal, floats as 8 hex digits of their binary32 bits):
- *   HELLO, ESTOP, CLEAR   (none)
+ *   ESTOP, CLEAR          (none)
+ *   HELLO                 nonce
  *   CAPABILITIES          rig_id fw_major fw_minor fw_patch layout encoding unit
  *                         state_rate_hz watchdog_ms angle_counts_per_rev cart_counts_per_m
- *                         max_command
+ *                         nonce input_count (low high)...
  *   STATE                 timestamp_us count value...
  *   STATE_RAW             timestamp_us count count_value...
- *   CONTROL               command state_seq
+ *   CONTROL               state_seq count command...
  *   HEARTBEAT             timestamp_us
  *   FAULT                 code detail
  * Events: "frame TYPE SEQ FLAGS FIELDS...", "gap EXPECTED RECEIVED" or
@@ -114,9 +115,17 @@ static int parse_message(hp_message *m)
         c->watchdog_ms = (uint16_t)next_ulong(10);
         c->angle_counts_per_rev = (uint32_t)next_ulong(10);
         c->cart_counts_per_m = (uint32_t)next_ulong(10);
-        c->max_command = next_float();
+        c->nonce = (uint32_t)next_ulong(10);
+        c->input_count = (uint8_t)next_ulong(10);
+        for (i = 0; i < c->input_count && i < HP_MAX_INPUTS; i++) {
+            c->input_low[i] = next_float();
+            c->input_high[i] = next_float();
+        }
         break;
     }
+    case HP_HELLO:
+        m->body.hello.nonce = (uint32_t)next_ulong(10);
+        break;
     case HP_STATE:
         m->body.state.timestamp_us = (uint32_t)next_ulong(10);
         m->body.state.count = (uint8_t)next_ulong(10);
@@ -133,8 +142,11 @@ static int parse_message(hp_message *m)
         }
         break;
     case HP_CONTROL:
-        m->body.control.command = next_float();
         m->body.control.state_seq = (uint16_t)next_ulong(10);
+        m->body.control.count = (uint8_t)next_ulong(10);
+        for (i = 0; i < m->body.control.count && i < HP_MAX_INPUTS; i++) {
+            m->body.control.commands[i] = next_float();
+        }
         break;
     case HP_HEARTBEAT:
         m->body.heartbeat.timestamp_us = (uint32_t)next_ulong(10);
@@ -156,13 +168,17 @@ static void print_message(const char *event, const hp_message *m)
     switch (m->type) {
     case HP_CAPABILITIES: {
         const hp_capabilities *c = &m->body.capabilities;
-        printf(" %lu %u %u %u %u %u %u %u %u %lu %lu %08lx", (unsigned long)c->rig_id,
+        printf(" %lu %u %u %u %u %u %u %u %u %lu %lu %lu %u", (unsigned long)c->rig_id,
                (unsigned)c->firmware_version[0], (unsigned)c->firmware_version[1],
                (unsigned)c->firmware_version[2], (unsigned)c->state_layout,
                (unsigned)c->state_encoding, (unsigned)c->control_unit,
                (unsigned)c->state_rate_hz, (unsigned)c->watchdog_ms,
                (unsigned long)c->angle_counts_per_rev, (unsigned long)c->cart_counts_per_m,
-               (unsigned long)bits_of(c->max_command));
+               (unsigned long)c->nonce, (unsigned)c->input_count);
+        for (i = 0; i < c->input_count; i++) {
+            printf(" %08lx %08lx", (unsigned long)bits_of(c->input_low[i]),
+                   (unsigned long)bits_of(c->input_high[i]));
+        }
         break;
     }
     case HP_STATE:
@@ -179,9 +195,14 @@ static void print_message(const char *event, const hp_message *m)
             printf(" %ld", (long)m->body.state_raw.counts[i]);
         }
         break;
+    case HP_HELLO:
+        printf(" %lu", (unsigned long)m->body.hello.nonce);
+        break;
     case HP_CONTROL:
-        printf(" %08lx %u", (unsigned long)bits_of(m->body.control.command),
-               (unsigned)m->body.control.state_seq);
+        printf(" %u %u", (unsigned)m->body.control.state_seq, (unsigned)m->body.control.count);
+        for (i = 0; i < m->body.control.count; i++) {
+            printf(" %08lx", (unsigned long)bits_of(m->body.control.commands[i]));
+        }
         break;
     case HP_HEARTBEAT:
         printf(" %lu", (unsigned long)m->body.heartbeat.timestamp_us);

@@ -46,9 +46,12 @@ int hal_uart_write(const uint8_t *bytes, size_t n);
  */
 int hal_read_state(uint32_t t_us, float *values, uint8_t count);
 
-/* Motor driver: enable (1) or disable (0) the power stage; the command in control units. */
+/*
+ * Actuators: enable (1) or disable (0) every power stage; the commands, one per input (count
+ * of them, the rig's input_count, each already within its limits), in physical units.
+ */
 void hal_motor_enable(int on, uint32_t now_us);
-void hal_motor_set(float command, uint32_t now_us);
+void hal_motor_set(const float *commands, uint8_t count, uint32_t now_us);
 
 /* Limit switches: bit 0 the -x end of the track, bit 1 the +x end; 1 = pressed. */
 uint8_t hal_limit_switches(void);

@@ -1,16 +1,17 @@
-"""Serial plant backend: a pendulum rig on a serial port, bridged into the plant loop.
+"""Serial plant backend: a rig on a serial port, bridged into the plant loop.
 
-The rig's microcontroller speaks `firmware_protocol` (firmware_protocol/PROTOCOL.md). This
-backend opens the port with pyserial, sends one 0x00, says HELLO and checks the rig's
-CAPABILITIES against the configuration, then gives the plant loop the rig's newest STATE
-each tick and sends each applied force as a CONTROL. The controller sees the same messages
-as from the simulation.
+The rig's microcontroller speaks `firmware_protocol` (firmware_protocol/PROTOCOL.md,
+version 2). This backend opens the port with pyserial, sends one 0x00, says HELLO (with a
+nonce) and checks the rig's CAPABILITIES against the configuration (its layout, rate and
+inputs against the plant model's), then gives the plant loop the rig's newest STATE each
+tick and sends each applied input vector as a CONTROL, one command per input. The
+controller sees the same messages as from the simulation.
 
 Two threads share the port. A reader thread owns the receive side: it timestamps every
 chunk of bytes as it arrives, decodes frames, keeps the newest STATE, sends a HEARTBEAT
 when the host has sent nothing for 100 ms, and notices a silent rig (no valid frame for
 `silence_timeout`), an unplugged port (a read or write error) and FAULT frames or flags.
-The plant loop's thread sends the CONTROLs: one per applied force, and one hold refresh
+The plant loop's thread sends the CONTROLs: one per applied input, and one hold refresh
 per tick the controller left unanswered, so the rig's watchdog is fed only while the plant
 loop itself runs. Any of those faults sends ESTOP three times (if the port still works) and
 sets `fault`, a message naming the port; the plant loop checks it every tick, applies its
@@ -61,6 +62,7 @@ from firmware_protocol import (
     frame_bytes,
 )
 from hil.config import Config
+from hil.dynamics.inputs import Inputs
 from hil.runtime.latency import LatencyMonitor
 from plant_server.backends.serial_handshake import (
     LAYOUTS,
@@ -69,6 +71,8 @@ from plant_server.backends.serial_handshake import (
     RigMismatch,
     RigUnreachable,
     capabilities_dict,
+    model_inputs,
+    rig_description,
 )
 from plant_server.backends.serial_intake import RigClock, RigIntake, Sample
 from plant_server.backends.serial_io import (
@@ -95,14 +99,22 @@ _BRIDGE_COUNTERS = ("controls_tx", "samples_skipped", "hold_refreshes", "heartbe
 COUNTERS = ("frames_tx", "controls_tx", "bytes_tx", "bytes_rx", "tx_overflow_bytes",
             "states_rx", "stale_ticks", "late_states", "samples_skipped", "hold_refreshes",
             "heartbeats_tx", "clears_tx", "estops_tx", "resyncs", "unexpected_frames",
-            "tx_dropped_frames", "tx_truncated_frames", "unanswered_capabilities")
+            "tx_dropped_frames", "tx_truncated_frames", "unanswered_capabilities",
+            "stale_capabilities")
+
+
+def _size_problem(commands: np.ndarray, inputs: Inputs, port: str) -> str | None:
+    if commands.shape == (inputs.n,):
+        return None
+    return (f"the plant loop applied {commands.size} inputs to the rig on {port}, which "
+            f"takes {inputs.n} {list(inputs.names)}")
 
 
 class SerialBackend:
     """A rig on `port` as a plant backend; see the module docstring.
 
     `model` is the plant the rig is (it gives the state names, the description and the
-    force limit, lowered to the rig's `max_command`); it is never stepped. `open()` does
+    inputs, each limit narrowed to the rig's); it is never stepped. `open()` does
     the handshake; the plant loop then calls `align_start_ns`, `start`, `advance`,
     `apply`, and checks `fault`; `close()` sends ESTOP and releases the port. Its parts:
     the handshake (serial_handshake.py), the receive side (serial_intake.py), the reader
@@ -129,19 +141,16 @@ class SerialBackend:
         self.model = model
         self.name = model.name
         self.state_names = tuple(model.state_names)
-        self.max_force_n = float(model.max_force_n)
+        self.inputs: Inputs = model_inputs(model)  # narrowed to the rig's limits by open()
         self.state = np.zeros(len(self.state_names))
         self.sim_time_ns = 0
-        self.port = port
-        self.baud = baud
-        self.rate_hz = rate_hz
+        self.port, self.baud, self.rate_hz = port, baud, rate_hz
         self.period_ns = round(1e9 / rate_hz)
         self.latency = LatencyMonitor(SERIAL_FIGURES)
-        self.state_frame_bytes = frame_bytes(State(timestamp_us=0,
-                                                   values=(0.0,) * len(self.state_names)))
-        self.control_frame_bytes = frame_bytes(Control(command=0.0, state_seq=0))
+        self.state_frame_bytes = frame_bytes(State(0, (0.0,) * len(self.state_names)))
+        self.control_frame_bytes = frame_bytes(Control((0.0,) * self.inputs.n, 0))
         self._expected = RigExpectation(model.name, LAYOUTS.get(model.name), rate_hz,
-                                        self.period_ns)
+                                        self.period_ns, len(self.state_names), self.inputs)
         self._handshake_timeout_ns = handshake_timeout_ns
         self._silence_timeout_ns = silence_timeout_ns
         self._margin_ns = round(phase_margin * self.period_ns)
@@ -167,7 +176,7 @@ class SerialBackend:
         self._t0_ns: int | None = None
         self._first_tick = False
         self._last_clear_ns = 0
-        self._force_n = 0.0
+        self._u = np.zeros(self.inputs.n)  # the input held
         self._control_since_tick = False
         self._counts = dict.fromkeys(_BRIDGE_COUNTERS, 0)
 
@@ -187,11 +196,9 @@ class SerialBackend:
         """Open the port, handshake, wait for the first STATEs, start the reader thread.
 
         Raises `RigUnreachable` (no port, no answer) or `RigMismatch` (the rig is another
-        plant, rate or protocol version than configured), both naming the port.
+        plant, rate, number of inputs or protocol version than configured), both naming the
+        port.
         """
-        if self._expected.layout is None:
-            raise RigMismatch(f"plant.model {self.name!r} has no rig layout; known: "
-                              f"{', '.join(LAYOUTS)}")
         handshake = Handshake(self._ser, self._tx, self._intake, self._expected,
                               port=self.port, baud=self.baud,
                               timeout_ns=self._handshake_timeout_ns,
@@ -204,9 +211,8 @@ class SerialBackend:
         if self._fault is not None:  # a write failed during the handshake
             self._ser.close()
             raise RigUnreachable(self._fault)
-        caps = self._intake.capabilities
-        assert caps is not None
-        self.max_force_n = min(self.max_force_n, caps.max_command)
+        assert handshake.inputs is not None
+        self.inputs = handshake.inputs
         self.state[:] = first.values
         self._published = first
         self._reader = RigReader(self._ser, self.port, on_chunk=self._on_chunk,
@@ -226,9 +232,8 @@ class SerialBackend:
         return self._intake.flags
 
     def describe(self) -> dict[str, Any]:
-        """The model's description, with the rig's force limit and CAPABILITIES."""
-        return {**self.model.describe(), "max_force_n": self.max_force_n, "backend": "serial",
-                "rig": capabilities_dict(self.capabilities)}
+        """The model's description, inputs narrowed to the rig's, and its CAPABILITIES."""
+        return rig_description(self.model.describe(), self.inputs, self.capabilities)
 
     @property
     def fault(self) -> str | None:
@@ -258,10 +263,15 @@ class SerialBackend:
         self._tx.send(Clear())
         self._counts["clears_tx"] += 1
 
-    def apply(self, force_n: float, t_ns: int) -> None:
-        """Send `force_n` to the rig now (and hold it: `advance` refreshes it each tick no
-        control came); after a fault, note when the safe output came instead."""
-        self._force_n = force_n
+    def apply(self, u: Any, t_ns: int) -> None:
+        """Send `u` (one number per input; a float for one input) to the rig now, and hold it:
+        `advance` refreshes it each tick no control came. After a fault, note when the safe
+        output came instead. A `u` of another size is a fault (the rig would refuse it)."""
+        commands = np.atleast_1d(np.asarray(u, dtype=np.float64))
+        if (problem := _size_problem(commands, self.inputs, self.port)) is not None:
+            self._set_fault(problem, self._clock())
+        else:
+            self._u[:] = commands
         if self._fault is not None:
             if self._safe_output_ns is None:
                 self._safe_output_ns = t_ns
@@ -269,7 +279,7 @@ class SerialBackend:
         if self._t0_ns is None:
             return
         published = self._published
-        sent_ns = self._send_control(force_n)
+        sent_ns = self._send_control()
         if sent_ns and published is not None:
             self.latency.record_ns("serial_round_trip", sent_ns + self._control_wire_ns
                                    - published.sample_ns)
@@ -299,7 +309,7 @@ class SerialBackend:
         if self._t0_ns is not None:
             self.sim_time_ns = max(0, t_ns - self._t0_ns)
             if self._fault is None:
-                if not self._control_since_tick and self._send_control(self._force_n):
+                if not self._control_since_tick and self._send_control():
                     self._counts["hold_refreshes"] += 1
                 if not intake.armed_seen and now - self._last_clear_ns >= CLEAR_RETRY_NS:
                     self._tx.send(Clear())
@@ -321,12 +331,12 @@ class SerialBackend:
             self._ser.close()
 
     # ----------------------------------------------------------------- sending
-    def _send_control(self, force_n: float) -> int:
-        """Send `force_n` answering the published STATE; when it went out (host clock), or
-        0 if it did not."""
+    def _send_control(self) -> int:
+        """Send the held input answering the published STATE; when it went out (host
+        clock), or 0 if it did not."""
         published = self._published
         seq = published.seq if published is not None else 0
-        if not self._tx.send(Control(command=force_n, state_seq=seq)):
+        if not self._tx.send(Control(commands=self._u.tolist(), state_seq=seq)):
             return 0
         self._counts["controls_tx"] += 1
         return self._tx.last_tx_ns
@@ -387,6 +397,7 @@ class SerialBackend:
             "frames_rx": line.pop("frames_rx"),
             "frames_tx": counters.pop("frames_tx"),
             **line,
+            "input_count": self.inputs.n,
             "state_frame_bytes": self.state_frame_bytes,
             "control_frame_bytes": self.control_frame_bytes,
             "max_rate_hz": ceiling_hz,

@@ -1,9 +1,13 @@
 """The serial bridge's opening: HELLO until CAPABILITIES, the rig checked against the
-configuration, then its first STATEs (firmware_protocol/PROTOCOL.md).
+configuration, then its first STATEs (firmware_protocol/PROTOCOL.md, sections 9 and 10).
 
-A board that resets when its port is opened hears none of the first HELLOs and then sends
-its power-up CAPABILITIES unasked; no STATE follows that one, so the handshake says HELLO
-again (counted in `unanswered_capabilities`) until its time is up.
+Each HELLO of a handshake carries one random nonce, and only a CAPABILITIES that echoes it
+is the answer. A board that resets when its port is opened hears none of the first HELLOs
+and then sends its power-up CAPABILITIES unasked (nonce 0): that one is ignored (counted in
+`stale_capabilities`) and the next HELLO's answer is taken. Should a CAPABILITIES be
+followed by no STATE, the handshake says HELLO again (counted in `unanswered_capabilities`)
+until its time is up. A rig that speaks another protocol version is refused at its first
+CRC-valid frame (RigMismatch, exit 2), naming both versions and the fix.
 """
 
 from __future__ import annotations
@@ -14,8 +18,17 @@ from typing import Any
 
 import serial
 
-from firmware_protocol import Capabilities, ControlUnit, Hello, StateEncoding, StateLayout
+from firmware_protocol import (
+    PROTOCOL_VERSION,
+    Capabilities,
+    ControlUnit,
+    Hello,
+    StateEncoding,
+    StateLayout,
+)
+from firmware_protocol.messages import new_nonce
 from hil.config import ConfigError
+from hil.dynamics.inputs import Inputs
 from plant_server.backends.serial_intake import RigIntake, Sample
 from plant_server.backends.serial_io import FrameWriter, read_chunk
 
@@ -35,40 +48,93 @@ class RigMismatch(ConfigError):
     """The rig on the port is not the plant the configuration describes."""
 
 
+def model_inputs(model: Any) -> Inputs:
+    """The plant model's inputs (`model.inputs`; a model without gives its one input from
+    `input_name`, `input_unit` and `max_force_n`)."""
+    inputs = getattr(model, "inputs", None)
+    if isinstance(inputs, Inputs):
+        return inputs
+    return Inputs.single(getattr(model, "input_name", "force"),
+                         getattr(model, "input_unit", "N"), model.max_force_n)
+
+
 @dataclass(frozen=True, slots=True)
 class RigExpectation:
-    """The rig the configuration describes: the plant model's name and its rig layout (None
-    if it has none), and the run's rate."""
+    """The rig the configuration describes: the plant model's name, its rig layout (None if
+    it has none: the rig must then be DECLARED), its states and inputs, and the run's rate."""
 
     model_name: str
     layout: StateLayout | None
     rate_hz: float
     period_ns: int
+    n_states: int
+    inputs: Inputs
 
 
 def check_capabilities(caps: Capabilities, expected: RigExpectation, port: str,
-                       log: Any = None) -> None:
-    """RigMismatch, naming the port and the fix, if the rig is another plant, encoding,
-    unit or rate than `expected`; a warning on `log` if its watchdog is short."""
+                       log: Any = None) -> Inputs:
+    """The inputs the run may command: the model's, each within the tighter of its own and
+    the rig's limits. RigMismatch, naming the port and the fix, if the rig is another plant,
+    encoding, unit, rate or number of inputs than `expected`; a warning on `log` if its
+    watchdog is short."""
     where = f"the rig on {port} (rig id {caps.rig_id:#010x})"
-    if caps.state_layout != expected.layout:
-        layout = expected.layout.name if expected.layout is not None else "no known layout"
+    if caps.state_layout not in (expected.layout, StateLayout.DECLARED):
+        layout = (expected.layout.name if expected.layout is not None
+                  else f"a rig of layout {StateLayout.DECLARED.name}")
         raise RigMismatch(f"{where} is a {caps.state_layout.name}, but plant.model is "
-                          f"{expected.model_name!r} ({layout})")
+                          f"{expected.model_name!r} ({layout}): set plant.model to this rig's")
     if caps.state_encoding != StateEncoding.FLOAT32_SI:
         raise RigMismatch(f"{where} streams {caps.state_encoding.name}; this bridge reads "
                           "STATE frames (FLOAT32_SI) only")
-    if caps.control_unit != ControlUnit.FORCE_N:
+    if caps.control_unit != ControlUnit.PHYSICAL:
         raise RigMismatch(f"{where} takes commands in {caps.control_unit.name}; this bridge "
-                          "sends forces (FORCE_N) only")
+                          "sends each input in its physical unit (PHYSICAL) only")
     if abs(caps.state_rate_hz - expected.rate_hz) > 1e-9:
         raise RigMismatch(f"{where} streams at {caps.state_rate_hz} Hz, but run.rate_hz is "
                           f"{expected.rate_hz:g}: set run.rate_hz to {caps.state_rate_hz}")
-    if caps.max_command <= 0:
-        raise RigMismatch(f"{where} reports max_command {caps.max_command}, must be > 0")
     if log is not None and caps.watchdog_ms * 1e6 < 3 * expected.period_ns:
         log.warning("rig watchdog shorter than 3 periods", port=port,
                     watchdog_ms=caps.watchdog_ms, period_ms=expected.period_ns / 1e6)
+    return _shared_limits(caps, expected, where)
+
+
+def _shared_limits(caps: Capabilities, expected: RigExpectation, where: str) -> Inputs:
+    inputs = expected.inputs
+    if caps.input_count != inputs.n:
+        raise RigMismatch(f"{where} takes {caps.input_count} input(s) per CONTROL, but "
+                          f"plant.model {expected.model_name!r} has {inputs.n} "
+                          f"{list(inputs.names)}: set plant.model to the plant this rig is")
+    low, high = [], []
+    for name, (rig_low, rig_high), model_low, model_high in zip(
+            inputs.names, caps.input_limits, inputs.low, inputs.high, strict=True):
+        low.append(max(model_low, rig_low))
+        high.append(min(model_high, rig_high))
+        if not low[-1] < high[-1]:
+            raise RigMismatch(f"{where} keeps input {name!r} within [{rig_low:g}, "
+                              f"{rig_high:g}], which leaves nothing of the model's "
+                              f"[{model_low:g}, {model_high:g}]: check the model's limits")
+    return Inputs(inputs.names, inputs.units, tuple(low), tuple(high))
+
+
+def version_refusal(port: str, peer_version: int) -> str:
+    """What the user reads when the rig speaks another protocol version (PROTOCOL.md 9)."""
+    return (f"the rig on {port} speaks rig protocol version {peer_version}, this host speaks "
+            f"version {PROTOCOL_VERSION}: reflash the rig with firmware of protocol version "
+            f"{PROTOCOL_VERSION} (firmware_protocol/firmware: make -C "
+            f"firmware_protocol/firmware board), or run the hil-runtime release that speaks "
+            f"version {peer_version}")
+
+
+def rig_description(model_description: dict[str, Any], inputs: Inputs,
+                    caps: Capabilities | None) -> dict[str, Any]:
+    """The bridge's description: the model's, its inputs' limits as the run keeps them
+    (narrowed to the rig's), input 0 in the single-input keys (`max_force_n`: +-this, the
+    narrower side of an asymmetric range), the rig's CAPABILITIES under `rig`."""
+    low, high = inputs.low[0], inputs.high[0]
+    return {**model_description, **inputs.describe(),
+            "max_force_n": min(-low, high) if low < 0 < high else max(-low, high),
+            "input_name": inputs.names[0], "input_unit": inputs.units[0],
+            "backend": "serial", "rig": capabilities_dict(caps)}
 
 
 def capabilities_dict(caps: Capabilities | None) -> dict[str, Any] | None:
@@ -83,7 +149,7 @@ def capabilities_dict(caps: Capabilities | None) -> dict[str, Any] | None:
         "control_unit": caps.control_unit.name,
         "state_rate_hz": caps.state_rate_hz,
         "watchdog_ms": caps.watchdog_ms,
-        "max_command": caps.max_command,
+        "input_limits": [list(pair) for pair in caps.input_limits],
     }
 
 
@@ -107,6 +173,8 @@ class Handshake:
         self._log = log
         self._clock = clock
         self.unanswered_capabilities = 0
+        self.nonce = new_nonce()
+        self.inputs: Inputs | None = None  # the run's, once the rig is checked
 
     def run(self) -> Sample:
         """HELLO (again, after a CAPABILITIES no STATE followed) until the first STATEs."""
@@ -119,9 +187,10 @@ class Handshake:
             self._ser.reset_input_buffer()
             self._tx.write(b"\x00")  # ends whatever partial frame the rig's receiver holds
             give_up = self._clock() + self._timeout_ns
+            self._intake.expected_nonce = self.nonce
             while True:
                 caps = self._hello(give_up)
-                check_capabilities(caps, self._expected, self._port, self._log)
+                self.inputs = check_capabilities(caps, self._expected, self._port, self._log)
                 first = self._first_states(give_up)
                 if first is not None:
                     return first
@@ -137,7 +206,10 @@ class Handshake:
         """HELLO every HELLO_RETRY_NS until CAPABILITIES come, or RigUnreachable at
         `give_up`."""
         hellos = 0
-        while (caps := self._intake.capabilities) is None:
+        intake = self._intake
+        while (caps := intake.capabilities) is None:
+            if intake.peer_version is not None:  # a CRC-valid frame of another version
+                raise RigMismatch(version_refusal(self._port, intake.peer_version))
             now = self._clock()
             if now >= give_up:
                 detail = self._intake.version_problem or (
@@ -146,10 +218,11 @@ class Handshake:
                     f"no CAPABILITIES from the rig on {self._port} within "
                     f"{self._timeout_ns / 1e6:.0f} ms ({hellos} HELLOs sent at "
                     f"{self._baud} baud): {detail}")
-            self._tx.send(Hello())
+            self._tx.send(Hello(nonce=self.nonce))
             hellos += 1
             self._pump_until(min(give_up, now + HELLO_RETRY_NS),
-                             lambda: self._intake.capabilities is not None)
+                             lambda: intake.capabilities is not None
+                             or intake.peer_version is not None)
         return caps
 
     def _first_states(self, give_up: int) -> Sample | None:
@@ -161,6 +234,11 @@ class Handshake:
         latest = self._intake.latest
         if latest is not None:
             return latest
+        if (count := self._intake.mismatched_state_count) is not None:
+            raise RigMismatch(
+                f"the rig on {self._port} streams {count} state values, but plant.model "
+                f"{self._expected.model_name!r} has {self._expected.n_states} states: set "
+                "plant.model to the plant this rig is")
         if self._clock() < give_up:
             return None
         raise RigUnreachable(

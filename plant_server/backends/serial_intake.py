@@ -2,9 +2,11 @@
 
 `RigIntake.receive(data, t_ns)` decodes the bytes the reader thread read at `t_ns` and
 keeps the newest STATE (as a `Sample` on the host's clock, through `RigClock`), the rig's
-CAPABILITIES, flags and last FAULT, and the counts. It returns, rather than acts on, why
-the rig can no longer be trusted; `check_link` does the same for a silent rig or one that
-will not arm. The plant loop's thread takes the newest sample with `wait_fresh`.
+CAPABILITIES (only one that echoes `expected_nonce`, the handshake's), flags and last
+FAULT, the protocol version of a rig that speaks another, and the counts. It returns,
+rather than acts on, why the rig can no longer be trusted; `check_link` does the same for
+a silent rig or one that will not arm. The plant loop's thread takes the newest sample
+with `wait_fresh`.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from hil.runtime.ratelimit import RateLimiter
 OFFSET_WINDOW_NS = 1_000_000_000
 _FEED_BYTES = 4096
 INTAKE_COUNTERS = ("bytes_rx", "states_rx", "stale_ticks", "late_states", "resyncs",
-                   "unexpected_frames")
+                   "unexpected_frames", "stale_capabilities")
 
 
 class RigClock:
@@ -119,7 +121,10 @@ class RigIntake:
         self.counters = dict.fromkeys(INTAKE_COUNTERS, 0)
         self.latest: Sample | None = None  # the newest STATE
         self.capabilities: Capabilities | None = None
+        self.expected_nonce: int | None = None  # the handshake's HELLO nonce
         self.version_problem: str | None = None  # a frame in another protocol version
+        self.peer_version: int | None = None  # ... and that version, before CAPABILITIES
+        self.mismatched_state_count: int | None = None  # a STATE of another size
         self.flags = Flags.NONE  # the rig's, as of its last frame
         self.rig_fault: dict[str, Any] | None = None  # its last FAULT
         self.armed_seen = False  # MOTOR_ENABLED since the run's CLEAR
@@ -183,6 +188,7 @@ class RigIntake:
             self._fresh.notify_all()
         if event.reason is RejectReason.VERSION and self.capabilities is None:
             self.version_problem = f"the rig speaks another protocol version: {event.detail}"
+            self.peer_version = event.peer_version
         if self._log is not None and self._rejects_logged.allow(event.reason):
             self._log.warning("serial frame rejected", port=self.port,
                               reason=event.reason.value, detail=event.detail,
@@ -202,7 +208,11 @@ class RigIntake:
         elif isinstance(message, Capabilities):
             if self._in_run():
                 fault = f"rig on {self.port} restarted mid-run (CAPABILITIES again)"
-            self.capabilities = message
+                self.capabilities = message
+            elif self.expected_nonce is not None and message.nonce != self.expected_nonce:
+                self.counters["stale_capabilities"] += 1  # not the answer to our HELLO
+            else:
+                self.capabilities = message
         elif not isinstance(message, Heartbeat):
             self.counters["unexpected_frames"] += 1
         flagged = self._on_flags(frame.flags)  # the flags are the rig's news, whatever else
@@ -214,6 +224,7 @@ class RigIntake:
     def _on_state(self, seq: int, message: State, t_ns: int) -> None:
         if len(message.values) != self._n_states:
             self.counters["unexpected_frames"] += 1
+            self.mismatched_state_count = len(message.values)
             return
         rig_us = self.rig_clock.unwrap(message.timestamp_us)
         sample_ns = self.rig_clock.observe(rig_us, t_ns)

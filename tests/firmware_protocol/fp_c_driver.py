@@ -20,6 +20,7 @@ import pytest
 
 import firmware_protocol
 from firmware_protocol import (
+    MAX_FRAME_BYTES,
     Capabilities,
     Control,
     Decoder,
@@ -30,6 +31,7 @@ from firmware_protocol import (
     Frame,
     FrameRejected,
     Heartbeat,
+    Hello,
     Message,
     SequenceGap,
     SequenceReset,
@@ -94,8 +96,10 @@ def message_fields(message: Message) -> list[str]:
                 message.rig_id, *message.firmware_version, message.state_layout.value,
                 message.state_encoding.value, message.control_unit.value,
                 message.state_rate_hz, message.watchdog_ms, message.angle_counts_per_rev,
-                message.cart_counts_per_m,
-            )] + [f32_hex(message.max_command)]
+                message.cart_counts_per_m, message.nonce, message.input_count,
+            )] + [f32_hex(v) for pair in message.input_limits for v in pair]
+        case Hello():
+            return [str(message.nonce)]
         case State():
             values = [f32_hex(v) for v in message.values]
             return [str(message.timestamp_us), str(len(values)), *values]
@@ -103,7 +107,8 @@ def message_fields(message: Message) -> list[str]:
             counts = [str(c) for c in message.counts]
             return [str(message.timestamp_us), str(len(counts)), *counts]
         case Control():
-            return [f32_hex(message.command), str(message.state_seq)]
+            return [str(message.state_seq), str(len(message.commands)),
+                    *(f32_hex(c) for c in message.commands)]
         case Heartbeat():
             return [str(message.timestamp_us)]
         case Fault():
@@ -143,7 +148,7 @@ def stats_line(stats: DecoderStatistics) -> str:
 
 def python_decode_lines(data: bytes) -> list[str]:
     """What the Python decoder makes of `data`, in the driver's `decode` output format."""
-    decoder = Decoder(max_buffer_bytes=max(len(data), 64))
+    decoder = Decoder(max_buffer_bytes=max(len(data), MAX_FRAME_BYTES))
     decoder.feed(data)
     lines = [line for event in decoder for line in event_lines(event)]
     return [*lines, stats_line(decoder.statistics())]

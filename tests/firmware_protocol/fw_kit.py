@@ -105,9 +105,10 @@ class FwScript:
 
     def status(self) -> dict[str, float]:
         (line,) = self("status")
-        _, flags, armed, motor, command, code, led = line.split()
+        _, flags, armed, motor, command, code, led, commands = line.split()
         return {"flags": int(flags), "armed": int(armed), "motor": int(motor),
-                "command": float(command), "code": int(code), "led": int(led)}
+                "command": float(command), "code": int(code), "led": int(led),
+                "commands": tuple(float(c) for c in commands.split(","))}
 
     def counters(self) -> dict[str, int]:
         (line,) = self("counters")

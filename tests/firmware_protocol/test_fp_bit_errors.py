@@ -1,9 +1,10 @@
 """Every 1-, 2- and 3-bit error and every burst of up to 16 bits in a frame is rejected.
 
 What is enumerated where:
-- Python decoder: every 1- and 2-bit error, exhaustively, on three representative frames
+- Python decoder: every 1- and 2-bit error, exhaustively, on four representative frames
   (the double-pendulum STATE mid-swing, the same at rest with many zero bytes and so many
-  COBS code bytes, and CONTROL), plus a seeded sample of 3-bit errors and bursts.
+  COBS code bytes, and CONTROL with one and with two inputs), plus a seeded sample of 3-bit
+  errors and bursts.
 - C decoder: every 3-bit error and every burst of 1..16 bits on the same frames,
   exhaustively (~16 M patterns per STATE frame, about 3 s in C, minutes in Python). The
   two decoders agree frame for frame on the corrupted corpus of test_fp_c_codec.
@@ -15,7 +16,7 @@ body byte i to wire byte i + 1, each 0x00 replaced by a code byte. An error that
 non-code bytes and turns none of them into 0x00 is the same error, bit for bit, in the
 decoded header + payload + CRC. CRC-32/ISO-HDLC has Hamming distance >= 5 for data words up
 to 2974 bits (Koopman, "32-bit cyclic redundancy codes for Internet applications", DSN
-2002; ours have at most 336) and detects every burst of up to 32 bits, so it is guaranteed
+2002; ours have at most 800) and detects every burst of up to 32 bits, so it is guaranteed
 to catch all those errors. The rest hit a code byte or create or destroy a 0x00: they move
 zeros and split or merge frames, so the decoded bytes differ in many places. The strict
 COBS decoder, the exact length per type and the version and type checks reject most of
@@ -36,9 +37,10 @@ import pytest
 from fp_c_driver import run_driver
 from fp_vectors import FRAMES
 
-from firmware_protocol import Decoder
+from firmware_protocol import MAX_FRAME_BYTES, Decoder
 
-REPRESENTATIVE = [v for v in FRAMES if v.name in ("state_dip", "state_dip_at_rest", "control")]
+REPRESENTATIVE = [v for v in FRAMES if v.name in ("state_dip", "state_dip_at_rest", "control",
+                                                   "control_two_inputs")]
 IDS = [v.name for v in REPRESENTATIVE]
 MAX_BURST_BITS = 16
 SAMPLE = 20_000
@@ -54,7 +56,7 @@ def flipped(wire: bytes, bits: tuple[int, ...]) -> bytes:
 def accepted(corrupted_frames: list[bytes]) -> int:
     """Frames the Python decoder accepts from the corrupted copies, each followed by 0x00."""
     data = b"".join(frame + b"\x00" for frame in corrupted_frames)
-    decoder = Decoder(max_buffer_bytes=max(len(data), 64))
+    decoder = Decoder(max_buffer_bytes=max(len(data), MAX_FRAME_BYTES))
     decoder.feed(data)
     for _ in decoder:
         pass

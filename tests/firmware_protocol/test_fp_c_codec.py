@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from fp_c_driver import encode_command, frame_line, python_decode_lines, run_driver
 from fp_vectors import FRAMES, REJECTS
 
@@ -17,11 +18,14 @@ from firmware_protocol import (
     Control,
     Estop,
     Fault,
+    Flags,
+    Frame,
     Heartbeat,
     Hello,
     Message,
     State,
     StateRaw,
+    decode,
     encode,
 )
 
@@ -46,20 +50,39 @@ def test_c_rejects_every_reject_vector_for_its_reason():
         assert lines[:-1] == [f"reject {vector.reason.value}"], vector.name
 
 
+def test_a_two_input_control_round_trips_python_to_c_and_back():
+    sent = Frame(41, Flags.NONE, Control(commands=(19.62, -3.5), state_seq=40))
+    [c_decoded, c_encoded] = run_driver([f"decode {encode(sent.message, seq=41).hex()}",
+                                         encode_command(sent)])
+    assert c_decoded[0] == frame_line("frame", sent)
+    assert decode(bytes.fromhex(c_encoded[0])) == sent
+    assert decode(bytes.fromhex(c_encoded[0])).message.commands == (
+        pytest.approx(19.62, rel=1e-7), -3.5)
+
+
 def test_c_refuses_to_encode_what_python_refuses():
     nan, inf = "7fc00000", "ff800000"
-    one = "3f800000"
+    one, minus_one, zero, minus_zero = "3f800000", "bf800000", "00000000", "80000000"
+    caps = "1 0 1 1 0 0 2 0 0 1000 50 4096 20000 7"
     commands = [
-        f"encode CONTROL 1 0 {nan} 0",
-        f"encode CONTROL 1 0 {inf} 0",
+        f"encode CONTROL 1 0 0 1 {nan}",
+        f"encode CONTROL 1 0 0 2 {one} {inf}",
+        "encode CONTROL 1 0 0 0",  # count 0
+        "encode CONTROL 1 0 0 9 " + " ".join([one] * 9),
+        "encode HELLO 1 0 0",  # nonce 0
+        f"encode CAPABILITIES {caps} 0",  # no input
+        f"encode CAPABILITIES {caps} 9 " + " ".join([minus_one, one] * 9),
+        f"encode CAPABILITIES {caps} 1 {one} {one}",  # low == high
+        f"encode CAPABILITIES {caps} 1 {one} {minus_one}",  # low > high
+        f"encode CAPABILITIES {caps} 1 {minus_zero} {zero}",  # -0 == +0
+        f"encode CAPABILITIES {caps} 2 {minus_one} {one} {minus_one} {nan}",
+        f"encode CAPABILITIES 1 0 1 1 0 0 3 0 0 1000 50 4096 20000 7 1 {minus_one} {one}",
         f"encode STATE 1 0 0 0 {one}",  # count 0
         "encode STATE 1 0 0 9 " + " ".join([one] * 9),
         f"encode STATE 1 0 0 2 {one} {nan}",
         "encode STATE_RAW 1 0 0 0",
-        f"encode CAPABILITIES 1 0 1 1 0 0 3 0 0 1000 50 4096 20000 {one}",  # layout 3
-        f"encode CAPABILITIES 1 0 1 1 0 0 2 2 0 1000 50 4096 20000 {one}",  # encoding 2
-        f"encode CAPABILITIES 1 0 1 1 0 0 2 0 2 1000 50 4096 20000 {one}",  # unit 2
-        f"encode CAPABILITIES 1 0 1 1 0 0 2 0 0 1000 50 4096 20000 {nan}",
+        f"encode CAPABILITIES 1 0 1 1 0 0 2 2 0 1000 50 4096 20000 7 1 {minus_one} {one}",
+        f"encode CAPABILITIES 1 0 1 1 0 0 2 0 2 1000 50 4096 20000 7 1 {minus_one} {one}",
         "encode NOSUCHTYPE 1 0",
     ]
     assert run_driver(commands) == [["error"]] * len(commands)
@@ -78,16 +101,19 @@ def random_message(rng: random.Random) -> Message:
         return StateRaw(rng.getrandbits(32),
                         [rng.randint(-(2**31), 2**31 - 1) for _ in range(rng.randint(1, 8))])
     if kind == 2:
-        return Control(f32(), rng.getrandbits(16))
+        return Control([f32() for _ in range(rng.randint(1, 8))], rng.getrandbits(16))
     if kind == 3:
         return Heartbeat(rng.getrandbits(32))
     if kind == 4:
         return Fault(rng.getrandbits(8), rng.getrandbits(16))
     if kind == 5:
-        return Capabilities(rng.getrandbits(32), (1, 2, 3), rng.randint(1, 2), rng.randint(0, 1),
+        limits = [(low, low + rng.choice([1e-3, 1.0, 300.0]))
+                  for low in (rng.uniform(-200, 200) for _ in range(rng.randint(1, 8)))]
+        return Capabilities(rng.getrandbits(32), (1, 2, 3), rng.randint(0, 2), rng.randint(0, 1),
                             rng.randint(0, 1), rng.getrandbits(16), rng.getrandbits(16),
-                            rng.getrandbits(32), rng.getrandbits(32), f32())
-    return rng.choice([Hello(), Estop(), Clear(), Estop()])
+                            rng.getrandbits(32), rng.getrandbits(32), rng.getrandbits(32),
+                            limits)
+    return rng.choice([Hello(rng.randint(1, 2**32 - 1)), Estop(), Clear(), Estop()])
 
 
 def corrupted_stream(rng: random.Random) -> bytes:

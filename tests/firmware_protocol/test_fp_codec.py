@@ -123,17 +123,20 @@ def cobs_reference(data: bytes) -> bytes:
 @pytest.mark.parametrize(
     ("message", "payload"),
     [
-        (Control(command=12.5, state_seq=7), struct.pack("<fH", 12.5, 7)),
+        (Control(commands=(12.5,), state_seq=7), struct.pack("<HBf", 7, 1, 12.5)),
+        (Control(commands=(19.5, -3.5), state_seq=300), struct.pack("<HB2f", 300, 2, 19.5,
+                                                                     -3.5)),
+        (Hello(nonce=0xDEADBEEF), struct.pack("<I", 0xDEADBEEF)),
         (State(timestamp_us=1234567, values=(0.25, -0.5)), struct.pack("<IB2f", 1234567, 2,
                                                                         0.25, -0.5)),
         (StateRaw(timestamp_us=5, counts=(-1, 2)), struct.pack("<IB2i", 5, 2, -1, 2)),
         (Fault(code=FaultCode.LIMIT_SWITCH, detail=1), bytes([4, 1, 0])),
         (Estop(), b""),
     ],
-    ids=["control", "state", "state_raw", "fault", "estop"],
+    ids=["control", "control_two_inputs", "hello", "state", "state_raw", "fault", "estop"],
 )
 def test_frames_match_the_layout_written_from_protocol_md(message, payload):
-    body = bytes([1, message.TYPE, 0x34, 0x12, 0x01]) + payload
+    body = bytes([2, message.TYPE, 0x34, 0x12, 0x01]) + payload
     expected = cobs_reference(body + crc32_reference(body).to_bytes(4, "little")) + b"\x00"
     assert encode(message, seq=0x1234, flags=Flags.MOTOR_ENABLED) == expected
 
@@ -142,21 +145,36 @@ CAPABILITIES = Capabilities(
     rig_id=7, firmware_version=(1, 0, 0), state_layout=StateLayout.DOUBLE_INVERTED_PENDULUM,
     state_encoding=StateEncoding.FLOAT32_SI, control_unit=ControlUnit.FORCE_N,
     state_rate_hz=1000, watchdog_ms=50, angle_counts_per_rev=4096, cart_counts_per_m=20000,
-    max_command=150.0,
+    nonce=0x12345678, input_limits=((-150.0, 150.0),),
 )
+
+
+def test_capabilities_match_the_layout_written_from_protocol_md():
+    two = replace(CAPABILITIES, input_limits=((0.0, 40.0), (-24.0, 24.0)))
+    payload = struct.pack("<I3BBBBHHIIIB4f", 7, 1, 0, 0, 2, 0, 0, 1000, 50, 4096, 20000,
+                          0x12345678, 2, 0.0, 40.0, -24.0, 24.0)
+    body = bytes([2, 0x02, 0, 0, 0]) + payload
+    expected = cobs_reference(body + crc32_reference(body).to_bytes(4, "little")) + b"\x00"
+    assert encode(two, seq=0) == expected
+    assert two.input_count == 2
 
 
 @pytest.mark.parametrize(
     ("message", "size"),
     [
-        (Hello(), 11), (Estop(), 11), (Clear(), 11), (Fault(code=2), 14),
-        (Heartbeat(timestamp_us=0), 15), (Control(command=0.0, state_seq=0), 17),
+        (Hello(), 15), (Estop(), 11), (Clear(), 11), (Fault(code=2), 14),
+        (Heartbeat(timestamp_us=0), 15), (Control(commands=(0.0,), state_seq=0), 18),
+        (Control(commands=(0.0,) * 2, state_seq=0), 22),
+        (Control(commands=(0.0,) * 4, state_seq=0), 30),
+        (Control(commands=(0.0,) * 8, state_seq=0), 46),
         (StateRaw(timestamp_us=0, counts=(0, 0)), 24),
         (StateRaw(timestamp_us=0, counts=(0, 0, 0)), 28),
         (State(timestamp_us=0, values=(0.0,) * 4), 32),
         (State(timestamp_us=0, values=(0.0,) * 6), 40),
         (State(timestamp_us=0, values=(0.0,) * 8), 48),
-        (CAPABILITIES, 37),
+        (CAPABILITIES, 46),
+        (replace(CAPABILITIES, input_limits=((-1.0, 1.0),) * 2), 54),
+        (replace(CAPABILITIES, input_limits=((-1.0, 1.0),) * 8), 102),
     ],
     ids=lambda p: type(p).__name__ if not isinstance(p, int) else str(p),
 )
@@ -175,13 +193,18 @@ def test_state_values_are_stored_as_float32_so_a_message_equals_its_decoded_copy
 @pytest.mark.parametrize(
     "make",
     [
-        lambda: Control(command=math.nan, state_seq=0),
-        lambda: Control(command=math.inf, state_seq=0),
-        lambda: Control(command=1e39, state_seq=0),
-        lambda: Control(command="1.0x", state_seq=0),
-        lambda: Control(command=1.0, state_seq=65536),
-        lambda: Control(command=1.0, state_seq=-1),
-        lambda: Control(command=1.0, state_seq=1.5),
+        lambda: Control(commands=(math.nan,), state_seq=0),
+        lambda: Control(commands=(1.0, math.inf), state_seq=0),
+        lambda: Control(commands=(1e39,), state_seq=0),
+        lambda: Control(commands=("1.0x",), state_seq=0),
+        lambda: Control(commands=(), state_seq=0),
+        lambda: Control(commands=(0.0,) * 9, state_seq=0),
+        lambda: Control(commands=1.0, state_seq=0),
+        lambda: Control(commands=(1.0,), state_seq=65536),
+        lambda: Control(commands=(1.0,), state_seq=-1),
+        lambda: Control(commands=(1.0,), state_seq=1.5),
+        lambda: Hello(nonce=0),
+        lambda: Hello(nonce=2**32),
         lambda: State(timestamp_us=0, values=()),
         lambda: State(timestamp_us=0, values=(0.0,) * 9),
         lambda: State(timestamp_us=2**32, values=(0.0,)),
@@ -194,6 +217,13 @@ def test_state_values_are_stored_as_float32_so_a_message_equals_its_decoded_copy
         lambda: replace(CAPABILITIES, state_layout=3),
         lambda: replace(CAPABILITIES, firmware_version=(1, 2)),
         lambda: replace(CAPABILITIES, watchdog_ms=70000),
+        lambda: replace(CAPABILITIES, nonce=-1),
+        lambda: replace(CAPABILITIES, input_limits=()),
+        lambda: replace(CAPABILITIES, input_limits=((-1.0, 1.0),) * 9),
+        lambda: replace(CAPABILITIES, input_limits=((1.0, 1.0),)),
+        lambda: replace(CAPABILITIES, input_limits=((-math.inf, 1.0),)),
+        lambda: replace(CAPABILITIES, input_limits=((-1.0, 1.0, 2.0),)),
+        lambda: replace(CAPABILITIES, input_limits=150.0),
         lambda: encode(Hello(), seq=65536),
         lambda: encode(Hello(), seq=0, flags=256),
         lambda: encode("HELLO", seq=0),
@@ -207,7 +237,16 @@ def test_values_the_wire_cannot_carry_are_our_error(make):
 
 def test_errors_name_the_field_and_the_allowed_range():
     with pytest.raises(LocalProtocolError, match=r"CONTROL `state_seq` must be in 0\.\.65535"):
-        Control(command=0.0, state_seq=70000)
+        Control(commands=(0.0,), state_seq=70000)
+    with pytest.raises(LocalProtocolError, match=r"CONTROL `commands` must hold 1\.\.8"):
+        Control(commands=(0.0,) * 9, state_seq=0)
+    with pytest.raises(LocalProtocolError, match=r"`input_limits\[0\]` must have low < high"):
+        replace(CAPABILITIES, input_limits=((2.0, 1.0),))
+
+
+def test_a_hello_without_a_nonce_gets_a_fresh_random_nonzero_one():
+    nonces = {Hello().nonce for _ in range(64)}
+    assert len(nonces) == 64 and 0 not in nonces
 
 
 @pytest.mark.parametrize("data", [b"", b"\x01\x01", b"\x00\x00", b"\x01\x00\x01\x00"])

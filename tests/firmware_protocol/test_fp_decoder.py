@@ -23,7 +23,6 @@ from firmware_protocol import (
     RejectReason,
     SequenceGap,
     SequenceReset,
-    State,
     StateEncoding,
     StateLayout,
     encode,
@@ -79,29 +78,34 @@ def test_over_long_garbage_is_reported_once_discarded_and_resynced_at_the_next_d
 
 
 def test_the_cap_is_the_largest_valid_frame():
-    largest = encode(State(timestamp_us=0, values=(1.0,) * 8), seq=0)
+    biggest = Capabilities(
+        rig_id=1, firmware_version=(2, 0, 0), state_layout=StateLayout.DECLARED,
+        state_encoding=StateEncoding.FLOAT32_SI, control_unit=ControlUnit.PHYSICAL,
+        state_rate_hz=500, watchdog_ms=50, angle_counts_per_rev=0, cart_counts_per_m=0,
+        nonce=1, input_limits=((-1.0, 1.0),) * 8)
+    largest = encode(biggest, seq=0)
     assert len(largest) - 1 == MAX_ENCODED_BYTES
-    assert events_of(largest) == [Frame(0, 0, State(timestamp_us=0, values=(1.0,) * 8))]
+    assert events_of(largest) == [Frame(0, 0, biggest)]
     [rejected] = events_of(b"\x01" * (MAX_ENCODED_BYTES + 1) + b"\x00")
     assert rejected.reason is RejectReason.TOO_LONG
     [rejected] = events_of(b"\x01" * MAX_ENCODED_BYTES + b"\x00")
-    assert rejected.reason is RejectReason.CRC  # 46 zero bytes: checked, not cut off
+    assert rejected.reason is RejectReason.CRC  # 100 zero bytes: checked, not cut off
 
 
 def test_feeding_past_max_buffer_bytes_raises_our_error_and_keeps_none_of_that_call():
-    decoder = Decoder(max_buffer_bytes=100)
-    decoder.feed(beat(1) * 4)  # 60 bytes, not drained
-    with pytest.raises(BufferFullError, match="max_buffer_bytes=100"):
+    decoder = Decoder(max_buffer_bytes=150)
+    decoder.feed(beat(1) * 8)  # 120 bytes, not drained
+    with pytest.raises(BufferFullError, match="max_buffer_bytes=150"):
         decoder.feed(beat(2) * 3)
-    assert decoder.statistics().bytes_received == 60
-    assert len(list(decoder)) == 4  # one frame and three duplicates
+    assert decoder.statistics().bytes_received == 120
+    assert len(list(decoder)) == 8  # one frame and seven duplicates
     decoder.feed(beat(2) * 3)
     assert list(decoder) == [frame(2), DuplicateFrame(frame(2)), DuplicateFrame(frame(2))]
 
 
 def test_max_buffer_bytes_must_hold_a_whole_frame():
     with pytest.raises(ValueError, match="max_buffer_bytes"):
-        Decoder(max_buffer_bytes=47)
+        Decoder(max_buffer_bytes=MAX_ENCODED_BYTES)
 
 
 def test_a_gap_is_reported_before_the_frame_that_reveals_it():
@@ -145,7 +149,7 @@ CAPABILITIES = Capabilities(
     rig_id=1, firmware_version=(1, 0, 0), state_layout=StateLayout.CART_POLE,
     state_encoding=StateEncoding.FLOAT32_SI, control_unit=ControlUnit.FORCE_N,
     state_rate_hz=500, watchdog_ms=50, angle_counts_per_rev=4096, cart_counts_per_m=10000,
-    max_command=10.0,
+    nonce=0, input_limits=((-10.0, 10.0),),
 )
 
 
@@ -183,9 +187,13 @@ def test_every_reject_reason_has_its_counter():
     assert stats.rejected == len(REJECTS)
 
 
-def test_version_mismatch_says_which_versions():
-    [event] = events_of(next(v.wire for v in REJECTS if v.reason is RejectReason.VERSION))
-    assert "version 2" in event.detail and "speaks 1" in event.detail
+def test_version_mismatch_says_which_versions_and_carries_the_header():
+    v1_capabilities = next(v.wire for v in REJECTS if v.name == "version_1_capabilities")
+    [event] = events_of(v1_capabilities)
+    assert "version 1" in event.detail and "speaks 2" in event.detail
+    assert (event.peer_version, event.type_code) == (1, 0x02)
+    [crc_error] = events_of(next(v.wire for v in REJECTS if v.reason is RejectReason.CRC))
+    assert (crc_error.peer_version, crc_error.type_code) == (None, None)
 
 
 def test_statistics_is_a_frozen_snapshot():

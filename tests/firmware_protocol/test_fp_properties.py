@@ -41,21 +41,24 @@ def unsigned(bits: int) -> st.SearchStrategy[int]:
 
 float32 = st.floats(width=32, allow_nan=False, allow_infinity=False)
 messages = st.one_of(
-    st.builds(Hello), st.builds(Estop), st.builds(Clear),
+    st.builds(Hello, nonce=st.integers(1, (1 << 32) - 1)), st.builds(Estop), st.builds(Clear),
     st.builds(
         Capabilities, rig_id=unsigned(32),
         firmware_version=st.tuples(unsigned(8), unsigned(8), unsigned(8)),
         state_layout=st.sampled_from(StateLayout), state_encoding=st.sampled_from(StateEncoding),
         control_unit=st.sampled_from(ControlUnit), state_rate_hz=unsigned(16),
         watchdog_ms=unsigned(16), angle_counts_per_rev=unsigned(32),
-        cart_counts_per_m=unsigned(32), max_command=float32,
+        cart_counts_per_m=unsigned(32), nonce=unsigned(32),
+        input_limits=st.lists(st.tuples(float32, float32).filter(lambda p: p[0] < p[1]),
+                              min_size=1, max_size=8).map(tuple),
     ),
     st.builds(State, timestamp_us=unsigned(32),
               values=st.lists(float32, min_size=1, max_size=8).map(tuple)),
     st.builds(StateRaw, timestamp_us=unsigned(32),
               counts=st.lists(st.integers(-(2**31), 2**31 - 1), min_size=1, max_size=8)
               .map(tuple)),
-    st.builds(Control, command=float32, state_seq=unsigned(16)),
+    st.builds(Control, commands=st.lists(float32, min_size=1, max_size=8).map(tuple),
+              state_seq=unsigned(16)),
     st.builds(Heartbeat, timestamp_us=unsigned(32)),
     st.builds(Fault, code=unsigned(8), detail=unsigned(16)),
 )

@@ -68,7 +68,7 @@ class Run:
                 step = f"at {self.now}"
             frames = self.s.frames(step)
         elif callable(step):
-            frames = step(self) or []
+            return step(self) or []  # a step that sends through `do`, which records
         else:
             frames = self.s.frames(f"rx {self.host.encode(step).hex()}")
         self.sent += frames
@@ -79,15 +79,17 @@ class Run:
         return [f for f in self.sent if isinstance(f.message, State)][-1].seq
 
 
-def control(command: float, age: int = 0) -> Callable[[Run], list[Frame]]:
+def control(*commands: float, age: int = 0) -> Callable[[Run], list[Frame]]:
     """A CONTROL answering the STATE `age` frames before the rig's last one."""
     def step(run: Run) -> list[Frame]:
         seq = (run.last_state_seq - age) % 65536
-        return run.do(Control(command=command, state_seq=seq))
+        return run.do(Control(commands=commands, state_seq=seq))
     return step
 
 
-ARM = [Hello(), "tick", Clear(), "tick"]  # HELLO, a STATE, CLEAR, a STATE that shows ARMED
+NONCE = 0x5EED1234
+HELLO = Hello(nonce=NONCE)
+ARM = [HELLO, "tick", Clear(), "tick"]  # HELLO, a STATE, CLEAR, a STATE that shows ARMED
 
 
 @dataclass(frozen=True)
@@ -106,10 +108,11 @@ CASES = [
          {"armed": 0, "motor": 0, "code": FaultCode.POWER_ON, "flags": SAFE, "led": 0}),
     Case("a HEARTBEAT when nothing was sent for 100 ms", ["+99999", "poll", "+1", "poll"],
          [("Heartbeat", SAFE, {"timestamp_us": 100_000})], {"armed": 0}),
-    Case("HELLO -> CAPABILITIES, then a STATE every tick, stamped with the tick's time",
-         [Hello(), "+2000", "tick", "+2000", "tick"],
+    Case("HELLO -> CAPABILITIES echoing its nonce, then a STATE every tick, at the tick's time",
+         [HELLO, "+2000", "tick", "+2000", "tick"],
          [("Capabilities", SAFE, {"rig_id": RIG_ID, "state_rate_hz": RATE,
-                                  "watchdog_ms": WATCHDOG_MS, "max_command": MAX}),
+                                  "watchdog_ms": WATCHDOG_MS, "nonce": NONCE,
+                                  "input_limits": ((-MAX, MAX),)}),
           ("State", SAFE, {"timestamp_us": 2000, "values": VALUES}),
           ("State", SAFE, {"timestamp_us": 4000})],
          {"armed": 0, "code": FaultCode.POWER_ON}),
@@ -120,12 +123,12 @@ CASES = [
          {"armed": 1, "command": MAX}, setup=ARM, counters={"controls_applied": 1}),
     Case("a negative CONTROL within the limit is applied as sent", [control(-12.5)], [],
          {"armed": 1, "command": -12.5}, setup=ARM),
-    Case("CONTROL in SAFE is ignored", [Hello(), "tick", control(5.0)],
+    Case("CONTROL in SAFE is ignored", [HELLO, "tick", control(5.0)],
          [("Capabilities", SAFE), ("State", SAFE)], {"armed": 0, "motor": 0, "command": 0.0},
          counters={"controls_ignored_safe": 1}),
     Case("a CONTROL older than watchdog_ms of STATEs is refused",
-         [*["tick"] * (STALE_AFTER + 1), control(7.0, age=STALE_AFTER + 1), control(3.0,
-                                                                              age=STALE_AFTER)],
+         [*["tick"] * (STALE_AFTER + 1), control(7.0, age=STALE_AFTER + 1),
+          control(3.0, age=STALE_AFTER)],
          [("State", ARMED)] * (STALE_AFTER + 1), {"armed": 1, "command": 3.0}, setup=ARM,
          counters={"controls_stale": 1, "controls_applied": 1}),
     Case("no CONTROL for watchdog_ms: motor off, FAULT WATCHDOG, latched",
@@ -152,7 +155,7 @@ CASES = [
     Case("CLEAR releases an ESTOP", [Estop(), Clear(), "tick"],
          [("Fault", ESTOPPED), ("State", ARMED)], {"armed": 1, "flags": ARMED}, setup=ARM),
     Case("HELLO always disarms (no FAULT), and answers CAPABILITIES",
-         [Hello(), "tick"], [("Capabilities", SAFE), ("State", SAFE)],
+         [Hello(nonce=7), "tick"], [("Capabilities", SAFE, {"nonce": 7}), ("State", SAFE)],
          {"armed": 0, "motor": 0}, setup=ARM),
     Case("CLEAR in ARMED does nothing", [Clear(), "tick"], [("State", ARMED)],
          {"armed": 1}, setup=ARM),
@@ -173,6 +176,16 @@ CASES = [
          ["sensor 0", "tick", "sensor 1", "tick"],
          [("Fault", SAFE, {"code": FaultCode.ENCODER}), ("State", SAFE)],
          {"armed": 0, "code": FaultCode.ENCODER}, setup=ARM),
+    Case("a CONTROL with two commands for the one-input rig: not applied, FAULT CONTROL_COUNT",
+         [control(5.0), control(9.0, 9.0), control(1.0), "tick"],
+         [("Fault", SAFE, {"code": FaultCode.CONTROL_COUNT, "detail": 2}), ("State", SAFE)],
+         {"armed": 0, "motor": 0, "command": 0.0, "code": FaultCode.CONTROL_COUNT},
+         setup=ARM, counters={"controls_wrong_count": 1, "controls_applied": 1,
+                              "controls_ignored_safe": 1}),
+    Case("a CONTROL with the wrong count in SAFE is only counted",
+         [HELLO, "tick", control(1.0, 2.0, 3.0)], [("Capabilities", SAFE), ("State", SAFE)],
+         {"armed": 0, "code": FaultCode.POWER_ON},
+         counters={"controls_wrong_count": 1, "controls_ignored_safe": 0}),
     Case("a full transmit buffer loses the frame but spends its seq (the host sees a gap)",
          ["txroom 0", "tick", "txroom 100000", "tick"], [("State", ARMED)], {"armed": 1},
          setup=ARM, counters={"tx_dropped": 1}),
@@ -238,24 +251,87 @@ def test_an_estop_with_a_repeated_seq_is_still_obeyed() -> None:
         assert s.status()["armed"] == 0  # ... is dropped
 
 
-def test_a_hello_in_another_version_gets_capabilities_in_the_rigs_own() -> None:
-    body = bytes([2, 0x01, 0, 0, 0])
-    frame = cobs_encode(body + struct.pack("<I", crc32(body))) + b"\x00"
+@pytest.mark.parametrize("version", [1, 3])
+def test_a_hello_in_another_version_gets_capabilities_in_the_rigs_own(version: int) -> None:
+    """A version-1 host's HELLO (a real one: vectors.json's `version_1_hello`) or a later
+    version's gets the rig's CAPABILITIES, in version 2 with nonce 0."""
+    if version == 1:
+        frame = next(v.wire for v in REJECTS if v.name == "version_1_hello")
+    else:
+        body = bytes([version, 0x01, 0, 0, 0]) + struct.pack("<I", 99)
+        frame = cobs_encode(body + struct.pack("<I", crc32(body))) + b"\x00"
     with fw_script() as s:
         s.frames(f"init {RATE} {WATCHDOG_MS} {MAX} 2 {RIG_ID}")
         (caps,) = s.frames(f"rx {frame.hex()}")
-        assert isinstance(caps.message, Capabilities)
-        assert s.counters()["other_version_hellos"] == 1
+        assert isinstance(caps.message, Capabilities) and caps.message.nonce == 0
+        assert decode(encode(caps.message, seq=caps.seq))  # a version-2 frame
+        counters = s.counters()
+        assert (counters["other_version_hellos"], counters["version_errors"]) == (1, 1)
+        assert s.status()["armed"] == 0
+
+
+def test_a_version_1_control_never_moves_the_motor() -> None:
+    v1_control = next(v.wire for v in REJECTS if v.name == "version_1_control")
+    with fw_script() as s:
+        s(f"values {' '.join(map(str, VALUES))}")
+        s.frames(f"init {RATE} {WATCHDOG_MS} {MAX} 2 {RIG_ID}")
+        run = Run(s)
+        for step in ARM:
+            run.do(step)
+        assert s.frames(f"rx {v1_control.hex()}") == []
+        assert s.status()["command"] == 0.0
+        assert s.counters()["controls_applied"] == 0
+
+
+def test_the_power_up_capabilities_carry_nonce_zero() -> None:
+    with fw_script() as s:
+        (caps,) = s.frames(f"init {RATE} {WATCHDOG_MS} {MAX} 2 {RIG_ID}")
+        assert caps.message.nonce == 0
+        (answer,) = s.frames(f"rx {encode(HELLO, seq=0).hex()}")
+        assert answer.message.nonce == NONCE
+
+
+def test_a_two_input_rig_applies_each_command_within_its_own_limits() -> None:
+    """Layout 0 (declared by the host), 4 values, 2 inputs: input 0 within -10..10, input 1
+    within -20..10 (the script's convention)."""
+    with fw_script() as s:
+        s("values 0.5 -0.25 0 1")
+        (caps,) = s.frames(f"init {RATE} {WATCHDOG_MS} 10 0 {RIG_ID} 2 4")
+        assert caps.message.input_limits == ((-10.0, 10.0), (-20.0, 10.0))
+        run = Run(s)
+        for step in ARM:
+            run.do(step)
+        assert run.sent[-1].message.values == pytest.approx((0.5, -0.25, 0.0, 1.0))
+        run.do(control(3.0, -15.0))
+        assert s.status()["commands"] == (3.0, -15.0)
+        run.do(control(50.0, -50.0))
+        assert s.status()["commands"] == (10.0, -20.0)
+        run.do(control(1.0))  # one command for two inputs
+        status = s.status()
+        assert (status["armed"], status["commands"]) == (0, (0.0, 0.0))
+        assert status["code"] == FaultCode.CONTROL_COUNT
+        counters = s.counters()
+        assert (counters["controls_applied"], counters["controls_wrong_count"]) == (2, 1)
+
+
+@pytest.mark.parametrize("init", ["0 1 0", "2 0", "2 9", "0 1 9", "3 1"])
+def test_an_unusable_configuration_is_refused(init: str) -> None:
+    """rig_init returns -1: inputs outside 1..8, layout 0 without values or with 9, layout 3."""
+    rate, layout_and_more = RATE, init.split()
+    layout, inputs, *values = layout_and_more
+    with fw_script() as s:
+        assert s(f"init {rate} {WATCHDOG_MS} {MAX} {layout} {RIG_ID} {inputs} "
+                 f"{' '.join(values)}") == ["init -1"]
 
 
 def test_garbage_costs_only_the_frame_it_hits() -> None:
     with fw_script() as s:
         s.frames(f"init {RATE} {WATCHDOG_MS} {MAX} 2 {RIG_ID}")
-        hello = bytearray(encode(Hello(), seq=0))
+        hello = bytearray(encode(HELLO, seq=0))
         hello[7] ^= 0x40  # a CRC byte
         garbage = b"\x55\x13\x00" + bytes(hello) + bytes(60)
         assert s.frames(f"rx {garbage.hex()}") == []
-        (caps,) = s.frames(f"rx {encode(Hello(), seq=1).hex()}")
+        (caps,) = s.frames(f"rx {encode(HELLO, seq=1).hex()}")
         assert isinstance(caps.message, Capabilities)
         assert s.counters()["crc_errors"] >= 1
 
@@ -268,14 +344,17 @@ def test_the_core_acts_on_every_host_frame_of_the_vectors() -> None:
         kind = type(vector.message).__name__
         if kind not in effects:
             continue
+        effect = effects[kind]
+        if isinstance(vector.message, Control) and len(vector.message.commands) != 1:
+            effect = "controls_wrong_count"  # the script's rig has one input
         with fw_script() as s:
             s.frames(f"init {RATE} {WATCHDOG_MS} {MAX} 2 {RIG_ID}")
             before = s.counters()
             s.frames(f"rx {vector.hex}")
             after = s.counters()
             assert after["frames_ok"] == before["frames_ok"] + 1, vector.name
-            if effects[kind]:
-                assert after[effects[kind]] == before[effects[kind]] + 1, vector.name
+            if effect:
+                assert after[effect] == before[effect] + 1, vector.name
 
 
 def test_every_reject_vector_is_ignored_and_the_next_frame_still_works() -> None:
@@ -283,11 +362,16 @@ def test_every_reject_vector_is_ignored_and_the_next_frame_still_works() -> None
         with fw_script() as s:
             s.frames(f"init {RATE} {WATCHDOG_MS} {MAX} 2 {RIG_ID}")
             before = s.counters()
-            assert s.frames(f"rx {vector.hex}") == [], vector.name
+            answer = s.frames(f"rx {vector.hex}")
+            if vector.name == "version_1_hello":  # answered in the rig's version (section 9)
+                assert [(type(f.message), f.message.nonce) for f in answer] == [
+                    (Capabilities, 0)]
+            else:
+                assert answer == [], vector.name
             after = s.counters()
             assert after["frames_ok"] == before["frames_ok"], vector.name
             assert s.status()["armed"] == 0
-            (caps,) = s.frames(f"rx 00{encode(Hello(), seq=0).hex()}")
+            (caps,) = s.frames(f"rx 00{encode(HELLO, seq=0).hex()}")
             assert isinstance(caps.message, Capabilities), vector.name
 
 
@@ -296,7 +380,7 @@ def test_every_frame_the_rig_sends_is_byte_identical_to_the_python_encoding() ->
         s(f"values {' '.join(map(str, VALUES))}")
         lines = s(f"init {RATE} {WATCHDOG_MS} {MAX} 2 {RIG_ID}")
         host = Encoder()
-        script = [f"rx {host.encode(m).hex()}" for m in (Hello(),)] + ["tick"] + [
+        script = [f"rx {host.encode(m).hex()}" for m in (HELLO,)] + ["tick"] + [
             f"rx {host.encode(Clear()).hex()}", "tick", "at 100000", "poll", "at 300000",
             "poll", f"rx {host.encode(Estop()).hex()}", "tick"]
         for command in script:

@@ -46,10 +46,10 @@ def test_hil_run_balances_the_pendulum_on_the_firmware_in_qemu(tmp_path: Path) -
     assert r["plant_end_reason"] == "duration"
     assert max(abs(r["final_state"][1]), abs(r["final_state"][2])) < 0.02
     rig = r["serial"]["rig"]  # CAPABILITIES, as the firmware sent it
-    assert rig == {"rig_id": 0x51454D55, "firmware_version": "1.0.0",
+    assert rig == {"rig_id": 0x51454D55, "firmware_version": "2.0.0",
                    "state_layout": "DOUBLE_INVERTED_PENDULUM", "state_encoding": "FLOAT32_SI",
-                   "control_unit": "FORCE_N", "state_rate_hz": 500, "watchdog_ms": 50,
-                   "max_command": 150.0}
+                   "control_unit": "PHYSICAL", "state_rate_hz": 500, "watchdog_ms": 50,
+                   "input_limits": [[-150.0, 150.0]]}
     # A STATE each plant cycle, but for the ticks the MCU skipped while QEMU did not run
     # (its own stall report: one tick per period stalled, and one more per stall)
     emu = r["rig_emulator"]
@@ -80,4 +80,4 @@ def test_unplugging_the_host_build_mid_run_puts_the_plant_safe(tmp_path: Path) -
     timeout_ns = r["config"]["serial"]["silence_timeout_ms"] * 1e6
     assert 0 <= r["serial"]["safe_output_ns"] - rig["unplugged_at_ns"] < timeout_ns
     assert 0.9 < r["duration_s"] < 1.5
-    assert r["serial"]["rig"]["firmware_version"] == "1.0.0"
+    assert r["serial"]["rig"]["firmware_version"] == "2.0.0"

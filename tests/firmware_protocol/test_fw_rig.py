@@ -54,7 +54,7 @@ def arm(host: RawHost) -> Frame:
     _, caps = host.wait_for(Capabilities, timeout_s=3.0)
     assert caps.flags & Flags.FAULT_LATCHED
     assert caps.message.rig_id == 0xF1F2F3F4 and caps.message.state_rate_hz == RATE_HZ
-    assert caps.message.firmware_version == (1, 0, 0)
+    assert caps.message.firmware_version == (2, 0, 0)
     host.send(Clear())
     return host.wait_for(State, flags=Flags.MOTOR_ENABLED)[1]
 
@@ -69,7 +69,7 @@ def feed(host: RawHost, duration_s: float) -> tuple[int, list[Frame]]:
             if isinstance(event, Frame):
                 frames.append(event)
                 if isinstance(event.message, State):
-                    last = host.send(Control(command=1.0, state_seq=event.seq))
+                    last = host.send(Control(commands=(1.0,), state_seq=event.seq))
     return last, frames
 
 

@@ -30,11 +30,14 @@ READY_TIMEOUT_S = 20.0
 
 
 def rig_config(tmp_path: Path, *, rate_hz: int = 100, baud: int = 115_200,
-               name: str = "rig.yaml", **rig: Any) -> Path:
-    """A config file for an emulated DIP rig; `rig` sets rig_emulator keys."""
+               name: str = "rig.yaml", plant: dict[str, Any] | None = None,
+               **rig: Any) -> Path:
+    """A config file for an emulated rig, the DIP unless `plant` says otherwise (plant
+    keys, e.g. {"model": "helicopter", "initial_state": [...]}); `rig` sets rig_emulator
+    keys."""
     data = {
         "run": {"rate_hz": rate_hz},
-        "plant": {"backend": "serial", "model": "dip"},
+        "plant": {"backend": "serial", "model": "dip", **(plant or {})},
         "serial": {"baud": baud},
         "rig_emulator": {"enabled": True, **rig},
     }

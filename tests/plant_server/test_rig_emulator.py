@@ -7,9 +7,9 @@ test pins one rule of PROTOCOL.md sections 9 and 10 as the rig implements it.
 from __future__ import annotations
 
 import itertools
+import json
 import random
 import signal
-import struct
 import time
 from pathlib import Path
 
@@ -18,6 +18,7 @@ import pytest
 import serial
 from rigkit import EmulatedRig, RawHost, pid_alive, rig_config
 
+import firmware_protocol
 from firmware_protocol import (
     Capabilities,
     Clear,
@@ -33,11 +34,9 @@ from firmware_protocol import (
     SequenceGap,
     State,
     StateLayout,
-    crc32,
     encode,
     frame_bytes,
 )
-from firmware_protocol.cobs import cobs_encode
 from hil.dynamics import create_model
 from plant_server.rig_emulator import UartLine
 
@@ -61,7 +60,7 @@ def feed(host: RawHost, duration_s: float) -> list[tuple[int, object]]:
         for t, event in host.events(0.002):
             seen.append((t, event))
             if isinstance(event, Frame) and isinstance(event.message, State):
-                host.send(Control(command=0.0, state_seq=event.seq))
+                host.send(Control(commands=(0.0,), state_seq=event.seq))
     return seen
 
 
@@ -79,8 +78,8 @@ def test_the_rig_powers_up_latched_and_answers_hello_with_capabilities_then_stre
         host.send(Hello())
         _, caps = host.wait_for(Capabilities)
         c = caps.message
-        assert (c.rig_id, c.state_rate_hz, c.watchdog_ms, c.max_command) == (
-            0xC0FFEE, 100, 40, 150.0)
+        assert (c.rig_id, c.state_rate_hz, c.watchdog_ms, c.input_limits) == (
+            0xC0FFEE, 100, 40, ((-150.0, 150.0),))
         assert c.state_layout is StateLayout.DOUBLE_INVERTED_PENDULUM
         states = [e for _, e in host.events(0.35)
                   if isinstance(e, Frame) and isinstance(e.message, State)]
@@ -119,7 +118,7 @@ def test_only_control_feeds_the_watchdog_and_its_fault_latches_until_clear(
         # CONTROL after the trip is ignored: it does not re-arm the rig.
         for _ in range(5):
             _, state = host.wait_for(State)
-            host.send(Control(command=1.0, state_seq=state.seq))
+            host.send(Control(commands=(1.0,), state_seq=state.seq))
             assert not state.flags & Flags.MOTOR_ENABLED
         # CLEAR re-arms; then a CONTROL per STATE keeps it armed for 4 watchdog periods.
         host.send(Clear())
@@ -142,7 +141,7 @@ def test_estop_is_obeyed_even_with_a_repeated_seq_and_hello_always_disarms(
         host.wait_for(Capabilities)
         host.send_raw(encode(Clear(), seq=11))
         _, state = host.wait_for(State, flags=Flags.MOTOR_ENABLED)
-        host.send_raw(encode(Control(command=0.0, state_seq=state.seq), seq=12))
+        host.send_raw(encode(Control(commands=(0.0,), state_seq=state.seq), seq=12))
         host.send_raw(encode(Estop(), seq=12))  # the seq of the CONTROL before it: a duplicate
         _, fault = host.wait_for(Fault)
         assert fault.message.code is FaultCode.ESTOP
@@ -163,9 +162,9 @@ def test_estop_is_obeyed_even_with_a_repeated_seq_and_hello_always_disarms(
 
 @pytest.mark.realtime
 def test_bytes_leave_no_faster_than_the_baud_rate(tmp_path: Path) -> None:
-    # At 9600 baud a HELLO (11 bytes) and the CAPABILITIES answering it (37) take 50 ms.
+    # At 9600 baud a HELLO (15 bytes) and the CAPABILITIES answering it (46) take 64 ms.
     cfg = rig_config(tmp_path, rate_hz=20, baud=9600)
-    wire_ms = (frame_bytes(Hello()) + 37) * 10 / 9600 * 1e3
+    wire_ms = (frame_bytes(Hello()) + 46) * 10 / 9600 * 1e3
     with EmulatedRig(cfg, tmp_path / "rig") as rig:
         host = RawHost(rig.port, 9600)
         host.send(Hello())
@@ -180,7 +179,7 @@ def test_bytes_leave_no_faster_than_the_baud_rate(tmp_path: Path) -> None:
                   if isinstance(e, Frame) and isinstance(e.message, State)]
         host.close()
         report = rig.stop()
-    assert wire_ms == pytest.approx(50.0)
+    assert wire_ms == pytest.approx(63.5416, rel=1e-4)
     assert min(round_trips) >= wire_ms, round_trips
     assert min(round_trips) < wire_ms + 150, round_trips
     # A 40-byte STATE takes 41.7 ms: it arrives at least that long after the rig sampled it
@@ -191,15 +190,24 @@ def test_bytes_leave_no_faster_than_the_baud_rate(tmp_path: Path) -> None:
 
 
 @pytest.mark.realtime
-def test_a_hello_in_another_version_gets_capabilities_in_the_rigs_own(tmp_path: Path) -> None:
-    body = struct.pack("<BBHB", 2, 0x01, 0, 0)  # version 2, HELLO
-    frame = cobs_encode(body + crc32(body).to_bytes(4, "little")) + b"\x00"
+def test_a_version_1_hello_gets_capabilities_in_the_rigs_own_version(tmp_path: Path) -> None:
+    """A real version-1 HELLO (vectors.json's `version_1_hello`) is answered with version-2
+    CAPABILITIES carrying nonce 0, and does not open a session (PROTOCOL.md section 9)."""
+    vectors = json.loads(Path(firmware_protocol.__file__).with_name("vectors.json").read_text())
+    v1_hello = bytes.fromhex(next(e["hex"] for e in vectors["rejects"]
+                                  if e["name"] == "version_1_hello"))
     with EmulatedRig(rig_config(tmp_path), tmp_path / "rig") as rig:
         host = RawHost(rig.port)
-        host.send_raw(frame)
+        host.send_raw(v1_hello)
         _, caps = host.wait_for(Capabilities)
+        host.events(0.2)  # no STATE stream: a version-1 HELLO opens no session
         host.close()
-    assert caps.message.state_rate_hz == 100  # a version-1 frame: the decoder accepted it
+        report = rig.stop()
+    assert caps.message.nonce == 0 and caps.message.state_rate_hz == 100
+    counters = report["firmware"]["counters"]
+    assert (counters["other_version_hellos"], counters["hellos"], counters["states_tx"]) == (
+        1, 0, 0)
+    assert report["firmware"]["decoder"]["rejected"] == 1
 
 
 @pytest.mark.realtime
@@ -215,7 +223,7 @@ def test_a_control_answering_a_stale_state_is_refused_and_does_not_feed_the_watc
         give_up = time.monotonic() + 5.0
         while fault is None and time.monotonic() < give_up:
             _, state = host.wait_for(State)
-            host.send(Control(command=0.0, state_seq=(state.seq - 10) % 65536))
+            host.send(Control(commands=(0.0,), state_seq=(state.seq - 10) % 65536))
             for _, e in host.events(0.005):
                 if isinstance(e, Frame) and isinstance(e.message, Fault):
                     fault = e
@@ -313,7 +321,7 @@ def test_a_stalled_emulator_does_not_blame_the_host_for_its_own_stall(tmp_path: 
         rig.signal(signal.SIGSTOP)  # the host keeps sending: its CONTROLs wait in the pty
         give_up = time.monotonic() + 0.25  # 2.5 watchdog periods
         while time.monotonic() < give_up:
-            host.send(Control(command=0.0, state_seq=seq))
+            host.send(Control(commands=(0.0,), state_seq=seq))
             time.sleep(0.01)
         rig.signal(signal.SIGCONT)
         after = feed(host, 0.3)
@@ -324,3 +332,44 @@ def test_a_stalled_emulator_does_not_blame_the_host_for_its_own_stall(tmp_path: 
     assert not faults, faults
     assert report["firmware"]["stalls"] >= 1 and report["firmware"]["longest_stall_ms"] >= 200
     assert report["firmware"]["counters"]["watchdog_trips"] == 0
+
+
+HELICOPTER = {"model": "helicopter", "initial_state": [0.0, 0.0, 0.0, 0.0]}
+
+
+@pytest.mark.realtime
+def test_a_two_input_rig_declares_its_inputs_applies_both_and_refuses_a_wrong_count(
+        tmp_path: Path) -> None:
+    """The 2-DOF helicopter (two motor voltages) as a rig: layout DECLARED, CAPABILITIES
+    with both inputs' limits, a two-command CONTROL applied (each within its own limits), a
+    one-command CONTROL never applied: counted, FAULT CONTROL_COUNT, latched SAFE."""
+    with EmulatedRig(rig_config(tmp_path, plant=HELICOPTER), tmp_path / "rig") as rig:
+        host = RawHost(rig.port)
+        host.send(Hello(nonce=0xABCDEF))
+        answers = [host.wait_for(Capabilities)[1]]
+        if answers[0].message.nonce == 0:  # the power-up one (unasked) came first
+            answers.append(host.wait_for(Capabilities)[1])
+        caps = answers[-1]
+        assert caps.message.nonce == 0xABCDEF
+        host.send(Clear())
+        _, state = host.wait_for(State, flags=Flags.MOTOR_ENABLED)
+        pitch_up = []
+        for _ in range(40):  # 0.4 s of full pitch voltage (saturated from 99 V to 24 V)
+            host.send(Control(commands=(99.0, 0.0), state_seq=state.seq))
+            _, state = host.wait_for(State)
+            pitch_up.append(state.message.values[0])
+        host.send(Control(commands=(12.0,), state_seq=state.seq))
+        _, fault = host.wait_for(Fault)
+        host.events(0.05)
+        host.close()
+        report = rig.stop()
+    assert caps.message.state_layout is StateLayout.DECLARED
+    assert caps.message.input_limits == ((-24.0, 24.0), (-15.0, 15.0))
+    assert len(state.message.values) == 4
+    assert pitch_up[-1] > pitch_up[0] + 0.05, pitch_up  # 24 V lifts the nose
+    assert (fault.message.code, fault.message.detail) == (FaultCode.CONTROL_COUNT, 1)
+    assert fault.flags & Flags.FAULT_LATCHED and not fault.flags & Flags.MOTOR_ENABLED
+    counters = report["firmware"]["counters"]
+    assert counters["controls_wrong_count"] == 1 and counters["controls_applied"] >= 40
+    assert report["firmware"]["capabilities"]["input_limits"] == [[-24.0, 24.0],
+                                                                  [-15.0, 15.0]]

@@ -10,22 +10,43 @@ build (QEMU has no fault knobs).
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import signal
+import subprocess
 import sys
+import threading
 import time
 import tty
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import serial
 import structlog
+import yaml
 from rigkit import READY_TIMEOUT_S, EmulatedRig, PtyRig, RawHost, rig_config
 from structlog.testing import capture_logs
 
-from firmware_protocol import Control, Decoder, Flags, Frame, FrameRejected, State
+import firmware_protocol
+from firmware_protocol import (
+    Capabilities,
+    Control,
+    ControlUnit,
+    Decoder,
+    Encoder,
+    Flags,
+    Frame,
+    FrameRejected,
+    State,
+    StateEncoding,
+    StateLayout,
+    crc32,
+)
+from firmware_protocol.cobs import CobsError, cobs_decode
 from hil.config import ConfigError, load_config
 from hil.dynamics import create_model
 from plant_server.backends.serial import (
@@ -110,7 +131,12 @@ def test_open_handshakes_and_the_rig_stands_in_for_the_model(tmp_path: Path) -> 
     assert backend.capabilities is not None and backend.capabilities.rig_id == 0xBEEF
     assert d["name"] == "dip" and d["state_names"] == list(DIP.state_names)
     assert d["backend"] == "serial" and d["rig"]["state_rate_hz"] == 100
-    assert d["max_force_n"] == backend.max_force_n == 150.0
+    assert (d["input_names"], d["input_units"], d["input_limits"]) == (
+        ["force"], ["N"], [[-150.0, 150.0]])
+    assert d["rig"]["input_limits"] == [[-150.0, 150.0]]
+    # the single-input keys, from input 0, until every reader has moved
+    assert d["max_force_n"] == 150.0
+    assert (d["input_name"], d["input_unit"]) == ("force", "N")
     np.testing.assert_array_equal(backend.state, INITIAL)  # held until CLEAR
     assert backend.report()["estops_tx"] == 0  # never armed: nothing to stop
 
@@ -118,14 +144,15 @@ def test_open_handshakes_and_the_rig_stands_in_for_the_model(tmp_path: Path) -> 
 @pytest.mark.realtime
 def test_a_rig_that_boots_after_the_port_opens_is_said_hello_again(tmp_path: Path) -> None:
     """A board that resets when its port is opened hears none of the first HELLOs and then
-    sends its power-up CAPABILITIES unasked. That is not an answer: no STATE follows it, so
-    the bridge says HELLO again instead of failing "answered HELLO but sent no STATE"."""
+    sends its power-up CAPABILITIES unasked (nonce 0). That is not the answer: the bridge
+    ignores it and takes the CAPABILITIES that echo its next HELLO's nonce."""
     with EmulatedRig(rig_config(tmp_path, boot_ms=500), tmp_path / "rig") as rig:
         backend = bridge(rig.port, handshake_timeout_ns=3_000_000_000)
         backend.open()  # HELLOs at ~0, 200 and 400 ms go unheard; CAPABILITIES at 500 ms
         backend.close()
         report = rig.stop()
-    assert backend.counters["unanswered_capabilities"] == 1
+    assert backend.counters["stale_capabilities"] == 1
+    assert backend.counters["unanswered_capabilities"] == 0
     assert backend.counters["states_rx"] > 0
     assert report["line"]["rx_while_booting"] >= 2  # the HELLOs sent while it booted
     assert report["firmware"]["counters"]["hellos"] >= 1  # the one it heard, and answered
@@ -387,16 +414,16 @@ def test_a_full_transmit_buffer_drops_whole_frames_and_never_cuts_the_next_one()
     gone: list[str] = []
     writer = FrameWriter(port, "the pty", TX_QUEUE_FRAMES * 40, clock=time.monotonic_ns,
                          on_gone=lambda reason, t_ns, estop: gone.append(reason))
-    attempts = 3000  # 3000 x 14-byte CONTROLs: twice what a pty buffers
+    attempts = 3000  # 3000 x 18-byte CONTROLs: more than twice what a pty buffers
     try:
-        sent = sum(writer.send(Control(command=float(i), state_seq=0))
+        sent = sum(writer.send(Control(commands=(float(i),), state_seq=0))
                    for i in range(attempts))
         counters = dict(writer.counters)
         received = b""
         while chunk := _read_ready(rig_fd):
             received += chunk
         # With room again, the next frame goes out whole, after a delimiter ending the cut one.
-        assert writer.send(Control(command=-1.0, state_seq=0))
+        assert writer.send(Control(commands=(-1.0,), state_seq=0))
         while chunk := _read_ready(rig_fd):
             received += chunk
     finally:
@@ -413,10 +440,180 @@ def test_a_full_transmit_buffer_drops_whole_frames_and_never_cuts_the_next_one()
     # Every frame that went out whole arrives whole and in order; only the cut ones are lost.
     assert len(frames) == sent + 1
     assert len(rejected) == counters["tx_truncated_frames"] == 1
-    commands = [f.message.command for f in frames]
+    commands = [f.message.commands[0] for f in frames]
     assert commands[:-1] == [float(i) for i in range(sent)] and commands[-1] == -1.0
 
 
 def _read_ready(fd: int) -> bytes:
     ready, _, _ = select.select([fd], [], [], 0.2)
     return os.read(fd, 65536) if ready else b""
+
+
+class ScriptedRig:
+    """A rig of the test's own on a real pseudo-terminal: a thread reads what the host
+    writes and answers each CRC-valid HELLO, of any protocol version, with the bytes
+    `answer(body)` returns (`body`: the HELLO's header and payload)."""
+
+    def __init__(self, answer: Callable[[bytes], bytes]) -> None:
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        self.port = os.ttyname(self.slave)
+        self.hellos = 0
+        self._answer = answer
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="scripted-rig", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        pending = b""
+        while not self._stop.is_set():
+            if not select.select([self.master], [], [], 0.02)[0]:
+                continue
+            try:
+                pending += os.read(self.master, 4096)
+            except OSError:
+                return
+            *frames, pending = pending.split(b"\x00")
+            for encoded in frames:
+                try:
+                    body = cobs_decode(encoded)
+                except CobsError:
+                    continue
+                if len(body) >= 9 and body[1] == 0x01 and crc32(body[:-4]) == int.from_bytes(
+                        body[-4:], "little"):
+                    self.hellos += 1
+                    os.write(self.master, self._answer(body[:-4]))
+
+    def __enter__(self) -> ScriptedRig:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        os.close(self.master)
+        os.close(self.slave)
+
+
+def _vector(name: str) -> bytes:
+    vectors = json.loads(Path(firmware_protocol.__file__).with_name("vectors.json").read_text())
+    return bytes.fromhex(next(e["hex"] for e in vectors["frames"] + vectors["rejects"]
+                              if e["name"] == name))
+
+
+V1_CAPABILITIES = _vector("version_1_capabilities")  # a real version-1 rig's answer
+
+
+def test_a_stale_capabilities_with_another_nonce_is_ignored_and_the_answer_taken() -> None:
+    """After the host's HELLO the rig's line carries its power-up CAPABILITIES (nonce 0) and
+    one from an earlier session (another nonce), each saying another rig and rate, before
+    the real answer: only the one echoing the HELLO's nonce is taken."""
+    def answer(hello: bytes) -> bytes:
+        nonce = int.from_bytes(hello[5:9], "little")
+        rig = Encoder()
+        caps = Capabilities(0x600D, (2, 0, 0), StateLayout.DOUBLE_INVERTED_PENDULUM,
+                            StateEncoding.FLOAT32_SI, ControlUnit.PHYSICAL, 100, 50, 0, 0,
+                            nonce, ((-150.0, 150.0),))
+        stale = [replace(caps, rig_id=0xBAD0, state_rate_hz=50, nonce=0),
+                 replace(caps, rig_id=0xBAD1, state_rate_hz=50, nonce=nonce ^ 0x5A5A)]
+        states = [State(timestamp_us=10_000 * i, values=INITIAL) for i in range(10)]
+        return b"".join(rig.encode(m, flags=Flags.FAULT_LATCHED)
+                        for m in (*stale, caps, *states))
+
+    with ScriptedRig(answer) as rig:
+        backend = bridge(rig.port)
+        backend.open()
+        backend.close()
+    assert backend.capabilities is not None and backend.capabilities.rig_id == 0x600D
+    assert backend.counters["stale_capabilities"] == 2
+    assert backend.counters["unanswered_capabilities"] == 0 and rig.hellos == 1
+
+
+def test_a_version_1_rig_is_refused_at_once_naming_both_versions_and_the_fix() -> None:
+    """The version-1 rig answers the version-2 HELLO with its own CAPABILITIES (a real
+    version-1 frame): RigMismatch (hil-plant's exit 2) at its first frame, not a timeout."""
+    with ScriptedRig(lambda hello: V1_CAPABILITIES) as rig:
+        started = time.monotonic()
+        with pytest.raises(RigMismatch) as refused:
+            bridge(rig.port, handshake_timeout_ns=3_000_000_000).open()
+        waited = time.monotonic() - started
+    message = str(refused.value)
+    assert f"the rig on {rig.port} speaks rig protocol version 1, this host speaks version 2"\
+        in message
+    assert "reflash the rig with firmware of protocol version 2" in message
+    assert isinstance(refused.value, ConfigError) and rig.hellos == 1
+    assert waited < 1.0  # the first HELLO's answer, not the 3 s handshake timeout
+
+
+@pytest.mark.slow
+def test_hil_plant_exits_2_on_a_version_1_rig_saying_so(tmp_path: Path) -> None:
+    with ScriptedRig(lambda hello: V1_CAPABILITIES) as rig:
+        config = tmp_path / "plant.yaml"
+        config.write_text(yaml.safe_dump({
+            "run": {"rate_hz": 100}, "plant": {"backend": "serial", "model": "dip"},
+            "serial": {"port": rig.port, "baud": 115_200}}))
+        done = subprocess.run(
+            [sys.executable, "-m", "plant_server.main", "--config", str(config), "--out",
+             str(tmp_path / "run")], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "speaks rig protocol version 1, this host speaks version 2: reflash" in done.stderr
+
+
+HELICOPTER = {"model": "helicopter", "initial_state": [0.0, 0.0, 0.0, 0.0]}
+
+
+@pytest.mark.realtime
+def test_a_two_input_rig_is_bridged_every_input_sent_and_described(tmp_path: Path) -> None:
+    """The helicopter rig (two voltages, layout DECLARED): the description carries both
+    inputs from CAPABILITIES (and input 0 in the legacy keys), each applied vector goes out
+    as one two-command CONTROL, and the rig's state follows the voltages."""
+    model = create_model("helicopter")
+    volts = model.equilibrium_input + np.array([6.0, 0.0])
+    with EmulatedRig(rig_config(tmp_path, plant=HELICOPTER), tmp_path / "rig") as rig:
+        backend = bridge(rig.port, model=model)
+        backend.open()
+        d = backend.describe()
+        ticks = run(backend, 0.5, control=False,
+                    on_tick=lambda _: backend.apply(volts, time.monotonic_ns()))
+        pitch = backend.state[0]
+        report = backend.report()
+        backend.close()
+        rig_report = rig.stop()
+    assert (d["input_names"], d["input_units"]) == (["pitch_voltage", "yaw_voltage"],
+                                                    ["V", "V"])
+    assert d["input_limits"] == [[-24.0, 24.0], [-15.0, 15.0]]
+    assert d["rig"]["state_layout"] == "DECLARED" and d["max_force_n"] == 24.0
+    assert (report["input_count"], report["control_frame_bytes"]) == (2, 22)
+    assert backend.fault is None and ticks >= 45
+    assert pitch > 0.05  # 6 V above trim on the pitch motor lifts the nose
+    applied = rig_report["firmware"]["counters"]["controls_applied"]
+    assert applied >= ticks - 2 and rig_report["firmware"]["counters"][
+        "controls_wrong_count"] == 0
+
+
+@pytest.mark.realtime
+def test_a_rig_with_another_number_of_inputs_is_refused_naming_both(tmp_path: Path) -> None:
+    with (EmulatedRig(rig_config(tmp_path, plant=HELICOPTER), tmp_path / "rig") as rig,
+          pytest.raises(RigMismatch) as refused):
+        bridge(rig.port, model=DIP).open()
+    assert "takes 2 input(s) per CONTROL, but plant.model 'dip' has 1 ['force']" in str(
+        refused.value)
+
+
+@pytest.mark.realtime
+def test_a_vector_of_the_wrong_size_is_a_fault_not_a_control(tmp_path: Path) -> None:
+    """The plant loop never applies another size than the rig takes; if it did, the bridge
+    would send nothing of it: a fault naming both sizes, the rig stopped (ESTOP)."""
+    with EmulatedRig(rig_config(tmp_path), tmp_path / "rig") as rig:
+        backend = bridge(rig.port)
+        backend.open()
+        run(backend, 0.1)
+        controls = backend.counters["controls_tx"]
+        backend.apply(np.array([1.0, 2.0]), time.monotonic_ns())
+        fault = backend.fault
+        after = backend.counters
+        backend.close()
+        report = rig.stop()
+    assert fault is not None and "applied 2 inputs" in fault and "takes 1 ['force']" in fault
+    assert after["controls_tx"] == controls and after["estops_tx"] == 3
+    assert report["firmware"]["counters"]["estops"] >= 1
+    assert report["firmware"]["counters"]["controls_wrong_count"] == 0

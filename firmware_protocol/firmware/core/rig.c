@@ -48,7 +48,8 @@ static void send(rig *r, hp_message *m, uint32_t now_us)
     }
 }
 
-static void send_capabilities(rig *r, uint32_t now_us)
+/* CAPABILITIES answering the HELLO with `nonce` (0: unasked, at power-up). */
+static void send_capabilities(rig *r, uint32_t nonce, uint32_t now_us)
 {
     hp_message m;
     memset(&m, 0, sizeof m);
@@ -59,20 +60,28 @@ static void send_capabilities(rig *r, uint32_t now_us)
     m.body.capabilities.firmware_version[2] = RIG_FIRMWARE_PATCH;
     m.body.capabilities.state_layout = r->cfg.state_layout;
     m.body.capabilities.state_encoding = HP_ENCODING_FLOAT32_SI;
-    m.body.capabilities.control_unit = HP_UNIT_FORCE_N;
+    m.body.capabilities.control_unit = HP_UNIT_PHYSICAL;
     m.body.capabilities.state_rate_hz = r->cfg.state_rate_hz;
     m.body.capabilities.watchdog_ms = r->cfg.watchdog_ms;
     m.body.capabilities.angle_counts_per_rev = 0;
     m.body.capabilities.cart_counts_per_m = 0;
-    m.body.capabilities.max_command = r->cfg.max_command;
+    m.body.capabilities.nonce = nonce;
+    m.body.capabilities.input_count = r->cfg.input_count;
+    memcpy(m.body.capabilities.input_low, r->cfg.input_low, sizeof r->cfg.input_low);
+    memcpy(m.body.capabilities.input_high, r->cfg.input_high, sizeof r->cfg.input_high);
     r->n.capabilities_tx++;
     send(r, &m, now_us);
 }
 
+static void zero_commands(rig *r, uint32_t now_us)
+{
+    memset(r->commands, 0, sizeof r->commands);
+    hal_motor_set(r->commands, r->cfg.input_count, now_us);
+}
+
 static void motor_off(rig *r, uint32_t now_us)
 {
-    r->command = 0.0f;
-    hal_motor_set(0.0f, now_us);
+    zero_commands(r, now_us);
     hal_motor_enable(0, now_us);
     hal_led(0);
 }
@@ -108,18 +117,40 @@ static int limit_side(void)
     return -1;
 }
 
+/* The STATE values of the layout, or 0 if the configuration is unusable. */
+static uint8_t config_values(const rig_config *cfg)
+{
+    unsigned i;
+    if (cfg->state_rate_hz == 0 || cfg->watchdog_ms == 0 || cfg->input_count < 1u ||
+        cfg->input_count > HP_MAX_INPUTS) {
+        return 0;
+    }
+    for (i = 0; i < cfg->input_count; i++) {
+        float low = cfg->input_low[i];
+        float high = cfg->input_high[i];
+        /* finite, low < high: false for NaN, and an infinity has no finite partner above */
+        if (!(low < high) || !(low > -3.4028235e38f) || !(high < 3.4028235e38f)) {
+            return 0;
+        }
+    }
+    switch (cfg->state_layout) {
+    case HP_LAYOUT_CART_POLE:
+        return 4;
+    case HP_LAYOUT_DOUBLE_INVERTED_PENDULUM:
+        return 6;
+    case HP_LAYOUT_DECLARED:
+        return cfg->n_values <= HP_MAX_STATE_VALUES ? cfg->n_values : 0;
+    default:
+        return 0;
+    }
+}
+
 int rig_init(rig *r, const rig_config *cfg, uint32_t now_us)
 {
     uint32_t stale;
     memset(r, 0, sizeof *r);
-    if (cfg->state_layout == HP_LAYOUT_CART_POLE) {
-        r->n_values = 4;
-    } else if (cfg->state_layout == HP_LAYOUT_DOUBLE_INVERTED_PENDULUM) {
-        r->n_values = 6;
-    } else {
-        return -1;
-    }
-    if (cfg->state_rate_hz == 0 || cfg->watchdog_ms == 0 || !(cfg->max_command > 0.0f)) {
+    r->n_values = config_values(cfg);
+    if (r->n_values == 0) {
         return -1;
     }
     r->cfg = *cfg;
@@ -130,7 +161,7 @@ int rig_init(rig *r, const rig_config *cfg, uint32_t now_us)
     r->latched_code = HP_FAULT_POWER_ON;
     motor_off(r, now_us);
     r->button_was = (uint8_t)(hal_estop_button() != 0);
-    send_capabilities(r, now_us); /* once, at power-up (section 9) */
+    send_capabilities(r, 0, now_us); /* once, at power-up, answering no HELLO (section 9) */
     return 0;
 }
 
@@ -154,8 +185,7 @@ static void on_clear(rig *r, uint32_t now_us)
     r->armed = 1;
     r->latched_code = 0;
     r->estop_latched = 0;
-    r->command = 0.0f;
-    hal_motor_set(0.0f, now_us);
+    zero_commands(r, now_us);
     hal_motor_enable(1, now_us);
     hal_led(1);
     r->watchdog_deadline_us = now_us + r->watchdog_us;
@@ -163,7 +193,14 @@ static void on_clear(rig *r, uint32_t now_us)
 
 static void on_control(rig *r, const hp_control *c, uint32_t now_us)
 {
-    float u = c->command; /* finite: the decoder rejects NaN and infinities (VALUE) */
+    unsigned i;
+    if (c->count != r->cfg.input_count) { /* another plant's host: never applied (section 10) */
+        r->n.controls_wrong_count++;
+        if (r->armed) {
+            enter_safe(r, HP_FAULT_CONTROL_COUNT, c->count, 0, now_us);
+        }
+        return;
+    }
     if (!r->armed) {
         r->n.controls_ignored_safe++;
         return;
@@ -173,13 +210,16 @@ static void on_control(rig *r, const hp_control *c, uint32_t now_us)
         r->n.controls_stale++; /* answers a state too old: no reload (section 10) */
         return;
     }
-    if (u > r->cfg.max_command) {
-        u = r->cfg.max_command;
-    } else if (u < -r->cfg.max_command) {
-        u = -r->cfg.max_command;
+    for (i = 0; i < c->count; i++) {
+        float u = c->commands[i]; /* finite: the decoder rejects NaN and infinities (VALUE) */
+        if (u > r->cfg.input_high[i]) {
+            u = r->cfg.input_high[i];
+        } else if (u < r->cfg.input_low[i]) {
+            u = r->cfg.input_low[i];
+        }
+        r->commands[i] = u;
     }
-    r->command = u;
-    hal_motor_set(u, now_us);
+    hal_motor_set(r->commands, r->cfg.input_count, now_us);
     r->watchdog_deadline_us = now_us + r->watchdog_us;
     r->n.controls_applied++;
 }
@@ -195,7 +235,7 @@ static void on_frame(rig *r, const hp_message *m, uint32_t now_us)
             r->latched_code = HP_FAULT_POWER_ON;
         }
         r->streaming = 1;
-        send_capabilities(r, now_us);
+        send_capabilities(r, m->body.hello.nonce, now_us);
         break;
     case HP_CLEAR:
         on_clear(r, now_us);
@@ -229,7 +269,7 @@ void rig_rx_byte(rig *r, uint8_t byte, uint32_t now_us)
         /* A HELLO of another version gets our CAPABILITIES, in our version (section 9). */
         if (m.type == HP_HELLO) {
             r->n.other_version_hellos++;
-            send_capabilities(r, now_us);
+            send_capabilities(r, 0, now_us); /* its nonce cannot be read: 0 */
         }
         break;
     default:

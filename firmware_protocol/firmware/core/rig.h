@@ -1,10 +1,12 @@
 /*
  * rig.h - the portable rig core: PROTOCOL.md sections 9 and 10 as a state machine.
  *
- * Power-up SAFE with FAULT POWER_ON latched; HELLO -> CAPABILITIES and STATE streaming at
- * state_rate_hz from the port's timer tick; CLEAR arms (unless a limit switch or the
- * e-stop input persists); CONTROL applied, saturated at +-max_command, held (zero-order),
- * reloading the latching watchdog; ESTOP (even with a repeated seq) and the e-stop input
+ * Power-up SAFE with FAULT POWER_ON latched (and one CAPABILITIES, nonce 0); HELLO ->
+ * CAPABILITIES echoing its nonce, and STATE streaming at state_rate_hz from the port's
+ * timer tick; CLEAR arms (unless a limit switch or the e-stop input persists); CONTROL
+ * with one command per input applied, each saturated within its limits, held
+ * (zero-order), reloading the latching watchdog; a CONTROL with another number of commands
+ * refused, counted, and (ARMED) FAULT CONTROL_COUNT; ESTOP (even with a repeated seq) and the e-stop input
  * latch SAFE with ESTOP_LATCHED; limit switches; HEARTBEAT when nothing else was sent for
  * 100 ms. Everything the rig does leaves through hal.h.
  *
@@ -14,7 +16,7 @@
  *   rig_tick(&rig, tick_time)         once per timer tick, with the tick's own timestamp
  *   rig_poll(&rig, now)               every pass of the main loop (watchdog, e-stop input,
  *                                     heartbeat); at least once per tick
- * No allocation; the rig struct is all the state (about 200 bytes).
+ * No allocation; the rig struct is all the state (about 330 bytes).
  */
 #ifndef HIL_RIG_H
 #define HIL_RIG_H
@@ -27,21 +29,34 @@
 extern "C" {
 #endif
 
-#define RIG_FIRMWARE_MAJOR 1u
+#define RIG_FIRMWARE_MAJOR 2u
 #define RIG_FIRMWARE_MINOR 0u
 #define RIG_FIRMWARE_PATCH 0u
 #define RIG_LIVENESS_US 100000u /* PROTOCOL.md 9: some frame at least every 100 ms */
 
 typedef struct {
     uint32_t rig_id;
-    uint8_t state_layout;   /* HP_LAYOUT_*: 4 values (cart-pole) or 6 (double pendulum) */
+    uint8_t state_layout;   /* HP_LAYOUT_*: 4 values (cart-pole), 6 (double pendulum), or
+                               for HP_LAYOUT_DECLARED n_values */
+    uint8_t n_values;       /* HP_LAYOUT_DECLARED only: STATE values, 1..8 */
     uint16_t state_rate_hz; /* the port's timer ticks at this rate */
     uint16_t watchdog_ms;
-    float max_command;      /* N: the core sends force (HP_UNIT_FORCE_N), STATE in SI */
+    uint8_t input_count;    /* 1..HP_MAX_INPUTS: commands per CONTROL */
+    float input_low[HP_MAX_INPUTS];  /* per input, physical units (HP_UNIT_PHYSICAL), */
+    float input_high[HP_MAX_INPUTS]; /* low < high; STATE in SI */
 } rig_config;
+
+/* One input, kept within -max_command .. +max_command: the pendulum rigs. */
+static inline void rig_config_one_input(rig_config *cfg, float max_command)
+{
+    cfg->input_count = 1;
+    cfg->input_low[0] = -max_command;
+    cfg->input_high[0] = max_command;
+}
 
 typedef struct {
     uint32_t hellos, clears, estops, controls_applied, controls_ignored_safe, controls_stale;
+    uint32_t controls_wrong_count;
     uint32_t watchdog_trips, limit_trips, button_trips, encoder_faults;
     uint32_t states_tx, heartbeats_tx, capabilities_tx, faults_tx, frames_tx, tx_dropped;
     uint32_t unexpected_frames, other_version_hellos, ticks, stalls;
@@ -64,11 +79,12 @@ typedef struct {
     uint32_t watchdog_us;
     uint32_t watchdog_deadline_us;
     uint32_t last_tx_us;
-    float command;          /* applied while ARMED */
+    float commands[HP_MAX_INPUTS]; /* applied while ARMED, one per input */
     rig_counters n;
 } rig;
 
-/* 0, or -1 if the configuration is unusable (layout, rate 0, max_command <= 0). */
+/* 0, or -1 if the configuration is unusable (layout, value count, rate 0, watchdog 0,
+   input count outside 1..HP_MAX_INPUTS, a limit not finite or low >= high). */
 int rig_init(rig *r, const rig_config *cfg, uint32_t now_us);
 void rig_rx_byte(rig *r, uint8_t byte, uint32_t now_us);
 void rig_tick(rig *r, uint32_t tick_us);

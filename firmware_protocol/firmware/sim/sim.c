@@ -19,7 +19,7 @@ void sim_config_default(sim_config *c)
     c->rig.state_rate_hz = 500;
     c->rig.watchdog_ms = 50;
     dip_default_params(&c->params);
-    c->rig.max_command = (float)c->params.max_force_n;
+    rig_config_one_input(&c->rig, (float)c->params.max_force_n);
     memcpy(c->initial_state, initial, sizeof initial);
     c->track_limit_m = 1.0;
     c->clock_start_us = 0;
@@ -127,7 +127,7 @@ static const struct {
 /*
  * Keys: rate_hz, watchdog_ms, rig_id, track_limit_m, clock_start_us, substeps,
  * initial_state (six comma-separated numbers), and every DIPParams field by its name.
- * max_force_n also sets the rig's max_command.
+ * max_force_n also sets the limits of the rig's one input (-max_force_n .. +max_force_n).
  */
 int sim_config_set(sim_config *c, const char *key, const char *value)
 {
@@ -189,7 +189,7 @@ int sim_config_set(sim_config *c, const char *key, const char *value)
             }
             *(double *)(void *)((char *)&c->params + param_fields[i].offset) = v;
             if (strcmp(key, "max_force_n") == 0) {
-                c->rig.max_command = (float)v;
+                rig_config_one_input(&c->rig, (float)v);
             }
             return 0;
         }
@@ -295,10 +295,10 @@ void hal_motor_enable(int on, uint32_t now_us)
     }
 }
 
-void hal_motor_set(float command, uint32_t now_us)
+void hal_motor_set(const float *commands, uint8_t count, uint32_t now_us)
 {
     advance(now_us);
-    sim.force = sim.enabled ? (dip_real)command : (dip_real)0;
+    sim.force = sim.enabled && count > 0u ? (dip_real)commands[0] : (dip_real)0;
 }
 
 uint8_t hal_limit_switches(void)

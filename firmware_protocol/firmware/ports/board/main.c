@@ -222,9 +222,9 @@ void hal_motor_enable(int on, uint32_t now_us)
     GPIO_BSRR(GPIOC_BASE) = on ? (1u << 7) : (1u << (7 + 16));
 }
 
-void hal_motor_set(float command, uint32_t now_us)
+void hal_motor_set(const float *commands, uint8_t count, uint32_t now_us)
 {
-    float duty = command / FORCE_AT_FULL_DUTY_N;
+    float duty = count > 0u ? commands[0] / FORCE_AT_FULL_DUTY_N : 0.0f; /* one motor */
     (void)now_us;
     if (duty < 0.0f) {
         GPIO_BSRR(GPIOA_BASE) = 1u << (9 + 16);
@@ -274,7 +274,7 @@ int main(void)
     cfg.state_layout = HP_LAYOUT_DOUBLE_INVERTED_PENDULUM;
     cfg.state_rate_hz = RIG_STATE_RATE_HZ;
     cfg.watchdog_ms = RIG_WATCHDOG_MS;
-    cfg.max_command = MAX_COMMAND_N;
+    rig_config_one_input(&cfg, MAX_COMMAND_N);
     (void)rig_init(&the_rig, &cfg, hal_clock_us());
     SYST_RVR = SYSCLK_HZ / RIG_STATE_RATE_HZ - 1u;
     SYST_CVR = 0;

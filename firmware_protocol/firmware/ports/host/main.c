@@ -336,10 +336,12 @@ static void write_report(const char *end_reason)
             tx_line.dropped_frames, rx_line.corrupted_bytes, rx_line.dropped_frames);
     fprintf(f, " \"firmware\": {\n  \"version\": \"%u.%u.%u\",\n  \"capabilities\": "
             "{\"rig_id\": %lu, \"state_rate_hz\": %u, \"watchdog_ms\": %u, "
-            "\"max_command\": %.9g},\n  \"armed_at_exit\": %s,\n  \"latched_code\": %u,\n",
+            "\"input_limits\": [[%.9g, %.9g]]},\n  \"armed_at_exit\": %s,\n"
+            "  \"latched_code\": %u,\n",
             RIG_FIRMWARE_MAJOR, RIG_FIRMWARE_MINOR, RIG_FIRMWARE_PATCH,
             (unsigned long)cfg.rig.rig_id, (unsigned)cfg.rig.state_rate_hz,
-            (unsigned)cfg.rig.watchdog_ms, (double)cfg.rig.max_command,
+            (unsigned)cfg.rig.watchdog_ms, (double)cfg.rig.input_low[0],
+            (double)cfg.rig.input_high[0],
             the_rig.armed ? "true" : "false", (unsigned)the_rig.latched_code);
     fprintf(f, "  \"counters\": {\"hellos\": %u, \"clears\": %u, \"estops\": %u, "
             "\"controls_applied\": %u, \"controls_ignored_safe\": %u, \"controls_stale\": %u, "

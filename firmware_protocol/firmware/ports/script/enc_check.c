@@ -4,7 +4,7 @@
  *   enc N CUTOFF_HZ SCALE... OFFSET...   enc_init
  *   upd T_US COUNT...                    enc_update -> 2N numbers
  *   set KEY VALUE                        sim_config_set -> "ok", "unknown" or "bad", then the
- *                                        parsed settings: rate watchdog rig_id max_command
+ *                                        parsed settings: rate watchdog rig_id max_force
  *                                        track substeps clock_start initial_state[6] params[14]
  *   line TEXT...                         sim_config_parse_line -> the failing index (0 = ok)
  */
@@ -21,7 +21,7 @@ static void print_config(const sim_config *c)
     int i;
     printf("%u %u %lu %.9g %.17g %d %lu", (unsigned)c->rig.state_rate_hz,
            (unsigned)c->rig.watchdog_ms, (unsigned long)c->rig.rig_id,
-           (double)c->rig.max_command, c->track_limit_m, c->substeps,
+           (double)c->rig.input_high[0], c->track_limit_m, c->substeps,
            (unsigned long)c->clock_start_us);
     for (i = 0; i < 6; i++) {
         printf(" %.17g", c->initial_state[i]);

@@ -4,7 +4,10 @@
  * command's output is zero or more lines, then "end". Every frame the core sends is printed
  * as "tx HEX" when it is sent.
  *
- *   init RATE WATCHDOG_MS MAX_COMMAND LAYOUT RIG_ID   rig_init at the current time
+ *   init RATE WATCHDOG_MS MAX_COMMAND LAYOUT RIG_ID [INPUTS [VALUES]]
+ *                         rig_init at the current time: INPUTS inputs (default 1), input i
+ *                         kept within -(i + 1) MAX_COMMAND .. +MAX_COMMAND; VALUES the
+ *                         STATE values of layout 0
  *   at US                 set the clock (hal_clock_us and the `now` of what follows)
  *   rx HEX                the UART received these bytes now
  *   tick                  a timer tick now
@@ -14,7 +17,8 @@
  *   limit MASK            hal_limit_switches (bit 0: -x end, bit 1: +x end)
  *   button 0|1            hal_estop_button
  *   txroom N              the UART ring has room for N more bytes (default: unlimited)
- *   status                "status FLAGS ARMED MOTOR_ENABLED COMMAND LATCHED_CODE LED"
+ *   status                "status FLAGS ARMED MOTOR_ENABLED COMMAND LATCHED_CODE LED
+ *                         COMMANDS": COMMAND is input 0's, COMMANDS all of them, by commas
  *   counters              "counters NAME=VALUE ..."
  */
 #include <stdio.h>
@@ -31,7 +35,8 @@ static uint8_t limits;
 static int button;
 static long tx_room = -1;
 static int motor_enabled;
-static float motor_command;
+static float motor_commands[HP_MAX_INPUTS];
+static uint8_t motor_count;
 static int led;
 static rig r;
 static int initialised;
@@ -72,10 +77,11 @@ void hal_motor_enable(int on, uint32_t now_us)
     motor_enabled = on;
 }
 
-void hal_motor_set(float command, uint32_t now_us)
+void hal_motor_set(const float *commands, uint8_t count, uint32_t now_us)
 {
     (void)now_us;
-    motor_command = command;
+    motor_count = count;
+    memcpy(motor_commands, commands, count * sizeof *commands);
 }
 
 uint8_t hal_limit_switches(void) { return limits; }
@@ -99,7 +105,7 @@ static void counters(void)
            "button_trips=%u encoder_faults=%u states_tx=%u heartbeats_tx=%u "
            "capabilities_tx=%u faults_tx=%u frames_tx=%u tx_dropped=%u unexpected_frames=%u "
            "other_version_hellos=%u ticks=%u frames_ok=%u crc_errors=%u duplicates=%u "
-           "sequence_gaps=%u\n",
+           "sequence_gaps=%u controls_wrong_count=%u version_errors=%u\n",
            (unsigned)n->hellos, (unsigned)n->clears, (unsigned)n->estops,
            (unsigned)n->controls_applied, (unsigned)n->controls_ignored_safe,
            (unsigned)n->controls_stale, (unsigned)n->watchdog_trips, (unsigned)n->limit_trips,
@@ -107,7 +113,19 @@ static void counters(void)
            (unsigned)n->heartbeats_tx, (unsigned)n->capabilities_tx, (unsigned)n->faults_tx,
            (unsigned)n->frames_tx, (unsigned)n->tx_dropped, (unsigned)n->unexpected_frames,
            (unsigned)n->other_version_hellos, (unsigned)n->ticks, (unsigned)s->frames_ok,
-           (unsigned)s->crc_errors, (unsigned)s->duplicates, (unsigned)s->sequence_gaps);
+           (unsigned)s->crc_errors, (unsigned)s->duplicates, (unsigned)s->sequence_gaps,
+           (unsigned)n->controls_wrong_count, (unsigned)s->version_errors);
+}
+
+static void status(void)
+{
+    uint8_t i;
+    printf("status %u %u %d %.9g %u %d ", (unsigned)rig_flags(&r), (unsigned)r.armed,
+           motor_enabled, (double)motor_commands[0], (unsigned)r.latched_code, led);
+    for (i = 0; i < motor_count; i++) {
+        printf(i ? ",%.9g" : "%.9g", (double)motor_commands[i]);
+    }
+    printf("\n");
 }
 
 int main(void)
@@ -121,9 +139,10 @@ int main(void)
         }
         if (strcmp(cmd, "init") == 0) {
             rig_config c;
-            char *a[4];
+            char *a[6];
             int i;
-            for (i = 0; i < 4; i++) {
+            memset(&c, 0, sizeof c);
+            for (i = 0; i < 6; i++) {
                 a[i] = strtok(NULL, " \t\r\n");
             }
             if (arg == NULL || a[3] == NULL) {
@@ -131,9 +150,14 @@ int main(void)
             } else {
                 c.state_rate_hz = (uint16_t)strtoul(arg, NULL, 0);
                 c.watchdog_ms = (uint16_t)strtoul(a[0], NULL, 0);
-                c.max_command = strtof(a[1], NULL);
                 c.state_layout = (uint8_t)strtoul(a[2], NULL, 0);
                 c.rig_id = (uint32_t)strtoul(a[3], NULL, 0);
+                c.input_count = a[4] ? (uint8_t)strtoul(a[4], NULL, 0) : 1u;
+                c.n_values = a[5] ? (uint8_t)strtoul(a[5], NULL, 0) : 0u;
+                for (i = 0; i < (int)c.input_count && i < (int)HP_MAX_INPUTS; i++) {
+                    c.input_low[i] = -(float)(i + 1) * strtof(a[1], NULL);
+                    c.input_high[i] = strtof(a[1], NULL);
+                }
                 printf("init %d\n", rig_init(&r, &c, now));
                 initialised = 1;
             }
@@ -170,8 +194,7 @@ int main(void)
         } else if (strcmp(cmd, "txroom") == 0 && arg) {
             tx_room = atol(arg);
         } else if (strcmp(cmd, "status") == 0) {
-            printf("status %u %u %d %.9g %u %d\n", (unsigned)rig_flags(&r), (unsigned)r.armed,
-                   motor_enabled, (double)motor_command, (unsigned)r.latched_code, led);
+            status();
         } else if (strcmp(cmd, "counters") == 0) {
             counters();
         } else {
