@@ -28,7 +28,7 @@ import numpy as np
 from controller_client.main import law_from_config
 from controller_client.output import LawOutputError, law_output
 from hil.app.process import EXIT_FAULT, EXIT_OK, EXIT_USAGE
-from hil.config import ConfigError, load_config
+from hil.config import ConfigError, build_plant_model, load_config
 from hil.recording.recorder import Recording, RecordingError, read_recording
 from hil.recording.traces import recorded_inputs
 
@@ -100,7 +100,9 @@ def replay(run_dir: str | Path, tolerance: float = 1e-9) -> ReplayResult:
         raise RecordingError(f"{run / 'controller.rec'}: no input columns (neither the "
                              f"header's input_columns nor force_n)")
     changes = gain_changes(run)
-    law = law_from_config(config)
+    model = build_plant_model(config)
+    _check_fits(run, rec, model.describe())
+    law = law_from_config(config, model)
     law.reset()
     replayed, sigmas = _replayed(law, config.controller.name, rec, changes)
     diff = np.abs(replayed - rec.input_matrix())
@@ -123,6 +125,19 @@ def replay(run_dir: str | Path, tolerance: float = 1e-9) -> ReplayResult:
         recording_problem=rec.problem,
         gain_changes=len(changes),
     )
+
+
+def _check_fits(run: Path, rec: Recording, desc: dict[str, Any]) -> None:
+    """RecordingError unless controller.rec records the states and as many inputs as the
+    config's plant has: a law must never be fed another plant's states."""
+    names = list(desc.get("state_names") or [])
+    n_inputs = len(desc.get("input_names") or [None])
+    if list(rec.states) != names or len(rec.inputs) != n_inputs:
+        raise RecordingError(
+            f"{run / 'controller.rec'} records the states {list(rec.states)} and "
+            f"{len(rec.inputs)} input(s) {list(rec.inputs)}, but {run / 'config.yaml'}'s "
+            f"plant has the states {names} and {n_inputs} input(s); replay a run folder with "
+            f"the config it was run with")
 
 
 def _worst(diff: np.ndarray, seqs: np.ndarray) -> tuple[float, int | None]:

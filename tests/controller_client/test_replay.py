@@ -26,11 +26,16 @@ UNITS = ["m", "rad", "rad", "m/s", "rad/s", "rad/s"]
 T0_NS = 7_000_000_000
 
 
+DIP_INPUT = Inputs.single("force", "N", 150.0)
+
+
 def record_run(run: Path, controller: str = "classical_smc", steps: int = 300,
-               changes: dict[int, list[float]] | None = None, mode: str = "realtime") -> Path:
+               changes: dict[int, list[float]] | None = None, mode: str = "realtime",
+               old: bool = False) -> Path:
     """A run folder whose controller.rec holds what `controller` computed, as the loop does;
     `changes` {row: gains}: set before that row's control, and listed in controller.json as
-    the loop lists them (the time: the state's in lockstep, between two sends in realtime)."""
+    the loop lists them (the time: the state's in lockstep, between two sends in realtime).
+    `old`: the recording as written before several inputs (one `force_n` column)."""
     run.mkdir(parents=True, exist_ok=True)
     config = load_config(None, {"controller.name": controller})
     (run / "config.yaml").write_text(dump_config(config))
@@ -44,7 +49,9 @@ def record_run(run: Path, controller: str = "classical_smc", steps: int = 300,
                        -0.05 * decay * np.cos(8 * t), 0.6 * decay, -0.8 * decay * np.sin(8 * t),
                        0.4 * decay * np.sin(8 * t)], axis=1)
     events = []
-    with Recorder(run / "controller.rec", controller_columns(NAMES, UNITS),
+    columns = controller_columns(NAMES, UNITS) if old else \
+        controller_columns(NAMES, UNITS, DIP_INPUT)
+    with Recorder(run / "controller.rec", columns,
                   {"t0_ns": T0_NS, "mode": mode, "period_ns": 1_000_000},
                   flush_interval_s=60.0, fsync_interval_s=0.0, max_rows_per_chunk=100) as rec:
         state = np.zeros(6)
@@ -69,9 +76,12 @@ def record_run(run: Path, controller: str = "classical_smc", steps: int = 300,
     return run
 
 
-@pytest.mark.parametrize("controller", ["classical_smc", "lqr"])
-def test_a_recorded_run_is_reproduced_exactly(tmp_path: Path, controller: str) -> None:
-    result = replay(record_run(tmp_path / "r", controller))
+@pytest.mark.parametrize("controller, old", [("classical_smc", False), ("lqr", False),
+                                             ("lqr", True)])
+def test_a_recorded_run_is_reproduced_exactly(tmp_path: Path, controller: str,
+                                              old: bool) -> None:
+    result = replay(record_run(tmp_path / "r", controller, old=old))
+    assert [(d.name, d.unit) for d in result.inputs] == [("force", "N")]
     assert result.controls == 300 and result.controller == controller
     assert result.max_diff == 0.0 and result.reproduced
     assert result.recording_complete and result.recording_problem is None
@@ -135,7 +145,7 @@ def test_unreadable_gain_changes_are_named(tmp_path: Path,
 def shift_force(run: Path, row: int, delta_n: float) -> None:
     """Rewrite controller.rec with one recorded force changed."""
     rec = read_recording(run / "controller.rec")
-    rec["force_n"][row] += delta_n
+    rec[rec.inputs[0]][row] += delta_n
     with Recorder(run / "controller.rec", rec.columns, rec.meta, flush_interval_s=60.0,
                   fsync_interval_s=0.0) as out:
         for i in range(rec.rows):
@@ -250,12 +260,36 @@ def test_a_changed_input_of_a_two_input_run_is_named_with_its_control(
     assert [d["name"] for d in result["inputs"]] == ["pitch_voltage", "yaw_voltage"]
 
 
+TWO_OUTPUTS = """\
+class TwoOutputs:
+    def __init__(self, gains, **context):
+        pass
+
+    def compute(self, state, t):
+        return (0.5 * state[0], -0.5 * state[1])
+"""
+
+
 def test_a_law_whose_output_does_not_fit_the_recorded_inputs_is_named(
         tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    run = record_run(tmp_path / "r", "lqr", steps=20)  # one input (force_n) recorded
-    (run / "config.yaml").write_text(dump_config(load_config(HELICOPTER)))
-    states = read_recording(run / "controller.rec")
-    assert states.inputs == ("force_n",)
+    run = record_run(tmp_path / "r", "lqr", steps=20)  # one input (force) recorded
+    assert read_recording(run / "controller.rec").inputs == ("force",)
+    (run / "two_outputs.py").write_text(TWO_OUTPUTS)
+    config = load_config(None, {"controller.name": "two_outputs:TwoOutputs",
+                                "source_dir": str(run)})
+    (run / "config.yaml").write_text(dump_config(config))
     assert main([str(run)]) == 1
     err = capsys.readouterr().err
-    assert "control law lqr returned 2 values" in err and "for 1 input" in err
+    assert "control law two_outputs:TwoOutputs returned 2 values" in err
+    assert "for 1 input" in err
+
+
+def test_a_run_folder_whose_config_is_another_plants_is_refused_naming_both(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run = record_run(tmp_path / "r", "lqr", steps=20)  # the DIP's six states, one input
+    (run / "config.yaml").write_text(dump_config(load_config(HELICOPTER)))
+    assert main([str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "records the states ['x', 'theta1', 'theta2'" in err and "and 1 input(s)" in err
+    assert "plant has the states ['pitch', 'yaw', 'pitch_rate', 'yaw_rate'] and 2 input(s)" \
+        in err

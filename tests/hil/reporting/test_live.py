@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 from synthetic_run import STATE_NAMES, STATE_UNITS
 
+from hil.dynamics.inputs import Inputs
 from hil.recording.recorder import Recorder, plant_columns
 from hil.reporting.live import LiveStatus, StatusPrinter
 
 STATE = [0.0, 0.1, -0.05, 0.0, 0.0, 0.0]
+FORCE = Inputs.single("force", "N", 150.0)
 
 
 def plant_row(seq: int, answered: int, control: int, round_trip_ns: int) -> tuple:
@@ -20,7 +22,7 @@ def plant_row(seq: int, answered: int, control: int, round_trip_ns: int) -> tupl
 
 
 def recorder(path: Path) -> Recorder:
-    return Recorder(path, plant_columns(STATE_NAMES, STATE_UNITS), flush_interval_s=60.0,
+    return Recorder(path, plant_columns(STATE_NAMES, STATE_UNITS, FORCE), flush_interval_s=60.0,
                     fsync_interval_s=0.0, max_rows_per_chunk=250)
 
 

@@ -16,11 +16,13 @@ from synthetic_run import STATE_NAMES, STATE_UNITS
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
+from hil.dynamics.inputs import Inputs
 from hil.recording.recorder import Recorder, plant_columns
 from hil.reporting.liveview.feed import RecordingFeed
 from hil.reporting.liveview.server import LiveViewServer
 
 T0_NS = 10**12
+FORCE = Inputs.single("force", "N", 150.0)
 
 
 def plant_row(seq: int, flags: int = 0) -> tuple:
@@ -32,7 +34,7 @@ def plant_row(seq: int, flags: int = 0) -> tuple:
 
 
 def write(path: Path, rows: range, flags: int = 0) -> None:
-    rec = Recorder(path, plant_columns(STATE_NAMES, STATE_UNITS),
+    rec = Recorder(path, plant_columns(STATE_NAMES, STATE_UNITS, FORCE),
                    {"run_id": "r-1", "plant": {"name": "dip", "state_names": STATE_NAMES,
                                                "state_units": STATE_UNITS},
                     "mode": "realtime", "period_ns": 1_000_000},
