@@ -5,7 +5,8 @@ Channels (each message a JSON object; each schema names its fields with their un
 
 - /plant/state, one per plant step (plant.rec row): seq, t (run time, s), each state by
   name, each input by name (`thrust_left`, `thrust_right`; `force` or `voltage` for one
-  input), flags and safe/watchdog/safety/final booleans;
+  input; its schema gives its limits as `limits`: [low, high]), flags and
+  safe/watchdog/safety/final booleans;
 - /plant/timing, one per plant step: lateness_us, round_trip_us (newest applied control),
   deadline_met (the previous state was answered before this step);
 - /controller/control, one per control sent (controller.rec row): control_seq, state_seq,
@@ -54,6 +55,15 @@ def _number(unit: str, description: str = "") -> dict[str, Any]:
     if unit:
         out["unit"] = unit  # an annotation: JSON schema allows keywords of one's own
     return out
+
+
+def _input_field(trace: InputTrace, description: str) -> dict[str, Any]:
+    """An input's schema: a number in its unit, with its limits as an annotation
+    (`limits`: [low, high]) when the run says them."""
+    field = _number(trace.unit, description)
+    if trace.low is not None and trace.high is not None:
+        field["limits"] = [trace.low, trace.high]
+    return field
 
 
 def _schema(title: str, properties: Mapping[str, Any]) -> bytes:
@@ -130,7 +140,7 @@ def _write(f: BinaryIO, plant: Recording, controller: Recording | None,
         "seq": {"type": "integer", "description": "sequence number of the published state"},
         "t": _number("s", "run time"),
         **{n: _number(units.get(n, "")) for n in names},
-        **{f: _number(tr.unit, "input applied") for f, tr in zip(fields, traces, strict=True)},
+        **{f: _input_field(tr, "input applied") for f, tr in zip(fields, traces, strict=True)},
         "flags": {"type": "integer", "description": "1 safe, 2 watchdog, 4 safety, 8 final"},
         **{k: {"type": "boolean"} for k in _FLAGS}})
     timing_ch = channel("/plant/timing", "hil.PlantTiming", {

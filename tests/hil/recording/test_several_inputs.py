@@ -115,6 +115,9 @@ def test_mcap_has_a_field_per_input_in_state_and_control_messages(run: Path,
         props = schemas[topic]["properties"]
         assert props["thrust_left"]["unit"] == props["thrust_right"]["unit"] == "N"
         assert "force" not in props and "force_n" not in props
+    state_props = schemas["/plant/state"]["properties"]
+    assert state_props["thrust_left"]["limits"] == state_props["thrust_right"]["limits"] == \
+        [0.0, 40.0]
     u = thrusts(500)
     states = messages["/plant/state"]
     assert [m["thrust_left"] for m in states[1:]] == u[:-1, 0].tolist()
