@@ -67,12 +67,11 @@ from hil.runtime.latency import LatencyMonitor
 from plant_server.backends.serial_handshake import (
     LAYOUTS,
     Handshake,
-    RigExpectation,
     RigMismatch,
     RigUnreachable,
     capabilities_dict,
-    model_inputs,
     rig_description,
+    rig_expectation,
 )
 from plant_server.backends.serial_intake import RigClock, RigIntake, Sample
 from plant_server.backends.serial_io import (
@@ -141,7 +140,8 @@ class SerialBackend:
         self.model = model
         self.name = model.name
         self.state_names = tuple(model.state_names)
-        self.inputs: Inputs = model_inputs(model)  # narrowed to the rig's limits by open()
+        self._expected = rig_expectation(model, rate_hz, round(1e9 / rate_hz))
+        self.inputs: Inputs = self._expected.inputs  # narrowed to the rig's limits by open()
         self.state = np.zeros(len(self.state_names))
         self.sim_time_ns = 0
         self.port, self.baud, self.rate_hz = port, baud, rate_hz
@@ -149,8 +149,6 @@ class SerialBackend:
         self.latency = LatencyMonitor(SERIAL_FIGURES)
         self.state_frame_bytes = frame_bytes(State(0, (0.0,) * len(self.state_names)))
         self.control_frame_bytes = frame_bytes(Control((0.0,) * self.inputs.n, 0))
-        self._expected = RigExpectation(model.name, LAYOUTS.get(model.name), rate_hz,
-                                        self.period_ns, len(self.state_names), self.inputs)
         self._handshake_timeout_ns = handshake_timeout_ns
         self._silence_timeout_ns = silence_timeout_ns
         self._margin_ns = round(phase_margin * self.period_ns)

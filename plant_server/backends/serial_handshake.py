@@ -19,6 +19,7 @@ from typing import Any
 import serial
 
 from firmware_protocol import (
+    MAX_STATE_VALUES,
     PROTOCOL_VERSION,
     Capabilities,
     ControlUnit,
@@ -69,6 +70,18 @@ class RigExpectation:
     period_ns: int
     n_states: int
     inputs: Inputs
+
+
+def rig_expectation(model: Any, rate_hz: float, period_ns: int) -> RigExpectation:
+    """What a rig standing in for `model` must be; RigMismatch (exit 2) if no rig can: more
+    states than a STATE frame carries."""
+    n_states = len(model.state_names)
+    if not 1 <= n_states <= MAX_STATE_VALUES:
+        raise RigMismatch(f"plant.model {model.name!r} has {n_states} states; a rig's STATE "
+                          f"frame carries 1 to {MAX_STATE_VALUES} (firmware_protocol/"
+                          "PROTOCOL.md section 5): simulate it (plant.backend: sim)")
+    return RigExpectation(model.name, LAYOUTS.get(model.name), rate_hz, period_ns, n_states,
+                          model_inputs(model))
 
 
 def check_capabilities(caps: Capabilities, expected: RigExpectation, port: str,

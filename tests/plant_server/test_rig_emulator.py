@@ -37,8 +37,9 @@ from firmware_protocol import (
     encode,
     frame_bytes,
 )
+from hil.config import ConfigError, load_config
 from hil.dynamics import create_model
-from plant_server.rig_emulator import UartLine
+from plant_server.rig_emulator import UartLine, build
 
 INITIAL = [0.0, 0.1, -0.05, 0.0, 0.0, 0.0]  # the config default
 f32 = np.float32
@@ -373,3 +374,23 @@ def test_a_two_input_rig_declares_its_inputs_applies_both_and_refuses_a_wrong_co
     assert counters["controls_wrong_count"] == 1 and counters["controls_applied"] >= 40
     assert report["firmware"]["capabilities"]["input_limits"] == [[-24.0, 24.0],
                                                                   [-15.0, 15.0]]
+
+
+NINE_STATES = '''
+class Chain:
+    state_names = tuple(f"x{i}" for i in range(9))
+    state_units = ("m",) * 9
+    input_names = ("push",)
+    input_units = ("N",)
+    input_limits = (5.0,)
+
+    def derivatives(self, state, u):
+        return [0.0] * 9
+'''
+
+
+def test_a_plant_with_more_states_than_a_state_frame_carries_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "chain.py").write_text(NINE_STATES)
+    config = rig_config(tmp_path, plant={"model": "chain:Chain", "initial_state": [0.0] * 9})
+    with pytest.raises(ConfigError, match=r"has 9 states; a rig's STATE frame carries at most 8"):
+        build(load_config(config))

@@ -617,3 +617,24 @@ def test_a_vector_of_the_wrong_size_is_a_fault_not_a_control(tmp_path: Path) -> 
     assert after["controls_tx"] == controls and after["estops_tx"] == 3
     assert report["firmware"]["counters"]["estops"] >= 1
     assert report["firmware"]["counters"]["controls_wrong_count"] == 0
+
+
+NINE_STATES = '''
+class Chain:
+    state_names = tuple(f"x{i}" for i in range(9))
+    state_units = ("m",) * 9
+    input_names = ("push",)
+    input_units = ("N",)
+    input_limits = (5.0,)
+
+    def derivatives(self, state, u):
+        return [0.0] * 9
+'''
+
+
+def test_a_plant_with_more_states_than_a_state_frame_carries_has_no_rig(tmp_path: Path) -> None:
+    (tmp_path / "chain.py").write_text(NINE_STATES)
+    model = create_model("chain:Chain", search_path=[str(tmp_path)])
+    with pytest.raises(RigMismatch, match=r"'chain:Chain' has 9 states; a rig's STATE frame "
+                                          r"carries 1 to 8 .*plant.backend: sim"):
+        bridge("/dev/null-unopened", model=model)
