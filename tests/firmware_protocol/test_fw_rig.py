@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fp_vectors import REJECTS
 from fw_kit import HostRig, QemuRig, RawHost, realtime_host
 
 from firmware_protocol import (
@@ -208,3 +209,46 @@ def test_a_qemu_stall_longer_than_the_watchdog_is_not_the_hosts_silence(
     else:
         assert [f.message.code for f in faults] == [FaultCode.WATCHDOG], out
         assert "watchdog trip" in out
+
+
+@pytest.mark.realtime
+def test_a_control_with_the_wrong_count_latches_the_armed_rig_safe(rig_port: str) -> None:
+    """Both builds: two commands for the one-input double pendulum are never applied: FAULT
+    CONTROL_COUNT (detail 2), SAFE until CLEAR; the nonce of the HELLO comes back."""
+    host = RawHost(rig_port, BAUD)
+    try:
+        host.send(Hello(nonce=0x0BADF00D))
+        _, caps = host.wait_for(Capabilities, timeout_s=3.0)
+        if caps.message.nonce == 0:  # the power-up one, sent before the HELLO was heard
+            _, caps = host.wait_for(Capabilities)
+        host.send(Clear())
+        _, state = host.wait_for(State, flags=Flags.MOTOR_ENABLED)
+        host.send(Control(commands=(1.0, 1.0), state_seq=state.seq))
+        _, fault = host.wait_for(Fault, timeout_s=1.0)
+        _, after = host.wait_for(State)
+    finally:
+        host.close()
+    assert caps.message.nonce == 0x0BADF00D
+    assert caps.message.input_limits == ((-150.0, 150.0),)
+    assert (fault.message.code, fault.message.detail) == (FaultCode.CONTROL_COUNT, 2)
+    assert after.flags & Flags.FAULT_LATCHED and not after.flags & Flags.MOTOR_ENABLED
+
+
+@pytest.mark.realtime
+def test_host_build_counts_wrong_counts_and_other_version_hellos_in_rig_json(
+        tmp_path: Path) -> None:
+    v1_hello = next(v.wire for v in REJECTS if v.name == "version_1_hello")
+    with HostRig(tmp_path / "rig", rate_hz=RATE_HZ, baud=BAUD) as rig:
+        host = RawHost(rig.port, BAUD)
+        try:
+            host.send_raw(v1_hello)
+            _, caps = host.wait_for(Capabilities, timeout_s=3.0)
+            host.send(Control(commands=(1.0, 2.0, 3.0), state_seq=0))
+            host.events(0.05)
+        finally:
+            host.close()
+        report = rig.stop()
+    assert caps.message.nonce == 0
+    counters = report["firmware"]["counters"]
+    assert (counters["other_version_hellos"], counters["controls_wrong_count"]) == (1, 1)
+    assert (counters["hellos"], counters["controls_applied"]) == (0, 0)

@@ -347,13 +347,15 @@ static void write_report(const char *end_reason)
             "\"controls_applied\": %u, \"controls_ignored_safe\": %u, \"controls_stale\": %u, "
             "\"watchdog_trips\": %u, \"limit_trips\": %u, \"encoder_faults\": %u, "
             "\"states_tx\": %u, \"heartbeats_tx\": %u, \"faults_tx\": %u, \"frames_tx\": %u, "
-            "\"tx_dropped\": %u, \"unexpected_frames\": %u},\n",
+            "\"tx_dropped\": %u, \"unexpected_frames\": %u, \"controls_wrong_count\": %u, "
+            "\"other_version_hellos\": %u},\n",
             (unsigned)n->hellos, (unsigned)n->clears, (unsigned)n->estops,
             (unsigned)n->controls_applied, (unsigned)n->controls_ignored_safe,
             (unsigned)n->controls_stale, (unsigned)n->watchdog_trips, (unsigned)n->limit_trips,
             (unsigned)n->encoder_faults, (unsigned)n->states_tx, (unsigned)n->heartbeats_tx,
             (unsigned)n->faults_tx, (unsigned)n->frames_tx, (unsigned)n->tx_dropped,
-            (unsigned)n->unexpected_frames);
+            (unsigned)n->unexpected_frames, (unsigned)n->controls_wrong_count,
+            (unsigned)n->other_version_hellos);
     fprintf(f, "  \"decoder\": {\"frames_ok\": %u, \"crc_errors\": %u, \"sequence_gaps\": %u, "
             "\"duplicates\": %u, \"bytes_received\": %u, \"rejected\": %u},\n",
             (unsigned)s->frames_ok, (unsigned)s->crc_errors, (unsigned)s->sequence_gaps,
