@@ -638,3 +638,29 @@ def test_a_plant_with_more_states_than_a_state_frame_carries_has_no_rig(tmp_path
     with pytest.raises(RigMismatch, match=r"'chain:Chain' has 9 states; a rig's STATE frame "
                                           r"carries 1 to 8 .*plant.backend: sim"):
         bridge("/dev/null-unopened", model=model)
+
+
+TWO_CARTS = '''
+class TwoCarts:
+    state_names = ("x1", "x2", "x3", "v1", "v2", "v3")
+    state_units = ("m", "m", "m", "m/s", "m/s", "m/s")
+    input_names = ("f1", "f2")
+    input_units = ("N", "N")
+    input_limits = (24.0, 15.0)
+
+    def derivatives(self, state, u):
+        return [state[3], state[4], state[5], u[0], u[1] - u[0], -u[1]]
+'''
+
+
+@pytest.mark.realtime
+def test_a_declared_rig_streaming_another_number_of_states_is_refused(tmp_path: Path) -> None:
+    """The helicopter rig (layout DECLARED, 4 values, 2 inputs) for a 6-state two-input plant:
+    the inputs agree, the first STATE does not: RigMismatch naming both counts."""
+    (tmp_path / "carts.py").write_text(TWO_CARTS)
+    model = create_model("carts:TwoCarts", search_path=[str(tmp_path)])
+    with (EmulatedRig(rig_config(tmp_path, plant=HELICOPTER), tmp_path / "rig") as rig,
+          pytest.raises(RigMismatch) as refused):
+        bridge(rig.port, model=model).open()
+    assert (f"the rig on {rig.port} streams 4 state values, but plant.model 'carts:TwoCarts' "
+            "has 6 states") in str(refused.value)
