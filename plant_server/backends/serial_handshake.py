@@ -190,7 +190,7 @@ class Handshake:
         self.inputs: Inputs | None = None  # the run's, once the rig is checked
 
     def run(self) -> Sample:
-        """HELLO (again, after a CAPABILITIES no STATE followed) until the first STATEs."""
+        """HELLO (again, after an answer no STATE followed) until the first STATEs."""
         try:
             self._ser.port = self._port
             self._ser.open()
@@ -207,8 +207,8 @@ class Handshake:
                 first = self._first_states(give_up)
                 if first is not None:
                     return first
-                # CAPABILITIES but no STATE: it was not the answer to a HELLO (a rig that
-                # booted while our HELLOs went unheard sends one unasked). Say HELLO again.
+                # Our nonce came back but no STATE followed (the rig reset right after it
+                # answered, and its power-up CAPABILITIES was ignored): say HELLO again.
                 self.unanswered_capabilities += 1
                 self._intake.capabilities = None
         except BaseException:
