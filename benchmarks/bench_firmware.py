@@ -141,7 +141,7 @@ def measure(kind: str, rate: int, seconds: float, baud: int) -> dict[str, float]
             while time.monotonic() < end:
                 for t, f in h.frames():
                     if isinstance(f.message, State):
-                        h.send(Control(command=0.0, state_seq=f.seq))
+                        h.send(Control(commands=(0.0,), state_seq=f.seq))
                         arrivals.append(t)
                         stamps.append(f.message.timestamp_us)
                     elif isinstance(f.message, Fault):
@@ -178,7 +178,7 @@ def stall_trips(stop_ms: float, compensated: bool, fifo: bool) -> bool:
                 while time.monotonic() < end:
                     for _, f in h.frames():
                         if isinstance(f.message, State):
-                            h.send(Control(command=0.0, state_seq=f.seq))
+                            h.send(Control(commands=(0.0,), state_seq=f.seq))
                         elif isinstance(f.message, Fault):
                             tripped |= f.message.code == FaultCode.WATCHDOG
                 return tripped

@@ -111,7 +111,7 @@ def serial_round_trip(folder: Path, baud: int, trial_s: float, fifo: bool) -> di
         decoder.feed(data)
         for event in decoder:
             if isinstance(event, Frame) and isinstance(event.message, State):
-                port.write(encoder.encode(Control(command=0.0, state_seq=event.seq)))
+                port.write(encoder.encode(Control(commands=(0.0,), state_seq=event.seq)))
     port.close()
     fw = rig.stop()["firmware"]
     truth = fw["latency_us"]["sample_to_actuation"]

@@ -417,30 +417,19 @@ class StateRaw:
 _CONTROL = struct.Struct("<HB")  # state_seq, count; then count x f32
 
 
-@dataclass(frozen=True, init=False)
+@dataclass(frozen=True)
 class Control:
     """CONTROL, host -> rig: one command per input and the STATE seq it answers (3 + 4 m).
 
     `commands` are in the rig's `ControlUnit`, one per input the rig declared in its
     CAPABILITIES; the rig saturates each within its `input_limits`. Every valid CONTROL
-    reloads the rig's watchdog. `Control(command=c, state_seq=s)`, version 1's spelling, is
-    `Control(commands=(c,), state_seq=s)`: hil/config.py's `serial_link_problem` still
-    sizes the CONTROL frame that way (issue 20: it moves to `link_budget`, then this goes).
+    reloads the rig's watchdog.
     """
 
     TYPE: ClassVar[MessageType] = MessageType.CONTROL
 
     commands: tuple[float, ...]
     state_seq: int
-
-    def __init__(self, commands: Any = None, state_seq: Any = None, *,
-                 command: Any = None) -> None:
-        if (commands is None) == (command is None) or state_seq is None:
-            raise LocalProtocolError("CONTROL takes `commands` (one per input) and `state_seq`"
-                                     f", got commands={commands!r} state_seq={state_seq!r}")
-        _set(self, "commands", (command,) if commands is None else commands)
-        _set(self, "state_seq", state_seq)
-        self.__post_init__()
 
     def __post_init__(self) -> None:
         try:

@@ -446,15 +446,17 @@ def validate_config(data: dict[str, Any], source: str = "<config>") -> Config:
 _STANDARD_BAUDS = (115_200, 230_400, 460_800, 921_600, 1_000_000, 2_000_000, 3_000_000)
 
 
-def serial_link_problem(config: Config) -> str | None:
+def serial_link_problem(config: Config, n_inputs: int = 1) -> str | None:
     """Why the serial settings cannot work together, with the arithmetic; None if they can.
 
     The frame sizes and the link budget come from `firmware_protocol`, a leaf package that
     imports nothing of ours, so the check runs wherever a config is loaded (`hil run` refuses
-    before it starts any process).
+    before it starts any process) with one input, the fewest a plant has; the plant, which
+    builds the model, checks again with its `n_inputs`.
     """
-    from firmware_protocol import Control, State, frame_bytes, max_rate_hz
+    from firmware_protocol import State, frame_bytes, max_rate_hz
     from firmware_protocol.link_budget import UART_8N1_BITS_PER_BYTE as bits
+    from firmware_protocol.link_budget import control_frame_bytes
 
     if config.rig_emulator.enabled and config.plant.backend != "serial":
         return "rig_emulator.enabled needs plant.backend: serial"
@@ -468,7 +470,7 @@ def serial_link_problem(config: Config) -> str | None:
         return None  # the plant refuses an initial_state that does not fit its model
     baud, rate, share = config.serial.baud, config.run.rate_hz, config.serial.max_utilisation
     state_b = frame_bytes(State(timestamp_us=0, values=(0.0,) * n))
-    control_b = frame_bytes(Control(command=0.0, state_seq=0))
+    control_b = control_frame_bytes(n_inputs)
     frame_b = max(state_b, control_b)
     ceiling = max_rate_hz(baud, state_b, control_b)
     if rate <= ceiling * share:
@@ -477,7 +479,8 @@ def serial_link_problem(config: Config) -> str | None:
     suggest = next((b for b in _STANDARD_BAUDS if b * share >= needed), None)
     return (
         f"run.rate_hz {rate:g} is more than serial.baud {baud} can carry: each period the rig "
-        f"sends a {state_b}-byte STATE ({n} values) and the host a {control_b}-byte CONTROL, "
+        f"sends a {state_b}-byte STATE ({n} values) and the host a {control_b}-byte CONTROL "
+        f"({n_inputs} input{'s' if n_inputs != 1 else ''}), "
         f"{bits} bits a byte, so the link carries at most {baud} / {bits} / {frame_b} = "
         f"{ceiling:.0f} Hz, {ceiling * share:.0f} Hz within serial.max_utilisation {share:g}; "
         f"{rate:g} Hz needs {rate:g} x {frame_b} x {bits} = {needed:.0f} baud "

@@ -25,7 +25,7 @@ from hil.app.process import (
     ResourceMeter,
     run_process,
 )
-from hil.config import Config, ConfigError, build_plant_model
+from hil.config import Config, ConfigError, build_plant_model, serial_link_problem
 from hil.link.dataplane import plant_data
 from hil.link.dataplane import spin_ns as shm_spin_ns
 from hil.link.security import CurveKeyError
@@ -191,6 +191,9 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     model = _warm_model(ctx)
     settings = _settings(config)
     inputs = plant_inputs(model.describe())
+    problem = serial_link_problem(config, inputs.n)
+    if problem is not None:
+        raise ConfigError(problem)
     settings.safety = limits_from_config(config.safety, config.run.mode, inputs)
     faults = _faults(config, len(model.state_names))
     realtime_config = config.realtime

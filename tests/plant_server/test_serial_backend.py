@@ -47,7 +47,8 @@ from firmware_protocol import (
     crc32,
 )
 from firmware_protocol.cobs import CobsError, cobs_decode
-from hil.config import ConfigError, load_config
+from firmware_protocol.link_budget import control_frame_bytes
+from hil.config import ConfigError, load_config, serial_link_problem
 from hil.dynamics import create_model
 from plant_server.backends.serial import (
     RigMismatch,
@@ -400,6 +401,18 @@ def test_the_config_refuses_a_rate_the_baud_cannot_carry_with_the_arithmetic() -
         load_config(None, {**serial, "run.rate_hz": 250, "run.mode": "lockstep"})
     with pytest.raises(ConfigError, match=r"rig_emulator\.enabled needs plant\.backend: serial"):
         load_config(None, {"rig_emulator.enabled": True})
+
+
+def test_the_link_budget_counts_every_input_of_the_plant() -> None:
+    # 250 Hz fits a 40-byte STATE and a one-input CONTROL; eight inputs make CONTROL the
+    # larger frame (framing + 3 + 4 x 8 bytes), which 115200 baud cannot carry at 250 Hz.
+    config = load_config(None, {"plant.backend": "serial", "serial.baud": 115_200,
+                                "run.rate_hz": 250})
+    assert serial_link_problem(config) is None
+    problem = serial_link_problem(config, 8)
+    assert problem is not None
+    assert f"a {control_frame_bytes(8)}-byte CONTROL (8 inputs)" in problem
+    assert f"115200 / 10 / {control_frame_bytes(8)} = " in problem
 
 
 def test_a_full_transmit_buffer_drops_whole_frames_and_never_cuts_the_next_one() -> None:
