@@ -40,7 +40,7 @@ from hil.runtime.latency import BUFFER_SAMPLES, LatencyMonitor  # noqa: E402
 
 STATE_6 = (123_456, 1_700_000_000_123_456_789, [0.01 * i - 0.021 for i in range(6)], 0)
 STATE_32 = (123_456, 1_700_000_000_123_456_789, [0.01 * i - 0.021 for i in range(32)], 0)
-CONTROL = (123_457, 123_456, -12.375, 1_700_000_000_123_470_000, 1_700_000_000_123_480_000,
+CONTROL = (123_457, 123_456, [-12.375], 1_700_000_000_123_470_000, 1_700_000_000_123_480_000,
            4_200)
 # Latencies around 60 us, spread over many HDR buckets, as a loop records them.
 SAMPLES_NS = [40_000 + (i * 7919) % 45_000 for i in range(4096)]

@@ -45,7 +45,7 @@ def _pong(endpoint: str, n: int) -> None:
     sock.send(msgpack.packb(["hello"]))
     for _ in range(n):
         m = msgpack.unpackb(sock.recv())
-        sock.send(msgpack.packb(("control", m[1], m[1], 1.5, time.monotonic_ns(),
+        sock.send(msgpack.packb(("control", m[1], m[1], [1.5], time.monotonic_ns(),
                                  time.monotonic_ns(), 1000)))
     sock.close(0)
     ctx.term()

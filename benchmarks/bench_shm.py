@@ -51,7 +51,7 @@ seg = shm.Segment.open(sys.argv[1])
 strategy, n, cpu = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 if cpu >= 0:
     os.sched_setaffinity(0, {cpu})
-states, controls = shm.StateReader(seg), shm.ControlWriter(seg, 1)
+states, controls = shm.StateReader(seg), shm.ControlWriter(seg, seg.session)
 spin_first, spin_last, yield_ = {"spin": (10**12, 0, False), "spin+futex": (SPIN_NS, 0, False),
     "futex": (0, 0, False), "spin+yield": (10**12, 0, True),
     "spin pinned": (10**12, 0, False)}[strategy]
@@ -63,7 +63,7 @@ for k in range(n):
     if not states.wait(deadline, states.has_new, clock, spin_first, spin_last, yield_):
         sys.exit("echo: no state in 5 s")
     seq, t_ns, flags, values = states.take()
-    controls.write(k + 1, seq, 0.0, 0, 0, 0)
+    controls.write(k + 1, seq, [0.0], 0, 0, 0)
 print((time.process_time() - c0) / (time.monotonic() - w0), flush=True)
 seg.close()
 """.replace("SPIN_NS", str(SPIN_US * 1000))
@@ -78,6 +78,7 @@ def handoff(strategy: str, n: int = N_TRIPS) -> dict[str, float]:
     from hil.link import shm
 
     seg = shm.Segment.create(f"bench-shm-{os.getpid()}-{time.monotonic_ns()}", 6)
+    seg.new_session()  # as an attach does: a writer under any other session is refused
     pinned = strategy == "spin pinned"
     echo = subprocess.Popen([sys.executable, "-c", _ECHO, seg.name, strategy, str(n),
                              "1" if pinned else "-1"], cwd=ROOT, text=True,

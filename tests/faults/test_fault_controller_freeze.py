@@ -108,7 +108,7 @@ def test_sigstop_trips_the_watchdog_and_the_plant_stays_latched_after_sigcont(
     assert r["controls_while_safe"] <= report(out, "controller")["controls_sent"] - trip_control_seq
     rec = recording(out)
     after = rec["t_ns"] > trip["safe_output_ns"]
-    assert np.all(rec["force_n"][after] == 0.0)
+    assert np.all(rec["force"][after] == 0.0)
     c = report(out, "controller")
     assert ccode == 0, cerr
     assert c["states_while_safe"] >= 150  # each of those controls answered a safe state
@@ -144,5 +144,5 @@ def test_sigterm_on_the_controller_puts_the_plant_in_its_safe_state_first(
     safe = (rec["flags"].astype(int) & 1) != 0
     first_safe_ns = rec["t_ns"][safe][0]
     assert signalled_ns < first_safe_ns < signalled_ns + STOP_TO_SAFE_NS
-    assert np.all(rec["force_n"][safe] == 0.0)
+    assert np.all(rec["force"][safe] == 0.0)
     assert report(out, "controller")["signal"] == "SIGTERM"

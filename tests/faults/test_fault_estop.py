@@ -28,9 +28,9 @@ from faultkit import (
 def first_safe_row(out: Path) -> tuple[int, np.ndarray]:
     rec = recording(out)
     safe = (rec["flags"].astype(int) & FLAG_SAFE) != 0
-    assert safe.any() and (rec["force_n"][safe] == 0.0).all()
+    assert safe.any() and (rec["force"][safe] == 0.0).all()
     assert safe[np.argmax(safe):].all()  # safe from the first safe row to the end
-    return int(rec["t_ns"][safe][0]), rec["force_n"][~safe]
+    return int(rec["t_ns"][safe][0]), rec["force"][~safe]
 
 
 @pytest.mark.realtime

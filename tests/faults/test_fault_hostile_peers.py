@@ -33,8 +33,9 @@ from faultkit import (
 
 JUNK = 1000
 # The junk kinds and what the plant counts them as (tests/faults/junk_peer.py).
-JUNK_REJECTIONS = {"malformed", "unknown_kind", "bad_arity", "bad_type", "non_finite",
-                   "unattached_peer", "already_attached", "oversized"}
+JUNK_REJECTIONS = {"malformed", "unknown_kind", "bad_arity", "bad_type", "bad_shape",
+                   "non_finite", "unattached_peer", "already_attached", "version_mismatch",
+                   "oversized"}
 
 
 def hil_run(config: Path, out: Path) -> subprocess.Popen[str]:
@@ -83,11 +84,16 @@ def test_a_junk_peer_is_rejected_and_counted_and_the_run_still_passes(tmp_path: 
     by_kind, rejected = sent["by_kind"], p["rejected_by_kind"]
     assert p["rejected_messages"] == JUNK - by_kind["transport_oversized"], (rejected, sent)
     assert rejected.get("already_attached", 0) == by_kind.get("hello", 0)
-    assert rejected.get("non_finite", 0) == by_kind.get("nan_force", 0) + by_kind.get(
-        "inf_force", 0)
+    assert rejected.get("version_mismatch", 0) == by_kind.get("old_hello", 0)
+    assert rejected.get("non_finite", 0) == by_kind.get("nan_input", 0) + by_kind.get(
+        "inf_second_input", 0)
+    assert rejected.get("bad_shape", 0) == by_kind.get("nine_inputs", 0)
+    assert rejected.get("bad_type", 0) == by_kind.get("bad_type", 0) + by_kind.get(
+        "scalar_input", 0)
     assert rejected.get("oversized", 0) == by_kind.get("oversized", 0)
     assert rejected.get("unattached_peer", 0) == sum(by_kind.get(k, 0) for k in (
-        "huge_force", "replayed_control", "stranger_clear", "stranger_bye", "stranger_state"))
+        "huge_input", "two_inputs", "replayed_control", "stranger_clear", "stranger_bye",
+        "stranger_state"))
     peak_kb = p["max_rss_mb"] * 1024  # the plant's own peak, over the whole run
     print(f"junk: {p['rejected_messages']} of {JUNK} rejected, plant RSS {rss_before} kB "
           f"before, peak {peak_kb:.0f} kB")

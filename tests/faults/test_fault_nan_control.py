@@ -56,9 +56,9 @@ def test_a_nan_control_trips_the_non_finite_gate_and_never_reaches_the_actuator(
     assert script["bye"] == "safety: non_finite_control"
     assert script["flags_after"] and script["flags_after"][-1] & FLAG_SAFE
     rec = recording(out)
-    assert np.isfinite(rec["force_n"]).all()
+    assert np.isfinite(rec["force"]).all()
     assert np.isfinite(np.column_stack([rec[n] for n in ("x", "theta1", "theta2")])).all()
-    assert rec["force_n"][-1] == 0.0 and int(rec["flags"][-1]) & FLAG_SAFE
+    assert rec["force"][-1] == 0.0 and int(rec["flags"][-1]) & FLAG_SAFE
 
 
 NAN_TICKS = 500  # realtime: a controller sending NaN for half a second at 1 kHz

@@ -88,7 +88,7 @@ def test_the_plant_stays_latched_through_a_restart_until_cleared_then_recovers(
     assert r["safe_reason"] == "stopped by a signal"
     # Latched from each trip to its clear; driven again after each clear.
     rec = recording(out)
-    t, flags, force = rec["t_ns"], rec["flags"].astype(int), rec["force_n"]
+    t, flags, force = rec["t_ns"], rec["flags"].astype(int), rec["force"]
     safe = (flags & FLAG_SAFE) != 0
     for trip, clear in zip(wd["events"], (by_operator, by_controller), strict=True):
         held = (t > trip["safe_output_ns"]) & (t < clear["t_ns"])

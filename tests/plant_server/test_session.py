@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from hil.link.messages import PROTOCOL_VERSION
 from plant_server.session import TRANSITIONS, Action, Event, Phase, Session, SessionError
 
 A, B = b"controller-a", b"newcomer-b"
-V = 1  # the protocol spoken
+V = PROTOCOL_VERSION  # the protocol spoken
 
 
 def _in(phase: Phase) -> Session:
@@ -77,5 +78,19 @@ def test_a_hello_to_an_ending_run_or_in_another_protocol_is_refused_saying_why()
     session = Session()
     outcome = session.hello(A, V + 1, V)
     assert outcome.refusal == ("version_mismatch",
-                               "protocol version mismatch: controller speaks 2, plant speaks 1")
+                               f"protocol version mismatch: controller speaks {V + 1}, plant "
+                               f"speaks {V}")
     assert session.phase is Phase.WAITING and session.peer is None
+
+
+def test_a_protocol_1_controller_is_refused_by_a_protocol_2_plant_naming_both() -> None:
+    """Protocol 2 made the control's input a vector: a controller of protocol 1 (one number)
+    is refused at its hello, and may not attach."""
+    assert V == 2
+    session = Session()
+    outcome = session.hello(A, 1, V)
+    assert outcome.action is Action.NONE
+    assert outcome.refusal == ("version_mismatch",
+                               "protocol version mismatch: controller speaks 1, plant speaks 2")
+    assert session.phase is Phase.WAITING and session.peer is None
+    assert session.hello(A, V, V).action is Action.ATTACH

@@ -29,11 +29,19 @@ def pack_state(seq: int, t_ns: int, state: list[float], flags: int) -> bytes:
     return packed
 
 
-def pack_control(seq: int, state_seq: int, force_n: float, t_state_rx_ns: int, t_send_ns: int,
+def pack_control(seq: int, state_seq: int, u: list[float], t_state_rx_ns: int, t_send_ns: int,
                  compute_ns: int) -> bytes:
     packed: bytes = _packer.pack(
-        ("control", seq, state_seq, force_n, t_state_rx_ns, t_send_ns, compute_ns))
+        ("control", seq, state_seq, u, t_state_rx_ns, t_send_ns, compute_ns))
     return packed
+
+
+# Per kind, the vector fields (their positions in the message array) and their limits.
+_VECTORS: dict[str, tuple[tuple[str, int, int], ...]] = {
+    "state": (("state", 3, msg.MAX_STATE_DIM),),
+    "control": (("u", 3, msg.MAX_INPUT_DIM),),
+    "observation": (("state", 4, msg.MAX_STATE_DIM), ("u", 5, msg.MAX_INPUT_DIM)),
+}
 
 
 def decode(data: bytes) -> msg.Message:
@@ -58,16 +66,18 @@ def decode(data: bytes) -> msg.Message:
     for name, allowed, value in zip(names, exact, obj[1:], strict=True):
         if type(value) not in allowed:
             raise msg.MessageError("bad_type", f"{kind}.{name} has type {type(value).__name__}")
-    if kind == "state" or kind == "observation":
-        _check_vector(obj[4] if kind == "observation" else obj[3])
-    elif kind == "control" and not math.isfinite(obj[3]):
-        raise msg.MessageError("non_finite", f"control.force_n is {obj[3]}", obj[3])
+    for name, at, limit in _VECTORS.get(kind, ()):
+        _check_vector(f"{kind}.{name}", obj[at], limit)
+    if kind == "control":
+        for i, v in enumerate(obj[3]):
+            if not math.isfinite(v):
+                raise msg.MessageError("non_finite", f"control.u[{i}] is {v}", v)
     return msg.Message(kind, dict(zip(names, obj[1:], strict=True)))
 
 
-def _check_vector(values: list[Any]) -> None:
-    if not 0 < len(values) <= msg.MAX_STATE_DIM:
-        raise msg.MessageError("bad_shape", f"state has {len(values)} entries")
+def _check_vector(where: str, values: list[Any], limit: int) -> None:
+    if not 0 < len(values) <= limit:
+        raise msg.MessageError("bad_shape", f"{where} has {len(values)} entries (1 .. {limit})")
     for v in values:
         if type(v) is not float and type(v) is not int:
-            raise msg.MessageError("bad_type", f"state entry of type {type(v).__name__}")
+            raise msg.MessageError("bad_type", f"{where} entry of type {type(v).__name__}")

@@ -29,6 +29,8 @@ ANY = st.recursive(SCALARS, lambda c: st.lists(c, max_size=5)
 NUMBER = st.integers(SMALLEST, BIG) | st.floats()
 VECTOR = st.lists(st.floats() | st.integers(SMALLEST, BIG), min_size=1,
                   max_size=msg.MAX_STATE_DIM)
+INPUTS = st.lists(st.floats() | st.integers(SMALLEST, BIG), min_size=1,
+                  max_size=msg.MAX_INPUT_DIM)
 FIELD: dict[tuple[type, ...], st.SearchStrategy[Any]] = {
     (int,): st.integers(SMALLEST, BIG),
     (int, float): NUMBER,
@@ -40,8 +42,9 @@ FIELD: dict[tuple[type, ...], st.SearchStrategy[Any]] = {
 
 
 def fields_of(kind: str) -> st.SearchStrategy[tuple[Any, ...]]:
-    vector = {"state": "state", "observation": "state"}.get(kind)
-    return st.tuples(*(VECTOR if name == vector else FIELD[types]
+    vectors = {"state": {"state": VECTOR}, "control": {"u": INPUTS},
+               "observation": {"state": VECTOR, "u": INPUTS}}.get(kind, {})
+    return st.tuples(*(vectors[name] if name in vectors else FIELD[types]
                        for name, types in msg.SCHEMA[kind]))
 
 
@@ -77,9 +80,13 @@ def test_every_kind_packs_to_msgpacks_bytes_and_decodes_alike(kind: str, data: A
 EDGES: list[tuple[str, tuple[Any, ...]]] = [
     ("state", (BIG, SMALLEST, [0.0, -0.0, 1e308, -5e-324, 3, -(2**63)], 0)),
     ("state", (0, -1, [math.nan, math.inf, -math.inf], BIG)),
-    ("control", (BIG, -1, -12.5, SMALLEST, 2**32, 2**31 - 1)),
-    ("control", (1, 2, 7, 0, 0, 0)),
-    ("hello", (1, TEXT)),
+    ("control", (BIG, -1, [-12.5], SMALLEST, 2**32, 2**31 - 1)),
+    ("control", (1, 2, [7], 0, 0, 0)),
+    ("control", (1, 2, [0.0, -0.0, 1e308, -5e-324, 3, -(2**63), BIG, 2.5], 0, 0, 0)),
+    ("control", (1, 2, [1.0, math.nan], 0, 0, 0)),
+    ("observation", (1, 2, 0.5, [0.0], [1.0, math.nan, -3], 0, 0, 0, -1, "", 0)),
+    ("hello", (msg.PROTOCOL_VERSION, TEXT)),
+    ("hello", (1, TEXT)),  # protocol 1's hello still decodes; the plant refuses its version
     ("welcome", (1, {"names": [TEXT, ""], "limits": {"x": [-1.5, 2**40]}, "t0": None,
                      "ok": True, "empty": {}, "list": []})),
     ("gains_set", (2**33, "", [], [])),
@@ -100,22 +107,22 @@ def test_edge_values_pack_to_msgpacks_bytes_and_decode_alike(kind: str,
 
 @settings(max_examples=200, deadline=None)
 @given(st.integers(SMALLEST, BIG), st.integers(SMALLEST, BIG), VECTOR, st.integers(0, BIG),
-       NUMBER)
+       INPUTS)
 def test_hot_path_packers_write_msgpacks_bytes(seq: int, t_ns: int, state: list[float],
-                                               flags: int, force_n: float) -> None:
+                                               flags: int, u: list[float]) -> None:
     assert msg.pack_state(seq, t_ns, state, flags) == msgpack_pack_state(seq, t_ns, state, flags)
-    assert (msg.pack_control(seq, flags, force_n, t_ns, 0, 5)
-            == msgpack_pack_control(seq, flags, force_n, t_ns, 0, 5))
-    assert msg.pack_observation(seq, t_ns, 1.5, state, force_n, 0, 1, 2, -1, TEXT, 0) == (
-        msgpack_encode("observation", seq, t_ns, 1.5, state, force_n, 0, 1, 2, -1, TEXT, 0))
+    assert (msg.pack_control(seq, flags, u, t_ns, 0, 5)
+            == msgpack_pack_control(seq, flags, u, t_ns, 0, 5))
+    assert msg.pack_observation(seq, t_ns, 1.5, state, u, 0, 1, 2, -1, TEXT, 0) == (
+        msgpack_encode("observation", seq, t_ns, 1.5, state, u, 0, 1, 2, -1, TEXT, 0))
 
 
 def test_numpy_float64_packs_as_msgpack_packs_it_and_float32_is_refused_alike() -> None:
-    assert msg.pack_control(1, 2, np.float64(1.5), 0, 0, 0) == msgpack_pack_control(
-        1, 2, np.float64(1.5), 0, 0, 0)
+    assert msg.pack_control(1, 2, [np.float64(1.5), np.float64(-2.0)], 0, 0, 0) == (
+        msgpack_pack_control(1, 2, [np.float64(1.5), np.float64(-2.0)], 0, 0, 0))
     for codec in (msgpack_encode, msg.encode):
         with pytest.raises(TypeError):
-            codec("control", 1, 2, np.float32(1.5), 0, 0, 0)
+            codec("control", 1, 2, [np.float32(1.5)], 0, 0, 0)
         with pytest.raises(OverflowError):
             codec("heartbeat", 2**64)
 
@@ -150,10 +157,22 @@ REFUSED = [
                                          strict_types=False), "malformed"),
     ("nested 2000 deep", nested(2000), "malformed"),
     ("a state vector of 33", packed(["state", 1, 2, [0.0] * 33, 0]), "bad_shape"),
-    ("an empty state vector", packed(["observation", 1, 2, 0.5, [], 0.0, 0, 0, 0, -1, "", 0]),
+    ("an empty state vector", packed(["observation", 1, 2, 0.5, [], [0.0], 0, 0, 0, -1, "", 0]),
      "bad_shape"),
-    ("NaN force", packed(["control", 1, 2, math.nan, 0, 0, 0]), "non_finite"),
-    ("-inf force", packed(["control", 1, 2, -math.inf, 0, 0, 0]), "non_finite"),
+    ("an empty observed input", packed(["observation", 1, 2, 0.5, [0.0], [], 0, 0, 0, -1, "", 0]),
+     "bad_shape"),
+    ("an observed input of 9", packed(["observation", 1, 2, 0.5, [0.0], [0.0] * 9, 0, 0, 0, -1,
+                                       "", 0]), "bad_shape"),
+    ("observation input as one number (protocol 1)",
+     packed(["observation", 1, 2, 0.5, [0.0], 0.0, 0, 0, 0, -1, "", 0]), "bad_type"),
+    ("NaN input", packed(["control", 1, 2, [math.nan], 0, 0, 0]), "non_finite"),
+    ("-inf input", packed(["control", 1, 2, [-math.inf], 0, 0, 0]), "non_finite"),
+    ("NaN second input", packed(["control", 1, 2, [0.5, math.nan], 0, 0, 0]), "non_finite"),
+    ("control input as one number (protocol 1)", packed(["control", 1, 2, 1.5, 0, 0, 0]),
+     "bad_type"),
+    ("an input vector of 9", packed(["control", 1, 2, [0.0] * 9, 0, 0, 0]), "bad_shape"),
+    ("an empty input vector", packed(["control", 1, 2, [], 0, 0, 0]), "bad_shape"),
+    ("a str input entry", packed(["control", 1, 2, [1.0, "x"], 0, 0, 0]), "bad_type"),
     ("one field too many", packed(["heartbeat", 1, 2]), "bad_arity"),
     ("no field", packed(["sync"]), "bad_arity"),
     ("unknown kind", packed(["launch", 1]), "unknown_kind"),
@@ -177,7 +196,8 @@ def test_limits_are_inclusive_like_the_unpackers() -> None:
     for data in (packed(["bye", "é" * (msg.MAX_STR_BYTES // 2)]),
                  packed(["gains_set", 1, "op", [], [0] * msg.MAX_ARRAY_LEN]),
                  packed(["welcome", 1, {str(i): 0 for i in range(msg.MAX_MAP_LEN)}]),
-                 packed(["state", 1, 2, [0.0] * msg.MAX_STATE_DIM, 0]), nested(500)):
+                 packed(["state", 1, 2, [0.0] * msg.MAX_STATE_DIM, 0]),
+                 packed(["control", 1, 2, [0.0] * msg.MAX_INPUT_DIM, 0, 0, 0]), nested(500)):
         msg.decode(data)
         same_outcome(data)
 
@@ -193,5 +213,6 @@ def test_random_bytes_get_the_same_outcome(data: bytes) -> None:
 def test_random_structures_get_the_same_outcome(obj: Any, kind: str, where: int) -> None:
     arity = len(msg.SCHEMA[kind])
     for candidate in (obj, [kind, *([obj] * arity)], [kind, *range(where)],
-                      ["control", 1, 2, obj, 0, 0, 0], ["state", 1, 2, obj, 0]):
+                      ["control", 1, 2, obj, 0, 0, 0], ["control", 1, 2, [obj], 0, 0, 0],
+                      ["state", 1, 2, obj, 0]):
         same_outcome(packed(candidate))

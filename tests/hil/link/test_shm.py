@@ -10,6 +10,7 @@ import json
 import math
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -234,7 +235,7 @@ class _Sock:
 def test_only_the_attached_sessions_controls_count_and_each_is_validated(
         tmp_path: Path) -> None:
     sock = _Sock(_endpoint(tmp_path))
-    plant = ShmPlantData(sock, N, 0)  # type: ignore[arg-type]
+    plant = ShmPlantData(sock, N, 1, 0)  # type: ignore[arg-type]
     try:
         first = plant.attach()
         assert first["transport"] == "shm" and first["shm"]["segment"] == plant.segment.name
@@ -244,24 +245,24 @@ def test_only_the_attached_sessions_controls_count_and_each_is_validated(
         state = ctl.take_state()
         assert state is not None and state.kind == "state"
         assert state.fields == {"seq": 3, "t_ns": 30, "state": [0.5] * N, "flags": msg.FLAG_SAFE}
-        ctl.send_control(1, 3, 2.5, 31, 32, 33)
+        ctl.send_control(1, 3, [2.5], 31, 32, 33)
         attached, m = plant.take_control()  # type: ignore[misc]
         assert attached and isinstance(m, msg.Message)
-        assert m.fields == {"seq": 1, "state_seq": 3, "force_n": 2.5, "t_state_rx_ns": 31,
+        assert m.fields == {"seq": 1, "state_seq": 3, "u": [2.5], "t_state_rx_ns": 31,
                             "t_send_ns": 32, "compute_ns": 33}
-        ctl.send_control(2, 3, math.nan, 31, 32, 33)
+        ctl.send_control(2, 3, [math.nan], 31, 32, 33)
         attached, bad = plant.take_control()  # type: ignore[misc]
         assert attached and isinstance(bad, msg.MessageError) and bad.kind == "non_finite"
         assert math.isnan(bad.value)  # type: ignore[arg-type]
         # A new attach (a replacement controller): the old session's writer writes nothing.
         second = plant.attach()
         with pytest.raises(shm.Replaced, match="replaced"):
-            ctl.send_control(3, 3, 1.0, 31, 32, 33)
+            ctl.send_control(3, 3, [1.0], 31, 32, 33)
         assert plant.take_control() is None
         replacement = controller_data(sock, second)  # type: ignore[arg-type]
-        replacement.send_control(1, 3, 4.0, 31, 32, 33)
+        replacement.send_control(1, 3, [4.0], 31, 32, 33)
         attached, m = plant.take_control()  # type: ignore[misc]
-        assert attached and isinstance(m, msg.Message) and m["force_n"] == 4.0
+        assert attached and isinstance(m, msg.Message) and m["u"] == [4.0]
         ctl.close()
         replacement.close()
     finally:
@@ -276,7 +277,7 @@ def test_a_realtime_wait_spins_the_planes_spin_unless_asked_for_none(tmp_path: P
     an 80 ms spin and nothing arriving (on a loaded machine the spinner gets less than all of
     it, never less than a few times the sleeper's)."""
     sock = _Sock(_endpoint(tmp_path))
-    plant = ShmPlantData(sock, N, 80_000_000)  # type: ignore[arg-type]
+    plant = ShmPlantData(sock, N, 1, 80_000_000)  # type: ignore[arg-type]
     try:
         cpu_ms = {}
         for spin in (0, 1):
@@ -298,13 +299,87 @@ def test_a_write_that_raced_in_never_hides_the_next_writers_control(segment) -> 
     session = segment.new_session()
     reader = shm.ControlReader(segment)
     early, late = shm.ControlWriter(segment, session), shm.ControlWriter(segment, session)
-    late.write(1, 0, 1.0, 0, 0, 0)
-    assert reader.take()[1:4] == (1, 0, 1.0)  # type: ignore[index]
-    early.write(2, 0, 2.0, 0, 0, 0)
-    assert reader.take()[1:4] == (2, 0, 2.0)  # type: ignore[index]
-    late.write(3, 0, 3.0, 0, 0, 0)
-    assert reader.take()[1:4] == (3, 0, 3.0)  # type: ignore[index]
+    late.write(1, 0, [1.0], 0, 0, 0)
+    got = reader.take()
+    assert got is not None and got[1:3] == (1, 0) and got[6] == [1.0]
+    early.write(2, 0, [2.0], 0, 0, 0)
+    got = reader.take()
+    assert got is not None and got[1:3] == (2, 0) and got[6] == [2.0]
+    late.write(3, 0, [3.0], 0, 0, 0)
+    got = reader.take()
+    assert got is not None and got[1:3] == (3, 0) and got[6] == [3.0]
     assert reader.overwritten == 0 and reader.take() is None
+
+
+def test_the_control_slot_carries_the_plants_inputs_in_order(tmp_path: Path) -> None:
+    """A segment sized for the plant's inputs (up to MAX_INPUTS, filling the segment): each
+    control's whole vector arrives, with every other field in place."""
+    assert shm.MAX_INPUTS == 8 and shm.VERSION == 2
+    for n_inputs in (1, 2, shm.MAX_INPUTS):
+        seg = shm.Segment.create(_endpoint(tmp_path), N, n_inputs)
+        try:
+            assert seg.n_inputs == n_inputs and seg.n_states == N
+            session = seg.new_session()
+            reader = shm.ControlReader(seg)
+            writer = shm.ControlWriter(seg, session)
+            u = [float(i) + 0.5 for i in range(n_inputs)]
+            writer.write(9, 8, u, 31, 32, 33)
+            assert reader.take() == (session, 9, 8, 31, 32, 33, u)
+            u[-1] = -1e300  # the newest control wins; the last entry is not left behind
+            writer.write(10, 9, u, 41, 42, 43)
+            assert reader.take() == (session, 10, 9, 41, 42, 43, u)
+            assert reader.take() is None
+        finally:
+            seg.close()
+
+
+def test_a_segment_of_no_or_too_many_inputs_is_refused_naming_the_limit(tmp_path: Path) -> None:
+    for n_inputs in (0, shm.MAX_INPUTS + 1):
+        with pytest.raises(shm.SharedMemoryError,
+                           match=rf"shared memory carries 1\.\.8 inputs, the plant has "
+                                 rf"{n_inputs}"):
+            shm.Segment.create(_endpoint(tmp_path), N, n_inputs)
+
+
+def test_a_control_of_the_wrong_count_does_not_fit_the_slot(segment: shm.Segment) -> None:
+    """The slot holds exactly the plant's inputs: a writer given another count raises (the
+    controller learns the count from the plant's description, so this is a bug, not a peer's
+    message to count)."""
+    writer = shm.ControlWriter(segment, segment.new_session())
+    for u in ([1.0, 2.0], []):
+        with pytest.raises(struct.error):
+            writer.write(1, 0, u, 0, 0, 0)
+
+
+@pytest.mark.xfail(strict=True, reason="hil/link/shm.py ControlWriter.write makes the slot's "
+                   "counter odd before packing u; a u of the wrong count raises there and "
+                   "leaves the slot mid-write for ever (the plant's ControlReader.take spins)")
+def test_a_refused_write_leaves_the_control_slot_as_it_was(segment: shm.Segment) -> None:
+    writer = shm.ControlWriter(segment, segment.new_session())
+    reader = shm.ControlReader(segment)
+    with pytest.raises(struct.error):
+        writer.write(1, 0, [1.0, 2.0], 0, 0, 0)
+    # has_new, not take: take() on a slot left mid-write would never return.
+    assert not reader.has_new()
+
+
+def test_the_plants_data_plane_sizes_the_segment_for_its_inputs(tmp_path: Path) -> None:
+    sock = _Sock(_endpoint(tmp_path))
+    plant = ShmPlantData(sock, N, 2, 0)  # type: ignore[arg-type]
+    try:
+        assert plant.segment.n_inputs == 2
+        ctl = controller_data(sock, plant.attach())  # type: ignore[arg-type]
+        ctl.send_control(1, 0, [2.5, -1.0], 1, 2, 3)
+        attached, m = plant.take_control()  # type: ignore[misc]
+        assert attached and isinstance(m, msg.Message) and m["u"] == [2.5, -1.0]
+        ctl.send_control(2, 0, [2.5, math.inf], 1, 2, 3)
+        attached, bad = plant.take_control()  # type: ignore[misc]
+        assert attached and isinstance(bad, msg.MessageError) and bad.kind == "non_finite"
+        assert bad.detail == "control.u[1] is inf"
+        ctl.close()
+    finally:
+        plant.close()
+        sock.close()
 
 
 def _in_thread(fn):  # type: ignore[no-untyped-def]
@@ -347,7 +422,7 @@ def test_a_pinned_lockstep_loop_that_keeps_stalling_goes_back_to_all_its_cpus(
     from hil.link.dataplane import STALL_NS, STALLS_TO_UNPIN
 
     sock = _Sock(_endpoint(tmp_path))
-    plant = ShmPlantData(sock, N, 0)  # type: ignore[arg-type]
+    plant = ShmPlantData(sock, N, 1, 0)  # type: ignore[arg-type]
     cpus = set(os.sched_getaffinity(0))
     try:
         def loop() -> list[object]:
@@ -374,15 +449,18 @@ def test_a_pinned_lockstep_loop_that_keeps_stalling_goes_back_to_all_its_cpus(
 
 
 def test_control_message_matches_the_wire_decoder() -> None:
-    fields = (4, 2, -1.25, 10, 11, 12)
-    assert control_message(*fields).fields == msg.decode(msg.pack_control(*fields)).fields
+    for u in ([-1.25], [-1.25, 3.0, 0.0]):
+        fields = (4, 2, u, 10, 11, 12)
+        assert control_message(*fields).fields == msg.decode(msg.pack_control(*fields)).fields
     for bad in (math.inf, -math.inf, math.nan):
-        with pytest.raises(msg.MessageError) as wire:
-            msg.decode(msg.pack_control(4, 2, bad, 10, 11, 12))
-        with pytest.raises(msg.MessageError) as shared:
-            control_message(4, 2, bad, 10, 11, 12)
-        assert shared.value.kind == wire.value.kind == "non_finite"
-        assert shared.value.detail == wire.value.detail
+        for u in ([bad], [0.5, bad], [bad, math.nan]):
+            with pytest.raises(msg.MessageError) as wire:
+                msg.decode(msg.pack_control(4, 2, u, 10, 11, 12))
+            with pytest.raises(msg.MessageError) as shared:
+                control_message(4, 2, u, 10, 11, 12)
+            assert shared.value.kind == wire.value.kind == "non_finite"
+            assert shared.value.detail == wire.value.detail
+            assert repr(shared.value.value) == repr(wire.value.value) == repr(bad)
 
 
 @pytest.mark.parametrize("mode", ["realtime", "lockstep"])

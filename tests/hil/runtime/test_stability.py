@@ -53,10 +53,12 @@ def test_no_evaluated_step_is_a_ratio_of_one() -> None:
     assert m.statistics().decrease_ratio == 1.0
 
 
-def test_actuator_duty_and_slew_hits() -> None:
-    m = ActuatorMonitor(max_force_n=10.0, slew_limit_n=5.0, window=4)
+@pytest.mark.parametrize("limits", [10.0, [(-10.0, 10.0)]], ids=["L", "low-high"])
+@pytest.mark.parametrize("as_vector", [False, True], ids=["number", "list"])
+def test_actuator_duty_and_slew_hits(limits: object, as_vector: bool) -> None:
+    m = ActuatorMonitor(limits, slew_limit_n=5.0, window=4)  # type: ignore[arg-type]
     for u in (0.0, 10.0, -10.0, -9.0, -10.0, 0.0):
-        m.update(u)
+        m.update([u] if as_vector else u)
     st = m.statistics()
     assert st.saturated_steps == 3 and st.saturation_duty == pytest.approx(0.5)
     assert st.window_saturation_duty == pytest.approx(0.5)  # -10, -9, -10, 0
@@ -65,9 +67,36 @@ def test_actuator_duty_and_slew_hits() -> None:
     assert st.max_step_change_n == 20.0
 
 
+def test_actuator_duty_and_slew_of_several_inputs_each_within_its_own_bounds() -> None:
+    """A step is saturated when any input sits at a bound of its own [low, high] (a thrust
+    at 0 of 0..40 is at its bound); its change is the largest |du| over the inputs."""
+    m = ActuatorMonitor([(0.0, 40.0), (-2.0, 2.0)], slew_limit_n=5.0, window=4)
+    for u in ((20.0, 0.0),    # inside both
+              (40.0, 0.0),    # thrust at its high bound; du 20: a slew hit
+              (38.0, 1.0),    # inside
+              (36.0, -2.0),   # the second at its low bound; du 3 (the largest |du|)
+              (0.0, 0.5),     # thrust at its low bound, 0; du 36: a hit
+              (1.0, 0.5)):    # inside
+        m.update(u)
+    st = m.statistics()
+    assert st.steps == 6 and st.saturated_steps == 3
+    assert st.saturation_duty == pytest.approx(0.5)
+    assert st.window_saturation_duty == pytest.approx(0.5)  # 38, 36/-2, 0, 1
+    assert st.slew_hits == 2 and st.window_slew_hits == 1
+    assert st.max_step_change_n == 36.0
+    with pytest.raises(ValueError):  # one value per input
+        m.update((1.0, 0.5, 0.0))
+
+
 def test_actuator_limits_must_be_positive() -> None:
     with pytest.raises(ValueError, match="must be > 0"):
         ActuatorMonitor(0.0, 1.0)
+    with pytest.raises(ValueError, match="must be > 0"):
+        ActuatorMonitor(10.0, 0.0)
+    with pytest.raises(ValueError, match="low < high"):
+        ActuatorMonitor([(0.0, 40.0), (2.0, 2.0)], 1.0)
+    with pytest.raises(ValueError, match="low < high"):
+        ActuatorMonitor([], 1.0)
 
 
 def test_condition_and_surface_figures() -> None:
@@ -93,10 +122,13 @@ def test_memory_is_fixed_whatever_the_run_length() -> None:
     assert m.summary()["lyapunov"]["steps"] == 10_000
 
 
-def test_summary_is_json_safe_even_after_a_divergence() -> None:
-    m = StabilityMonitor(150.0, 50.0, window=8)
-    m.update(1.0, 0.0, 412.0)
-    m.update(math.inf, math.nan, math.inf)
+@pytest.mark.parametrize("limits", [150.0, [(-150.0, 150.0), (0.0, 24.0)]],
+                         ids=["one", "two"])
+def test_summary_is_json_safe_even_after_a_divergence(limits: object) -> None:
+    m = StabilityMonitor(limits, 50.0, window=8)  # type: ignore[arg-type]
+    n = 1 if isinstance(limits, float) else len(limits)  # type: ignore[arg-type]
+    m.update(1.0, [0.0] * n, 412.0)
+    m.update(math.inf, [math.nan] * n, math.inf)
     text = json.dumps(m.summary(), allow_nan=False)
     assert json.loads(text)["window"] == 8
 
