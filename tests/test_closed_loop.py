@@ -91,7 +91,8 @@ def test_lockstep_runs_are_deterministic(tmp_path: Path) -> None:
         recordings.append(read_recording(out / "plant.rec"))
     first, second = recordings
     assert first.rows == second.rows == 1001
-    for column in ("x", "theta1", "theta2", "x_dot", "theta1_dot", "theta2_dot", "force_n"):
+    assert first.inputs == second.inputs == ("force",)  # the DIP's input, named as it says
+    for column in ("x", "theta1", "theta2", "x_dot", "theta1_dot", "theta2_dot", "force"):
         assert np.array_equal(first[column], second[column]), column  # bit for bit
     assert first["theta1"][-1] != 0.1  # it did move
 

@@ -98,6 +98,9 @@ def test_rotary_config_balances_the_qube_in_real_time(tmp_path: Path, endpoint: 
     assert report["plant"]["input_name"] == "voltage" and report["plant"]["input_unit"] == "V"
     assert report["plant"]["upright_angles"] == ["pendulum"]
     assert report["plant"]["max_force_n"] == 10.0
+    assert report["plant"]["input_names"] == ["voltage"]
+    assert report["plant"]["input_units"] == ["V"]
+    assert report["plant"]["input_limits"] == [[-10.0, 10.0]]
     assert report["plant"]["state_names"] == ["arm", "pendulum", "arm_dot", "pendulum_dot"]
     # Nothing says cart, links or newtons: the summary, report.html and its replay data name
     # the rotary's states and its input, a voltage limited to 10 V.
@@ -111,7 +114,10 @@ def test_rotary_config_balances_the_qube_in_real_time(tmp_path: Path, endpoint: 
     assert "force" not in final and " N" not in final and " m" not in final
     data = json.loads(page.split('<script id="replay-data" type="application/json">', 1)[1]
                       .split("</script>", 1)[0])
-    assert data["input"]["name"] == "voltage" and data["input"]["unit"] == "V"
+    (voltage,) = data["inputs"]
+    assert (voltage["name"], voltage["unit"], voltage["low"], voltage["high"]) == (
+        "voltage", "V", -10.0, 10.0)
+    assert voltage["values"] and all(v is None or -10.0 <= v <= 10.0 for v in voltage["values"])
     assert data["plant"]["state_names"] == ["arm", "pendulum", "arm_dot", "pendulum_dot"]
     assert (tmp_path / "out" / "trajectories.png").stat().st_size > 0
 
@@ -183,11 +189,13 @@ def test_gains_change_on_a_running_loop_and_bad_gains_are_refused(
         return np.clip(-x @ np.array(gains), -150.0, 150.0)
 
     old_u, new_u = law(first["old"]), law(first["new"])
-    is_new = np.isclose(ctrl["force_n"], new_u, rtol=1e-12, atol=1e-12) & ~np.isclose(
-        ctrl["force_n"], old_u, rtol=1e-12, atol=1e-12)
+    assert ctrl.inputs == ("force",)  # the DIP's one input, a column named as it says
+    sent = ctrl["force"]
+    is_new = np.isclose(sent, new_u, rtol=1e-12, atol=1e-12) & ~np.isclose(
+        sent, old_u, rtol=1e-12, atol=1e-12)
     k = int(np.argmax(is_new))
-    assert is_new[k] and np.allclose(ctrl["force_n"][:k], old_u[:k], rtol=1e-12, atol=1e-12)
-    assert np.allclose(ctrl["force_n"][k:], new_u[k:], rtol=1e-12, atol=1e-12)
+    assert is_new[k] and np.allclose(sent[:k], old_u[:k], rtol=1e-12, atol=1e-12)
+    assert np.allclose(sent[k:], new_u[k:], rtol=1e-12, atol=1e-12)
     seq = int(ctrl["state_seq"][k])
     sim_time = float(plant["sim_time_s"][np.searchsorted(plant["seq"], seq)])
     assert first["time"] == pytest.approx(sim_time, abs=1e-9)

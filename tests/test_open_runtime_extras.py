@@ -210,8 +210,9 @@ def test_the_reports_plots_mark_each_applied_gain_change(tmp_path: Path) -> None
         assert second > first + 100, (name, first, second)
     # The figure itself: a vertical line at each change on every axis, on the run-time axis.
     plant = read_recording(run / "plant.rec")
-    fig = html_report._trajectory_figure(plant, plant["sim_time_s"], ("force", "N", 150.0),
-                                         [0.5, 1.5])
+    inputs = html_report.plant_inputs(report, plant)  # the run's one input, as the page has it
+    assert len(inputs) == 1
+    fig = html_report._trajectory_figure(plant, plant["sim_time_s"], inputs, [0.5, 1.5])
     for ax in fig.axes:
         marks = [line.get_xdata()[0] for line in ax.get_lines()
                  if line.get_color() == html_report.GAIN_MARK_COLOR]

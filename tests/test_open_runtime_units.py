@@ -1,9 +1,10 @@
 """Issue 11's loose ends: nothing assumes a cart's force in N, and lockstep is deterministic.
 
 - Recordings name the plant's input and its unit (`voltage [V]` for the rotary) in plant.rec,
-  controller.rec, the CSV/NPZ export and the MCAP schema; the column keeps its on-disk name
-  `force_n`, which every reader of a recording finds the state columns by.
-- report.json's safety section carries the input's name, unit and limit.
+  controller.rec, the CSV/NPZ export and the MCAP schema: a run's column is named as the plant
+  names its input (issue 20); a recording in the older layout (`force_n`, labelled with the
+  input's name) still reads so.
+- report.json's safety section carries each input's name, unit and limits.
 - `hil estop` / `hil clear` against a CURVE plant without (or with untrusted) keys: refused
   at once with the reason, exit 4.
 - The law's `t` in lockstep is simulated time (state seq x period): two lockstep runs of a law
@@ -37,6 +38,7 @@ from controller_client.loop import ControllerLoop, LoopSettings
 from hil.cli import main as hil_main
 from hil.config import dump_config, load_config
 from hil.dynamics import create_model
+from hil.dynamics.inputs import Inputs
 from hil.link import messages as msg
 from hil.link.transport import ControllerSocket, PlantSocket, wait_for_message
 from hil.recording.export import export_recording
@@ -48,6 +50,7 @@ from hil.recording.recorder import (
     read_recording,
 )
 from plant_server.safety import SafetyGates, SafetyLimits
+from plant_server.server import plant_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -136,15 +139,22 @@ def _json_end(data: bytes, start: int) -> int:
 
 
 def test_the_safety_report_names_the_input_its_unit_and_limit() -> None:
-    gates = SafetyGates(SafetyLimits(10.0, 100.0, slew_limit_n_per_s=500.0), ROTARY_NAMES,
-                        ("pendulum",), input_name="voltage", input_unit="V")
-    assert gates.limit_force(12.0, 0) == 10.0  # saturated at the limit, in V
+    voltage = plant_inputs(create_model("rotary").describe())
+    assert voltage == Inputs.single("voltage", "V", 10.0)
+    gates = SafetyGates(SafetyLimits(voltage, 10.0, slew_limit_per_s=500.0), ROTARY_NAMES,
+                        ("pendulum",))
+    assert gates.limit_input([12.0], 0) == [10.0]  # saturated at the limit, in V
     report = gates.report()
-    assert report["input"] == {"name": "voltage", "unit": "V", "limit": 10.0,
-                               "sanity_limit": 100.0, "slew_limit_per_s": 500.0}
+    assert report["inputs"] == [{"name": "voltage", "unit": "V", "low": -10.0, "high": 10.0,
+                                 "sanity_limit": 100.0}]
+    assert report["slew_limit_per_s"] == 500.0
     assert report["saturations"] == 1
-    cart = SafetyGates(SafetyLimits(150.0, 1500.0), ("x", "theta", "x_dot", "theta_dot"))
-    assert cart.report()["input"]["name"] == "force" and cart.report()["input"]["unit"] == "N"
+    # A description from before input names (only max_force_n): a force in N.
+    cart = SafetyGates(SafetyLimits(plant_inputs({"max_force_n": 150.0}), 10.0),
+                       ("x", "theta", "x_dot", "theta_dot"))
+    (force,) = cart.report()["inputs"]
+    assert (force["name"], force["unit"], force["low"], force["high"]) == (
+        "force", "N", -150.0, 150.0)
 
 
 # ------------------------------------------------------------------ the latch log, the law's t
@@ -286,7 +296,8 @@ def test_two_lockstep_runs_of_a_time_dependent_law_record_the_same_controls(
     folder, one, two = rotary_runs
     a, b = read_recording(one / "controller.rec"), read_recording(two / "controller.rec")
     assert a.rows == b.rows == 1001  # states 0..999 and the final one, each answered
-    same = ("control_seq", "state_seq", *ROTARY_NAMES, "force_n")
+    assert a.inputs == b.inputs == ("voltage",)
+    same = ("control_seq", "state_seq", *ROTARY_NAMES, "voltage")
     for name in same:  # bit for bit (the times of day differ, of course)
         assert a[name].tobytes() == b[name].tobytes(), name
     assert not np.array_equal(a["state_t_ns"], b["state_t_ns"])  # two runs, two wall clocks
@@ -300,7 +311,7 @@ def test_two_lockstep_runs_of_a_time_dependent_law_record_the_same_controls(
     for i in range(a.rows):
         state[:] = [a[n][i] for n in ROTARY_NAMES]
         expected[i] = lqr.compute(state, t[i]) + AMPLITUDE * math.sin(2 * math.pi * HZ * t[i])
-    assert expected.tobytes() == a["force_n"].tobytes()
+    assert expected.tobytes() == a["voltage"].tobytes()
     wall = (a["state_t_ns"] - a.meta["t0_ns"]) * 1e-9  # what the law was given before
     assert np.max(np.abs(np.sin(2 * math.pi * HZ * wall) - np.sin(2 * math.pi * HZ * t))) > 1e-3
     # hil replay agrees (it gives the law the same t); the law's file beside the run's config.
@@ -314,7 +325,8 @@ def test_the_rotarys_recordings_exports_and_report_say_voltage_in_v(
     _, run, _ = rotary_runs
     plant, ctrl = read_recording(run / "plant.rec"), read_recording(run / "controller.rec")
     for rec in (plant, ctrl):
-        assert rec.units["force_n"] == "V" and rec.labels["force_n"] == "voltage"
+        assert rec.inputs == ("voltage",) and "force_n" not in rec
+        assert rec.units["voltage"] == "V" and rec.labels["voltage"] == "voltage"
     assert _hil(run, "export", str(run), "--format", "csv", "--output",
                 str(tmp_path / "p.csv")).returncode == 0
     header = (tmp_path / "p.csv").read_text().splitlines()[0].split(",")
@@ -332,9 +344,9 @@ def test_the_rotarys_recordings_exports_and_report_say_voltage_in_v(
         assert "force" not in schemas[topic] and "force_n" not in schemas[topic]
         assert "voltage" in first[topic]
     report = json.loads((run / "report.json").read_text())
-    assert report["safety"]["input"]["name"] == "voltage"
-    assert report["safety"]["input"]["unit"] == "V"
-    assert report["safety"]["input"]["limit"] == create_model("rotary").max_force_n == 10.0
+    (voltage,) = report["safety"]["inputs"]
+    assert voltage["name"] == "voltage" and voltage["unit"] == "V"
+    assert voltage["high"] == -voltage["low"] == create_model("rotary").max_force_n == 10.0
 
 
 # ------------------------------------------------------------------ operators against CURVE

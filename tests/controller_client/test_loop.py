@@ -1,5 +1,6 @@
 """The controller loop through its public API against a scripted plant on a real socket: gain
-changes a law refuses, what a law returns, a plant the link cannot carry."""
+changes a law refuses, what a law returns (one number per input of the plant), a plant the
+link cannot carry."""
 
 from __future__ import annotations
 
@@ -48,12 +49,17 @@ def link(endpoint: str) -> Any:
     plant.close()
 
 
-def start(law: Any, link: Any, n_states: int = 6) -> tuple[ScriptedPlant, ControllerLoop,
-                                                           LoopThread]:
+# A plant of two inputs, as its description names them.
+TWO_INPUTS = {"input_names": ["thrust_left", "thrust_right"], "input_units": ["N", "N"],
+              "input_limits": [[0.0, 40.0], [0.0, 40.0]]}
+
+
+def start(law: Any, link: Any, n_states: int = 6,
+          **description: Any) -> tuple[ScriptedPlant, ControllerLoop, LoopThread]:
     plant, sock = link
     loop = ControllerLoop(law, sock, SETTINGS, structlog.get_logger())
     running = LoopThread(loop)
-    plant.welcome(n_states=n_states)
+    plant.welcome(n_states=n_states, **description)
     return plant, loop, running
 
 
@@ -62,7 +68,8 @@ def test_a_gain_change_the_law_refuses_with_any_error_is_answered_and_the_run_go
     law = create_controller("lqr")
     plant, loop, running = start(law, link)
     plant.state(0, DIP_STATE)
-    before = plant.expect("control")["force_n"]
+    before = plant.expect("control")["u"]
+    assert len(before) == 1 and isinstance(before[0], float)
     # r = 1e-12 passes the generic check; the Riccati solver raises (an ArithmeticError).
     plant.send("gains_set", 1, "op@host", ["r"], [1e-12])
     reply = plant.expect("gains_reply")
@@ -71,7 +78,7 @@ def test_a_gain_change_the_law_refuses_with_any_error_is_answered_and_the_run_go
                                       "1.0, 1e-12]: RiccatiError: CARE did not converge")
     assert reply["values"] == reply["old"] == [10.0, 100.0, 100.0, 1.0, 1.0, 1.0, 0.01]
     plant.state(1, DIP_STATE)
-    assert plant.expect("control")["force_n"] == before  # the old gains, still running
+    assert plant.expect("control")["u"] == before  # the old gains, still running
     plant.send("gains_set", 2, "op@host", ["r"], [0.02])
     assert plant.expect("gains_reply")["ok"] is True
     plant.send("bye", "duration")
@@ -88,7 +95,21 @@ def test_a_gain_change_the_law_refuses_with_any_error_is_answered_and_the_run_go
 def test_a_number_in_any_numeric_form_is_sent_as_the_control(link: Any, value: Any) -> None:
     plant, loop, running = start(Returns(value), link)
     plant.state(0, DIP_STATE)
-    assert plant.expect("control")["force_n"] == -1.5
+    assert plant.expect("control")["u"] == [-1.5]
+    plant.send("bye", "duration")
+    running.join()
+    assert running.error is None and loop.report()["controls_sent"] == 1
+
+
+@pytest.mark.parametrize("value", [np.array([1.5, 20.0]), [1.5, 20.0], (1.5, np.float64(20.0)),
+                                   np.array([[1.5], [20.0]]), [np.float32(1.5), 20]],
+                         ids=repr)
+def test_one_number_per_input_in_any_numeric_form_is_sent_as_the_vector(
+        link: Any, value: Any) -> None:
+    plant, loop, running = start(Returns(value), link, **TWO_INPUTS)
+    plant.state(0, DIP_STATE)
+    u = plant.expect("control")["u"]
+    assert u == [1.5, 20.0] and all(type(v) is float for v in u)
     plant.send("bye", "duration")
     running.join()
     assert running.error is None and loop.report()["controls_sent"] == 1
@@ -101,7 +122,23 @@ def test_a_number_in_any_numeric_form_is_sent_as_the_control(link: Any, value: A
 ], ids=repr)
 def test_anything_else_ends_the_run_as_the_law_s_error_and_sends_nothing(
         link: Any, value: Any, message: str) -> None:
-    plant, loop, running = start(Returns(value), link)
+    _the_law_s_error_and_nothing_sent(link, value, message)
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    (1.5, "control law returns returned 1.5 for 2 inputs; return one number per input"),
+    (np.array([1.5]), "control law returns returned 1 values (shape (1,)) for 2 inputs"),
+    ([1.0, 2.0, 3.0], "control law returns returned 3 values (shape 3) for 2 inputs"),
+    ([1.0, "2"], "control law returns returned element 1 = '2' (str), not a real number"),
+], ids=repr)
+def test_a_law_that_does_not_return_one_number_per_input_ends_the_run_saying_so(
+        link: Any, value: Any, message: str) -> None:
+    _the_law_s_error_and_nothing_sent(link, value, message, **TWO_INPUTS)
+
+
+def _the_law_s_error_and_nothing_sent(link: Any, value: Any, message: str,
+                                      **description: Any) -> None:
+    plant, loop, running = start(Returns(value), link, **description)
     plant.state(0, DIP_STATE)
     running.join()
     assert isinstance(running.error, LawError) and running.error.law == "returns"
