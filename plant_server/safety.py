@@ -125,6 +125,7 @@ class SafetyGates:
         self._bounds = tuple(zip(inputs.low, inputs.high, strict=True))
         self._sanity = limits.sanity
         self.n_inputs = inputs.n
+        self._one = inputs.n == 1
         # Safe: each input off (zero, or the bound nearest zero).
         self._off = [min(max(0.0, lo), hi) for lo, hi in self._bounds]
         self._x = self.state_names.index("x") if "x" in self.state_names else None
@@ -216,6 +217,8 @@ class SafetyGates:
     def judge(self, u: list[float]) -> tuple[str, str] | None:
         """Why a control's input vector is refused (rejection kind, detail), or None: the
         wrong count (`bad_shape`), or an entry no controller means (`implausible_input`)."""
+        if self._one and len(u) == 1 and -self._sanity[0] <= u[0] <= self._sanity[0]:
+            return None  # the common case, without a loop
         if len(u) != self.n_inputs:
             return ("bad_shape", f"control.u has {len(u)} entries; the plant has "
                                  f"{self.n_inputs} inputs {list(self.limits.inputs.names)}")
@@ -226,6 +229,13 @@ class SafetyGates:
 
     def limit_input(self, u: Sequence[float], t_ns: int) -> list[float]:
         """The inputs to apply for a (plausible) control asking `u` at `t_ns`."""
+        if self._one and self.limits.slew_limit_per_s is None:  # the common case: no loop
+            v = u[0]
+            lo, hi = self._bounds[0]
+            if lo <= v <= hi:
+                return [v]
+            self.saturations += 1
+            return [lo if v < lo else hi]
         out = list(u)
         saturated = slewed = False
         slew = self.limits.slew_limit_per_s

@@ -139,13 +139,14 @@ class ActuatorMonitor:
     def update(self, u: float | Sequence[float]) -> None:
         if isinstance(u, (int, float)):
             u = (u,)
-        saturated = False
-        change = 0.0
-        for v, (lo, hi), prev in zip(u, self._bounds, self._prev, strict=True):
-            saturated |= not lo < v < hi
-            d = abs(v - prev)  # NaN on the first step: no slew
-            if d > change:
-                change = d
+        if len(u) == 1 == len(self._bounds):  # one input: no loop (the controller's hot path)
+            v = u[0]
+            lo, hi = self._bounds[0]
+            saturated = not lo < v < hi
+            change = abs(v - self._prev[0])  # NaN on the first step: no slew
+            change = change if change > 0.0 else 0.0
+        else:
+            saturated, change = self._scan(u)
         with self._lock:
             self._steps += 1
             self._saturated += saturated
@@ -156,6 +157,17 @@ class ActuatorMonitor:
             if change > self._max_change:
                 self._max_change = change
             self._prev = u
+
+    def _scan(self, u: Sequence[float]) -> tuple[bool, float]:
+        """(any input at a bound, the largest |du| over the inputs)."""
+        saturated = False
+        change = 0.0
+        for v, (lo, hi), prev in zip(u, self._bounds, self._prev, strict=True):
+            saturated |= not lo < v < hi
+            d = abs(v - prev)  # NaN on the first step: no slew
+            if d > change:
+                change = d
+        return saturated, change
 
     def statistics(self) -> ActuatorStatistics:
         with self._lock:
