@@ -251,7 +251,7 @@ def decode(data: bytes) -> Message:
     fields = _as_fields(wire)
     if kind == "control":
         u = fields["u"]
-        if not all(map(math.isfinite, u)):
+        if not (math.isfinite(u[0]) if len(u) == 1 else all(map(math.isfinite, u))):
             raise _non_finite(u)
     else:
         for name in _FREE_FIELDS[kind]:
