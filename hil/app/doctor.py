@@ -319,7 +319,7 @@ while True:
     seq, _, _, _ = states.take()
     if seq < 0:
         break
-    controls.write(seq + 1, seq, 0.0, 0, 0, 0)
+    controls.write(seq + 1, seq, [0.0], 0, 0, 0)
 seg.close()
 """
 

@@ -60,6 +60,9 @@ VERSION = 2  # 2: the control slot carries an input vector
 MAX_STATES = 32
 MAX_INPUTS = 8  # 384 + 64 + 8 * 8 = SEGMENT_BYTES
 MAX_SLEEP_NS = 1_000_000  # a sleeping reader re-checks everything at least this often
+# A take that finds the slot mid-write this many times in a row gives up for now (a write
+# takes well under a microsecond; a writer killed mid-write leaves its counter odd).
+MAX_TAKE_TRIES = 1000
 
 _HEADER = struct.Struct("@QIIqq")  # magic, version, n_states, plant pid, session
 _PIDNS = struct.Struct("@Q")  # at _PIDNS_AT: the plant's pid namespace (its pid means nothing
@@ -437,7 +440,7 @@ class StateReader(_Reader):
     def take(self) -> tuple[int, int, int, list[float]] | None:
         """The newest state not yet taken: (seq, t_ns, flags, state), or None."""
         buf, at, u64, i = self._buf, self._at, self._u64, self._i
-        while True:
+        for _ in range(MAX_TAKE_TRIES):
             ctr = u64[i]
             if ctr == self._seen:
                 return None
@@ -453,6 +456,7 @@ class StateReader(_Reader):
             self._counting = True
             self._seen = ctr
             return fields[1], fields[2], fields[3], list(fields[4:])
+        return None  # a writer stopped mid-write (killed, or refused): never spin for ever
 
 
 class ControlWriter(_Writer):
@@ -473,6 +477,9 @@ class ControlWriter(_Writer):
     def write(self, seq: int, state_seq: int, u: list[float], t_state_rx_ns: int,
               t_send_ns: int, compute_ns: int) -> None:
         """Write a control; `u` holds `n_inputs` floats (struct.error otherwise)."""
+        if len(u) != self.n_inputs:
+            raise ValueError(f"a control of {len(u)} inputs; the plant has {self.n_inputs} "
+                             f"input{'s' if self.n_inputs != 1 else ''}: one number per input")
         buf, at, u64, i = self._buf, self._at, self._u64, self._i
         if u64[_SESSION_WORD] != self.session:
             raise Replaced(
@@ -498,7 +505,7 @@ class ControlReader(_Reader):
         """The newest control not yet taken: (session, seq, state_seq, t_state_rx_ns,
         t_send_ns, compute_ns, u), or None."""
         buf, at, u64, i = self._buf, self._at, self._u64, self._i
-        while True:
+        for _ in range(MAX_TAKE_TRIES):
             ctr = u64[i]
             if ctr == self._seen:
                 return None
@@ -514,5 +521,6 @@ class ControlReader(_Reader):
             self._counting = True
             self._seen = ctr
             return (fields[1], fields[2], fields[3], fields[4], fields[5], fields[6],
-                    list(fields[7:]))
+                    [fields[7]] if self.n_inputs == 1 else list(fields[7:]))
+        return None  # a writer stopped mid-write (killed, or refused): never spin for ever
 
