@@ -171,7 +171,7 @@ def test_config_gains_the_law_cannot_be_built_with_exit_2_in_one_line(
     assert done.stderr.startswith(f"hil-controller: {error}") and done.stderr.count("\n") == 1
 
 
-def test_a_plant_with_more_states_than_the_link_carries_is_refused_by_the_controller(
+def test_a_plant_with_more_states_than_the_link_carries_is_refused_at_load(
         tmp_path: Path) -> None:
     (tmp_path / "wide.py").write_text(
         "import numpy as np\n\n\n"
@@ -188,14 +188,12 @@ def test_a_plant_with_more_states_than_the_link_carries_is_refused_by_the_contro
         "controller: {name: 'own:Own', connect_timeout_s: 60}\n")
     done = hil(tmp_path, "run", *NO_HTML, "--config", "wide.yaml", "--endpoint",
                free_endpoint(), "--out", "out")
-    _, plant, controller = reports(tmp_path / "out")
-    assert done.returncode == 1, done.stderr
-    assert controller["exit_code"] == 4  # EXIT_REFUSED
-    assert controller["end_reason"] == (
-        "refused the plant: the plant 'wide:Wide' has 33 states; the link carries at most 32 "
-        "(hil.link.messages.MAX_STATE_DIM): reduce the plant's state vector (too_many_states)")
-    assert "33 states; the link carries at most 32" in done.stderr
-    assert plant["end_reason"] == "controller left"  # told at once, not left to fall silent
+    assert done.returncode == 2, done.stderr
+    said = ("plant.model: Wide has 33 states; a plant has 1 to 32 (MAX_STATES, the wire's "
+            "vector limit): model fewer states or split the plant")
+    assert f"hil-plant: {said}" in done.stderr and f"hil-controller: {said}" in done.stderr
+    for process in ("plant", "controller"):  # each process's own report, no merged one
+        assert json.loads((tmp_path / "out" / f"{process}.json").read_text())["exit_code"] == 2
 
 
 def logged(path: Path, event: str, proc: subprocess.Popen[str], timeout_s: float = 60.0
