@@ -107,13 +107,9 @@ def law_timing(law: Any, report: dict[str, Any], settings: LoopSettings, period_
 
 
 def input_bounds(description: dict[str, Any]) -> list[tuple[float, float]]:
-    """Per input (low, high) from a plant description (one from before `input_names`: one
-    input within +-max_force_n)."""
-    if "input_names" in description:
-        inputs = Inputs.from_description(description)
-        return list(zip(inputs.low, inputs.high, strict=True))
-    limit = float(description["max_force_n"])
-    return [(-limit, limit)]
+    """Per input (low, high), from a plant description."""
+    inputs = Inputs.from_description(description)
+    return list(zip(inputs.low, inputs.high, strict=True))
 
 
 def _build_loop(ctx: ProcessContext, law: Any, bounds: list[tuple[float, float]],

@@ -109,12 +109,8 @@ def _guard(backend: PlantBackend, settings: PlantSettings, latency: LatencyMonit
 
 
 def plant_inputs(description: dict[str, Any]) -> Inputs:
-    """The plant's inputs from its description (a description from before the models
-    declared `input_names` gives one input from `input_name`, `input_unit`, `max_force_n`)."""
-    if "input_names" in description:
-        return Inputs.from_description(description)
-    return Inputs.single(description.get("input_name") or "force",
-                         description.get("input_unit") or "N", description["max_force_n"])
+    """The plant's inputs, from its description."""
+    return Inputs.from_description(description)
 
 
 # kind -> (handler, who may send it): "any" peer, the attached "controller", or an "operator"

@@ -38,7 +38,7 @@ from controller_client.loop import ControllerLoop, LoopSettings
 from hil.cli import main as hil_main
 from hil.config import dump_config, load_config
 from hil.dynamics import create_model
-from hil.dynamics.inputs import Inputs
+from hil.dynamics.inputs import Inputs, InputsError
 from hil.link import messages as msg
 from hil.link.transport import ControllerSocket, PlantSocket, wait_for_message
 from hil.recording.export import export_recording
@@ -63,17 +63,17 @@ def test_the_input_column_carries_the_plants_name_and_unit_through_csv_and_npz(
         tmp_path: Path) -> None:
     model = create_model("rotary")
     desc = model.describe()
-    assert (desc["input_name"], desc["input_unit"]) == ("voltage", "V")
+    assert (desc["input_names"], desc["input_units"]) == (["voltage"], ["V"])
+    assert "input_name" not in desc and "max_force_n" not in desc  # protocol 2's keys only
     run = tmp_path / "run"
     run.mkdir()
-    columns = plant_columns(desc["state_names"], desc["state_units"], desc["input_name"],
-                            desc["input_unit"])
+    columns = plant_columns(desc["state_names"], desc["state_units"], model.inputs)
     with Recorder(run / "plant.rec", columns, {"plant": desc}) as rec:
         for i in range(5):
             rec.record((i, 1000 + i, i * 1e-3, 0.0, 0.1, 0.0, 0.0, 0.5 * i, 0, 0, i - 1,
                         i - 1, -1))
     back = read_recording(run / "plant.rec")
-    assert back.units["force_n"] == "V" and back.labels["force_n"] == "voltage"
+    assert back.units["voltage"] == "V" and "force_n" not in back
     out = tmp_path / "plant.csv"
     export_recording(run, "csv", out)
     with out.open() as f:
@@ -82,10 +82,9 @@ def test_the_input_column_carries_the_plants_name_and_unit_through_csv_and_npz(
     assert [float(r[header.index("voltage [V]")]) for r in rows] == [0.0, 0.5, 1.0, 1.5, 2.0]
     export_recording(run, "npz", tmp_path / "plant.npz")
     with np.load(tmp_path / "plant.npz") as data:
-        np.testing.assert_array_equal(data["voltage"], data["force_n"])
+        np.testing.assert_array_equal(data["voltage"], [0.0, 0.5, 1.0, 1.5, 2.0])
         units = dict(zip(data["_columns"], data["_units"], strict=True))
-        labels = dict(zip(data["_columns"], data["_labels"], strict=True))
-        assert units["force_n"] == "V" and labels["force_n"] == "voltage"
+        assert units["voltage"] == "V" and "force_n" not in units
     ctrl = controller_columns(ROTARY_NAMES, desc["state_units"], "voltage", "V")
     assert [c for c in ctrl if c.name == "force_n"] == [Column("force_n", "V", "f8", "voltage")]
 
@@ -94,7 +93,11 @@ def test_a_recording_from_before_labels_reads_with_its_plants_input(tmp_path: Pa
     """A rotary plant.rec written before columns had labels said `force_n` in N; its header's
     plant description says what the input was, and that is what is read. Without a
     description (an old cart recording) the column reads as it was written."""
-    desc = create_model("rotary").describe()
+    # The description such a recording's header holds: one input under the legacy keys.
+    desc = {**create_model("rotary").describe(), "input_name": "voltage", "input_unit": "V",
+            "max_force_n": 10.0}
+    for key in ("input_names", "input_units", "input_limits"):
+        del desc[key]
     old = [c if c.name != "force_n" else Column("force_n", "N")
            for c in plant_columns(desc["state_names"], desc["state_units"])]
     for name, meta in (("rotary.rec", {"plant": desc}), ("cart.rec", {})):
@@ -149,12 +152,9 @@ def test_the_safety_report_names_the_input_its_unit_and_limit() -> None:
                                  "sanity_limit": 100.0}]
     assert report["slew_limit_per_s"] == 500.0
     assert report["saturations"] == 1
-    # A description from before input names (only max_force_n): a force in N.
-    cart = SafetyGates(SafetyLimits(plant_inputs({"max_force_n": 150.0}), 10.0),
-                       ("x", "theta", "x_dot", "theta_dot"))
-    (force,) = cart.report()["inputs"]
-    assert (force["name"], force["unit"], force["low"], force["high"]) == (
-        "force", "N", -150.0, 150.0)
+    # A description without input names is not one a plant of protocol 2 gives.
+    with pytest.raises(InputsError, match="has no 'input_names'"):
+        plant_inputs({"max_force_n": 150.0})
 
 
 # ------------------------------------------------------------------ the latch log, the law's t

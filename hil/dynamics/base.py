@@ -292,10 +292,9 @@ def _default_params(params_type: type[ModelParams]) -> ModelParams:
 def describe_plant(model: Any, params: dict[str, Any], declared_upright: Any) -> dict[str, Any]:
     """The handshake's description of any plant model (built-in or a lab's own): its
     ``name``, states, inputs and their limits, equilibrium and trim, the states it regulates
-    and those that wrap, and substeps, with ``params`` as given.
-
-    The single-input keys ``max_force_n``, ``input_name``, ``input_unit`` (of input 0) and
-    ``upright_angles`` stay until every reader has moved to ``input_*`` and ``regulated``."""
+    and those that wrap, and substeps, with ``params`` as given. (Descriptions from before
+    several inputs had ``max_force_n``, ``input_name``, ``input_unit`` and ``upright_angles``
+    instead: readers of old run folders still know them.)"""
     inputs: Inputs = model.inputs
     trim = model.equilibrium_input
     return {
@@ -308,10 +307,5 @@ def describe_plant(model: Any, params: dict[str, Any], declared_upright: Any) ->
         "equilibrium_input": None if trim is None else [float(v) for v in trim],
         "regulated": list(model.regulated),
         "wraps": list(model.wraps),
-        "max_force_n": inputs.magnitude[0],
-        "input_name": inputs.names[0],
-        "input_unit": inputs.units[0],
-        "upright_angles": list(upright_angles(model.state_names, model.state_units,
-                                              declared_upright)),
         "substeps": model.substeps,
     }

@@ -141,12 +141,8 @@ def version_refusal(port: str, peer_version: int) -> str:
 def rig_description(model_description: dict[str, Any], inputs: Inputs,
                     caps: Capabilities | None) -> dict[str, Any]:
     """The bridge's description: the model's, its inputs' limits as the run keeps them
-    (narrowed to the rig's), input 0 in the single-input keys (`max_force_n`: +-this, the
-    narrower side of an asymmetric range), the rig's CAPABILITIES under `rig`."""
-    low, high = inputs.low[0], inputs.high[0]
+    (narrowed to the rig's), the rig's CAPABILITIES under `rig`."""
     return {**model_description, **inputs.describe(),
-            "max_force_n": min(-low, high) if low < 0 < high else max(-low, high),
-            "input_name": inputs.names[0], "input_unit": inputs.units[0],
             "backend": "serial", "rig": capabilities_dict(caps)}
 
 

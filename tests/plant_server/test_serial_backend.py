@@ -135,9 +135,7 @@ def test_open_handshakes_and_the_rig_stands_in_for_the_model(tmp_path: Path) -> 
     assert (d["input_names"], d["input_units"], d["input_limits"]) == (
         ["force"], ["N"], [[-150.0, 150.0]])
     assert d["rig"]["input_limits"] == [[-150.0, 150.0]]
-    # the single-input keys, from input 0, until every reader has moved
-    assert d["max_force_n"] == 150.0
-    assert (d["input_name"], d["input_unit"]) == ("force", "N")
+    assert "max_force_n" not in d and "input_name" not in d  # protocol 2's keys only
     np.testing.assert_array_equal(backend.state, INITIAL)  # held until CLEAR
     assert backend.report()["estops_tx"] == 0  # never armed: nothing to stop
 
@@ -594,7 +592,7 @@ def test_a_two_input_rig_is_bridged_every_input_sent_and_described(tmp_path: Pat
     assert (d["input_names"], d["input_units"]) == (["pitch_voltage", "yaw_voltage"],
                                                     ["V", "V"])
     assert d["input_limits"] == [[-24.0, 24.0], [-15.0, 15.0]]
-    assert d["rig"]["state_layout"] == "DECLARED" and d["max_force_n"] == 24.0
+    assert d["rig"]["state_layout"] == "DECLARED"
     assert (report["input_count"], report["control_frame_bytes"]) == (2, 22)
     assert backend.fault is None and ticks >= 45
     assert pitch > 0.05  # 6 V above trim on the pitch motor lifts the nose

@@ -140,7 +140,7 @@ def test_state_layout_and_description():
     description = model.describe()
     assert description["state_names"] == ["x", "theta", "x_dot", "theta_dot"]
     assert description["params"] == DEFAULT.to_dict()
-    assert description["max_force_n"] == 20.0
+    assert description["input_limits"] == [[-20.0, 20.0]]
 
 
 def test_default_pole_is_a_uniform_rod():

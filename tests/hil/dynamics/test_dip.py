@@ -309,11 +309,7 @@ def test_describe_is_plain_data_with_layout_params_and_limits():
         "equilibrium_input": [0.0],
         "regulated": ["theta1", "theta2"],
         "wraps": ["theta1", "theta2"],
-        "max_force_n": 150.0,
-        "input_name": "force",
-        "input_unit": "N",
         "equilibrium": [0.0] * 6,
-        "upright_angles": ["theta1", "theta2"],
         "substeps": 8,
     }
 

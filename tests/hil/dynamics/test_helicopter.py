@@ -138,8 +138,6 @@ def test_description_names_both_inputs_the_trim_and_the_regulated_states() -> No
     assert d["equilibrium"] == [0.0] * 4
     np.testing.assert_allclose(d["equilibrium_input"], DEFAULT.trim_voltages())
     assert d["regulated"] == ["pitch", "yaw"] and d["wraps"] == ["yaw"]
-    assert d["upright_angles"] == ["pitch"]
-    assert (d["max_force_n"], d["input_name"], d["input_unit"]) == (24.0, "pitch_voltage", "V")
     model = HelicopterModel()
     assert (model.input_name, model.input_unit, model.max_force_n) == ("pitch_voltage", "V",
                                                                        24.0)

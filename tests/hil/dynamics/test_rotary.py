@@ -63,9 +63,10 @@ def test_upright_is_an_unstable_equilibrium_and_voltage_turns_the_arm() -> None:
 def test_the_input_is_a_voltage_saturated_at_its_limit() -> None:
     model = create_model("rotary", {"max_voltage_v": 5.0})
     d = model.describe()
-    assert (d["input_name"], d["input_unit"], d["max_force_n"]) == ("voltage", "V", 5.0)
+    assert (d["input_names"], d["input_units"], d["input_limits"]) == (["voltage"], ["V"],
+                                                                      [[-5.0, 5.0]])
     assert d["state_names"] == ["arm", "pendulum", "arm_dot", "pendulum_dot"]
-    assert d["upright_angles"] == ["pendulum"]
+    assert d["regulated"] == ["pendulum"]
     a, b = np.empty(4), np.empty(4)
     model.step(np.zeros(4), 50.0, 1e-3, a)
     model.step(np.zeros(4), 5.0, 1e-3, b)
