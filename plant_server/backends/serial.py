@@ -334,7 +334,7 @@ class SerialBackend:
         clock), or 0 if it did not."""
         published = self._published
         seq = published.seq if published is not None else 0
-        if not self._tx.send(Control(commands=self._u.tolist(), state_seq=seq)):
+        if not self._tx.send(Control(commands=tuple(self._u.tolist()), state_seq=seq)):
             return 0
         self._counts["controls_tx"] += 1
         return self._tx.last_tx_ns
