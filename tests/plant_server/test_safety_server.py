@@ -51,7 +51,7 @@ class FakeSocket:
 
 class FakeBackend:
     """Records what reaches the actuator: one list of inputs per apply. A description of one
-    input from before `input_names` (`max_force_n`), or of the inputs `inputs` names."""
+    force of +-150 N, or of the inputs `inputs` names."""
 
     sim_time_ns = 0
     fault = None
@@ -67,8 +67,8 @@ class FakeBackend:
     def describe(self) -> dict[str, Any]:
         states = {"state_names": NAMES, "state_units": UNITS, "equilibrium": [0.0] * 6,
                   "regulated": ["theta1", "theta2"], "wraps": ["theta1", "theta2"]}
-        if self.inputs is None:
-            return {"name": "fake", **states, "max_force_n": 150.0}
+        if self.inputs is None:  # one force of +-150 N
+            return {"name": "fake", **states, **Inputs.single("force", "N", 150.0).describe()}
         return {"name": "fake2", **states, **self.inputs.describe()}
 
     def apply(self, u: list[float], t_ns: int) -> None:
