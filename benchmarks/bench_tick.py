@@ -138,12 +138,13 @@ def check_imports(tree: Tree) -> None:
                          f"{wrong or done.stderr.strip()[-200:]}: check the venv's install")
 
 
-def hil_run(tree: Tree, out: Path, transport: str, duration_s: float) -> subprocess.Popen[str]:
-    """Start one lockstep `hil run` of `tree` into `out`."""
+def hil_run(tree: Tree, out: Path, transport: str, duration_s: float,
+            endpoint: str | None = None) -> subprocess.Popen[str]:
+    """Start one lockstep `hil run` of `tree` into `out` (on `endpoint`, else one of its own)."""
     cmd = [sys.executable, "-m", "hil.cli", "run", "--config",
            str(tree.path / CONFIG), "--mode", "lockstep",
            "--duration", str(duration_s), "--transport", transport,
-           "--endpoint", f"ipc://{out}.ipc", "--out", str(out), "--timeout", "600"]
+           "--endpoint", endpoint or f"ipc://{out}.ipc", "--out", str(out), "--timeout", "600"]
     for setting in SETTINGS:
         cmd += ["--set", setting]
     return subprocess.Popen(cmd, cwd=tree.path, env=_env(tree), text=True,
@@ -194,9 +195,10 @@ def figures(out: Path) -> dict[str, Any]:
             "plant_json_keys": sorted(plant)}
 
 
-def measure(tree: Tree, out: Path, transport: str, duration_s: float) -> dict[str, Any]:
+def measure(tree: Tree, out: Path, transport: str, duration_s: float,
+            endpoint: str | None = None) -> dict[str, Any]:
     """One run's figures, or its exit code and last error line when it failed."""
-    proc = hil_run(tree, out, transport, duration_s)
+    proc = hil_run(tree, out, transport, duration_s, endpoint)
     try:
         _, err = proc.communicate(timeout=RUN_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -265,9 +267,13 @@ def run_all(trees: list[Tree], transports: list[str], reps: int, duration_s: flo
         t: {tree.name: [] for tree in trees} for t in transports}
     for i in range(reps):
         for transport in transports:
+            # Both trees' run i on one endpoint: over shm the CPUs the loops are pinned to
+            # follow the segment's name (loop_cpus), and one pair of CPUs was 15 % faster
+            # than the other here (the same commit against itself, 3 runs each).
+            endpoint = f"ipc://{tmp}/ep-{transport}-{i}.ipc"
             for tree in trees if i % 2 == 0 else trees[::-1]:
                 row = measure(tree, tmp / f"{tree.name}-{transport}-{i}", transport,
-                              duration_s)
+                              duration_s, endpoint)
                 runs[transport][tree.name].append(row)
                 shown = {k: round(v, 1) if isinstance(v, float) else v
                          for k, v in row.items() if k != "plant_json_keys"}
