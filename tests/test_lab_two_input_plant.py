@@ -97,6 +97,9 @@ def hil_run(config: Path, mode: str, transport: str) -> tuple[subprocess.Complet
     out = config.parent / "out"
     done = subprocess.run([*HIL, "run", "--config", str(config), "--mode", mode, "--out",
                            str(out), "--set", f"run.transport={transport}",
+                           # A loaded machine can stall a process past the default 20 ms:
+                           # the watchdog's own behaviour is tested in tests/faults.
+                           "--set", "plant.watchdog_timeout_ms=250",
                            "--endpoint", free_endpoint()],
                           cwd=config.parent, env=ENV, capture_output=True, text=True,
                           timeout=180)
