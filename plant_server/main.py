@@ -26,6 +26,7 @@ from hil.app.process import (
     run_process,
 )
 from hil.config import Config, ConfigError, build_plant_model, serial_link_problem
+from hil.dynamics.inputs import Inputs
 from hil.link.dataplane import plant_data
 from hil.link.dataplane import spin_ns as shm_spin_ns
 from hil.link.security import CurveKeyError
@@ -40,7 +41,7 @@ from plant_server.faults import FaultInjector
 from plant_server.faults import settings_from_config as fault_settings
 from plant_server.loops import run as run_plant
 from plant_server.safety import limits_from_config
-from plant_server.server import PlantServer, PlantSettings, plant_inputs
+from plant_server.server import PlantServer, PlantSettings
 
 
 def build_model(ctx: ProcessContext) -> Any:
@@ -113,7 +114,7 @@ def _warm_model(ctx: ProcessContext) -> Any:
             f"plant.initial_state: model {model.name!r} has {n} states "
             f"{list(model.state_names)}, got {len(config.plant.initial_state)} values")
     warm = np.array(config.plant.initial_state, dtype=np.float64)
-    model.step(warm, np.zeros(plant_inputs(model.describe()).n), 1e-3, np.empty_like(warm))
+    model.step(warm, np.zeros(model.inputs.n), 1e-3, np.empty_like(warm))
     return model
 
 
@@ -177,7 +178,8 @@ def _recorder(ctx: ProcessContext, backend: Any) -> Recorder | None:
         return None
     desc = backend.describe()
     try:
-        columns = plant_columns(desc["state_names"], desc["state_units"], plant_inputs(desc))
+        columns = plant_columns(desc["state_names"], desc["state_units"],
+                                Inputs.from_description(desc))
     except ValueError as exc:  # an input named as a state or a fixed column
         raise ConfigError(f"plant.model: {exc}") from None
     return Recorder.from_config(ctx.out_dir / "plant.rec", columns, config.record, {
@@ -190,7 +192,7 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     resources = ResourceMeter()
     model = _warm_model(ctx)
     settings = _settings(config)
-    inputs = plant_inputs(model.describe())
+    inputs = model.inputs
     problem = serial_link_problem(config, inputs.n)
     if problem is not None:
         raise ConfigError(problem)

@@ -92,7 +92,8 @@ def describe_run(plant: dict[str, Any], settings: PlantSettings, t0_ns: int, clo
 def _guard(backend: PlantBackend, settings: PlantSettings, latency: LatencyMonitor,
            times: RunClock, log: Log, clock: Clock) -> Guard:
     described = backend.describe()
-    limits = settings.safety or SafetyLimits(plant_inputs(described), SANITY_FACTOR)
+    limits = settings.safety or SafetyLimits(Inputs.from_description(described),
+                                             SANITY_FACTOR)
     names, units = described["state_names"], described["state_units"]
     angles = [n for n, unit in zip(names, units, strict=True)
               if unit == "rad" and n in described["regulated"]]
@@ -106,11 +107,6 @@ def _guard(backend: PlantBackend, settings: PlantSettings, latency: LatencyMonit
     return Guard(backend, gates, Watchdog(settings.watchdog_timeout_ns, clock=clock),
                  DeadlineScorer(latency, deadline_gates), times, log, clock,
                  settings.first_control_timeout_ns)
-
-
-def plant_inputs(description: dict[str, Any]) -> Inputs:
-    """The plant's inputs, from its description."""
-    return Inputs.from_description(description)
 
 
 # kind -> (handler, who may send it): "any" peer, the attached "controller", or an "operator"

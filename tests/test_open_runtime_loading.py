@@ -187,42 +187,36 @@ def test_an_entry_point_plant_is_found_by_name(tmp_path: Path) -> None:
     np.testing.assert_allclose(model.derivatives([0.0, 1.0], 4.0), [1.0, 2.0])
 
 
-def test_a_law_that_raises_on_the_initial_state_is_named_at_start_not_a_crash(
-        tmp_path: Path) -> None:
-    (tmp_path / "lab_law.py").write_text(
+def warm_up_refusal(folder: Path, returns: str, plant: str = "") -> str:
+    """The one line `hil-controller` prints when a law of the lab's (its compute returning
+    `returns`) is refused at warm-up, exit 2."""
+    (folder / "lab_law.py").write_text(
         "class Law:\n"
         "    def __init__(self, gains, **context):\n"
         "        pass\n"
         "    def compute(self, state, t):\n"
-        "        return 1.0 / float(state[0])\n")
-    config = tmp_path / "lab.yaml"
-    config.write_text('controller: {name: "lab_law:Law"}\n'
-                      "plant: {initial_state: [0.0, 0.1, -0.05, 0.0, 0.0, 0.0]}\n")
+        f"        return {returns}\n")
+    config = folder / "lab.yaml"
+    config.write_text('controller: {name: "lab_law:Law"}\n' + plant)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-m", "controller_client.main", "--config",
-                           str(config), "--out", str(tmp_path / "run")], cwd=tmp_path,
+                           str(config), "--out", str(folder / "run")], cwd=folder,
                           capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 2, done.stderr
     (line,) = done.stderr.strip().splitlines()
+    return line
+
+
+def test_a_law_that_raises_on_the_initial_state_is_named_at_start_not_a_crash(
+        tmp_path: Path) -> None:
+    line = warm_up_refusal(tmp_path, "1.0 / float(state[0])",
+                           "plant: {initial_state: [0.0, 0.1, -0.05, 0.0, 0.0, 0.0]}\n")
     assert "controller.name: lab_law:Law raised ZeroDivisionError on plant.initial_state" in line
     assert "during its warm-up" in line
 
 
 def test_a_law_returning_two_numbers_for_the_one_input_dip_is_refused_at_start(
         tmp_path: Path) -> None:
-    (tmp_path / "lab_law.py").write_text(
-        "class Law:\n"
-        "    def __init__(self, gains, **context):\n"
-        "        pass\n"
-        "    def compute(self, state, t):\n"
-        "        return [0.0, 1.0]\n")
-    config = tmp_path / "lab.yaml"
-    config.write_text('controller: {name: "lab_law:Law"}\n')
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", "controller_client.main", "--config",
-                           str(config), "--out", str(tmp_path / "run")], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120, env=env)
-    assert done.returncode == 2, done.stderr
-    (line,) = done.stderr.strip().splitlines()
+    line = warm_up_refusal(tmp_path, "[0.0, 1.0]")
     assert "controller.name: at plant.initial_state: control law lab_law:Law returned 2 " \
            "values (shape 2) for 1 input" in line

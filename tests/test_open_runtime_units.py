@@ -50,7 +50,6 @@ from hil.recording.recorder import (
     read_recording,
 )
 from plant_server.safety import SafetyGates, SafetyLimits
-from plant_server.server import plant_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -142,7 +141,7 @@ def _json_end(data: bytes, start: int) -> int:
 
 
 def test_the_safety_report_names_the_input_its_unit_and_limit() -> None:
-    voltage = plant_inputs(create_model("rotary").describe())
+    voltage = Inputs.from_description(create_model("rotary").describe())
     assert voltage == Inputs.single("voltage", "V", 10.0)
     gates = SafetyGates(SafetyLimits(voltage, 10.0, slew_limit_per_s=500.0), ROTARY_NAMES,
                         ("pendulum",))
@@ -154,7 +153,7 @@ def test_the_safety_report_names_the_input_its_unit_and_limit() -> None:
     assert report["saturations"] == 1
     # A description without input names is not one a plant of protocol 2 gives.
     with pytest.raises(InputsError, match="has no 'input_names'"):
-        plant_inputs({"max_force_n": 150.0})
+        Inputs.from_description({"max_force_n": 150.0})
 
 
 # ------------------------------------------------------------------ the latch log, the law's t

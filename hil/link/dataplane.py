@@ -20,7 +20,6 @@ the attached controller's session).
 
 from __future__ import annotations
 
-import math
 import os
 import zlib
 from collections.abc import Callable
@@ -128,9 +127,7 @@ def spin_ns(spin_us: float, mode: str, period_ns: int) -> int:
 def control_message(seq: int, state_seq: int, u: list[float], t_state_rx_ns: int,
                     t_send_ns: int, compute_ns: int) -> msg.Message:
     """A `control` from shared memory, validated as `messages.decode` validates one."""
-    if not (math.isfinite(u[0]) if len(u) == 1 else all(map(math.isfinite, u))):
-        i, value = next((i, v) for i, v in enumerate(u) if not math.isfinite(v))
-        raise msg.MessageError("non_finite", f"control.u[{i}] is {value}", value)
+    msg.check_finite_u(u)
     return msg.Message("control", {"seq": seq, "state_seq": state_seq, "u": u,
                                    "t_state_rx_ns": t_state_rx_ns, "t_send_ns": t_send_ns,
                                    "compute_ns": compute_ns})

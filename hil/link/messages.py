@@ -250,9 +250,7 @@ def decode(data: bytes) -> Message:
     kind = _KIND_OF_STRUCT[type(wire)]
     fields = _as_fields(wire)
     if kind == "control":
-        u = fields["u"]
-        if not (math.isfinite(u[0]) if len(u) == 1 else all(map(math.isfinite, u))):
-            raise _non_finite(u)
+        check_finite_u(fields["u"])
     else:
         for name in _FREE_FIELDS[kind]:
             _check_limits(fields[name])
@@ -281,14 +279,18 @@ def _decode_by_table(data: bytes) -> Message:
     fields = dict(zip(names, obj[1:], strict=True))
     for name, limit in _VECTOR_FIELDS.get(kind, {}).items():
         _check_vector(f"{kind}.{name}", fields[name], limit)
-    if kind == "control" and not all(map(math.isfinite, fields["u"])):
-        raise _non_finite(fields["u"])
+    if kind == "control":
+        check_finite_u(fields["u"])
     return Message(kind, fields)
 
 
-def _non_finite(u: list[float]) -> MessageError:
+def check_finite_u(u: list[float]) -> None:
+    """A control's inputs, each finite, or MessageError `non_finite` naming the first that is
+    not (for every transport: shared memory's controls are checked here too)."""
+    if math.isfinite(u[0]) if len(u) == 1 else all(map(math.isfinite, u)):
+        return
     i, value = next((i, v) for i, v in enumerate(u) if not math.isfinite(v))
-    return MessageError("non_finite", f"control.u[{i}] is {value}", value)
+    raise MessageError("non_finite", f"control.u[{i}] is {value}", value)
 
 
 def _check_vector(where: str, values: list[Any], limit: int) -> None:

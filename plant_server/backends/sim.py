@@ -13,12 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from hil.dynamics.inputs import Inputs
-
-
-def _n_inputs(model: Any) -> int:
-    return Inputs.from_description(model.describe()).n
-
 
 class SimBackend:
     def __init__(self, model: Any, initial_state: np.ndarray, max_step_ns: int) -> None:
@@ -38,7 +32,7 @@ class SimBackend:
         self._next = np.empty_like(state)
         self._max_step_ns = max_step_ns
         self._t_ns: int | None = None
-        self._u = np.zeros(_n_inputs(model))  # the input held (a float64 vector)
+        self._u = np.zeros(model.inputs.n)  # the input held (a float64 vector)
         self._pending: list[tuple[int, Sequence[float]]] = []
         self.sim_time_ns = 0
 

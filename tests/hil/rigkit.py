@@ -29,6 +29,20 @@ BIN = Path(sys.executable).parent
 READY_TIMEOUT_S = 20.0
 
 
+# A lab's plant of nine states: one more than a rig's STATE frame carries.
+NINE_STATES = '''
+class Chain:
+    state_names = tuple(f"x{i}" for i in range(9))
+    state_units = ("m",) * 9
+    input_names = ("push",)
+    input_units = ("N",)
+    input_limits = (5.0,)
+
+    def derivatives(self, state, u):
+        return [0.0] * 9
+'''
+
+
 def rig_config(tmp_path: Path, *, rate_hz: int = 100, baud: int = 115_200,
                name: str = "rig.yaml", plant: dict[str, Any] | None = None,
                **rig: Any) -> Path:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import serial
-from rigkit import EmulatedRig, RawHost, pid_alive, rig_config
+from rigkit import NINE_STATES, EmulatedRig, RawHost, pid_alive, rig_config
 
 import firmware_protocol
 from firmware_protocol import (
@@ -374,19 +374,6 @@ def test_a_two_input_rig_declares_its_inputs_applies_both_and_refuses_a_wrong_co
     assert counters["controls_wrong_count"] == 1 and counters["controls_applied"] >= 40
     assert report["firmware"]["capabilities"]["input_limits"] == [[-24.0, 24.0],
                                                                   [-15.0, 15.0]]
-
-
-NINE_STATES = '''
-class Chain:
-    state_names = tuple(f"x{i}" for i in range(9))
-    state_units = ("m",) * 9
-    input_names = ("push",)
-    input_units = ("N",)
-    input_limits = (5.0,)
-
-    def derivatives(self, state, u):
-        return [0.0] * 9
-'''
 
 
 def test_a_plant_with_more_states_than_a_state_frame_carries_is_refused(tmp_path: Path) -> None:

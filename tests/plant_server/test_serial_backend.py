@@ -28,7 +28,7 @@ import pytest
 import serial
 import structlog
 import yaml
-from rigkit import READY_TIMEOUT_S, EmulatedRig, PtyRig, RawHost, rig_config
+from rigkit import NINE_STATES, READY_TIMEOUT_S, EmulatedRig, PtyRig, RawHost, rig_config
 from structlog.testing import capture_logs
 
 import firmware_protocol
@@ -628,19 +628,6 @@ def test_a_vector_of_the_wrong_size_is_a_fault_not_a_control(tmp_path: Path) -> 
     assert after["controls_tx"] == controls and after["estops_tx"] == 3
     assert report["firmware"]["counters"]["estops"] >= 1
     assert report["firmware"]["counters"]["controls_wrong_count"] == 0
-
-
-NINE_STATES = '''
-class Chain:
-    state_names = tuple(f"x{i}" for i in range(9))
-    state_units = ("m",) * 9
-    input_names = ("push",)
-    input_units = ("N",)
-    input_limits = (5.0,)
-
-    def derivatives(self, state, u):
-        return [0.0] * 9
-'''
 
 
 def test_a_plant_with_more_states_than_a_state_frame_carries_has_no_rig(tmp_path: Path) -> None:
