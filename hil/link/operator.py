@@ -57,6 +57,37 @@ class Refused(NoAnswer):
     authorize, or keys given to a plant without CURVE); the message says which and the fix."""
 
 
+# Handshakes the plant broke off (connection reset, no reason given) before they count as a
+# refusal: libzmq reports a CURVE plant's refusal of a plain client either as a protocol
+# failure or, when the plant's reset overtakes its greeting, as a failure without detail; the
+# client then retries every ~0.1 s and may lose that race many times in a row (29 s was seen).
+# A plant that speaks our protocol never breaks off a handshake otherwise.
+BROKEN_HANDSHAKES_REFUSE = 3
+
+
+class _HandshakeWatch:
+    """Reads the socket monitor's handshake events; `refusal()` the message once they show
+    the plant refused the connection (a protocol or authentication failure, or
+    BROKEN_HANDSHAKES_REFUSE handshakes broken off in a row), else None."""
+
+    EVENTS = (zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+              | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+
+    def __init__(self, endpoint: str, keys_dir: str | None) -> None:
+        self.endpoint, self.keys_dir, self.broken = endpoint, keys_dir, 0
+
+    def refusal(self, event: int) -> str | None:
+        if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            self.broken = 0
+            return None
+        if event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+            self.broken += 1
+            if self.broken < BROKEN_HANDSHAKES_REFUSE:
+                return None
+            event = zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+        return _refusal(event, self.endpoint, self.keys_dir)
+
+
 def _refusal(event: int, endpoint: str, keys_dir: str | None) -> str | None:
     if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
         key = Path(keys_dir or ".") / "controller.key"
@@ -177,8 +208,8 @@ def await_answer(raw: zmq.Socket[bytes], endpoint: str, keys_dir: str | None, ti
         raise BadRequest(f"timeout_s must be in 0 < t <= {MAX_TIMEOUT_S:g} s, got {timeout_s!r}")
     # Watch the handshake from its start: connect again once the monitor is on.
     raw.disconnect(endpoint)
-    monitor = raw.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-                                     | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+    monitor = raw.get_monitor_socket(_HandshakeWatch.EVENTS)
+    watch = _HandshakeWatch(endpoint, keys_dir)
     try:
         raw.connect(endpoint)
         ask()
@@ -194,7 +225,7 @@ def await_answer(raw: zmq.Socket[bytes], endpoint: str, keys_dir: str | None, ti
                                f"on answers only with --keys)")
             ready = dict(poller.poll(max(1, remaining // 1_000_000)))
             if monitor in ready:
-                refusal = _refusal(recv_monitor_message(monitor)["event"], endpoint, keys_dir)
+                refusal = watch.refusal(recv_monitor_message(monitor)["event"])
                 if refusal is not None:
                     raise Refused(refusal)
             if raw in ready and (m := answer()) is not None:

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import stat
+import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
+import zmq
 
 from hil.config import ConfigError, load_config
 from hil.link import messages as msg
-from hil.link import security
+from hil.link import operator, security
 from hil.link.transport import ControllerSocket, PlantSocket
 
 BIN = Path(sys.executable).parent
@@ -101,6 +105,43 @@ def test_clients_without_or_with_unknown_keys_never_reach_the_plant(keys: Path, 
     finally:
         plain.close()
         stranger.close()
+        plant.close()
+
+
+def _breaks_off_every_handshake() -> str:
+    """A TCP peer that resets each connection after the first bytes of the ZMTP greeting: what a
+    CURVE plant looks like to a plain client when its reset overtakes its greeting."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conn.recv(10)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()  # linger 0: a reset, not an orderly close
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"tcp://127.0.0.1:{server.getsockname()[1]}"
+
+
+def test_a_peer_that_breaks_off_every_handshake_is_a_refusal_not_a_timeout() -> None:
+    endpoint = _breaks_off_every_handshake()
+    with pytest.raises(operator.Refused, match=r"requires CURVE.*pass --keys DIR"):
+        operator.clear(endpoint, timeout_s=60)  # before: NoAnswer after the whole minute
+
+
+def test_a_curve_plant_refuses_every_plain_request(keys: Path, endpoint: str) -> None:
+    """The plant's own context, as in its own process: libzmq reports its refusal as a
+    protocol failure or as a reset handshake, in any order, and both end in Refused."""
+    plant = PlantSocket(endpoint, ctx=zmq.Context(), curve_keys_dir=keys)
+    try:
+        for _ in range(20):
+            with pytest.raises(operator.Refused, match="requires CURVE"):
+                operator.clear(endpoint, timeout_s=60)
+    finally:
         plant.close()
 
 
