@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import shlex
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -135,11 +136,31 @@ class ControllerConfig(_Strict):
     plant_timeout_ms: Annotated[float, Range(1, 600_000, "up to 10 min")] = 500.0
     # Attaching to a plant latched in its safe state, send `clear` at once (restart recovery).
     clear_on_attach: bool = False
+    # A controller program of your own that `hil run` starts in place of hil-controller (a C
+    # controller on clients/c's libhil): a command line, split as a shell would (shlex) but not
+    # run by one; it gets the endpoint, mode and run folder in HIL_* environment variables
+    # (clients/c/README.md). None: hil-controller runs the law named above.
+    command: str | None = None
 
     @field_validator("endpoint")
     @classmethod
     def _endpoint_form(cls, v: str) -> str:
         return _check_endpoint(v)
+
+    @field_validator("command")
+    @classmethod
+    def _command_form(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            words = shlex.split(v)
+        except ValueError as exc:
+            raise ValueError(f"{v!r} is not a command line ({exc}): quote it as a shell "
+                             "would") from None
+        if not words:
+            raise ValueError("an empty command: give the controller program and its "
+                             "arguments, or null to run hil-controller")
+        return v
 
 
 # The at_target gate's tolerance per unit of a regulated state (hil/reporting/target.py) when
