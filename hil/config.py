@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import shlex
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -195,6 +196,11 @@ class GatesConfig(_Strict):
         default_factory=lambda: {"lyapunov.decrease_ratio": 0.6})
     # A control step changing the force by more than this rate counts as a slew-limit hit.
     slew_limit_n_per_s: Annotated[float, SLEW_PER_S] = 50_000.0
+    # Experiment metrics (report.json experiment.metrics) -> upper bound, e.g.
+    # {x.overshoot_pct: 20}; each is a critical gate `metrics.<name>`.
+    metrics: dict[str, Annotated[float, Range(
+        -1e9, 1e9, "an upper bound on an experiment metric, in its unit")]] = Field(
+        default_factory=dict)
     # Per gate name, overriding scoring.DEFAULT_WEIGHTS / DEFAULT_CRITICAL.
     weights: dict[str, Annotated[float, Range(0, 1_000)]] = Field(
         default_factory=dict)
@@ -355,6 +361,116 @@ class TuningConfig(_Strict):
     starts: list[list[Annotated[float, STATE_ENTRY]]] | None = None
 
 
+class _Signal(_Strict):
+    """A signal of the experiment (hil/experiment/signals.py): a pure function of run time,
+    starting at `at_s` (before it: its initial value or offset)."""
+
+    at_s: Annotated[float, Range(0, 86_400, "up to a day")] = 0.0
+
+
+class _OnState(_Signal):
+    state: Annotated[str, Field(min_length=1)]  # checked against the plant's state names
+
+
+class StepReference(_OnState):
+    signal: Literal["step"]
+    value: Annotated[float, STATE_ENTRY]  # the target after `at_s`
+    initial: Annotated[float, STATE_ENTRY] | None = None  # before; null: the equilibrium's
+
+
+class RampReference(_OnState):
+    signal: Literal["ramp"]
+    slope_per_s: Annotated[float, Range(-1e6, 1e6, "state units per second")]
+    initial: Annotated[float, STATE_ENTRY] | None = None  # null: the equilibrium's
+    value: Annotated[float, STATE_ENTRY] | None = None  # held once reached; null: never
+
+
+class SineReference(_OnState):
+    signal: Literal["sine"]
+    amplitude: Annotated[float, STATE_ENTRY]
+    frequency_hz: Annotated[float, Range(0, 10_000, low_open=True)]
+    phase_deg: Annotated[float, Range(-360, 360)] = 0.0
+    offset: Annotated[float, STATE_ENTRY] | None = None  # null: the equilibrium's
+
+
+class SquareReference(SineReference):
+    signal: Literal["square"]  # type: ignore[assignment]
+
+
+ReferenceSignal = Annotated[StepReference | RampReference | SineReference | SquareReference,
+                            Field(discriminator="signal")]
+INPUT_ENTRY = Range(-1e6, 1e6, "in the input's own unit")
+
+
+class _OnInput(_Signal):
+    input: Annotated[str, Field(min_length=1)]  # checked against the plant's input names
+
+
+class PulseDisturbance(_OnInput):
+    signal: Literal["pulse"]
+    value: Annotated[float, INPUT_ENTRY]
+    duration_s: Annotated[float, Range(0, 86_400, low_open=True)]
+
+
+class StepDisturbance(_OnInput):
+    signal: Literal["step"]
+    value: Annotated[float, INPUT_ENTRY]
+
+
+class SineDisturbance(_OnInput):
+    signal: Literal["sine"]
+    amplitude: Annotated[float, INPUT_ENTRY]
+    frequency_hz: Annotated[float, Range(0, 10_000, low_open=True)]
+    phase_deg: Annotated[float, Range(-360, 360)] = 0.0
+
+
+DisturbanceSignal = Annotated[PulseDisturbance | StepDisturbance | SineDisturbance,
+                              Field(discriminator="signal")]
+
+
+class SensorsConfig(_Strict):
+    """What the law sees of the state (hil/experiment/sensors.py), by state name: Gaussian
+    noise (`noise_std`), then quantisation to `resolution` (in the state's unit) or to an
+    encoder's `counts_per_rev` (an angle in rad), then `delay_samples` controls late."""
+
+    noise_std: dict[str, Annotated[float, NOISE_STD]] = Field(default_factory=dict)
+    resolution: dict[str, Annotated[float, Range(0, 1_000, low_open=True)]] = Field(
+        default_factory=dict)
+    counts_per_rev: dict[str, Annotated[int, Range(1, 2**31)]] = Field(default_factory=dict)
+    delay_samples: Annotated[int, Range(0, 10_000)] = 0
+    seed: Annotated[int, SEED] = 0
+
+    @model_validator(mode="after")
+    def _one_quantiser(self) -> SensorsConfig:
+        both = sorted(set(self.resolution) & set(self.counts_per_rev))
+        if both:
+            raise ValueError(f"state {both[0]!r} has both a resolution and counts_per_rev; "
+                             f"give one")
+        return self
+
+
+class ExperimentConfig(_Strict):
+    """An experiment (docs/experiments.md): references on states, disturbances on inputs,
+    sensors. State and input names are checked against the plant when it is built."""
+
+    # Tuples, not lists: hil/config_ranges.py's table walks lists of numbers, not of tagged
+    # models; each signal's numbers are range-checked by their own annotations all the same.
+    reference: tuple[ReferenceSignal, ...] = ()
+    disturbances: tuple[DisturbanceSignal, ...] = ()
+    sensors: SensorsConfig = Field(default_factory=SensorsConfig)
+
+    @field_validator("reference")
+    @classmethod
+    def _one_signal_per_state(cls, v: tuple[Any, ...]) -> tuple[Any, ...]:
+        seen: set[str] = set()
+        for signal in v:
+            if signal.state in seen:
+                raise ValueError(f"state {signal.state!r} has two references; give each state "
+                                 f"one signal")
+            seen.add(signal.state)
+        return v
+
+
 class Config(_Strict):
     run: RunConfig = Field(default_factory=RunConfig)
     plant: PlantConfig = Field(default_factory=PlantConfig)
@@ -369,6 +485,8 @@ class Config(_Strict):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
     tuning: TuningConfig = Field(default_factory=TuningConfig)
+    # Optional: a run without it is the plain regulation run (docs/experiments.md).
+    experiment: ExperimentConfig | None = None
     # The folder of the config file, searched first for "module:Class" laws and plant models.
     # Set by load_config from the file's path; kept when `hil run` passes the config on.
     source_dir: str | None = None
@@ -545,15 +663,37 @@ def _show_input(value: Any) -> str:
 
 
 def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
-    model: type[BaseModel] = Config
+    models: list[type[BaseModel]] = [Config]
+    keyed = False  # the part before was a mapping of names (sensors.states) to models
     for part in loc[:-1]:
-        field = model.model_fields.get(str(part))
-        if field is None or not isinstance(field.annotation, type):
+        if isinstance(part, int) or keyed:  # a list's entry, a mapping's name: model taken
+            keyed = False
+            continue
+        tagged = [m for m in models if _tag(m) == part]
+        if tagged:  # a tagged union's member (`signal: step`): the path names its tag
+            models = tagged
+            continue
+        field = models[0].model_fields.get(str(part)) if len(models) == 1 else None
+        if field is None:
             return []
-        if not issubclass(field.annotation, BaseModel):
+        models = _models_in(field.annotation)
+        keyed = typing.get_origin(field.annotation) is dict
+        if not models:
             return []
-        model = field.annotation
-    return sorted(model.model_fields)
+    return sorted(models[0].model_fields) if len(models) == 1 else []
+
+
+def _tag(model: type[BaseModel]) -> str | None:
+    field = model.model_fields.get("signal")
+    args = typing.get_args(field.annotation) if field is not None else ()
+    return str(args[0]) if args else None
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The models a field holds: itself, or those of an optional, a list or a union."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
 
 
 def build_plant_model(config: Config) -> Any:
@@ -584,4 +724,9 @@ def build_plant_model(config: Config) -> Any:
 
 def dump_config(config: Config) -> str:
     """The resolved config as YAML (written into every run folder)."""
-    return str(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    data = config.model_dump(mode="json")
+    if data.get("experiment") is None:  # a run without an experiment dumps as it always did
+        data.pop("experiment", None)
+    if not data["gates"].get("metrics"):
+        data["gates"].pop("metrics", None)
+    return str(yaml.safe_dump(data, sort_keys=False))
