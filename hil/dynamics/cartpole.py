@@ -46,6 +46,7 @@ import numpy as np
 from numba import njit
 
 from hil.dynamics.base import ModelKernels, ModelParams, PlantModel
+from hil.dynamics.rk4 import rk4_two_dof
 
 STATE_NAMES = ("x", "theta", "x_dot", "theta_dot")
 STATE_UNITS = ("m", "rad", "m/s", "rad/s")
@@ -121,14 +122,17 @@ def _bias_entries(s, x_dot, w, p):
 
 
 @njit(cache=True)
-def _accelerations(th, x_dot, w, force, p):
-    """(x'', th''): the 2x2 system M q'' = [force, 0] - bias by Cramer's rule."""
+def _accelerations(x, th, x_dot, w, force, p):
+    """(x'', th'') (x unused): the 2x2 system M q'' = [force, 0] - bias by Cramer's rule."""
     s, c = math.sin(th), math.cos(th)
     m00, m01, m11 = p[_P_TOTAL_MASS], p[_P_A] * c, p[_P_J]
     h0, h1 = _bias_entries(s, x_dot, w, p)
     r0, r1 = force - h0, -h1
     inv_det = 1.0 / (m00 * m11 - m01 * m01)
     return ((m11 * r0 - m01 * r1) * inv_det, (m00 * r1 - m01 * r0) * inv_det)
+
+
+_rk4 = rk4_two_dof(_accelerations)
 
 
 @njit(cache=True)
@@ -156,7 +160,7 @@ def derivatives_kernel(state, force, p, out):
     """Write d state / dt at ``state`` under ``force`` (N, not saturated) into ``out``."""
     _check_args(p, state, out)
     x_dot, w = state[2], state[3]
-    out[2], out[3] = _accelerations(state[1], x_dot, w, force, p)
+    out[2], out[3] = _accelerations(state[0], state[1], x_dot, w, force, p)
     out[0], out[1] = x_dot, w
 
 
@@ -171,23 +175,7 @@ def rk4_step_kernel(state, force, dt_s, substeps, p, out):
         raise ValueError("dt_s must be > 0 and substeps >= 1")
     limit = p[_P_MAX_FORCE]
     u = min(max(force, -limit), limit)
-    h = dt_s / substeps
-    x, th, v, w = state[0], state[1], state[2], state[3]
-    for _ in range(substeps):
-        # Stage k: positions advance with the previous stage's velocities (v_k, w_k),
-        # velocities with its accelerations (a_k, b_k).
-        a1, b1 = _accelerations(th, v, w, u, p)
-        v2, w2 = v + 0.5 * h * a1, w + 0.5 * h * b1
-        a2, b2 = _accelerations(th + 0.5 * h * w, v2, w2, u, p)
-        v3, w3 = v + 0.5 * h * a2, w + 0.5 * h * b2
-        a3, b3 = _accelerations(th + 0.5 * h * w2, v3, w3, u, p)
-        v4, w4 = v + h * a3, w + h * b3
-        a4, b4 = _accelerations(th + h * w3, v4, w4, u, p)
-        x += h / 6.0 * (v + 2.0 * (v2 + v3) + v4)
-        th += h / 6.0 * (w + 2.0 * (w2 + w3) + w4)
-        v += h / 6.0 * (a1 + 2.0 * (a2 + a3) + a4)
-        w += h / 6.0 * (b1 + 2.0 * (b2 + b3) + b4)
-    out[0], out[1], out[2], out[3] = x, th, v, w
+    _rk4(state, u, dt_s, substeps, p, out)
 
 
 @njit(cache=True)

@@ -53,6 +53,7 @@ import math
 from numba import njit
 
 from hil.dynamics.base import ModelKernels, ModelParams, PlantModel
+from hil.dynamics.rk4 import rk4_two_dof
 
 STATE_NAMES = ("arm", "pendulum", "arm_dot", "pendulum_dot")
 STATE_UNITS = ("rad", "rad", "rad/s", "rad/s")
@@ -129,8 +130,8 @@ def _check_args(p, state, out):
 
 
 @njit(cache=True)
-def _accelerations(a, th_dot, a_dot, volts, p):
-    """(theta'', alpha''): the 2x2 system M q'' = rhs by Cramer's rule."""
+def _accelerations(th, a, th_dot, a_dot, volts, p):
+    """(theta'', alpha'') (th unused): the 2x2 system M q'' = rhs by Cramer's rule."""
     s, c = math.sin(a), math.cos(a)
     j0 = p[_P_J0]
     m00 = p[_P_ARM_J] + j0 * s * s
@@ -143,12 +144,15 @@ def _accelerations(a, th_dot, a_dot, volts, p):
     return ((j0 * r0 - m01 * r1) * inv_det, (m00 * r1 - m01 * r0) * inv_det)
 
 
+_rk4 = rk4_two_dof(_accelerations)
+
+
 @njit(cache=True)
 def derivatives_kernel(state, volts, p, out):
     """Write d state / dt at ``state`` under ``volts`` (not saturated) into ``out``."""
     _check_args(p, state, out)
     th_dot, a_dot = state[2], state[3]
-    out[2], out[3] = _accelerations(state[1], th_dot, a_dot, volts, p)
+    out[2], out[3] = _accelerations(state[0], state[1], th_dot, a_dot, volts, p)
     out[0], out[1] = th_dot, a_dot
 
 
@@ -161,21 +165,7 @@ def rk4_step_kernel(state, volts, dt_s, substeps, p, out):
         raise ValueError("dt_s must be > 0 and substeps >= 1")
     limit = p[_P_MAX_V]
     u = min(max(volts, -limit), limit)
-    h = dt_s / substeps
-    th, a, v, w = state[0], state[1], state[2], state[3]
-    for _ in range(substeps):
-        a1, b1 = _accelerations(a, v, w, u, p)
-        v2, w2 = v + 0.5 * h * a1, w + 0.5 * h * b1
-        a2, b2 = _accelerations(a + 0.5 * h * w, v2, w2, u, p)
-        v3, w3 = v + 0.5 * h * a2, w + 0.5 * h * b2
-        a3, b3 = _accelerations(a + 0.5 * h * w2, v3, w3, u, p)
-        v4, w4 = v + h * a3, w + h * b3
-        a4, b4 = _accelerations(a + h * w3, v4, w4, u, p)
-        th += h / 6.0 * (v + 2.0 * (v2 + v3) + v4)
-        a += h / 6.0 * (w + 2.0 * (w2 + w3) + w4)
-        v += h / 6.0 * (a1 + 2.0 * (a2 + a3) + a4)
-        w += h / 6.0 * (b1 + 2.0 * (b2 + b3) + b4)
-    out[0], out[1], out[2], out[3] = th, a, v, w
+    _rk4(state, u, dt_s, substeps, p, out)
 
 
 @njit(cache=True)
