@@ -89,6 +89,10 @@ class PlantConfig(_Strict):
     # of your own as "module.path:Class" (docs/extending.md); checked when the plant loads it.
     model: Annotated[str, Field(min_length=1)] = "dip"
     params: dict[str, Any] = Field(default_factory=dict)
+    # model `fmu`: the .fmu file (relative to the config file's folder; docs/fmu.md), and for
+    # a co-simulation FMU the outputs read as the state, in order (null: all, as declared).
+    fmu: Annotated[str, Field(min_length=1)] | None = None
+    fmu_outputs: list[Annotated[str, Field(min_length=1)]] | None = None
     substeps: Annotated[int, Range(1, 1000)] = 4
     initial_state: list[Annotated[float, STATE_ENTRY]] = Field(
         default_factory=lambda: [0.0, 0.1, -0.05, 0.0, 0.0, 0.0])
@@ -705,7 +709,8 @@ def build_plant_model(config: Config) -> Any:
     plant_config = config.plant
     try:
         model = create_model(plant_config.model, plant_config.params,
-                             substeps=plant_config.substeps, search_path=config.search_path)
+                             substeps=plant_config.substeps, search_path=config.search_path,
+                             fmu=fmu_path(config), fmu_outputs=plant_config.fmu_outputs)
     except PluginError as exc:
         raise ConfigError(str(exc)) from None
     except (ValueError, TypeError) as exc:
@@ -720,6 +725,14 @@ def build_plant_model(config: Config) -> Any:
     except PluginError as exc:
         raise ConfigError(str(exc)) from None
     return model
+
+
+def fmu_path(config: Config) -> str | None:
+    """`plant.fmu`, relative to the config file's folder unless absolute."""
+    path = config.plant.fmu
+    if path is None or Path(path).is_absolute() or not config.source_dir:
+        return path
+    return str(Path(config.source_dir) / path)
 
 
 def dump_config(config: Config) -> str:
