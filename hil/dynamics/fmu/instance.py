@@ -1,0 +1,215 @@
+"""One FMU instance, loaded and initialised: the binary, its log, its parameters.
+
+`open_instance` extracts the FMU into a temporary folder, finds (or builds from its sources)
+the binary for this platform, instantiates it with a logger that keeps the FMU's messages,
+sets the parameters `plant.params` names, and runs its initialisation. Every failure is an
+FmuError that names the step, the FMU's own log messages and the fix. fmpy is imported here
+only, when a plant is an FMU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import shutil
+import tempfile
+import weakref
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hil.dynamics.fmu import kernels
+from hil.dynamics.fmu.description import KEY, FmuError, FmuPlan, Parameter
+
+LOG_LINES = 20  # the FMU's last log messages kept for an error
+
+
+class FmuLog:
+    """The FMU's log messages (the newest LOG_LINES), through fmpy's varargs proxy."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, env: Any, name: bytes, status: int, category: bytes,
+                 message: bytes) -> None:
+        label = ("OK", "Warning", "Discard", "Error", "Fatal", "Pending")[status] \
+            if 0 <= status <= 5 else str(status)
+        self.lines.append(f"[{label}] {message.decode('utf-8', 'replace')}")
+        del self.lines[:-LOG_LINES]
+
+    def tail(self) -> str:
+        """The messages so far, for an error ("" when there are none)."""
+        return "; its log: " + " | ".join(self.lines) if self.lines else \
+            "; it logged nothing"
+
+
+def _binary(md: Any, plan: FmuPlan, unzipdir: Path) -> None:
+    """The binary for this platform exists, or is built from the FMU's sources."""
+    import fmpy  # type: ignore[import-untyped]
+
+    found = fmpy.supported_platforms(str(unzipdir))
+    if fmpy.platform in found:
+        return
+    if "c-code" not in found:
+        raise FmuError(f"{KEY}: {md.modelName} has no binary for this platform "
+                       f"({fmpy.platform}: binaries/{fmpy.platform}/"
+                       f"{plan.model_identifier}.so) and no sources to build one; it has "
+                       f"binaries for {', '.join(found) or 'no platform'}. Export it for "
+                       f"{fmpy.platform}, or with its C sources (docs/fmu.md)")
+    try:
+        from fmpy.build import build_platform_binary  # type: ignore[import-untyped]
+
+        build_platform_binary(unzipdir)
+    except Exception as exc:
+        raise FmuError(f"{KEY}: {md.modelName} has no binary for {fmpy.platform}, and building "
+                       f"one from its sources failed: {exc}") from None
+
+
+def _callbacks(log: FmuLog) -> Any:
+    from fmpy import calloc, free
+    from fmpy.fmi2 import (  # type: ignore[import-untyped]
+        fmi2CallbackAllocateMemoryTYPE,
+        fmi2CallbackFreeMemoryTYPE,
+        fmi2CallbackFunctions,
+        fmi2CallbackLoggerTYPE,
+    )
+    from fmpy.logging import addLoggerProxy  # type: ignore[import-untyped]
+
+    callbacks = fmi2CallbackFunctions()
+    callbacks.logger = fmi2CallbackLoggerTYPE(log)
+    callbacks.allocateMemory = fmi2CallbackAllocateMemoryTYPE(calloc)
+    callbacks.freeMemory = fmi2CallbackFreeMemoryTYPE(free)
+    addLoggerProxy(ctypes.byref(callbacks))
+    return callbacks
+
+
+def _set_parameter(fmu: Any, name: str, parameter: Parameter, value: Any) -> None:
+    kind = parameter.type
+    ok = (isinstance(value, bool) if kind == "Boolean" else
+          isinstance(value, int) and not isinstance(value, bool) if kind == "Integer" else
+          isinstance(value, (int, float)) and not isinstance(value, bool))
+    if not ok:
+        raise FmuError(f"plant.params: {name} is a parameter of type {kind} of the FMU, got "
+                       f"{value!r}")
+    setter = {"Real": fmu.setReal, "Integer": fmu.setInteger, "Boolean": fmu.setBoolean}[kind]
+    setter([parameter.value_reference], [value])
+
+
+def _set_parameters(fmu: Any, plan: FmuPlan, params: Mapping[str, Any], log: FmuLog) -> None:
+    unknown = sorted(set(params) - set(plan.parameters))
+    if unknown:
+        raise FmuError(f"plant.params: {plan.model_name} has no parameter(s) "
+                       f"{', '.join(map(repr, unknown))}; its parameters: "
+                       f"{', '.join(plan.parameters) or 'none'}")
+    for name, value in params.items():
+        try:
+            _set_parameter(fmu, name, plan.parameters[name], value)
+        except FmuError:
+            raise
+        except Exception as exc:
+            raise FmuError(f"plant.params: {plan.model_name} refused {name} = {value!r} "
+                           f"({exc}){log.tail()}") from None
+
+
+def _initialise(fmu: Any, plan: FmuPlan, log: FmuLog) -> None:
+    step = "fmi2SetupExperiment"
+    try:
+        fmu.setupExperiment(startTime=0.0)
+        step = "fmi2EnterInitializationMode"
+        fmu.enterInitializationMode()
+        step = "fmi2ExitInitializationMode"
+        fmu.exitInitializationMode()
+        if plan.kind == "model_exchange":
+            step = "fmi2NewDiscreteStates"
+            _settle_events(fmu, plan)
+            step = "fmi2EnterContinuousTimeMode"
+            fmu.enterContinuousTimeMode()
+    except FmuError:
+        raise
+    except Exception as exc:
+        raise FmuError(f"{KEY}: {plan.model_name} failed to initialise: {step}: {exc}"
+                       f"{log.tail()}; check plant.params against the model's own "
+                       f"constraints") from None
+
+
+def _settle_events(fmu: Any, plan: FmuPlan) -> None:
+    for _ in range(100):
+        needed, terminate, _, _, time_event, at = fmu.newDiscreteStates()
+        if terminate:
+            raise FmuError(f"{KEY}: {plan.model_name} asked to terminate at initialisation")
+        if time_event:
+            raise FmuError(f"{KEY}: {plan.model_name} schedules a time event (at {at} s); the "
+                           f"runtime does not handle events in model exchange: export it "
+                           f"without events, or as co-simulation")
+        if not needed:
+            return
+    raise FmuError(f"{KEY}: {plan.model_name}'s event iteration at initialisation did not end")
+
+
+class FmuInstance:
+    """An instantiated, initialised FMU and what the kernels call: `functions` (addresses in
+    the kernels' order), `component`; freed, with its folder, when collected or closed."""
+
+    def __init__(self, path: Path, md: Any, plan: FmuPlan, params: Mapping[str, Any]) -> None:
+        self.plan = plan
+        self.log = FmuLog()
+        self._dir = Path(tempfile.mkdtemp(prefix="hil-fmu-"))
+        self._finalizer: Any = weakref.finalize(self, shutil.rmtree, self._dir, True)
+        _extract(path, self._dir)
+        _binary(md, plan, self._dir)
+        self.fmu = self._instantiate(md)
+        self._finalizer.detach()
+        self._finalizer = weakref.finalize(self, _release, self.fmu, self._dir)
+        _set_parameters(self.fmu, plan, params, self.log)
+        _initialise(self.fmu, plan, self.log)
+        self.component = np.uint64(self.fmu.component)
+        needed = kernels.needed_calls(plan.kind)
+        self.functions = np.array(
+            [ctypes.cast(getattr(self.fmu.dll, name), ctypes.c_void_p).value
+             if name in needed else 0 for name in kernels.CALLS], dtype=np.uint64)
+
+    def _instantiate(self, md: Any) -> Any:
+        from fmpy.fmi2 import FMU2Model, FMU2Slave
+
+        kind = FMU2Model if self.plan.kind == "model_exchange" else FMU2Slave
+        try:
+            fmu = kind(guid=md.guid, unzipDirectory=str(self._dir),
+                       modelIdentifier=self.plan.model_identifier, instanceName="hil-plant")
+        except Exception as exc:
+            raise FmuError(f"{KEY}: {self.plan.model_name}'s binary cannot be loaded: "
+                           f"{exc}") from None
+        self._callbacks = _callbacks(self.log)
+        try:
+            fmu.instantiate(callbacks=self._callbacks)
+        except Exception as exc:
+            fmu.freeLibrary()
+            raise FmuError(f"{KEY}: {self.plan.model_name} failed to instantiate "
+                           f"(fmi2Instantiate: {exc}){self.log.tail()}; was the FMU "
+                           f"exported whole (its GUID, resources)?") from None
+        return fmu
+
+    def close(self) -> None:
+        """Terminate and free the instance, unload the binary, remove the folder."""
+        self._finalizer()
+
+
+def _extract(path: Path, unzipdir: Path) -> None:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            archive.extractall(unzipdir)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise FmuError(f"{KEY}: {path} cannot be read as an FMU (a zip archive): {exc}") \
+            from None
+
+
+def _release(fmu: Any, folder: Path) -> None:
+    with contextlib.suppress(Exception):  # a failed FMU may refuse; it is freed all the same
+        fmu.terminate()
+    try:
+        fmu.freeInstance()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
