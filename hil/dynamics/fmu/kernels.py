@@ -68,18 +68,18 @@ def set_inputs(fp: np.ndarray, comp: np.uint64, refs: np.ndarray, u: np.ndarray,
 
 @njit(cache=True)
 def derivatives_at(fp: np.ndarray, comp: np.uint64, t: float, x: np.ndarray,
-                   dx: np.ndarray) -> int:
+                   dx: np.ndarray, info: np.ndarray) -> int:
     """The derivatives `dx` at time `t` and states `x` (the inputs as last set)."""
     n = np.uint64(x.shape[0])
     status: int = ccall(fp[SET_TIME], (comp, t))
     if status > WORST_ACCEPTED:
-        return SET_TIME * 8 + status
+        return _failed(SET_TIME, status, t, info)
     status = ccall(fp[SET_STATES], (comp, x.ctypes.data, n))
     if status > WORST_ACCEPTED:
-        return SET_STATES * 8 + status
+        return _failed(SET_STATES, status, t, info)
     status = ccall(fp[GET_DERIVATIVES], (comp, dx.ctypes.data, n))
     if status > WORST_ACCEPTED:
-        return GET_DERIVATIVES * 8 + status
+        return _failed(GET_DERIVATIVES, status, t, info)
     return 0
 
 
@@ -102,21 +102,20 @@ def me_step(fp: np.ndarray, comp: np.uint64, refs: np.ndarray, u: np.ndarray,
     h = dt / substeps
     for s in range(substeps):
         t = t0 + s * h
-        code = derivatives_at(fp, comp, t, out, k1)
+        code = derivatives_at(fp, comp, t, out, k1, info)
         if code == 0:
             for i in range(n):
                 tmp[i] = out[i] + 0.5 * h * k1[i]
-            code = derivatives_at(fp, comp, t + 0.5 * h, tmp, k2)
+            code = derivatives_at(fp, comp, t + 0.5 * h, tmp, k2, info)
         if code == 0:
             for i in range(n):
                 tmp[i] = out[i] + 0.5 * h * k2[i]
-            code = derivatives_at(fp, comp, t + 0.5 * h, tmp, k3)
+            code = derivatives_at(fp, comp, t + 0.5 * h, tmp, k3, info)
         if code == 0:
             for i in range(n):
                 tmp[i] = out[i] + h * k3[i]
-            code = derivatives_at(fp, comp, t + h, tmp, k4)
+            code = derivatives_at(fp, comp, t + h, tmp, k4, info)
         if code != 0:
-            info[0] = t
             return code
         for i in range(n):
             out[i] += h / 6.0 * (k1[i] + 2.0 * (k2[i] + k3[i]) + k4[i])

@@ -136,7 +136,7 @@ class FmuModelExchange(FmuPlant):
         code = kernels.set_inputs(self._fp, self._comp, self._refs, self._input(u),
                                   self._free_low, self._free_high, self._held)
         if code == 0:
-            code = kernels.derivatives_at(self._fp, self._comp, self.time_s, x, dx)
+            code = kernels.derivatives_at(self._fp, self._comp, self.time_s, x, dx, self._info)
         if code:
             self._info[0] = self.time_s
             raise self._fault(code)

@@ -1,0 +1,106 @@
+"""Build the tests' FMUs from source: tests/fmu/c/cartpole.c compiled with the system
+compiler against the FMI 2 headers fmpy ships, and a modelDescription.xml written here, zipped
+in the FMU layout (modelDescription.xml, binaries/linux64/cartpole.so, sources/)."""
+
+from __future__ import annotations
+
+import subprocess
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from xml.sax.saxutils import quoteattr
+
+import fmpy
+
+SOURCE = Path(__file__).parent / "c" / "cartpole.c"
+IDENTIFIER = "cartpole"
+GUID = "{hil-cartpole-1}"
+HEADERS = Path(fmpy.__file__).parent / "c-code"
+
+STATES = (("x", "m"), ("theta", "rad"), ("x_dot", "m/s"), ("theta_dot", "rad/s"))
+# name, value reference, unit, start: as tests/fmu/c/cartpole.c numbers them
+PARAMETERS = (("cart_mass_kg", "kg", 1.0), ("pole_mass_kg", "kg", 0.1),
+              ("pole_length_m", "m", 0.5), ("pole_com_m", "m", 0.25),
+              ("pole_inertia_kgm2", "kg.m2", 0.1 * 0.5**2 / 12.0),
+              ("gravity_mps2", "m/s2", 9.81), ("cart_friction_nspm", "N.s/m", 0.1),
+              ("joint_friction_nmsprad", "N.m.s/rad", 0.001), ("x0", "m", 0.0),
+              ("theta0", "rad", 0.0), ("x_dot0", "m/s", 0.0), ("theta_dot0", "rad/s", 0.0),
+              ("fail_at_s", "s", -1.0))
+FORCE = ("F", 8, "N", -20.0, 20.0)
+TORQUE = ("tau", 9, "N.m", -2.0, 2.0)
+
+
+@dataclass
+class Spec:
+    """What a modelDescription.xml says (variants make the broken FMUs)."""
+
+    kind: str = "ModelExchange"  # or "CoSimulation"
+    inputs: tuple[tuple[str, int, str, float | None, float | None], ...] = (FORCE,)
+    guid: str = GUID
+    fmi_version: str = "2.0"
+    event_indicators: int = 0
+    extra: list[str] = field(default_factory=list)
+
+
+def _variable(name: str, vr: int, causality: str, variability: str, real: str,
+              initial: str | None = None) -> str:
+    init = f' initial="{initial}"' if initial else ""
+    return (f'    <ScalarVariable name={quoteattr(name)} valueReference="{vr}" '
+            f'causality="{causality}" variability="{variability}"{init}>{real}'
+            f'</ScalarVariable>')
+
+
+def _limits(low: float | None, high: float | None) -> str:
+    return "".join(f' {k}="{v}"' for k, v in (("min", low), ("max", high)) if v is not None)
+
+
+def model_description(spec: Spec) -> str:
+    """The XML for `spec`: states (outputs) 1-4, derivatives 5-8, inputs, energy, params."""
+    rows = [_variable(n, i, "output", "continuous", f'<Real unit="{u}"/>')
+            for i, (n, u) in enumerate(STATES)]
+    rows += [_variable(f"der({n})", 4 + i, "local", "continuous",
+                       f'<Real derivative="{i + 1}"/>') for i, (n, _) in enumerate(STATES)]
+    rows += [_variable(n, vr, "input", "continuous",
+                       f'<Real unit="{u}" start="0"{_limits(lo, hi)}/>')
+             for n, vr, u, lo, hi in spec.inputs]
+    energy = len(rows) + 1
+    rows.append(_variable("energy_J", 10, "output", "continuous", '<Real unit="J"/>'))
+    rows += [_variable(n, 20 + i, "parameter", "fixed", f'<Real unit="{u}" start="{v!r}"/>',
+                       "exact") for i, (n, u, v) in enumerate(PARAMETERS)]
+    outputs = "".join(f'<Unknown index="{i}"/>' for i in (1, 2, 3, 4, energy))
+    derivatives = "".join(f'<Unknown index="{i}"/>' for i in (5, 6, 7, 8))
+    interface = (f'<{spec.kind} modelIdentifier="{IDENTIFIER}"'
+                 + (' canHandleVariableCommunicationStepSize="true"'
+                    if spec.kind == "CoSimulation" else "") + "/>")
+    units = sorted({u for _, u in STATES} | {u for *_, u, _ in PARAMETERS}
+                   | {i[2] for i in spec.inputs} | {"J"})
+    unit_rows = "".join(f"<Unit name={quoteattr(u)}/>" for u in units)
+    return "\n".join([
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        f'<fmiModelDescription fmiVersion="{spec.fmi_version}" modelName="cartpole" '
+        f'guid="{spec.guid}" numberOfEventIndicators="{spec.event_indicators}" '
+        f'variableNamingConvention="flat">',
+        f"  {interface}", f"  <UnitDefinitions>{unit_rows}</UnitDefinitions>",
+        "  <ModelVariables>", *rows, "  </ModelVariables>",
+        f"  <ModelStructure><Outputs>{outputs}</Outputs>"
+        f"<Derivatives>{derivatives}</Derivatives></ModelStructure>",
+        *spec.extra, "</fmiModelDescription>", ""])
+
+
+def compile_binary(out_dir: Path) -> Path:
+    """tests/fmu/c/cartpole.c as a shared library in `out_dir`."""
+    binary = out_dir / f"{IDENTIFIER}.so"
+    subprocess.run(["gcc", "-std=c99", "-O2", "-shared", "-fPIC", "-Wall", "-Werror",
+                    f"-I{HEADERS}", str(SOURCE), "-o", str(binary), "-lm"], check=True)
+    return binary
+
+
+def pack(path: Path, spec: Spec, binary: Path | None, platform: str = "linux64",
+         suffix: str = ".so") -> Path:
+    """An FMU at `path`: the modelDescription of `spec` and `binary` for `platform` (None:
+    no binary at all; none of them has sources)."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("modelDescription.xml", model_description(spec))
+        if binary is not None:
+            archive.write(binary, f"binaries/{platform}/{IDENTIFIER}{suffix}")
+    return path
