@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
-from pathlib import Path
 from types import SimpleNamespace
 
+import fmubuild as fb
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-import fmubuild as fb  # noqa: E402
 
 GOOD = fb.Spec()
 BROKEN = {
