@@ -32,6 +32,11 @@ message is rejected in one place and never reaches the plant. Nothing is ever un
 | observation | seq, t_ns, sim_time_s, state, u, flags, steps, misses, round_trip_ns (newest   |
 |           | applied control, -1: none), safe_reason, dropped (copies this observer missed:  |
 |           | its queue was full): every ~1/`OBSERVE_HZ` s, a copy of the newest state        |
+| error     | code, detail: the plant's answer to a message it rejected (code: the rejection  |
+|           | kind, detail: the rule broken and the fix); a rejected hello gets `refuse`      |
+
+docs/protocol.md is the specification of the link; docs/protocol-vectors.json its golden
+vectors (tools/make_protocol_vectors.py makes them from this codec).
 
 `control.u` is the plant's input vector: one number per input, in the order and units of the
 description's `input_names`, `input_units` and `input_limits` (1 .. `MAX_INPUTS` entries; a
@@ -59,6 +64,7 @@ from functools import reduce
 from operator import or_
 from typing import Annotated, Any
 
+import msgpack
 import msgspec
 
 PROTOCOL_VERSION = 2
@@ -84,13 +90,16 @@ MAX_OBSERVERS = 4
 
 class MessageError(ValueError):
     """A message from the peer is malformed; `kind` names the rejection class for counting,
-    `value` carries the offending value where there is one (the NaN of a `non_finite`)."""
+    `value` carries the offending value where there is one (the NaN of a `non_finite`),
+    `of` the kind of the message refused when it could be read ("" otherwise), so that the
+    answer fits what the peer waits for (a `refuse` to a hello)."""
 
-    def __init__(self, kind: str, detail: str, value: object = None) -> None:
+    def __init__(self, kind: str, detail: str, value: object = None, of: str = "") -> None:
         super().__init__(f"{kind}: {detail}")
         self.kind = kind
         self.detail = detail
         self.value = value
+        self.of = of
 
 
 _INT = (int,)
@@ -129,6 +138,7 @@ SCHEMA: dict[str, tuple[tuple[str, tuple[type, ...]], ...]] = {
     "observation": (("seq", _INT), ("t_ns", _INT), ("sim_time_s", _NUM), ("state", (list,)),
                     ("u", (list,)), ("flags", _INT), ("steps", _INT), ("misses", _INT),
                     ("round_trip_ns", _INT), ("safe_reason", (str,)), ("dropped", _INT)),
+    "error": (("code", (str,)), ("detail", (str,))),
 }
 
 # The vector fields, each 1 .. its limit numbers, int or float (`bad_shape`, `bad_type`).
@@ -242,18 +252,23 @@ def pack_observation(seq: int, t_ns: int, sim_time_s: float, state: list[float],
 def decode(data: bytes) -> Message:
     """Unpack and validate one message; raises MessageError naming the rejection kind."""
     if len(data) > MAX_MESSAGE_BYTES:
-        raise MessageError("oversized", f"{len(data)} bytes > {MAX_MESSAGE_BYTES}")
+        raise MessageError("oversized", f"{len(data)} bytes > {MAX_MESSAGE_BYTES}",
+                           of=peek_kind(data))
     try:
         wire = _typed_decoder.decode(data)
     except Exception:  # refused (or nested past the recursion limit): the table says why
         return _decode_by_table(data)
     kind = _KIND_OF_STRUCT[type(wire)]
     fields = _as_fields(wire)
-    if kind == "control":
-        check_finite_u(fields["u"])
-    else:
-        for name in _FREE_FIELDS[kind]:
-            _check_limits(fields[name])
+    try:
+        if kind == "control":
+            check_finite_u(fields["u"])
+        else:
+            for name in _FREE_FIELDS[kind]:
+                _check_limits(fields[name])
+    except MessageError as exc:
+        exc.of = kind
+        raise
     return Message(kind, fields)
 
 
@@ -262,11 +277,19 @@ def _decode_by_table(data: bytes) -> Message:
     try:
         obj = _plain_decoder.decode(data)
     except Exception as exc:  # truncated, trailing bytes, bad UTF-8, a never-used byte, depth
-        raise MessageError("malformed", f"not msgpack: {exc}") from None
+        raise MessageError("malformed", f"not msgpack: {exc}", of=peek_kind(data)) from None
+    kind = obj[0] if type(obj) is list and obj and type(obj[0]) is str else None
+    try:
+        return _checked_by_table(obj, kind)
+    except MessageError as exc:
+        exc.of = kind if kind in SCHEMA else ""
+        raise
+
+
+def _checked_by_table(obj: Any, kind: str | None) -> Message:
     _check_limits(obj)
-    if type(obj) is not list or not obj or type(obj[0]) is not str:
+    if kind is None:
         raise MessageError("malformed", "not an array starting with a kind string")
-    kind = obj[0]
     spec = SCHEMA.get(kind)
     if spec is None:
         raise MessageError("unknown_kind", f"unknown kind {kind[:32]!r}")
@@ -282,6 +305,21 @@ def _decode_by_table(data: bytes) -> Message:
     if kind == "control":
         check_finite_u(fields["u"])
     return Message(kind, fields)
+
+
+def peek_kind(data: bytes) -> str:
+    """The kind a frame says it is (its array's first element, a known kind), read without
+    unpacking the rest: what a frame too large or too broken to decode was meant to be, so
+    its answer fits what the sender waits for; "" when it says none."""
+    unpacker = msgpack.Unpacker(max_buffer_size=len(data), max_str_len=64)
+    unpacker.feed(data)
+    try:
+        if unpacker.read_array_header() < 1:
+            return ""
+        kind = unpacker.unpack()
+    except Exception:  # not an array, or its first element is no short str
+        return ""
+    return kind if type(kind) is str and kind in SCHEMA else ""
 
 
 def check_finite_u(u: list[float]) -> None:
