@@ -34,6 +34,11 @@ def add_parser(sub: Any) -> None:
     run.add_argument("--mode", choices=("realtime", "lockstep"))
     run.add_argument("--rate", type=float, help="plant rate in Hz")
     run.add_argument("--controller", help="controller name, with its default gains")
+    run.add_argument("--controller-cmd", metavar="CMD",
+                     help="run the program CMD (a command line) in place of hil-controller, "
+                          "e.g. a C controller on libhil; it gets the endpoint, mode and run "
+                          "folder in HIL_* environment variables (controller.command; "
+                          "clients/c/README.md)")
     run.add_argument("--endpoint", help="ZeroMQ endpoint for both processes")
     run.add_argument("--transport", choices=("zmq", "shm"),
                      help="data plane: zmq, or shm (shared memory, one host; run.transport)")
@@ -142,7 +147,8 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
     overrides = parse_settings(args.settings)
     options = {"run.duration_s": args.duration, "run.mode": args.mode, "run.rate_hz": args.rate,
                "run.transport": args.transport, "plant.endpoint": args.endpoint,
-               "controller.endpoint": args.endpoint, "controller.name": args.controller}
+               "controller.endpoint": args.endpoint, "controller.name": args.controller,
+               "controller.command": args.controller_cmd}
     overrides.update({key: value for key, value in options.items() if value is not None})
     if args.controller is not None:
         overrides["controller.gains"] = None  # the named controller's defaults
@@ -152,9 +158,14 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
 def _prepare(args: argparse.Namespace) -> RunSetup | int:
     """Phase 1: the options, the config and the run folder, checked; the config written."""
     from hil.app import run_folder
+    from hil.app.foreign_controller import controller_argv
     from hil.app.process import new_run_id
     from hil.config import ConfigError, dump_config, load_config
 
+    if args.controller is not None and args.controller_cmd is not None:
+        print("hil run: --controller names a law for hil-controller, --controller-cmd runs a "
+              "program of your own in its place: give one of them", file=sys.stderr)
+        return EXIT_USAGE
     if args.timeout is not None and not 0 < args.timeout < math.inf:
         print(f"hil run: --timeout must be > 0 s, got {args.timeout:g}: give the run's "
               "wall-time limit in s, a finite number", file=sys.stderr)
@@ -166,10 +177,12 @@ def _prepare(args: argparse.Namespace) -> RunSetup | int:
             raise ConfigError(f"plant.endpoint ({config.plant.endpoint}) and "
                               f"controller.endpoint ({config.controller.endpoint}) must be "
                               "equal for a local run")
+        if config.controller.command is not None:
+            controller_argv(config.controller.command)  # before anything starts
         run_id = args.run_id or new_run_id()
         out = run_folder.claim(str(Path("runs") / run_id) if args.out is None else args.out,
                                args.overwrite)
-    except (ValueError, ConfigError) as exc:  # a bad --set, config, or run folder
+    except (ValueError, ConfigError) as exc:  # a bad --set, config, command or run folder
         print(f"hil run: {exc}", file=sys.stderr)
         return EXIT_USAGE
     started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -209,10 +222,25 @@ def _start(args: argparse.Namespace, setup: RunSetup) -> Started | int:
     # With a live status line, the children print warnings only; all goes to their logs.
     env = {**os.environ, CONSOLE_LEVEL_ENV: "warning"} if live else None
     common = ["--config", str(setup.cfg_path), "--out", str(out), "--run-id", setup.run_id]
-    procs = {name: subprocess.Popen(_entry_point(f"hil-{name}", module) + common, env=env)
-             for name, module in (("plant", "plant_server.main"),
-                                  ("controller", "controller_client.main"))}
+    procs = {"plant": subprocess.Popen(_entry_point("hil-plant", "plant_server.main") + common,
+                                       env=env)}
+    procs["controller"] = _start_controller(setup, common, env)
     return Started(procs, watch, emulator, live)
+
+
+def _start_controller(setup: RunSetup, common: list[str], env: dict[str, str] | None
+                      ) -> subprocess.Popen[Any]:
+    """hil-controller, or the program `controller.command` names with the run in its
+    environment (hil/app/foreign_controller.py)."""
+    from hil.app.foreign_controller import controller_argv, controller_env
+
+    command = setup.config.controller.command
+    if command is None:
+        return subprocess.Popen(_entry_point("hil-controller", "controller_client.main")
+                                + common, env=env)
+    run_env = {**(env if env is not None else os.environ),
+               **controller_env(setup.config, setup.out, setup.run_id, setup.cfg_path)}
+    return subprocess.Popen(controller_argv(command), env=run_env)
 
 
 def _wait_for_run(args: argparse.Namespace, setup: RunSetup, started: Started) -> Ended:
@@ -241,6 +269,8 @@ def _merge_report(setup: RunSetup, started: Started, ended: Ended) -> int:
 
     out, waited = setup.out, ended.waited
     results = read_results(out, ended.codes)
+    if setup.config.controller.command is not None:  # its exit status, whatever it wrote
+        results["controller"]["exit_code"] = ended.codes["controller"]
     if EXIT_USAGE in ended.codes.values():
         print(f"hil run: configuration refused (see above); partial reports in {out}",
               file=sys.stderr)

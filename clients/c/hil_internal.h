@@ -1,0 +1,91 @@
+/* libhil's internals, shared by its files (not part of the API). */
+#ifndef HIL_INTERNAL_H
+#define HIL_INTERNAL_H
+
+#include <stdio.h>
+
+#include "hil_client.h"
+
+#define HIL_MAX_EARLY 64
+#define HIL_MAX_EVENTS 64
+#define HIL_SYNC_SAMPLES 16
+#define HIL_SYNC_TIMEOUT_NS 200000000LL
+
+/* A latency histogram: ~0.2 % buckets from 1 ns to ~18 min (values beyond go in the last). */
+#define HIL_HIST_SUB 512
+#define HIL_HIST_SHIFTS 32
+#define HIL_HIST_BUCKETS (2 * HIL_HIST_SUB + HIL_HIST_SHIFTS * HIL_HIST_SUB)
+
+typedef struct {
+    uint32_t counts[HIL_HIST_BUCKETS];
+    int64_t count;
+    int64_t max_ns;
+} hil_hist;
+
+enum { FIG_STATE_TO_CONTROLLER, FIG_COMPUTE, FIG_LATENESS, FIG_COUNT };
+
+typedef struct {
+    double time_s;
+    char who[80];
+    double old[HIL_MAX_GAINS];
+    double now[HIL_MAX_GAINS];
+    int applied;
+    char detail[160];
+} hil_gain_event;
+
+typedef struct {
+    char *data;
+    size_t len;
+} hil_frame;
+
+struct hil_client {
+    char endpoint[256], client_name[HIL_MAX_NAME], out_dir[1024], run_id[128];
+    char transport[16], mode[16];
+    hil_options opt;
+    void *ctx, *sock;
+    hil_decoder dec;
+    int decoder_ready;
+    hil_buffer out;
+    hil_description desc;
+    int handshaken;
+    char error[512];
+    /* the session */
+    int64_t clock_offset_ns, sync_rtt_ns; /* plant - ours; -1: not synced */
+    int same_clock, session_rejected;
+    hil_frame early[HIL_MAX_EARLY];
+    int n_early, early_next;
+    /* the intake: the newest state and what happened to the others */
+    hil_state newest;
+    int64_t answered_seq, last_rx_ns;
+    int64_t received, dropped, duplicates, while_safe, safe_latches, rejected;
+    int plant_safe, n_final;
+    double final_state[HIL_MAX_STATES];
+    /* the loop */
+    int64_t controls_sent, no_new_state, late_states, overruns;
+    int bye_received, bye_sent;
+    char bye_reason[256], end_reason[512];
+    int64_t last_fault_log_ns, plant_errors;
+    hil_hist hist[FIG_COUNT];
+    const hil_law *law;
+    hil_gain_event events[HIL_MAX_EVENTS];
+    int n_events, events_dropped;
+    int64_t wall_start_ns, cpu_start_ns;
+};
+
+/* hil_client.c */
+hil_status hil_fail(hil_client *c, hil_status status, const char *fmt, ...);
+hil_status hil_send(hil_client *c);
+int hil_pump(hil_client *c, const hil_law *law, int stop_at_state);
+int hil_poll(hil_client *c, int64_t until_ns);
+void hil_wait_fd(hil_client *c, int64_t until_ns);
+int hil_stop_requested(void);
+int hil_stop_signal(void);
+
+/* hil_gains.c */
+void hil_answer_gains(hil_client *c, const hil_law *law, const hil_message *m);
+
+/* hil_report.c */
+void hil_hist_record(hil_hist *h, int64_t value_ns);
+hil_status hil_write_report(hil_client *c, int exit_code);
+
+#endif

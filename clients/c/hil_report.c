@@ -1,0 +1,317 @@
+/* libhil's report: latency histograms and controller.json, with the keys hil-controller
+ * writes and `hil report` reads (hil/reporting/report.py), so a C controller's run merges
+ * like any other; and the exit status. */
+#define _POSIX_C_SOURCE 200809L
+#include "hil_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *const FIGURES[FIG_COUNT] = {"state_to_controller", "compute",
+                                               "controller_lateness"};
+
+static int bucket_of(int64_t v)
+{
+    int msb = 63, shift;
+    if (v < 0) v = 0;
+    if (v < 2 * HIL_HIST_SUB) return (int)v;
+    while (!((uint64_t)v >> msb)) msb--;
+    shift = msb - 9; /* v >> shift is in [HIL_HIST_SUB, 2 * HIL_HIST_SUB) */
+    if (shift > HIL_HIST_SHIFTS) return HIL_HIST_BUCKETS - 1;
+    return 2 * HIL_HIST_SUB + (shift - 1) * HIL_HIST_SUB + (int)((v >> shift) - HIL_HIST_SUB);
+}
+
+/* The highest value a bucket holds (as HDR histograms report it). */
+static int64_t bucket_top(int index)
+{
+    int shift, sub;
+    if (index < 2 * HIL_HIST_SUB) return index;
+    shift = (index - 2 * HIL_HIST_SUB) / HIL_HIST_SUB + 1;
+    sub = (index - 2 * HIL_HIST_SUB) % HIL_HIST_SUB + HIL_HIST_SUB;
+    return ((int64_t)(sub + 1) << shift) - 1;
+}
+
+void hil_hist_record(hil_hist *h, int64_t value_ns)
+{
+    if (value_ns < 0) value_ns = 0;
+    h->counts[bucket_of(value_ns)]++;
+    h->count++;
+    if (value_ns > h->max_ns) h->max_ns = value_ns;
+}
+
+/* The value at `percentile` in us (HDR's rule: the first bucket whose running count reaches
+ * ceil(p * count)), capped at the maximum recorded. */
+static double percentile_us(const hil_hist *h, double percentile)
+{
+    int64_t want = (int64_t)ceil(percentile / 100.0 * (double)h->count), seen = 0;
+    if (want < 1) want = 1;
+    for (int i = 0; i < HIL_HIST_BUCKETS; i++) {
+        seen += h->counts[i];
+        if (seen >= want) {
+            int64_t top = bucket_top(i);
+            return (double)(top < h->max_ns ? top : h->max_ns) / 1e3;
+        }
+    }
+    return (double)h->max_ns / 1e3;
+}
+
+/* ------------------------------------------------------------------ JSON */
+
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
+        else if (ch == '\n') fputs("\\n", f);
+        else if (ch < 0x20) fprintf(f, "\\u%04x", ch);
+        else fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+static void json_num(FILE *f, double v)
+{
+    if (isfinite(v)) fprintf(f, "%.17g", v);
+    else fputs("null", f);
+}
+
+static void json_nums(FILE *f, const double *v, int n)
+{
+    fputc('[', f);
+    for (int i = 0; i < n; i++) {
+        if (i) fputs(", ", f);
+        json_num(f, v[i]);
+    }
+    fputc(']', f);
+}
+
+static void json_names(FILE *f, const char *const *names, int n)
+{
+    fputc('[', f);
+    for (int i = 0; i < n; i++) {
+        if (i) fputs(", ", f);
+        json_str(f, names[i]);
+    }
+    fputc(']', f);
+}
+
+static void json_key(FILE *f, const char *key)
+{
+    fputs(",\n  ", f);
+    json_str(f, key);
+    fputs(": ", f);
+}
+
+static void json_int_key(FILE *f, const char *key, int64_t v)
+{
+    json_key(f, key);
+    fprintf(f, "%lld", (long long)v);
+}
+
+static void write_latency(FILE *f, const hil_client *c)
+{
+    static const double P[4] = {50.0, 90.0, 99.0, 99.9};
+    static const char *const NAMES[4] = {"p50", "p90", "p99", "p999"};
+    json_key(f, "latency_us");
+    fputc('{', f);
+    for (int k = 0; k < FIG_COUNT; k++) {
+        const hil_hist *h = &c->hist[k];
+        fprintf(f, "%s\n    ", k ? "," : "");
+        json_str(f, FIGURES[k]);
+        fputs(": {", f);
+        for (int i = 0; i < 4; i++) {
+            fprintf(f, "\"%s\": ", NAMES[i]);
+            if (h->count) json_num(f, percentile_us(h, P[i]));
+            else fputs("null", f);
+            fputs(", ", f);
+        }
+        fputs("\"max\": ", f);
+        if (h->count) json_num(f, (double)h->max_ns / 1e3);
+        else fputs("null", f);
+        fprintf(f, ", \"count\": %lld}", (long long)h->count);
+    }
+    fputs("}", f);
+}
+
+static void write_gains(FILE *f, const hil_client *c, const hil_law *law)
+{
+    double now[HIL_MAX_GAINS];
+    int n = law != NULL ? law->n_gains : 0;
+    if (n > 0) law->get_gains(law->user, now);
+    json_key(f, "gains");
+    json_nums(f, now, n);
+    json_key(f, "gain_changes");
+    fputc('[', f);
+    for (int i = 0; i < c->n_events; i++) {
+        const hil_gain_event *e = &c->events[i];
+        fprintf(f, "%s\n    {\"time\": ", i ? "," : "");
+        json_num(f, e->time_s);
+        fputs(", \"who\": ", f);
+        json_str(f, e->who);
+        fputs(", \"names\": ", f);
+        json_names(f, law->gain_names, n);
+        fputs(", \"old\": ", f);
+        json_nums(f, e->old, n);
+        fputs(", \"new\": ", f);
+        if (e->applied) json_nums(f, e->now, n);
+        else fputs("null", f);
+        fprintf(f, ", \"applied\": %s, \"detail\": ", e->applied ? "true" : "false");
+        json_str(f, e->detail);
+        fputc('}', f);
+    }
+    fputc(']', f);
+}
+
+static void write_law(FILE *f, const hil_client *c, const hil_law *law, const char *name)
+{
+    double budget_us = (1.0 - c->opt.phase_offset - 0.15) * (double)c->desc.period_ns / 1e3;
+    const hil_hist *compute = &c->hist[FIG_COMPUTE];
+    double p99 = compute->count ? percentile_us(compute, 99.0) : NAN;
+    json_key(f, "law");
+    fputs("{\"name\": ", f);
+    json_str(f, name);
+    fputs(", \"language\": \"C\", \"library\": \"libhil\", \"gain_names\": ", f);
+    json_names(f, law != NULL ? law->gain_names : NULL, law != NULL ? law->n_gains : 0);
+    fputc('}', f);
+    json_key(f, "law_timing");
+    fputs("{\"law\": ", f);
+    json_str(f, name);
+    fputs(", \"budget_us\": ", f);
+    json_num(f, round(budget_us * 10) / 10);
+    fputs(", \"compute_p99_us\": ", f);
+    json_num(f, p99);
+    fprintf(f, ", \"overruns\": %lld, \"too_slow\": %s}", (long long)c->overruns,
+            isfinite(p99) && p99 > budget_us ? "true" : "false");
+}
+
+/* A Vm* figure of this process from /proc/self/status in MB, or NaN. */
+static double vm_mb(const char *field)
+{
+    char line[256];
+    double mb = NAN;
+    size_t n = strlen(field);
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f == NULL) return mb;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, field, n) == 0 && line[n] == ':') mb = atof(line + n + 1) / 1024.0;
+    fclose(f);
+    return round(mb * 100) / 100;
+}
+
+static void write_process(FILE *f, const hil_client *c)
+{
+    struct timespec ts;
+    double wall_s = (double)(hil_now_ns() - c->wall_start_ns) * 1e-9, cpu_s;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    cpu_s = (double)((int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec - c->cpu_start_ns) * 1e-9;
+    json_key(f, "cpu");
+    fputs("{\"wall_s\": ", f);
+    json_num(f, wall_s);
+    fputs(", \"cpu_s\": ", f);
+    json_num(f, cpu_s);
+    fputs(", \"ratio\": ", f);
+    json_num(f, wall_s > 0 ? cpu_s / wall_s : NAN);
+    fputs("}", f);
+    json_key(f, "resources");
+    fputs("{\"rss_mb_at_end\": ", f);
+    json_num(f, vm_mb("VmRSS"));
+    fputs(", \"rss_mb_peak\": ", f);
+    json_num(f, vm_mb("VmHWM"));
+    fputs("}", f);
+}
+
+static void write_counters(FILE *f, const hil_client *c)
+{
+    json_int_key(f, "controls_sent", c->controls_sent);
+    json_int_key(f, "states_received", c->received);
+    json_int_key(f, "states_dropped", c->dropped);
+    json_int_key(f, "states_while_safe", c->while_safe);
+    json_int_key(f, "safe_latches", c->safe_latches);
+    json_key(f, "final_state");
+    json_nums(f, c->final_state, c->n_final);
+    json_int_key(f, "no_new_state", c->no_new_state);
+    json_int_key(f, "late_states", c->late_states);
+    json_int_key(f, "overruns", c->overruns);
+    json_int_key(f, "rejected_messages", c->rejected + c->duplicates + c->session_rejected);
+    json_int_key(f, "errors_from_plant", c->plant_errors);
+    json_key(f, "clock");
+    fprintf(f, "{\"offset_ns\": %lld, \"sync_rtt_ns\": ", (long long)c->clock_offset_ns);
+    if (c->sync_rtt_ns >= 0) fprintf(f, "%lld", (long long)c->sync_rtt_ns);
+    else fputs("null", f);
+    fprintf(f, ", \"same_clock\": %s}", c->same_clock ? "true" : "false");
+}
+
+static void write_body(FILE *f, const hil_client *c, int exit_code)
+{
+    const hil_law *law = c->law;
+    const char *name = law != NULL && law->name != NULL ? law->name : c->client_name;
+    fputs("{\n  \"process\": \"controller\"", f);
+    json_key(f, "end_reason");
+    json_str(f, c->end_reason);
+    json_key(f, "controller");
+    json_str(f, name);
+    json_key(f, "run_id");
+    json_str(f, c->run_id);
+    json_int_key(f, "exit_code", exit_code);
+    if (hil_stop_signal() > 0) {
+        json_key(f, "signal");
+        json_str(f, hil_stop_signal() == 2 ? "SIGINT" : "SIGTERM");
+    }
+    json_key(f, "endpoint");
+    json_str(f, c->endpoint);
+    json_key(f, "client");
+    fprintf(f, "{\"library\": \"libhil\", \"language\": \"C\", \"protocol\": %d}",
+            HIL_PROTOCOL_VERSION);
+    json_key(f, "transport");
+    fputs("{\"kind\": \"zmq\"}", f);
+    write_gains(f, c, law);
+    write_latency(f, c);
+    write_counters(f, c);
+    write_law(f, c, law, name);
+    write_process(f, c);
+    fputs("\n}\n", f);
+}
+
+/* controller.json in out_dir, written atomically (a temporary file, then a rename). */
+hil_status hil_write_report(hil_client *c, int exit_code)
+{
+    char path[1100], tmp[1110];
+    FILE *f;
+    if (c->out_dir[0] == '\0') return HIL_OK;
+    snprintf(path, sizeof path, "%s/controller.json", c->out_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if ((f = fopen(tmp, "w")) == NULL)
+        return hil_fail(c, HIL_ERR_SYSTEM, "cannot write %s: give a writable out_dir (HIL_OUT)",
+                        tmp);
+    write_body(f, c, exit_code);
+    if (fclose(f) != 0 || rename(tmp, path) != 0)
+        return hil_fail(c, HIL_ERR_SYSTEM, "cannot write %s (disk full?)", path);
+    return HIL_OK;
+}
+
+static int exit_code_of(hil_status status)
+{
+    switch (status) {
+    case HIL_OK:
+    case HIL_ENDED: return 0;
+    case HIL_ERR_STOPPED: return hil_stop_signal() > 0 ? 0 : 1;
+    case HIL_ERR_USAGE: return 2;
+    case HIL_ERR_UNREACHABLE: return 3;
+    case HIL_ERR_REFUSED: return 4;
+    default: return 1;
+    }
+}
+
+int hil_finish(hil_client *c, hil_status status)
+{
+    int code = exit_code_of(status);
+    if (code != 0) fprintf(stderr, "libhil: %s\n", c->error);
+    if (hil_write_report(c, code) != HIL_OK) {
+        fprintf(stderr, "libhil: %s\n", c->error);
+        if (code == 0) code = 1;
+    }
+    return code;
+}
