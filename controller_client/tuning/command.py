@@ -77,14 +77,11 @@ def _settings_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any], 
     options = dict(config.controller.options) if name == config.controller.name else {}
     search_path = tuple(getattr(config, "search_path", ()))
     dt_s = 1.0 / config.run.rate_hz
-    from controller_client.tuning.engine import plant_spec
-
-    plant = plant_spec(config.plant.model, dict(config.plant.params), config.plant.substeps)
+    plant = _plant(config, search_path)
     law = _law_to_tune(name, options, dt_s, search_path, plant)
-    lower, upper = _search_box(law, config.tuning.bounds)
+    lower, upper = _search_box(law, {**config.tuning.bounds, **_bounds_option(args.bounds)})
     _check_box(name, (lower, upper), options, dt_s, search_path, plant)
     mode = config.run.mode
-    angle_limit = getattr(config.safety.angle_limit_rad, mode)
     t = config.tuning
     settings = Settings(
         controller=name, options=options, lower=lower, upper=upper,
@@ -95,11 +92,11 @@ def _settings_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any], 
         optimizer=args.optimizer or "pso",
         batch_size=t.batch_size, duration_s=t.duration_s, rate_hz=config.run.rate_hz,
         delay=1.0 if mode == "realtime" else 0.0, substeps=config.plant.substeps,
-        starts=_starts(config), plant_params=dict(config.plant.params),
-        angle_limit_rad=1.0 if angle_limit is None else float(angle_limit),
-        track_limit_m=(1e3 if config.safety.track_limit_m is None
-                       else float(config.safety.track_limit_m)),
-        mean_weight=t.mean_weight, search_path=search_path, plant_model=config.plant.model)
+        starts=_starts(config, plant), plant_params=dict(config.plant.params),
+        angle_limit_rad=getattr(config.safety.angle_limit_rad, mode),
+        track_limit_m=config.safety.track_limit_m, mean_weight=t.mean_weight,
+        search_path=search_path, plant_model=config.plant.model,
+        sanity_factor=config.safety.sanity_force_factor)
     try:
         check_settings(settings)
     except TuningError as exc:
@@ -108,16 +105,43 @@ def _settings_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any], 
 
 
 def _tuning_config(args: argparse.Namespace) -> Any:
-    """The run config (--config), for a plant a tuning can simulate; _Usage otherwise."""
-    from controller_client.tuning.problem import TuningError, tunable_model
+    """The run config (--config); _Usage naming what is wrong."""
     from hil.config import ConfigError, load_config
 
     try:
-        config = load_config(args.config)
-        tunable_model(config.plant.model)
-    except (ConfigError, TuningError) as exc:
+        return load_config(args.config)
+    except ConfigError as exc:
         raise _Usage(str(exc)) from None
-    return config
+
+
+def _plant(config: Any, search_path: tuple[str, ...]) -> Any:
+    """The plant spec of the config, its model built and checked as `hil run` does (a
+    built-in, a lab's own "module:Class"); _Usage naming the problem."""
+    from controller_client.tuning.plants import plant_model, plant_spec
+    from hil.config import ConfigError, build_plant_model
+
+    try:
+        build_plant_model(config)
+    except ConfigError as exc:
+        raise _Usage(str(exc)) from None
+    spec = plant_spec(config.plant.model, dict(config.plant.params), config.plant.substeps,
+                      search_path)
+    plant_model(spec)
+    return spec
+
+
+def _bounds_option(given: list[str] | None) -> dict[str, list[float]]:
+    """--bounds GAIN=LOW,HIGH (repeated) as {gain: [low, high]}; _Usage naming a bad one."""
+    bounds: dict[str, list[float]] = {}
+    for text in given or ():
+        name, _, pair = text.partition("=")
+        try:
+            low, high = (float(v) for v in pair.split(","))
+        except ValueError:
+            raise _Usage(f"--bounds {text!r}: give GAIN=LOW,HIGH, e.g. --bounds k1=0.5,4") \
+                from None
+        bounds[name.strip()] = [low, high]
+    return bounds
 
 
 def _law_to_tune(name: str, options: dict[str, Any], dt_s: float,
@@ -175,15 +199,18 @@ def _search_box(law: Any, overrides: dict[str, Any] | None
         raise _Usage(str(exc)) from None
 
 
-def _starts(config: Any) -> tuple[tuple[float, ...], ...]:
+def _starts(config: Any, plant: Any) -> tuple[tuple[float, ...], ...]:
     """The initial states each candidate is simulated from: tuning.starts, else the plant's
-    initial state; _Usage unless each is 6 finite numbers (the dip)."""
+    initial state; _Usage unless each is one finite number per state of the plant."""
+    from controller_client.tuning.plants import plant_model
+
+    names = list(plant_model(plant).state_names)
     starts = config.tuning.starts if config.tuning.starts is not None \
         else [config.plant.initial_state]
     for start in starts:
-        if len(start) != 6 or not all(math.isfinite(v) for v in start):
-            raise _Usage(f"each start (tuning.starts, else plant.initial_state) must be 6 "
-                         f"finite numbers for the dip, got {start}")
+        if len(start) != len(names) or not all(math.isfinite(v) for v in start):
+            raise _Usage(f"each start (tuning.starts, else plant.initial_state) must be "
+                         f"{len(names)} finite numbers, one per state {names}, got {start}")
     return tuple(tuple(float(v) for v in s) for s in starts)
 
 
@@ -202,8 +229,10 @@ def _resumed(args: argparse.Namespace, out_dir: Path) -> tuple[Any, dict[str, An
             raise _Usage(f"--{key} {given} differs from the tuning in {out_dir} "
                          f"({getattr(settings, key)}); a resumed tuning keeps its settings: "
                          f"drop --{key}, or start a new tuning with another --out")
-    if args.config is not None:
-        raise _Usage(f"--config: a resumed tuning keeps the config saved in {out_dir}; drop it")
+    if args.config is not None or args.bounds:
+        flag = "--config" if args.config is not None else "--bounds"
+        raise _Usage(f"{flag}: a resumed tuning keeps the config and box saved in {out_dir}; "
+                     f"drop it")
     return settings, record, history_of(record)
 
 
@@ -216,9 +245,11 @@ def connect_timeout(args: argparse.Namespace) -> float:
 
 
 def _evaluator(args: argparse.Namespace, settings: Any) -> Any:
-    from controller_client.tuning.engine import LocalEvaluator, plant_spec
+    from controller_client.tuning.engine import LocalEvaluator
+    from controller_client.tuning.plants import plant_spec
 
-    plant = plant_spec(settings.plant_model, dict(settings.plant_params), settings.substeps)
+    plant = plant_spec(settings.plant_model, dict(settings.plant_params), settings.substeps,
+                       settings.search_path)
     workers = 1 if args.workers is None else args.workers
     if workers < 1:
         raise _Usage(f"--workers must be >= 1, got {workers}")

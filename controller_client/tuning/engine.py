@@ -12,7 +12,6 @@ if it had never stopped.
 
 from __future__ import annotations
 
-import functools
 import math
 import threading
 from collections.abc import Callable, Sequence
@@ -22,7 +21,16 @@ from typing import Any, Protocol
 import numpy as np
 
 from controller_client.controllers import GainError, create_controller
-from controller_client.tuning.batch import Scenario, run_batch
+from controller_client.tuning.batch import Scenario, compiled, run_batch
+from controller_client.tuning.plants import (
+    PlantSpec,
+    dip_params,
+    draw_params,
+    packed_params,
+    plant_facts,
+    plant_model,
+    plant_spec,
+)
 from controller_client.tuning.problem import (
     HELD_OUT_STREAM,
     INFEASIBLE_COST,
@@ -30,13 +38,11 @@ from controller_client.tuning.problem import (
     ZERO_DYNAMICS_MARGIN,
     Settings,
     ZeroDynamics,
-    draw_plants,
     evaluation_costs,
     robust_cost,
     surface_indices,
 )
-from hil.dynamics import create_model
-from hil.dynamics.dip import DIPParams
+from hil.dynamics.dip import DIPModel
 
 _NUMBA_LOCK = threading.Lock()  # numba's workqueue layer runs one parallel region at a time
 
@@ -51,37 +57,22 @@ class Evaluator(Protocol):
     def close(self) -> None: ...
 
 
-# The plant a law is tuned on: (plant.model, plant.params as sorted items, plant.substeps).
-# Plain and hashable, so a Dask task carries it and each process builds the model once.
-PlantSpec = tuple[str, tuple[tuple[str, Any], ...], int]
-
-
-def plant_spec(model: str, params: dict[str, Any], substeps: int) -> PlantSpec:
-    return model, tuple(sorted(params.items())), substeps
-
-
-@functools.lru_cache(maxsize=4)
-def nominal_model(spec: PlantSpec) -> Any:
-    """The nominal plant model of `spec`, built once per process."""
-    name, params, substeps = spec
-    return create_model(name, dict(params), substeps=substeps)
-
-
 def build_law(controller: str, gains: Sequence[float] | None, options: dict[str, Any],
               dt_s: float, search_path: Sequence[str] = (),
               plant: PlantSpec | None = None) -> Any:
     """The law through the registry: built-in, entry point, or "module:Class" (searched
-    first in `search_path`, the config file's folder). With `plant`, the law gets the
-    context `hil run` gives it: the plant's description, its model and input limit."""
-    context: dict[str, Any] = {"dt_s": dt_s}
+    first in `search_path`, the config file's folder), with the context `hil run` gives it
+    (controller_client.main.law_from_config): dt_s and max_force_n (the options' if they
+    set them), the plant's description, its nominal model, and the other options."""
+    options = dict(options)
+    context: dict[str, Any] = {"dt_s": options.pop("dt_s", dt_s)}
     if plant is not None:
-        model = nominal_model(plant)
-        context.update(plant=model.describe(), model=model, max_force_n=model.max_force_n)
-    if options:
-        context["options"] = options
-    if search_path:
-        context["search_path"] = tuple(search_path)
-    return create_controller(controller, None if gains is None else list(gains), **context)
+        model = plant_model(plant)
+        context.update(plant=model.describe(), model=model,
+                       max_force_n=options.pop("max_force_n", model.max_force_n))
+    context["options"] = options
+    return create_controller(controller, None if gains is None else list(gains),
+                             search_path=tuple(search_path), **context)
 
 
 def law_factory(controller: str, options: dict[str, Any], dt_s: float,
@@ -102,7 +93,8 @@ def evaluate_rows(controller: str, options: dict[str, Any], rows: np.ndarray,
 
 
 class LocalEvaluator:
-    """This process: the compiled batch on `workers` threads (numba.set_num_threads)."""
+    """This process: the compiled batch on `workers` threads (numba.set_num_threads); a law
+    or plant simulated in Python on `workers` processes (the rows split among them)."""
 
     def __init__(self, controller: str, options: dict[str, Any], workers: int,
                  search_path: Sequence[str] = (), plant: PlantSpec | None = None) -> None:
@@ -110,12 +102,16 @@ class LocalEvaluator:
 
         self.controller, self.options, self.search_path = controller, options, search_path
         self.plant = plant
+        self.requested = max(1, workers)
         self.workers = max(1, min(workers, numba.config.NUMBA_NUM_THREADS))
+        self._pool: Any = None
         numba.set_num_threads(self.workers)
 
     def metrics(self, rows: np.ndarray, scenario: Scenario) -> np.ndarray:
         import numba
 
+        if self.requested > 1 and len(rows) > 1 and not self._compiled(rows[0], scenario):
+            return self._in_processes(rows, scenario)
         # numba's thread count is per calling thread and per process: set it for every batch,
         # so two evaluators in one process (the benchmark) or a call from another thread each
         # run on their own count.
@@ -123,8 +119,31 @@ class LocalEvaluator:
         return evaluate_rows(self.controller, self.options, rows, scenario, self.search_path,
                              self.plant)
 
+    def _compiled(self, row: np.ndarray, scenario: Scenario) -> bool:
+        law = build_law(self.controller, tuple(float(v) for v in row), self.options,
+                        scenario.dt_s, self.search_path, self.plant)
+        return compiled(law, scenario)
+
+    def _in_processes(self, rows: np.ndarray, scenario: Scenario) -> np.ndarray:
+        """The Python path on `requested` worker processes (started once, spawned: a fork
+        of a process running numba's threads is not safe)."""
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._pool = ProcessPoolExecutor(self.requested,
+                                             mp_context=multiprocessing.get_context("spawn"))
+            self.workers = self.requested
+        chunks = [c for c in np.array_split(rows, min(len(rows), self.requested)) if len(c)]
+        futures = [self._pool.submit(evaluate_rows, self.controller, self.options, chunk,
+                                     scenario, tuple(self.search_path), self.plant)
+                   for chunk in chunks]
+        return np.concatenate([f.result() for f in futures], axis=0)
+
     def close(self) -> None:
-        pass
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
 
 
 class Problem:
@@ -134,29 +153,40 @@ class Problem:
         s = settings
         self.settings = s
         self.evaluator = evaluator
-        plant = plant_spec(s.plant_model, s.plant_params, s.substeps)
+        self.plant = plant_spec(s.plant_model, s.plant_params, s.substeps, s.search_path)
         self.make_law = law_factory(s.controller, dict(s.options), 1.0 / s.rate_hz,
-                                    s.search_path, plant)
-        law = build_law(s.controller, None, dict(s.options), 1.0 / s.rate_hz, s.search_path,
-                        plant)
+                                    s.search_path, self.plant)
+        law = self.make_law(None)
         self.gain_names = tuple(law.gain_names)
         self.default_gains = tuple(float(g) for g in law.default_gains)
         self.steps = max(1, round(s.duration_s * s.rate_hz))
+        self.facts = plant_facts(plant_model(self.plant), s.angle_limit_rad, s.track_limit_m,
+                                 s.sanity_factor)
         self.train = self.scenario(TRAIN_STREAM)
         self.held_out = self.scenario(HELD_OUT_STREAM)
+        self.compiled = compiled(law, self.train)
+        self._surface = self._zero_dynamics(law)
+
+    def _zero_dynamics(self, law: Any) -> tuple[int, ...] | None:
+        """The gains of the shared sliding surface, when the law has one on the DIP (the
+        zero-dynamics check applies), else None."""
         surface = surface_indices(self.gain_names)
         options = getattr(law, "options", {})
-        self._surface = None
-        if surface is not None and "cart_gain" in options and "cart_lambda" in options:
-            self._surface = surface
-            self._zero = ZeroDynamics(DIPParams.from_mapping(s.plant_params),
-                                      options["cart_gain"], options["cart_lambda"])
+        if surface is None or not isinstance(plant_model(self.plant), DIPModel) \
+                or "cart_gain" not in options or "cart_lambda" not in options:
+            return None
+        self._zero = ZeroDynamics(dip_params(self.plant), options["cart_gain"],
+                                  options["cart_lambda"])
+        return surface
 
     def scenario(self, stream: int) -> Scenario:
         s = self.settings
-        return Scenario(draw_plants(s, stream), np.array(s.starts, dtype=float), self.steps,
-                        1.0 / s.rate_hz, s.substeps, s.delay, s.angle_limit_rad,
-                        s.track_limit_m)
+        draws = draw_params(self.plant, s.seed, stream, s.draws, s.uncertainty)
+        for draw in draws:
+            plant_model(self.plant, draw)  # a draw the plant refuses is refused here
+        return Scenario(self.plant, draws, packed_params(self.plant, draws),
+                        np.array(s.starts, dtype=float), self.steps, 1.0 / s.rate_hz,
+                        s.substeps, s.delay, self.facts)
 
     def infeasibility(self, row: Sequence[float]) -> float | None:
         """None if `row` can be simulated, else a cost that grows with how far off it is."""
@@ -173,7 +203,7 @@ class Problem:
     def per_draw(self, rows: np.ndarray, scenario: Scenario) -> np.ndarray:
         """(N, draws) costs; an infeasible row costs its infeasibility on every draw."""
         rows = np.atleast_2d(np.asarray(rows, dtype=float))
-        out = np.empty((rows.shape[0], scenario.plant_params.shape[0]))
+        out = np.empty((rows.shape[0], scenario.n_draws))
         feasible = []
         for i, row in enumerate(rows):
             penalty = self.infeasibility(row)

@@ -16,7 +16,13 @@ import numpy as np
 
 from controller_client.tuning.batch import trajectory
 from controller_client.tuning.engine import Batch, Problem, best_of
-from controller_client.tuning.problem import HELD_OUT_STREAM, Settings, tunable_model
+from controller_client.tuning.plants import plant_model
+from controller_client.tuning.problem import (
+    HELD_OUT_STREAM,
+    Settings,
+    failed_draws,
+    robust_cost,
+)
 
 SCHEMA = "hil-tuning/1"
 FILES = ("tuning.json", "tuned.yaml", "tuning.html", "convergence.png", "costs.png",
@@ -60,10 +66,10 @@ def summarise(problem: Problem, history: Sequence[Batch], *, run_id: str, comple
     rows = np.array([problem.default_gains, best])
     train = problem.per_draw(rows, problem.train)
     held = problem.per_draw(rows, problem.held_out)
-    mw = s.mean_weight
-    robust = [float(mw * r.mean() + (1 - mw) * r.max()) for r in train]
-    held_robust = [float(mw * r.mean() + (1 - mw) * r.max()) for r in held]
-    better = held_robust[1] < held_robust[0]
+    robust = robust_cost(train, s.mean_weight).tolist()
+    held_robust = robust_cost(held, s.mean_weight).tolist()
+    held_failed = failed_draws(held).tolist()
+    better = held_failed[1] == 0 and held_robust[1] < held_robust[0]
     return {
         "schema": SCHEMA,
         "run_id": run_id,
@@ -89,17 +95,28 @@ def summarise(problem: Problem, history: Sequence[Batch], *, run_id: str, comple
             "tuned_cost": held_robust[1],
             "baseline_cost": held_robust[0],
             "tuned_better": better,
-            "verdict": ("the tuned gains are better on draws the optimiser never saw"
-                        if better else
-                        "OVERFIT: the tuned gains are not better than the defaults on draws "
-                        "the optimiser never saw; do not put them on a rig"),
+            "tuned_failed_draws": held_failed[1],
+            "baseline_failed_draws": held_failed[0],
+            "verdict": _verdict(better, held_failed[1], s.draws),
         },
+        "failed_draws": {"baseline": int(failed_draws(train)[0]),
+                         "tuned": int(failed_draws(train)[1])},
         "per_draw": {"baseline": train[0].tolist(), "tuned": train[1].tolist(),
                      "held_out_baseline": held[0].tolist(), "held_out_tuned": held[1].tolist()},
         "settings": s.as_dict(),
         "base_config": dict(base_config),
         "history": [{"candidates": b.candidates, "costs": b.costs} for b in history],
     }
+
+
+def _verdict(better: bool, failed: int, draws: int) -> str:
+    if better:
+        return "the tuned gains are better on draws the optimiser never saw"
+    if failed:
+        return (f"FAILED: the tuned gains trip the plant's safety gates on {failed} of {draws} "
+                f"draws the optimiser never saw; do not put them on a rig")
+    return ("OVERFIT: the tuned gains are not better than the defaults on draws the optimiser "
+            "never saw; do not put them on a rig")
 
 
 def checkpoint(settings: Settings, history: Sequence[Batch], *, run_id: str,
@@ -189,15 +206,17 @@ def _plot_costs(record: Mapping[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=90)
 
 
-def trajectory_panels(model: Any) -> list[tuple[int | None, str]]:
-    """(state index, or None for the input; axis label) of the worst-draw plot: the states of
-    `model` that are not rates (its positions and angles), then its input, labelled with the
-    model's own names and units (`state_names`, `state_units`, `input_name`, `input_unit`)."""
-    panels: list[tuple[int | None, str]] = [
-        (i, f"{name} ({unit})")
-        for i, (name, unit) in enumerate(zip(model.state_names, model.state_units, strict=True))
-        if not unit.endswith("/s")]
-    panels.append((None, f"{model.input_name} ({model.input_unit})"))
+def trajectory_panels(model: Any) -> list[tuple[str, int, str]]:
+    """("state" or "input", index, axis label) of the worst-draw plot: the states of `model`
+    that are not rates (its positions and angles), then each input, labelled with the
+    model's own names and units (`state_names`, `state_units`, its inputs')."""
+    panels = [("state", i, f"{name} ({unit})")
+              for i, (name, unit) in enumerate(zip(model.state_names, model.state_units,
+                                                   strict=True))
+              if not unit.endswith("/s")]
+    inputs = model.inputs
+    panels += [("input", j, f"{name} ({unit})")
+               for j, (name, unit) in enumerate(zip(inputs.names, inputs.units, strict=True))]
     return panels
 
 
@@ -206,7 +225,7 @@ def _plot_worst(record: Mapping[str, Any], problem: Problem, path: Path) -> int:
     from matplotlib.figure import Figure
 
     worst = int(np.argmax(record["per_draw"]["tuned"]))
-    panels = trajectory_panels(tunable_model(problem.settings.plant_model))
+    panels = trajectory_panels(plant_model(problem.plant))
     rows = (len(panels) + 1) // 2
     fig = Figure(figsize=(8, 3 * rows))
     FigureCanvasAgg(fig)
@@ -214,12 +233,12 @@ def _plot_worst(record: Mapping[str, Any], problem: Problem, path: Path) -> int:
     tuned = [record["best_gains"][n] for n in record["gain_names"]]
     for label, gains in (("default", problem.default_gains), ("tuned", tuned)):
         t, x, u = trajectory(problem.make_law, gains, problem.train, worst)
-        for ax, (index, _) in zip(axes, panels, strict=True):
-            if index is None:
-                ax.plot(t[1:], u, label=label, lw=0.8)
+        for ax, (what, index, _) in zip(axes, panels, strict=True):
+            if what == "input":
+                ax.plot(t[1:], u[:, index], label=label, lw=0.8)
             else:
                 ax.plot(t, x[:, index], label=label)
-    for ax, (_, name) in zip(axes, panels, strict=True):
+    for ax, (_, _, name) in zip(axes, panels, strict=True):
         ax.set_ylabel(name)
         ax.set_xlabel("t (s)")
     axes[0].legend()

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from controller_client.tuning.batch import Scenario
-from controller_client.tuning.engine import PlantSpec, evaluate_rows
+from controller_client.tuning.engine import evaluate_rows
+from controller_client.tuning.plants import PlantSpec
 from hil.cli.tune import CONNECT_TIMEOUT_S
 
 # A batch whose scattered scenario was lost with a worker is run again this often in all.

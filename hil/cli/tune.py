@@ -39,6 +39,9 @@ OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
                                    f"exiting 3 (default {CONNECT_TIMEOUT_S:g})"}),
     ("--local-cluster", {"action": "store_true",
                          "help": "run --workers Dask worker processes on this machine"}),
+    ("--bounds", {"action": "append", "metavar": "GAIN=LOW,HIGH",
+                  "help": "search GAIN within [LOW, HIGH] (repeat for several gains; over "
+                          "tuning.bounds and the default box around each default gain)"}),
     ("--out", {"help": "output folder (default runs/tune-<id>)"}),
     ("--resume", {"metavar": "DIR", "help": "continue the tuning in DIR"}),
     ("--db", {"help": "run history database (default: the config's record.history_db)"}),
@@ -64,6 +67,8 @@ def to_argv(args: argparse.Namespace) -> list[str]:
         value = getattr(args, flag[2:].replace("-", "_"))
         if kwargs.get("action") == "store_true":
             argv += [flag] if value else []
+        elif kwargs.get("action") == "append":
+            argv += [f"{flag}={v}" for v in value or ()]
         elif value is not None:
             argv += [flag, str(value)]
     return argv

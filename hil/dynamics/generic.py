@@ -37,11 +37,13 @@ from hil.dynamics.plugins import PluginError
 
 
 @njit(cache=True)
-def _rk4_compiled(f: Any, state: np.ndarray, u: Any, dt_s: float, substeps: int,
-                  out: np.ndarray, k1: np.ndarray, k2: np.ndarray, k3: np.ndarray,
-                  k4: np.ndarray, tmp: np.ndarray) -> None:
+def rk4_compiled(f: Any, state: np.ndarray, u: Any, dt_s: float, substeps: int,
+                 out: np.ndarray, k1: np.ndarray, k2: np.ndarray, k3: np.ndarray,
+                 k4: np.ndarray, tmp: np.ndarray) -> None:
     """RK4 with a compiled derivative function `f(state, u, out)`; no allocation. `u` is a
-    float or a float64 array (numba compiles one specialisation for each)."""
+    float or a float64 array (numba compiles one specialisation for each). The plant loop
+    (`ExternalModel.step`) and the tuning's compiled batch (f a cfunc) both step a lab's
+    plant with it."""
     h = dt_s / substeps
     n = state.shape[0]
     for i in range(n):
@@ -207,6 +209,16 @@ class ExternalModel:
     def equilibrium(self) -> np.ndarray:
         return self._equilibrium.copy()
 
+    @property
+    def takes_vector(self) -> bool:
+        """Whether `derivatives` (and the kernel) take the inputs as an array, not a float."""
+        return self._vector
+
+    @property
+    def derivatives_kernel(self) -> Any:
+        """The plant's compiled `derivatives_kernel(state, u, out)`, or None."""
+        return self._kernel
+
     def trim(self) -> Trim:
         """The declared trim and how well it holds the equilibrium, or the one found (once)."""
         if self._trim is None:
@@ -302,8 +314,8 @@ class ExternalModel:
             held = min(max(held, self.inputs.low[0]), self.inputs.high[0])
         k1, k2, k3, k4, tmp = self._work
         if self._kernel is not None:
-            _rk4_compiled(self._kernel, state, held, dt_s, self.substeps, out, k1, k2, k3, k4,
-                          tmp)
+            rk4_compiled(self._kernel, state, held, dt_s, self.substeps, out, k1, k2, k3, k4,
+                         tmp)
             return
         f = self._f
         h = dt_s / self.substeps

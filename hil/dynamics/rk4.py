@@ -12,17 +12,20 @@ same order).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from numba import njit
 
 
-def rk4_two_dof(accelerations):
+def rk4_two_dof(accelerations: Any) -> Callable[..., None]:
     """The step `rk4(state, u, dt_s, substeps, p, out)` of a model whose accelerations are
     `accelerations`: (q0, q1, v0, v1) advanced by `dt_s` in `substeps` RK4 steps, the input
     `u` held (the caller saturates it). `out` may be `state`. The accelerations are a
     constant of the compiled step (a closure), so numba's disk cache keeps each model's."""
 
     @njit(cache=True)
-    def rk4(state, u, dt_s, substeps, p, out):
+    def rk4(state: Any, u: float, dt_s: float, substeps: int, p: Any, out: Any) -> None:
         h = dt_s / substeps
         q0, q1, v, w = state[0], state[1], state[2], state[3]
         for _ in range(substeps):

@@ -12,11 +12,13 @@ from controller_client import controllers
 from controller_client.controllers import create_controller
 from controller_client.tuning import simulate
 from controller_client.tuning.batch import (
+    GATES,
     M_ANGLE,
-    M_CART,
     M_CHATTER,
     M_EFFORT,
     M_FALLEN,
+    M_GATE,
+    M_POSITION,
     M_STEPS,
     Scenario,
     has_kernel,
@@ -31,28 +33,39 @@ from controller_client.tuning.engine import (
     optimise,
 )
 from controller_client.tuning.outputs import trajectory_panels
+from controller_client.tuning.plants import (
+    draw_params,
+    packed_params,
+    plant_facts,
+    plant_model,
+    plant_spec,
+)
 from controller_client.tuning.problem import (
-    FALLEN_COST,
+    FAILED_COST,
     INFEASIBLE_COST,
     Settings,
     TuningError,
     ZeroDynamics,
     check_settings,
-    draw_plants,
     evaluation_costs,
     law_bounds,
     robust_cost,
-    tunable_model,
 )
-from hil.dynamics import CartPoleModel, DIPModel, RotaryModel
+from hil.dynamics import CartPoleModel, DIPModel, HelicopterModel, RotaryModel
 from hil.dynamics.dip import DIPParams
 
 START = (0.0, 0.1, -0.05, 0.0, 0.0, 0.0)
-NOMINAL = DIPParams().as_array()
+DIP = plant_spec("dip", {}, 4)
+NOMINAL = (tuple(sorted(DIPParams().to_dict().items())),)
 
 
-def scenario(plants: np.ndarray, steps: int = 1000, delay: float = 1.0) -> Scenario:
-    return Scenario(plants, np.array([START]), steps, 1e-3, 4, delay, 1.0, 2.0)
+def draw_plants(s: Settings, stream: int) -> tuple:
+    return draw_params(DIP, s.seed, stream, s.draws, s.uncertainty)
+
+
+def scenario(draws: tuple, steps: int = 1000, delay: float = 1.0) -> Scenario:
+    return Scenario(DIP, draws, packed_params(DIP, draws), np.array([START]), steps, 1e-3, 4,
+                    delay, plant_facts(plant_model(DIP), 1.0, 2.0, 10.0))
 
 
 def maker(name: str):
@@ -64,8 +77,8 @@ def test_batch_on_the_nominal_plant_reproduces_the_single_simulation() -> None:
     for name in ("classical_smc", "lqr", "sta_smc"):
         law = create_controller(name)
         ref = simulate(law, START, 1.0, delay=1.0)
-        m = run_batch(maker(name), np.array([law.gains]), scenario(NOMINAL[None, :]))[0, 0, 0]
-        weighted = m[M_ANGLE] + 0.1 * m[M_CART] + 1e-6 * m[M_EFFORT]
+        m = run_batch(maker(name), np.array([law.gains]), scenario(NOMINAL))[0, 0, 0]
+        weighted = m[M_ANGLE] + 0.1 * m[M_POSITION] + 1e-6 * m[M_EFFORT]
         assert weighted == pytest.approx(ref.cost, rel=1e-12)
         assert m[M_STEPS] == ref.steps == 1000 and m[M_FALLEN] == 0
 
@@ -98,21 +111,23 @@ def test_a_law_with_only_python_compute_is_evaluated_with_the_same_figures(
     np.testing.assert_allclose(py, compiled, rtol=1e-12, atol=1e-15)
 
 
-def test_a_fall_stops_the_evaluation_and_costs_more_when_early() -> None:
+def test_a_fall_trips_the_angle_gate_stops_the_evaluation_and_fails_the_draw() -> None:
     # The research project's same-sign gains fall on this surface (test_zero_dynamics).
     m = run_batch(maker("classical_smc"), np.array([[20, 15, 12, 8, 35, 5]]),
-                  scenario(NOMINAL[None, :], steps=5000))
+                  scenario(NOMINAL, steps=5000))
     assert m[0, 0, 0, M_FALLEN] == 1 and m[0, 0, 0, M_STEPS] < 5000
+    assert GATES[int(m[0, 0, 0, M_GATE])] == "angle"
     early, late = m.copy(), m.copy()
     early[..., M_STEPS], late[..., M_STEPS] = 100, 4000
     c_early, c_late = evaluation_costs(early, 5000), evaluation_costs(late, 5000)
-    assert c_early > c_late > FALLEN_COST
+    assert c_early > c_late >= FAILED_COST
 
 
 def test_chattering_is_the_total_variation_of_the_force() -> None:
     law = create_controller("classical_smc")
-    sc = scenario(NOMINAL[None, :], steps=500)
-    _, _, forces = trajectory(maker("classical_smc"), law.gains, sc, 0)
+    sc = scenario(NOMINAL, steps=500)
+    _, _, inputs = trajectory(maker("classical_smc"), law.gains, sc, 0)
+    forces = inputs[:, 0]
     m = run_batch(maker("classical_smc"), np.array([law.gains]), sc)[0, 0, 0]
     assert m[M_CHATTER] == pytest.approx(np.abs(np.diff(forces)).sum(), rel=1e-12)
     assert m[M_EFFORT] == pytest.approx((forces ** 2).sum() * 1e-3, rel=1e-12)
@@ -120,9 +135,9 @@ def test_chattering_is_the_total_variation_of_the_force() -> None:
 
 def test_draws_are_seeded_within_the_uncertainty_and_streams_differ() -> None:
     s = Settings("classical_smc", draws=50, uncertainty=0.05, seed=7)
-    a, b = draw_plants(s, 0), draw_plants(s, 0)
+    a, b = packed_params(DIP, draw_plants(s, 0)), packed_params(DIP, draw_plants(s, 0))
     np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(a, draw_plants(s, 1))
+    assert not np.array_equal(a, packed_params(DIP, draw_plants(s, 1)))
     # packed[0] = total mass, [8] = cart friction (see hil/dynamics/dip.py)
     nominal = DIPParams()
     total = nominal.cart_mass_kg + nominal.link1_mass_kg + nominal.link2_mass_kg
@@ -130,7 +145,8 @@ def test_draws_are_seeded_within_the_uncertainty_and_streams_differ() -> None:
     friction = a[:, 8] / nominal.cart_friction_nspm
     assert np.all(np.abs(friction - 1) <= 0.10 + 1e-12) and np.abs(friction - 1).max() > 0.05
     zero = draw_plants(Settings("classical_smc", draws=2, uncertainty=0.0), 0)
-    np.testing.assert_array_equal(zero, np.stack([DIPParams().as_array()] * 2))
+    np.testing.assert_array_equal(packed_params(DIP, zero),
+                                  np.stack([DIPParams().as_array()] * 2))
 
 
 def test_robust_cost_mixes_mean_and_worst() -> None:
@@ -208,26 +224,17 @@ def test_same_settings_same_history_and_a_replayed_history_continues_identically
     assert math.isfinite(cost) and len(best) == 6
 
 
-def test_only_a_dip_config_is_tuned_and_the_refusal_names_the_model_and_the_supported_ones(
-        ) -> None:
-    assert tunable_model("dip") is DIPModel
-    for model in ("cartpole", "rotary", "mylab.plants:Pendulum"):
-        with pytest.raises(TuningError) as info:
-            check_settings(Settings("classical_smc", plant_model=model))
-        message = str(info.value)
-        assert f"plant.model {model!r}" in message and "only dip" in message
-        assert "set plant.model: dip" in message
-    check_settings(Settings("classical_smc"))  # an older tuning.json (no plant_model): dip
-    assert Settings.from_dict({k: v for k, v in Settings("lqr").as_dict().items()
-                               if k != "plant_model"}).plant_model == "dip"
-
-
 @pytest.mark.parametrize(("model", "labels"), [
-    (DIPModel, [(0, "x (m)"), (1, "theta1 (rad)"), (2, "theta2 (rad)"), (None, "force (N)")]),
-    (CartPoleModel, [(0, "x (m)"), (1, "theta (rad)"), (None, "force (N)")]),
-    (RotaryModel, [(0, "arm (rad)"), (1, "pendulum (rad)"), (None, "voltage (V)")]),
+    (DIPModel, [("state", 0, "x (m)"), ("state", 1, "theta1 (rad)"),
+                ("state", 2, "theta2 (rad)"), ("input", 0, "force (N)")]),
+    (CartPoleModel, [("state", 0, "x (m)"), ("state", 1, "theta (rad)"),
+                     ("input", 0, "force (N)")]),
+    (RotaryModel, [("state", 0, "arm (rad)"), ("state", 1, "pendulum (rad)"),
+                   ("input", 0, "voltage (V)")]),
+    (HelicopterModel, [("state", 0, "pitch (rad)"), ("state", 1, "yaw (rad)"),
+                       ("input", 0, "pitch_voltage (V)"), ("input", 1, "yaw_voltage (V)")]),
 ])
 def test_the_worst_draw_plot_takes_its_panels_from_the_plant_model(model, labels) -> None:
-    """Positions and angles (not their rates) and the input, named and in units as the
+    """Positions and angles (not their rates) and each input, named and in units as the
     model describes them (hil.dynamics), not as the DIP would."""
-    assert trajectory_panels(model) == labels
+    assert trajectory_panels(model()) == labels
