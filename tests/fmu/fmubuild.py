@@ -1,16 +1,21 @@
-"""Build the tests' FMUs from source: tests/fmu/c/cartpole.c compiled with the system
+"""Build the tests' FMUs from source, once per session (the `fmus` fixture, imported by each
+test module: tests/fmu has no conftest.py of its own, so that `from conftest import` finds
+the suite's):  tests/fmu/c/cartpole.c compiled with the system
 compiler against the FMI 2 headers fmpy ships, and a modelDescription.xml written here, zipped
 in the FMU layout (modelDescription.xml, binaries/linux64/cartpole.so, sources/)."""
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import SimpleNamespace
 from xml.sax.saxutils import quoteattr
 
 import fmpy
+import pytest
 
 SOURCE = Path(__file__).parent / "c" / "cartpole.c"
 IDENTIFIER = "cartpole"
@@ -104,3 +109,40 @@ def pack(path: Path, spec: Spec, binary: Path | None, platform: str = "linux64",
         if binary is not None:
             archive.write(binary, f"binaries/{platform}/{IDENTIFIER}{suffix}")
     return path
+
+
+GOOD = Spec()
+BROKEN = {
+    "no_input": replace(GOOD, inputs=()),
+    "input_without_limits": replace(GOOD, inputs=(("F", 8, "N", None, 20.0),)),
+    "wrong_guid": replace(GOOD, guid="{not-this-binary}"),
+    "events": replace(GOOD, event_indicators=2),
+}
+
+
+@functools.cache
+def build_all(folder: Path) -> SimpleNamespace:
+    """Every FMU of the tests in `folder`: me, cs, two_inputs, and the broken ones."""
+    folder.mkdir(parents=True, exist_ok=True)
+    binary = compile_binary(folder)
+    paths = {
+        "me": pack(folder / "me.fmu", GOOD, binary),
+        "cs": pack(folder / "cs.fmu", replace(GOOD, kind="CoSimulation"), binary),
+        "two_inputs": pack(folder / "two_inputs.fmu", replace(GOOD, inputs=(FORCE, TORQUE)),
+                           binary),
+        "no_binary": pack(folder / "no_binary.fmu", GOOD, None),
+        "windows_only": pack(folder / "windows_only.fmu", GOOD, binary, platform="win64",
+                             suffix=".dll"),
+    }
+    paths.update({name: pack(folder / f"{name}.fmu", spec, binary)
+                  for name, spec in BROKEN.items()})
+    not_a_zip = folder / "not_a_zip.fmu"
+    not_a_zip.write_text("<fmiModelDescription/>\n")
+    paths["not_a_zip"] = not_a_zip
+    return SimpleNamespace(**paths)
+
+
+@pytest.fixture(scope="session", name="fmus")
+def fmus_fixture(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """Paths of the session's FMUs (built on first use, in the session's temporary folder)."""
+    return build_all(tmp_path_factory.getbasetemp() / "fmus")

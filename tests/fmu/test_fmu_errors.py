@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from fmubuild import fmus_fixture  # noqa: F401  (the session's FMUs)
 from plantconfig import fmu_model, write_config
 
 from hil.config import ConfigError

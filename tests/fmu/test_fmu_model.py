@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from fmubuild import fmus_fixture  # noqa: F401  (the session's FMUs)
 from plantconfig import fmu_model
 
 from hil.config import ConfigError
