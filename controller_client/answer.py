@@ -4,6 +4,11 @@
 no attribute chains and allocates only the recorder's row. The law's t is, in lockstep,
 simulated time (the plant publishes state seq k at k periods: exact, the same on every run),
 in realtime the plant's time since the run's start (its stamp, both on our clock).
+
+An experiment (docs/experiments.md) adds two steps before the law: the sensors rewrite the
+state the law gets (noise, quantisation, delay: hil/experiment/sensors.py; the recorder keeps
+the true state), and a law that takes a target (`controller_client.law.takes_target`) gets the
+run's target at the same t (hil/experiment/signals.py: a vector overwritten per control).
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import numpy as np
 from controller_client.law import ControlLaw
 from controller_client.output import LawOutputError, law_output
 from controller_client.ports import Clock, ControllerDataPlane, Recorder, Stability
+from hil.experiment.sensors import Sensors
+from hil.experiment.signals import SignalTable
 from hil.runtime.latency import LatencyMonitor
 
 
@@ -44,14 +51,19 @@ class Answerer:
     """Sends one control per answered state through `data`; counts them in `control_seq`."""
 
     __slots__ = ("_clock", "_data", "_latency", "_law", "_lockstep", "_n_inputs", "_name",
-                 "_offset_ns", "_period_ns", "_recorder", "_stability", "_state", "_t0_ns",
-                 "control_seq")
+                 "_offset_ns", "_period_ns", "_recorder", "_sensors", "_stability", "_state",
+                 "_t0_ns", "_target", "control_seq")
 
     def __init__(self, law: ControlLaw, law_name: str, data: ControllerDataPlane,
                  n_states: int, timebase: Timebase, latency: LatencyMonitor, clock: Clock,
                  recorder: Recorder | None = None, stability: Stability | None = None,
-                 n_inputs: int = 1) -> None:
+                 n_inputs: int = 1, target: SignalTable | None = None,
+                 sensors: Sensors | None = None) -> None:
+        """`target`: the run's target, passed to a law that takes one (None: the law gets
+        `compute(state, t)`); `sensors`: what the law sees of the state (None: all of it)."""
         self._law = law
+        self._target = target
+        self._sensors = sensors
         self._n_inputs = n_inputs
         self._name = law_name
         self._data = data
@@ -73,11 +85,15 @@ class Answerer:
         state = self._state
         state[:] = values
         t_s = seq * self._period_ns * 1e-9 if self._lockstep else (t_ns - self._t0_ns) * 1e-9
+        sensors, target = self._sensors, self._target
+        if sensors is not None:
+            sensors.sense(state)
         law = self._law
         clock = self._clock
         c0 = clock()
         try:
-            out = law.compute(state, t_s)
+            out = law.compute(state, t_s) if target is None else \
+                law.compute(state, t_s, target.at(t_s))  # type: ignore[call-arg]
         except Exception as exc:
             raise LawError(self._name, exc) from exc
         c1 = clock()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+import inspect
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -15,7 +16,8 @@ class ControlLaw(Protocol):
     """
 
     def compute(self, state: np.ndarray, t: float) -> float:
-        """The input for `state` at run time `t` (s)."""
+        """The input for `state` at run time `t` (s). A law may also take the run's target,
+        `compute(state, t, target)` (see `takes_target`)."""
         ...
 
     def reset(self) -> None:
@@ -31,3 +33,17 @@ class ControlLaw(Protocol):
     def mass_condition(self) -> float:
         """cond(M) of the nominal model at the last compute, or NaN."""
         ...
+
+
+def takes_target(law: Any) -> bool:
+    """True when `law.compute` takes `(state, t, target)`: the loop then passes the run's
+    target (the plant's equilibrium with the experiment's references applied, a float64
+    vector of one entry per state, overwritten at the next control: copy it to keep it).
+    Decided once, when the law is loaded, never per control."""
+    try:
+        inspect.signature(law.compute).bind(np.zeros(1), 0.0, np.zeros(1))
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read (a builtin): the two-argument contract
+        return False
+    return True

@@ -36,6 +36,8 @@ from controller_client.session import (
     handshake,
     open_data_plane,
 )
+from hil.experiment.sensors import Sensors
+from hil.experiment.signals import SignalTable
 from hil.link import messages as msg
 from hil.link.dataplane import ZmqControllerData
 from hil.link.shm import Replaced
@@ -86,10 +88,16 @@ class ControllerLoop:
         stability: Stability | None = None,
         open_recorder: Callable[[dict[str, Any]], Recorder] | None = None,
         on_attach: Callable[[], None] | None = None,
+        target: SignalTable | None = None,
+        sensors: Sensors | None = None,
     ) -> None:
         """`stability` is fed after each control is sent; `open_recorder(description)` opens
         the recording (one row per control) after the handshake; `on_attach` is called once
-        after the handshake, before the first tick."""
+        after the handshake, before the first tick; `target` is the run's target for a law
+        that takes one and `sensors` what the law sees of the state (controller_client/
+        answer.py)."""
+        self._target = target
+        self._sensors = sensors
         self.law = law
         self.sock = sock
         self.settings = settings
@@ -168,7 +176,8 @@ class ControllerLoop:
         self._answerer = Answerer(self.law, law_name(self.law), self.data,
                                   len(d["state_names"]), self._timebase, self.latency,
                                   self.clock, self.recorder, self._stability,
-                                  n_inputs=len(d.get("input_names") or [None]))
+                                  n_inputs=len(d.get("input_names") or [None]),
+                                  target=self._target, sensors=self._sensors)
         self._intake.start(session.clock_offset_ns, self.clock())
         self.log.info("attached", plant=d.get("name"), mode=d["mode"], rate_hz=d["rate_hz"])
         if d.get("safe_state"):

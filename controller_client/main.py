@@ -24,6 +24,7 @@ from controller_client.controllers import (
     UnknownControllerError,
     create_controller,
 )
+from controller_client.law import takes_target
 from controller_client.loop import ControllerLoop, Ending, LoopSettings
 from controller_client.output import LawOutputError, law_output
 from controller_client.ports import Log
@@ -39,6 +40,9 @@ from hil.app.process import (
 )
 from hil.config import Config, ConfigError, build_plant_model
 from hil.dynamics.inputs import Inputs
+from hil.experiment.plan import check_experiment, reference_table
+from hil.experiment.sensors import Sensors
+from hil.experiment.signals import SignalTable
 from hil.link import atomics
 from hil.link.security import CurveKeyError
 from hil.link.transport import ControllerSocket
@@ -114,7 +118,7 @@ def input_bounds(description: dict[str, Any]) -> list[tuple[float, float]]:
 
 def _build_loop(ctx: ProcessContext, law: Any, bounds: list[tuple[float, float]],
                 sock: ControllerSocket, settings: LoopSettings,
-                resources: ResourceMeter) -> tuple[ControllerLoop, StabilityMonitor]:
+                resources: ResourceMeter, model: Any) -> tuple[ControllerLoop, StabilityMonitor]:
     """The fixed-rate loop on `sock`, its stability monitor, and its recorder (opened at
     attach)."""
     config = ctx.config
@@ -132,11 +136,28 @@ def _build_loop(ctx: ProcessContext, law: Any, bounds: list[tuple[float, float]]
             "t0_ns": description.get("t0_ns"), "mode": description.get("mode"),
             "period_ns": description.get("period_ns"), "sigma_floor": law.sigma_floor})
 
+    target, sensors = experiment_parts(ctx, law, model)
     loop = ControllerLoop(law, sock, settings, ctx.log, stop_requested=ctx.stop,
                           stability=stability,
                           open_recorder=open_recorder if config.record.enabled else None,
-                          on_attach=resources.attached)
+                          on_attach=resources.attached, target=target, sensors=sensors)
     return loop, stability
+
+
+def experiment_parts(ctx: ProcessContext, law: Any, model: Any
+                     ) -> tuple[SignalTable | None, Sensors | None]:
+    """The run's target for a law that takes one (the equilibrium without an experiment),
+    and the experiment's sensors (None when they change nothing)."""
+    experiment = ctx.config.experiment
+    target = reference_table(experiment, model.state_names, model.equilibrium) \
+        if takes_target(law) else None
+    if target is None and experiment is not None and experiment.reference:
+        ctx.log.warning("the law takes no target (compute(state, t)): it regulates to its own "
+                        "set point; the reference is scored, not followed",
+                        law=getattr(law, "name", type(law).__name__))
+    sensors = Sensors(experiment.sensors, model.state_names) if experiment is not None \
+        else None
+    return target, sensors if sensors is not None and sensors.active else None
 
 
 def loop_settings(config: Config) -> LoopSettings:
@@ -239,9 +260,10 @@ def _warm(law: Any, config: Config, n_inputs: int) -> None:
     the plant's clock. A law that raises on the configured initial state, or returns other
     than one number per plant input, cannot run: the config names it, exit 2."""
     warm = np.array(config.plant.initial_state, dtype=np.float64)
+    target = (warm.copy(),) if takes_target(law) else ()
     try:
         for _ in range(3):
-            out = law.compute(warm, 0.0)
+            out = law.compute(warm, 0.0, *target)
         law.reset()
     except Exception as exc:  # a law is user code
         raise ConfigError(
@@ -259,6 +281,7 @@ def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     config = ctx.config
     resources = ResourceMeter()
     model = build_plant_model(config)
+    check_experiment(config.experiment, model.name, model.state_names, model.inputs.names)
     law = law_from_config(config, model)
     bounds = input_bounds(model.describe())
     _warm(law, config, len(bounds))
@@ -270,7 +293,7 @@ def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     granted = rt.apply_realtime(None, fifo, rtc.sched_priority, rtc.lock_memory, ctx.log)
     sock = _open_socket(config)
     try:  # the socket is closed if anything before the loop's own try fails
-        loop, stability = _build_loop(ctx, law, bounds, sock, settings, resources)
+        loop, stability = _build_loop(ctx, law, bounds, sock, settings, resources, model)
         rt.apply_realtime(rtc.controller_cpu, False, rtc.sched_priority, False, ctx.log,
                           granted)
     except BaseException:

@@ -27,11 +27,13 @@ from hil.app.process import (
 )
 from hil.config import Config, ConfigError, build_plant_model, serial_link_problem
 from hil.dynamics.inputs import Inputs
+from hil.experiment.plan import check_experiment, disturbance_table
 from hil.link.dataplane import plant_data
 from hil.link.dataplane import spin_ns as shm_spin_ns
 from hil.link.security import CurveKeyError
 from hil.link.shm import SharedMemoryError
 from hil.link.transport import PlantSocket
+from hil.recording.appended import DisturbanceSink, disturbance_columns
 from hil.recording.recorder import Recorder, plant_columns
 from hil.runtime import rt
 from hil.runtime.deadline_gates import DeadlineGateSettings
@@ -74,8 +76,12 @@ def _faults(config: Config, n_states: int) -> FaultInjector:
 def _backend(ctx: ProcessContext, model: Any, period_ns: int) -> Any:
     """The plant `plant.backend` names: the simulation, or the rig on `serial.port`."""
     config = ctx.config
+    disturbance = disturbance_table(config.experiment, model.inputs.names)
     if config.plant.backend != "serial":
-        return SimBackend(model, np.array(config.plant.initial_state), period_ns)
+        return SimBackend(model, np.array(config.plant.initial_state), period_ns, disturbance)
+    if disturbance is not None:
+        raise ConfigError("experiment.disturbances: a rig's inputs cannot be disturbed by the "
+                          "runtime; disturbances need plant.backend sim")
     realtime_config = config.realtime
     backend = SerialBackend.from_config(
         config, model, ctx.log,
@@ -113,6 +119,7 @@ def _warm_model(ctx: ProcessContext) -> Any:
         raise ConfigError(
             f"plant.initial_state: model {model.name!r} has {n} states "
             f"{list(model.state_names)}, got {len(config.plant.initial_state)} values")
+    check_experiment(config.experiment, model.name, model.state_names, model.inputs.names)
     warm = np.array(config.plant.initial_state, dtype=np.float64)
     model.step(warm, np.zeros(model.inputs.n), 1e-3, np.empty_like(warm))
     return model
@@ -178,8 +185,10 @@ def _recorder(ctx: ProcessContext, backend: Any) -> Recorder | None:
         return None
     desc = backend.describe()
     try:
-        columns = plant_columns(desc["state_names"], desc["state_units"],
-                                Inputs.from_description(desc))
+        inputs = Inputs.from_description(desc)
+        columns = plant_columns(desc["state_names"], desc["state_units"], inputs)
+        if getattr(backend, "disturbance", None) is not None:
+            columns += disturbance_columns(inputs)
     except ValueError as exc:  # an input named as a state or a fixed column
         raise ConfigError(f"plant.model: {exc}") from None
     return Recorder.from_config(ctx.out_dir / "plant.rec", columns, config.record, {
@@ -219,8 +228,10 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
         recorder = _recorder(ctx, backend)
         if recorder is not None:
             cleanup.add("recorder", recorder.close)
+        sink = recorder if recorder is None or getattr(backend, "disturbance", None) is None \
+            else DisturbanceSink(recorder, backend.disturbance)
         server = PlantServer(backend, sock, settings, ctx.log, stop_requested=ctx.stop,
-                             recorder=recorder, faults=faults, on_attach=resources.attached,
+                             recorder=sink, faults=faults, on_attach=resources.attached,
                              data=data, run_id=ctx.run_id)
         rt.apply_realtime(realtime_config.plant_cpu, False, realtime_config.sched_priority,
                           False, ctx.log, granted)
@@ -256,6 +267,11 @@ def _run_and_report(ctx: ProcessContext, server: PlantServer, cleanup: Cleanup,
         cleanup.run(ctx.log)  # the rig's ESTOP first, then the recorder, the link
         recording = recorder.close().to_dict() if recorder is not None else None
     report = _report(server, recording, granted, usage, resources, cleanup.errors)
+    if config.experiment is not None:  # the control metrics of the recording (issue 21)
+        from hil.reporting.experiment import experiment_section
+        report["experiment"] = experiment_section(
+            config.experiment, report["plant"], None if recorder is None
+            else ctx.out_dir / "plant.rec", report["duration_s"])
     if error is not None:
         report["error"] = "".join(traceback.format_exception(error))
     ctx.log.info("plant done", end_reason=reason, cycles=server.cycles,

@@ -1,7 +1,8 @@
 """A lab's own control law behind the interface the loop uses (`ExternalLaw`).
 
 The contract (docs/extending.md): a class built as `Class(gains, **context)` with
-`compute(state, t) -> input`; optional `gain_names`, `default_gains`, `gain_bounds`
+`compute(state, t) -> input` or `compute(state, t, target) -> input` (the run's target state:
+docs/experiments.md); optional `gain_names`, `default_gains`, `gain_bounds`
 ({name: (low, high)}, checked with every gain change: controllers/gains.py), `reset()`,
 `set_gains(gains)` (keeps internal state across a change; without it a change builds a new
 instance), and `sigma` / `mass_condition` for the stability monitors. The context holds
@@ -39,12 +40,10 @@ class ExternalLaw:
         if not callable(compute):
             raise PluginError(f"controller.name: law class {cls.__name__} has no method "
                               f"compute(self, state, t) returning the input")
-        try:
-            inspect.signature(compute).bind(None, np.zeros(1), 0.0)
-        except TypeError:
+        if not _binds(compute, 2) and not _binds(compute, 3):
             raise PluginError(f"controller.name: {cls.__name__}.compute"
                               f"{inspect.signature(compute)} does not fit "
-                              f"compute(self, state, t)") from None
+                              f"compute(self, state, t) or compute(self, state, t, target)")
         for optional, arity in (("reset", 0), ("set_gains", 1)):
             method = getattr(cls, optional, None)
             if method is None:
@@ -127,3 +126,12 @@ class ExternalLaw:
                 "options": {k: v for k, v in self.options.items()
                             if isinstance(v, (int, float, str, bool))},
                 "max_force_n": self.max_force_n, "dt_s": self.dt_s}
+
+
+def _binds(method: Any, n_args: int) -> bool:
+    """Whether the unbound `method` takes self and `n_args` positional arguments."""
+    try:
+        inspect.signature(method).bind(None, np.zeros(1), 0.0, *([np.zeros(1)] * (n_args - 2)))
+    except TypeError:
+        return False
+    return True

@@ -1,5 +1,6 @@
 """LQR for any plant, one input or several: u = u_eq - K (x - x_eq), K from the Riccati
-equation.
+equation; given the run's target (`compute(state, t, target)`, docs/experiments.md) it tracks
+it: u = u_eq - K (x - target), K and u_eq designed about the equilibrium.
 
 The plant model (the `model` context: built in or a lab's own) is linearised numerically
 about its equilibrium x_eq and trim input u_eq (`riccati.linearise_model`) and the continuous
@@ -83,12 +84,38 @@ def lqr_kernel(state: np.ndarray, mem: np.ndarray, g: np.ndarray, o: np.ndarray,
 
 
 @njit(nogil=True, cache=True)
+def lqr_track_kernel(state: np.ndarray, target: np.ndarray, mem: np.ndarray, o: np.ndarray,
+                     p: np.ndarray) -> float:
+    """`lqr_kernel` about `target` instead of upright at x = 0: u = -K (x - target); the same
+    numbers as `lqr_kernel` for a zero target. cond(M) is the nominal model's at x."""
+    u = 0.0
+    v = 0.0
+    for i in range(6):
+        u -= o[2 + i] * (state[i] - target[i])
+        row = 0.0
+        for j in range(6):
+            row += o[8 + 6 * i + j] * (state[j] - target[j])
+        v += (state[i] - target[i]) * row
+    mem[MEM_SIGMA] = math.sqrt(max(v, 0.0))
+    mem[MEM_CONDITION] = sym3_condition(mass_matrix(state, p))
+    return saturate(u, o[0])
+
+
+@njit(nogil=True, cache=True)
 def lqr_plant_kernel(state: np.ndarray, mem: np.ndarray, o: np.ndarray, u: np.ndarray,
                      dx: np.ndarray) -> None:
+    """`lqr_plant_track_kernel` about the equilibrium x_eq packed in `o`."""
+    lqr_plant_track_kernel(state, o[2:2 + state.shape[0]], mem, o, u, dx)
+
+
+@njit(nogil=True, cache=True)
+def lqr_plant_track_kernel(state: np.ndarray, target: np.ndarray, mem: np.ndarray,
+                           o: np.ndarray, u: np.ndarray, dx: np.ndarray) -> None:
     """Any plant of n states and m inputs: u = u_eq - K dx, each input held within
-    [low, high], dx = x - x_eq (for a state that wraps, taken into [-pi, pi): the short way
-    round). o = [limit, dt_s, x_eq (n), wraps (n, 1 or 0), u_eq (m), low (m), high (m),
-    K (m*n, row-major), P (n*n)]; sigma = sqrt(dx' P dx); cond(M) is NaN."""
+    [low, high], dx = x - target (the equilibrium x_eq, or the run's target; for a state that
+    wraps, taken into [-pi, pi): the short way round). o = [limit, dt_s, x_eq (n), wraps (n,
+    1 or 0), u_eq (m), low (m), high (m), K (m*n, row-major), P (n*n)]; sigma =
+    sqrt(dx' P dx); cond(M) is NaN."""
     n = state.shape[0]
     m = u.shape[0]
     w0 = 2 + n
@@ -98,7 +125,7 @@ def lqr_plant_kernel(state: np.ndarray, mem: np.ndarray, o: np.ndarray, u: np.nd
     k0 = hi0 + m
     p0 = k0 + m * n
     for i in range(n):
-        d = state[i] - o[2 + i]
+        d = state[i] - target[i]
         if o[w0 + i] != 0.0:
             d -= 2.0 * math.pi * math.floor((d + math.pi) / (2.0 * math.pi))
         dx[i] = d
@@ -194,12 +221,20 @@ class LQR(KernelLaw):
         return [*super()._pack(), *self.x_eq, *self._wraps, *self.u_eq, *low, *high,
                 *k.ravel(), *p.ravel()]
 
-    def compute(self, state: np.ndarray, t: float) -> Any:
-        """The input for `state`: a float for one input, else an array of one per input."""
+    def compute(self, state: np.ndarray, t: float, target: np.ndarray | None = None) -> Any:
+        """The input for `state`: a float for one input, else an array of one per input.
+        With a `target` (the run's, docs/experiments.md) the law tracks it:
+        u = u_eq - K (x - target), with the gains designed about the equilibrium."""
         if self._model is None:
-            return self._kernel(state, self._mem, self._g, self._o, self._p, self._scratch)
+            if target is None:
+                return self._kernel(state, self._mem, self._g, self._o, self._p,
+                                    self._scratch)
+            return lqr_track_kernel(state, target, self._mem, self._o, self._p)
         u = self._u
-        lqr_plant_kernel(state, self._mem, self._o, u, self._dx)
+        if target is None:
+            lqr_plant_kernel(state, self._mem, self._o, u, self._dx)
+        else:
+            lqr_plant_track_kernel(state, target, self._mem, self._o, u, self._dx)
         return float(u[0]) if u.shape[0] == 1 else u.copy()
 
     def describe(self) -> dict[str, object]:

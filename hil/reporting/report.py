@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from hil.config import GatesConfig
+from hil.reporting.experiment import metric_gates
 from hil.reporting.scoring import evaluate, gate
 from hil.reporting.target import target_gate
 
@@ -68,6 +69,8 @@ def build_report(run_id: str, config: dict[str, Any], plant: dict[str, Any],
         "config": config,
     }
     report.update(_optional_sections(plant, controller))
+    if thresholds.metrics:  # bounds on the experiment's metrics (hil/reporting/experiment.py)
+        report["gates"] += metric_gates(plant.get("experiment"), thresholds.metrics)
     report["gates"], report["score"], report["verdict"] = evaluate(report, thresholds)
     return report
 
@@ -93,11 +96,19 @@ def _base_gates(thresholds: GatesConfig, plant: dict[str, Any], controller: dict
     return [
         gate("run_completed", plant.get("end_reason"), "duration",
              plant.get("end_reason") == "duration" and controller.get("exit_code") == 0),
-        target_gate(plant.get("plant") or {}, plant.get("final_state") or [], thresholds),
+        target_gate(_judged_plant(plant), plant.get("final_state") or [], thresholds),
         gate("deadline_miss_ratio", deadline.get("miss_ratio"), max_ratio,
              deadline.get("total", 0) > 0 and deadline["miss_ratio"] <= max_ratio),
         gate("watchdog_trips", trips, 0, trips == 0),
     ]
+
+
+def _judged_plant(plant: dict[str, Any]) -> dict[str, Any]:
+    """The plant's description, its target at the run's end in place of its equilibrium when
+    an experiment's reference moved it (a step on x ends at the step's value)."""
+    desc = plant.get("plant") or {}
+    final_target = (plant.get("experiment") or {}).get("final_target")
+    return {**desc, "equilibrium": final_target} if final_target is not None else desc
 
 
 def _counters(plant: dict[str, Any], controller: dict[str, Any]) -> dict[str, Any]:
@@ -127,7 +138,8 @@ def _optional_sections(plant: dict[str, Any], controller: dict[str, Any]) -> dic
                 "law_timing": controller.get("law_timing"),
                 "safety": plant.get("safety"), "stability": controller.get("stability"),
                 "non_finite_values": _non_finite(plant, controller),
-                "recording": recording or None, "serial": _serial(plant)}
+                "recording": recording or None, "serial": _serial(plant),
+                "experiment": plant.get("experiment")}
     return {key: value for key, value in sections.items() if value is not None}
 
 

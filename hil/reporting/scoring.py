@@ -41,6 +41,8 @@ DEFAULT_WEIGHTS: dict[str, float] = {
 DEFAULT_CRITICAL = frozenset(
     {"run_completed", "at_target", "deadline_miss_ratio", "watchdog_trips", "safety_trips",
      "recording_error"})
+# The bounds on an experiment's metrics (`gates.metrics`) are critical too.
+METRIC_GATES = "metrics."
 # A gate's former name -> its name now (the names reports before the change carry).
 RENAMED_GATES: dict[str, str] = {"upright_at_end": "at_target"}
 # Without `max_round_trip_p99_us`, a control must come back within this share of a period in
@@ -62,7 +64,8 @@ def evaluate(report: Mapping[str, Any], gates_config: GatesConfig | Mapping[str,
         name = current_name(g["name"])
         g["weight"] = 0.0 if g.get("applied") is False else float(
             weights.get(name, DEFAULT_WEIGHTS.get(name, 1.0)))
-        g["critical"] = bool(critical.get(name, name in DEFAULT_CRITICAL))
+        g["critical"] = bool(critical.get(name, name in DEFAULT_CRITICAL
+                                          or name.startswith(METRIC_GATES)))
     total = sum(g["weight"] for g in gates)
     passed = sum(g["weight"] for g in gates if g["passed"])
     score = round(100.0 * passed / total, 1) if total > 0 else 100.0

@@ -4,6 +4,10 @@ The input is a vector (one float per input, `apply(u, t_ns)`). Each control acts
 moment it arrived, not from the next tick: `advance` integrates
 piecewise over the arrivals recorded by `apply`, so the simulated plant sees the real link
 latency as a rig would, not a whole period of extra delay.
+
+An experiment's disturbances (hil/experiment/plan.py `disturbance_table`) are added to the held
+input at the start of each integration step, at the run time there (from `start`): the model
+gets u + d(t), saturated at its input limits as any input is. The recording keeps u.
 """
 
 from __future__ import annotations
@@ -13,9 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from hil.experiment.signals import SignalTable
+
 
 class SimBackend:
-    def __init__(self, model: Any, initial_state: np.ndarray, max_step_ns: int) -> None:
+    def __init__(self, model: Any, initial_state: np.ndarray, max_step_ns: int,
+                 disturbance: SignalTable | None = None) -> None:
         n = len(model.state_names)
         state = np.array(initial_state, dtype=np.float64)
         if state.shape != (n,):
@@ -35,6 +42,9 @@ class SimBackend:
         self._u = np.zeros(model.inputs.n)  # the input held (a float64 vector)
         self._pending: list[tuple[int, Sequence[float]]] = []
         self.sim_time_ns = 0
+        self.disturbance = disturbance
+        self._disturbed = np.zeros(model.inputs.n)  # u + d, the input the model gets
+        self._t_start_ns = 0
 
     # A simulation never stops being trustworthy, and its ticks need no alignment.
     fault: str | None = None
@@ -54,6 +64,7 @@ class SimBackend:
     def start(self, t_ns: int) -> None:
         """Put the plant's clock at `t_ns`; the initial state holds until then."""
         self._t_ns = t_ns
+        self._t_start_ns = t_ns
         self._pending.clear()
 
     def apply(self, u: Sequence[float], t_ns: int) -> None:
@@ -81,9 +92,13 @@ class SimBackend:
 
     def _integrate(self, t_from: int, t_to: int) -> None:
         t = t_from
-        u = self._u
+        held = self._u
+        u = held
+        dist = self.disturbance
         while t < t_to:
             dt = min(t_to - t, self._max_step_ns)
+            if dist is not None:
+                u = np.add(held, dist.at((t - self._t_start_ns) * 1e-9), out=self._disturbed)
             self.model.step(self.state, u, dt * 1e-9, self._next)
             self.state, self._next = self._next, self.state
             t += dt

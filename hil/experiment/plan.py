@@ -1,0 +1,85 @@
+"""The config's `experiment:` section against a plant: names checked, signals tabled.
+
+`check_experiment` refuses a state or input the plant does not have, naming the key and the
+names it has (the plant and the controller both call it, before anything runs).
+`reference_table` is the run's target as a function of time: the plant's equilibrium with
+each referenced state replaced by its signal. `disturbance_table` is what is added to each
+input; None when the experiment has none.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from hil.config import ConfigError, ExperimentConfig
+from hil.experiment.signals import KINDS, SignalTable
+
+
+def check_experiment(experiment: ExperimentConfig | None, plant: str,
+                     state_names: Sequence[str], input_names: Sequence[str]) -> None:
+    """ConfigError naming the first reference, disturbance or sensor key whose state or
+    input plant `plant` does not have, with the names it has."""
+    if experiment is None:
+        return
+    states, inputs = list(state_names), list(input_names)
+    for i, ref in enumerate(experiment.reference):
+        _known(f"experiment.reference[{i}].state", ref.state, states, "state", plant)
+    for i, dist in enumerate(experiment.disturbances):
+        _known(f"experiment.disturbances[{i}].input", dist.input, inputs, "input", plant)
+    sensors = experiment.sensors
+    for key in ("noise_std", "resolution", "counts_per_rev"):
+        for name in getattr(sensors, key):
+            _known(f"experiment.sensors.{key}.{name}", name, states, "state", plant)
+
+
+def _known(key: str, name: str, names: list[str], what: str, plant: str) -> None:
+    if name not in names:
+        raise ConfigError(f"{key}: {name!r} is not a{'n' if what == 'input' else ''} {what} "
+                          f"of plant {plant!r}; its {what}s: {', '.join(names)}")
+
+
+def reference_table(experiment: ExperimentConfig | None, state_names: Sequence[str],
+                    equilibrium: Sequence[float]) -> SignalTable:
+    """The run's target: the equilibrium with each referenced state replaced by its signal
+    (just the equilibrium without an experiment)."""
+    names = tuple(state_names)
+    base = np.asarray(equilibrium, dtype=np.float64)
+    rows = []
+    for ref in (experiment.reference if experiment is not None else ()):
+        i = names.index(ref.state)
+        eq = float(base[i])
+        rows.append((KINDS[ref.signal], i, _params(ref, eq)))
+    return SignalTable(names, base, False, rows)
+
+
+def disturbance_table(experiment: ExperimentConfig | None,
+                      input_names: Sequence[str]) -> SignalTable | None:
+    """What is added to each input (one row a disturbance), or None without any."""
+    if experiment is None or not experiment.disturbances:
+        return None
+    names = tuple(input_names)
+    rows = [(KINDS[d.signal], names.index(d.input), _params(d, 0.0))
+            for d in experiment.disturbances]
+    return SignalTable(names, np.zeros(len(names)), True, rows)
+
+
+def _params(signal: Any, rest: float) -> list[float]:
+    """A signal's row of parameters (hil/experiment/signals.py), `rest` standing in for an
+    initial value or offset it leaves to the plant's equilibrium."""
+    def given(v: float | None) -> float:
+        return rest if v is None else float(v)
+
+    kind = signal.signal
+    if kind == "pulse":
+        return [signal.at_s, signal.value, signal.duration_s]
+    if kind == "step":
+        return [signal.at_s, given(getattr(signal, "initial", None)), signal.value]
+    if kind == "ramp":
+        stop = math.nan if signal.value is None else float(signal.value)
+        return [signal.at_s, given(signal.initial), signal.slope_per_s, stop]
+    return [signal.at_s, given(getattr(signal, "offset", None)), signal.amplitude,
+            signal.frequency_hz, math.radians(signal.phase_deg)]

@@ -1,0 +1,144 @@
+"""report.json's `experiment` section: the run's reference and disturbances, and the control
+metrics of its plant recording (hil/experiment/metrics.py), and the gates that bound them.
+
+The plant process measures its own recording when the run ends (`experiment_section`):
+
+- per referenced state: its signal, its tracking error's IAE, ISE and ITAE from the signal's
+  `at_s` (the error is target - state, wrapped for a state that wraps), and for a step the
+  step metrics (rise and settling time, overshoot, peak, steady-state error) over the step's
+  window: from the step to the first disturbance after it, or to the run's end;
+- per input: the control effort (integral of u^2) and the peak |u| over the run.
+
+`metrics` flattens them as `<state>.<metric>` and `<input>.<metric>`, the names
+`gates.metrics` bounds (`metric_gates`: a critical gate `metrics.<name>` each, passed when
+|value| <= bound, so a signed steady-state error is bounded both ways; a name the run has
+not fails its gate naming the ones it has). `final_target` is the target at
+the run's end: the at_target gate judges the final state against it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hil.config import ExperimentConfig
+from hil.experiment import metrics as m
+from hil.experiment.plan import reference_table
+from hil.recording.recorder import Recording, RecordingError, read_recording
+from hil.reporting.scoring import gate
+
+FULL_TURN = 2.0 * math.pi
+
+
+def experiment_section(experiment: ExperimentConfig, plant: Mapping[str, Any],
+                       recording: str | Path | None, duration_s: float) -> dict[str, Any]:
+    """The section for a run of `experiment` on the plant described as `plant`, measured
+    from the plant recording at `recording` (None: recording was off, no metrics)."""
+    names = list(plant["state_names"])
+    table = reference_table(experiment, names, plant.get("equilibrium") or [0.0] * len(names))
+    section: dict[str, Any] = {
+        "reference": [r.model_dump(mode="json") for r in experiment.reference],
+        "disturbances": [d.model_dump(mode="json") for d in experiment.disturbances],
+        "sensors": experiment.sensors.model_dump(mode="json"),
+        "final_target": table.at(duration_s).tolist(),
+        "metrics": None, "states": {}, "inputs": {}}
+    if recording is None:
+        section["note"] = "record.enabled is false: no recording to measure"
+        return section
+    try:
+        rec = read_recording(recording)
+    except (OSError, RecordingError) as exc:
+        section["note"] = f"no metrics: cannot read {recording}: {exc}"
+        return section
+    if rec.rows < 2:
+        section["note"] = f"no metrics: the recording has {rec.rows} rows"
+        return section
+    section["states"] = _state_metrics(experiment, plant, rec, table.series(rec["sim_time_s"]))
+    section["inputs"] = {name: m.effort(rec["sim_time_s"], rec[name]) for name in rec.inputs}
+    section["metrics"] = flat_metrics(section)
+    return section
+
+
+def _state_metrics(experiment: ExperimentConfig, plant: Mapping[str, Any], rec: Recording,
+                   targets: np.ndarray) -> dict[str, Any]:
+    t = rec["sim_time_s"]
+    names = list(plant["state_names"])
+    wraps = set(plant.get("wraps") or ())
+    out: dict[str, Any] = {}
+    for ref in experiment.reference:
+        i = names.index(ref.state)
+        y = rec[ref.state]
+        error = targets[:, i] - y
+        if ref.state in wraps:
+            error = error - FULL_TURN * np.floor((error + math.pi) / FULL_TURN)
+        figures: dict[str, Any] = {"signal": ref.signal, "at_s": ref.at_s,
+                                   **m.tracking_errors(t, error, ref.at_s)}
+        if ref.signal == "step":
+            until = min((d.at_s for d in experiment.disturbances if d.at_s > ref.at_s),
+                        default=math.inf)
+            figures.update(m.step_metrics(t, y, ref.at_s, ref.value, until))
+            figures["window_end_s"] = None if math.isinf(until) else until
+        out[ref.state] = figures
+    return out
+
+
+_NOT_METRICS = ("signal", "at_s", "value", "initial", "final", "window_end_s")
+
+
+def flat_metrics(section: Mapping[str, Any]) -> dict[str, float | None]:
+    """`<state>.<metric>` and `<input>.<metric>` -> value (None: not measurable)."""
+    flat: dict[str, float | None] = {}
+    for group in ("states", "inputs"):
+        for name, figures in (section.get(group) or {}).items():
+            for key, value in figures.items():
+                if key not in _NOT_METRICS:
+                    finite = isinstance(value, float | int) and math.isfinite(value)
+                    flat[f"{name}.{key}"] = float(value) if finite else None
+    return flat
+
+
+def metric_gates(section: Mapping[str, Any] | None, bounds: Mapping[str, float]
+                 ) -> list[dict[str, Any]]:
+    """One gate `metrics.<name>` per bound: the metric at most its bound."""
+    metrics = (section or {}).get("metrics") or {}
+    gates = []
+    for name, bound in bounds.items():
+        value = metrics.get(name)
+        g = gate(f"metrics.{name}", value, bound, value is not None and abs(value) <= bound)
+        if name not in metrics:
+            have = ", ".join(sorted(metrics)) or "none (no experiment, or no recording)"
+            g["detail"] = f"the run has no metric {name!r}; its metrics: {have}"
+        elif value is None:
+            g["detail"] = f"{name} could not be measured in this run"
+        elif abs(value) > bound:
+            g["detail"] = f"{name} = {value:.4g} is beyond its bound {bound:g}"
+        gates.append(g)
+    return gates
+
+
+def disturbance_times(section: Mapping[str, Any] | None) -> list[tuple[str, float, float]]:
+    """(input, start s, end s) of each disturbance, for plots (end = start for a step or a
+    sine, which last to the end)."""
+    out = []
+    for d in (section or {}).get("disturbances") or []:
+        end = d["at_s"] + d["duration_s"] if d["signal"] == "pulse" else d["at_s"]
+        out.append((d["input"], float(d["at_s"]), float(end)))
+    return out
+
+
+def reference_series(section: Mapping[str, Any], plant: Mapping[str, Any],
+                     times_s: np.ndarray) -> dict[str, np.ndarray]:
+    """Each referenced state's target at `times_s`, for plots."""
+    experiment = ExperimentConfig.model_validate({"reference": section.get("reference") or []})
+    names = list(plant["state_names"])
+    table = reference_table(experiment, names, plant.get("equilibrium") or [0.0] * len(names))
+    series = table.series(times_s)
+    return {ref.state: series[:, names.index(ref.state)] for ref in experiment.reference}
+
+
+__all__ = ["disturbance_times", "experiment_section", "flat_metrics",
+           "metric_gates", "reference_series"]
