@@ -23,6 +23,7 @@ gate tripped, the steps run and the gate. `problem.evaluation_costs` weighs them
 
 from __future__ import annotations
 
+import inspect
 import math
 import threading
 from collections.abc import Callable, Sequence
@@ -334,10 +335,27 @@ def _advance_python(model: Any, x: np.ndarray, nxt: np.ndarray, u: np.ndarray,
         x[:] = nxt
 
 
-def law_inputs(law: Any, x: np.ndarray, t_s: float, m: int) -> np.ndarray:
-    """The law's inputs for `x` as m floats (NaN where it returned something else)."""
+def takes_target(law: Any) -> bool:
+    """Whether the law's compute needs the run's target too: compute(state, t, target)."""
     try:
-        u = np.asarray(law.compute(x.copy(), t_s), dtype=np.float64).reshape(-1)
+        inspect.signature(law.compute).bind(np.zeros(1), 0.0)
+    except TypeError:
+        return True
+    except ValueError:  # no signature to read (a compiled callable): the two-argument form
+        return False
+    return False
+
+
+def law_inputs(law: Any, x: np.ndarray, t_s: float, m: int, target: np.ndarray | None
+               ) -> np.ndarray:
+    """The law's inputs for `x` as m floats (NaN where it returned something else); the
+    target (the plant's equilibrium: a tuning has no references) to a law that takes it."""
+    try:
+        if target is None:
+            out = law.compute(x.copy(), t_s)
+        else:
+            out = law.compute(x.copy(), t_s, target.copy())
+        u = np.asarray(out, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError):
         return np.full(m, np.nan)
     return u if u.shape == (m,) else np.full(m, np.nan)
@@ -355,8 +373,9 @@ def simulate_python(law: Any, model: Any, x: np.ndarray, sc: Scenario, metrics: 
     reset = getattr(law, "reset", None)
     if reset is not None:
         reset()
+    target = f.states[S_TARGET] if takes_target(law) else None
     while k < sc.steps:
-        u = law_inputs(law, x, k * sc.dt_s, m)
+        u = law_inputs(law, x, k * sc.dt_s, m, target)
         gate = control_gate(u, f.inputs)
         if gate:
             break

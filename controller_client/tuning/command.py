@@ -96,7 +96,8 @@ def _settings_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any], 
         angle_limit_rad=getattr(config.safety.angle_limit_rad, mode),
         track_limit_m=config.safety.track_limit_m, mean_weight=t.mean_weight,
         search_path=search_path, plant_model=config.plant.model,
-        sanity_factor=config.safety.sanity_force_factor)
+        sanity_factor=config.safety.sanity_force_factor, plant_fmu=plant[4],
+        plant_fmu_outputs=plant[5])
     try:
         check_settings(settings)
     except TuningError as exc:
@@ -118,14 +119,14 @@ def _plant(config: Any, search_path: tuple[str, ...]) -> Any:
     """The plant spec of the config, its model built and checked as `hil run` does (a
     built-in, a lab's own "module:Class"); _Usage naming the problem."""
     from controller_client.tuning.plants import plant_model, plant_spec
-    from hil.config import ConfigError, build_plant_model
+    from hil.config import ConfigError, build_plant_model, fmu_path
 
     try:
         build_plant_model(config)
     except ConfigError as exc:
         raise _Usage(str(exc)) from None
     spec = plant_spec(config.plant.model, dict(config.plant.params), config.plant.substeps,
-                      search_path)
+                      search_path, fmu_path(config), config.plant.fmu_outputs)
     plant_model(spec)
     return spec
 
@@ -246,10 +247,8 @@ def connect_timeout(args: argparse.Namespace) -> float:
 
 def _evaluator(args: argparse.Namespace, settings: Any) -> Any:
     from controller_client.tuning.engine import LocalEvaluator
-    from controller_client.tuning.plants import plant_spec
 
-    plant = plant_spec(settings.plant_model, dict(settings.plant_params), settings.substeps,
-                       settings.search_path)
+    plant = settings.plant()
     workers = 1 if args.workers is None else args.workers
     if workers < 1:
         raise _Usage(f"--workers must be >= 1, got {workers}")
@@ -262,6 +261,40 @@ def _evaluator(args: argparse.Namespace, settings: Any) -> Any:
                              connect_timeout_s=connect_timeout(args))
     return LocalEvaluator(settings.controller, dict(settings.options), workers,
                           settings.search_path, plant)
+
+
+def python_estimate(problem: Any, processes: int) -> str:
+    """What a tuning simulated in Python will cost, from one evaluation timed here: the
+    steps per second of one process and the time of the whole budget on `processes`."""
+    import dataclasses
+
+    from controller_client.tuning.batch import M_STEPS, law_kernels, run_batch
+
+    sc, s = problem.train, problem.settings
+    one = dataclasses.replace(sc, draws=sc.draws[:1], plant_params=sc.plant_params[:1],
+                              starts=sc.starts[:1])
+    t0 = time.perf_counter()
+    steps_run = run_batch(problem.make_law, [problem.default_gains], one)[0, 0, 0, M_STEPS]
+    rate = max(steps_run, 1.0) / max(time.perf_counter() - t0, 1e-9)
+    evaluations = s.budget + 4  # and the defaults and the best on both draw streams
+    total = evaluations * s.draws * sc.starts.shape[0] * sc.steps
+    seconds = total / rate / max(processes, 1)
+    why = (f"{s.controller} has no compiled form" if law_kernels(problem.make_law(None)) is None
+           else f"the plant {s.plant_model} has no derivatives_kernel")
+    return (f"{why}: simulated in Python at {rate:,.0f} steps/s per process (measured on one "
+            f"evaluation here); {evaluations} evaluations x {s.draws} draws x "
+            f"{sc.starts.shape[0]} start(s) x up to {sc.steps} steps = {total:,} steps: about "
+            f"{_duration(seconds)} on {processes} process(es), less if candidates trip the "
+            f"gates early (--workers N spreads it over N processes, --scheduler over a "
+            f"cluster)")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def tune_command(args: argparse.Namespace) -> int:
@@ -316,6 +349,9 @@ def _optimise(settings: Any, evaluator: Any, history: list[Any], out_dir: Path, 
     from controller_client.tuning.outputs import checkpoint, summarise, write_checkpoint
 
     problem = Problem(settings, evaluator)
+    if not problem.compiled:
+        print(f"hil tune: {python_estimate(problem, evaluator.workers)}", file=sys.stderr,
+              flush=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     stop = {"requested": False}
 

@@ -29,7 +29,6 @@ from controller_client.tuning.plants import (
     packed_params,
     plant_facts,
     plant_model,
-    plant_spec,
 )
 from controller_client.tuning.problem import (
     HELD_OUT_STREAM,
@@ -153,7 +152,7 @@ class Problem:
         s = settings
         self.settings = s
         self.evaluator = evaluator
-        self.plant = plant_spec(s.plant_model, s.plant_params, s.substeps, s.search_path)
+        self.plant = s.plant()
         self.make_law = law_factory(s.controller, dict(s.options), 1.0 / s.rate_hz,
                                     s.search_path, self.plant)
         law = self.make_law(None)

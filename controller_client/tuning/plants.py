@@ -61,22 +61,26 @@ _DIP_INERTIAS = ("link1_inertia_kgm2", "link2_inertia_kgm2")
 _DIP_FRICTIONS = ("cart_friction_nspm", "joint1_friction_nmsprad", "joint2_friction_nmsprad")
 
 # The plant a law is tuned on: (plant.model, plant.params as sorted items, plant.substeps,
-# the folders searched first for a lab's plant). Plain and hashable: a Dask task carries it.
-PlantSpec = tuple[str, tuple[tuple[str, Any], ...], int, tuple[str, ...]]
+# the folders searched first for a lab's plant, the FMU file and its outputs read as the
+# state, for plant.model fmu). Plain and hashable: a Dask task carries it.
+PlantSpec = tuple[str, tuple[tuple[str, Any], ...], int, tuple[str, ...], str | None,
+                  tuple[str, ...] | None]
 
 
 def plant_spec(model: str, params: Mapping[str, Any], substeps: int,
-               search_path: Sequence[str] = ()) -> PlantSpec:
-    return model, tuple(sorted(params.items())), substeps, tuple(search_path)
+               search_path: Sequence[str] = (), fmu: str | None = None,
+               fmu_outputs: Sequence[str] | None = None) -> PlantSpec:
+    return (model, tuple(sorted(params.items())), substeps, tuple(search_path), fmu,
+            None if fmu_outputs is None else tuple(fmu_outputs))
 
 
 @functools.lru_cache(maxsize=64)
 def plant_model(spec: PlantSpec, params: tuple[tuple[str, Any], ...] | None = None) -> Any:
     """The model of `spec` (with `params` in place of its own: a draw), built once per
     process."""
-    name, own, substeps, search_path = spec
+    name, own, substeps, search_path, fmu, fmu_outputs = spec
     return create_model(name, dict(own if params is None else params), substeps=substeps,
-                        search_path=search_path)
+                        search_path=search_path, fmu=fmu, fmu_outputs=fmu_outputs)
 
 
 # --- how each kind of plant steps ---------------------------------------------------------
@@ -220,9 +224,10 @@ def nominal_params(spec: PlantSpec) -> dict[str, float]:
     if isinstance(model, PlantModel):
         return {k: float(v) for k, v in model.params.to_dict().items()}
     own = {k: v for k, v in dict(spec[1]).items() if _number(v)}
-    defaults = {name: p.default for name, p in
-                inspect.signature(type(model.instance).__init__).parameters.items()
-                if _number(p.default)}
+    instance = getattr(model, "instance", None)  # an FMU's parameters: plant.params only
+    defaults = {} if instance is None else {
+        name: p.default for name, p in inspect.signature(type(instance).__init__).parameters.items()
+        if _number(p.default)}
     return {k: float(v) for k, v in {**defaults, **own}.items()}
 
 

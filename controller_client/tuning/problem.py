@@ -38,6 +38,7 @@ from controller_client.tuning.batch import (
     M_POSITION,
     M_STEPS,
 )
+from controller_client.tuning.plants import PlantSpec, plant_spec
 from hil.dynamics.dip import DIPParams
 
 OPTIMIZERS = ("pso", "cma", "de")
@@ -81,12 +82,21 @@ class Settings:
     search_path: tuple[str, ...] = ()  # folders searched first for a "module:Class" law/plant
     plant_model: str = "dip"  # plant.model of the run config
     sanity_factor: float = 10.0  # safety.sanity_force_factor: an input beyond it trips
+    plant_fmu: str | None = None  # plant.fmu (resolved), for plant.model fmu
+    plant_fmu_outputs: tuple[str, ...] | None = None
+
+    def plant(self) -> PlantSpec:
+        """The spec of the plant tuned on (plants.PlantSpec)."""
+        return plant_spec(self.plant_model, self.plant_params, self.substeps, self.search_path,
+                          self.plant_fmu, self.plant_fmu_outputs)
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["lower"], d["upper"] = list(self.lower), list(self.upper)
         d["starts"] = [list(s) for s in self.starts]
         d["search_path"] = list(self.search_path)
+        if self.plant_fmu_outputs is not None:
+            d["plant_fmu_outputs"] = list(self.plant_fmu_outputs)
         return d
 
     @classmethod
@@ -95,6 +105,8 @@ class Settings:
         d["lower"], d["upper"] = tuple(d["lower"]), tuple(d["upper"])
         d["starts"] = tuple(tuple(s) for s in d["starts"])
         d["search_path"] = tuple(d.get("search_path", ()))
+        if d.get("plant_fmu_outputs") is not None:
+            d["plant_fmu_outputs"] = tuple(d["plant_fmu_outputs"])
         return cls(**d)
 
 
