@@ -223,7 +223,9 @@ static hil_rejection check_fields(hil_decoder *d, const msgpack_object *root, hi
     const msgpack_object *items = root->via.array.ptr;
     int kind = find_kind(&items[0]);
     if (kind < 0)
-        return reject(d, HIL_UNKNOWN_KIND, "unknown kind '%.32s'", items[0].via.str.ptr);
+        return reject(d, HIL_UNKNOWN_KIND, "unknown kind '%.*s'",
+                      (int)(items[0].via.str.size < 32 ? items[0].via.str.size : 32),
+                      items[0].via.str.ptr);
     const char *types = SCHEMA[kind].types;
     int n = (int)strlen(types), got = (int)root->via.array.size - 1;
     if (got != n)

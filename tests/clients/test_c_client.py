@@ -1,0 +1,238 @@
+"""libhil (clients/c), the C client library: built with the system gcc under strict warnings
+and under AddressSanitizer and UBSan; its codec against the golden vectors
+(docs/protocol-vectors.json); its schedule; and real closed loops: `hil run --controller-cmd`
+with the C LQR example against the real hil-plant, in lockstep (the sanitized build) and at
+1 kHz in real time with `hil gains` relayed to it and a second controller refused."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import NO_HTML, assert_passed_but_timing, free_endpoint
+
+from hil.link import operator
+
+ROOT = Path(__file__).resolve().parents[2]
+CLIENT = ROOT / "clients" / "c"
+VECTORS = json.loads((ROOT / "docs" / "protocol-vectors.json").read_text())
+HIL = [sys.executable, "-m", "hil.cli"]
+STRICT = "-Wall -Wextra -Werror -std=c99"
+# The kinds a controller sends (libhil encodes them); it sends every number of u and of the
+# gains as a float.
+SENT = {"hello", "control", "sync", "heartbeat", "clear", "bye", "gains_reply"}
+
+
+def _make(build: Path, *options: str) -> str:
+    done = subprocess.run(["make", "-C", str(CLIENT), f"BUILD={build}", *options, "all",
+                           "test-codec"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """(the build folder, make's output): library, example and codec test, once."""
+    folder = tmp_path_factory.mktemp("libhil") / "build"
+    return folder, _make(folder)
+
+
+@pytest.fixture(scope="module")
+def asan_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("libhil") / "asan"
+    _make(folder, "SANITIZE=1")
+    return folder
+
+
+def _codec(folder: Path, lines: list[str]) -> list[list[str]]:
+    done = subprocess.run([str(folder / "test_codec")], input="\n".join(lines) + "\n",
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    return [line.split("\t") for line in done.stdout.splitlines()]
+
+
+def _typed(value: Any) -> Any:
+    """A value with its exact types made comparable (an int never equals a float here; NaN
+    equals NaN)."""
+    if isinstance(value, list):
+        return [_typed(v) for v in value]
+    if isinstance(value, dict):
+        return [(k, _typed(v)) for k, v in value.items()]  # in order, as on the wire
+    if isinstance(value, float):
+        return ("float", "nan" if math.isnan(value) else value.hex())
+    return (type(value).__name__, value)
+
+
+def _golden_lines() -> list[str]:
+    return [f"decode {v['name']} {v['hex']}" for v in VECTORS["messages"] + VECTORS["rejects"]]
+
+
+def _expect_reencoded(vector: dict[str, Any]) -> bool:
+    fields = vector["fields"]
+    if vector["kind"] not in SENT:
+        return False
+    floats = [*fields.get("u", []), *fields.get("values", []), *fields.get("old", [])]
+    return all(isinstance(v, float) for v in floats)
+
+
+def test_library_example_and_codec_test_build_with_strict_warnings(build: tuple[Path, str]
+                                                                   ) -> None:
+    folder, output = build
+    compiles = [line for line in output.splitlines() if line.startswith("gcc ")]
+    assert len(compiles) >= 8 and all(STRICT in line for line in compiles), output
+    for name in ("libhil.a", "lqr_dip", "test_codec"):
+        assert (folder / name).stat().st_size > 0
+
+
+def test_codec_decodes_each_golden_message_to_its_fields_with_their_types(
+        build: tuple[Path, str]) -> None:
+    answers = {row[0]: row for row in _codec(build[0], _golden_lines())}
+    for vector in VECTORS["messages"]:
+        name, status, decoded, _ = answers[vector["name"]]
+        assert status == "ok", (name, decoded)
+        expected = [vector["kind"], *vector["fields"].values()]
+        assert _typed(json.loads(decoded)) == _typed(expected), name
+
+
+def test_codec_encodes_what_a_controller_sends_to_the_golden_bytes(build: tuple[Path, str]
+                                                                  ) -> None:
+    answers = {row[0]: row for row in _codec(build[0], _golden_lines())}
+    expected = [v for v in VECTORS["messages"] if _expect_reencoded(v)]
+    assert {v["kind"] for v in expected} == SENT  # every kind libhil sends is covered
+    for vector in expected:
+        assert answers[vector["name"]][3] == vector["hex"], vector["name"]
+
+
+def test_codec_rejects_each_golden_reject_with_its_code(build: tuple[Path, str]) -> None:
+    answers = {row[0]: row for row in _codec(build[0], _golden_lines())}
+    for vector in VECTORS["rejects"]:
+        name, status, code, _ = answers[vector["name"]]
+        assert (status, code) == ("reject", vector["code"]), (name, answers[name])
+
+
+def test_codec_under_sanitizers_answers_every_vector_as_the_plain_build(
+        build: tuple[Path, str], asan_build: Path) -> None:
+    lines = _golden_lines()
+    assert _codec(asan_build, lines) == _codec(build[0], lines)
+
+
+def test_schedule_skips_and_counts_the_cycles_an_overrun_passed(build: tuple[Path, str]
+                                                               ) -> None:
+    # t0 1000, period 100, as hil/runtime/schedule.py: done at 1050, the next tick is 1100;
+    # done at 1450, the 1200 and 1300 ticks are passed by a whole period (skipped) and 1400
+    # is run late; done at 1600, 1500 is skipped and 1600 is due.
+    [row] = _codec(build[0], ["rate 1000 100 1050 1450 1600"])
+    assert row == ["rate", "1100/0", "1400/2", "1600/1", ";3"]
+
+
+def test_the_example_gain_is_the_python_lqr_design_for_the_default_plant() -> None:
+    from controller_client.main import law_from_config
+    from hil.config import load_config
+
+    config = load_config(ROOT / "configs" / "default.yaml",
+                         {"controller.name": "lqr", "controller.gains": None})
+    designed = law_from_config(config).k.tolist()
+    text = (CLIENT / "examples" / "lqr_dip.c").read_text()
+    block = re.search(r"lqr state = \{\{([^}]*)\}", text)
+    assert block is not None, "the example's K initialiser"
+    pasted = [float(v) for v in block.group(1).split(",")]
+    assert pasted == pytest.approx(designed, rel=1e-12)
+
+
+def test_shared_memory_is_refused_with_the_fix_before_connecting(build: tuple[Path, str]
+                                                                ) -> None:
+    env = {**os.environ, "HIL_TRANSPORT": "shm", "HIL_ENDPOINT": free_endpoint()}
+    done = subprocess.run([str(build[0] / "lqr_dip")], env=env, capture_output=True,
+                          text=True, timeout=10)
+    assert done.returncode == 2
+    assert "shared memory from C is not implemented" in done.stderr
+    assert "run.transport zmq" in done.stderr
+
+
+def _hil_run(out: Path, program: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*HIL, "run", "--controller-cmd", str(program), "--out", str(out),
+                           "--endpoint", free_endpoint(), *options], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT)
+
+
+@pytest.mark.slow
+def test_sanitized_c_controller_balances_the_plant_in_lockstep(asan_build: Path,
+                                                               tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    done = _hil_run(out, asan_build / "lqr_dip", "--mode", "lockstep", "--duration", "1.5",
+                    "--set", "record.history_db=null")
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads((out / "report.json").read_text())
+    controller = json.loads((out / "controller.json").read_text())
+    plant = json.loads((out / "plant.json").read_text())
+    assert report["verdict"] == "PASS" and report["controller"] == "lqr_dip.c"
+    assert (out / "report.html").stat().st_size > 0
+    assert controller["exit_code"] == 0 and controller["end_reason"] == \
+        "plant ended the run: duration"
+    # Every state but the final one answered, each control applied, nothing rejected.
+    assert controller["controls_sent"] == plant["controls_applied"] == 1500
+    assert controller["states_dropped"] == 0 and plant["rejected_messages"] == 0
+    assert controller["latency_us"]["compute"]["count"] == 1500
+    assert report["gains"] == pytest.approx(controller["gains"]) and len(report["gains"]) == 6
+
+
+def _wait_for_gains(endpoint: str, timeout_s: float) -> operator.GainsAnswer:
+    """The controller's first answer to `hil gains` (before it attaches the plant says none
+    is attached)."""
+    give_up = time.monotonic() + timeout_s
+    while True:
+        try:
+            answer = operator.gains(endpoint, [], [], timeout_s=1.0)
+        except operator.NoAnswer:
+            answer = None
+        if answer is not None and answer.ok:
+            return answer
+        assert time.monotonic() < give_up, "the C controller never answered hil gains"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_c_controller_runs_1khz_realtime_with_gains_relayed_and_a_second_one_refused(
+        build: tuple[Path, str], tmp_path: Path) -> None:
+    folder, endpoint, out = build[0], free_endpoint(), tmp_path / "run"
+    run = subprocess.Popen([*HIL, "run", "--controller-cmd", str(folder / "lqr_dip"), "--out",
+                            str(out), "--endpoint", endpoint, "--duration", "3", *NO_HTML,
+                            "--set", "plant.watchdog_timeout_ms=250"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        current = _wait_for_gains(endpoint, 60)
+        assert current.names[:2] == ["k_x", "k_theta1"] and current.values[0] == \
+            pytest.approx(31.622776601682467)
+        applied = operator.gains(endpoint, ["k_x"], [30.0])
+        refused = operator.gains(endpoint, ["k_nope"], [1.0])
+        second = subprocess.run([str(folder / "lqr_dip")], capture_output=True, text=True,
+                                timeout=20, env={**os.environ, "HIL_ENDPOINT": endpoint,
+                                                 "HIL_OUT": str(tmp_path)})
+        stdout, stderr = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    report = json.loads((out / "report.json").read_text())
+    assert_passed_but_timing(report)  # balanced, gates passed; the timing gates are the machine's
+    assert run.returncode == (0 if report["verdict"] == "PASS" else 1), stdout + stderr
+    assert applied.ok and applied.values[0] == 30.0 and applied.old[0] == current.values[0]
+    assert not refused.ok and "no gain named 'k_nope'" in refused.detail
+    assert second.returncode == 4 and "already_attached" in second.stderr
+    assert json.loads((tmp_path / "controller.json").read_text())["exit_code"] == 4
+    assert report["mode"] == "realtime" and report["rate_hz"] == 1000
+    assert report["gains"][0] == 30.0
+    changes = report["gain_changes"]
+    assert [c["applied"] for c in changes] == [True, False]
+    assert changes[0]["new"][0] == 30.0 and changes[1]["new"] is None
+    controller = json.loads((out / "controller.json").read_text())
+    assert controller["controls_sent"] > 2500
+    assert report["counters"]["controller_overruns"] == controller["overruns"]
