@@ -74,6 +74,12 @@ hil_status hil_options_from_env(hil_options *o, char *err, size_t err_size)
     if ((text = getenv("HIL_RUN_ID")) && *text) o->run_id = text;
     if ((text = getenv("HIL_TRANSPORT")) && *text) o->transport = text;
     if ((text = getenv("HIL_MODE")) && *text) o->mode = text;
+    if ((text = getenv("HIL_KEYS_DIR")) && *text) {
+        snprintf(err, err_size, "HIL_KEYS_DIR=%s: the plant wants CURVE (security.curve), "
+                 "which libhil does not speak yet; run without security.curve, on loopback "
+                 "or a lab network you trust", text);
+        return HIL_ERR_USAGE;
+    }
     if (env_number("HIL_PHASE_OFFSET", 0, 0.85, &phase, err, err_size)
         || env_number("HIL_SPIN_US", 0, 10000, &spin, err, err_size)
         || env_number("HIL_CONNECT_TIMEOUT_S", 0.01, 3600, &connect_s, err, err_size)
