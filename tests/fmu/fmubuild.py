@@ -146,3 +146,17 @@ def build_all(folder: Path) -> SimpleNamespace:
 def fmus_fixture(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     """Paths of the session's FMUs (built on first use, in the session's temporary folder)."""
     return build_all(tmp_path_factory.getbasetemp() / "fmus")
+
+
+def build_example(folder: Path) -> Path:
+    """The example FMU configs/fmu-cartpole.yaml runs: the cart-pole, model exchange."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return pack(folder / "cartpole.fmu", GOOD, compile_binary(folder))
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 2:
+        sys.exit("usage: python tests/fmu/fmubuild.py FOLDER  (writes FOLDER/cartpole.fmu)")
+    print(build_example(Path(sys.argv[1])))

@@ -3,6 +3,8 @@ as for the built-in cart-pole) and refuses a co-simulation FMU, saying why."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -46,3 +48,15 @@ def test_lqr_refuses_a_co_simulation_fmu_saying_why(
                                           r"derivatives, so it cannot be trimmed or "
                                           r"linearised; export it for model exchange"):
         law_from_config(load_config(config))
+
+
+def test_the_shipped_example_config_runs_the_example_fmu(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    built = subprocess.run([sys.executable, str(root / "tests" / "fmu" / "fmubuild.py"),
+                            str(tmp_path)], capture_output=True, text=True, timeout=60,
+                           check=True)
+    assert built.stdout.strip() == str(tmp_path / "cartpole.fmu")
+    config = load_config(root / "configs" / "fmu-cartpole.yaml",
+                         {"plant.fmu": str(tmp_path / "cartpole.fmu")})
+    law = law_from_config(config)
+    assert law.k.shape == (4,) and law.describe()["equilibrium_input"] == [0.0]
