@@ -266,7 +266,8 @@ def _row(section: str, name: str, a: Any, b: Any, unit: str = "", **extra: Any
 
 def compare(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Two reports side by side: verdict and score, each gate, each latency figure, misses,
-    and each input's limits (by name: a run of another plant shows its own inputs).
+    each experiment metric (docs/experiments.md), and each input's limits (by name: a run of
+    another plant shows its own inputs).
 
     Each row is `{section, name, a, b, change, change_pct, unit}` (change = b - a when both
     are numbers, else None); gate rows add `a_passed`, `b_passed` and `threshold` (b's).
@@ -298,7 +299,16 @@ def compare(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[dict[str, Any]]:
     dl_a, dl_b = a.get("deadline") or {}, b.get("deadline") or {}
     for key in ("misses", "miss_ratio", "max_consecutive"):
         rows.append(_row("deadline", key, dl_a.get(key), dl_b.get(key)))
-    return rows + _input_rows(a, b)
+    return rows + _metric_rows(a, b) + _input_rows(a, b)
+
+
+def _metric_rows(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each experiment metric of either run (report.json `experiment.metrics`), side by
+    side: the step metrics, IAE/ISE/ITAE, effort of two laws on one exercise."""
+    met_a = ((a.get("experiment") or {}).get("metrics")) or {}
+    met_b = ((b.get("experiment") or {}).get("metrics")) or {}
+    return [_row("metric", name, met_a.get(name), met_b.get(name))
+            for name in [*met_a, *(n for n in met_b if n not in met_a)]]
 
 
 def _input_rows(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[dict[str, Any]]:

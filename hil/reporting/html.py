@@ -113,7 +113,8 @@ def write_html_report(run_dir: str | Path) -> Path:
                            run / "timing.png", "Loop timing over the run"))
         inputs = plant_inputs(report, plant)
         named = ", ".join(f"{tr.name} ({tr.unit})" for tr in inputs)
-        plots.append(_save(_trajectory_figure(plant, t_plant, inputs, changes),
+        plots.append(_save(_trajectory_figure(plant, t_plant, inputs, changes,
+                                              report.get("experiment")),
                            run / "trajectories.png", f"State and {named} trajectories"))
         if controller is not None and controller.rows:
             plots.append(_save(_stability_figure(plant, controller, t_plant, inputs, changes),
@@ -295,6 +296,9 @@ def _latency_figure(histograms: Mapping[str, Any]) -> Figure:
     return fig
 
 
+DISTURBANCE_COLOR = "tab:orange"
+
+
 def _mark_gain_changes(axes: Sequence[Any], times: Sequence[float]) -> None:
     """A vertical line at each gain change on every axis; one legend entry, on the first."""
     for ax in axes:
@@ -350,19 +354,26 @@ def _binned(t: np.ndarray, y: np.ndarray, window_s: float
 
 
 def _trajectory_figure(plant: Recording, t: np.ndarray, inputs: Sequence[InputTrace],
-                       changes: Sequence[float] = ()) -> Figure:
+                       changes: Sequence[float] = (),
+                       experiment: Mapping[str, Any] | None = None) -> Figure:
     """The states (angles and positions, then rates), then each input on an axis of its own
     (named, in its unit, its limits as grey dashed lines) over run time; gain changes as
-    purple lines."""
+    purple lines; an experiment's reference as a black dashed line beside its state and its
+    disturbances as orange spans (pulses) or lines (from their start on)."""
     state = plant.states
     rates = [n for n in state if n.endswith("_dot") or plant.units[n].endswith("/s")]
     groups = [[n for n in state if n not in rates], rates]
     groups = [g for g in groups if g]
     rows = len(groups) + len(inputs)
     fig, axes = _figure(rows, 2.4 * len(groups) + 1.9 * len(inputs))
+    references = _references(experiment, plant, t)
     for ax, group in zip(axes, groups, strict=False):
         for name in group:
             ax.plot(t, plant[name], lw=0.9, label=f"{name} ({plant.units[name]})")
+            if name in references:
+                ax.plot(t, references[name], lw=1.0, ls="--", color="black",
+                        label=f"{name} reference")
+    _mark_disturbances(axes, experiment)
     for ax, trace in zip(axes[len(groups):], inputs, strict=True):
         ax.plot(t, plant[trace.column], lw=0.8, color="tab:red",
                 label=f"{trace.name} ({trace.unit})")
@@ -376,6 +387,31 @@ def _trajectory_figure(plant: Recording, t: np.ndarray, inputs: Sequence[InputTr
         ax.legend(fontsize=8, loc="upper right", ncols=min(len(ax.get_lines()), 4))
     axes[-1].set_xlabel("run time (s)")
     return fig
+
+
+def _references(experiment: Mapping[str, Any] | None, plant: Recording, t: np.ndarray
+                ) -> dict[str, np.ndarray]:
+    if not experiment or not experiment.get("reference"):
+        return {}
+    from hil.reporting.experiment import reference_series
+
+    desc = {"state_names": list(plant.states),
+            "equilibrium": (plant.meta.get("plant") or {}).get("equilibrium")}
+    return reference_series(experiment, desc, t)
+
+
+def _mark_disturbances(axes: Sequence[Any], experiment: Mapping[str, Any] | None) -> None:
+    """Each disturbance on every axis: a span for a pulse, a line where a step or sine
+    starts; one legend entry each, on the first axis."""
+    from hil.reporting.experiment import disturbance_times
+
+    for name, start, end in disturbance_times(experiment):
+        for ax in axes:
+            label = f"disturbance on {name}" if ax is axes[0] else None
+            if end > start:
+                ax.axvspan(start, end, color=DISTURBANCE_COLOR, alpha=0.25, lw=0, label=label)
+            else:
+                ax.axvline(start, color=DISTURBANCE_COLOR, lw=1.2, ls=":", label=label)
 
 
 def _saturated(controller: Recording, inputs: Sequence[InputTrace]) -> np.ndarray | None:
@@ -518,6 +554,17 @@ def _gates_table(gates: Sequence[Mapping[str, Any]]) -> str:
                   classes)
 
 
+def _metrics_table(experiment: Mapping[str, Any]) -> str:
+    """One row per metric (report.json `experiment.metrics`: `x.rise_time_s` ...), or the
+    reason there are none."""
+    metrics = experiment.get("metrics")
+    if not metrics:
+        return f"<p>{html.escape(str(experiment.get('note') or 'no metrics'))}</p>"
+    rows = [[name.split(".", 1)[0], name.split(".", 1)[1], _fmt(value)]
+            for name, value in metrics.items()]
+    return _table(["state or input", "metric", "value"], rows)
+
+
 def _latency_table(latency: Mapping[str, Mapping[str, Any]]) -> str:
     keys = ("p50", "p90", "p99", "p999", "max", "count")
     rows = [[name, *(_fmt(p.get(k)) for k in keys)] for name, p in latency.items()]
@@ -596,8 +643,10 @@ def _page(report: Mapping[str, Any], plots: Sequence[tuple[str, str]], notes: Se
     if notes:
         parts.append('<h2>Notes</h2><div class="notes">'
                      + "<br>".join(html.escape(n) for n in notes) + "</div>")
-    parts += ["<h2>Gates</h2>", _gates_table(report.get("gates") or []),
-              "<h2>Latency</h2>", _latency_table(report.get("latency_us") or {})]
+    parts += ["<h2>Gates</h2>", _gates_table(report.get("gates") or [])]
+    if report.get("experiment"):
+        parts += ["<h2>Experiment metrics</h2>", _metrics_table(report["experiment"])]
+    parts += ["<h2>Latency</h2>", _latency_table(report.get("latency_us") or {})]
     if replay:
         parts.append(replay)
     if plots:

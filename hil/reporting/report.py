@@ -143,6 +143,21 @@ def _optional_sections(plant: dict[str, Any], controller: dict[str, Any]) -> dic
     return {key: value for key, value in sections.items() if value is not None}
 
 
+def _experiment_lines(section: dict[str, Any] | None) -> list[str]:
+    """The experiment's metrics, a line per state or input: `x: rise_time_s 0.41, ...`."""
+    if not section:
+        return []
+    if not section.get("metrics"):
+        return ["", f"experiment: {section.get('note') or 'no metrics'}"]
+    lines = ["", "experiment metrics"]
+    for group in ("states", "inputs"):
+        for name, figures in (section.get(group) or {}).items():
+            shown = [f"{k} {_fmt(v)}" for k, v in figures.items()
+                     if f"{name}.{k}" in section["metrics"]]
+            lines.append(f"  {name}: {', '.join(shown)}")
+    return lines
+
+
 def _fmt(v: Any) -> str:
     if v is None:
         return "-"
@@ -240,6 +255,7 @@ def summary_table(report: dict[str, Any]) -> str:
         vs = f"{v:.4g}" if isinstance(v, float) else str(v)
         lines.append(f"{g['name']:<{width}}{vs:>14}{g['threshold']!s:>12}  {_result(g)}")
     lines += [f"{g['name']}: {g['detail']}" for g in report["gates"] if g.get("detail")]
+    lines += _experiment_lines(report.get("experiment"))
     fs = ", ".join("non-finite" if x is None else f"{x:+.4f}" for x in report["final_state"])
     lines += ["", f"final state: [{fs}]",
               f"verdict: {report['verdict']}  (score {_fmt(report.get('score'))})"]
