@@ -44,6 +44,8 @@ class Spec:
     guid: str = GUID
     fmi_version: str = "2.0"
     event_indicators: int = 0
+    sources: bool = False  # list sources/cartpole.c (packed with the sources)
+    source_text: str | None = None  # what sources/cartpole.c holds (None: the real one)
     extra: list[str] = field(default_factory=list)
 
 
@@ -76,7 +78,9 @@ def model_description(spec: Spec) -> str:
     derivatives = "".join(f'<Unknown index="{i}"/>' for i in (5, 6, 7, 8))
     interface = (f'<{spec.kind} modelIdentifier="{IDENTIFIER}"'
                  + (' canHandleVariableCommunicationStepSize="true"'
-                    if spec.kind == "CoSimulation" else "") + "/>")
+                    if spec.kind == "CoSimulation" else "")
+                 + (f'><SourceFiles><File name="{SOURCE.name}"/></SourceFiles></{spec.kind}>'
+                    if spec.sources else "/>"))
     units = sorted({u for _, u in STATES} | {u for *_, u, _ in PARAMETERS}
                    | {i[2] for i in spec.inputs} | {"J"})
     unit_rows = "".join(f"<Unit name={quoteattr(u)}/>" for u in units)
@@ -108,6 +112,9 @@ def pack(path: Path, spec: Spec, binary: Path | None, platform: str = "linux64",
         archive.writestr("modelDescription.xml", model_description(spec))
         if binary is not None:
             archive.write(binary, f"binaries/{platform}/{IDENTIFIER}{suffix}")
+        if spec.sources:
+            archive.writestr(f"sources/{SOURCE.name}", SOURCE.read_text()
+                             if spec.source_text is None else spec.source_text)
     return path
 
 
@@ -117,6 +124,8 @@ BROKEN = {
     "input_without_limits": replace(GOOD, inputs=(("F", 8, "N", None, 20.0),)),
     "wrong_guid": replace(GOOD, guid="{not-this-binary}"),
     "events": replace(GOOD, event_indicators=2),
+    "sources_that_do_not_build": replace(GOOD, sources=True,
+                                         source_text="this is not C;\n"),
 }
 
 
@@ -131,10 +140,11 @@ def build_all(folder: Path) -> SimpleNamespace:
         "two_inputs": pack(folder / "two_inputs.fmu", replace(GOOD, inputs=(FORCE, TORQUE)),
                            binary),
         "no_binary": pack(folder / "no_binary.fmu", GOOD, None),
+        "sources_only": pack(folder / "sources_only.fmu", replace(GOOD, sources=True), None),
         "windows_only": pack(folder / "windows_only.fmu", GOOD, binary, platform="win64",
                              suffix=".dll"),
     }
-    paths.update({name: pack(folder / f"{name}.fmu", spec, binary)
+    paths.update({name: pack(folder / f"{name}.fmu", spec, None if spec.sources else binary)
                   for name, spec in BROKEN.items()})
     not_a_zip = folder / "not_a_zip.fmu"
     not_a_zip.write_text("<fmiModelDescription/>\n")

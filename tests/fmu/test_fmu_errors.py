@@ -32,6 +32,8 @@ REFUSALS = {
     "wrong_guid": r"cartpole failed to instantiate .*its log: \[Error\] GUID "
                   r"\{not-this-binary\} does not match this binary's \{hil-cartpole-1\}",
     "events": r"has 2 event indicators; .* does not handle events",
+    "sources_that_do_not_build": r"has no binary for linux64, and building one from its "
+                                 r"sources failed \(.*cmake --build .*\): .*error",
 }
 
 

@@ -52,6 +52,14 @@ def test_a_model_exchange_fmu_follows_the_builtin_cartpole_to_rounding(
     np.testing.assert_allclose(ours, builtin, rtol=0, atol=1e-9)
 
 
+def test_an_fmu_with_sources_and_no_binary_is_built_for_this_platform(
+        tmp_path: Path, fmus: SimpleNamespace) -> None:
+    model = fmu_model(tmp_path, fmus.sources_only)
+    us = inputs(500)
+    np.testing.assert_allclose(trajectory(model, [0.0, 0.1, 0.0, 0.0], us),
+                               trajectory(CartPoleModel(), [0.0, 0.1, 0.0, 0.0], us), atol=1e-9)
+
+
 def test_a_co_simulation_fmu_steps_with_the_same_rk4_substeps(
         tmp_path: Path, fmus: SimpleNamespace) -> None:
     model = fmu_model(tmp_path, fmus.cs, fmu_outputs=STATES, substeps=4,

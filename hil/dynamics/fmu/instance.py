@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import shutil
+import subprocess
+import sys
 import tempfile
 import weakref
 from collections.abc import Mapping
@@ -58,13 +60,32 @@ def _binary(md: Any, plan: FmuPlan, unzipdir: Path) -> None:
                        f"{plan.model_identifier}.so) and no sources to build one; it has "
                        f"binaries for {', '.join(found) or 'no platform'}. Export it for "
                        f"{fmpy.platform}, or with its C sources (docs/fmu.md)")
-    try:
-        from fmpy.build import build_platform_binary  # type: ignore[import-untyped]
+    _build_from_sources(md, unzipdir)
 
-        build_platform_binary(unzipdir)
-    except Exception as exc:
-        raise FmuError(f"{KEY}: {md.modelName} has no binary for {fmpy.platform}, and building "
-                       f"one from its sources failed: {exc}") from None
+
+def _build_from_sources(md: Any, unzipdir: Path) -> None:
+    """The binary for this platform from the FMU's C sources, with CMake (fmpy's project);
+    FmuError with the build's last output lines if it fails."""
+    import fmpy
+    from fmpy.build import create_cmake_settings  # type: ignore[import-untyped]
+
+    cmake = shutil.which("cmake") or str(Path(sys.executable).with_name("cmake"))
+    with tempfile.TemporaryDirectory(prefix="hil-fmu-build-") as build:
+        try:
+            create_cmake_settings(unzipdir, build)
+        except Exception as exc:
+            raise FmuError(f"{KEY}: {md.modelName} has no binary for {fmpy.platform} and its "
+                           f"sources cannot be built: {exc}") from None
+        source = str(Path(fmpy.__file__).parent / "c-code")
+        for command in ([cmake, "-S", source, "-B", build],
+                        [cmake, "--build", build, "--target", "install", "--config", "Release"]):
+            done = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                                  check=False)
+            if done.returncode != 0:
+                tail = " | ".join((done.stdout + done.stderr).strip().splitlines()[-8:])
+                raise FmuError(f"{KEY}: {md.modelName} has no binary for {fmpy.platform}, and "
+                               f"building one from its sources failed ({' '.join(command)}): "
+                               f"{tail}")
 
 
 def _callbacks(log: FmuLog) -> Any:
