@@ -87,6 +87,7 @@ class KernelLaw:
         self._initial_mem(self._mem0)
         self._mem = self._mem0.copy()
         self._scratch = np.zeros((SCRATCH_ROWS, 6))
+        self._shifted = np.zeros(6)  # the state relative to the target (compute)
         self._kernel = type(self).kernel
 
     # --- subclass hooks ----------------------------------------------------------------------
@@ -117,9 +118,21 @@ class KernelLaw:
         """Forget the run: integrators and adapted gains back to their initial values."""
         self._mem[:] = self._mem0
 
-    def compute(self, state: np.ndarray, t: float) -> float:
+    def compute(self, state: np.ndarray, t: float, target: np.ndarray | None = None
+                ) -> float:
         """Force (N, saturated at max_force_n) for `state`; `t` (s) is not used: the laws
-        integrate with their fixed `dt_s`, so lockstep and realtime runs agree."""
+        integrate with their fixed `dt_s`, so lockstep and realtime runs agree.
+
+        With the run's `target` (docs/experiments.md) the cart tracks its position and speed:
+        the law sees x - x_target and x_dot - x_dot_target (the pendulum's dynamics do not
+        depend on where the cart is, so the shift is exact); the angles stay upright, whatever
+        the target says of them."""
+        if target is not None:
+            shifted = self._shifted
+            shifted[:] = state
+            shifted[0] -= target[0]
+            shifted[3] -= target[3]
+            state = shifted
         return self._kernel(state, self._mem, self._g, self._o, self._p, self._scratch)
 
     @property

@@ -62,3 +62,23 @@ def test_lqr_tracks_the_target_and_is_unchanged_at_the_equilibrium(plant: str) -
         want = np.clip(u_eq - k @ (x - target), -model.max_force_n, model.max_force_n)
         assert law.compute(x, 0.0, target) == pytest.approx(float(want[0]), rel=1e-12,
                                                              abs=1e-12)
+
+
+@pytest.mark.parametrize("name", ["classical_smc", "sta_smc", "adaptive_smc",
+                                  "hybrid_adaptive_sta_smc"])
+def test_the_sliding_mode_laws_see_the_cart_relative_to_its_target(name: str) -> None:
+    model = create_model("dip", {})
+
+    def law():
+        return create_controller(name, None, dt_s=0.001, max_force_n=150.0,
+                                 plant=model.describe(), model=model, options={})
+
+    x = np.array([0.1, 0.05, -0.02, 0.3, 0.1, 0.0])
+    target = np.array([0.4, 0.2, -0.1, 0.05, 0.0, 0.0])  # angle targets are not followed
+    shifted = x - np.array([0.4, 0.0, 0.0, 0.05, 0.0, 0.0])
+    a, b, c, d = law(), law(), law(), law()
+    for _ in range(5):  # the integrating laws keep their memory across steps alike
+        assert a.compute(x, 0.0, target) == b.compute(shifted, 0.0)
+        assert c.compute(x, 0.0, np.zeros(6)) == d.compute(x, 0.0)  # as before at 0
+    assert a.compute(x, 0.0, target) != d.compute(x, 0.0)
+    assert takes_target(a)
