@@ -18,7 +18,10 @@ import fmpy
 import pytest
 
 SOURCE = Path(__file__).parent / "c" / "cartpole.c"
+SOURCE3 = SOURCE.with_name("cartpole3.c")
+MODEL_HEADER = SOURCE.with_name("cartpole_model.h")
 IDENTIFIER = "cartpole"
+IDENTIFIER3 = "cartpole3"
 GUID = "{hil-cartpole-1}"
 HEADERS = Path(fmpy.__file__).parent / "c-code"
 
@@ -96,11 +99,60 @@ def model_description(spec: Spec) -> str:
         *spec.extra, "</fmiModelDescription>", ""])
 
 
-def compile_binary(out_dir: Path) -> Path:
-    """tests/fmu/c/cartpole.c as a shared library in `out_dir`."""
+def model_description3(spec: Spec) -> str:
+    """The FMI 3.0 XML for `spec` (value references as in model_description)."""
+    def float64(name: str, vr: int, causality: str, extra: str,
+                variability: str = "continuous") -> str:
+        return (f'    <Float64 name={quoteattr(name)} valueReference="{vr}" '
+                f'causality="{causality}" variability="{variability}"{extra}/>')
+
+    rows = [float64(n, i, "output", f' unit="{u}"') for i, (n, u) in enumerate(STATES)]
+    rows.append(float64("time", 11, "independent", ' unit="s"'))
+    rows += [float64(f"der({n})", 4 + i, "local", f' derivative="{i}"')
+             for i, (n, _) in enumerate(STATES)]
+    rows += [float64(n, vr, "input", f' unit="{u}" start="0"{_limits(lo, hi)}')
+             for n, vr, u, lo, hi in spec.inputs]
+    rows.append(float64("energy_J", 10, "output", ' unit="J"'))
+    rows += [float64(n, 20 + i, "parameter", f' unit="{u}" start="{v!r}" initial="exact"',
+                     "fixed") for i, (n, u, v) in enumerate(PARAMETERS)]
+    units = sorted({u for _, u in STATES} | {u for *_, u, _ in PARAMETERS}
+                   | {i[2] for i in spec.inputs} | {"J"})
+    structure = "".join(f'<Output valueReference="{vr}"/>' for vr in (0, 1, 2, 3, 10)) + \
+        "".join(f'<ContinuousStateDerivative valueReference="{vr}"/>' for vr in (4, 5, 6, 7)) \
+        + "".join('<EventIndicator valueReference="0"/>' for _ in range(spec.event_indicators))
+    return "\n".join([
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        f'<fmiModelDescription fmiVersion="3.0" modelName="cartpole" '
+        f'instantiationToken="{spec.guid}">',
+        f'  <{spec.kind} modelIdentifier="{IDENTIFIER3}"'
+        + (' canHandleVariableCommunicationStepSize="true"'
+           if spec.kind == "CoSimulation" else "") + "/>",
+        "  <UnitDefinitions>" + "".join(f"<Unit name={quoteattr(u)}/>" for u in units)
+        + "</UnitDefinitions>",
+        "  <ModelVariables>", *rows, "  </ModelVariables>",
+        f"  <ModelStructure>{structure}</ModelStructure>", "</fmiModelDescription>", ""])
+
+
+def compile_binary(out_dir: Path, fmi_version: str = "2.0") -> Path:
+    """tests/fmu/c/cartpole.c (FMI 2) or cartpole3.c (FMI 3, with stubs for the FMI 3
+    functions it leaves out, which fmpy looks up) as a shared library in `out_dir`."""
+    import re
+
+    import fmpy.fmi3
+
+    sources = [SOURCE]
     binary = out_dir / f"{IDENTIFIER}.so"
+    if fmi_version == "3.0":
+        binary = out_dir / f"{IDENTIFIER3}.so"
+        defined = set(re.findall(r"\b(fmi3\w+)\(", SOURCE3.read_text()))
+        wanted = {n for c in (fmpy.fmi3.FMU3Model, fmpy.fmi3.FMU3Slave) for n in dir(c)
+                  if n.startswith("fmi3")}
+        stubs = out_dir / "fmi3stubs.c"
+        stubs.write_text("".join(f"int {n}(void) {{ return 3; }}\n"
+                                 for n in sorted(wanted - defined)))
+        sources = [SOURCE3, stubs]
     subprocess.run(["gcc", "-std=c99", "-O2", "-shared", "-fPIC", "-Wall", "-Werror",
-                    f"-I{HEADERS}", str(SOURCE), "-o", str(binary), "-lm"], check=True)
+                    f"-I{HEADERS}", *map(str, sources), "-o", str(binary), "-lm"], check=True)
     return binary
 
 
@@ -109,12 +161,14 @@ def pack(path: Path, spec: Spec, binary: Path | None, platform: str = "linux64",
     """An FMU at `path`: the modelDescription of `spec` and `binary` for `platform` (None:
     no binary at all; none of them has sources)."""
     with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("modelDescription.xml", model_description(spec))
+        archive.writestr("modelDescription.xml", model_description3(spec)
+                         if spec.fmi_version == "3.0" else model_description(spec))
         if binary is not None:
-            archive.write(binary, f"binaries/{platform}/{IDENTIFIER}{suffix}")
+            archive.write(binary, f"binaries/{platform}/{binary.stem}{suffix}")
         if spec.sources:
             archive.writestr(f"sources/{SOURCE.name}", SOURCE.read_text()
                              if spec.source_text is None else spec.source_text)
+            archive.write(MODEL_HEADER, f"sources/{MODEL_HEADER.name}")
     return path
 
 
@@ -131,7 +185,8 @@ BROKEN = {
 
 @functools.cache
 def build_all(folder: Path) -> SimpleNamespace:
-    """Every FMU of the tests in `folder`: me, cs, two_inputs, and the broken ones."""
+    """Every FMU of the tests in `folder`: me, cs, two_inputs, me3 and cs3 (FMI 3.0), and
+    the broken ones."""
     folder.mkdir(parents=True, exist_ok=True)
     binary = compile_binary(folder)
     paths = {
@@ -146,6 +201,13 @@ def build_all(folder: Path) -> SimpleNamespace:
     }
     paths.update({name: pack(folder / f"{name}.fmu", spec, None if spec.sources else binary)
                   for name, spec in BROKEN.items()})
+    binary3 = compile_binary(folder, "3.0")
+    fmi3 = replace(GOOD, fmi_version="3.0")
+    paths.update({name: pack(folder / f"{name}.fmu", spec, binary3, platform="x86_64-linux")
+                  for name, spec in {
+                      "me3": fmi3, "cs3": replace(fmi3, kind="CoSimulation"),
+                      "wrong_token3": replace(fmi3, guid="{not-this-binary}"),
+                      "events3": replace(fmi3, event_indicators=1)}.items()})
     not_a_zip = folder / "not_a_zip.fmu"
     not_a_zip.write_text("<fmiModelDescription/>\n")
     paths["not_a_zip"] = not_a_zip

@@ -32,6 +32,9 @@ REFUSALS = {
     "wrong_guid": r"cartpole failed to instantiate .*its log: \[Error\] GUID "
                   r"\{not-this-binary\} does not match this binary's \{hil-cartpole-1\}",
     "events": r"has 2 event indicators; .* does not handle events",
+    "wrong_token3": r"cartpole failed to instantiate \(fmi3Instantiate: .*its log: \[Error\] "
+                    r"instantiationToken \{not-this-binary\} does not match",
+    "events3": r"has 1 event indicators; .* does not handle events",
     "sources_that_do_not_build": r"has no binary for linux64, and building one from its "
                                  r"sources failed \(.*cmake --build .*\): .*error",
 }
@@ -50,6 +53,9 @@ def test_an_fmu_that_fails_to_initialise_is_refused_with_its_log(
                                           r".*its log: \[Error\] pole_com_m = 0\.6 must be in "
                                           r"\(0, pole_length_m = 0\.5\]"):
         fmu_model(tmp_path, fmus.me, params={"pole_com_m": 0.6})
+    with pytest.raises(ConfigError, match=r"failed to initialise: fmi3ExitInitializationMode"
+                                          r".*its log: \[Error\] pole_com_m = 0\.6"):
+        fmu_model(tmp_path / "3", fmus.me3, params={"pole_com_m": 0.6})
 
 
 def test_config_mistakes_name_the_key(tmp_path: Path, fmus: SimpleNamespace) -> None:

@@ -60,6 +60,24 @@ def test_an_fmu_with_sources_and_no_binary_is_built_for_this_platform(
                                trajectory(CartPoleModel(), [0.0, 0.1, 0.0, 0.0], us), atol=1e-9)
 
 
+@pytest.mark.parametrize("name", ["me3", "cs3"])
+def test_an_fmi3_fmu_follows_the_builtin_cartpole_to_rounding(
+        tmp_path: Path, fmus: SimpleNamespace, name: str) -> None:
+    cs = name == "cs3"
+    model = fmu_model(tmp_path, getattr(fmus, name), params={"theta0": 0.1},
+                      **({"fmu_outputs": STATES} if cs else {}))
+    assert (model.kind, model.describe()["fmi_version"]) == (
+        "co_simulation" if cs else "model_exchange", 3)
+    us = inputs(2000)
+    np.testing.assert_allclose(trajectory(model, [0.0, 0.1, 0.0, 0.0], us),
+                               trajectory(CartPoleModel(), [0.0, 0.1, 0.0, 0.0], us),
+                               rtol=0, atol=1e-9)
+    if not cs:  # linearisable through its derivatives, as an FMI 2 FMU
+        np.testing.assert_allclose(model.derivatives([0.0, 0.2, 0.1, -0.3], [3.0]),
+                                   CartPoleModel.derivatives_at([0.0, 0.2, 0.1, -0.3], 3.0),
+                                   rtol=1e-12)
+
+
 def test_a_co_simulation_fmu_steps_with_the_same_rk4_substeps(
         tmp_path: Path, fmus: SimpleNamespace) -> None:
     model = fmu_model(tmp_path, fmus.cs, fmu_outputs=STATES, substeps=4,
@@ -144,6 +162,17 @@ def test_a_failing_call_in_a_step_names_the_call_the_time_and_the_fmus_log(
         for _ in range(1000):
             model.step(x, np.zeros(1), DT_S, out)
             x, out = out, x
+
+
+def test_an_fmi3_do_step_failure_names_the_call_the_time_and_the_log(
+        tmp_path: Path, fmus: SimpleNamespace) -> None:
+    model = fmu_model(tmp_path, fmus.cs3, params={"fail_at_s": 0.1}, fmu_outputs=STATES,
+                      initial_state=[0.0, 0.0, 0.0, 0.0])
+    x, out = np.zeros(4), np.empty(4)
+    with pytest.raises(FmuStepError, match=r"fmi3DoStep returned fmi3Error at t = 0\.1 s; its "
+                                           r"log: \[Error\] fmi3DoStep: the cart left"):
+        for _ in range(200):
+            model.step(x, np.zeros(1), DT_S, out)
 
 
 def test_operator_commands_do_not_import_fmpy() -> None:

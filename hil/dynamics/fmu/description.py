@@ -1,11 +1,14 @@
-"""What a plant is, read from an FMU's modelDescription.xml (FMI 2.0): the mapping rules.
+"""What a plant is, read from an FMU's modelDescription.xml (FMI 2.0 or 3.0): the mapping
+rules.
 
-- Inputs: the variables of causality `input` and type Real, in the order they are declared,
-  with their units and their `min`/`max` as the limits (1 .. MAX_INPUTS; each must have both).
+- Inputs: the variables of causality `input` and type Real (FMI 3: Float64), in the order
+  they are declared, with their units and their `min`/`max` as the limits (1 .. MAX_INPUTS;
+  each must have both).
 - States: for model exchange the continuous states (the variables whose derivatives the
   ModelStructure lists), in that order; for co-simulation the outputs (type Real), all in
   declared order, or those `plant.fmu_outputs` names, in its order.
-- Parameters: the variables of causality `parameter` (Real, Integer or Boolean), set from
+- Parameters: the variables of causality `parameter` (Real, Integer or Boolean; FMI 3:
+  Float64, Int32 or Boolean), set from
   `plant.params` by name before initialisation.
 - Units: a variable's own unit, else its declared type's, else "1" (dimensionless).
 
@@ -24,7 +27,8 @@ from hil.dynamics.inputs import MAX_INPUTS, MAX_STATES, Inputs, InputsError
 from hil.dynamics.plugins import PluginError
 
 KEY = "plant.fmu"
-PARAMETER_TYPES = ("Real", "Integer", "Boolean")
+PARAMETER_TYPES = ("Real", "Integer", "Boolean", "Float64", "Int32")
+VERSIONS = {"2.0": 2, "3.0": 3}
 
 
 class FmuError(PluginError):
@@ -45,6 +49,7 @@ class FmuPlan:
     """Everything the runtime needs from the modelDescription, in plain types."""
 
     kind: str  # "model_exchange" or "co_simulation"
+    fmi_version: int  # 2 or 3
     model_name: str
     model_identifier: str
     guid: str
@@ -142,10 +147,11 @@ def _parameters(md: Any) -> dict[str, Parameter]:
 
 def read_plan(md: Any, outputs: list[str] | None) -> FmuPlan:
     """The plan of the fmpy ModelDescription `md`; FmuError naming what cannot be run."""
-    if md.fmiVersion != "2.0":
+    if md.fmiVersion not in VERSIONS:
         raise FmuError(f"{KEY}: {md.modelName} is FMI {md.fmiVersion}; the runtime runs FMI "
-                       f"2.0 FMUs: export for FMI 2.0 (OpenModelica: --fmiVersion=2.0; "
-                       f"Simulink: FMU Export, FMI version 2.0)")
+                       f"2.0 and 3.0 FMUs: export for one of them (OpenModelica: "
+                       f"buildModelFMU(..., version=\"2.0\"); Simulink: exportToFMU(..., "
+                       f"'FMIVersion', '2.0'))")
     interface = md.modelExchange if md.modelExchange is not None else md.coSimulation
     if interface is None:
         raise FmuError(f"{KEY}: {md.modelName} declares neither ModelExchange nor "
@@ -162,7 +168,8 @@ def read_plan(md: Any, outputs: list[str] | None) -> FmuPlan:
                        + ("" if me else ": choose some with plant.fmu_outputs"))
     inputs, input_refs = _inputs(md)
     return FmuPlan(
-        kind="model_exchange" if me else "co_simulation", model_name=str(md.modelName),
+        kind="model_exchange" if me else "co_simulation", fmi_version=VERSIONS[md.fmiVersion],
+        model_name=str(md.modelName),
         model_identifier=str(interface.modelIdentifier), guid=str(md.guid), inputs=inputs,
         input_refs=input_refs, state_names=tuple(s.name for s in states),
         state_units=tuple(unit_of(s) for s in states),

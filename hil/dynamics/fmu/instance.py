@@ -36,6 +36,11 @@ class FmuLog:
 
     def __call__(self, env: Any, name: bytes, status: int, category: bytes,
                  message: bytes) -> None:
+        """FMI 2's logger (the message formatted by fmpy's proxy)."""
+        self.fmi3(env, status, category, message)
+
+    def fmi3(self, env: Any, status: int, category: bytes, message: bytes) -> None:
+        """FMI 3's logMessage."""
         label = ("OK", "Warning", "Discard", "Error", "Fatal", "Pending")[status] \
             if 0 <= status <= 5 else str(status)
         self.lines.append(f"[{label}] {message.decode('utf-8', 'replace')}")
@@ -109,13 +114,15 @@ def _callbacks(log: FmuLog) -> Any:
 def _set_parameter(fmu: Any, name: str, parameter: Parameter, value: Any) -> None:
     kind = parameter.type
     ok = (isinstance(value, bool) if kind == "Boolean" else
-          isinstance(value, int) and not isinstance(value, bool) if kind == "Integer" else
+          isinstance(value, int) and not isinstance(value, bool) if kind in ("Integer", "Int32")
+          else
           isinstance(value, (int, float)) and not isinstance(value, bool))
     if not ok:
         raise FmuError(f"plant.params: {name} is a parameter of type {kind} of the FMU, got "
                        f"{value!r}")
-    setter = {"Real": fmu.setReal, "Integer": fmu.setInteger, "Boolean": fmu.setBoolean}[kind]
-    setter([parameter.value_reference], [value])
+    setter = {"Real": "setReal", "Integer": "setInteger", "Boolean": "setBoolean",
+              "Float64": "setFloat64", "Int32": "setInt32"}[kind]
+    getattr(fmu, setter)([parameter.value_reference], [value])
 
 
 def _set_parameters(fmu: Any, plan: FmuPlan, params: Mapping[str, Any], log: FmuLog) -> None:
@@ -135,17 +142,23 @@ def _set_parameters(fmu: Any, plan: FmuPlan, params: Mapping[str, Any], log: Fmu
 
 
 def _initialise(fmu: Any, plan: FmuPlan, log: FmuLog) -> None:
-    step = "fmi2SetupExperiment"
+    prefix = f"fmi{plan.fmi_version}"
+    step = f"{prefix}EnterInitializationMode"
     try:
-        fmu.setupExperiment(startTime=0.0)
-        step = "fmi2EnterInitializationMode"
-        fmu.enterInitializationMode()
-        step = "fmi2ExitInitializationMode"
+        if plan.fmi_version == 2:
+            step = "fmi2SetupExperiment"
+            fmu.setupExperiment(startTime=0.0)
+            step = "fmi2EnterInitializationMode"
+            fmu.enterInitializationMode()
+        else:
+            fmu.enterInitializationMode(startTime=0.0)
+        step = f"{prefix}ExitInitializationMode"
         fmu.exitInitializationMode()
         if plan.kind == "model_exchange":
-            step = "fmi2NewDiscreteStates"
+            step = "fmi2NewDiscreteStates" if plan.fmi_version == 2 else \
+                "fmi3UpdateDiscreteStates"
             _settle_events(fmu, plan)
-            step = "fmi2EnterContinuousTimeMode"
+            step = f"{prefix}EnterContinuousTimeMode"
             fmu.enterContinuousTimeMode()
     except FmuError:
         raise
@@ -156,8 +169,9 @@ def _initialise(fmu: Any, plan: FmuPlan, log: FmuLog) -> None:
 
 
 def _settle_events(fmu: Any, plan: FmuPlan) -> None:
+    settle = fmu.newDiscreteStates if plan.fmi_version == 2 else fmu.updateDiscreteStates
     for _ in range(100):
-        needed, terminate, _, _, time_event, at = fmu.newDiscreteStates()
+        needed, terminate, _, _, time_event, at = settle()
         if terminate:
             raise FmuError(f"{KEY}: {plan.model_name} asked to terminate at initialisation")
         if time_event:
@@ -186,29 +200,38 @@ class FmuInstance:
         _set_parameters(self.fmu, plan, params, self.log)
         _initialise(self.fmu, plan, self.log)
         self.component = np.uint64(self.fmu.component)
-        needed = kernels.needed_calls(plan.kind)
+        needed = kernels.needed_calls(plan.kind, plan.fmi_version)
         self.functions = np.array(
             [ctypes.cast(getattr(self.fmu.dll, name), ctypes.c_void_p).value
-             if name in needed else 0 for name in kernels.CALLS], dtype=np.uint64)
+             if name in needed else 0 for name in kernels.calls(plan.fmi_version)],
+            dtype=np.uint64)
 
     def _instantiate(self, md: Any) -> Any:
         from fmpy.fmi2 import FMU2Model, FMU2Slave
+        from fmpy.fmi3 import FMU3Model, FMU3Slave  # type: ignore[import-untyped]
 
-        kind = FMU2Model if self.plan.kind == "model_exchange" else FMU2Slave
+        plan = self.plan
+        me = plan.kind == "model_exchange"
+        kind = (FMU2Model if me else FMU2Slave) if plan.fmi_version == 2 else \
+            (FMU3Model if me else FMU3Slave)
         try:
             fmu = kind(guid=md.guid, unzipDirectory=str(self._dir),
-                       modelIdentifier=self.plan.model_identifier, instanceName="hil-plant")
+                       modelIdentifier=plan.model_identifier, instanceName="hil-plant")
         except Exception as exc:
-            raise FmuError(f"{KEY}: {self.plan.model_name}'s binary cannot be loaded: "
+            raise FmuError(f"{KEY}: {plan.model_name}'s binary cannot be loaded: "
                            f"{exc}") from None
-        self._callbacks = _callbacks(self.log)
+        call = f"fmi{plan.fmi_version}Instantiate"
         try:
-            fmu.instantiate(callbacks=self._callbacks)
+            if plan.fmi_version == 2:
+                self._callbacks = _callbacks(self.log)
+                fmu.instantiate(callbacks=self._callbacks)
+            else:
+                fmu.instantiate(logMessage=self.log.fmi3)
         except Exception as exc:
             fmu.freeLibrary()
-            raise FmuError(f"{KEY}: {self.plan.model_name} failed to instantiate "
-                           f"(fmi2Instantiate: {exc}){self.log.tail()}; was the FMU "
-                           f"exported whole (its GUID, resources)?") from None
+            raise FmuError(f"{KEY}: {plan.model_name} failed to instantiate "
+                           f"({call}: {exc}){self.log.tail()}; was the FMU exported whole "
+                           f"(its GUID or instantiationToken, its resources)?") from None
         return fmu
 
     def close(self) -> None:

@@ -2,12 +2,14 @@
 
 `ccall(address, (args...))` calls the C function at `address` (an FMI function of the loaded
 binary, found once) with the argument tuple's types (uint64 for pointers and size_t, int32
-for fmi2Boolean, float64 for fmi2Real) and returns its fmi2Status. The kernels below take the
-addresses in one uint64 array (indexed by the constants here), the instance, and arrays made
-once by the model; they allocate nothing.
+for fmi2Boolean, uint8 for FMI 3's bool, float64 for fmi2Real/fmi3Float64) and returns its
+status. The kernels below take the addresses in one uint64 array (indexed by the constants
+here), the instance, arrays made once by the model, and `v3` (an FMI 3.0 FMU: its functions
+take the value count, its booleans are bytes, its doStep reports more); they allocate nothing.
 
 Each returns 0 (every call OK or a warning) or `call * 8 + status` for the first call that
-failed (`CALLS[call]` names it), having written the FMU's time of that call to `info[0]`.
+failed (`calls(version)[call]` names it), having written the FMU's time of that call to
+`info[0]`. `info` holds 3 float64: that time, 8 bytes of flags, doStep's last time.
 """
 
 from __future__ import annotations
@@ -20,16 +22,24 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 SET_REAL, GET_REAL, SET_TIME, SET_STATES, GET_DERIVATIVES, COMPLETED_STEP, DO_STEP = range(7)
-CALLS = ("fmi2SetReal", "fmi2GetReal", "fmi2SetTime", "fmi2SetContinuousStates",
-         "fmi2GetDerivatives", "fmi2CompletedIntegratorStep", "fmi2DoStep")
-# Beyond the FMI statuses: a model exchange FMU asked for an event, or to terminate.
+CALLS = {2: ("fmi2SetReal", "fmi2GetReal", "fmi2SetTime", "fmi2SetContinuousStates",
+             "fmi2GetDerivatives", "fmi2CompletedIntegratorStep", "fmi2DoStep"),
+         3: ("fmi3SetFloat64", "fmi3GetFloat64", "fmi3SetTime", "fmi3SetContinuousStates",
+             "fmi3GetContinuousStateDerivatives", "fmi3CompletedIntegratorStep", "fmi3DoStep")}
+# Beyond the FMI statuses: the FMU asked for an event, or to terminate.
 EVENT_ASKED, TERMINATE_ASKED = 6, 7
-WORST_ACCEPTED = 1  # fmi2Warning: the step went on
+WORST_ACCEPTED = 1  # fmi2Warning / fmi3Warning: the step went on
 
 
-def needed_calls(kind: str) -> tuple[str, ...]:
+def calls(version: int) -> tuple[str, ...]:
+    """The names of the FMI functions the kernels call, in their index order."""
+    return CALLS[version]
+
+
+def needed_calls(kind: str, version: int) -> tuple[str, ...]:
     """The FMI functions the kernels call for an FMU of `kind` (the others stay 0)."""
-    return CALLS[:2] + (CALLS[2:6] if kind == "model_exchange" else CALLS[6:])
+    names = CALLS[version]
+    return names[:2] + (names[2:6] if kind == "model_exchange" else names[6:])
 
 
 def _ccall(typingctx: Any, address: Any, args: Any) -> Any:
@@ -56,14 +66,24 @@ def _failed(call: int, status: int, t: float, info: np.ndarray) -> int:
 
 
 @njit(cache=True)
+def _real_values(fp: np.ndarray, call: int, comp: np.uint64, refs: np.ndarray,
+                 values: np.ndarray, v3: bool) -> int:
+    """fmi2SetReal / fmi2GetReal (`call`), or FMI 3's Float64 twins with the value count."""
+    n = np.uint64(refs.shape[0])
+    if v3:
+        status: int = ccall(fp[call], (comp, refs.ctypes.data, n, values.ctypes.data, n))
+        return status
+    status = ccall(fp[call], (comp, refs.ctypes.data, n, values.ctypes.data))
+    return status
+
+
+@njit(cache=True)
 def set_inputs(fp: np.ndarray, comp: np.uint64, refs: np.ndarray, u: np.ndarray,
-               low: np.ndarray, high: np.ndarray, held: np.ndarray) -> int:
+               low: np.ndarray, high: np.ndarray, held: np.ndarray, v3: bool) -> int:
     """Each input of `u` saturated at [low, high] into `held`, then set in the FMU."""
     for i in range(u.shape[0]):
         held[i] = min(max(u[i], low[i]), high[i])
-    status: int = ccall(fp[SET_REAL], (comp, refs.ctypes.data, np.uint64(refs.shape[0]),
-                                       held.ctypes.data))
-    return status
+    return _real_values(fp, SET_REAL, comp, refs, held, v3)
 
 
 @njit(cache=True)
@@ -87,10 +107,10 @@ def derivatives_at(fp: np.ndarray, comp: np.uint64, t: float, x: np.ndarray,
 def me_step(fp: np.ndarray, comp: np.uint64, refs: np.ndarray, u: np.ndarray,
             low: np.ndarray, high: np.ndarray, held: np.ndarray, t0: float, dt: float,
             substeps: int, state: np.ndarray, out: np.ndarray, work: np.ndarray,
-            completed: bool, info: np.ndarray) -> int:
+            completed: bool, info: np.ndarray, v3: bool) -> int:
     """Model exchange: classic RK4 over the FMU's derivatives, `substeps` steps over `dt`,
     the inputs saturated and held; `out` may be `state`. `work` is (5, n)."""
-    status = set_inputs(fp, comp, refs, u, low, high, held)
+    status = set_inputs(fp, comp, refs, u, low, high, held, v3)
     if status > WORST_ACCEPTED:
         return _failed(SET_REAL, status, t0, info)
     n = state.shape[0]
@@ -119,12 +139,12 @@ def me_step(fp: np.ndarray, comp: np.uint64, refs: np.ndarray, u: np.ndarray,
             return code
         for i in range(n):
             out[i] += h / 6.0 * (k1[i] + 2.0 * (k2[i] + k3[i]) + k4[i])
-    return _complete(fp, comp, t0 + dt, out, completed, info)
+    return _complete(fp, comp, t0 + dt, out, completed, info, v3)
 
 
 @njit(cache=True)
 def _complete(fp: np.ndarray, comp: np.uint64, t: float, x: np.ndarray, completed: bool,
-              info: np.ndarray) -> int:
+              info: np.ndarray, v3: bool) -> int:
     """Leave the FMU at (t, x) and, if it needs it, tell it the step is complete."""
     status = ccall(fp[SET_TIME], (comp, t))
     if status > WORST_ACCEPTED:
@@ -134,35 +154,67 @@ def _complete(fp: np.ndarray, comp: np.uint64, t: float, x: np.ndarray, complete
         return _failed(SET_STATES, status, t, info)
     if not completed:
         return 0
-    flags = info[1:3].view(np.int32)  # fmi2Boolean enterEventMode, terminateSimulation
-    status = ccall(fp[COMPLETED_STEP], (comp, np.int32(1), flags.ctypes.data,
-                                        flags[1:].ctypes.data))
+    # enterEventMode, terminateSimulation: fmi2Boolean (int), or FMI 3's bool (a byte)
+    if v3:
+        flags3 = info[1:2].view(np.uint8)
+        flags3[0] = flags3[1] = 0
+        status = ccall(fp[COMPLETED_STEP], (comp, np.uint8(1), flags3.ctypes.data,
+                                            flags3[1:].ctypes.data))
+        event, terminate = flags3[0] != 0, flags3[1] != 0
+    else:
+        flags2 = info[1:2].view(np.int32)
+        flags2[0] = flags2[1] = 0
+        status = ccall(fp[COMPLETED_STEP], (comp, np.int32(1), flags2.ctypes.data,
+                                            flags2[1:].ctypes.data))
+        event, terminate = flags2[0] != 0, flags2[1] != 0
+    return _asked(COMPLETED_STEP, status, event, terminate, t, info)
+
+
+@njit(cache=True)
+def _asked(call: int, status: int, event: bool, terminate: bool, t: float,
+           info: np.ndarray) -> int:
+    """The call's failure, else an event or termination it asked for, else 0."""
     if status > WORST_ACCEPTED:
-        return _failed(COMPLETED_STEP, status, t, info)
-    if flags[0] != 0:
-        return _failed(COMPLETED_STEP, EVENT_ASKED, t, info)
-    if flags[1] != 0:
-        return _failed(COMPLETED_STEP, TERMINATE_ASKED, t, info)
+        return _failed(call, status, t, info)
+    if event:
+        return _failed(call, EVENT_ASKED, t, info)
+    if terminate:
+        return _failed(call, TERMINATE_ASKED, t, info)
     return 0
 
 
 @njit(cache=True)
 def cs_step(fp: np.ndarray, comp: np.uint64, refs: np.ndarray, u: np.ndarray,
             low: np.ndarray, high: np.ndarray, held: np.ndarray, t0: float, dt: float,
-            substeps: int, out_refs: np.ndarray, out: np.ndarray, info: np.ndarray) -> int:
+            substeps: int, out_refs: np.ndarray, out: np.ndarray, info: np.ndarray,
+            v3: bool) -> int:
     """Co-simulation: the inputs saturated and set, `substeps` doSteps over `dt`, then the
     outputs `out_refs` read into `out`."""
-    status = set_inputs(fp, comp, refs, u, low, high, held)
+    status = set_inputs(fp, comp, refs, u, low, high, held, v3)
     if status > WORST_ACCEPTED:
         return _failed(SET_REAL, status, t0, info)
     h = dt / substeps
     for s in range(substeps):
-        t = t0 + s * h
-        status = ccall(fp[DO_STEP], (comp, t, h, np.int32(1)))
-        if status > WORST_ACCEPTED:
-            return _failed(DO_STEP, status, t, info)
-    status = ccall(fp[GET_REAL], (comp, out_refs.ctypes.data, np.uint64(out_refs.shape[0]),
-                                  out.ctypes.data))
+        code = _do_step(fp, comp, t0 + s * h, h, info, v3)
+        if code != 0:
+            return code
+    status = _real_values(fp, GET_REAL, comp, out_refs, out, v3)
     if status > WORST_ACCEPTED:
         return _failed(GET_REAL, status, t0 + dt, info)
     return 0
+
+
+@njit(cache=True)
+def _do_step(fp: np.ndarray, comp: np.uint64, t: float, h: float, info: np.ndarray,
+             v3: bool) -> int:
+    """One doStep from `t` over `h`; FMI 3's also reports an event, a termination or an
+    early return (refused: the runtime steps whole periods)."""
+    if not v3:
+        status: int = ccall(fp[DO_STEP], (comp, t, h, np.int32(1)))
+        return _failed(DO_STEP, status, t, info) if status > WORST_ACCEPTED else 0
+    flags = info[1:2].view(np.uint8)  # eventHandlingNeeded, terminateSimulation, earlyReturn
+    flags[0] = flags[1] = flags[2] = 0
+    status = ccall(fp[DO_STEP], (comp, t, h, np.uint8(1), flags.ctypes.data,
+                                 flags[1:].ctypes.data, flags[2:].ctypes.data,
+                                 info[2:].ctypes.data))
+    return _asked(DO_STEP, status, flags[0] != 0 or flags[2] != 0, flags[1] != 0, t, info)

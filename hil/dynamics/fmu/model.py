@@ -26,8 +26,8 @@ from hil.dynamics.fmu.description import KEY, FmuError
 from hil.dynamics.fmu.instance import FmuInstance
 from hil.dynamics.plugins import PluginError
 
-STATUS_NAMES = ("fmi2OK", "fmi2Warning", "fmi2Discard", "fmi2Error", "fmi2Fatal",
-                "fmi2Pending", "an event", "to terminate")
+STATUS_NAMES = ("OK", "Warning", "Discard", "Error", "Fatal", "Pending")
+ASKED = {kernels.EVENT_ASKED: "an event", kernels.TERMINATE_ASKED: "to terminate"}
 
 
 class FmuStepError(RuntimeError):
@@ -59,6 +59,8 @@ class FmuPlant:
         self._low, self._high = np.array(self.inputs.low), np.array(self.inputs.high)
         self._held = np.zeros(n_inputs)
         self._info = np.zeros(3)
+        self._version = plan.fmi_version
+        self._v3 = plan.fmi_version == 3
 
     @property
     def max_force_n(self) -> float:
@@ -89,15 +91,18 @@ class FmuPlant:
         return array
 
     def _fault(self, code: int) -> FmuStepError:
-        call, status = kernels.CALLS[code // 8], code % 8
-        return FmuStepError(f"{self.name}: {call} asked for {STATUS_NAMES[status]} at "
-                            f"t = {self._info[0]:.6g} s" if status >= kernels.EVENT_ASKED else
-                            f"{self.name}: {call} returned {STATUS_NAMES[status]} at "
-                            f"t = {self._info[0]:.6g} s{self.instance.log.tail()}")
+        call, status = kernels.calls(self._version)[code // 8], code % 8
+        at = f"at t = {self._info[0]:.6g} s"
+        if status in ASKED:
+            return FmuStepError(f"{self.name}: {call} asked for {ASKED[status]} {at}, which "
+                                f"the runtime does not handle (no events: docs/fmu.md)")
+        return FmuStepError(f"{self.name}: {call} returned fmi{self._version}"
+                            f"{STATUS_NAMES[status]} {at}{self.instance.log.tail()}")
 
     def describe(self) -> dict[str, Any]:
         params = {k: v for k, v in self.params.items() if isinstance(v, (int, float, bool))}
-        return {**describe_plant(self, params, None), "fmu": self.kind}
+        return {**describe_plant(self, params, None), "fmu": self.kind,
+                "fmi_version": self._version}
 
     def close(self) -> None:
         """Free the FMU (also done when the model is collected)."""
@@ -121,7 +126,7 @@ class FmuModelExchange(FmuPlant):
         and held; `out` may be `state`. FmuStepError if an FMI call fails."""
         code = kernels.me_step(self._fp, self._comp, self._refs, self._input(u), self._low,
                                self._high, self._held, self.time_s, dt_s, self.substeps, state,
-                               out, self._work, self._completed, self._info)
+                               out, self._work, self._completed, self._info, self._v3)
         if code:
             raise self._fault(code)
         self.time_s += dt_s
@@ -134,7 +139,7 @@ class FmuModelExchange(FmuPlant):
                              f"{np.shape(state)}")
         dx = np.empty_like(x)
         code = kernels.set_inputs(self._fp, self._comp, self._refs, self._input(u),
-                                  self._free_low, self._free_high, self._held)
+                                  self._free_low, self._free_high, self._held, self._v3)
         if code == 0:
             code = kernels.derivatives_at(self._fp, self._comp, self.time_s, x, dx, self._info)
         if code:
@@ -180,14 +185,16 @@ class FmuCoSimulation(FmuPlant):
         `out`. `state` is not read: the FMU carries its own. FmuStepError if a call fails."""
         code = kernels.cs_step(self._fp, self._comp, self._refs, self._input(u), self._low,
                                self._high, self._held, self.time_s, dt_s, self.substeps,
-                               self._out_refs, out, self._info)
+                               self._out_refs, out, self._info, self._v3)
         if code:
             raise self._fault(code)
         self.time_s += dt_s
 
     def outputs(self) -> np.ndarray:
         """The outputs read as the state, now (a new array)."""
-        values = self.instance.fmu.getReal(list(map(int, self._out_refs)))
+        refs = list(map(int, self._out_refs))
+        fmu = self.instance.fmu
+        values = fmu.getReal(refs) if self._version == 2 else fmu.getFloat64(refs)
         return np.array(values, dtype=np.float64)
 
     def _no_model(self, what: str) -> FmuError:

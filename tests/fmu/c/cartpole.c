@@ -1,10 +1,11 @@
 /* A cart-pole FMU (FMI 2.0, model exchange and co-simulation) for hil-runtime's tests.
  *
- * The same equations as hil/dynamics/cartpole.py (M(q) q'' = [F, tau] - bias, Cramer's
- * rule, the same packed constants), so that the runtime's RK4 over these derivatives (model
- * exchange) and this FMU's doStep (co-simulation: one classic RK4 step of the step size)
- * match the built-in numba model to rounding. Built by tests/fmu/conftest.py with
- * -DTWO_INPUTS for the two-input variant (a torque on the pole's joint, `tau`).
+ * The model (cartpole_model.h) has the same equations as hil/dynamics/cartpole.py
+ * (M(q) q'' = [F, tau] - bias, Cramer's rule, the same constants), so that the runtime's RK4
+ * over these derivatives (model exchange) and this FMU's doStep (co-simulation: one classic
+ * RK4 step of the step size) match the built-in numba model to rounding. Built by
+ * tests/fmu/fmubuild.py; a modelDescription.xml that declares `tau` (a torque on the pole's
+ * joint) as a second input makes the two-input variant.
  *
  * Value references (the modelDescription.xml the tests write names them):
  *   0..3  x, theta, x_dot, theta_dot        continuous states (outputs)
@@ -16,81 +17,21 @@
  *         x0, theta0, x_dot0, theta_dot0 (the initial state), fail_at_s (doStep and
  *         fmi2GetDerivatives fail from this time on; < 0: never)
  */
-#include <math.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include "fmi2Functions.h"
 
 #ifndef MODEL_GUID
 #define MODEL_GUID "{hil-cartpole-1}"
 #endif
 
-enum { NX = 4, VR_DER = 4, VR_F = 8, VR_TAU = 9, VR_ENERGY = 10, VR_PAR = 20, NPAR = 13 };
-enum { P_MC, P_M, P_L, P_C, P_I, P_G, P_BC, P_BP, P_X0, P_TH0, P_V0, P_W0, P_FAIL };
-
-typedef struct {
-    fmi2CallbackFunctions cb;
-    char name[64];
-    double par[NPAR];
-    double x[NX];
-    double u[2];
-    double time;
-    int initialised;
-} Model;
-
-static const double DEFAULTS[NPAR] = {
-    1.0, 0.1, 0.5, 0.25, 0.1 * 0.5 * 0.5 / 12.0, 9.81, 0.1, 0.001, 0, 0, 0, 0, -1};
+#define MODEL_CALLBACKS fmi2CallbackFunctions cb;
+#define LOG(m, status, text) say((m), (status), "logStatusError", (text))
+typedef struct Model Model;
+static void say(Model *m, fmi2Status status, const char *category, const char *text);
+#include "cartpole_model.h"
 
 static void say(Model *m, fmi2Status status, const char *category, const char *text) {
     if (m->cb.logger) m->cb.logger(m->cb.componentEnvironment, m->name, status, category, "%s",
                                    text);
-}
-
-/* d state / dt at x under (F, tau): the built-in model's _accelerations, term for term. */
-static void derivatives(const Model *m, const double *x, double *dx) {
-    const double *p = m->par;
-    double total = p[P_MC] + p[P_M], a = p[P_M] * p[P_C];
-    double j = p[P_M] * p[P_C] * p[P_C] + p[P_I], ga = p[P_G] * p[P_M] * p[P_C];
-    double s = sin(x[1]), c = cos(x[1]), v = x[2], w = x[3];
-    double m00 = total, m01 = a * c, m11 = j;
-    double h0 = -a * s * w * w + p[P_BC] * v, h1 = -ga * s + p[P_BP] * w;
-    double r0 = m->u[0] - h0, r1 = m->u[1] - h1;
-    double inv_det = 1.0 / (m00 * m11 - m01 * m01);
-    dx[0] = v;
-    dx[1] = w;
-    dx[2] = (m11 * r0 - m01 * r1) * inv_det;
-    dx[3] = (m00 * r1 - m01 * r0) * inv_det;
-}
-
-static double energy(const Model *m) {
-    const double *p = m->par;
-    double c = cos(m->x[1]), v = m->x[2], w = m->x[3];
-    double total = p[P_MC] + p[P_M], a = p[P_M] * p[P_C], j = p[P_M] * p[P_C] * p[P_C] + p[P_I];
-    return 0.5 * (total * v * v + j * w * w) + a * c * v * w + p[P_G] * p[P_M] * p[P_C] * c;
-}
-
-static void rk4(Model *m, double h) {
-    double k1[NX], k2[NX], k3[NX], k4[NX], y[NX];
-    int i;
-    derivatives(m, m->x, k1);
-    for (i = 0; i < NX; i++) y[i] = m->x[i] + 0.5 * h * k1[i];
-    derivatives(m, y, k2);
-    for (i = 0; i < NX; i++) y[i] = m->x[i] + 0.5 * h * k2[i];
-    derivatives(m, y, k3);
-    for (i = 0; i < NX; i++) y[i] = m->x[i] + h * k3[i];
-    derivatives(m, y, k4);
-    for (i = 0; i < NX; i++) m->x[i] += h / 6.0 * (k1[i] + 2.0 * (k2[i] + k3[i]) + k4[i]);
-}
-
-static int failing(Model *m, const char *call) {
-    char text[160];
-    if (m->par[P_FAIL] < 0 || m->time < m->par[P_FAIL]) return 0;
-    snprintf(text, sizeof text, "%s: the cart left its rails at t = %g s", call, m->time);
-    say(m, fmi2Error, "logStatusError", text);
-    return 1;
 }
 
 const char *fmi2GetTypesPlatform(void) { return fmi2TypesPlatform; }
