@@ -1,8 +1,11 @@
 """The attached controller's controls at the plant: which are judged valid, and their figures.
 
 A control answers one published state (`state_seq`). It is rejected when it is stale (its
-`seq` not above the last one taken: replayed or reordered) or answers a state never published
-(or a negative one); the plant checks plausibility and the safe latch itself. For each control
+`seq` not above the last one taken: replayed or reordered), answers a state never published
+(or a negative one), or in lockstep answers any state but the newest (the plant waits for
+the newest one's answer and steps on it only: an older state's answer would change the
+input without a step, and its sender would wait for a state that does not come); the plant
+checks plausibility and the safe latch itself. For each control
 applied, the intake keeps the round trip (that state's publication -> this arrival) and the
 controller -> plant leg, held until the next publish so no histogram work sits between a
 control's arrival and the next state; and which newest state has been answered (a deadline is
@@ -21,8 +24,9 @@ PUB_RING = 256  # publish times kept for round-trip matching (seq % ring)
 class ControlIntake:
     """Sequence rules and latency samples of the attached controller's controls."""
 
-    def __init__(self, latency: LatencyMonitor) -> None:
+    def __init__(self, latency: LatencyMonitor, lockstep: bool = False) -> None:
         self._latency = latency
+        self._lockstep = lockstep
         self._pub_t = np.zeros(PUB_RING, dtype=np.int64)
         self._pending: list[tuple[str, int]] = []
         self.last_control_seq = -1
@@ -45,6 +49,9 @@ class ControlIntake:
             return "stale_control", f"seq {seq} <= {self.last_control_seq}"
         if state_seq > newest_seq or state_seq < 0:
             return "bad_state_seq", f"state_seq {state_seq}, newest state {newest_seq}"
+        if self._lockstep and state_seq != newest_seq:
+            return "not_newest", (f"lockstep: control seq {seq} answers state {state_seq}; "
+                                  f"the plant waits for the answer to state {newest_seq}")
         return None
 
     def take(self, seq: int) -> None:

@@ -150,8 +150,9 @@ class Inbox:
         self.stranger = Stranger(per_tick)
 
     def frames(self, reads: int, controller: bytes | None,
-               hello_welcome: bool) -> Iterator[tuple[bytes, bytes, int]]:
-        """(peer, message bytes, arrival ns) for each message worth decoding."""
+               hello_welcome: bool) -> Iterator[tuple[bytes, bytes, int, int]]:
+        """(peer, message bytes, arrival ns, frames) for each message worth decoding; a
+        message is one frame: the plant rejects (and answers) any other count."""
         over_budget = 0
         stranger, recv = self.stranger, self._sock.recv_nowait
         for _ in range(reads):
@@ -165,7 +166,4 @@ class Inbox:
                 if over_budget >= self.OVER_BUDGET_PER_DRAIN:
                     return
                 continue
-            if len(frames) != 2:
-                self._counters.reject("malformed", f"{len(frames)} frames", self._log)
-                continue
-            yield frames[0], frames[1], self._clock()
+            yield frames[0], frames[-1], self._clock(), len(frames) - 1

@@ -4,8 +4,6 @@ controller's answer relayed back to the operator who asked."""
 
 from __future__ import annotations
 
-import msgpack
-
 from hil.link import messages as msg
 from hil.link.transport import PlantSocket
 
@@ -44,31 +42,8 @@ class GainsRelay:
                                              m["names"], m["values"], m["old"]))
         return True
 
-    def refuse_oversized(self, operator: bytes, data: bytes, limit: int) -> None:
-        """Answer a request too large to decode (if it is one), so it is not left waiting."""
-        request_id = oversized_request_id(data)
-        if request_id is not None:
-            self.refuse(operator, request_id, f"request of {len(data)} bytes is over the "
-                        f"protocol's {limit}: ask for fewer gains at once")
-
     def refuse(self, operator: bytes, request_id: int, reason: str) -> None:
         """Answer an operator's request with a refusal, without asking the controller."""
         self._sock.send(operator, msg.encode("gains_reply", request_id, False, reason, [], [],
                                              []))
 
-
-def oversized_request_id(data: bytes) -> int | None:
-    """The request id of a `hil gains` request too large to decode (so that it can be
-    answered, not left waiting): the array's first two items, read without unpacking the
-    rest; None for anything else."""
-    unpacker = msgpack.Unpacker(max_buffer_size=len(data), max_str_len=64)
-    unpacker.feed(data)
-    try:
-        unpacker.read_array_header()
-        kind = unpacker.unpack()
-        request_id = unpacker.unpack()
-    except Exception:  # not a msgpack array starting with a short kind and an id
-        return None
-    if kind in ("gains_get", "gains_set") and type(request_id) is int:
-        return request_id
-    return None

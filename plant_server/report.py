@@ -38,6 +38,7 @@ def plant_report(server: PlantServer) -> dict[str, Any]:
                     "replacements": server.session.replacements},
         "rejected_messages": server.counters.total,
         "rejected_by_kind": dict(server.counters.rejected_by_kind),
+        "rejections_answered": server.answers.report(),
         "controls_applied": intake.applied,
         "controls_late": intake.late,
         "controls_while_safe": intake.while_safe,

@@ -19,7 +19,8 @@ is told (`bye`, "replaced ...") and its controls are rejected.
 
 Hostile input (anything malformed, stale, implausible or from a peer that is not the
 attached controller) is rejected and counted by kind in `rejected_by_kind`, logged at most
-once a second per kind, and never reaches the actuator.
+once a second per kind, and never reaches the actuator. The peer is told (answers.py: a
+`refuse` to a hello, an `error` otherwise, naming the rule broken), within a per-peer budget.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from hil.link.transport import PlantSocket, monotonic_clock_id
 from hil.runtime.deadline_gates import DeadlineGates, DeadlineGateSettings
 from hil.runtime.latency import LatencyMonitor
 from hil.runtime.watchdog import Watchdog
+from plant_server.answers import Answers
 from plant_server.backends.base import PlantBackend
 from plant_server.faults import FaultInjector
 from plant_server.guard import Guard, RunClock
@@ -154,10 +156,11 @@ class PlantServer:
         self.inbox = Inbox(sock, self.counters, log, settings.stranger_budget_per_tick, clock)
         self.session = Session()
         self.latency = LatencyMonitor(PLANT_FIGURES)
-        self.intake = ControlIntake(self.latency)
+        self.intake = ControlIntake(self.latency, lockstep=settings.mode == "lockstep")
         self.times = RunClock(lockstep=settings.mode == "lockstep")
         self.guard = _guard(backend, settings, self.latency, self.times, log, clock)
         self.relay = GainsRelay(sock)
+        self.answers = Answers(sock, self.counters, log, clock)
         self.observers = Observers(sock, settings.period_ns, run_id)
         self.state = backend.state
         self.initial_state = backend.state.copy()
@@ -216,8 +219,9 @@ class PlantServer:
 
     def _read_socket(self, reads: int) -> None:
         session = self.session
-        for peer, data, now in self.inbox.frames(reads, session.peer, session.may_be_replaced):
-            self.handle(peer, data, now)
+        for peer, data, now, frames in self.inbox.frames(reads, session.peer,
+                                                         session.may_be_replaced):
+            self.handle(peer, data, now, frames)
             if self.lockstep_answered:
                 return  # step now; anything else waiting is handled in the next wait
 
@@ -229,36 +233,33 @@ class PlantServer:
         attached, m = got
         now = self.clock()
         if not attached or self.session.peer is None:
-            self.reject("unattached_peer", "control under another session")
+            self.counters.reject("unattached_peer", "control under another session", self.log)
         elif isinstance(m, msg.MessageError):
             self._on_non_finite_control(m.value, now)
         elif self.faulty is None or self.faulty.arrives_now(m, now):
             self.on_control(m, now)
 
-    def handle(self, peer: bytes, data: bytes, now: int) -> None:
-        """One message from `peer` (arrived at `now`), through the routing table."""
+    def handle(self, peer: bytes, data: bytes, now: int, frames: int = 1) -> None:
+        """One message from `peer` (arrived at `now`, `data` the last of its `frames`
+        ZeroMQ frames), through the routing table."""
+        rejected = self.answers.rejected
+        if frames != 1:
+            return rejected(peer, "malformed", f"a message of {frames} ZeroMQ frames")
         controller = self.session.drives(peer)
         try:
             m = msg.decode(data)
         except msg.MessageError as exc:
             if exc.kind == "non_finite" and controller:
-                self._on_non_finite_control(exc.value, now)
-            else:
-                self.reject(exc.kind, exc.detail)
-                if exc.kind == "oversized" and not controller:
-                    self.relay.refuse_oversized(peer, data, msg.MAX_MESSAGE_BYTES)
-            return
+                return self._on_non_finite_control(exc.value, now)
+            return rejected(peer, exc.kind, f"{exc.of or 'message'}: {exc.detail}", exc.of, data)
         route = self._routes.get(m.kind)
         who = route[1] if route is not None else "controller"
         if route is not None and (who == "any" or (who == "controller") == controller):
             route[0](peer, m, now)
         elif controller:
-            self.reject("unexpected_kind", m.kind)
+            rejected(peer, "unexpected_kind", f"{m.kind} from the attached controller")
         else:
-            self.reject("unattached_peer", m.kind)
-
-    def reject(self, kind: str, detail: str = "") -> None:
-        self.counters.reject(kind, detail, self.log)
+            rejected(peer, "unattached_peer", f"{m.kind} from a peer other than the controller")
 
     def _on_hello(self, peer: bytes, m: msg.Message, now: int) -> None:
         client = m["client"][:64]
@@ -266,7 +267,7 @@ class PlantServer:
         if outcome.refusal is not None:
             code, reason = outcome.refusal
             self.sock.send(peer, msg.encode("refuse", code, reason))
-            self.reject(code, reason if code == "version_mismatch" else client)
+            self.counters.reject(code, reason if code == "version_mismatch" else client, self.log)
             return
         if outcome.action is Action.ATTACH:
             self.data_info = self.data.attach()
@@ -313,14 +314,15 @@ class PlantServer:
     def _on_observe(self, peer: bytes, m: msg.Message, now: int) -> None:
         refused = self.observers.subscribe(peer, m, now, self.description())
         if refused is not None:
-            self.reject(refused, m["client"][:64])
+            self.counters.reject(refused, m["client"][:64], self.log)
 
     def _on_gains_request(self, peer: bytes, m: msg.Message, now: int) -> None:
         self.relay.request(peer, m, None if self.ending else self.session.peer)
 
     def _on_gains_reply(self, peer: bytes, m: msg.Message, now: int) -> None:
         if not self.relay.reply(m):
-            self.reject("unexpected_kind", "gains_reply to no request")
+            self.answers.rejected(peer, "unexpected_kind", f"gains_reply to no request (id "
+                                  f"{m['request_id']}): answer each relayed request once")
 
     def _on_bye(self, peer: bytes, m: msg.Message, now: int) -> None:
         self.go_safe("controller left", now)
@@ -334,7 +336,7 @@ class PlantServer:
 
     def _on_control_message(self, peer: bytes, m: msg.Message, now: int) -> None:
         if self.data.kind != "zmq":  # the data plane is shared memory
-            self.reject("control_off_data_plane", "control over ZeroMQ with run.transport shm")
+            self.answers.rejected(peer, "control_off_data_plane", "control over ZeroMQ")
         elif self.faulty is None or self.faulty.arrives_now(m, now):
             self.on_control(m, now)
 
@@ -345,7 +347,7 @@ class PlantServer:
         if (guard := self.guard).latch.safe:
             self.intake.while_safe += 1
             return
-        self.reject("non_finite", f"control.u holds {value}")
+        self.answers.rejected(self.session.peer, "non_finite", f"control.u holds {value}")
         guard.trip(guard.gates.non_finite_control(repr(value), self.times.run_time_s(now),
                                                   now), now, self.state)
 
@@ -358,7 +360,7 @@ class PlantServer:
         if rejected is None:
             rejected = guard.gates.judge(u)
         if rejected is not None:
-            self.reject(*rejected)
+            self.answers.rejected(self.session.peer, *rejected)
             return
         intake.take(m["seq"])
         if guard.feed(now, self.state):
