@@ -7,7 +7,8 @@ python-control's step_info on the exported CSV; each recorded control against th
 evaluated on the sensors' output derived here from the true recorded state (quantised, noisy
 from the seeded stream, one control late) and the reference; the plant's velocity across each
 step against the exact solution of its linear ODE with the pulse added; and two runs of the
-same config give the same recordings, bit for bit.
+same config, one over ZeroMQ and one over shared memory, give the same recordings, bit for
+bit.
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ def hil(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """Two runs of the same experiment: their run folders."""
+    """Two runs of the same experiment, over ZeroMQ then over shared memory: their run
+    folders."""
     from conftest import free_endpoint
 
     lab = tmp_path_factory.mktemp("lab")
@@ -95,9 +97,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     (lab / "track.py").write_text(LAW)
     (lab / "step.yaml").write_text(CONFIG)
     outs = []
-    for name in ("a", "b"):
+    for name, transport in (("a", "zmq"), ("b", "shm")):
         done = hil(lab, "run", "--config", "step.yaml", "--endpoint", free_endpoint(),
-                   "--out", name)
+                   "--out", name, "--set", f"run.transport={transport}")
         assert done.returncode == 0, done.stdout + done.stderr
         outs.append(lab / name)
     return outs[0], outs[1]
@@ -170,7 +172,8 @@ def test_the_pulse_is_recorded_and_added_to_the_force_the_plant_integrates(
 
 
 @pytest.mark.slow
-def test_a_lockstep_run_with_sensors_is_the_same_run_twice(runs: tuple[Path, Path]) -> None:
+def test_a_lockstep_run_with_sensors_is_the_same_over_zmq_and_shm(
+        runs: tuple[Path, Path]) -> None:
     for name in ("plant.rec", "controller.rec"):
         a, b = read_recording(runs[0] / name), read_recording(runs[1] / name)
         varying = {"t_ns", "state_t_ns", "rx_ns", "send_ns", "compute_ns", "lateness_ns",
@@ -178,5 +181,6 @@ def test_a_lockstep_run_with_sensors_is_the_same_run_twice(runs: tuple[Path, Pat
         for column in a:
             if column not in varying:
                 assert np.array_equal(a[column], b[column], equal_nan=True), (name, column)
-    ra, rb = (json.loads((r / "report.json").read_text())["experiment"] for r in runs)
-    assert ra["metrics"] == rb["metrics"]
+    ra, rb = (json.loads((r / "report.json").read_text()) for r in runs)
+    assert ra["experiment"]["metrics"] == rb["experiment"]["metrics"]
+    assert (ra["config"]["run"]["transport"], rb["config"]["run"]["transport"]) == ("zmq", "shm")
