@@ -93,3 +93,10 @@ def test_hil_plant_and_hil_run_exit_2_with_the_message(
     report = tmp_path / "run" / "report.json"
     if report.exists():  # hil run may refuse before any process starts
         assert json.loads(report.read_text())["verdict"] == "FAIL"
+
+
+def test_a_parameter_of_the_wrong_type_is_refused_naming_its_type(
+        tmp_path: Path, fmus: SimpleNamespace) -> None:
+    with pytest.raises(ConfigError, match=r"plant\.params: pole_mass_kg is a parameter of type "
+                                          r"Real of the FMU, got 'heavy'"):
+        fmu_model(tmp_path, fmus.me, params={"pole_mass_kg": "heavy"})

@@ -27,7 +27,7 @@ from hil.dynamics.inputs import MAX_INPUTS, MAX_STATES, Inputs, InputsError
 from hil.dynamics.plugins import PluginError
 
 KEY = "plant.fmu"
-PARAMETER_TYPES = ("Real", "Integer", "Boolean", "Float64", "Int32")
+PARAMETER_TYPES = ("Real", "Integer", "Boolean", "Float64", "Int32")  # instance.SETTERS
 VERSIONS = {"2.0": 2, "3.0": 3}
 
 

@@ -1,6 +1,6 @@
 """One FMU instance, loaded and initialised: the binary, its log, its parameters.
 
-`open_instance` extracts the FMU into a temporary folder, finds (or builds from its sources)
+`FmuInstance` extracts the FMU into a temporary folder, finds (or builds from its sources)
 the binary for this platform, instantiates it with a logger that keeps the FMU's messages,
 sets the parameters `plant.params` names, and runs its initialisation. Every failure is an
 FmuError that names the step, the FMU's own log messages and the fix. fmpy is imported here
@@ -47,7 +47,7 @@ class FmuLog:
         del self.lines[:-LOG_LINES]
 
     def tail(self) -> str:
-        """The messages so far, for an error ("" when there are none)."""
+        """The messages so far, as the end of an error message."""
         return "; its log: " + " | ".join(self.lines) if self.lines else \
             "; it logged nothing"
 
@@ -60,8 +60,9 @@ def _binary(md: Any, plan: FmuPlan, unzipdir: Path) -> None:
     if fmpy.platform in found:
         return
     if "c-code" not in found:
+        folder = fmpy.platform if plan.fmi_version == 2 else fmpy.platform_tuple
         raise FmuError(f"{KEY}: {md.modelName} has no binary for this platform "
-                       f"({fmpy.platform}: binaries/{fmpy.platform}/"
+                       f"({fmpy.platform}: binaries/{folder}/"
                        f"{plan.model_identifier}.so) and no sources to build one; it has "
                        f"binaries for {', '.join(found) or 'no platform'}. Export it for "
                        f"{fmpy.platform}, or with its C sources (docs/fmu.md)")
@@ -111,17 +112,25 @@ def _callbacks(log: FmuLog) -> Any:
     return callbacks
 
 
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# A parameter's type: the fmpy setter and the check of a plant.params value.
+SETTERS = {"Real": ("setReal", _is_real), "Float64": ("setFloat64", _is_real),
+           "Integer": ("setInteger", _is_int), "Int32": ("setInt32", _is_int),
+           "Boolean": ("setBoolean", lambda value: isinstance(value, bool))}
+
+
 def _set_parameter(fmu: Any, name: str, parameter: Parameter, value: Any) -> None:
-    kind = parameter.type
-    ok = (isinstance(value, bool) if kind == "Boolean" else
-          isinstance(value, int) and not isinstance(value, bool) if kind in ("Integer", "Int32")
-          else
-          isinstance(value, (int, float)) and not isinstance(value, bool))
-    if not ok:
-        raise FmuError(f"plant.params: {name} is a parameter of type {kind} of the FMU, got "
-                       f"{value!r}")
-    setter = {"Real": "setReal", "Integer": "setInteger", "Boolean": "setBoolean",
-              "Float64": "setFloat64", "Int32": "setInt32"}[kind]
+    setter, fits = SETTERS[parameter.type]
+    if not fits(value):
+        raise FmuError(f"plant.params: {name} is a parameter of type {parameter.type} of the "
+                       f"FMU, got {value!r}")
     getattr(fmu, setter)([parameter.value_reference], [value])
 
 
