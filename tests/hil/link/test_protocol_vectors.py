@@ -112,3 +112,33 @@ def test_the_vectors_cover_the_edge_cases_an_implementation_gets_wrong() -> None
     codes = {v["code"] for v in REJECTS}
     assert codes == {"malformed", "unknown_kind", "bad_arity", "bad_type", "bad_shape",
                      "non_finite", "oversized"}
+
+
+DOC = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
+
+
+def _doc_section(title: str) -> str:
+    start = DOC.index(f"\n## {title}")
+    return DOC[start:DOC.index("\n## ", start + 1)]
+
+
+def test_the_documents_message_table_is_the_codecs() -> None:
+    rows = {}
+    for line in _doc_section("4. Messages").splitlines():
+        cells = [c.strip() for c in line.split("|")[1:-1]]
+        if len(cells) == 3 and cells[0].startswith("`"):
+            fields = [f.split("`")[1] for f in cells[2].split(", ") if f.startswith("`")]
+            rows[cells[0].strip("`")] = fields
+    assert rows == {kind: [name for name, _ in spec] for kind, spec in msg.SCHEMA.items()}
+
+
+def test_the_documents_rejection_codes_are_the_plants() -> None:
+    from plant_server.answers import FIXES
+
+    documented = set()
+    for line in _doc_section("7. Refusals and errors").splitlines():
+        cells = [c.strip() for c in line.split("|")[1:-1]]
+        if len(cells) == 3 and cells[0].startswith("`"):
+            documented.add(cells[0].strip("`"))
+    refusals = {"version_mismatch", "already_attached", "run_ending", "observers_full"}
+    assert documented == set(FIXES) | refusals
