@@ -223,3 +223,20 @@ def test_a_flood_is_answered_within_its_peers_budget_and_another_peer_still_hear
     assert answer_to(controller, "state")[0]["seq"] == first["seq"] + 1
     for s in (controller, flooder, other):
         s.close()
+
+
+def test_a_non_finite_control_is_answered_and_the_lockstep_run_ends_in_the_safe_state(
+        plant: Plant) -> None:
+    controller = plant.dealer()
+    controller.send(msg.encode("hello", V, "test-controller"))
+    answer_to(controller, "welcome")
+    first = answer_to(controller, "state")[0]
+    controller.send(msgpack.packb(["control", 1, first["seq"], [float("nan")], 0, 0, 0]))
+    kept: list[msg.Message] = []
+    error = answer_to(controller, "error", kept)[0]
+    assert (error["code"], "control.u holds nan" in error["detail"]) == ("non_finite", True)
+    bye = answer_to(controller, "bye", kept)[0]
+    final = [m for m in kept if m.kind == "state"][-1]
+    assert final["flags"] == msg.FLAG_SAFE | msg.FLAG_SAFETY | msg.FLAG_FINAL
+    assert "non_finite_control" in bye["reason"]
+    controller.close()
