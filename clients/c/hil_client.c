@@ -45,6 +45,7 @@ void hil_options_init(hil_options *o)
     o->plant_timeout_ms = 500;
     o->phase_offset = 0.3;
     o->spin_us = 150;
+    o->slew_limit_per_s = 50000.0;
 }
 
 static int env_number(const char *name, double low, double high, double *value, char *err,
@@ -68,7 +69,7 @@ hil_status hil_options_from_env(hil_options *o, char *err, size_t err_size)
 {
     const char *text;
     double phase = o->phase_offset, spin = o->spin_us, connect_s = o->connect_timeout_ms / 1e3;
-    double silent_ms = o->plant_timeout_ms;
+    double silent_ms = o->plant_timeout_ms, slew = o->slew_limit_per_s;
     if ((text = getenv("HIL_ENDPOINT")) && *text) o->endpoint = text;
     if ((text = getenv("HIL_OUT")) && *text) o->out_dir = text;
     if ((text = getenv("HIL_RUN_ID")) && *text) o->run_id = text;
@@ -83,8 +84,10 @@ hil_status hil_options_from_env(hil_options *o, char *err, size_t err_size)
     if (env_number("HIL_PHASE_OFFSET", 0, 0.85, &phase, err, err_size)
         || env_number("HIL_SPIN_US", 0, 10000, &spin, err, err_size)
         || env_number("HIL_CONNECT_TIMEOUT_S", 0.01, 3600, &connect_s, err, err_size)
-        || env_number("HIL_PLANT_TIMEOUT_MS", 1, 600000, &silent_ms, err, err_size))
+        || env_number("HIL_PLANT_TIMEOUT_MS", 1, 600000, &silent_ms, err, err_size)
+        || env_number("HIL_SLEW_LIMIT_PER_S", 1e-3, 1e8, &slew, err, err_size))
         return HIL_ERR_USAGE;
+    o->slew_limit_per_s = slew;
     o->phase_offset = phase;
     o->spin_us = (int)spin;
     o->connect_timeout_ms = (int)(connect_s * 1e3 + 0.5);
@@ -125,10 +128,11 @@ static int take_options(hil_client *c, const hil_options *o, char *err, size_t n
         return -1;
     }
     if (!(o->phase_offset >= 0 && o->phase_offset < 0.85) || o->spin_us < 0
-        || o->connect_timeout_ms <= 0 || o->plant_timeout_ms <= 0) {
-        snprintf(err, n, "phase_offset must be in [0, 0.85), spin_us >= 0, connect_timeout_ms "
-                 "and plant_timeout_ms > 0; got %g, %d, %d, %d", o->phase_offset, o->spin_us,
-                 o->connect_timeout_ms, o->plant_timeout_ms);
+        || o->connect_timeout_ms <= 0 || o->plant_timeout_ms <= 0 || !(o->slew_limit_per_s > 0)) {
+        snprintf(err, n, "phase_offset must be in [0, 0.85), spin_us >= 0, connect_timeout_ms, "
+                 "plant_timeout_ms and slew_limit_per_s > 0; got %g, %d, %d, %d, %g",
+                 o->phase_offset, o->spin_us, o->connect_timeout_ms, o->plant_timeout_ms,
+                 o->slew_limit_per_s);
         return -1;
     }
     c->opt = *o;
@@ -213,6 +217,7 @@ void hil_close(hil_client *c)
     if (c->sock) zmq_close(c->sock);
     if (c->ctx) zmq_ctx_term(c->ctx);
     if (c->decoder_ready) hil_decoder_destroy(&c->dec);
+    hil_stability_free(&c->stability);
     free(c);
 }
 

@@ -51,6 +51,7 @@ typedef struct {
     int plant_timeout_ms;    /* the plant's silence ends the run after this (500) */
     double phase_offset;     /* realtime: wake this share of a period after a tick (0.3) */
     int spin_us;             /* realtime: busy-wait this long before each deadline (150) */
+    double slew_limit_per_s; /* a control step faster than this is a slew hit (50000 /s) */
 } hil_options;
 
 /* The plant and the run, as its welcome describes them. Times on our clock. */
@@ -84,7 +85,10 @@ typedef struct {
 /* A control law. `compute` fills u[0 .. n_inputs-1] and returns 0, or nonzero to end the run
  * (the plant is told to go safe). Gains are optional (n_gains 0, callbacks NULL): `get_gains`
  * fills values[0 .. n_gains-1]; `set_gains` gets the full vector and returns 0 when it applied
- * it, else writes why into `detail` (the old gains stay). */
+ * it, else writes why into `detail` (the old gains stay). `figures` (optional) gives, after
+ * each compute, the law's sigma (V = sigma^2 / 2 its Lyapunov function) and the mass matrix's
+ * condition number (NaN when it has none) for the stability monitors; steps with |sigma| <=
+ * `sigma_floor` are not judged. */
 typedef struct {
     const char *name;
     int (*compute)(void *user, const double *x, int n_states, double t_s, double *u,
@@ -94,6 +98,8 @@ typedef struct {
     void (*get_gains)(void *user, double *values);
     int (*set_gains)(void *user, const double *values, char *detail, size_t detail_size);
     void *user;
+    void (*figures)(void *user, double *sigma, double *mass_condition);
+    double sigma_floor;
 } hil_law;
 
 /* A fixed-rate schedule on absolute deadlines: tick k is due at t0_ns + k * period_ns. */
@@ -108,7 +114,7 @@ typedef struct hil_client hil_client;
 
 void hil_options_init(hil_options *o);
 /* Options from hil run's environment (HIL_ENDPOINT, HIL_OUT, HIL_RUN_ID, HIL_TRANSPORT,
- * HIL_MODE, HIL_PHASE_OFFSET, HIL_SPIN_US, HIL_CONNECT_TIMEOUT_S, HIL_PLANT_TIMEOUT_MS); unset ones
+ * HIL_MODE, HIL_PHASE_OFFSET, HIL_SPIN_US, HIL_SLEW_LIMIT_PER_S, HIL_CONNECT_TIMEOUT_S, HIL_PLANT_TIMEOUT_MS); unset ones
  * keep their value. HIL_ERR_USAGE naming the variable when one is malformed. */
 hil_status hil_options_from_env(hil_options *o, char *err, size_t err_size);
 

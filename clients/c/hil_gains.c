@@ -107,7 +107,7 @@ static void keep_event(hil_client *c, const hil_message *m, const double *old,
 
 void hil_answer_gains(hil_client *c, const hil_law *law, const hil_message *m)
 {
-    static const hil_law none = {"c_law", NULL, 0, NULL, NULL, NULL, NULL};
+    static const hil_law none = {.name = "c_law"};
     double old[HIL_MAX_GAINS], now[HIL_MAX_GAINS];
     char detail[160] = "current gains";
     int ok = 1;

@@ -38,6 +38,25 @@ typedef struct {
     size_t len;
 } hil_frame;
 
+/* The stability monitors (hil_stability.c), over the run and a window of `window` steps. */
+typedef struct {
+    int window, n_inputs;
+    int64_t steps, evaluated, decreased, saturated_steps, slew_hits;
+    double v_floor, v_prev, slew_per_step, max_change, sum_condition, max_condition;
+    double max_surface;
+    double low[HIL_MAX_INPUTS], high[HIL_MAX_INPUTS], prev_u[HIL_MAX_INPUTS];
+    signed char *lyapunov, *saturated, *slewed; /* per step: 1, 0 (-1: not evaluated) */
+    double *condition, *surface;
+} hil_stability;
+
+typedef struct {
+    double decrease_ratio, window_decrease_ratio, v_last;
+    double saturation_duty, window_saturation_duty;
+    int window_slew_hits;
+    double condition_last, condition_mean, condition_window_max;
+    double surface_last, surface_window_max, surface_window_rms;
+} hil_stability_figures_t;
+
 struct hil_client {
     char endpoint[256], client_name[HIL_MAX_NAME], out_dir[1024], run_id[128];
     char transport[16], mode[16];
@@ -70,6 +89,8 @@ struct hil_client {
     hil_gain_event events[HIL_MAX_EVENTS];
     int n_events, events_dropped;
     int64_t wall_start_ns, cpu_start_ns;
+    hil_stability stability;
+    double slew_limit_per_s;
 };
 
 /* hil_client.c */
@@ -83,6 +104,13 @@ int hil_stop_signal(void);
 
 /* hil_gains.c */
 void hil_answer_gains(hil_client *c, const hil_law *law, const hil_message *m);
+
+/* hil_stability.c */
+int hil_stability_init(hil_stability *s, const hil_description *d, double slew_per_s,
+                       double sigma_floor);
+void hil_stability_free(hil_stability *s);
+void hil_stability_update(hil_stability *s, double sigma, const double *u, double condition);
+void hil_stability_figures(const hil_stability *s, hil_stability_figures_t *out);
 
 /* hil_report.c */
 void hil_hist_record(hil_hist *h, int64_t value_ns);

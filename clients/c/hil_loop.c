@@ -128,8 +128,13 @@ static hil_status answer(hil_client *c, const hil_law *law)
     if (rc != 0)
         return hil_fail(c, HIL_ERR_LAW, "control law %s returned %d on state %lld: the run "
                         "ends, the plant was told to go safe", law->name, rc, (long long)s->seq);
+    hil_status status;
+    double sigma = NAN, condition = NAN;
     hil_hist_record(&c->hist[FIG_COMPUTE], c1 - c0);
-    return hil_send_control(c, s, u, c1 - c0);
+    if ((status = hil_send_control(c, s, u, c1 - c0)) != HIL_OK) return status;
+    if (law->figures != NULL) law->figures(law->user, &sigma, &condition);
+    hil_stability_update(&c->stability, sigma, u, condition); /* after the send */
+    return HIL_OK;
 }
 
 static int fresh(const hil_client *c)
@@ -250,6 +255,9 @@ hil_status hil_run(hil_client *c, const hil_law *law)
         snprintf(c->end_reason, sizeof c->end_reason, "%s", c->error);
         return status;
     }
+    if (hil_stability_init(&c->stability, &c->desc, c->opt.slew_limit_per_s,
+                           law->sigma_floor) != 0)
+        return hil_abort(c, HIL_ERR_SYSTEM, "out of memory for the stability monitors");
     strcpy(c->end_reason, "running");
     status = c->desc.lockstep ? run_lockstep(c, law) : run_realtime(c, law);
     if (status == HIL_ERR_LAW || status == HIL_ERR_SYSTEM || status == HIL_ERR_USAGE

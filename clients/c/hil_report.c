@@ -223,6 +223,45 @@ static void write_process(FILE *f, const hil_client *c)
     fputs("}", f);
 }
 
+static void json_field(FILE *f, const char *key, double v, int first)
+{
+    fprintf(f, "%s\"%s\": ", first ? "" : ", ", key);
+    json_num(f, v);
+}
+
+/* The `stability` section, as hil/runtime/stability.py's summary(). */
+static void write_stability(FILE *f, const hil_stability *s)
+{
+    hil_stability_figures_t g;
+    int none = s->steps == 0;
+    hil_stability_figures(s, &g);
+    json_key(f, "stability");
+    fprintf(f, "{\"window\": %d,\n    \"lyapunov\": {\"steps\": %lld, \"evaluated_steps\": %lld, "
+            "\"decreased_steps\": %lld", s->window, (long long)s->steps,
+            (long long)s->evaluated, (long long)s->decreased);
+    json_field(f, "decrease_ratio", g.decrease_ratio, 0);
+    json_field(f, "window_decrease_ratio", g.window_decrease_ratio, 0);
+    json_field(f, "v_last", g.v_last, 0);
+    fprintf(f, "},\n    \"actuator\": {\"steps\": %lld, \"saturated_steps\": %lld",
+            (long long)s->steps, (long long)s->saturated_steps);
+    json_field(f, "saturation_duty", g.saturation_duty, 0);
+    json_field(f, "window_saturation_duty", g.window_saturation_duty, 0);
+    fprintf(f, ", \"slew_hits\": %lld, \"window_slew_hits\": %d", (long long)s->slew_hits,
+            g.window_slew_hits);
+    json_field(f, "max_step_change_n", s->max_change, 0);
+    fprintf(f, "},\n    \"mass_matrix_condition\": {\"steps\": %lld", (long long)s->steps);
+    json_field(f, "last", none ? NAN : g.condition_last, 0);
+    json_field(f, "max", none ? NAN : s->max_condition, 0);
+    json_field(f, "mean", none ? NAN : g.condition_mean, 0);
+    json_field(f, "window_max", none ? NAN : g.condition_window_max, 0);
+    fprintf(f, "},\n    \"surface\": {\"steps\": %lld", (long long)s->steps);
+    json_field(f, "abs_last", none ? NAN : g.surface_last, 0);
+    json_field(f, "abs_max", none ? NAN : s->max_surface, 0);
+    json_field(f, "window_abs_max", none ? NAN : g.surface_window_max, 0);
+    json_field(f, "window_rms", none ? NAN : g.surface_window_rms, 0);
+    fputs("}}", f);
+}
+
 static void write_counters(FILE *f, const hil_client *c)
 {
     json_int_key(f, "controls_sent", c->controls_sent);
@@ -271,6 +310,7 @@ static void write_body(FILE *f, const hil_client *c, int exit_code)
     write_latency(f, c);
     write_counters(f, c);
     write_law(f, c, law, name);
+    if (c->stability.window > 0) write_stability(f, &c->stability);
     write_process(f, c);
     fputs("\n}\n", f);
 }

@@ -46,8 +46,15 @@ def controller_argv(command: str) -> list[str]:
 
 
 def controller_env(config: Config, out: Path, run_id: str, cfg_path: Path) -> dict[str, str]:
-    """The `HIL_*` variables that tell a controller program about the run."""
+    """The `HIL_*` variables that tell a controller program about the run.
+
+    `hil run` starts the plant and the program at once. hil-controller's connect timeout
+    counts from after its own start-up (seconds of imports); a compiled program says hello in
+    milliseconds and would spend its timeout on the plant's start-up (imports and compiling,
+    longer on a loaded machine). So the program's timeout is the configured one plus the
+    plant's `attach_timeout_s`: as long as the plant itself would wait for a controller."""
     controller, run = config.controller, config.run
+    connect_s = controller.connect_timeout_s + config.plant.attach_timeout_s
     env = {
         "HIL_ENDPOINT": controller.endpoint,
         "HIL_MODE": run.mode,
@@ -59,8 +66,9 @@ def controller_env(config: Config, out: Path, run_id: str, cfg_path: Path) -> di
         "HIL_DURATION_S": repr(run.duration_s),
         "HIL_PHASE_OFFSET": repr(controller.phase_offset),
         "HIL_SPIN_US": repr(controller.spin_us),
-        "HIL_CONNECT_TIMEOUT_S": repr(controller.connect_timeout_s),
+        "HIL_CONNECT_TIMEOUT_S": repr(connect_s),
         "HIL_PLANT_TIMEOUT_MS": repr(controller.plant_timeout_ms),
+        "HIL_SLEW_LIMIT_PER_S": repr(config.gates.slew_limit_n_per_s),
     }
     if config.security.curve:
         env["HIL_KEYS_DIR"] = str(Path(config.security.keys_dir).absolute())

@@ -1,8 +1,9 @@
 """libhil (clients/c), the C client library: built with the system gcc under strict warnings
 and under AddressSanitizer and UBSan; its codec against the golden vectors
 (docs/protocol-vectors.json); its schedule; and real closed loops: `hil run --controller-cmd`
-with the C LQR example against the real hil-plant, in lockstep (the sanitized build) and at
-1 kHz in real time with `hil gains` relayed to it and a second controller refused."""
+with the C LQR example against the real hil-plant, in lockstep (the sanitized build, against
+the Python lqr law's run) and at 1 kHz in real time with `hil gains` relayed to it and a
+second controller refused."""
 
 from __future__ import annotations
 
@@ -145,6 +146,10 @@ def test_the_example_gain_is_the_python_lqr_design_for_the_default_plant() -> No
     assert block is not None, "the example's K initialiser"
     pasted = [float(v) for v in block.group(1).split(",")]
     assert pasted == pytest.approx(designed, rel=1e-12)
+    riccati = re.search(r"P\[N_STATES \* N_STATES\] = \{([^}]*)\}", text)
+    assert riccati is not None, "the example's P initialiser"
+    assert [float(v) for v in riccati.group(1).split(",")] == pytest.approx(
+        law_from_config(config).p_matrix.ravel().tolist(), rel=1e-12)
 
 
 def test_shared_memory_is_refused_with_the_fix_before_connecting(build: tuple[Path, str]
@@ -164,11 +169,23 @@ def _hil_run(out: Path, program: Path, *options: str) -> subprocess.CompletedPro
 
 
 @pytest.mark.slow
-def test_sanitized_c_controller_balances_the_plant_in_lockstep(asan_build: Path,
-                                                               tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    done = _hil_run(out, asan_build / "lqr_dip", "--mode", "lockstep", "--duration", "1.5",
-                    "--set", "record.history_db=null")
+def test_sanitized_c_controller_balances_the_plant_in_lockstep_as_the_python_law_does(
+        asan_build: Path, tmp_path: Path) -> None:
+    out, python_out = tmp_path / "c", tmp_path / "python"
+    # The same gain in Python, the same deterministic lockstep run, alongside (lockstep does
+    # not care how the two runs share the machine).
+    python = subprocess.Popen([*HIL, "run", *NO_HTML, "--controller", "lqr", "--mode",
+                               "lockstep", "--duration", "1.5", "--out", str(python_out),
+                               "--endpoint", free_endpoint()], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        done = _hil_run(out, asan_build / "lqr_dip", "--mode", "lockstep", "--duration",
+                        "1.5", "--set", "record.history_db=null")
+        python_output = python.communicate(timeout=120)
+    finally:
+        if python.poll() is None:
+            python.kill()
+            python.wait()
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads((out / "report.json").read_text())
     controller = json.loads((out / "controller.json").read_text())
@@ -182,11 +199,22 @@ def test_sanitized_c_controller_balances_the_plant_in_lockstep(asan_build: Path,
     assert controller["states_dropped"] == 0 and plant["rejected_messages"] == 0
     assert controller["latency_us"]["compute"]["count"] == 1500
     assert report["gains"] == pytest.approx(controller["gains"]) and len(report["gains"]) == 6
+    gates = {g["name"]: g for g in report["gates"]}  # the stability gates, as for Python laws
+    assert gates["stability.lyapunov.decrease_ratio"]["passed"]
+    assert gates["stability.actuator.saturation_duty"]["passed"]
+    # The Python law's run: the same trajectory.
+    assert python.returncode == 0, python_output
+    python_report = json.loads((python_out / "report.json").read_text())
+    assert report["final_state"] == python_report["final_state"]  # bit for bit
+    assert controller["stability"]["surface"]["abs_max"] == pytest.approx(
+        json.loads((python_out / "controller.json").read_text())["stability"]["surface"]
+        ["abs_max"], rel=1e-12)
 
 
-def _wait_for_gains(endpoint: str, timeout_s: float) -> operator.GainsAnswer:
+def _wait_for_gains(endpoint: str, run: subprocess.Popen[str], timeout_s: float
+                    ) -> operator.GainsAnswer:
     """The controller's first answer to `hil gains` (before it attaches the plant says none
-    is attached)."""
+    is attached); fails with the run's output if the run ends or `timeout_s` passes first."""
     give_up = time.monotonic() + timeout_s
     while True:
         try:
@@ -195,7 +223,12 @@ def _wait_for_gains(endpoint: str, timeout_s: float) -> operator.GainsAnswer:
             answer = None
         if answer is not None and answer.ok:
             return answer
-        assert time.monotonic() < give_up, "the C controller never answered hil gains"
+        if run.poll() is not None or time.monotonic() > give_up:
+            if run.poll() is None:
+                run.kill()
+            stdout, stderr = run.communicate()
+            pytest.fail(f"no answer to hil gains from the C controller (last: "
+                        f"{answer.detail if answer else None}):\n{stdout}\n{stderr}")
         time.sleep(0.05)
 
 
@@ -208,7 +241,7 @@ def test_c_controller_runs_1khz_realtime_with_gains_relayed_and_a_second_one_ref
                             "--set", "plant.watchdog_timeout_ms=250"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
-        current = _wait_for_gains(endpoint, 60)
+        current = _wait_for_gains(endpoint, run, 60)
         assert current.names[:2] == ["k_x", "k_theta1"] and current.values[0] == \
             pytest.approx(31.622776601682467)
         applied = operator.gains(endpoint, ["k_x"], [30.0])

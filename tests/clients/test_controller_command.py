@@ -53,6 +53,9 @@ def test_the_environment_carries_the_run(tmp_path: Path) -> None:
     assert env["HIL_ENDPOINT"] == "tcp://127.0.0.1:5999" and env["HIL_MODE"] == "lockstep"
     assert env["HIL_OUT"] == str((tmp_path / "out").absolute()) and env["HIL_RUN_ID"] == "run-7"
     assert env["HIL_TRANSPORT"] == "zmq" and float(env["HIL_PLANT_TIMEOUT_MS"]) == 750
+    # the plant's start-up on top of the handshake's own timeout (the module's docstring)
+    assert float(env["HIL_CONNECT_TIMEOUT_S"]) == config.controller.connect_timeout_s + \
+        config.plant.attach_timeout_s
     assert "HIL_KEYS_DIR" not in env
     curve = load_config(None, {"security.curve": True, "security.keys_dir": str(tmp_path)})
     assert controller_env(curve, tmp_path, "r", tmp_path / "c.yaml")["HIL_KEYS_DIR"] == \

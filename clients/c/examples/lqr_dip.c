@@ -1,14 +1,18 @@
 /* lqr_dip: an LQR controller for the default double inverted pendulum (configs/default.yaml),
  * in C on libhil: u = -K x, saturated at the plant's force limit.
  *
- * K is the Python `lqr` law's design for the default plant, pasted here: computed with
+ * K and the Riccati solution P are the Python `lqr` law's design for the default plant,
+ * pasted here: computed with
  *     .venv/bin/python -c "from hil.config import load_config; \
  *         from controller_client.main import law_from_config; \
- *         print(law_from_config(load_config('configs/default.yaml', \
- *             {'controller.name': 'lqr', 'controller.gains': None})).k.tolist())"
+ *         law = law_from_config(load_config('configs/default.yaml', \
+ *             {'controller.name': 'lqr', 'controller.gains': None})); \
+ *         print(law.k.tolist(), law.p_matrix.ravel().tolist())"
  * (the continuous Riccati equation of the plant linearised upright, Bryson weights
  * q = 10, 100, 100, 1, 1, 1 and r = 0.01: controller_client/controllers/lqr.py).
- * tests/clients/test_c_client.py checks these numbers against that design.
+ * tests/clients/test_c_client.py checks these numbers against that design. As the Python law,
+ * it reports sigma = sqrt(x' P x) (V = sigma^2 / 2 is the Lyapunov function the design
+ * certifies) to the stability monitors.
  *
  * Its gains are K's six entries (`hil gains` reads and sets them while it runs).
  * Run it in place of hil-controller:
@@ -28,18 +32,43 @@ static const char *const GAIN_NAMES[N_STATES] = {"k_x", "k_theta1", "k_theta2",
 typedef struct {
     double k[N_STATES];
     double max_force_n;
+    double sigma;
 } lqr;
+
+/* The Riccati solution of the design, row-major. */
+static const double P[N_STATES * N_STATES] = {
+    14.917849008992818, -9.956457022841676, 47.730706742669625, 10.626910952755406,
+    4.02795434273876, 7.342629590407357, -9.956457022841676, 180.3856908982458,
+    -314.32666400929384, -17.92452242578125, -2.915250187883747, -44.13028452987794,
+    47.730706742669625, -314.32666400929384, 704.62724521456, 62.95574033548006,
+    18.728824023503364, 99.34278460410829, 10.626910952755406, -17.92452242578125,
+    62.95574033548006, 11.998779194488506, 4.469421956156221, 9.579861829530586,
+    4.02795434273876, -2.915250187883747, 18.728824023503364, 4.469421956156221,
+    1.8351440785959914, 2.9348379860686657, 7.342629590407357, -44.13028452987794,
+    99.34278460410829, 9.579861829530586, 2.9348379860686657, 14.270455405352504};
 
 static int compute(void *user, const double *x, int n_states, double t_s, double *u,
                    int n_inputs)
 {
-    const lqr *law = user;
-    double force = 0.0;
+    lqr *law = user;
+    double force = 0.0, v = 0.0;
     (void)t_s;
     if (n_states != N_STATES || n_inputs != 1) return 1; /* checked at attach: see main */
-    for (int i = 0; i < N_STATES; i++) force -= law->k[i] * x[i];
+    for (int i = 0; i < N_STATES; i++) {
+        double row = 0.0;
+        for (int j = 0; j < N_STATES; j++) row += P[N_STATES * i + j] * x[j];
+        v += x[i] * row;
+        force -= law->k[i] * x[i];
+    }
+    law->sigma = sqrt(fmax(v, 0.0));
     u[0] = fmax(-law->max_force_n, fmin(law->max_force_n, force));
     return 0;
+}
+
+static void figures(void *user, double *sigma, double *mass_condition)
+{
+    *sigma = ((const lqr *)user)->sigma;
+    *mass_condition = NAN; /* not computed here (the Python law gives cond M(q)) */
 }
 
 static void get_gains(void *user, double *values)
@@ -62,8 +91,10 @@ static int set_gains(void *user, const double *values, char *detail, size_t size
 int main(void)
 {
     lqr state = {{31.622776601682467, -633.6004984899071, 945.1194333259341,
-                  46.97438065890091, -8.54468636235171, 131.22671271987562}, 150.0};
-    hil_law law = {"lqr_dip.c", compute, N_STATES, GAIN_NAMES, get_gains, set_gains, &state};
+                  46.97438065890091, -8.54468636235171, 131.22671271987562}, 150.0, 0.0};
+    hil_law law = {.name = "lqr_dip.c", .compute = compute, .n_gains = N_STATES,
+                   .gain_names = GAIN_NAMES, .get_gains = get_gains, .set_gains = set_gains,
+                   .user = &state, .figures = figures, .sigma_floor = 1e-3};
     hil_options opt;
     hil_client *c;
     char err[512];
