@@ -20,8 +20,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from hil.dynamics.fmu import kernels
 from hil.dynamics.fmu.description import KEY, FmuError, FmuPlan, Parameter
 
@@ -194,7 +192,8 @@ def _settle_events(fmu: Any, plan: FmuPlan) -> None:
 
 class FmuInstance:
     """An instantiated, initialised FMU and what the kernels call: `functions` (addresses in
-    the kernels' order), `component`; freed, with its folder, when collected or closed."""
+    the kernels' call order, 0 for those not called), `component` (the instance's address);
+    freed, with its folder, when collected or closed."""
 
     def __init__(self, path: Path, md: Any, plan: FmuPlan, params: Mapping[str, Any]) -> None:
         self.plan = plan
@@ -208,12 +207,11 @@ class FmuInstance:
         self._finalizer = weakref.finalize(self, _release, self.fmu, self._dir)
         _set_parameters(self.fmu, plan, params, self.log)
         _initialise(self.fmu, plan, self.log)
-        self.component = np.uint64(self.fmu.component)
+        self.component = int(self.fmu.component)
         needed = kernels.needed_calls(plan.kind, plan.fmi_version)
-        self.functions = np.array(
-            [ctypes.cast(getattr(self.fmu.dll, name), ctypes.c_void_p).value
-             if name in needed else 0 for name in kernels.calls(plan.fmi_version)],
-            dtype=np.uint64)
+        self.functions = [int(ctypes.cast(getattr(self.fmu.dll, name), ctypes.c_void_p).value
+                              or 0) if name in needed else 0
+                          for name in kernels.calls(plan.fmi_version)]
 
     def _instantiate(self, md: Any) -> Any:
         from fmpy.fmi2 import FMU2Model, FMU2Slave

@@ -3,13 +3,17 @@
 `ccall(address, (args...))` calls the C function at `address` (an FMI function of the loaded
 binary, found once) with the argument tuple's types (uint64 for pointers and size_t, int32
 for fmi2Boolean, uint8 for FMI 3's bool, float64 for fmi2Real/fmi3Float64) and returns its
-status. The kernels below take the addresses in one uint64 array (indexed by the constants
-here), the instance, arrays made once by the model, and `v3` (an FMI 3.0 FMU: its functions
-take the value count, its booleans are bytes, its doStep reports more); they allocate nothing.
+status. An FMI 3.0 FMU (`v3`): its functions take the value count, its booleans are bytes,
+its doStep reports more.
 
-Each returns 0 (every call OK or a warning) or `call * 8 + status` for the first call that
-failed (`calls(version)[call]` names it), having written the FMU's time of that call to
-`info[0]`. `info` holds 3 float64: that time, 8 bytes of flags, doStep's last time.
+The entry points (`me_step`, `cs_step`, `me_derivatives`) take few arguments, each packed
+once by the model (numba's dispatch costs per argument): `fp` (uint64: the addresses indexed
+by the call constants, then the instance, substeps, completed, v3: see `pack_setup`), `refs`
+(the inputs' value references), `u`, `lims` (rows low, high, held), and `work` (rows k1, k2,
+k3, k4, tmp of the RK4, then `info`: the failing call's time, 8 bytes of flags, doStep's last
+time, and the FMU's time now). They allocate nothing. Each returns 0 (every call OK or a
+warning) or `call * 8 + status` for the first call that failed (`calls(version)[call]` names
+it), having written the FMU's time of that call to `info[0]`.
 """
 
 from __future__ import annotations
@@ -29,6 +33,23 @@ CALLS = {2: ("fmi2SetReal", "fmi2GetReal", "fmi2SetTime", "fmi2SetContinuousStat
 # Beyond the FMI statuses: the FMU asked for an event, or to terminate.
 EVENT_ASKED, TERMINATE_ASKED = 6, 7
 WORST_ACCEPTED = 1  # fmi2Warning / fmi3Warning: the step went on
+
+
+COMPONENT, SUBSTEPS, COMPLETED, V3 = 7, 8, 9, 10  # fp beyond the addresses
+INFO, FAILED_AT, FLAGS, LAST_TIME, NOW = 5, 0, 1, 2, 3  # work[INFO] and its entries
+
+
+def pack_setup(addresses: list[int], component: int, substeps: int, completed: bool,
+               v3: bool) -> np.ndarray:
+    """`fp`: the function addresses (in `calls` order, 0 for those not called), then the
+    instance and the step's settings."""
+    return np.array([*addresses, component, substeps, int(completed), int(v3)],
+                    dtype=np.uint64)
+
+
+def new_work(n_states: int) -> np.ndarray:
+    """`work` for a plant of `n_states`: the RK4's rows and `info`, time 0."""
+    return np.zeros((INFO + 1, max(n_states, NOW + 1)))
 
 
 def calls(version: int) -> tuple[str, ...]:
@@ -104,7 +125,7 @@ def derivatives_at(fp: np.ndarray, comp: np.uint64, t: float, x: np.ndarray,
 
 
 @njit(cache=True)
-def me_step(fp: np.ndarray, comp: np.uint64, refs: np.ndarray, u: np.ndarray,
+def _me_step(fp: np.ndarray, comp: np.uint64, refs: np.ndarray, u: np.ndarray,
             low: np.ndarray, high: np.ndarray, held: np.ndarray, t0: float, dt: float,
             substeps: int, state: np.ndarray, out: np.ndarray, work: np.ndarray,
             completed: bool, info: np.ndarray, v3: bool) -> int:
@@ -184,7 +205,7 @@ def _asked(call: int, status: int, event: bool, terminate: bool, t: float,
 
 
 @njit(cache=True)
-def cs_step(fp: np.ndarray, comp: np.uint64, refs: np.ndarray, u: np.ndarray,
+def _cs_step(fp: np.ndarray, comp: np.uint64, refs: np.ndarray, u: np.ndarray,
             low: np.ndarray, high: np.ndarray, held: np.ndarray, t0: float, dt: float,
             substeps: int, out_refs: np.ndarray, out: np.ndarray, info: np.ndarray,
             v3: bool) -> int:
@@ -218,3 +239,51 @@ def _do_step(fp: np.ndarray, comp: np.uint64, t: float, h: float, info: np.ndarr
                                  flags[1:].ctypes.data, flags[2:].ctypes.data,
                                  info[2:].ctypes.data))
     return _asked(DO_STEP, status, flags[0] != 0 or flags[2] != 0, flags[1] != 0, t, info)
+
+
+
+@njit(cache=True)
+def me_step(fp: np.ndarray, refs: np.ndarray, u: np.ndarray, lims: np.ndarray, dt: float,
+            state: np.ndarray, out: np.ndarray, work: np.ndarray) -> int:
+    """Model exchange: classic RK4 over the FMU's derivatives, `substeps` steps over `dt`
+    from the FMU's time now, the inputs saturated and held; `out` may be `state`. The time
+    advances on success."""
+    info = work[INFO]
+    t0 = info[NOW]
+    code = _me_step(fp, fp[COMPONENT], refs, u, lims[0], lims[1], lims[2], t0, dt,
+                    int(fp[SUBSTEPS]), state, out, work, fp[COMPLETED] != 0, info,
+                    fp[V3] != 0)
+    if code == 0:
+        info[NOW] = t0 + dt
+    return code
+
+
+@njit(cache=True)
+def cs_step(fp: np.ndarray, refs: np.ndarray, u: np.ndarray, lims: np.ndarray, dt: float,
+            out_refs: np.ndarray, out: np.ndarray, work: np.ndarray) -> int:
+    """Co-simulation: the inputs saturated and set, `substeps` doSteps over `dt` from the
+    FMU's time now, then the outputs `out_refs` read into `out`. The time advances on
+    success."""
+    info = work[INFO]
+    t0 = info[NOW]
+    code = _cs_step(fp, fp[COMPONENT], refs, u, lims[0], lims[1], lims[2], t0, dt,
+                    int(fp[SUBSTEPS]), out_refs, out, info, fp[V3] != 0)
+    if code == 0:
+        info[NOW] = t0 + dt
+    return code
+
+
+@njit(cache=True)
+def me_derivatives(fp: np.ndarray, refs: np.ndarray, u: np.ndarray, lims: np.ndarray,
+                   x: np.ndarray, dx: np.ndarray, work: np.ndarray) -> int:
+    """d state / dt into `dx` at the FMU's time now, at `x` under `u` as given (not
+    saturated: the raw dynamics, for linearisation and trim)."""
+    held = lims[2]
+    for i in range(u.shape[0]):
+        held[i] = u[i]
+    v3 = fp[V3] != 0
+    info = work[INFO]
+    status = _real_values(fp, SET_REAL, fp[COMPONENT], refs, held, v3)
+    if status > WORST_ACCEPTED:
+        return _failed(SET_REAL, status, info[NOW], info)
+    return derivatives_at(fp, fp[COMPONENT], info[NOW], x, dx, info)

@@ -51,16 +51,20 @@ class FmuPlant:
         self.params = dict(params)
         self.regulated = default_regulated(self.state_names, self.state_units)
         self.wraps: tuple[str, ...] = ()
-        self.time_s = 0.0
-        n_inputs = self.inputs.n
-        self._fp = instance.functions
-        self._comp = instance.component
-        self._refs = np.array(plan.input_refs, dtype=np.uint32)
-        self._low, self._high = np.array(self.inputs.low), np.array(self.inputs.high)
-        self._held = np.zeros(n_inputs)
-        self._info = np.zeros(3)
         self._version = plan.fmi_version
-        self._v3 = plan.fmi_version == 3
+        self._fp = kernels.pack_setup(instance.functions, instance.component, substeps,
+                                      plan.needs_completed_step, plan.fmi_version == 3)
+        self._refs = np.array(plan.input_refs, dtype=np.uint32)
+        # low, high, and the inputs as last set
+        self._lims = np.array([self.inputs.low, self.inputs.high, np.zeros(self.inputs.n)])
+        self._work = kernels.new_work(len(self.state_names))
+        self._info = self._work[kernels.INFO]
+        self._held = self._lims[2]
+
+    @property
+    def time_s(self) -> float:
+        """The FMU's time: the sum of the steps so far, s."""
+        return float(self._info[kernels.NOW])
 
     @property
     def max_force_n(self) -> float:
@@ -114,22 +118,15 @@ class FmuModelExchange(FmuPlant):
 
     def __init__(self, instance: FmuInstance, substeps: int, params: dict[str, Any]) -> None:
         super().__init__(instance, substeps, params)
-        n = len(self.state_names)
-        self._work = np.zeros((5, n))
-        self._completed = instance.plan.needs_completed_step
-        self._free_low = np.full(self.inputs.n, -np.inf)
-        self._free_high = np.full(self.inputs.n, np.inf)
         self._trim: Trim | None = None
 
     def step(self, state: np.ndarray, u: Any, dt_s: float, out: np.ndarray) -> None:
         """RK4 over `dt_s` in `substeps` steps of the FMU's derivatives, each input saturated
         and held; `out` may be `state`. FmuStepError if an FMI call fails."""
-        code = kernels.me_step(self._fp, self._comp, self._refs, self._input(u), self._low,
-                               self._high, self._held, self.time_s, dt_s, self.substeps, state,
-                               out, self._work, self._completed, self._info, self._v3)
+        code = kernels.me_step(self._fp, self._refs, self._input(u), self._lims, dt_s, state,
+                               out, self._work)
         if code:
             raise self._fault(code)
-        self.time_s += dt_s
 
     def derivatives(self, state: Any, u: Any) -> np.ndarray:
         """d state / dt at `state` under `u` (not saturated: the raw dynamics), a new array."""
@@ -138,12 +135,9 @@ class FmuModelExchange(FmuPlant):
             raise ValueError(f"state must have shape ({len(self.state_names)},), got "
                              f"{np.shape(state)}")
         dx = np.empty_like(x)
-        code = kernels.set_inputs(self._fp, self._comp, self._refs, self._input(u),
-                                  self._free_low, self._free_high, self._held, self._v3)
-        if code == 0:
-            code = kernels.derivatives_at(self._fp, self._comp, self.time_s, x, dx, self._info)
+        code = kernels.me_derivatives(self._fp, self._refs, self._input(u), self._lims, x, dx,
+                                      self._work)
         if code:
-            self._info[0] = self.time_s
             raise self._fault(code)
         return dx
 
@@ -183,12 +177,10 @@ class FmuCoSimulation(FmuPlant):
     def step(self, state: np.ndarray, u: Any, dt_s: float, out: np.ndarray) -> None:
         """`substeps` doSteps over `dt_s` under `u` (saturated, held); the outputs into
         `out`. `state` is not read: the FMU carries its own. FmuStepError if a call fails."""
-        code = kernels.cs_step(self._fp, self._comp, self._refs, self._input(u), self._low,
-                               self._high, self._held, self.time_s, dt_s, self.substeps,
-                               self._out_refs, out, self._info, self._v3)
+        code = kernels.cs_step(self._fp, self._refs, self._input(u), self._lims, dt_s,
+                               self._out_refs, out, self._work)
         if code:
             raise self._fault(code)
-        self.time_s += dt_s
 
     def outputs(self) -> np.ndarray:
         """The outputs read as the state, now (a new array)."""
