@@ -47,3 +47,15 @@ def takes_target(law: Any) -> bool:
     except ValueError:  # no signature to read (a builtin): the two-argument contract
         return False
     return True
+
+
+def needs_target(law: Any) -> bool:
+    """True when `law.compute` cannot be called without the target (its third parameter has
+    no default): such a law gets one even in a run without references (the equilibrium)."""
+    if not takes_target(law):
+        return False
+    try:
+        inspect.signature(law.compute).bind(np.zeros(1), 0.0)
+    except TypeError:
+        return True
+    return False

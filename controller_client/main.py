@@ -24,7 +24,7 @@ from controller_client.controllers import (
     UnknownControllerError,
     create_controller,
 )
-from controller_client.law import takes_target
+from controller_client.law import needs_target, takes_target
 from controller_client.loop import ControllerLoop, Ending, LoopSettings
 from controller_client.output import LawOutputError, law_output
 from controller_client.ports import Log
@@ -146,11 +146,14 @@ def _build_loop(ctx: ProcessContext, law: Any, bounds: list[tuple[float, float]]
 
 def experiment_parts(ctx: ProcessContext, law: Any, model: Any
                      ) -> tuple[SignalTable | None, Sensors | None]:
-    """The run's target for a law that takes one (the equilibrium without an experiment),
-    and the experiment's sensors (None when they change nothing)."""
+    """The run's target for a law that takes one, when the experiment has references or the
+    law cannot do without (then the equilibrium); the experiment's sensors (None when they
+    change nothing). A run without an experiment calls the built-in laws as it always did."""
     experiment = ctx.config.experiment
+    referenced = experiment is not None and bool(experiment.reference)
+    wanted = takes_target(law) if referenced else needs_target(law)
     target = reference_table(experiment, model.state_names, model.equilibrium) \
-        if takes_target(law) else None
+        if wanted else None
     if target is None and experiment is not None and experiment.reference:
         ctx.log.warning("the law takes no target (compute(state, t)): it regulates to its own "
                         "set point; the reference is scored, not followed",
@@ -262,8 +265,10 @@ def _warm(law: Any, config: Config, n_inputs: int) -> None:
     warm = np.array(config.plant.initial_state, dtype=np.float64)
     target = (warm.copy(),) if takes_target(law) else ()
     try:
-        for _ in range(3):
+        for _ in range(3):  # both ways the loop may call it: with and without a target
             out = law.compute(warm, 0.0, *target)
+            if target and not needs_target(law):
+                out = law.compute(warm, 0.0)
         law.reset()
     except Exception as exc:  # a law is user code
         raise ConfigError(

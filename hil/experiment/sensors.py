@@ -22,19 +22,20 @@ from hil.config import SensorsConfig
 
 
 @njit(nogil=True, cache=True)
-def _sense(state: np.ndarray, noise: np.ndarray, std: np.ndarray, res: np.ndarray,
-           ring: np.ndarray, k: int, delay: int) -> None:
+def _sense(state: np.ndarray, coeffs: np.ndarray, ring: np.ndarray, k: int) -> None:
+    """coeffs: rows noise (this control's draws), std, resolution (0: none); ring: the last
+    delay + 1 measurements (delay = its rows - 1); k: this control's index."""
     n = state.shape[0]
     for i in range(n):
-        v = state[i] + std[i] * noise[i]
-        r = res[i]
+        v = state[i] + coeffs[1, i] * coeffs[0, i]
+        r = coeffs[2, i]
         if r > 0.0:
             v = r * math.floor(v / r + 0.5)
         state[i] = v
+    delay = ring.shape[0] - 1
     if delay > 0:
-        size = delay + 1
-        ring[k % size, :] = state
-        state[:] = ring[max(k - delay, 0) % size]
+        ring[k % (delay + 1), :] = state
+        state[:] = ring[max(k - delay, 0) % (delay + 1)]
 
 
 class Sensors:
@@ -52,10 +53,13 @@ class Sensors:
         self.delay = int(config.delay_samples)
         self._noisy = bool(np.any(self.std > 0.0))
         self._rng = np.random.Generator(np.random.PCG64(config.seed))
-        self._noise = np.zeros(n)
+        self._coeffs = np.zeros((3, n))  # noise (drawn per control), std, resolution
+        self._coeffs[1] = self.std
+        self._coeffs[2] = self.resolution
+        self._noise = self._coeffs[0]  # a view: the draws land in the kernel's row
         self._ring = np.zeros((self.delay + 1, n))
         self.count = 0
-        _sense(np.zeros(n), self._noise, self.std, np.zeros(n), np.zeros((1, n)), 0, 0)
+        _sense(np.zeros(n), np.zeros((3, n)), np.zeros((1, n)), 0)
 
     @property
     def active(self) -> bool:
@@ -66,6 +70,5 @@ class Sensors:
         """`state` (float64, one entry per state) becomes what the law sees."""
         if self._noisy:
             self._rng.standard_normal(out=self._noise)
-        _sense(state, self._noise, self.std, self.resolution, self._ring, self.count,
-               self.delay)
+        _sense(state, self._coeffs, self._ring, self.count)
         self.count += 1

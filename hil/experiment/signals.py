@@ -1,8 +1,9 @@
 """Signals of an experiment: pure functions of run time, evaluated without allocating.
 
 Each signal is a row of a table: its kind, the index of the entry it drives (a state of the
-reference, an input of the disturbances) and six parameters (`PARAMS`). `SignalTable.at(t)`
-writes every entry into one vector allocated once: the table's base (the equilibrium for a
+reference, an input of the disturbances) and six parameters (`PARAMS`), packed with the base
+into one float64 array (`SignalTable.table`). `SignalTable.at(t)` writes every entry into one
+vector allocated once: the table's base (the equilibrium for a
 reference, zeros for disturbances) with each signal's entry replaced (`add` False) or added
 to (`add` True). The kernel is numba-compiled: a call costs well under a microsecond.
 
@@ -53,25 +54,30 @@ def signal_value(kind: int, p: np.ndarray, t: float) -> float:
 
 
 @njit(nogil=True, cache=True)
-def evaluate(t: float, kinds: np.ndarray, index: np.ndarray, params: np.ndarray,
-             base: np.ndarray, add: bool, out: np.ndarray) -> None:
-    """out = base with each signal's entry replaced (or, `add`, added to) at time `t`."""
-    out[:] = base
-    for i in range(kinds.shape[0]):
-        v = signal_value(kinds[i], params[i], t)
+def evaluate(t: float, table: np.ndarray, out: np.ndarray) -> None:
+    """`out` at time `t` from a packed `table` (`SignalTable.table`: row 0 the base and, in
+    its last cell, 1 to add the signals or 0 to replace; then a row per signal: kind, index,
+    PARAMS parameters). One array argument, so a call from Python costs little."""
+    n = out.shape[0]
+    for i in range(n):
+        out[i] = table[0, i]
+    add = table[0, table.shape[1] - 1] != 0.0
+    for r in range(1, table.shape[0]):
+        row = table[r]
+        v = signal_value(int(row[0]), row[2:], t)
+        j = int(row[1])
         if add:
-            out[index[i]] += v
+            out[j] += v
         else:
-            out[index[i]] = v
+            out[j] = v
 
 
 @njit(nogil=True, cache=True)
-def evaluate_series(times: np.ndarray, kinds: np.ndarray, index: np.ndarray,
-                    params: np.ndarray, base: np.ndarray, add: bool) -> np.ndarray:
+def evaluate_series(times: np.ndarray, table: np.ndarray, n: int) -> np.ndarray:
     """One row of `evaluate` per time (for reports, not for the loop)."""
-    out = np.empty((times.shape[0], base.shape[0]))
+    out = np.empty((times.shape[0], n))
     for k in range(times.shape[0]):
-        evaluate(times[k], kinds, index, params, base, add, out[k])
+        evaluate(times[k], table, out[k])
     return out
 
 
@@ -84,27 +90,28 @@ class SignalTable:
         self.names = names  # the entries' names (states or inputs)
         self.base = np.array(base, dtype=np.float64)
         self.add = add
-        self.kinds = np.array([r[0] for r in rows], dtype=np.int64)
-        self.index = np.array([r[1] for r in rows], dtype=np.int64)
-        self.params = np.full((len(rows), PARAMS), np.nan)
-        for i, (_, _, p) in enumerate(rows):
-            self.params[i, :len(p)] = p
+        n = len(self.base)
+        self.table = np.full((1 + len(rows), max(n, 2 + PARAMS) + 1), np.nan)
+        self.table[0, :n] = self.base
+        self.table[0, -1] = 1.0 if add else 0.0
+        for i, (kind, index, p) in enumerate(rows, start=1):
+            self.table[i, :2 + len(p)] = [kind, index, *p]
         self._out = self.base.copy()
         self.at(0.0)  # compiled (or loaded from numba's cache) before the loop runs
 
     def __len__(self) -> int:
-        return int(self.kinds.shape[0])
+        return int(self.table.shape[0] - 1)
 
     @property
     def driven(self) -> tuple[str, ...]:
         """The names of the entries some signal drives, in table order."""
-        return tuple(self.names[i] for i in self.index)
+        return tuple(self.names[int(i)] for i in self.table[1:, 1])
 
     def at(self, t_s: float) -> np.ndarray:
-        evaluate(t_s, self.kinds, self.index, self.params, self.base, self.add, self._out)
+        evaluate(t_s, self.table, self._out)
         return self._out
 
     def series(self, times_s: np.ndarray) -> np.ndarray:
         """The vector at each of `times_s`: one row per time."""
-        return evaluate_series(np.ascontiguousarray(times_s, dtype=np.float64), self.kinds,
-                               self.index, self.params, self.base, self.add)
+        return evaluate_series(np.ascontiguousarray(times_s, dtype=np.float64), self.table,
+                               len(self.base))
