@@ -9,7 +9,7 @@ import pytest
 
 from controller_client.controllers import create_controller
 from controller_client.controllers.external import ExternalLaw
-from controller_client.law import takes_target
+from controller_client.law import needs_target, takes_target
 from hil.dynamics import create_model
 from hil.dynamics.plugins import PluginError
 
@@ -38,6 +38,7 @@ def test_a_plug_in_law_takes_a_target_when_its_compute_says_so() -> None:
     two = ExternalLaw(TwoArgs, "m:TwoArgs", None, CONTEXT)
     three = ExternalLaw(ThreeArgs, "m:ThreeArgs", None, CONTEXT)
     assert not takes_target(two) and takes_target(three)
+    assert needs_target(three) and not needs_target(two)  # gets the equilibrium, at least
     assert three.compute(np.array([0.25]), 0.0, np.array([1.0])) == 0.75
     with pytest.raises(PluginError, match=r"compute\(self, state, t\) or "
                                           r"compute\(self, state, t, target\)"):
@@ -49,7 +50,7 @@ def test_lqr_tracks_the_target_and_is_unchanged_at_the_equilibrium(plant: str) -
     model = create_model(plant, {})
     law = create_controller("lqr", None, dt_s=0.002, max_force_n=model.max_force_n,
                             plant=model.describe(), model=model, options={})
-    assert takes_target(law)
+    assert takes_target(law) and not needs_target(law)  # no reference: called as before
     n = len(model.state_names)
     rng = np.random.default_rng(3)
     for _ in range(20):
