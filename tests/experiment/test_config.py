@@ -57,3 +57,17 @@ def test_a_name_the_plant_does_not_have_is_refused_with_the_names_it_has(
                          ("force",))
     assert key in str(caught.value) and "of plant 'cartpole'" in str(caught.value)
     assert str(caught.value).endswith(names)
+
+
+def test_the_step_exercise_config_loads_and_names_the_cartpoles_states() -> None:
+    from pathlib import Path
+
+    from hil.config import build_plant_model, load_config
+
+    config = load_config(Path(__file__).resolve().parents[2] / "configs" / "cartpole-step.yaml")
+    model = build_plant_model(config)
+    check_experiment(config.experiment, model.name, model.state_names, model.inputs.names)
+    assert config.experiment is not None and config.run.mode == "lockstep"
+    assert [r.state for r in config.experiment.reference] == ["x"]
+    assert set(config.gates.metrics) == {"x.overshoot_pct", "x.settling_time_s",
+                                         "x.steady_state_error"}
