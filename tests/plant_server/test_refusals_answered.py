@@ -60,11 +60,14 @@ class Plant:
 
 
 @pytest.fixture
-def plant(endpoint: str) -> Iterator[Plant]:
+def plant(endpoint: str, request: pytest.FixtureRequest) -> Iterator[Plant]:
+    """Lockstep (STEPS steps) unless the test asks for "realtime" (1 kHz, until a bye)."""
+    mode = getattr(request, "param", "lockstep")
     model = create_model("cartpole", {}, substeps=1)
     initial = np.array([0.0, 0.05, 0.0, 0.0])
     model.step(initial, np.zeros(1), 1e-3, np.empty_like(initial))  # compiled before the run
-    settings = PlantSettings(mode="lockstep", period_ns=MS, duration_s=STEPS * 1e-3,
+    settings = PlantSettings(mode=mode, period_ns=MS,
+                             duration_s=STEPS * 1e-3 if mode == "lockstep" else 60.0,
                              start_delay_ns=0, watchdog_timeout_ns=5000 * MS,
                              attach_timeout_ns=10_000 * MS)
     sock = PlantSocket(endpoint, ctx=zmq.Context())
@@ -240,3 +243,48 @@ def test_a_non_finite_control_is_answered_and_the_lockstep_run_ends_in_the_safe_
     assert final["flags"] == msg.FLAG_SAFE | msg.FLAG_SAFETY | msg.FLAG_FINAL
     assert "non_finite_control" in bye["reason"]
     controller.close()
+
+
+def _realtime_cases(seq: int) -> list[tuple[str, bytes, str, str]]:
+    """The attached controller's mistakes in realtime, after its control `seq` was taken."""
+    control = msg.pack_control
+    return [
+        ("a replayed control", control(seq, 0, [0.0], 0, 0, 0), "stale_control",
+         f"seq {seq} <= {seq}"),
+        ("a control for a state never published", control(seq + 1, 10**9, [0.0], 0, 0, 0),
+         "bad_state_seq", f"state_seq {10**9}, newest state"),
+        ("two inputs to a one-input plant", control(seq + 2, 0, [1.0, 2.0], 0, 0, 0),
+         "bad_shape", "the plant has 1 inputs"),
+        ("an unknown kind", _p(["self_destruct", 1]), "unknown_kind", "unknown kind"),
+        ("a state sent to the plant", msg.pack_state(1, 0, [0.0] * 4, 0), "unexpected_kind",
+         "state from the attached controller"),
+    ]
+
+
+@pytest.mark.parametrize("plant", ["realtime"], indirect=True)
+def test_in_realtime_too_each_malformed_input_is_answered_and_the_run_goes_on(
+        plant: Plant) -> None:
+    controller = plant.dealer()
+    controller.send(msg.encode("hello", V, "test-controller"))
+    answer_to(controller, "welcome")
+    first = answer_to(controller, "state")[0]
+    controller.send(msg.pack_control(1, first["seq"], [0.0], 0, time.monotonic_ns(), 0))
+    waits = [_stranger_case(plant, case) for case in FROM_A_STRANGER]
+    kept: list[msg.Message] = []
+    for what, data, code, words in _realtime_cases(1):
+        controller.send(data)
+        error, waited = answer_to(controller, "error", kept)
+        assert (error["code"], words in error["detail"]) == (code, True), (what, error)
+        waits.append(waited)
+    newest = max(m["seq"] for m in kept if m.kind == "state")
+    for seq in range(2, 52):  # the run goes on: controls answering fresh states are applied
+        controller.send(msg.pack_control(seq, newest, [0.0], 0, time.monotonic_ns(), 0))
+        newest = answer_to(controller, "state")[0]["seq"]
+    controller.send(msg.encode("bye", "test done"))
+    assert answer_to(controller, "bye")[0]["reason"] == "controller left"
+    plant.thread.join(5)
+    server = plant.server
+    assert plant.end == ["controller left"] and server.intake.applied == 51
+    assert not server.guard.watchdog.latched and server.guard.gates.report()["trips"] == 0
+    assert server.answers.report() == {"sent": len(waits) - 1, "suppressed": 0}
+    assert max(waits) < 1.0, waits
