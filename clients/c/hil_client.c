@@ -46,6 +46,7 @@ void hil_options_init(hil_options *o)
     o->phase_offset = 0.3;
     o->spin_us = 150;
     o->slew_limit_per_s = 50000.0;
+    o->cpu = -1;
 }
 
 static int env_number(const char *name, double low, double high, double *value, char *err,
@@ -70,6 +71,7 @@ hil_status hil_options_from_env(hil_options *o, char *err, size_t err_size)
     const char *text;
     double phase = o->phase_offset, spin = o->spin_us, connect_s = o->connect_timeout_ms / 1e3;
     double silent_ms = o->plant_timeout_ms, slew = o->slew_limit_per_s;
+    double priority = o->sched_priority, lock = o->lock_memory, cpu = o->cpu;
     if ((text = getenv("HIL_ENDPOINT")) && *text) o->endpoint = text;
     if ((text = getenv("HIL_OUT")) && *text) o->out_dir = text;
     if ((text = getenv("HIL_RUN_ID")) && *text) o->run_id = text;
@@ -85,9 +87,15 @@ hil_status hil_options_from_env(hil_options *o, char *err, size_t err_size)
         || env_number("HIL_SPIN_US", 0, 10000, &spin, err, err_size)
         || env_number("HIL_CONNECT_TIMEOUT_S", 0.01, 3600, &connect_s, err, err_size)
         || env_number("HIL_PLANT_TIMEOUT_MS", 1, 600000, &silent_ms, err, err_size)
-        || env_number("HIL_SLEW_LIMIT_PER_S", 1e-3, 1e8, &slew, err, err_size))
+        || env_number("HIL_SLEW_LIMIT_PER_S", 1e-3, 1e8, &slew, err, err_size)
+        || env_number("HIL_SCHED_PRIORITY", 0, 99, &priority, err, err_size)
+        || env_number("HIL_LOCK_MEMORY", 0, 1, &lock, err, err_size)
+        || env_number("HIL_CPU", -1, 1023, &cpu, err, err_size))
         return HIL_ERR_USAGE;
     o->slew_limit_per_s = slew;
+    o->sched_priority = (int)priority;
+    o->lock_memory = (int)lock;
+    o->cpu = (int)cpu;
     o->phase_offset = phase;
     o->spin_us = (int)spin;
     o->connect_timeout_ms = (int)(connect_s * 1e3 + 0.5);
@@ -118,13 +126,17 @@ static int take_options(hil_client *c, const hil_options *o, char *err, size_t n
         || copy_option(c->transport, sizeof c->transport, o->transport, "transport", err, n)
         || copy_option(c->mode, sizeof c->mode, o->mode, "mode", err, n))
         return -1;
-    if (strcmp(c->transport, "zmq") != 0) {
-        snprintf(err, n, "transport %s: libhil speaks ZeroMQ only (shared memory from C is not "
-                 "implemented); run with run.transport zmq (--transport zmq)", c->transport);
+    if (strcmp(c->transport, "zmq") != 0 && strcmp(c->transport, "shm") != 0) {
+        snprintf(err, n, "transport %s: must be zmq or shm (run.transport)", c->transport);
         return -1;
     }
     if (c->mode[0] && strcmp(c->mode, "realtime") != 0 && strcmp(c->mode, "lockstep") != 0) {
         snprintf(err, n, "mode %s: must be realtime or lockstep (or unset: the plant's)", c->mode);
+        return -1;
+    }
+    if (o->sched_priority < 0 || o->sched_priority > 99 || o->cpu < -1) {
+        snprintf(err, n, "sched_priority must be 0 (not asked) .. 99 and cpu -1 (not asked) or "
+                 "a CPU number; got %d, %d", o->sched_priority, o->cpu);
         return -1;
     }
     if (!(o->phase_offset >= 0 && o->phase_offset < 0.85) || o->spin_us < 0
@@ -195,10 +207,12 @@ hil_client *hil_open(const hil_options *o, char *err, size_t err_size)
         return NULL;
     }
     c->decoder_ready = 1;
+    hil_realtime_before_socket(c);
     if (open_socket(c, err, err_size) != 0) {
         hil_close(c);
         return NULL;
     }
+    hil_realtime_after_socket(c);
     c->answered_seq = -1;
     c->newest.seq = -1;
     c->sync_rtt_ns = -1;
@@ -218,6 +232,7 @@ void hil_close(hil_client *c)
     if (c->ctx) zmq_ctx_term(c->ctx);
     if (c->decoder_ready) hil_decoder_destroy(&c->dec);
     hil_stability_free(&c->stability);
+    hil_shm_close(&c->shm);
     free(c);
 }
 
@@ -284,11 +299,11 @@ static int next_message(hil_client *c, zmq_msg_t *frame, hil_message *m)
     return 1;
 }
 
-/* A state message into the intake: the newest kept, the others counted. */
-static void take_state(hil_client *c, const hil_message *m, int64_t now)
+/* A state into the intake (its stamp on the plant's clock): the newest kept, the others
+ * counted; the final state kept, not to be answered. */
+void hil_intake(hil_client *c, int64_t seq, int64_t plant_t_ns, int64_t flags, const double *x,
+                int n, int64_t now)
 {
-    int64_t seq = hil_int(&m->field[0]);
-    const msgpack_object *x = &m->field[2];
     hil_state *s = &c->newest;
     c->last_rx_ns = now;
     if (seq <= s->seq) {
@@ -298,28 +313,44 @@ static void take_state(hil_client *c, const hil_message *m, int64_t now)
     c->received++;
     if (s->seq > c->answered_seq) c->dropped++;
     s->seq = seq;
-    s->t_ns = hil_int(&m->field[1]) - c->clock_offset_ns;
+    s->t_ns = plant_t_ns - c->clock_offset_ns;
     s->rx_ns = now;
-    s->flags = (uint32_t)hil_int(&m->field[3]);
-    s->n_states = (int)x->via.array.size;
-    for (int i = 0; i < s->n_states; i++) s->x[i] = hil_num(&x->via.array.ptr[i]);
+    s->flags = (uint32_t)flags;
+    s->n_states = n;
+    memcpy(s->x, x, sizeof(double) * (size_t)n);
     s->t_s = c->desc.lockstep ? (double)seq * (double)c->desc.period_ns * 1e-9
                               : (double)(s->t_ns - c->desc.t0_ns) * 1e-9;
-    if (s->flags & HIL_FLAG_SAFE) {
-        c->while_safe++;
-        if (!c->plant_safe) {
-            c->safe_latches++;
-            fprintf(stderr, "libhil: the plant holds its safe state: controls are ignored "
-                    "until a clear (hil clear); state %lld\n", (long long)seq);
-        }
+    if ((s->flags & HIL_FLAG_SAFE) && !c->plant_safe) {
+        c->safe_latches++;
+        fprintf(stderr, "libhil: the plant holds its safe state: controls are ignored until a "
+                "clear (hil clear); state %lld\n", (long long)seq);
     }
+    c->while_safe += (s->flags & HIL_FLAG_SAFE) != 0;
     c->plant_safe = (s->flags & HIL_FLAG_SAFE) != 0;
     hil_hist_record(&c->hist[FIG_STATE_TO_CONTROLLER], now - s->t_ns);
     if (s->flags & HIL_FLAG_FINAL) { /* the run's last state: kept, not to be answered */
-        c->n_final = s->n_states;
-        memcpy(c->final_state, s->x, sizeof(double) * (size_t)s->n_states);
+        c->n_final = n;
+        memcpy(c->final_state, x, sizeof(double) * (size_t)n);
         c->answered_seq = seq;
     }
+}
+
+static void take_state(hil_client *c, const hil_message *m, int64_t now)
+{
+    const msgpack_object *list = &m->field[2];
+    double x[HIL_MAX_STATES];
+    int n = (int)list->via.array.size;
+    for (int i = 0; i < n; i++) x[i] = hil_num(&list->via.array.ptr[i]);
+    hil_intake(c, hil_int(&m->field[0]), hil_int(&m->field[1]), hil_int(&m->field[3]), x, n, now);
+}
+
+/* The shared-memory slot's newest state, if one is new. */
+static void take_shared_state(hil_client *c)
+{
+    int64_t seq, t_ns, flags;
+    double x[HIL_MAX_STATES];
+    if (hil_shm_take(c, &seq, &t_ns, &flags, x))
+        hil_intake(c, seq, t_ns, flags, x, c->desc.n_states, hil_now_ns());
 }
 
 /* A `fault` (another peer's e-stop) or an `error` (the plant rejected one of our messages):
@@ -343,6 +374,7 @@ int hil_pump(hil_client *c, const hil_law *law, int stop_at_state)
 {
     zmq_msg_t frame;
     hil_message m;
+    if (c->use_shm) take_shared_state(c);
     zmq_msg_init(&frame);
     for (int i = 0; i < MAX_DRAIN; i++) {
         int got = next_message(c, &frame, &m);
@@ -373,6 +405,10 @@ int hil_poll(hil_client *c, int64_t until_ns)
     int64_t remaining = until_ns - hil_now_ns();
     long timeout_ms;
     if (c->early_next < c->n_early) return 1;
+    if (c->use_shm) { /* lockstep: spin the plant's spin_us for the answer, then the bell */
+        hil_shm_wait(c, until_ns, c->shm.spin_ns);
+        return 1;
+    }
     if (remaining <= 0) return zmq_poll(&item, 1, 0) > 0;
     timeout_ms = (long)((remaining + 999999) / 1000000);
     if (timeout_ms > 100) timeout_ms = 100;
@@ -391,6 +427,10 @@ void hil_wait_fd(hil_client *c, int64_t until_ns)
     fd_set readable;
     struct timespec ts;
     if (c->early_next < c->n_early) return;
+    if (c->use_shm) {
+        hil_shm_wait(c, until_ns, 0);
+        return;
+    }
     if (zmq_getsockopt(c->sock, ZMQ_EVENTS, &events, &size) == 0 && (events & ZMQ_POLLIN))
         return;
     if ((remaining = until_ns - hil_now_ns()) <= 0) return;

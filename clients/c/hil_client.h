@@ -45,13 +45,16 @@ typedef struct {
     const char *client_name; /* sent in the hello: "hil-c" */
     const char *out_dir;     /* run folder for controller.json; NULL: write none */
     const char *run_id;      /* controller.json's run_id; NULL: "" */
-    const char *transport;   /* run.transport: "zmq" (shared memory is refused) */
+    const char *transport;   /* run.transport: "zmq", or "shm" (shared memory, one host) */
     const char *mode;        /* "realtime" or "lockstep": the welcome must say it; NULL: any */
     int connect_timeout_ms;  /* give up the handshake after this (5000) */
     int plant_timeout_ms;    /* the plant's silence ends the run after this (500) */
     double phase_offset;     /* realtime: wake this share of a period after a tick (0.3) */
     int spin_us;             /* realtime: busy-wait this long before each deadline (150) */
     double slew_limit_per_s; /* a control step faster than this is a slew hit (50000 /s) */
+    int sched_priority;      /* SCHED_FIFO at this priority (1..99); 0: not asked (0) */
+    int lock_memory;         /* mlockall (0) */
+    int cpu;                 /* pin the loop to this CPU; -1: not asked (-1) */
 } hil_options;
 
 /* The plant and the run, as its welcome describes them. Times on our clock. */
@@ -114,7 +117,8 @@ typedef struct hil_client hil_client;
 
 void hil_options_init(hil_options *o);
 /* Options from hil run's environment (HIL_ENDPOINT, HIL_OUT, HIL_RUN_ID, HIL_TRANSPORT,
- * HIL_MODE, HIL_PHASE_OFFSET, HIL_SPIN_US, HIL_SLEW_LIMIT_PER_S, HIL_CONNECT_TIMEOUT_S, HIL_PLANT_TIMEOUT_MS); unset ones
+ * HIL_MODE, HIL_PHASE_OFFSET, HIL_SPIN_US, HIL_SLEW_LIMIT_PER_S, HIL_SCHED_PRIORITY,
+ * HIL_LOCK_MEMORY, HIL_CPU, HIL_CONNECT_TIMEOUT_S, HIL_PLANT_TIMEOUT_MS); unset ones
  * keep their value. HIL_ERR_USAGE naming the variable when one is malformed. */
 hil_status hil_options_from_env(hil_options *o, char *err, size_t err_size);
 

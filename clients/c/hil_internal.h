@@ -23,6 +23,7 @@ typedef struct {
 } hil_hist;
 
 enum { FIG_STATE_TO_CONTROLLER, FIG_COMPUTE, FIG_LATENESS, FIG_COUNT };
+enum { HIL_RT_FIFO, HIL_RT_MEMORY, HIL_RT_CPU, HIL_RT_COUNT };
 
 typedef struct {
     double time_s;
@@ -37,6 +38,15 @@ typedef struct {
     char *data;
     size_t len;
 } hil_frame;
+
+/* The shared-memory data plane (hil_shm.c): the mapped segment and what it counted. */
+typedef struct {
+    unsigned char *base;
+    char name[128];
+    int64_t session, spin_ns;
+    uint64_t seen; /* the state slot's counter last taken */
+    int64_t overwritten, retries, sleeps, wakes;
+} hil_shm;
 
 /* The stability monitors (hil_stability.c), over the run and a window of `window` steps. */
 typedef struct {
@@ -91,6 +101,10 @@ struct hil_client {
     int64_t wall_start_ns, cpu_start_ns;
     hil_stability stability;
     double slew_limit_per_s;
+    hil_shm shm;
+    int use_shm;
+    int rt_granted[HIL_RT_COUNT];
+    char rt_refused[HIL_RT_COUNT][96];
 };
 
 /* hil_client.c */
@@ -101,6 +115,23 @@ int hil_poll(hil_client *c, int64_t until_ns);
 void hil_wait_fd(hil_client *c, int64_t until_ns);
 int hil_stop_requested(void);
 int hil_stop_signal(void);
+
+void hil_intake(hil_client *c, int64_t seq, int64_t plant_t_ns, int64_t flags, const double *x,
+                int n, int64_t now);
+
+/* hil_realtime.c */
+void hil_realtime_before_socket(hil_client *c);
+void hil_realtime_after_socket(hil_client *c);
+void hil_realtime_leave(hil_client *c);
+
+/* hil_shm.c */
+hil_status hil_shm_open(hil_client *c, const msgpack_object *info);
+void hil_shm_close(hil_shm *s);
+int hil_shm_take(hil_client *c, int64_t *seq, int64_t *t_ns, int64_t *flags, double *x);
+hil_status hil_shm_write_control(hil_client *c, int64_t seq, int64_t state_seq,
+                                 const double *u, int64_t rx_ns, int64_t send_ns,
+                                 int64_t compute_ns);
+void hil_shm_wait(hil_client *c, int64_t until_ns, int64_t spin_first_ns);
 
 /* hil_gains.c */
 void hil_answer_gains(hil_client *c, const hil_law *law, const hil_message *m);

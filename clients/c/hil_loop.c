@@ -110,6 +110,12 @@ hil_status hil_send_control(hil_client *c, const hil_state *s, const double *u,
                             "must be finite", c->law && c->law->name ? c->law->name : "?", i, u[i]);
     if (s->seq > c->answered_seq) c->answered_seq = s->seq;
     c->controls_sent++;
+    if (c->use_shm) {
+        int64_t now = hil_now_ns();
+        return hil_shm_write_control(c, c->controls_sent, s->seq, u,
+                                     s->rx_ns + c->clock_offset_ns, now + c->clock_offset_ns,
+                                     compute_ns);
+    }
     if (hil_encode_control(&c->out, c->controls_sent, s->seq, u, n,
                            s->rx_ns + c->clock_offset_ns, hil_now_ns() + c->clock_offset_ns,
                            compute_ns) != 0)

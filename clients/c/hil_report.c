@@ -283,6 +283,34 @@ static void write_counters(FILE *f, const hil_client *c)
     fprintf(f, ", \"same_clock\": %s}", c->same_clock ? "true" : "false");
 }
 
+/* `realtime`: what was asked for and granted or refused, as hil-controller's. */
+static void write_realtime(FILE *f, const hil_client *c)
+{
+    static const char *const NAMES[HIL_RT_COUNT] = {"sched_fifo", "lock_memory", "cpu"};
+    const int asked[HIL_RT_COUNT] = {c->opt.sched_priority > 0, c->opt.lock_memory,
+                                     c->opt.cpu >= 0};
+    const int value[HIL_RT_COUNT] = {c->opt.sched_priority, 1, c->opt.cpu};
+    int first = 1;
+    json_key(f, "realtime");
+    fputs("{\"granted\": {", f);
+    for (int i = 0; i < HIL_RT_COUNT; i++)
+        if (asked[i] && c->rt_granted[i]) {
+            fprintf(f, "%s\"%s\": ", first ? "" : ", ", NAMES[i]);
+            if (i == HIL_RT_MEMORY) fputs("true", f);
+            else fprintf(f, "%d", value[i]);
+            first = 0;
+        }
+    fputs("}, \"refused\": {", f);
+    first = 1;
+    for (int i = 0; i < HIL_RT_COUNT; i++)
+        if (asked[i] && !c->rt_granted[i]) {
+            fprintf(f, "%s\"%s\": ", first ? "" : ", ", NAMES[i]);
+            json_str(f, c->rt_refused[i]);
+            first = 0;
+        }
+    fputs("}}", f);
+}
+
 static void write_body(FILE *f, const hil_client *c, int exit_code)
 {
     const hil_law *law = c->law;
@@ -304,8 +332,18 @@ static void write_body(FILE *f, const hil_client *c, int exit_code)
     json_key(f, "client");
     fprintf(f, "{\"library\": \"libhil\", \"language\": \"C\", \"protocol\": %d}",
             HIL_PROTOCOL_VERSION);
+    write_realtime(f, c);
     json_key(f, "transport");
-    fputs("{\"kind\": \"zmq\"}", f);
+    if (c->use_shm) {
+        fputs("{\"kind\": \"shm\", \"segment\": ", f);
+        json_str(f, c->shm.name);
+        fprintf(f, ", \"spin_us\": %g, \"states_overwritten\": %lld, \"read_retries\": %lld, "
+                "\"sleeps\": %lld, \"wakes_sent\": %lld}", (double)c->shm.spin_ns / 1e3,
+                (long long)c->shm.overwritten, (long long)c->shm.retries,
+                (long long)c->shm.sleeps, (long long)c->shm.wakes);
+    } else {
+        fputs("{\"kind\": \"zmq\"}", f);
+    }
     write_gains(f, c, law);
     write_latency(f, c);
     write_counters(f, c);
@@ -348,6 +386,7 @@ static int exit_code_of(hil_status status)
 int hil_finish(hil_client *c, hil_status status)
 {
     int code = exit_code_of(status);
+    hil_realtime_leave(c); /* the report at normal priority */
     if (code != 0) fprintf(stderr, "libhil: %s\n", c->error);
     if (hil_write_report(c, code) != HIL_OK) {
         fprintf(stderr, "libhil: %s\n", c->error);

@@ -68,9 +68,9 @@ static hil_status take_description(hil_client *c, const msgpack_object *map, cha
     hil_str(hil_map_get(map, "clock_id"), clock_id, clock_id_size);
     if ((o = hil_map_get(map, "transport")) != NULL) hil_str(o, offered, sizeof offered);
     if (strcmp(offered, c->transport) != 0)
-        return hil_fail(c, HIL_ERR_REFUSED, "the plant serves run.transport %s; libhil speaks "
-                        "zmq only (shared memory from C is not implemented): run with "
-                        "run.transport zmq (transport_mismatch)", offered);
+        return hil_fail(c, HIL_ERR_REFUSED, "the plant serves run.transport %s, this controller "
+                        "is set to %s: use the same config for both (transport_mismatch)",
+                        offered, c->transport);
     if (mode == NULL || (!hil_str_is(mode, "lockstep") && !hil_str_is(mode, "realtime"))
         || !is_number(hil_map_get(map, "period_ns")) || !is_number(hil_map_get(map, "t0_ns")))
         return hil_fail(c, HIL_ERR_REFUSED, "the plant's welcome lacks mode, period_ns or "
@@ -96,6 +96,11 @@ static hil_status take_description(hil_client *c, const msgpack_object *map, cha
         return hil_fail(c, HIL_ERR_REFUSED, "the plant %s describes %d inputs without one "
                         "[low, high] each in input_limits; the link carries 1 .. %d "
                         "(bad_description)", d->name, d->n_inputs, HIL_MAX_INPUTS);
+    if (strcmp(offered, "shm") == 0) {
+        hil_status status = hil_shm_open(c, hil_map_get(map, "shm"));
+        c->use_shm = status == HIL_OK;
+        return status;
+    }
     return HIL_OK;
 }
 

@@ -45,6 +45,18 @@ def controller_argv(command: str) -> list[str]:
     return argv
 
 
+def realtime_env(config: Config) -> dict[str, str]:
+    """The real-time hygiene hil-controller asks for, for the program to ask the same:
+    SCHED_FIFO at `realtime.sched_priority` in realtime runs only (a lockstep loop runs flat
+    out: at SCHED_FIFO it would starve the machine; 0: not asked), locked memory, and the
+    loop's CPU (-1: not asked)."""
+    rt = config.realtime
+    fifo = rt.sched_fifo and config.run.mode == "realtime"
+    return {"HIL_SCHED_PRIORITY": str(rt.sched_priority if fifo else 0),
+            "HIL_LOCK_MEMORY": "1" if rt.lock_memory else "0",
+            "HIL_CPU": str(-1 if rt.controller_cpu is None else rt.controller_cpu)}
+
+
 def controller_env(config: Config, out: Path, run_id: str, cfg_path: Path) -> dict[str, str]:
     """The `HIL_*` variables that tell a controller program about the run.
 
@@ -69,6 +81,7 @@ def controller_env(config: Config, out: Path, run_id: str, cfg_path: Path) -> di
         "HIL_CONNECT_TIMEOUT_S": repr(connect_s),
         "HIL_PLANT_TIMEOUT_MS": repr(controller.plant_timeout_ms),
         "HIL_SLEW_LIMIT_PER_S": repr(config.gates.slew_limit_n_per_s),
+        **realtime_env(config),
     }
     if config.security.curve:
         env["HIL_KEYS_DIR"] = str(Path(config.security.keys_dir).absolute())

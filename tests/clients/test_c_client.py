@@ -1,9 +1,9 @@
 """libhil (clients/c), the C client library: built with the system gcc under strict warnings
 and under AddressSanitizer and UBSan; its codec against the golden vectors
 (docs/protocol-vectors.json); its schedule; and real closed loops: `hil run --controller-cmd`
-with the C LQR example against the real hil-plant, in lockstep (the sanitized build, against
-the Python lqr law's run) and at 1 kHz in real time with `hil gains` relayed to it and a
-second controller refused."""
+with the C LQR example against the real hil-plant, in lockstep (the sanitized build over
+ZeroMQ and the plain one over shared memory, against the Python lqr law's run) and at 1 kHz in
+real time with `hil gains` relayed to it and a second controller refused."""
 
 from __future__ import annotations
 
@@ -32,25 +32,31 @@ STRICT = "-Wall -Wextra -Werror -std=c99"
 SENT = {"hello", "control", "sync", "heartbeat", "clear", "bye", "gains_reply"}
 
 
-def _make(build: Path, *options: str) -> str:
-    done = subprocess.run(["make", "-C", str(CLIENT), f"BUILD={build}", *options, "all",
-                           "test-codec"], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
+    """Library, example and codec test, plain and under the sanitizers, built once, side by
+    side: {"plain" | "asan": (the build folder, make's output)}."""
+    root = tmp_path_factory.mktemp("libhil")
+    makes = {name: (root / name, subprocess.Popen(
+        ["make", "-C", str(CLIENT), f"BUILD={root / name}", *options, "all", "test-codec"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        for name, options in (("plain", ()), ("asan", ("SANITIZE=1",)))}
+    done = {name: (folder, make.communicate(timeout=180)[0])
+            for name, (folder, make) in makes.items()}
+    for name, (_, make) in makes.items():
+        assert make.returncode == 0, done[name][1]
+    return done
 
 
 @pytest.fixture(scope="module")
-def build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """(the build folder, make's output): library, example and codec test, once."""
-    folder = tmp_path_factory.mktemp("libhil") / "build"
-    return folder, _make(folder)
+def build(builds: dict[str, tuple[Path, str]]) -> tuple[Path, str]:
+    """(the build folder, make's output)."""
+    return builds["plain"]
 
 
 @pytest.fixture(scope="module")
-def asan_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("libhil") / "asan"
-    _make(folder, "SANITIZE=1")
-    return folder
+def asan_build(builds: dict[str, tuple[Path, str]]) -> Path:
+    return builds["asan"][0]
 
 
 def _codec(folder: Path, lines: list[str]) -> list[list[str]]:
@@ -152,14 +158,17 @@ def test_the_example_gain_is_the_python_lqr_design_for_the_default_plant() -> No
         law_from_config(config).p_matrix.ravel().tolist(), rel=1e-12)
 
 
-def test_shared_memory_is_refused_with_the_fix_before_connecting(build: tuple[Path, str]
-                                                                ) -> None:
-    env = {**os.environ, "HIL_TRANSPORT": "shm", "HIL_ENDPOINT": free_endpoint()}
+@pytest.mark.parametrize(("variable", "value", "says"), [
+    ("HIL_TRANSPORT", "udp", "transport udp: must be zmq or shm"),
+    ("HIL_PHASE_OFFSET", "0.9", "HIL_PHASE_OFFSET=0.9: must be a number in [0, 0.85]"),
+    ("HIL_KEYS_DIR", "keys", "libhil does not speak yet"),
+])
+def test_a_bad_environment_is_refused_naming_the_variable_before_connecting(
+        build: tuple[Path, str], variable: str, value: str, says: str) -> None:
+    env = {**os.environ, "HIL_ENDPOINT": free_endpoint(), variable: value}
     done = subprocess.run([str(build[0] / "lqr_dip")], env=env, capture_output=True,
                           text=True, timeout=10)
-    assert done.returncode == 2
-    assert "shared memory from C is not implemented" in done.stderr
-    assert "run.transport zmq" in done.stderr
+    assert done.returncode == 2 and says in done.stderr, done.stderr
 
 
 def _hil_run(out: Path, program: Path, *options: str) -> subprocess.CompletedProcess[str]:
@@ -168,25 +177,33 @@ def _hil_run(out: Path, program: Path, *options: str) -> subprocess.CompletedPro
                           text=True, timeout=120, cwd=ROOT)
 
 
+def _lockstep_run(out: Path, *controller: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([*HIL, "run", *NO_HTML, *controller, "--mode", "lockstep",
+                             "--duration", "1.5", "--out", str(out), "--endpoint",
+                             free_endpoint()], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT)
+
+
 @pytest.mark.slow
 def test_sanitized_c_controller_balances_the_plant_in_lockstep_as_the_python_law_does(
-        asan_build: Path, tmp_path: Path) -> None:
-    out, python_out = tmp_path / "c", tmp_path / "python"
-    # The same gain in Python, the same deterministic lockstep run, alongside (lockstep does
-    # not care how the two runs share the machine).
-    python = subprocess.Popen([*HIL, "run", *NO_HTML, "--controller", "lqr", "--mode",
-                               "lockstep", "--duration", "1.5", "--out", str(python_out),
-                               "--endpoint", free_endpoint()], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        build: tuple[Path, str], asan_build: Path, tmp_path: Path) -> None:
+    out, python_out, shm_out = tmp_path / "c", tmp_path / "python", tmp_path / "shm"
+    # The same gain in Python, and the C controller over shared memory: the same deterministic
+    # lockstep run, alongside (lockstep does not care how the runs share the machine).
+    others = {"python": _lockstep_run(python_out, "--controller", "lqr"),
+              "shm": _lockstep_run(shm_out, "--transport", "shm", "--controller-cmd",
+                                   str(build[0] / "lqr_dip"))}
     try:
         done = _hil_run(out, asan_build / "lqr_dip", "--mode", "lockstep", "--duration",
                         "1.5", "--set", "record.history_db=null")
-        python_output = python.communicate(timeout=120)
+        outputs = {name: run.communicate(timeout=120) for name, run in others.items()}
     finally:
-        if python.poll() is None:
-            python.kill()
-            python.wait()
+        for run in others.values():
+            if run.poll() is None:
+                run.kill()
+                run.wait()
     assert done.returncode == 0, done.stdout + done.stderr
+    assert all(run.returncode == 0 for run in others.values()), outputs
     report = json.loads((out / "report.json").read_text())
     controller = json.loads((out / "controller.json").read_text())
     plant = json.loads((out / "plant.json").read_text())
@@ -202,10 +219,13 @@ def test_sanitized_c_controller_balances_the_plant_in_lockstep_as_the_python_law
     gates = {g["name"]: g for g in report["gates"]}  # the stability gates, as for Python laws
     assert gates["stability.lyapunov.decrease_ratio"]["passed"]
     assert gates["stability.actuator.saturation_duty"]["passed"]
-    # The Python law's run: the same trajectory.
-    assert python.returncode == 0, python_output
+    # The Python law's run and the C one over shared memory: the same trajectory.
     python_report = json.loads((python_out / "report.json").read_text())
     assert report["final_state"] == python_report["final_state"]  # bit for bit
+    shm = json.loads((shm_out / "controller.json").read_text())
+    assert json.loads((shm_out / "report.json").read_text())["final_state"] == \
+        report["final_state"]
+    assert shm["transport"]["kind"] == "shm" and shm["controls_sent"] == 1500
     assert controller["stability"]["surface"]["abs_max"] == pytest.approx(
         json.loads((python_out / "controller.json").read_text())["stability"]["surface"]
         ["abs_max"], rel=1e-12)
