@@ -104,12 +104,15 @@ static hil_status take_description(hil_client *c, const msgpack_object *map, cha
     return HIL_OK;
 }
 
-/* The next frame into `frame` within `until_ns`; 1, or 0 at the deadline or a stop. */
+/* The next frame on the socket into `frame` within `until_ns`; 1, or 0 at the deadline or a
+ * stop (zmq_poll at most 100 ms at a time, so a stop is seen). */
 static int recv_until(hil_client *c, zmq_msg_t *frame, int64_t until_ns)
 {
     while (zmq_msg_recv(frame, c->sock, ZMQ_DONTWAIT) < 0) {
-        if (hil_stop_requested() || hil_now_ns() >= until_ns) return 0;
-        hil_poll(c, until_ns);
+        zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
+        int64_t remaining_ms = (until_ns - hil_now_ns() + 999999) / 1000000;
+        if (hil_stop_requested() || remaining_ms <= 0) return 0;
+        zmq_poll(&item, 1, (long)(remaining_ms < 100 ? remaining_ms : 100));
     }
     return 1;
 }
