@@ -33,7 +33,7 @@ PARAMETERS = (("cart_mass_kg", "kg", 1.0), ("pole_mass_kg", "kg", 0.1),
               ("gravity_mps2", "m/s2", 9.81), ("cart_friction_nspm", "N.s/m", 0.1),
               ("joint_friction_nmsprad", "N.m.s/rad", 0.001), ("x0", "m", 0.0),
               ("theta0", "rad", 0.0), ("x_dot0", "m/s", 0.0), ("theta_dot0", "rad/s", 0.0),
-              ("fail_at_s", "s", -1.0))
+              ("fail_at_s", "s", -1.0), ("event_at_s", "s", -1.0))
 FORCE = ("F", 8, "N", -20.0, 20.0)
 TORQUE = ("tau", 9, "N.m", -2.0, 2.0)
 
@@ -125,8 +125,8 @@ def model_description3(spec: Spec) -> str:
         f'<fmiModelDescription fmiVersion="3.0" modelName="cartpole" '
         f'instantiationToken="{spec.guid}">',
         f'  <{spec.kind} modelIdentifier="{IDENTIFIER3}"'
-        + (' canHandleVariableCommunicationStepSize="true"'
-           if spec.kind == "CoSimulation" else "") + "/>",
+        + (' canHandleVariableCommunicationStepSize="true"' if spec.kind == "CoSimulation"
+           else ' needsCompletedIntegratorStep="true"') + "/>",
         "  <UnitDefinitions>" + "".join(f"<Unit name={quoteattr(u)}/>" for u in units)
         + "</UnitDefinitions>",
         "  <ModelVariables>", *rows, "  </ModelVariables>",

@@ -164,6 +164,20 @@ def test_a_failing_call_in_a_step_names_the_call_the_time_and_the_fmus_log(
             x, out = out, x
 
 
+@pytest.mark.parametrize(("name", "call"), [("me", "fmi2CompletedIntegratorStep"),
+                                            ("me3", "fmi3CompletedIntegratorStep")])
+def test_an_event_the_fmu_asks_for_is_refused_at_its_time(
+        tmp_path: Path, fmus: SimpleNamespace, name: str, call: str) -> None:
+    model = fmu_model(tmp_path, getattr(fmus, name), params={"event_at_s": 0.2})
+    x, out = np.array([0.0, 0.1, 0.0, 0.0]), np.empty(4)
+    with pytest.raises(FmuStepError, match=rf"{call} asked for an event at t = 0\.2 s, which "
+                                           r"the runtime does not handle"):
+        for _ in range(400):
+            model.step(x, np.zeros(1), DT_S, out)
+            x, out = out, x
+    assert model.time_s == pytest.approx(0.199, abs=1e-12)  # the failed step is not counted
+
+
 def test_an_fmi3_do_step_failure_names_the_call_the_time_and_the_log(
         tmp_path: Path, fmus: SimpleNamespace) -> None:
     model = fmu_model(tmp_path, fmus.cs3, params={"fail_at_s": 0.1}, fmu_outputs=STATES,

@@ -15,7 +15,8 @@
  *   20..  parameters: cart_mass_kg, pole_mass_kg, pole_length_m, pole_com_m,
  *         pole_inertia_kgm2, gravity_mps2, cart_friction_nspm, joint_friction_nmsprad,
  *         x0, theta0, x_dot0, theta_dot0 (the initial state), fail_at_s (doStep and
- *         fmi2GetDerivatives fail from this time on; < 0: never)
+ *         fmi2GetDerivatives fail from this time on; < 0: never), event_at_s (from this
+ *         time on fmi2CompletedIntegratorStep asks for an event; < 0: never)
  */
 #include "fmi2Functions.h"
 
@@ -160,8 +161,8 @@ fmi2Status fmi2NewDiscreteStates(fmi2Component c, fmi2EventInfo *info) {
 fmi2Status fmi2EnterContinuousTimeMode(fmi2Component c) { (void)c; return fmi2OK; }
 fmi2Status fmi2CompletedIntegratorStep(fmi2Component c, fmi2Boolean no_set, fmi2Boolean *event,
                                        fmi2Boolean *terminate) {
-    (void)c; (void)no_set;
-    *event = fmi2False;
+    (void)no_set;
+    *event = event_due((Model *)c) ? fmi2True : fmi2False;
     *terminate = fmi2False;
     return fmi2OK;
 }

@@ -139,8 +139,8 @@ fmi3Status fmi3UpdateDiscreteStates(fmi3Instance c, fmi3Boolean *update, fmi3Boo
 fmi3Status fmi3EnterContinuousTimeMode(fmi3Instance c) { (void)c; return fmi3OK; }
 fmi3Status fmi3CompletedIntegratorStep(fmi3Instance c, fmi3Boolean no_set, fmi3Boolean *event,
                                        fmi3Boolean *terminate) {
-    (void)c; (void)no_set;
-    *event = fmi3False;
+    (void)no_set;
+    *event = event_due((Model *)c) ? fmi3True : fmi3False;
     *terminate = fmi3False;
     return fmi3OK;
 }

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { NX = 4, VR_DER = 4, VR_F = 8, VR_TAU = 9, VR_ENERGY = 10, VR_PAR = 20, NPAR = 13 };
-enum { P_MC, P_M, P_L, P_C, P_I, P_G, P_BC, P_BP, P_X0, P_TH0, P_V0, P_W0, P_FAIL };
+enum { NX = 4, VR_DER = 4, VR_F = 8, VR_TAU = 9, VR_ENERGY = 10, VR_PAR = 20, NPAR = 14 };
+enum { P_MC, P_M, P_L, P_C, P_I, P_G, P_BC, P_BP, P_X0, P_TH0, P_V0, P_W0, P_FAIL, P_EVENT };
 
 struct Model {
     MODEL_CALLBACKS
@@ -20,7 +20,7 @@ struct Model {
 };
 
 static const double DEFAULTS[NPAR] = {
-    1.0, 0.1, 0.5, 0.25, 0.1 * 0.5 * 0.5 / 12.0, 9.81, 0.1, 0.001, 0, 0, 0, 0, -1};
+    1.0, 0.1, 0.5, 0.25, 0.1 * 0.5 * 0.5 / 12.0, 9.81, 0.1, 0.001, 0, 0, 0, 0, -1, -1};
 
 /* d state / dt at x under (F, tau): the built-in model's _accelerations, term for term. */
 static void derivatives(const Model *m, const double *x, double *dx) {
@@ -66,3 +66,6 @@ static int failing(Model *m, const char *call) {
     return 1;
 }
 
+
+/* From `event_at_s` on (>= 0), the model asks for an event after each integrator step. */
+static int event_due(const Model *m) { return m->par[P_EVENT] >= 0 && m->time >= m->par[P_EVENT]; }
