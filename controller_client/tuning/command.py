@@ -273,6 +273,8 @@ def python_estimate(problem: Any, processes: int) -> str:
     sc, s = problem.train, problem.settings
     one = dataclasses.replace(sc, draws=sc.draws[:1], plant_params=sc.plant_params[:1],
                               starts=sc.starts[:1])
+    warm = dataclasses.replace(one, steps=min(one.steps, 10))
+    run_batch(problem.make_law, [problem.default_gains], warm)  # loads what numba cached
     t0 = time.perf_counter()
     steps_run = run_batch(problem.make_law, [problem.default_gains], one)[0, 0, 0, M_STEPS]
     rate = max(steps_run, 1.0) / max(time.perf_counter() - t0, 1e-9)
@@ -284,9 +286,9 @@ def python_estimate(problem: Any, processes: int) -> str:
     return (f"{why}: simulated in Python at {rate:,.0f} steps/s per process (measured on one "
             f"evaluation here); {evaluations} evaluations x {s.draws} draws x "
             f"{sc.starts.shape[0]} start(s) x up to {sc.steps} steps = {total:,} steps: about "
-            f"{_duration(seconds)} on {processes} process(es), less if candidates trip the "
-            f"gates early (--workers N spreads it over N processes, --scheduler over a "
-            f"cluster)")
+            f"{_duration(seconds)} of simulation on {processes} process(es) (plus starting "
+            f"them, and the report), less if candidates trip the gates early (--workers N "
+            f"spreads it over N processes, --scheduler over a cluster)")
 
 
 def _duration(seconds: float) -> str:

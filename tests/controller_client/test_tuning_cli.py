@@ -20,15 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cloudpickle
+import numpy as np
 import pytest
 import yaml
 from distributed.diagnostics.plugin import WorkerPlugin
+from tuning_plugins import write_plugins
 
 from hil.cli.tune import CONNECT_TIMEOUT_S, add_arguments
 from hil.config import load_config
 from hil.reporting.history import list_runs
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[2]
 SMALL = {"tuning": {"duration_s": 0.4, "batch_size": 6}}
 # The settings of every tuning here that runs to the end (10 batches of 6): the local answer,
 # the interrupted one, the two on Dask. A batch takes some 25 ms, so the interrupted run still
@@ -39,6 +42,40 @@ ARGS = ["--budget", "60", "--draws", "2", "--seed", "5"]
 def tune(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(BIN / "hil"), "tune", *args], capture_output=True, text=True,
                           timeout=timeout, check=False)
+
+
+# A lab's own plant and law (tests/controller_client/tuning_plugins.py), both in Python.
+LAB = {"run": {"rate_hz": 200, "duration_s": 4, "mode": "lockstep"},
+       "plant": {"model": "labcart:Cart", "initial_state": [0.0, 0.1, 0.0, 0.0]},
+       "controller": {"name": "lablaw:Balance"}, "record": {"history_db": None},
+       "tuning": {"duration_s": 3.0, "batch_size": 8}}
+LAB_ARGS = ["--budget", "32", "--draws", "2", "--seed", "1"]
+
+
+def run_lockstep(config: Path, out: Path, *more: str) -> dict:
+    """`hil run` of `config` through the real processes, lockstep; its report."""
+    done = subprocess.run([str(BIN / "hil"), "run", "--config", str(config), "--mode",
+                           "lockstep", "--set", "record.html=false", "--out", str(out), *more],
+                          capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0 and "verdict: PASS" in done.stdout, done.stdout + done.stderr
+    return json.loads((out / "report.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def lab_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = write_plugins(tmp_path_factory.mktemp("lab")) / "lab.yaml"
+    path.write_text(yaml.safe_dump(LAB))
+    return path
+
+
+@pytest.fixture(scope="module")
+def lab_answer(lab_config: Path) -> tuple[Tuned, str]:
+    """The lab's law tuned on the lab's plant from the command line, on 2 processes."""
+    out = lab_config.parent / "local"
+    done = tune("--config", str(lab_config), *LAB_ARGS, "--workers", "2", "--out", str(out))
+    assert done.returncode in (0, 1), done.stderr
+    return Tuned(done.returncode, json.loads((out / "tuning.json").read_text()), out,
+                 out / "none.db"), done.stderr
 
 
 @pytest.fixture(scope="module")
@@ -114,13 +151,19 @@ def test_bounds_the_law_refuses_exit_2_naming_the_gain(tmp_path: Path) -> None:
     assert "lower bounds" in r.stderr and "gain K" in r.stderr and "tuning.bounds" in r.stderr
 
 
-def test_a_plant_model_it_cannot_tune_exits_2_naming_it_and_the_supported_one(
-        tmp_path: Path) -> None:
+@pytest.mark.parametrize(("plant", "reason"), [
+    ({"model": "cartpole", "initial_state": [0.0, 0.1, 0.0, 0.0]},
+     "classical_smc is designed for plant model dip"),
+    ({"model": "cartpole"}, "plant.initial_state: model 'cartpole' has 4 states"),
+    ({"model": "nolab:Plant", "initial_state": [0.0]}, "module 'nolab' not found"),
+])
+def test_a_plant_the_law_or_the_config_does_not_fit_exits_2_naming_why(
+        tmp_path: Path, plant: dict, reason: str) -> None:
     config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump({"plant": {"model": "cartpole"}}))
+    config.write_text(yaml.safe_dump({"plant": plant}))
     r = tune("--config", str(config), "--out", str(tmp_path / "o"), timeout=60)
     assert r.returncode == 2, r.stderr
-    assert "plant.model 'cartpole'" in r.stderr and "only dip" in r.stderr
+    assert reason in r.stderr
     assert not (tmp_path / "o").exists()
 
 
@@ -194,10 +237,11 @@ def dask_cluster(local_run):
 # machine), so a remote tuning costs seconds, not a compile per worker.
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_a_dask_cluster_of_two_workers_gives_the_local_answer(tmp_path: Path,
-                                                              small_config: Path,
-                                                              dask_cluster: str,
-                                                              local_answer: Tuned) -> None:
+def test_a_dask_cluster_of_two_workers_gives_the_local_answer(
+        tmp_path: Path, small_config: Path, dask_cluster: str, local_answer: Tuned,
+        lab_config: Path, lab_answer: tuple[Tuned, str]) -> None:
+    """The DIP's compiled batch, and a lab's Python law on a lab's Python plant (the
+    workers import both from the config's folder): the local answers exactly."""
     remote = tune("--config", str(small_config), *ARGS, "--db", str(tmp_path / "h.db"),
                   "--scheduler", dask_cluster, "--out", str(tmp_path / "remote"))
     assert remote.returncode == local_answer.status, remote.stderr
@@ -205,6 +249,13 @@ def test_a_dask_cluster_of_two_workers_gives_the_local_answer(tmp_path: Path,
     assert b["workers"] == 2
     assert b["history"] == local_answer.record["history"]
     assert b["best_gains"] == local_answer.record["best_gains"]
+    lab = tune("--config", str(lab_config), *LAB_ARGS, "--scheduler", dask_cluster, "--out",
+               str(tmp_path / "lab"))
+    local = lab_answer[0].record
+    assert lab.returncode == lab_answer[0].status, lab.stderr
+    c = json.loads((tmp_path / "lab" / "tuning.json").read_text())
+    assert c["workers"] == 2 and c["history"] == local["history"]
+    assert c["best_gains"] == local["best_gains"] and c["held_out"] == local["held_out"]
 
 
 class ParkOnThirdTask(WorkerPlugin):
@@ -425,3 +476,59 @@ def test_a_law_under_tuning_gets_the_plant_and_model_hil_run_gives_it(tmp_path: 
     assert done.returncode in (0, 1), done.stderr  # tuned, better or not: not refused
     assert json.loads((tmp_path / "t" / "tuning.json").read_text())["settings"]["controller"] \
         == "needs_model:Law"
+
+
+@pytest.mark.slow
+def test_a_lab_s_own_plant_and_law_are_tuned_beat_their_defaults_and_pass_in_hil_run(
+        lab_answer: tuple[Tuned, str], tmp_path: Path) -> None:
+    """Both written outside the package; the law is Python only, so the tuning says what it
+    will cost first; the tuned gains are better on held-out draws, and `hil run` of
+    tuned.yaml (the real processes, lockstep) passes and ends where the tuning's own
+    simulation of the nominal plant ends."""
+    answer, stderr = lab_answer
+    record = answer.record
+    assert answer.status == 0 and record["held_out"]["tuned_better"], stderr
+    assert "lablaw:Balance has no compiled form: simulated in Python at" in stderr
+    assert record["held_out"]["tuned_cost"] < 0.8 * record["held_out"]["baseline_cost"]
+    assert record["held_out"]["tuned_failed_draws"] == 0
+    assert record["settings"]["plant_model"] == "labcart:Cart" and record["workers"] == 2
+    report = run_lockstep(answer.out / "tuned.yaml", tmp_path / "run")
+    tuned = [record["best_gains"][n] for n in record["gain_names"]]
+    assert report["gains"] == tuned or list(report["gains"].values()) == tuned
+    import dataclasses
+
+    from controller_client.tuning.batch import trajectory
+    from controller_client.tuning.engine import Problem
+    from controller_client.tuning.problem import Settings
+
+    nominal = dataclasses.replace(Settings.from_dict(record["settings"]), uncertainty=0.0,
+                                  duration_s=report["duration_s"])
+    problem = Problem(nominal, None)
+    _, states, _ = trajectory(problem.make_law, tuned, problem.train, 0)
+    assert report["cycles"] == len(states)
+    np.testing.assert_allclose(report["final_state"], states[-1], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["rotary", "cartpole"])
+def test_the_built_in_plants_configs_tune_and_the_tuned_gains_pass(name: str,
+                                                                    tmp_path: Path) -> None:
+    config = yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
+    config.update(record={"history_db": None}, tuning={"duration_s": 1.0, "batch_size": 6})
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    done = tune("--config", str(path), "--budget", "12", "--draws", "2", "--out",
+                str(tmp_path / "t"))
+    assert done.returncode in (0, 1), done.stderr
+    record = json.loads((tmp_path / "t" / "tuning.json").read_text())
+    assert record["settings"]["plant_model"] == name and record["controller"] == "lqr"
+    assert record["failed_draws"]["tuned"] == 0 and "no compiled form" not in done.stderr
+    run_lockstep(tmp_path / "t" / "tuned.yaml", tmp_path / "run", "--duration", "3")
+
+
+def test_a_degenerate_box_is_refused_naming_the_gain(lab_config: Path, tmp_path: Path) -> None:
+    done = tune("--config", str(lab_config), "--bounds=k_x=2,2", "--out", str(tmp_path / "t"),
+                timeout=60)
+    assert done.returncode == 2
+    assert "bounds of gain k_x must have low < high, got [2.0, 2.0]" in done.stderr
+    assert not (tmp_path / "t").exists()
