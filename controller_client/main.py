@@ -38,7 +38,7 @@ from hil.app.process import (
     ResourceMeter,
     run_process,
 )
-from hil.config import Config, ConfigError, build_plant_model
+from hil.config import Config, ConfigError, ExperimentConfig, build_plant_model
 from hil.dynamics.inputs import Inputs
 from hil.experiment.plan import check_experiment, reference_table
 from hil.experiment.sensors import Sensors
@@ -136,7 +136,7 @@ def _build_loop(ctx: ProcessContext, law: Any, bounds: list[tuple[float, float]]
             "t0_ns": description.get("t0_ns"), "mode": description.get("mode"),
             "period_ns": description.get("period_ns"), "sigma_floor": law.sigma_floor})
 
-    target, sensors = experiment_parts(ctx, law, model)
+    target, sensors = experiment_parts(config.experiment, law, model, ctx.log)
     loop = ControllerLoop(law, sock, settings, ctx.log, stop_requested=ctx.stop,
                           stability=stability,
                           open_recorder=open_recorder if config.record.enabled else None,
@@ -144,18 +144,17 @@ def _build_loop(ctx: ProcessContext, law: Any, bounds: list[tuple[float, float]]
     return loop, stability
 
 
-def experiment_parts(ctx: ProcessContext, law: Any, model: Any
-                     ) -> tuple[SignalTable | None, Sensors | None]:
+def experiment_parts(experiment: ExperimentConfig | None, law: Any, model: Any,
+                     log: Log | None = None) -> tuple[SignalTable | None, Sensors | None]:
     """The run's target for a law that takes one, when the experiment has references or the
     law cannot do without (then the equilibrium); the experiment's sensors (None when they
     change nothing). A run without an experiment calls the built-in laws as it always did."""
-    experiment = ctx.config.experiment
     referenced = experiment is not None and bool(experiment.reference)
     wanted = takes_target(law) if referenced else needs_target(law)
     target = reference_table(experiment, model.state_names, model.equilibrium) \
         if wanted else None
-    if target is None and experiment is not None and experiment.reference:
-        ctx.log.warning("the law takes no target (compute(state, t)): it regulates to its own "
+    if target is None and referenced and log is not None:
+        log.warning("the law takes no target (compute(state, t)): it regulates to its own "
                         "set point; the reference is scored, not followed",
                         law=getattr(law, "name", type(law).__name__))
     sensors = Sensors(experiment.sensors, model.state_names) if experiment is not None \

@@ -4,9 +4,11 @@
 config.yaml and controller.rec, creates the law the run used, resets it, and calls
 `compute(state, t)` once per recorded control, in order, with the arguments the loop gave it,
 applying the gain changes of the run's controller.json (`hil gains`) where the run applied
-them. Its output is read as the loop reads it (`law_output`: one number per input). A
-deterministic law reproduces every recorded input; the largest difference of each input (in
-its own unit, e.g. `thrust_left` and `thrust_right` in N) is reported, and where it is.
+them, and the run's experiment as the loop did (its sensors on each state, its target to a
+law that takes one: docs/experiments.md). Its output is read as the loop reads it
+(`law_output`: one number per input). A deterministic law reproduces every recorded input;
+the largest difference of each input (in its own unit, e.g. `thrust_left` and
+`thrust_right` in N) is reported, and where it is.
 
 Exit status: 0 when every input of every control is within `--tolerance` (in the input's
 unit), 1 when one is not or the law's output does not fit the recorded inputs, 2 when the run
@@ -25,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from controller_client.main import law_from_config
+from controller_client.main import experiment_parts, law_from_config
 from controller_client.output import LawOutputError, law_output
 from hil.app.process import EXIT_FAULT, EXIT_OK, EXIT_USAGE
 from hil.config import ConfigError, build_plant_model, load_config
@@ -104,7 +106,8 @@ def replay(run_dir: str | Path, tolerance: float = 1e-9) -> ReplayResult:
     _check_fits(run, rec, model.describe())
     law = law_from_config(config, model)
     law.reset()
-    replayed, sigmas = _replayed(law, config.controller.name, rec, changes)
+    replayed, sigmas = _replayed(law, config.controller.name, rec, changes,
+                                 experiment_parts(config.experiment, law, model))
     diff = np.abs(replayed - rec.input_matrix())
     seqs = rec["control_seq"]
     traces = recorded_inputs(rec)
@@ -149,8 +152,8 @@ def _worst(diff: np.ndarray, seqs: np.ndarray) -> tuple[float, int | None]:
     return (math.inf if math.isnan(diff[at]) else float(diff[at])), int(seqs[at])
 
 
-def _replayed(law: Any, law_name: str, rec: Recording, changes: list[tuple[float, list[float]]]
-              ) -> tuple[np.ndarray, np.ndarray]:
+def _replayed(law: Any, law_name: str, rec: Recording, changes: list[tuple[float, list[float]]],
+              experiment: tuple[Any, Any] = (None, None)) -> tuple[np.ndarray, np.ndarray]:
     """(inputs, sigmas) of `law` on each recorded state, with the same t the loop gave it
     (controller_client/answer.py: simulated time in lockstep), and each gain change applied
     before the first control that followed it in the run: in lockstep the change's time is
@@ -165,14 +168,19 @@ def _replayed(law: Any, law_name: str, rec: Recording, changes: list[tuple[float
     outputs = np.empty((rec.rows, n_inputs))
     sigmas = np.full(rec.rows, math.nan)
     state = np.zeros(len(rec.states))
+    target, sensors = experiment
     for i in range(rec.rows):
         state[:] = states[i]
+        if sensors is not None:
+            sensors.sense(state)
         t_s = (int(rec["state_seq"][i]) * int(period_ns) * 1e-9 if period_ns
                else (int(rec["state_t_ns"][i]) - t0_ns) * 1e-9)
         sent_s = t_s if period_ns else (int(rec["send_ns"][i]) - t0_ns) * 1e-9
         while pending and pending[-1][0] <= sent_s:
             law.set_gains(pending.pop()[1])
-        outputs[i] = law_output(law_name, law.compute(state, t_s), n_inputs)
+        out = law.compute(state, t_s) if target is None else \
+            law.compute(state, t_s, target.at(t_s))
+        outputs[i] = law_output(law_name, out, n_inputs)
         sigmas[i] = getattr(law, "sigma", math.nan)
     return outputs, sigmas
 
