@@ -7,7 +7,8 @@ shared machine's load does not distort; the cases are timed in turns, median ove
 `--repeats` rounds, after one warm-up call each (numba's cache loaded, nothing compiled in
 the timing).
 
-- compiled built-in: the rotary pendulum's own RK4 kernel, the LQR's plant kernel;
+- compiled built-in: the rotary pendulum's own RK4 kernel, the LQR's plant kernel; the
+  DIP's with the classical SMC (bench_tune.py's case);
 - a lab's plant with a `derivatives_kernel` (the runtime's RK4 over it), the LQR;
 - a lab's plant in pure Python (`derivatives` through the runtime's `model.step`), the LQR;
 - the same plant with a lab's Python law (both in Python).
@@ -42,13 +43,15 @@ from controller_client.tuning.plants import (
 )
 
 START = (0.0, 0.1, 0.0, 0.0)
+DIP_START = (0.0, 0.1, -0.05, 0.0, 0.0, 0.0)
 
 
 def case(model: str, law: str, search_path: tuple[str, ...], steps: int, rows: int,
          draws: int) -> tuple[Any, np.ndarray, Scenario]:
     spec = plant_spec(model, {}, 4, search_path)
     d = draw_params(spec, 0, 0, draws, 0.05)
-    sc = Scenario(spec, d, packed_params(spec, d), np.array([START]), steps, 1e-3, 4, 1.0,
+    start = DIP_START if model == "dip" else START
+    sc = Scenario(spec, d, packed_params(spec, d), np.array([start]), steps, 1e-3, 4, 1.0,
                   plant_facts(plant_model(spec), 1.0, None, 10.0))
     make = law_factory(law, {}, 1e-3, search_path, spec)
     gains = np.array(make(None).default_gains, dtype=float)
@@ -72,6 +75,8 @@ def main() -> None:
     lab = (str(write_plugins(Path(tempfile.mkdtemp(prefix="bench_tune_")))),)
     cases = {
         "compiled built-in (rotary, lqr)": case("rotary", "lqr", (), 2000, 10, 4),
+        "compiled built-in (dip, classical_smc)": case("dip", "classical_smc", (), 2000, 10,
+                                                       4),
         "lab plant with derivatives_kernel (lqr)": case("labcart:KernelCart", "lqr", lab,
                                                         2000, 10, 4),
         "lab plant in pure Python (lqr)": case("labcart:Cart", "lqr", lab, 500, 2, 1),
