@@ -259,9 +259,11 @@ hil_status hil_send(hil_client *c)
     if (c->out.overflow)
         return hil_fail(c, HIL_ERR_USAGE, "a message over %d bytes: shorten its text",
                         HIL_MAX_MESSAGE_BYTES);
-    if (zmq_send(c->sock, c->out.data, c->out.len, ZMQ_DONTWAIT) < 0 && zmq_errno() != EAGAIN)
+    if (zmq_send(c->sock, c->out.data, c->out.len, ZMQ_DONTWAIT) >= 0) return HIL_OK;
+    if (zmq_errno() != EAGAIN)
         return hil_fail(c, HIL_ERR_SYSTEM, "send to %s: %s", c->endpoint,
                         zmq_strerror(zmq_errno()));
+    c->sends_dropped++; /* the queue to the plant is full (or not connected yet) */
     return HIL_OK;
 }
 

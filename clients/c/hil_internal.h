@@ -93,7 +93,7 @@ struct hil_client {
     int64_t controls_sent, no_new_state, late_states, overruns;
     int bye_received, bye_sent;
     char bye_reason[256], end_reason[512];
-    int64_t last_fault_log_ns, plant_errors;
+    int64_t last_fault_log_ns, plant_errors, sends_dropped;
     hil_hist hist[FIG_COUNT];
     const hil_law *law;
     hil_gain_event events[HIL_MAX_EVENTS];

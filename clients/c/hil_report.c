@@ -276,6 +276,7 @@ static void write_counters(FILE *f, const hil_client *c)
     json_int_key(f, "overruns", c->overruns);
     json_int_key(f, "rejected_messages", c->rejected + c->duplicates + c->session_rejected);
     json_int_key(f, "errors_from_plant", c->plant_errors);
+    json_int_key(f, "sends_dropped", c->sends_dropped);
     json_key(f, "clock");
     fprintf(f, "{\"offset_ns\": %lld, \"sync_rtt_ns\": ", (long long)c->clock_offset_ns);
     if (c->sync_rtt_ns >= 0) fprintf(f, "%lld", (long long)c->sync_rtt_ns);
