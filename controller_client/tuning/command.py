@@ -102,6 +102,11 @@ def _settings_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any], 
         check_settings(settings)
     except TuningError as exc:
         raise _Usage(str(exc)) from None
+    if getattr(config, "experiment", None) is not None:
+        print("hil tune: the config's experiment (references, disturbances, sensors) is not "
+              "simulated by the tuning: its cost is the regulation to the plant's "
+              "equilibrium (docs/tuning.md, The cost); tuned.yaml keeps the experiment for "
+              "hil run", file=sys.stderr)
     return settings, config.model_dump(mode="json"), config.record.history_db
 
 
