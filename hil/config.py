@@ -401,8 +401,19 @@ class SquareReference(SineReference):
     signal: Literal["square"]  # type: ignore[assignment]
 
 
-ReferenceSignal = Annotated[StepReference | RampReference | SineReference | SquareReference,
-                            Field(discriminator="signal")]
+class ChirpReference(_OnState):
+    """A linear chirp from `f0_hz` to `f1_hz` over `duration_s`, then the offset again."""
+
+    signal: Literal["chirp"]
+    amplitude: Annotated[float, STATE_ENTRY]
+    f0_hz: Annotated[float, Range(0, 10_000)]
+    f1_hz: Annotated[float, Range(0, 10_000)]
+    duration_s: Annotated[float, Range(0, 86_400, low_open=True)]
+    offset: Annotated[float, STATE_ENTRY] | None = None  # null: the equilibrium's
+
+
+ReferenceSignal = Annotated[StepReference | RampReference | SineReference | SquareReference
+                            | ChirpReference, Field(discriminator="signal")]
 INPUT_ENTRY = Range(-1e6, 1e6, "in the input's own unit")
 
 
@@ -428,8 +439,19 @@ class SineDisturbance(_OnInput):
     phase_deg: Annotated[float, Range(-360, 360)] = 0.0
 
 
-DisturbanceSignal = Annotated[PulseDisturbance | StepDisturbance | SineDisturbance,
-                              Field(discriminator="signal")]
+class NoiseDisturbance(_OnInput):
+    """Seeded band-limited noise: a sum of `components` sines of random frequencies in
+    (0, bandwidth_hz] and random phases (from `seed`), of `std` RMS in all."""
+
+    signal: Literal["noise"]
+    std: Annotated[float, Range(0, 1e6, "in the input's own unit")]
+    bandwidth_hz: Annotated[float, Range(0, 10_000, low_open=True)]
+    seed: Annotated[int, SEED] = 0
+    components: Annotated[int, Range(1, 256)] = 32
+
+
+DisturbanceSignal = Annotated[PulseDisturbance | StepDisturbance | SineDisturbance
+                              | NoiseDisturbance, Field(discriminator="signal")]
 
 
 class SensorsConfig(_Strict):

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from hil.config import ConfigError, ExperimentConfig
+from hil.config import ConfigError, ExperimentConfig, NoiseDisturbance
 from hil.experiment.signals import KINDS, SignalTable
 
 
@@ -62,9 +62,27 @@ def disturbance_table(experiment: ExperimentConfig | None,
     if experiment is None or not experiment.disturbances:
         return None
     names = tuple(input_names)
-    rows = [(KINDS[d.signal], names.index(d.input), _params(d, 0.0))
-            for d in experiment.disturbances]
+    rows = []
+    for d in experiment.disturbances:
+        index = names.index(d.input)
+        if d.signal == "noise":
+            rows += [(KINDS["sine"], index, p) for p in noise_sines(d)]
+        else:
+            rows.append((KINDS[d.signal], index, _params(d, 0.0)))
     return SignalTable(names, np.zeros(len(names)), True, rows)
+
+
+def noise_sines(noise: NoiseDisturbance) -> list[list[float]]:
+    """Seeded band-limited noise as sine rows: `components` sines of frequencies uniform in
+    (0, bandwidth_hz] and phases uniform in [0, 2 pi) (PCG64 from `seed`), each of amplitude
+    std * sqrt(2 / components), so their sum has `std` RMS."""
+    rng = np.random.Generator(np.random.PCG64(noise.seed))
+    k = noise.components
+    freqs = noise.bandwidth_hz * (1.0 - rng.random(k))  # (0, bandwidth]
+    phases = 2.0 * math.pi * rng.random(k)
+    amplitude = noise.std * math.sqrt(2.0 / k)
+    return [[noise.at_s, 0.0, amplitude, float(f), float(ph)]
+            for f, ph in zip(freqs, phases, strict=True)]
 
 
 def _params(signal: Any, rest: float) -> list[float]:
@@ -74,6 +92,9 @@ def _params(signal: Any, rest: float) -> list[float]:
         return rest if v is None else float(v)
 
     kind = signal.signal
+    if kind == "chirp":
+        return [signal.at_s, given(signal.offset), signal.amplitude, signal.f0_hz,
+                signal.f1_hz, signal.duration_s]
     if kind == "pulse":
         return [signal.at_s, signal.value, signal.duration_s]
     if kind == "step":

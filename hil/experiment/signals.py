@@ -14,6 +14,11 @@ to (`add` True). The kernel is numba-compiled: a call costs well under a microse
 | sine   | offset        | offset + amplitude * sin(2 pi f tau + phase)                     |
 | square | offset        | offset + amplitude while sin(2 pi f tau + phase) >= 0, else -    |
 | pulse  | 0             | value while tau < duration, then 0                              |
+| chirp  | offset        | offset + amplitude * sin(2 pi (f0 tau + (f1 - f0) tau^2 / 2T)), |
+|        |               | for tau < T (`duration_s`), then offset                         |
+
+Seeded band-limited noise is not a kind of its own: the plan expands it into sines of random
+frequencies and phases (hil/experiment/plan.py), so it too is a pure function of time.
 """
 
 from __future__ import annotations
@@ -23,10 +28,12 @@ import math
 import numpy as np
 from numba import njit
 
-STEP, RAMP, SINE, SQUARE, PULSE = range(5)
-KINDS = {"step": STEP, "ramp": RAMP, "sine": SINE, "square": SQUARE, "pulse": PULSE}
+STEP, RAMP, SINE, SQUARE, PULSE, CHIRP = range(6)
+KINDS = {"step": STEP, "ramp": RAMP, "sine": SINE, "square": SQUARE, "pulse": PULSE,
+         "chirp": CHIRP}
 # Parameter columns: at_s, then per kind (step: initial, value; ramp: initial, slope, stop;
-# sine and square: offset, amplitude, frequency_hz, phase_rad; pulse: value, duration_s).
+# sine and square: offset, amplitude, frequency_hz, phase_rad; pulse: value, duration_s;
+# chirp: offset, amplitude, f0_hz, f1_hz, duration_s).
 PARAMS = 6
 
 
@@ -46,6 +53,11 @@ def signal_value(kind: int, p: np.ndarray, t: float) -> float:
         if not math.isnan(stop) and (v - stop) * p[2] > 0.0:
             return float(stop)
         return float(v)
+    if kind == CHIRP:
+        if tau >= p[5]:
+            return float(p[1])
+        cycles = p[3] * tau + (p[4] - p[3]) * tau * tau / (2.0 * p[5])
+        return float(p[1] + p[2] * math.sin(2.0 * math.pi * cycles))
     cycles = p[3] * tau + p[4] / (2.0 * math.pi)
     if kind == SINE:
         return float(p[1] + p[2] * math.sin(2.0 * math.pi * cycles))

@@ -70,3 +70,28 @@ def test_at_reuses_one_array_and_without_an_experiment_is_the_equilibrium() -> N
     first = table.at(0.0)
     assert table.at(5.0) is first
     assert first.tolist() == list(EQ)
+
+
+def test_a_chirp_sweeps_from_f0_to_f1_over_its_duration_then_rests() -> None:
+    got = reference({"state": "x", "signal": "chirp", "at_s": 0.5, "amplitude": 0.1,
+                     "f0_hz": 0.5, "f1_hz": 4.0, "duration_s": 2.0})[:, 0]
+    tau = T - 0.5
+    phase = 2 * math.pi * (0.5 * tau + (4.0 - 0.5) * tau**2 / (2 * 2.0))
+    want = np.where((tau >= 0) & (tau < 2.0), 0.5 + 0.1 * np.sin(phase), 0.5)
+    np.testing.assert_allclose(got, want, atol=1e-12)
+
+
+def test_seeded_noise_has_its_rms_its_band_and_repeats_with_its_seed() -> None:
+    def noise(seed: int) -> np.ndarray:
+        table = disturbance_table(experiment(disturbances=[
+            {"input": "force", "signal": "noise", "std": 0.5, "bandwidth_hz": 5.0,
+             "seed": seed, "components": 64}]), ("force",))
+        assert table is not None
+        return table.series(np.arange(0.0, 200.0, 0.01))[:, 0]
+
+    a, b, c = noise(1), noise(1), noise(2)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert np.sqrt(np.mean(a**2)) == pytest.approx(0.5, rel=0.1)
+    power = np.abs(np.fft.rfft(a)) ** 2
+    freqs = np.fft.rfftfreq(len(a), 0.01)
+    assert power[freqs > 6.0].sum() < 1e-3 * power.sum()  # nothing beyond the band
