@@ -286,8 +286,11 @@ void hil_str(const msgpack_object *o, char *dst, size_t size)
 {
     size_t n = 0;
     if (size == 0) return;
-    if (o != NULL && o->type == MSGPACK_OBJECT_STR)
+    if (o != NULL && o->type == MSGPACK_OBJECT_STR) {
         n = o->via.str.size < size - 1 ? o->via.str.size : size - 1;
+        while (n < o->via.str.size && n > 0 && (o->via.str.ptr[n] & 0xC0) == 0x80)
+            n--; /* cut between two characters, never inside one: the text stays UTF-8 */
+    }
     if (n) memcpy(dst, o->via.str.ptr, n);
     dst[n] = '\0';
 }

@@ -73,7 +73,8 @@ hil_rejection hil_decode(hil_decoder *d, const char *data, size_t len, hil_messa
  * -2^63 .. 2^64-1 (docs/protocol.md, section 3): hil_int wraps one above INT64_MAX. */
 int64_t hil_int(const msgpack_object *o);
 double hil_num(const msgpack_object *o);
-/* A str field into `dst` (NUL-terminated, cut to `size` - 1 bytes). */
+/* A str field into `dst` (NUL-terminated, cut to at most `size` - 1 bytes between two UTF-8
+ * characters). */
 void hil_str(const msgpack_object *o, char *dst, size_t size);
 int hil_str_is(const msgpack_object *o, const char *text);
 /* The value of `key` in a map object, or NULL. */
