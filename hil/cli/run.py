@@ -222,10 +222,18 @@ def _start(args: argparse.Namespace, setup: RunSetup) -> Started | int:
     # With a live status line, the children print warnings only; all goes to their logs.
     env = {**os.environ, CONSOLE_LEVEL_ENV: "warning"} if live else None
     common = ["--config", str(setup.cfg_path), "--out", str(out), "--run-id", setup.run_id]
-    procs = {"plant": subprocess.Popen(_entry_point("hil-plant", "plant_server.main") + common,
-                                       env=env)}
-    procs["controller"] = _start_controller(setup, common, env)
-    return Started(procs, watch, emulator, live)
+    plant = subprocess.Popen(_entry_point("hil-plant", "plant_server.main") + common, env=env)
+    try:
+        controller = _start_controller(setup, common, env)
+    except OSError as exc:  # checked in _prepare, but a file can change (permissions, removed)
+        print(f"hil run: controller.command: cannot start it: {exc}", file=sys.stderr)
+        _wait({"plant": plant}, 0.0)  # stopped at once: SIGINT, then SIGKILL after a grace
+        if watch is not None:
+            watch.stop()
+        if emulator is not None:
+            _stop_rig_emulator(emulator, out)
+        return EXIT_USAGE
+    return Started({"plant": plant, "controller": controller}, watch, emulator, live)
 
 
 def _start_controller(setup: RunSetup, common: list[str], env: dict[str, str] | None

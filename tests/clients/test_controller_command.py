@@ -97,3 +97,27 @@ def test_the_programs_exit_status_is_the_runs_whatever_its_report_says(tmp_path:
     assert report["exit_codes"]["controller"] == 3 and report["verdict"] == "FAIL"
     assert report["controller_end_reason"] == "lockstep"  # it saw HIL_MODE, wrote to HIL_OUT
     assert json.loads((out / "controller.json").read_text())["exit_code"] == 0
+
+
+def test_a_program_that_cannot_be_executed_stops_the_plant_it_started_with(tmp_path: Path
+                                                                           ) -> None:
+    program = tmp_path / "not-a-program"
+    program.write_text("neither ELF nor a script with #!\n")
+    program.chmod(0o755)  # found and executable, so it passes the check; exec refuses it
+    done = _run("--controller-cmd", str(program), "--out", str(tmp_path / "r"))
+    assert done.returncode == 2
+    assert "controller.command: cannot start it" in done.stderr and "Exec format" in done.stderr
+    assert _processes_naming(str(tmp_path / "r")) == []  # the plant was stopped, not orphaned
+
+
+def _processes_naming(text: str) -> list[str]:
+    """The command lines of this machine's processes that hold `text`."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # it ended meanwhile
+            continue
+        if text in args:
+            found.append(args)
+    return found
