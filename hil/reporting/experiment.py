@@ -21,15 +21,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from hil.config import ExperimentConfig
-from hil.experiment import metrics as m
-from hil.experiment.plan import reference_table
-from hil.recording.recorder import Recording, RecordingError, read_recording
 from hil.reporting.scoring import gate
+
+if TYPE_CHECKING:  # numpy, numba and the recorder load only where metrics are measured
+    import numpy as np
+
+    from hil.recording.recorder import Recording
 
 FULL_TURN = 2.0 * math.pi
 
@@ -38,6 +38,10 @@ def experiment_section(experiment: ExperimentConfig, plant: Mapping[str, Any],
                        recording: str | Path | None, duration_s: float) -> dict[str, Any]:
     """The section for a run of `experiment` on the plant described as `plant`, measured
     from the plant recording at `recording` (None: recording was off, no metrics)."""
+    from hil.experiment import metrics as m
+    from hil.experiment.plan import reference_table
+    from hil.recording.recorder import RecordingError, read_recording
+
     names = list(plant["state_names"])
     table = reference_table(experiment, names, plant.get("equilibrium") or [0.0] * len(names))
     section: dict[str, Any] = {
@@ -65,6 +69,10 @@ def experiment_section(experiment: ExperimentConfig, plant: Mapping[str, Any],
 
 def _state_metrics(experiment: ExperimentConfig, plant: Mapping[str, Any], rec: Recording,
                    targets: np.ndarray) -> dict[str, Any]:
+    import numpy as np
+
+    from hil.experiment import metrics as m
+
     t = rec["sim_time_s"]
     names = list(plant["state_names"])
     wraps = set(plant.get("wraps") or ())
@@ -133,6 +141,8 @@ def disturbance_times(section: Mapping[str, Any] | None) -> list[tuple[str, floa
 def reference_series(section: Mapping[str, Any], plant: Mapping[str, Any],
                      times_s: np.ndarray) -> dict[str, np.ndarray]:
     """Each referenced state's target at `times_s`, for plots."""
+    from hil.experiment.plan import reference_table
+
     experiment = ExperimentConfig.model_validate({"reference": section.get("reference") or []})
     names = list(plant["state_names"])
     table = reference_table(experiment, names, plant.get("equilibrium") or [0.0] * len(names))
