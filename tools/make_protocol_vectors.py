@@ -8,8 +8,11 @@ section 11), from the codec itself (hil/link/messages.py).
 exact bytes the codec encodes them to; every kind of the table, one input and several, ints
 inside vectors, empty lists, integers of every msgpack width, strings of every header size,
 a map of more than 15 entries. `rejects`: bytes the codec must refuse, with the rejection
-kind it must give. The script checks each vector against the codec before writing it: a
-vector the codec does not reproduce is never written. tests/hil/link/test_protocol_vectors.py
+kind it must give. `shm`: images of the shared-memory segment (docs/protocol.md, section 9)
+after the plant wrote a state and the controller a control, made by hil/link/shm.py's own
+writers (the plant's pid and pid namespace, which vary, zeroed). The script checks each
+vector against the codec before writing it: a vector the codec does not reproduce is never
+written. tests/hil/link/test_protocol_vectors.py
 checks that the file is what this script makes.
 """
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import pathlib
 import struct
 import sys
@@ -28,6 +32,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from hil.link import messages as msg  # noqa: E402
+from hil.link import shm  # noqa: E402
 
 OUT = ROOT / "docs" / "protocol-vectors.json"
 
@@ -197,6 +202,38 @@ def _rejects() -> list[tuple[str, bytes, str]]:
     ]
 
 
+SHM_SESSION = 0x0123456789ABCDEF
+# (name, state (seq, t_ns, values, flags), control (seq, state_seq, u, rx, send, compute))
+_SHM_IMAGES = [
+    ("six_states_one_input", (41, 1_234_567_890_123, DIP_STATE, 0),
+     (42, 41, [12.5], 1_234_567_900_000, 1_234_567_926_544, 2_345)),
+    ("four_states_two_inputs", (7, 1_234_567_890_123, [0.1, -0.2, 0.0, 1.5],
+                                msg.FLAG_SAFE | msg.FLAG_WATCHDOG),
+     (8, 7, [19.62, -3.5], 1_234_567_900_000, 1_234_567_930_000, 4_100)),
+]
+
+
+def _shm_image(name: str, state: tuple[Any, ...], control: tuple[Any, ...]) -> dict[str, Any]:
+    """The segment after one state and one control, written by shm's own writers."""
+    n_inputs = len(control[2])
+    seg = shm.Segment.create(f"tcp://vectors-{os.getpid()}-{name}", len(state[2]), n_inputs)
+    try:
+        seg.u64[3] = SHM_SESSION  # the session word (offset 24), fixed for the vector
+        shm.StateWriter(seg).write(*state)
+        shm.ControlWriter(seg, SHM_SESSION).write(*control)
+        image = bytearray(seg.buf)
+    finally:
+        seg.close()
+    image[16:24] = bytes(8)  # the plant's pid
+    image[32:40] = bytes(8)  # its pid namespace
+    return {"name": name, "n_states": len(state[2]), "n_inputs": n_inputs,
+            "session": SHM_SESSION,
+            "state": dict(zip(("seq", "t_ns", "state", "flags"), state, strict=True)),
+            "control": dict(zip(("seq", "state_seq", "u", "t_state_rx_ns", "t_send_ns",
+                                 "compute_ns"), control, strict=True)),
+            "hex": image.hex()}
+
+
 def _message_vector(name: str, kind: str, values: list[Any]) -> dict[str, Any]:
     names = [field for field, _ in msg.SCHEMA[kind]]
     data = msg.encode(kind, *values)
@@ -234,6 +271,10 @@ def vectors() -> dict[str, Any]:
         "kinds": {kind: [field for field, _ in spec] for kind, spec in msg.SCHEMA.items()},
         "messages": [_message_vector(*m) for m in _messages()],
         "rejects": [_reject_vector(*r) for r in _rejects()],
+        "shm": {"segment_bytes": shm.SEGMENT_BYTES, "version": shm.VERSION,
+                "magic": shm.MAGIC, "byte_order": "little-endian (x86-64)",
+                "zeroed": "plant pid (offset 16) and pid namespace (offset 32)",
+                "images": [_shm_image(*image) for image in _SHM_IMAGES]},
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import pathlib
+import struct
 from typing import Any
 
 import pytest
@@ -112,6 +113,28 @@ def test_the_vectors_cover_the_edge_cases_an_implementation_gets_wrong() -> None
     codes = {v["code"] for v in REJECTS}
     assert codes == {"malformed", "unknown_kind", "bad_arity", "bad_type", "bad_shape",
                      "non_finite", "oversized"}
+
+
+@pytest.mark.parametrize("image", VECTORS["shm"]["images"],
+                         ids=[i["name"] for i in VECTORS["shm"]["images"]])
+def test_each_segment_image_holds_its_fields_at_the_documented_offsets(image: dict) -> None:
+    """docs/protocol.md, section 9.1, read with struct at its offsets (little-endian)."""
+    data = bytes.fromhex(image["hex"])
+    n, m = image["n_states"], image["n_inputs"]
+    assert len(data) == VECTORS["shm"]["segment_bytes"] == 512
+    assert struct.unpack_from("<QIIqqQI", data, 0) == (
+        VECTORS["shm"]["magic"], 2, n, 0, image["session"], 0, m)
+    counter, bell, waiters, seq, t_ns, flags = struct.unpack_from("<QIIqqq", data, 64)
+    assert (counter, bell, waiters) == (2, 1, 0)  # one write: odd, then even; one ring
+    state = image["state"]
+    assert (seq, t_ns, flags) == (state["seq"], state["t_ns"], state["flags"])
+    assert list(struct.unpack_from(f"<{n}d", data, 104)) == state["state"]
+    counter, bell, waiters, session, *times = struct.unpack_from("<QIIqqqqqq", data, 384)
+    control = image["control"]
+    assert (counter, bell, waiters, session) == (2, 1, 0, image["session"])
+    assert times == [control[k] for k in ("seq", "state_seq", "t_state_rx_ns", "t_send_ns",
+                                          "compute_ns")]
+    assert list(struct.unpack_from(f"<{m}d", data, 448)) == control["u"]
 
 
 DOC = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
