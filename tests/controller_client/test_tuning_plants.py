@@ -232,3 +232,38 @@ def test_create_model_is_the_reference_of_the_draws(lab) -> None:
                                   create_model("cartpole", {"pole_mass_kg": 0.12}).params
                                   .as_array())
     assert Path(lab).is_dir()
+
+
+def test_a_tuning_of_the_two_input_helicopter_replays_identically_and_writes_its_files(
+        tmp_path: Path) -> None:
+    """Determinism and --resume's replay on a plant of two inputs (the compiled LQR on the
+    helicopter's own kernel), and the outputs with a panel per input."""
+    from controller_client.tuning.engine import best_of, optimise
+    from controller_client.tuning.outputs import summarise, write_outputs
+    from hil.config import load_config
+
+    spec = plant_spec("helicopter", {}, 4)
+    law = law_factory("lqr", {}, 5e-3, (), spec)(None)
+    lower, upper = _search_box(law, {})
+    s = Settings("lqr", lower=lower, upper=upper, budget=12, draws=2, batch_size=6,
+                 duration_s=1.0, rate_hz=200, starts=((0.1, 0.2, 0.0, 0.0),),
+                 plant_model="helicopter", track_limit_m=None, seed=2)
+    whole = optimise(Problem(s, LocalEvaluator("lqr", {}, 1, (), spec)), [])
+    stop = iter([False, True])
+    part = optimise(Problem(s, LocalEvaluator("lqr", {}, 1, (), spec)), [],
+                    should_stop=lambda: next(stop))
+    assert len(part) == 1
+    problem = Problem(s, LocalEvaluator("lqr", {}, 1, (), spec))
+    resumed = optimise(problem, part)
+    assert [b.costs for b in resumed] == [b.costs for b in whole]
+    assert [b.candidates for b in resumed] == [b.candidates for b in whole]
+    assert problem.compiled and best_of(whole)[1] < FAILED_COST
+    record = summarise(problem, whole, run_id="t", complete=True, workers=1, elapsed_s=1.0,
+                       base_config={"plant": {"model": "helicopter",
+                                              "initial_state": [0.1, 0.2, 0.0, 0.0]},
+                                    "controller": {"name": "lqr"}})
+    write_outputs(tmp_path, record, problem)
+    config = load_config(tmp_path / "tuned.yaml")
+    assert config.controller.gains == [record["best_gains"][n] for n in record["gain_names"]]
+    assert record["failed_draws"]["tuned"] == 0
+    assert (tmp_path / "worst_draw.png").stat().st_size > 0
