@@ -2,15 +2,16 @@
 
 A peer whose message is rejected is told why, so it never waits for a timeout to learn its
 mistake, in the form it waits for: a `refuse` when the message was a `hello` or an `observe`,
-a refused `gains_reply` for a `hil gains` request too large to decode (its id read from its
-first bytes), an `error` otherwise; each carries the rejection's code (the name
-`rejected_by_kind` counts it under) and one line naming the rule broken and the fix.
+a refused `gains_reply` for a `hil gains` request whose id can be read from its first bytes
+(even when it is too large to decode), an `error` otherwise; each carries the rejection's
+code (the name `rejected_by_kind` counts it under) and one line naming the rule broken and
+the fix.
 
 Answers are limited per peer by a token bucket (`ANSWER_BURST` at once, refilled at
 `ANSWERS_PER_S`), for at most `MAX_PEERS` peers (the oldest forgotten first), so a flood
 costs the loop at most a few sends a second per peer; past it a rejection is counted but not
-answered (`suppressed`). Nothing here logs: the plant's counters log rejections, once a
-second per kind.
+answered (`suppressed`). Each rejection is counted and logged by the plant's counters
+(plant_server/parts.py: once a second per kind), never once per message.
 """
 
 from __future__ import annotations
