@@ -200,10 +200,10 @@ class GatesConfig(_Strict):
         default_factory=lambda: {"lyapunov.decrease_ratio": 0.6})
     # A control step changing the force by more than this rate counts as a slew-limit hit.
     slew_limit_n_per_s: Annotated[float, SLEW_PER_S] = 50_000.0
-    # Experiment metrics (report.json experiment.metrics) -> upper bound, e.g.
-    # {x.overshoot_pct: 20}; each is a critical gate `metrics.<name>`.
+    # Experiment metrics (report.json experiment.metrics) -> a bound on |metric|, e.g.
+    # {x.overshoot_pct: 20}; each is a critical gate `metrics.<name>` (docs/experiments.md).
     metrics: dict[str, Annotated[float, Range(
-        -1e9, 1e9, "an upper bound on an experiment metric, in its unit")]] = Field(
+        0, 1e9, "a bound on an experiment metric's magnitude, in its unit")]] = Field(
         default_factory=dict)
     # Per gate name, overriding scoring.DEFAULT_WEIGHTS / DEFAULT_CRITICAL.
     weights: dict[str, Annotated[float, Range(0, 1_000)]] = Field(
