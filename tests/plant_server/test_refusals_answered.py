@@ -288,3 +288,17 @@ def test_in_realtime_too_each_malformed_input_is_answered_and_the_run_goes_on(
     assert not server.guard.watchdog.latched and server.guard.gates.report()["trips"] == 0
     assert server.answers.report() == {"sent": len(waits) - 1, "suppressed": 0}
     assert max(waits) < 1.0, waits
+
+
+def test_a_malformed_gains_request_is_answered_as_its_asker_waits_with_a_gains_reply(
+        plant: Plant) -> None:
+    operator = plant.dealer()
+    operator.send(_p(["gains_set", 7, "op", "K", [1.0]]))  # names: a str, not a list
+    reply = answer_to(operator, "gains_reply")[0]
+    assert (reply["request_id"], reply["ok"]) == (7, False)
+    assert "gains_set.names has type str" in reply["detail"]
+    operator.send(_p(["gains_get", "7", "op"]))  # no readable id: an error instead
+    error = answer_to(operator, "error")[0]
+    assert (error["code"], "gains_get.request_id has type str" in error["detail"]) == (
+        "bad_type", True)
+    operator.close()
