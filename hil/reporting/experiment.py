@@ -61,8 +61,14 @@ def experiment_section(experiment: ExperimentConfig, plant: Mapping[str, Any],
     if rec.rows < 2:
         section["note"] = f"no metrics: the recording has {rec.rows} rows"
         return section
-    section["states"] = _state_metrics(experiment, plant, rec, table.series(rec["sim_time_s"]))
-    section["inputs"] = {name: m.effort(rec["sim_time_s"], rec[name]) for name in rec.inputs}
+    try:  # plant.json is written whatever happens here: a failure is named, not raised
+        t = rec["sim_time_s"]
+        section["states"] = _state_metrics(experiment, plant, rec, table.series(t))
+        section["inputs"] = {name: m.effort(t, rec[name]) for name in rec.inputs}
+    except Exception as exc:
+        section.update(states={}, inputs={}, note=f"no metrics: measuring {recording} failed: "
+                                                  f"{type(exc).__name__}: {exc}")
+        return section
     section["metrics"] = flat_metrics(section)
     return section
 
