@@ -47,6 +47,7 @@ void hil_options_init(hil_options *o)
     o->spin_us = 150;
     o->slew_limit_per_s = 50000.0;
     o->cpu = -1;
+    o->record = 1;
 }
 
 static int env_number(const char *name, double low, double high, double *value, char *err,
@@ -71,7 +72,7 @@ hil_status hil_options_from_env(hil_options *o, char *err, size_t err_size)
     const char *text;
     double phase = o->phase_offset, spin = o->spin_us, connect_s = o->connect_timeout_ms / 1e3;
     double silent_ms = o->plant_timeout_ms, slew = o->slew_limit_per_s;
-    double priority = o->sched_priority, lock = o->lock_memory, cpu = o->cpu;
+    double priority = o->sched_priority, lock = o->lock_memory, cpu = o->cpu, record = o->record;
     if ((text = getenv("HIL_ENDPOINT")) && *text) o->endpoint = text;
     if ((text = getenv("HIL_OUT")) && *text) o->out_dir = text;
     if ((text = getenv("HIL_RUN_ID")) && *text) o->run_id = text;
@@ -90,12 +91,14 @@ hil_status hil_options_from_env(hil_options *o, char *err, size_t err_size)
         || env_number("HIL_SLEW_LIMIT_PER_S", 1e-3, 1e8, &slew, err, err_size)
         || env_number("HIL_SCHED_PRIORITY", 0, 99, &priority, err, err_size)
         || env_number("HIL_LOCK_MEMORY", 0, 1, &lock, err, err_size)
-        || env_number("HIL_CPU", -1, 1023, &cpu, err, err_size))
+        || env_number("HIL_CPU", -1, 1023, &cpu, err, err_size)
+        || env_number("HIL_RECORD", 0, 1, &record, err, err_size))
         return HIL_ERR_USAGE;
     o->slew_limit_per_s = slew;
     o->sched_priority = (int)priority;
     o->lock_memory = (int)lock;
     o->cpu = (int)cpu;
+    o->record = (int)record;
     o->phase_offset = phase;
     o->spin_us = (int)spin;
     o->connect_timeout_ms = (int)(connect_s * 1e3 + 0.5);

@@ -39,6 +39,17 @@ typedef struct {
     size_t len;
 } hil_frame;
 
+/* controller.rec (hil_record.c): rows buffered, written a chunk at a time. */
+#define HIL_RECORD_CHUNK_ROWS 128
+#define HIL_RECORD_MAX_COLUMNS (7 + HIL_MAX_STATES + HIL_MAX_INPUTS + 2)
+typedef struct {
+    int enabled, fd, columns, rows;
+    uint32_t index;
+    int64_t written, chunks, bytes, fsyncs;
+    char error[160];
+    unsigned char rows_buf[HIL_RECORD_CHUNK_ROWS * HIL_RECORD_MAX_COLUMNS * 8];
+} hil_recorder;
+
 /* The shared-memory data plane (hil_shm.c): the mapped segment and what it counted. */
 typedef struct {
     unsigned char *base;
@@ -103,6 +114,8 @@ struct hil_client {
     double slew_limit_per_s;
     hil_shm shm;
     int use_shm;
+    hil_recorder recorder;
+    int64_t last_send_ns, lateness_ns;
     int rt_granted[HIL_RT_COUNT];
     char rt_refused[HIL_RT_COUNT][96];
 };
@@ -118,6 +131,12 @@ int hil_stop_signal(void);
 
 void hil_intake(hil_client *c, int64_t seq, int64_t plant_t_ns, int64_t flags, const double *x,
                 int n, int64_t now);
+
+/* hil_record.c */
+void hil_record_open(hil_client *c, const char *law_name, double sigma_floor);
+void hil_record_row(hil_client *c, const hil_state *s, const double *u, int64_t compute_ns,
+                    double sigma, double condition);
+void hil_record_close(hil_client *c);
 
 /* hil_realtime.c */
 void hil_realtime_before_socket(hil_client *c);
@@ -146,5 +165,6 @@ void hil_stability_figures(const hil_stability *s, hil_stability_figures_t *out)
 /* hil_report.c */
 void hil_hist_record(hil_hist *h, int64_t value_ns);
 hil_status hil_write_report(hil_client *c, int exit_code);
+void hil_json_str(FILE *f, const char *s);
 
 #endif

@@ -110,14 +110,13 @@ hil_status hil_send_control(hil_client *c, const hil_state *s, const double *u,
                             "must be finite", c->law && c->law->name ? c->law->name : "?", i, u[i]);
     if (s->seq > c->answered_seq) c->answered_seq = s->seq;
     c->controls_sent++;
-    if (c->use_shm) {
-        int64_t now = hil_now_ns();
+    c->last_send_ns = hil_now_ns();
+    if (c->use_shm)
         return hil_shm_write_control(c, c->controls_sent, s->seq, u,
-                                     s->rx_ns + c->clock_offset_ns, now + c->clock_offset_ns,
-                                     compute_ns);
-    }
+                                     s->rx_ns + c->clock_offset_ns,
+                                     c->last_send_ns + c->clock_offset_ns, compute_ns);
     if (hil_encode_control(&c->out, c->controls_sent, s->seq, u, n,
-                           s->rx_ns + c->clock_offset_ns, hil_now_ns() + c->clock_offset_ns,
+                           s->rx_ns + c->clock_offset_ns, c->last_send_ns + c->clock_offset_ns,
                            compute_ns) != 0)
         return hil_fail(c, HIL_ERR_USAGE, "a control of %d inputs does not encode", n);
     return hil_send(c);
@@ -140,6 +139,7 @@ static hil_status answer(hil_client *c, const hil_law *law)
     if ((status = hil_send_control(c, s, u, c1 - c0)) != HIL_OK) return status;
     if (law->figures != NULL) law->figures(law->user, &sigma, &condition);
     hil_stability_update(&c->stability, sigma, u, condition); /* after the send */
+    hil_record_row(c, s, u, c1 - c0, sigma, condition);
     return HIL_OK;
 }
 
@@ -226,6 +226,7 @@ static hil_status run_realtime(hil_client *c, const hil_law *law)
         hil_status status;
         wait_deadline(c, law, deadline, spin_ns);
         now = hil_now_ns();
+        c->lateness_ns = now - deadline;
         hil_hist_record(&c->hist[FIG_LATENESS], now - deadline);
         if (!fresh(c)) wait_late_state(c, law, deadline + late_ns);
         if (fresh(c)) {
@@ -264,6 +265,8 @@ hil_status hil_run(hil_client *c, const hil_law *law)
     if (hil_stability_init(&c->stability, &c->desc, c->opt.slew_limit_per_s,
                            law->sigma_floor) != 0)
         return hil_abort(c, HIL_ERR_SYSTEM, "out of memory for the stability monitors");
+    if (c->opt.record && c->out_dir[0])
+        hil_record_open(c, law->name != NULL ? law->name : c->client_name, law->sigma_floor);
     strcpy(c->end_reason, "running");
     status = c->desc.lockstep ? run_lockstep(c, law) : run_realtime(c, law);
     if (status == HIL_ERR_LAW || status == HIL_ERR_SYSTEM || status == HIL_ERR_USAGE

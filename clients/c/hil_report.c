@@ -59,7 +59,7 @@ static double percentile_us(const hil_hist *h, double percentile)
 
 /* ------------------------------------------------------------------ JSON */
 
-static void json_str(FILE *f, const char *s)
+void hil_json_str(FILE *f, const char *s)
 {
     fputc('"', f);
     for (; *s; s++) {
@@ -93,7 +93,7 @@ static void json_names(FILE *f, const char *const *names, int n)
     fputc('[', f);
     for (int i = 0; i < n; i++) {
         if (i) fputs(", ", f);
-        json_str(f, names[i]);
+        hil_json_str(f, names[i]);
     }
     fputc(']', f);
 }
@@ -101,7 +101,7 @@ static void json_names(FILE *f, const char *const *names, int n)
 static void json_key(FILE *f, const char *key)
 {
     fputs(",\n  ", f);
-    json_str(f, key);
+    hil_json_str(f, key);
     fputs(": ", f);
 }
 
@@ -120,7 +120,7 @@ static void write_latency(FILE *f, const hil_client *c)
     for (int k = 0; k < FIG_COUNT; k++) {
         const hil_hist *h = &c->hist[k];
         fprintf(f, "%s\n    ", k ? "," : "");
-        json_str(f, FIGURES[k]);
+        hil_json_str(f, FIGURES[k]);
         fputs(": {", f);
         for (int i = 0; i < 4; i++) {
             fprintf(f, "\"%s\": ", NAMES[i]);
@@ -150,7 +150,7 @@ static void write_gains(FILE *f, const hil_client *c, const hil_law *law)
         fprintf(f, "%s\n    {\"time\": ", i ? "," : "");
         json_num(f, e->time_s);
         fputs(", \"who\": ", f);
-        json_str(f, e->who);
+        hil_json_str(f, e->who);
         fputs(", \"names\": ", f);
         json_names(f, law->gain_names, n);
         fputs(", \"old\": ", f);
@@ -159,7 +159,7 @@ static void write_gains(FILE *f, const hil_client *c, const hil_law *law)
         if (e->applied) json_nums(f, e->now, n);
         else fputs("null", f);
         fprintf(f, ", \"applied\": %s, \"detail\": ", e->applied ? "true" : "false");
-        json_str(f, e->detail);
+        hil_json_str(f, e->detail);
         fputc('}', f);
     }
     fputc(']', f);
@@ -172,13 +172,13 @@ static void write_law(FILE *f, const hil_client *c, const hil_law *law, const ch
     double p99 = compute->count ? percentile_us(compute, 99.0) : NAN;
     json_key(f, "law");
     fputs("{\"name\": ", f);
-    json_str(f, name);
+    hil_json_str(f, name);
     fputs(", \"language\": \"C\", \"library\": \"libhil\", \"gain_names\": ", f);
     json_names(f, law != NULL ? law->gain_names : NULL, law != NULL ? law->n_gains : 0);
     fputc('}', f);
     json_key(f, "law_timing");
     fputs("{\"law\": ", f);
-    json_str(f, name);
+    hil_json_str(f, name);
     fputs(", \"budget_us\": ", f);
     json_num(f, round(budget_us * 10) / 10);
     fputs(", \"compute_p99_us\": ", f);
@@ -284,6 +284,20 @@ static void write_counters(FILE *f, const hil_client *c)
     fprintf(f, ", \"same_clock\": %s}", c->same_clock ? "true" : "false");
 }
 
+/* `recording`, as hil/recording's RecorderStatistics (a row is never dropped: it waits in
+ * the chunk buffer, not in a queue that can fill). */
+static void write_recording(FILE *f, const hil_recorder *r)
+{
+    json_key(f, "recording");
+    fprintf(f, "{\"rows_written\": %lld, \"rows_dropped\": 0, \"rows_rejected\": 0, "
+            "\"chunks_written\": %lld, \"bytes_written\": %lld, \"max_queue_depth\": %d, "
+            "\"fsyncs\": %lld, \"error\": ", (long long)r->written, (long long)r->chunks,
+            (long long)r->bytes, HIL_RECORD_CHUNK_ROWS, (long long)r->fsyncs);
+    if (r->error[0]) hil_json_str(f, r->error);
+    else fputs("null", f);
+    fputc('}', f);
+}
+
 /* `realtime`: what was asked for and granted or refused, as hil-controller's. */
 static void write_realtime(FILE *f, const hil_client *c)
 {
@@ -306,7 +320,7 @@ static void write_realtime(FILE *f, const hil_client *c)
     for (int i = 0; i < HIL_RT_COUNT; i++)
         if (asked[i] && !c->rt_granted[i]) {
             fprintf(f, "%s\"%s\": ", first ? "" : ", ", NAMES[i]);
-            json_str(f, c->rt_refused[i]);
+            hil_json_str(f, c->rt_refused[i]);
             first = 0;
         }
     fputs("}}", f);
@@ -318,18 +332,18 @@ static void write_body(FILE *f, const hil_client *c, int exit_code)
     const char *name = law != NULL && law->name != NULL ? law->name : c->client_name;
     fputs("{\n  \"process\": \"controller\"", f);
     json_key(f, "end_reason");
-    json_str(f, c->end_reason);
+    hil_json_str(f, c->end_reason);
     json_key(f, "controller");
-    json_str(f, name);
+    hil_json_str(f, name);
     json_key(f, "run_id");
-    json_str(f, c->run_id);
+    hil_json_str(f, c->run_id);
     json_int_key(f, "exit_code", exit_code);
     if (hil_stop_signal() > 0) {
         json_key(f, "signal");
-        json_str(f, hil_stop_signal() == 2 ? "SIGINT" : "SIGTERM");
+        hil_json_str(f, hil_stop_signal() == 2 ? "SIGINT" : "SIGTERM");
     }
     json_key(f, "endpoint");
-    json_str(f, c->endpoint);
+    hil_json_str(f, c->endpoint);
     json_key(f, "client");
     fprintf(f, "{\"library\": \"libhil\", \"language\": \"C\", \"protocol\": %d}",
             HIL_PROTOCOL_VERSION);
@@ -337,7 +351,7 @@ static void write_body(FILE *f, const hil_client *c, int exit_code)
     json_key(f, "transport");
     if (c->use_shm) {
         fputs("{\"kind\": \"shm\", \"segment\": ", f);
-        json_str(f, c->shm.name);
+        hil_json_str(f, c->shm.name);
         fprintf(f, ", \"spin_us\": %g, \"states_overwritten\": %lld, \"read_retries\": %lld, "
                 "\"sleeps\": %lld, \"wakes_sent\": %lld}", (double)c->shm.spin_ns / 1e3,
                 (long long)c->shm.overwritten, (long long)c->shm.retries,
@@ -350,6 +364,7 @@ static void write_body(FILE *f, const hil_client *c, int exit_code)
     write_counters(f, c);
     write_law(f, c, law, name);
     if (c->stability.window > 0) write_stability(f, &c->stability);
+    if (c->recorder.enabled) write_recording(f, &c->recorder);
     write_process(f, c);
     fputs("\n}\n", f);
 }
@@ -387,7 +402,8 @@ static int exit_code_of(hil_status status)
 int hil_finish(hil_client *c, hil_status status)
 {
     int code = exit_code_of(status);
-    hil_realtime_leave(c); /* the report at normal priority */
+    hil_realtime_leave(c); /* the recording's end and the report at normal priority */
+    hil_record_close(c);
     if (code != 0) fprintf(stderr, "libhil: %s\n", c->error);
     if (hil_write_report(c, code) != HIL_OK) {
         fprintf(stderr, "libhil: %s\n", c->error);

@@ -89,6 +89,8 @@ static hil_status take_description(hil_client *c, const msgpack_object *map, cha
                     && o->via.boolean;
     d->n_states = names_of(hil_map_get(map, "state_names"), d->state_names, HIL_MAX_STATES);
     d->n_inputs = names_of(hil_map_get(map, "input_names"), d->input_names, HIL_MAX_INPUTS);
+    names_of(hil_map_get(map, "state_units"), d->state_units, HIL_MAX_STATES);
+    names_of(hil_map_get(map, "input_units"), d->input_units, HIL_MAX_INPUTS);
     if (d->n_states < 1 || d->n_states > HIL_MAX_STATES)
         return hil_fail(c, HIL_ERR_REFUSED, "the plant %s has %d states; the link carries 1 .. "
                         "%d (too_many_states)", d->name, d->n_states, HIL_MAX_STATES);

@@ -81,6 +81,7 @@ def controller_env(config: Config, out: Path, run_id: str, cfg_path: Path) -> di
         "HIL_CONNECT_TIMEOUT_S": repr(connect_s),
         "HIL_PLANT_TIMEOUT_MS": repr(controller.plant_timeout_ms),
         "HIL_SLEW_LIMIT_PER_S": repr(config.gates.slew_limit_n_per_s),
+        "HIL_RECORD": "1" if config.record.enabled else "0",
         **realtime_env(config),
     }
     if config.security.curve:

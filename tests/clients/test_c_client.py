@@ -21,6 +21,7 @@ import pytest
 from conftest import NO_HTML, assert_passed_but_timing, free_endpoint
 
 from hil.link import operator
+from hil.recording.recorder import read_recording
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT = ROOT / "clients" / "c"
@@ -216,6 +217,13 @@ def test_sanitized_c_controller_balances_the_plant_in_lockstep_as_the_python_law
     assert controller["states_dropped"] == 0 and plant["rejected_messages"] == 0
     assert controller["latency_us"]["compute"]["count"] == 1500
     assert report["gains"] == pytest.approx(controller["gains"]) and len(report["gains"]) == 6
+    # controller.rec, read by hil's own reader: one row per control, closed, plotted.
+    recording = read_recording(out / "controller.rec")
+    assert recording.complete and recording.problem is None and recording.rows == 1500
+    assert recording.inputs == ("force",) and recording["state_seq"].tolist() == list(range(1500))
+    assert controller["recording"]["rows_written"] == 1500 and "recording_error" not in {
+        g["name"] for g in report["gates"]}
+    assert (out / "stability.png").stat().st_size > 0
     gates = {g["name"]: g for g in report["gates"]}  # the stability gates, as for Python laws
     assert gates["stability.lyapunov.decrease_ratio"]["passed"]
     assert gates["stability.actuator.saturation_duty"]["passed"]
