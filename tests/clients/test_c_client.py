@@ -274,6 +274,8 @@ def test_c_controller_runs_1khz_realtime_with_gains_relayed_and_a_second_one_ref
             pytest.approx(31.622776601682467)
         applied = operator.gains(endpoint, ["k_x"], [30.0])
         refused = operator.gains(endpoint, ["k_nope"], [1.0])
+        by_law = operator.gains(endpoint, [], [30.0, *current.values[1:5], 2e5])
+        too_few = operator.gains(endpoint, [], [30.0])
         second = subprocess.run([str(folder / "lqr_dip")], capture_output=True, text=True,
                                 timeout=20, env={**os.environ, "HIL_ENDPOINT": endpoint,
                                                  "HIL_OUT": str(tmp_path)})
@@ -287,13 +289,19 @@ def test_c_controller_runs_1khz_realtime_with_gains_relayed_and_a_second_one_ref
     assert run.returncode == (0 if report["verdict"] == "PASS" else 1), stdout + stderr
     assert applied.ok and applied.values[0] == 30.0 and applied.old[0] == current.values[0]
     assert not refused.ok and "no gain named 'k_nope'" in refused.detail
+    assert "k_x, k_theta1, k_theta2, k_x_dot, k_theta1_dot, k_theta2_dot" in refused.detail
+    assert not by_law.ok and "k_theta2_dot = 200000 is out of range" in by_law.detail
+    assert not too_few.ok and "has 6 gains, 1 values given" in too_few.detail
+    assert by_law.values == applied.values  # the old gains stay
     assert second.returncode == 4 and "already_attached" in second.stderr
     assert json.loads((tmp_path / "controller.json").read_text())["exit_code"] == 4
     assert report["mode"] == "realtime" and report["rate_hz"] == 1000
     assert report["gains"][0] == 30.0
     changes = report["gain_changes"]
-    assert [c["applied"] for c in changes] == [True, False]
+    assert [c["applied"] for c in changes] == [True, False, False, False]
     assert changes[0]["new"][0] == 30.0 and changes[1]["new"] is None
+    # run time in s, from the plant's first tick (a request before it is negative, as Python's)
+    assert changes[0]["time"] <= changes[3]["time"] < 3.5
     controller = json.loads((out / "controller.json").read_text())
     assert controller["controls_sent"] > 2500
     assert report["counters"]["controller_overruns"] == controller["overruns"]
