@@ -100,6 +100,18 @@ def test_library_example_and_codec_test_build_with_strict_warnings(build: tuple[
         assert (folder / name).stat().st_size > 0
 
 
+def test_the_readmes_example_compiles_under_the_same_flags(build: tuple[Path, str],
+                                                           tmp_path: Path) -> None:
+    readme = (CLIENT / "README.md").read_text()
+    example = re.search(r"```c\n(.*?)```", readme, re.S)
+    assert example is not None, "clients/c/README.md's C example"
+    (tmp_path / "example.c").write_text(example.group(1))
+    done = subprocess.run(["gcc", *STRICT.split(), "-pedantic", f"-I{CLIENT}", "example.c",
+                           str(build[0] / "libhil.a"), "-lzmq", "-lmsgpackc", "-lm", "-o",
+                           "example"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
 def test_codec_decodes_each_golden_message_to_its_fields_with_their_types(
         build: tuple[Path, str]) -> None:
     answers = {row[0]: row for row in _codec(build[0], _golden_lines())}
