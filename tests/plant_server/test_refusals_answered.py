@@ -80,9 +80,12 @@ def plant(endpoint: str, request: pytest.FixtureRequest) -> Iterator[Plant]:
     try:
         yield Plant(server, thread, ctx, end)
     finally:
-        if thread.is_alive():  # an e-stop ends a lockstep wait at once (a stop only after it)
-            _dealer(ctx, sock.endpoint).send(msg.encode("estop", "test over"))
+        if thread.is_alive():  # an e-stop ends any wait at once (a stop only after it)
+            operator = _dealer(ctx, sock.endpoint)
+            operator.send(msg.encode("estop", "test over"))
+            answer_to(operator, "ack")
         thread.join(10)
+        assert not thread.is_alive()
         ctx.destroy(linger=0)
         sock.close()
 
