@@ -132,7 +132,7 @@ def _accelerations(x, th, x_dot, w, force, p):
     return ((m11 * r0 - m01 * r1) * inv_det, (m00 * r1 - m01 * r0) * inv_det)
 
 
-_rk4 = rk4_two_dof(_accelerations)
+_rk4 = rk4_two_dof(_accelerations, "cartpole")
 
 
 @njit(cache=True)

@@ -3,7 +3,7 @@ integrator, each model giving only its accelerations.
 
 A model of two generalised coordinates q = (q0, q1) with state (q0, q1, q0', q1') writes
 `accelerations(q0, q1, v0, v1, u, p) -> (q0'', q1'')` (numba, scalars in, a tuple out) and
-calls `_rk4 = rk4_two_dof(_accelerations)` once, then `_rk4(state, u, dt_s, substeps, p,
+calls `_rk4 = rk4_two_dof(_accelerations, "name")` once, then `_rk4(state, u, dt_s, substeps, p,
 out)` from its own `rk4_step_kernel`. The integrator is unrolled over the four state
 entries (scalars, no allocation) and the accelerations function is compiled into it, so a
 model's step is as fast as its own copy was and bit-identical to it (same operations in the
@@ -18,13 +18,17 @@ from typing import Any
 from numba import njit
 
 
-def rk4_two_dof(accelerations: Any) -> Callable[..., None]:
+def rk4_two_dof(accelerations: Any, model: str) -> Callable[..., None]:
     """The step `rk4(state, u, dt_s, substeps, p, out)` of a model whose accelerations are
     `accelerations`: (q0, q1, v0, v1) advanced by `dt_s` in `substeps` RK4 steps, the input
     `u` held (the caller saturates it). `out` may be `state`. The accelerations are a
-    constant of the compiled step (a closure), so numba's disk cache keeps each model's."""
+    constant of the compiled step (a closure), so numba's disk cache keeps each model's.
 
-    @njit(cache=True)
+    Each model's step is named after `model` (`rk4_two_dof_<model>`): numba names compiled
+    code and cache files after the function's qualified name, and two closures of one name
+    loaded from the cache into one process would link to one body (the rotary then stepped
+    with the cart-pole's accelerations)."""
+
     def rk4(state: Any, u: float, dt_s: float, substeps: int, p: Any, out: Any) -> None:
         h = dt_s / substeps
         q0, q1, v, w = state[0], state[1], state[2], state[3]
@@ -44,4 +48,5 @@ def rk4_two_dof(accelerations: Any) -> Callable[..., None]:
             w += h / 6.0 * (b1 + 2.0 * (b2 + b3) + b4)
         out[0], out[1], out[2], out[3] = q0, q1, v, w
 
-    return rk4
+    rk4.__name__ = rk4.__qualname__ = f"rk4_two_dof_{model}"
+    return njit(cache=True)(rk4)

@@ -144,7 +144,7 @@ def _accelerations(th, a, th_dot, a_dot, volts, p):
     return ((j0 * r0 - m01 * r1) * inv_det, (m00 * r1 - m01 * r0) * inv_det)
 
 
-_rk4 = rk4_two_dof(_accelerations)
+_rk4 = rk4_two_dof(_accelerations, "rotary")
 
 
 @njit(cache=True)
