@@ -234,6 +234,7 @@ void hil_close(hil_client *c)
     if (c->sock) zmq_close(c->sock);
     if (c->ctx) zmq_ctx_term(c->ctx);
     if (c->decoder_ready) hil_decoder_destroy(&c->dec);
+    hil_record_close(c); /* if hil_finish did not: the rows kept, the file closed */
     hil_stability_free(&c->stability);
     hil_shm_close(&c->shm);
     free(c);

@@ -164,7 +164,7 @@ void hil_record_row(hil_client *c, const hil_state *s, const double *u, int64_t 
 void hil_record_close(hil_client *c)
 {
     hil_recorder *r = &c->recorder;
-    if (r->fd < 0) return;
+    if (!r->enabled || r->fd < 0) return;
     if (r->rows > 0) write_chunk(r, "HRCK");
     write_chunk(r, "HREN");
     if (fsync(r->fd) == 0) r->fsyncs++;
