@@ -1,6 +1,7 @@
 """libhil (clients/c), the C client library: built with the system gcc under strict warnings
 and under AddressSanitizer and UBSan; its codec against the golden vectors
-(docs/protocol-vectors.json); its schedule; and real closed loops: `hil run --controller-cmd`
+(docs/protocol-vectors.json: messages, rejects, shared-memory segment images); its schedule;
+and real closed loops: `hil run --controller-cmd`
 with the C LQR example against the real hil-plant, in lockstep (the sanitized build over
 ZeroMQ and the plain one over shared memory, against the Python lqr law's run) and at 1 kHz in
 real time with `hil gains` relayed to it and a second controller refused."""
@@ -142,6 +143,25 @@ def test_codec_under_sanitizers_answers_every_vector_as_the_plain_build(
         build: tuple[Path, str], asan_build: Path) -> None:
     lines = _golden_lines()
     assert _codec(asan_build, lines) == _codec(build[0], lines)
+
+
+def test_shared_memory_images_are_read_and_written_as_the_golden_segments(
+        build: tuple[Path, str]) -> None:
+    images = VECTORS["shm"]["images"]
+    lines = []
+    for image in images:
+        c = image["control"]
+        lines.append(" ".join(map(str, [
+            "shm", image["name"], image["n_states"], image["n_inputs"], image["session"],
+            c["seq"], c["state_seq"], c["t_state_rx_ns"], c["t_send_ns"], c["compute_ns"],
+            *(repr(float(u)) for u in c["u"]), image["hex"]])))
+    answers = _codec(build[0], lines)
+    assert len(answers) == len(images) >= 2
+    for (name, state, written), image in zip(answers, images, strict=True):
+        assert name == image["name"]
+        read = {key: _typed(value) for key, value in json.loads(state).items()}
+        assert read == {key: _typed(value) for key, value in image["state"].items()}, name
+        assert written == image["hex"], name  # the seqlock write, the bell rung, byte for byte
 
 
 def test_schedule_skips_and_counts_the_cycles_an_overrun_passed(build: tuple[Path, str]

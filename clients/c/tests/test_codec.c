@@ -4,6 +4,10 @@
  *   decode NAME HEX      -> NAME<TAB>ok<TAB>[kind, field, ...] as JSON<TAB>HEX re-encoded (or -)
  *                           NAME<TAB>reject<TAB>CODE<TAB>why
  *   rate T0 PERIOD NOW.. -> rate<TAB>deadline after each advance/skipped ... ;total skipped
+ *   shm NAME NS NI SESSION SEQ STATE_SEQ RX SEND COMPUTE U.. HEX
+ *                        -> NAME<TAB>the state read from the segment image HEX, as JSON<TAB>
+ *                           the image after that control is written into it with its control
+ *                           slot zeroed first, as HEX
  *
  * A message is re-encoded with libhil's encoders when it is a kind a controller sends and
  * its numbers are of the types libhil sends (u as floats): the bytes must be the vector's. */
@@ -13,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hil_client.h"
+#include "hil_internal.h"
 
 #define MAX_LINE (4 * HIL_MAX_MESSAGE_BYTES + 256)
 
@@ -199,6 +203,51 @@ static void rate_line(char *args)
     printf("\t;%lld\n", (long long)r.skipped);
 }
 
+static void print_hex(const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) printf("%02x", p[i]);
+}
+
+/* A segment image (docs/protocol-vectors.json's `shm`): its state read by libhil's seqlock
+ * reader, then its control slot cleared and the image's control written by libhil's writer. */
+static void shm_line(char *args)
+{
+    static hil_client c;
+    static uint64_t image[64]; /* 512 bytes, 8-aligned as a mapping is */
+    long long f[8];
+    double u[HIL_MAX_INPUTS], x[HIL_MAX_STATES];
+    int64_t seq, t_ns, flags;
+    size_t len = 0;
+    char *name = strtok(args, " "), *word = NULL;
+    for (int i = 0; i < 8 && (word = strtok(NULL, " ")); i++) f[i] = atoll(word);
+    c.desc.n_states = (int)f[0];
+    c.desc.n_inputs = (int)f[1];
+    for (int i = 0; i < c.desc.n_inputs && (word = strtok(NULL, " ")); i++) u[i] = atof(word);
+    if (!name || !word || !(word = strtok(NULL, " "))
+        || from_hex(word, (char *)image, sizeof image, &len) != 0 || len != sizeof image) {
+        printf("?\tbad shm line\n");
+        return;
+    }
+    memset(&c.shm, 0, sizeof c.shm);
+    c.shm.base = (unsigned char *)image;
+    c.shm.session = f[2];
+    printf("%s\t", name);
+    if (hil_shm_take(&c, &seq, &t_ns, &flags, x)) {
+        printf("{\"seq\": %lld, \"t_ns\": %lld, \"flags\": %lld, \"state\": [", (long long)seq,
+               (long long)t_ns, (long long)flags);
+        for (int i = 0; i < c.desc.n_states; i++) printf("%s%.17g", i ? ", " : "", x[i]);
+        printf("]}\t");
+    } else {
+        printf("none\t");
+    }
+    memset((unsigned char *)image + 384, 0, 128);
+    if (hil_shm_write_control(&c, f[3], f[4], u, f[5], f[6], f[7]) == HIL_OK)
+        print_hex((const unsigned char *)image, sizeof image);
+    else
+        printf("refused: %s", c.error);
+    putchar('\n');
+}
+
 int main(void)
 {
     static char line[MAX_LINE];
@@ -209,6 +258,8 @@ int main(void)
         line[strcspn(line, "\r\n")] = '\0';
         if (strncmp(line, "rate ", 5) == 0) {
             rate_line(line + 5);
+        } else if (strncmp(line, "shm ", 4) == 0) {
+            shm_line(line + 4);
         } else if (strncmp(line, "decode ", 7) == 0 && (name = strtok(line + 7, " "))) {
             hex = strtok(NULL, " ");
             decode_line(&d, name, hex ? hex : "");
