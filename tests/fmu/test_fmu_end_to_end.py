@@ -1,5 +1,6 @@
 """FMU plants through `hil run`, real processes: the generic LQR balances the model exchange
-cart-pole FMU to PASS in lockstep and at 1 kHz in real time (both transports), and a
+cart-pole FMU to PASS in lockstep and at 1 kHz in real time (both transports), and its
+two-input variant (a force and a torque) in lockstep; a
 co-simulation FMU whose doStep fails mid-run puts the plant in its safe state, the report
 naming the call and the time."""
 
@@ -47,10 +48,11 @@ def hil_run(config: Path, *overrides: str) -> tuple[subprocess.CompletedProcess[
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("mode", "transport"), [("lockstep", "zmq"), ("realtime", "shm")])
+@pytest.mark.parametrize(("name", "mode", "transport"), [
+    ("me", "lockstep", "zmq"), ("me", "realtime", "shm"), ("two_inputs", "lockstep", "shm")])
 def test_lqr_balances_the_model_exchange_fmu(tmp_path: Path, fmus: SimpleNamespace,
-                                             mode: str, transport: str) -> None:
-    config = write_config(tmp_path, fmus.me)
+                                             name: str, mode: str, transport: str) -> None:
+    config = write_config(tmp_path, getattr(fmus, name))
     done, report = hil_run(config, f"run.mode={mode}", f"run.transport={transport}",
                            "run.rate_hz=1000", "plant.watchdog_timeout_ms=250")
     assert report, done.stdout + done.stderr
@@ -60,9 +62,11 @@ def test_lqr_balances_the_model_exchange_fmu(tmp_path: Path, fmus: SimpleNamespa
         assert_passed_but_timing(report)
     assert report["plant"]["name"] == "fmu:cartpole"
     plant = read_recording(tmp_path / "out" / "plant.rec")
-    assert plant.units["F"] == "N"
     assert abs(plant["theta"][0] - 0.1) < 1e-9 and abs(plant["theta"][-1]) < 0.02
-    assert np.abs(plant["F"]).max() > 1.0  # the law pushed the cart to catch the pole
+    inputs = ["F", "tau"] if name == "two_inputs" else ["F"]
+    assert [plant.units[n] for n in inputs] == ["N", "N.m"][:len(inputs)]
+    for n in inputs:  # the law used each input to catch the pole
+        assert np.abs(plant[n]).max() > 0.1, n
 
 
 @pytest.mark.slow
