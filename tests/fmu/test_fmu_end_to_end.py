@@ -1,8 +1,7 @@
 """FMU plants through `hil run`, real processes: the generic LQR balances the model exchange
 cart-pole FMU to PASS in lockstep and at 1 kHz in real time (both transports), and its
-two-input variant (a force and a torque) in lockstep; a
-co-simulation FMU whose doStep fails mid-run puts the plant in its safe state, the report
-naming the call and the time."""
+two-input variant (a force and a torque) in lockstep; a co-simulation FMU whose doStep fails
+mid-run puts the plant in its safe state, the report naming the call and the time."""
 
 from __future__ import annotations
 
