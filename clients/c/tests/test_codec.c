@@ -235,7 +235,10 @@ static void shm_line(char *args)
     if (hil_shm_take(&c, &seq, &t_ns, &flags, x)) {
         printf("{\"seq\": %lld, \"t_ns\": %lld, \"flags\": %lld, \"state\": [", (long long)seq,
                (long long)t_ns, (long long)flags);
-        for (int i = 0; i < c.desc.n_states; i++) printf("%s%.17g", i ? ", " : "", x[i]);
+        for (int i = 0; i < c.desc.n_states; i++) {
+            fputs(i ? ", " : "", stdout);
+            print_float(x[i]); /* 0.0 stays a float in JSON */
+        }
         printf("]}\t");
     } else {
         printf("none\t");
