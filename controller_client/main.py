@@ -136,7 +136,8 @@ def _build_loop(ctx: ProcessContext, law: Any, bounds: list[tuple[float, float]]
             "t0_ns": description.get("t0_ns"), "mode": description.get("mode"),
             "period_ns": description.get("period_ns"), "sigma_floor": law.sigma_floor})
 
-    target, sensors = experiment_parts(config.experiment, law, model, ctx.log)
+    target, sensors = experiment_parts(config.experiment, law, model, ctx.log,
+                                       config.source_dir)
     loop = ControllerLoop(law, sock, settings, ctx.log, stop_requested=ctx.stop,
                           stability=stability,
                           open_recorder=open_recorder if config.record.enabled else None,
@@ -145,13 +146,14 @@ def _build_loop(ctx: ProcessContext, law: Any, bounds: list[tuple[float, float]]
 
 
 def experiment_parts(experiment: ExperimentConfig | None, law: Any, model: Any,
-                     log: Log | None = None) -> tuple[SignalTable | None, Sensors | None]:
+                     log: Log | None = None, base_dir: str | None = None
+                     ) -> tuple[SignalTable | None, Sensors | None]:
     """The run's target for a law that takes one, when the experiment has references or the
     law cannot do without (then the equilibrium); the experiment's sensors (None when they
     change nothing). A run without an experiment calls the built-in laws as it always did."""
     referenced = experiment is not None and bool(experiment.reference)
     wanted = takes_target(law) if referenced else needs_target(law)
-    target = reference_table(experiment, model.state_names, model.equilibrium) \
+    target = reference_table(experiment, model.state_names, model.equilibrium, base_dir) \
         if wanted else None
     if target is None and referenced and log is not None:
         log.warning("the law takes no target (compute(state, t)): it regulates to its own "
@@ -285,7 +287,8 @@ def _control(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
     config = ctx.config
     resources = ResourceMeter()
     model = build_plant_model(config)
-    check_experiment(config.experiment, model.name, model.state_names, model.inputs.names)
+    check_experiment(config.experiment, model.name, model.state_names, model.inputs.names,
+                     config.source_dir)
     law = law_from_config(config, model)
     bounds = input_bounds(model.describe())
     _warm(law, config, len(bounds))

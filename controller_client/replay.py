@@ -107,7 +107,8 @@ def replay(run_dir: str | Path, tolerance: float = 1e-9) -> ReplayResult:
     law = law_from_config(config, model)
     law.reset()
     replayed, sigmas = _replayed(law, config.controller.name, rec, changes,
-                                 experiment_parts(config.experiment, law, model))
+                                 experiment_parts(config.experiment, law, model,
+                                                  base_dir=config.source_dir))
     diff = np.abs(replayed - rec.input_matrix())
     seqs = rec["control_seq"]
     traces = recorded_inputs(rec)

@@ -412,8 +412,18 @@ class ChirpReference(_OnState):
     offset: Annotated[float, STATE_ENTRY] | None = None  # null: the equilibrium's
 
 
+class CsvReference(_OnState):
+    """A reference from a CSV file of `time_s,value` rows (a header line is skipped), the path
+    relative to the config file's folder: linear between its points (`hold`: each value held
+    until the next), its first value before them and its last after; times from `at_s`."""
+
+    signal: Literal["csv"]
+    path: Annotated[str, Field(min_length=1)]
+    hold: bool = False
+
+
 ReferenceSignal = Annotated[StepReference | RampReference | SineReference | SquareReference
-                            | ChirpReference, Field(discriminator="signal")]
+                            | ChirpReference | CsvReference, Field(discriminator="signal")]
 INPUT_ENTRY = Range(-1e6, 1e6, "in the input's own unit")
 
 

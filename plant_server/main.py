@@ -119,7 +119,8 @@ def _warm_model(ctx: ProcessContext) -> Any:
         raise ConfigError(
             f"plant.initial_state: model {model.name!r} has {n} states "
             f"{list(model.state_names)}, got {len(config.plant.initial_state)} values")
-    check_experiment(config.experiment, model.name, model.state_names, model.inputs.names)
+    check_experiment(config.experiment, model.name, model.state_names, model.inputs.names,
+                     config.source_dir)
     warm = np.array(config.plant.initial_state, dtype=np.float64)
     model.step(warm, np.zeros(model.inputs.n), 1e-3, np.empty_like(warm))
     return model
@@ -271,7 +272,7 @@ def _run_and_report(ctx: ProcessContext, server: PlantServer, cleanup: Cleanup,
         from hil.reporting.experiment import experiment_section
         report["experiment"] = experiment_section(
             config.experiment, report["plant"], None if recorder is None
-            else ctx.out_dir / "plant.rec", report["duration_s"])
+            else ctx.out_dir / "plant.rec", report["duration_s"], config.source_dir)
     if error is not None:
         report["error"] = "".join(traceback.format_exception(error))
     ctx.log.info("plant done", end_reason=reason, cycles=server.cycles,

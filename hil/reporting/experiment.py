@@ -35,17 +35,20 @@ FULL_TURN = 2.0 * math.pi
 
 
 def experiment_section(experiment: ExperimentConfig, plant: Mapping[str, Any],
-                       recording: str | Path | None, duration_s: float) -> dict[str, Any]:
+                       recording: str | Path | None, duration_s: float,
+                       base_dir: str | None = None) -> dict[str, Any]:
     """The section for a run of `experiment` on the plant described as `plant`, measured
-    from the plant recording at `recording` (None: recording was off, no metrics)."""
+    from the plant recording at `recording` (None: recording was off, no metrics); a csv
+    reference's file is read relative to `base_dir` and its points kept in the section."""
     from hil.experiment import metrics as m
     from hil.experiment.plan import reference_table
     from hil.recording.recorder import RecordingError, read_recording
 
     names = list(plant["state_names"])
-    table = reference_table(experiment, names, plant.get("equilibrium") or [0.0] * len(names))
+    table = reference_table(experiment, names, plant.get("equilibrium") or [0.0] * len(names),
+                            base_dir)
     section: dict[str, Any] = {
-        "reference": [r.model_dump(mode="json") for r in experiment.reference],
+        "reference": [_dumped(r, table) for r in experiment.reference],
         "disturbances": [d.model_dump(mode="json") for d in experiment.disturbances],
         "sensors": experiment.sensors.model_dump(mode="json"),
         "final_target": table.at(duration_s).tolist(),
@@ -71,6 +74,17 @@ def experiment_section(experiment: ExperimentConfig, plant: Mapping[str, Any],
         return section
     section["metrics"] = flat_metrics(section)
     return section
+
+
+def _dumped(reference: Any, table: Any) -> dict[str, Any]:
+    """A reference as the section keeps it: a csv one with its points, [time_s, value]."""
+    dumped = reference.model_dump(mode="json")
+    if reference.signal == "csv":
+        row = next(r for r in table.table[1:] if int(r[1]) == table.names.index(
+            reference.state))
+        first, count = int(row[3]), int(row[4])
+        dumped["points"] = table.table[first:first + count, 2:4].tolist()
+    return dumped
 
 
 def _state_metrics(experiment: ExperimentConfig, plant: Mapping[str, Any], rec: Recording,
@@ -147,11 +161,18 @@ def disturbance_times(section: Mapping[str, Any] | None) -> list[tuple[str, floa
 def reference_series(section: Mapping[str, Any], plant: Mapping[str, Any],
                      times_s: np.ndarray) -> dict[str, np.ndarray]:
     """Each referenced state's target at `times_s`, for plots."""
+    import numpy as np
+
     from hil.experiment.plan import reference_table
 
-    experiment = ExperimentConfig.model_validate({"reference": section.get("reference") or []})
+    kept = section.get("reference") or []
+    experiment = ExperimentConfig.model_validate(
+        {"reference": [{k: v for k, v in r.items() if k != "points"} for r in kept]})
+    curves = {k: np.array(r["points"], dtype=np.float64) for k, r in enumerate(kept)
+              if r.get("points")}
     names = list(plant["state_names"])
-    table = reference_table(experiment, names, plant.get("equilibrium") or [0.0] * len(names))
+    table = reference_table(experiment, names, plant.get("equilibrium") or [0.0] * len(names),
+                            curves=curves)
     series = table.series(times_s)
     return {ref.state: series[:, names.index(ref.state)] for ref in experiment.reference}
 

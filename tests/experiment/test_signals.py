@@ -95,3 +95,37 @@ def test_seeded_noise_has_its_rms_its_band_and_repeats_with_its_seed() -> None:
     power = np.abs(np.fft.rfft(a)) ** 2
     freqs = np.fft.rfftfreq(len(a), 0.01)
     assert power[freqs > 6.0].sum() < 1e-3 * power.sum()  # nothing beyond the band
+
+
+@pytest.mark.parametrize("hold", [False, True])
+def test_a_csv_reference_follows_its_points_linearly_or_held(tmp_path, hold: bool) -> None:
+    (tmp_path / "ref.csv").write_text("time_s,value\n0.0,0.1\n0.5,0.3\n1.25,-0.2\n2.0,0.0\n")
+    section = experiment(reference=[{"state": "x", "signal": "csv", "path": "ref.csv",
+                                     "at_s": 0.5, "hold": hold}])
+    got = reference_table(section, NAMES, EQ, str(tmp_path)).series(T)[:, 0]
+    times, values = np.array([0.0, 0.5, 1.25, 2.0]), np.array([0.1, 0.3, -0.2, 0.0])
+    if hold:
+        index = np.clip(np.searchsorted(times, T - 0.5, side="right") - 1, 0, 3)
+        want = values[index]
+    else:
+        want = np.interp(T - 0.5, times, values)
+    np.testing.assert_allclose(got, want, atol=1e-12)
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    (None, "cannot read"),
+    ("time_s,value\n0,1\n1\n", "must hold rows of two numbers"),
+    ("0,1\n1,2\n1,3\n", "times must increase, row 3 of the points has 1 after 1"),
+])
+def test_a_csv_reference_that_cannot_be_used_is_refused_naming_its_key(
+        tmp_path, text: str | None, problem: str) -> None:
+    from hil.config import ConfigError
+    from hil.experiment.plan import check_experiment
+
+    if text is not None:
+        (tmp_path / "ref.csv").write_text(text)
+    section = experiment(reference=[{"state": "x", "signal": "csv", "path": "ref.csv"}])
+    with pytest.raises(ConfigError) as caught:
+        check_experiment(section, "cart", NAMES, ("force",), str(tmp_path))
+    assert str(caught.value).startswith("experiment.reference[0].path: ")
+    assert problem in str(caught.value)
