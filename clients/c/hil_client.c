@@ -73,6 +73,7 @@ hil_status hil_options_from_env(hil_options *o, char *err, size_t err_size)
     double phase = o->phase_offset, spin = o->spin_us, connect_s = o->connect_timeout_ms / 1e3;
     double silent_ms = o->plant_timeout_ms, slew = o->slew_limit_per_s;
     double priority = o->sched_priority, lock = o->lock_memory, cpu = o->cpu, record = o->record;
+    double clear = o->clear_on_attach;
     if ((text = getenv("HIL_ENDPOINT")) && *text) o->endpoint = text;
     if ((text = getenv("HIL_OUT")) && *text) o->out_dir = text;
     if ((text = getenv("HIL_RUN_ID")) && *text) o->run_id = text;
@@ -92,13 +93,15 @@ hil_status hil_options_from_env(hil_options *o, char *err, size_t err_size)
         || env_number("HIL_SCHED_PRIORITY", 0, 99, &priority, err, err_size)
         || env_number("HIL_LOCK_MEMORY", 0, 1, &lock, err, err_size)
         || env_number("HIL_CPU", -1, 1023, &cpu, err, err_size)
-        || env_number("HIL_RECORD", 0, 1, &record, err, err_size))
+        || env_number("HIL_RECORD", 0, 1, &record, err, err_size)
+        || env_number("HIL_CLEAR_ON_ATTACH", 0, 1, &clear, err, err_size))
         return HIL_ERR_USAGE;
     o->slew_limit_per_s = slew;
     o->sched_priority = (int)priority;
     o->lock_memory = (int)lock;
     o->cpu = (int)cpu;
     o->record = (int)record;
+    o->clear_on_attach = (int)clear;
     o->phase_offset = phase;
     o->spin_us = (int)spin;
     o->connect_timeout_ms = (int)(connect_s * 1e3 + 0.5);

@@ -56,6 +56,7 @@ typedef struct {
     int lock_memory;         /* mlockall (0) */
     int cpu;                 /* pin the loop to this CPU; -1: not asked (-1) */
     int record;              /* write controller.rec into out_dir, one row per control (1) */
+    int clear_on_attach;     /* send `clear` when the welcome finds the plant latched safe (0) */
 } hil_options;
 
 /* The plant and the run, as its welcome describes them. Times on our clock. */
@@ -121,7 +122,7 @@ typedef struct hil_client hil_client;
 void hil_options_init(hil_options *o);
 /* Options from hil run's environment (HIL_ENDPOINT, HIL_OUT, HIL_RUN_ID, HIL_TRANSPORT,
  * HIL_MODE, HIL_PHASE_OFFSET, HIL_SPIN_US, HIL_SLEW_LIMIT_PER_S, HIL_SCHED_PRIORITY,
- * HIL_LOCK_MEMORY, HIL_CPU, HIL_RECORD, HIL_CONNECT_TIMEOUT_S, HIL_PLANT_TIMEOUT_MS); unset ones
+ * HIL_LOCK_MEMORY, HIL_CPU, HIL_RECORD, HIL_CLEAR_ON_ATTACH, HIL_CONNECT_TIMEOUT_S, HIL_PLANT_TIMEOUT_MS); unset ones
  * keep their value. HIL_ERR_USAGE naming the variable when one is malformed. */
 hil_status hil_options_from_env(hil_options *o, char *err, size_t err_size);
 

@@ -223,8 +223,11 @@ hil_status hil_handshake(hil_client *c)
     c->desc.t0_ns -= c->clock_offset_ns; /* the plant's first tick, our clock */
     c->last_rx_ns = hil_now_ns();
     c->handshaken = 1;
-    if (c->desc.safe_state)
-        fprintf(stderr, "libhil: the plant is latched in its safe state (hil clear)\n");
+    if (c->desc.safe_state) {
+        fprintf(stderr, "libhil: the plant is latched in its safe state%s\n",
+                c->opt.clear_on_attach ? "; clearing it (clear_on_attach)" : " (hil clear)");
+        if (c->opt.clear_on_attach && hil_encode_clear(&c->out) == 0) hil_send(c);
+    }
     return HIL_OK;
 }
 

@@ -82,6 +82,7 @@ def controller_env(config: Config, out: Path, run_id: str, cfg_path: Path) -> di
         "HIL_PLANT_TIMEOUT_MS": repr(controller.plant_timeout_ms),
         "HIL_SLEW_LIMIT_PER_S": repr(config.gates.slew_limit_n_per_s),
         "HIL_RECORD": "1" if config.record.enabled else "0",
+        "HIL_CLEAR_ON_ATTACH": "1" if controller.clear_on_attach else "0",
         **realtime_env(config),
     }
     if config.security.curve:

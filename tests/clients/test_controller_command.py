@@ -57,6 +57,7 @@ def test_the_environment_carries_the_run(tmp_path: Path) -> None:
     assert float(env["HIL_CONNECT_TIMEOUT_S"]) == config.controller.connect_timeout_s + \
         config.plant.attach_timeout_s
     assert "HIL_KEYS_DIR" not in env and env["HIL_RECORD"] == "1"
+    assert env["HIL_CLEAR_ON_ATTACH"] == "0"
     # hil-controller's real-time hygiene: SCHED_FIFO in realtime runs only
     assert (env["HIL_SCHED_PRIORITY"], env["HIL_LOCK_MEMORY"], env["HIL_CPU"]) == ("0", "1", "-1")
     realtime = load_config(None, {"realtime.controller_cpu": 1, "realtime.sched_priority": 70})
