@@ -145,6 +145,15 @@ def test_codec_under_sanitizers_answers_every_vector_as_the_plain_build(
     assert _codec(asan_build, lines) == _codec(build[0], lines)
 
 
+def test_the_schedule_sleeps_to_its_absolute_deadline_never_short_of_it(
+        build: tuple[Path, str]) -> None:
+    # clock_nanosleep to an absolute time: woken at or after the deadline (minus the early
+    # margin asked for), never before, however the machine is loaded.
+    rows = _codec(build[0], ["sleep 0", "sleep 1000000"])
+    assert [row[0] for row in rows] == ["sleep", "sleep"]
+    assert all(0 <= int(row[1]) < 1_000_000_000 for row in rows), rows
+
+
 def test_shared_memory_images_are_read_and_written_as_the_golden_segments(
         build: tuple[Path, str]) -> None:
     images = VECTORS["shm"]["images"]

@@ -4,6 +4,8 @@
  *   decode NAME HEX      -> NAME<TAB>ok<TAB>[kind, field, ...] as JSON<TAB>HEX re-encoded (or -)
  *                           NAME<TAB>reject<TAB>CODE<TAB>why
  *   rate T0 PERIOD NOW.. -> rate<TAB>deadline after each advance/skipped ... ;total skipped
+ *   sleep EARLY_NS       -> sleep<TAB>how long after (deadline - EARLY_NS) hil_rate_sleep
+ *                           woke, for a deadline 2 ms ahead, in ns (never negative)
  *   shm NAME NS NI SESSION SEQ STATE_SEQ RX SEND COMPUTE U.. HEX
  *                        -> NAME<TAB>the state read from the segment image HEX, as JSON<TAB>
  *                           the image after that control is written into it with its control
@@ -251,6 +253,15 @@ static void shm_line(char *args)
     putchar('\n');
 }
 
+static void sleep_line(const char *args)
+{
+    hil_rate r;
+    long long early = atoll(args);
+    hil_rate_init(&r, hil_now_ns() + 2000000, 1000000);
+    hil_rate_sleep(&r, early);
+    printf("sleep\t%lld\n", (long long)(hil_now_ns() - (hil_rate_deadline(&r) - early)));
+}
+
 int main(void)
 {
     static char line[MAX_LINE];
@@ -261,6 +272,8 @@ int main(void)
         line[strcspn(line, "\r\n")] = '\0';
         if (strncmp(line, "rate ", 5) == 0) {
             rate_line(line + 5);
+        } else if (strncmp(line, "sleep ", 6) == 0) {
+            sleep_line(line + 6);
         } else if (strncmp(line, "shm ", 4) == 0) {
             shm_line(line + 4);
         } else if (strncmp(line, "decode ", 7) == 0 && (name = strtok(line + 7, " "))) {
