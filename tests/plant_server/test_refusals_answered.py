@@ -80,14 +80,15 @@ def plant(endpoint: str, request: pytest.FixtureRequest) -> Iterator[Plant]:
     try:
         yield Plant(server, thread, ctx, end)
     finally:
-        if thread.is_alive():  # an e-stop ends any wait at once (a stop only after it)
-            operator = _dealer(ctx, sock.endpoint)
-            operator.send(msg.encode("estop", "test over"))
-            answer_to(operator, "ack")
-        thread.join(10)
+        operator = _dealer(ctx, sock.endpoint)  # kept open until the plant has ended
+        try:
+            if thread.is_alive():  # an e-stop ends any wait at once (a stop only after it)
+                operator.send(msg.encode("estop", "test over"))
+            thread.join(10)
+        finally:
+            ctx.destroy(linger=0)
+            sock.close()
         assert not thread.is_alive()
-        ctx.destroy(linger=0)
-        sock.close()
 
 
 def answer_to(sock: zmq.Socket, kind: str, kept: list[msg.Message] | None = None
