@@ -287,7 +287,8 @@ def python_estimate(problem: Any, processes: int) -> str:
     total = evaluations * s.draws * sc.starts.shape[0] * sc.steps
     seconds = total / rate / max(processes, 1)
     why = (f"{s.controller} has no compiled form" if law_kernels(problem.make_law(None)) is None
-           else f"the plant {s.plant_model} has no derivatives_kernel")
+           else f"the plant {s.plant_model} has no derivatives_kernel" if ":" in s.plant_model
+           else f"the plant {s.plant_model} is stepped through its Python model.step")
     return (f"{why}: simulated in Python at {rate:,.0f} steps/s per process (measured on one "
             f"evaluation here); {evaluations} evaluations x {s.draws} draws x "
             f"{sc.starts.shape[0]} start(s) x up to {sc.steps} steps = {total:,} steps: about "

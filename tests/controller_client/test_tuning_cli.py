@@ -532,3 +532,29 @@ def test_a_degenerate_box_is_refused_naming_the_gain(lab_config: Path, tmp_path:
     assert done.returncode == 2
     assert "bounds of gain k_x must have low < high, got [2.0, 2.0]" in done.stderr
     assert not (tmp_path / "t").exists()
+
+
+@pytest.mark.slow
+def test_an_fmu_plant_is_tuned_through_its_own_step(tmp_path: Path) -> None:
+    """plant.model fmu (the example cart-pole FMU, built here as tests/fmu does): the LQR's
+    weights tuned on draws of its plant.params, stepped in Python through the FMU."""
+    sys.path.insert(0, str(ROOT / "tests" / "fmu"))
+    try:
+        from fmubuild import build_example
+    finally:
+        sys.path.remove(str(ROOT / "tests" / "fmu"))
+    fmu = build_example(tmp_path)
+    config = tmp_path / "fmu.yaml"
+    config.write_text(yaml.safe_dump({
+        "run": {"mode": "lockstep", "rate_hz": 500},
+        "plant": {"model": "fmu", "fmu": fmu.name, "initial_state": [0.0, 0.1, 0.0, 0.0],
+                  "params": {"pole_mass_kg": 0.1, "cart_friction_nspm": 0.1}},
+        "controller": {"name": "lqr"}, "record": {"history_db": None},
+        "tuning": {"duration_s": 1.0, "batch_size": 4}}))
+    done = tune("--config", str(config), "--budget", "8", "--draws", "2", "--out",
+                str(tmp_path / "t"))
+    assert done.returncode == 0, done.stderr
+    assert "the plant fmu is stepped through its Python model.step" in done.stderr
+    record = json.loads((tmp_path / "t" / "tuning.json").read_text())
+    assert record["settings"]["plant_fmu"] == str(fmu) and record["held_out"]["tuned_better"]
+    assert load_config(tmp_path / "t" / "tuned.yaml").plant.model == "fmu"
