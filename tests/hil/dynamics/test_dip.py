@@ -403,7 +403,7 @@ def test_registry_creates_each_model_by_name_with_param_overrides():
 
 def test_registry_rejects_an_unknown_model_listing_the_known_ones():
     with pytest.raises(ValueError, match=r"unknown name 'triple'; built in or installed "
-                       r"\(hil.plants entry points\): cartpole, dip, helicopter, rotary\."):
+                       r"\(hil.plants entry points\): cartpole, dip, fmu, helicopter, rotary\."):
         create_model("triple")
 
 
