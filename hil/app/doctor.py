@@ -173,13 +173,12 @@ _CACHE_PROBE = r"""
 import json, sys, time
 import numpy as np
 t0 = time.perf_counter()
-from hil.config import load_config
-from hil.dynamics import create_model
+from hil.config import build_plant_model, load_config
 from controller_client.main import law_from_config
 config = load_config(sys.argv[1] if len(sys.argv) > 1 else None)
-model = create_model(config.plant.model, config.plant.params, substeps=config.plant.substeps)
+model = build_plant_model(config)
 x = np.array(config.plant.initial_state, dtype=np.float64)
-model.step(x, 0.0, 1e-3, np.empty_like(x))
+model.step(x, np.asarray(model.equilibrium_input, dtype=np.float64), 1e-3, np.empty_like(x))
 law = law_from_config(config)
 law.compute(x, 0.0)
 print(json.dumps({"seconds": time.perf_counter() - t0}))

@@ -152,3 +152,11 @@ def test_a_config_that_turns_sched_fifo_off_is_warned_about(tmp_path: Path) -> N
     # Without SCHED_FIFO the loops keep the default timer slack (50 us unless changed).
     assert found["timer_slack"].detail.endswith("without SCHED_FIFO every wake-up may come "
                                                  "this late")
+
+
+def test_the_cache_check_starts_a_two_input_plant_and_its_law() -> None:
+    """The probe steps the plant at its trim (one number per input) and builds it as the
+    plant does (build_plant_model: plug-ins, FMUs), so any runnable config passes it."""
+    check = doctor.check_numba_cache(str(ROOT / "configs" / "helicopter.yaml"))
+    assert check.status in ("pass", "warn"), check.detail  # warn: the cache was cold
+    assert check.figures is not None and check.figures["second_start_s"] > 0
