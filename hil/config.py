@@ -485,6 +485,18 @@ class SensorsConfig(_Strict):
         return self
 
 
+class ActuatorConfig(_Strict):
+    """The simulated plant's actuators, per input by name (hil/experiment/actuator.py): a
+    dead zone, then a first-order lag, then a rate limit, between the control and the model."""
+
+    deadband: dict[str, Annotated[float, Range(0, 1e6, "in the input's own unit")]] = Field(
+        default_factory=dict)
+    lag_s: dict[str, Annotated[float, Range(0, 60, "a time constant")]] = Field(
+        default_factory=dict)
+    rate_limit_per_s: dict[str, Annotated[float, Range(
+        0, 1e9, "input units per second", low_open=True)]] = Field(default_factory=dict)
+
+
 class ExperimentConfig(_Strict):
     """An experiment (docs/experiments.md): references on states, disturbances on inputs,
     sensors. State and input names are checked against the plant when it is built."""
@@ -494,6 +506,7 @@ class ExperimentConfig(_Strict):
     reference: tuple[ReferenceSignal, ...] = ()
     disturbances: tuple[DisturbanceSignal, ...] = ()
     sensors: SensorsConfig = Field(default_factory=SensorsConfig)
+    actuator: ActuatorConfig = Field(default_factory=ActuatorConfig)
 
     @field_validator("reference")
     @classmethod

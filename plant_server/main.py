@@ -27,13 +27,14 @@ from hil.app.process import (
 )
 from hil.config import Config, ConfigError, build_plant_model, serial_link_problem
 from hil.dynamics.inputs import Inputs
+from hil.experiment.actuator import Actuator
 from hil.experiment.plan import check_experiment, disturbance_table
 from hil.link.dataplane import plant_data
 from hil.link.dataplane import spin_ns as shm_spin_ns
 from hil.link.security import CurveKeyError
 from hil.link.shm import SharedMemoryError
 from hil.link.transport import PlantSocket
-from hil.recording.appended import DisturbanceSink, disturbance_columns
+from hil.recording.appended import ExperimentSink, experiment_columns
 from hil.recording.recorder import Recorder, plant_columns
 from hil.runtime import rt
 from hil.runtime.deadline_gates import DeadlineGateSettings
@@ -76,12 +77,15 @@ def _faults(config: Config, n_states: int) -> FaultInjector:
 def _backend(ctx: ProcessContext, model: Any, period_ns: int) -> Any:
     """The plant `plant.backend` names: the simulation, or the rig on `serial.port`."""
     config = ctx.config
-    disturbance = disturbance_table(config.experiment, model.inputs.names)
+    experiment = config.experiment
+    disturbance = disturbance_table(experiment, model.inputs.names)
+    actuator = Actuator(experiment.actuator, model.inputs.names) if experiment else None
     if config.plant.backend != "serial":
-        return SimBackend(model, np.array(config.plant.initial_state), period_ns, disturbance)
-    if disturbance is not None:
-        raise ConfigError("experiment.disturbances: a rig's inputs cannot be disturbed by the "
-                          "runtime; disturbances need plant.backend sim")
+        return SimBackend(model, np.array(config.plant.initial_state), period_ns, disturbance,
+                          actuator if actuator is not None and actuator.active else None)
+    if disturbance is not None or (actuator is not None and actuator.active):
+        raise ConfigError("experiment.disturbances, experiment.actuator: a rig's inputs cannot "
+                          "be disturbed or shaped by the runtime; they need plant.backend sim")
     realtime_config = config.realtime
     backend = SerialBackend.from_config(
         config, model, ctx.log,
@@ -188,8 +192,8 @@ def _recorder(ctx: ProcessContext, backend: Any) -> Recorder | None:
     try:
         inputs = Inputs.from_description(desc)
         columns = plant_columns(desc["state_names"], desc["state_units"], inputs)
-        if getattr(backend, "disturbance", None) is not None:
-            columns += disturbance_columns(inputs)
+        columns += experiment_columns(inputs, getattr(backend, "actuator", None) is not None,
+                                      getattr(backend, "disturbance", None) is not None)
     except ValueError as exc:  # an input named as a state or a fixed column
         raise ConfigError(f"plant.model: {exc}") from None
     return Recorder.from_config(ctx.out_dir / "plant.rec", columns, config.record, {
@@ -229,8 +233,11 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
         recorder = _recorder(ctx, backend)
         if recorder is not None:
             cleanup.add("recorder", recorder.close)
-        sink = recorder if recorder is None or getattr(backend, "disturbance", None) is None \
-            else DisturbanceSink(recorder, backend.disturbance)
+        actuator = getattr(backend, "actuator", None)
+        disturbance = getattr(backend, "disturbance", None)
+        sink = recorder if recorder is None or (actuator is None and disturbance is None) \
+            else ExperimentSink(recorder, None if actuator is None else actuator.output,
+                                disturbance)
         server = PlantServer(backend, sock, settings, ctx.log, stop_requested=ctx.stop,
                              recorder=sink, faults=faults, on_attach=resources.attached,
                              data=data, run_id=ctx.run_id)

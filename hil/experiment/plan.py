@@ -43,6 +43,9 @@ def check_experiment(experiment: ExperimentConfig | None, plant: str,
     for key in ("noise_std", "resolution", "counts_per_rev"):
         for name in getattr(sensors, key):
             _known(f"experiment.sensors.{key}.{name}", name, states, "state", plant)
+    for key in ("deadband", "lag_s", "rate_limit_per_s"):
+        for name in getattr(experiment.actuator, key):
+            _known(f"experiment.actuator.{key}.{name}", name, inputs, "input", plant)
 
 
 def _known(key: str, name: str, names: list[str], what: str, plant: str) -> None:

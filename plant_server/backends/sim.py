@@ -5,9 +5,11 @@ moment it arrived, not from the next tick: `advance` integrates
 piecewise over the arrivals recorded by `apply`, so the simulated plant sees the real link
 latency as a rig would, not a whole period of extra delay.
 
-An experiment's disturbances (hil/experiment/plan.py `disturbance_table`) are added to the held
-input at the start of each integration step, at the run time there (from `start`): the model
-gets u + d(t), saturated at its input limits as any input is. The recording keeps u.
+An experiment's actuators (hil/experiment/actuator.py: dead zone, lag, rate limit) are stepped
+once per integration step from the held input, and its disturbances (hil/experiment/plan.py
+`disturbance_table`) added to their output at the start of each step, at the run time there
+(from `start`): the model gets actuator(u) + d(t), saturated at its input limits as any input
+is. The recording keeps u (and the experiment's own columns: hil/recording/appended.py).
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from typing import Any
 
 import numpy as np
 
+from hil.experiment.actuator import Actuator
 from hil.experiment.signals import SignalTable
 
 
 class SimBackend:
     def __init__(self, model: Any, initial_state: np.ndarray, max_step_ns: int,
-                 disturbance: SignalTable | None = None) -> None:
+                 disturbance: SignalTable | None = None,
+                 actuator: Actuator | None = None) -> None:
         n = len(model.state_names)
         state = np.array(initial_state, dtype=np.float64)
         if state.shape != (n,):
@@ -43,6 +47,7 @@ class SimBackend:
         self._pending: list[tuple[int, Sequence[float]]] = []
         self.sim_time_ns = 0
         self.disturbance = disturbance
+        self.actuator = actuator
         self._disturbed = np.zeros(model.inputs.n)  # u + d, the input the model gets
         self._t_start_ns = 0
 
@@ -94,11 +99,13 @@ class SimBackend:
         t = t_from
         held = self._u
         u = held
-        dist = self.disturbance
+        dist, actuator = self.disturbance, self.actuator
         while t < t_to:
             dt = min(t_to - t, self._max_step_ns)
+            if actuator is not None:
+                u = actuator.step(held, dt * 1e-9)
             if dist is not None:
-                u = np.add(held, dist.at((t - self._t_start_ns) * 1e-9), out=self._disturbed)
+                u = np.add(u, dist.at((t - self._t_start_ns) * 1e-9), out=self._disturbed)
             self.model.step(self.state, u, dt * 1e-9, self._next)
             self.state, self._next = self._next, self.state
             t += dt

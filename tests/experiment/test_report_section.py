@@ -14,7 +14,7 @@ import pytest
 from hil.config import load_config, validate_config
 from hil.dynamics.inputs import Inputs
 from hil.experiment.plan import disturbance_table
-from hil.recording.appended import DisturbanceSink, disturbance_columns
+from hil.recording.appended import ExperimentSink, experiment_columns
 from hil.recording.recorder import Recorder, plant_columns, read_recording
 from hil.reporting.experiment import experiment_section
 from hil.reporting.history import compare
@@ -45,11 +45,11 @@ def record_run(folder: Path, tau: float) -> dict:
     experiment = validate_config({"experiment": EXPERIMENT}).experiment
     inputs = Inputs.from_description(DESC)
     columns = plant_columns(DESC["state_names"], DESC["state_units"], inputs) \
-        + disturbance_columns(inputs)
+        + experiment_columns(inputs, actuator=False, disturbance=True)
     table = disturbance_table(experiment, ["force"])
     assert table is not None
     recorder = Recorder(folder / "plant.rec", columns, {"plant": DESC}, writer="thread")
-    sink = DisturbanceSink(recorder, table)
+    sink = ExperimentSink(recorder, None, table)
     for k in range(1501):
         t = k * DT
         x = 0.4 * (1 - math.exp(-(t - 0.5) / tau)) if t >= 0.5 else 0.0
