@@ -89,7 +89,10 @@ def percentile_curve(histogram: Any, points: int = 160) -> tuple[np.ndarray, np.
         return np.empty(0), np.empty(0)
     decades = max(math.log10(count), 1.0)
     p = 100.0 * (1.0 - 10.0 ** -np.linspace(0.0, decades, points))
-    values = np.array([histogram.get_value_at_percentile(x) for x in p], dtype=float)
+    # One pass over the counts for every point (a get_value_at_percentile each walked them
+    # 160 times: 2.4 s of a report's 4.5 s); the same values, hdrh's own definition.
+    at = histogram.get_percentile_to_value_dict(p.tolist())
+    values = np.array([at.get(x, 0) for x in p.tolist()], dtype=float)
     values[-1] = histogram.get_max_value()
     return p, values / 1000.0
 

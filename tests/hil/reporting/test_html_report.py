@@ -138,3 +138,5 @@ def test_percentile_curve_spans_the_median_to_the_max() -> None:
     assert np.all(np.diff(p) > 0) and np.all(np.diff(us) >= 0)
     assert us[-1] == pytest.approx(values.max() / 1000, rel=1e-3)
     assert np.interp(50.0, p, us) == pytest.approx(np.median(values) / 1000, rel=0.02)
+    # Each point but the last (the maximum) is hdrh's own value at that percentile.
+    assert us[:-1].tolist() == [h.get_value_at_percentile(x) / 1000 for x in p[:-1]]
