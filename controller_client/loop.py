@@ -123,7 +123,7 @@ class ControllerLoop:
         self._early: list[bytes] = []
         self._handlers: dict[str, Callable[[msg.Message], None]] = {
             "bye": self._on_bye, "fault": self._on_fault, "gains_get": self._on_gains,
-            "gains_set": self._on_gains}
+            "gains_set": self._on_gains, "error": self._on_error}
         self._bye: str | None = None
         self.bye_sent = False
         self.ending = Ending.NOT_STARTED
@@ -132,6 +132,7 @@ class ControllerLoop:
         self.late_states = 0
         self.overruns = 0
         self.rejected = 0  # undecodable messages after the handshake
+        self.plant_errors: dict[str, int] = {}  # the plant's `error` answers, by code
 
     # ----------------------------------------------------------------- session
     def run(self) -> str:
@@ -228,6 +229,15 @@ class ControllerLoop:
     def _on_fault(self, m: msg.Message) -> None:
         if self._warn.allow("fault"):
             self.log.warning("plant fault", code=m["code"], detail=m["detail"])
+
+    def _on_error(self, m: msg.Message) -> None:
+        """The plant rejected a message of ours (docs/protocol.md section 7): counted by
+        code, said in the log (rate-limited)."""
+        code = m["code"]
+        self.plant_errors[code] = self.plant_errors.get(code, 0) + 1
+        if self._warn.allow("plant_error"):
+            self.log.warning("the plant rejected a message", code=code, detail=m["detail"],
+                             suppressed=self._warn.take_suppressed("plant_error"))
 
     def _on_gains(self, m: msg.Message) -> None:
         """Between two controls: never while the law computes."""
@@ -354,26 +364,32 @@ class ControllerLoop:
 
     def report(self) -> dict[str, Any]:
         """What the loop did, whatever ended it (before the handshake too)."""
-        intake = self._intake
-        intake.record_legs()
-        session = self.session
-        return {
-            "process": "controller",
-            "end_reason": self.end_reason,
-            "controller": law_name(self.law),
-            "gains": list(getattr(self.law, "gains", [])),
-            "latency_us": self.latency.statistics().to_dict()["figures"],
-            "histograms": self.latency.encode(),
-            "clock": {"offset_ns": session.clock_offset_ns if session else 0,
-                      "sync_rtt_ns": session.sync_rtt_ns if session else None,
-                      "same_clock": session.same_clock if session else False},
-            "controls_sent": self.controls_sent,
-            **intake.report_fields(),
-            "no_new_state": self.no_new_state,
-            "late_states": self.late_states,
-            "overruns": self.overruns,
-            "rejected_messages": (self.rejected + intake.duplicates
-                                  + (session.rejected if session else 0)),
-            "gain_changes": list(self._gains.events),
-            "transport": self.data.report(),
-        }
+        return loop_report(self)
+
+
+def loop_report(loop: ControllerLoop) -> dict[str, Any]:
+    """controller.json's figures from `loop` (ControllerLoop.report)."""
+    intake = loop._intake
+    intake.record_legs()
+    session = loop.session
+    return {
+        "process": "controller",
+        "end_reason": loop.end_reason,
+        "controller": law_name(loop.law),
+        "gains": list(getattr(loop.law, "gains", [])),
+        "latency_us": loop.latency.statistics().to_dict()["figures"],
+        "histograms": loop.latency.encode(),
+        "clock": {"offset_ns": session.clock_offset_ns if session else 0,
+                  "sync_rtt_ns": session.sync_rtt_ns if session else None,
+                  "same_clock": session.same_clock if session else False},
+        "controls_sent": loop.controls_sent,
+        **intake.report_fields(),
+        "no_new_state": loop.no_new_state,
+        "late_states": loop.late_states,
+        "overruns": loop.overruns,
+        "rejected_messages": (loop.rejected + intake.duplicates
+                              + (session.rejected if session else 0)),
+        "plant_errors": dict(loop.plant_errors),
+        "gain_changes": list(loop._gains.events),
+        "transport": loop.data.report(),
+    }

@@ -170,3 +170,15 @@ def test_a_bye_that_says_replaced_ends_the_run_without_a_bye_of_ours(link: Any) 
     loop.send_bye()
     with pytest.raises(TimeoutError):
         plant.expect("bye", 200_000_000)
+
+
+def test_the_plants_error_answers_are_counted_by_code_and_the_run_goes_on(link: Any) -> None:
+    """docs/protocol.md section 7: the plant answers a message it rejects with `error`; the
+    controller counts them by code in its report and keeps running until the plant ends."""
+    plant, loop, running = start(Returns(0.0), link)
+    for code in ("not_newest", "stale_control", "not_newest"):
+        plant.send("error", code, f"{code}: the rule and its fix")
+    plant.send("bye", "duration")
+    running.join()
+    assert loop.ending is Ending.PLANT_ENDED
+    assert loop.report()["plant_errors"] == {"not_newest": 2, "stale_control": 1}
