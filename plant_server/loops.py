@@ -104,10 +104,7 @@ def _run_realtime(server: PlantServer) -> None:
         server.lateness_ns = now - grid
         server.latency.record_ns("plant_lateness", server.lateness_ns)
         server.state = server.backend.advance(grid)
-        backend_fault = server.backend.fault  # a rig silent, gone, faulted
-        if backend_fault is not None:
-            server.go_safe(backend_fault, now)
-            server.end_reason = backend_fault
+        if _backend_failed(server, now):
             return
         if server.seq >= 0:
             # The previous state's deadline: answered before this tick? Ticks the plant
@@ -129,6 +126,18 @@ def _run_realtime(server: PlantServer) -> None:
             server.log.warning("plant overrun: ticks skipped", skipped=skipped,
                                suppressed=server.counters.suppressed("overrun"))
         _wait_tick(server, sched.deadline_ns)
+
+
+def _backend_failed(server: PlantServer, now: int) -> bool:
+    """The backend's fault (a rig silent, gone or faulted; a simulated model whose step
+    failed): the plant goes safe and the run ends with it as the reason, told to the
+    controller in the final state and bye."""
+    fault = server.backend.fault
+    if fault is None:
+        return False
+    server.go_safe(fault, now)
+    server.end_reason = fault
+    return True
 
 
 def _wait_tick(server: PlantServer, tick_ns: int) -> None:
@@ -161,6 +170,8 @@ def _run_lockstep(server: PlantServer) -> None:
             return
         server.times.sim_t_ns = k * period
         server.state = server.backend.advance(server.times.sim_t_ns)
+        if _backend_failed(server, clock()):
+            return
         server.check_state(clock())
         server.cycles += 1
         if k == total:

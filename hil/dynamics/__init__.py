@@ -12,6 +12,7 @@ from typing import Any
 from hil.dynamics import jit  # noqa: F401
 from hil.dynamics.base import DEFAULT_SUBSTEPS, ModelParams, PlantModel
 from hil.dynamics.cartpole import CartPoleModel, CartPoleParams
+from hil.dynamics.contract import PlantStepError
 from hil.dynamics.dip import DIPModel, DIPParams
 from hil.dynamics.generic import ExternalModel
 from hil.dynamics.helicopter import HelicopterModel, HelicopterParams
@@ -75,6 +76,7 @@ __all__ = [
     "HelicopterParams",
     "ModelParams",
     "PlantModel",
+    "PlantStepError",
     "PluginError",
     "RotaryModel",
     "RotaryParams",

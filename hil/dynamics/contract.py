@@ -55,6 +55,13 @@ def named_states(declared: Any, names: Sequence[str], attr: str, where: str) -> 
     return tuple(declared)
 
 
+class PlantStepError(RuntimeError):
+    """A plant's step could not go on (an FMU's failing call, a lab model leaving its
+    validity): raised from `step`, it puts the plant in its safe output and ends the run with
+    this message as the reason, told to the controller. Any other exception from `step` is a
+    bug: the plant still goes safe, and its report carries the traceback."""
+
+
 @dataclass(frozen=True)
 class Trim:
     """The input that holds `x_eq` (or the best within the limits) and how well it does."""

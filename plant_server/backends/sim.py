@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from hil.dynamics.contract import PlantStepError
 from hil.experiment.actuator import Actuator
 from hil.experiment.signals import SignalTable
 
@@ -51,7 +52,8 @@ class SimBackend:
         self._disturbed = np.zeros(model.inputs.n)  # u + d, the input the model gets
         self._t_start_ns = 0
 
-    # A simulation never stops being trustworthy, and its ticks need no alignment.
+    # Set when the model's step raised PlantStepError (an FMU's failing call): it stops there
+    # and the loop puts the plant safe with this reason. Its ticks need no alignment.
     fault: str | None = None
 
     def align_start_ns(self, t_ns: int) -> int:
@@ -79,6 +81,8 @@ class SimBackend:
     def advance(self, t_ns: int) -> np.ndarray:
         if self._t_ns is None:
             raise RuntimeError("SimBackend.advance before start()")
+        if self.fault is not None:  # stopped where the model failed
+            return self.state
         t = self._t_ns
         held = self._u
         for arrival, u in self._pending:
@@ -100,13 +104,17 @@ class SimBackend:
         held = self._u
         u = held
         dist, actuator = self.disturbance, self.actuator
-        while t < t_to:
+        while t < t_to and self.fault is None:
             dt = min(t_to - t, self._max_step_ns)
             if actuator is not None:
                 u = actuator.step(held, dt * 1e-9)
             if dist is not None:
                 u = np.add(u, dist.at((t - self._t_start_ns) * 1e-9), out=self._disturbed)
-            self.model.step(self.state, u, dt * 1e-9, self._next)
+            try:
+                self.model.step(self.state, u, dt * 1e-9, self._next)
+            except PlantStepError as exc:  # the model cannot go on: the plant goes safe
+                self.fault = str(exc) or type(exc).__name__
+                return
             self.state, self._next = self._next, self.state
             t += dt
             self.sim_time_ns += dt

@@ -82,6 +82,8 @@ def test_a_failing_do_step_puts_the_plant_safe_and_the_report_names_it(
     assert "fmi2DoStep returned fmi2Error at t = 0.5 s" in reason, reason
     assert "its log: [Error] fmi2DoStep: the cart left its rails at t = 0.5 s" in reason
     assert report["safe_state"] and report["safe_reason"] == reason
+    # The controller is told at once (the final state and bye), not left to time out.
+    assert report["controller_end_reason"] == f"plant ended the run: {reason}", report
     completed = next(g for g in report["gates"] if g["name"] == "run_completed")
     assert not completed["passed"] and completed["value"] == reason
     # Recorded up to the failing step: 0.5 s at rest, then nothing more.

@@ -125,3 +125,37 @@ def test_initial_state_of_the_wrong_size_names_the_model_and_states() -> None:
         SimBackend(create_model("cartpole"), X0, max_step_ns=MS)
     with pytest.raises(ValueError, match="max_step_ns must be > 0"):
         SimBackend(create_model("dip"), X0, max_step_ns=0)
+
+
+LEAVES_ITS_RAILS = """
+import numpy as np
+from hil.dynamics import PlantStepError
+
+class Rails:
+    state_names = ("x", "x_dot")
+    state_units = ("m", "m/s")
+    input_name = "force"
+    max_force_n = 10.0
+
+    def derivatives(self, state, u):
+        if state[0] > 0.002:
+            raise PlantStepError(f"the cart left its rails at x = {state[0]:.4f} m")
+        return np.array([state[1], u])
+"""
+
+
+def test_a_model_that_cannot_go_on_is_the_backends_fault_and_the_state_stays(
+        tmp_path: Path) -> None:
+    """PlantStepError from the model's step: the backend stops where it failed and says why
+    (the loop then puts the plant safe with that reason)."""
+    (tmp_path / "rails_plant.py").write_text(LEAVES_ITS_RAILS)
+    model = create_model("rails_plant:Rails", search_path=[str(tmp_path)])
+    b = SimBackend(model, np.array([0.0, 1.0]), max_step_ns=MS)
+    b.start(0)
+    assert b.fault is None
+    before = b.advance(2 * MS).copy()  # x = 0.002 at 2 ms: still on its rails
+    assert b.fault is None and before[0] == pytest.approx(0.002)
+    after = b.advance(10 * MS).copy()
+    assert b.fault is not None and b.fault.startswith("the cart left its rails at x = 0.00")
+    assert after[0] <= 0.0031  # stopped within the step that failed
+    np.testing.assert_array_equal(b.advance(20 * MS), after)  # and stays there

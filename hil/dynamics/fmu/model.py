@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from hil.dynamics.base import describe_plant
-from hil.dynamics.contract import Trim, default_regulated, find_trim
+from hil.dynamics.contract import PlantStepError, Trim, default_regulated, find_trim
 from hil.dynamics.fmu import kernels
 from hil.dynamics.fmu.description import KEY, FmuError
 from hil.dynamics.fmu.instance import FmuInstance
@@ -30,7 +30,7 @@ STATUS_NAMES = ("OK", "Warning", "Discard", "Error", "Fatal", "Pending")
 ASKED = {kernels.EVENT_ASKED: "an event", kernels.TERMINATE_ASKED: "to terminate"}
 
 
-class FmuStepError(RuntimeError):
+class FmuStepError(PlantStepError):
     """An FMI call failed during a step: the FMU (not the runtime) is at fault."""
 
 
