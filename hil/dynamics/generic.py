@@ -32,7 +32,7 @@ from numba import njit
 
 from hil.dynamics.base import describe_plant
 from hil.dynamics.contract import Trim, default_regulated, find_trim, named_states, trim_at
-from hil.dynamics.inputs import MAX_STATES, Inputs, InputsError
+from hil.dynamics.inputs import MAX_STATES, FirstInputNames, Inputs, InputsError
 from hil.dynamics.plugins import PluginError
 
 
@@ -126,7 +126,7 @@ def _states(inst: Any, attr: str, names: tuple[str, ...], where: str) -> tuple[s
         raise PluginError(str(exc)) from None
 
 
-class ExternalModel:
+class ExternalModel(FirstInputNames):
     """A plant class of a lab's own behind the interface of `hil.dynamics.base.PlantModel`."""
 
     def __init__(self, cls: type, params: Mapping[str, Any], substeps: int, key: str) -> None:
@@ -191,19 +191,6 @@ class ExternalModel:
             else default_regulated(self.state_names, self.state_units)
         self.wraps = _states(inst, "wrapping_states", self.state_names, where) or ()
         self._upright = upright
-
-    @property
-    def max_force_n(self) -> float:
-        """The magnitude of input 0's limits (the single-input name, kept for its readers)."""
-        return self.inputs.magnitude[0]
-
-    @property
-    def input_name(self) -> str:
-        return self.inputs.names[0]
-
-    @property
-    def input_unit(self) -> str:
-        return self.inputs.units[0]
 
     @property
     def equilibrium(self) -> np.ndarray:

@@ -141,3 +141,23 @@ def _bounds(limit: Any, name: Any, where: str) -> tuple[float, float]:
         return float(limit[0]), float(limit[1])
     raise InputsError(f"{where}: input {name!r} has limit {limit!r}; give L (meaning -L..L, "
                       f"L > 0) or (low, high) with low < high, finite")
+
+
+class FirstInputNames:
+    """The single-input names of a model's input 0 (`max_force_n`, `input_name`,
+    `input_unit`), kept for their readers, from the model's `inputs`."""
+
+    inputs: Inputs
+
+    @property
+    def max_force_n(self) -> float:
+        """The magnitude of input 0's limits (the name is historical)."""
+        return float(self.inputs.magnitude[0])
+
+    @property
+    def input_name(self) -> str:
+        return self.inputs.names[0]
+
+    @property
+    def input_unit(self) -> str:
+        return self.inputs.units[0]

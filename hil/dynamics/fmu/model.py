@@ -24,6 +24,7 @@ from hil.dynamics.contract import PlantStepError, Trim, default_regulated, find_
 from hil.dynamics.fmu import kernels
 from hil.dynamics.fmu.description import KEY, FmuError
 from hil.dynamics.fmu.instance import FmuInstance
+from hil.dynamics.inputs import FirstInputNames
 from hil.dynamics.plugins import PluginError
 
 STATUS_NAMES = ("OK", "Warning", "Discard", "Error", "Fatal", "Pending")
@@ -34,7 +35,7 @@ class FmuStepError(PlantStepError):
     """An FMI call failed during a step: the FMU (not the runtime) is at fault."""
 
 
-class FmuPlant:
+class FmuPlant(FirstInputNames):
     """What both kinds share: the description, the inputs, the step's buffers."""
 
     def __init__(self, instance: FmuInstance, substeps: int, params: dict[str, Any]) -> None:
@@ -65,19 +66,6 @@ class FmuPlant:
     def time_s(self) -> float:
         """The FMU's time: the sum of the steps so far, s."""
         return float(self._info[kernels.NOW])
-
-    @property
-    def max_force_n(self) -> float:
-        """The magnitude of input 0's limits (the single-input name, kept for its readers)."""
-        return self.inputs.magnitude[0]
-
-    @property
-    def input_name(self) -> str:
-        return self.inputs.names[0]
-
-    @property
-    def input_unit(self) -> str:
-        return self.inputs.units[0]
 
     @property
     def equilibrium(self) -> np.ndarray:
