@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import msgpack
-
 from hil.link import messages as msg
 from hil.link.transport import PlantSocket
 from plant_server.parts import Counters, Log
@@ -123,15 +121,8 @@ class Answers:
 def oversized_request_id(data: bytes) -> int | None:
     """The request id of a `hil gains` request too large to decode (so that it can be
     answered as its asker waits, not left waiting): the array's first two items, read without
-    unpacking the rest; None for anything else."""
-    unpacker = msgpack.Unpacker(max_buffer_size=max(1, len(data)), max_str_len=64)
-    unpacker.feed(data)
-    try:
-        unpacker.read_array_header()
-        kind = unpacker.unpack()
-        request_id = unpacker.unpack()
-    except Exception:  # not a msgpack array starting with a short kind and an id
-        return None
-    if kind in _GAINS_REQUESTS and type(request_id) is int:
-        return request_id
+    unpacking the rest (messages.peek_head); None for anything else."""
+    head = msg.peek_head(data, 2)
+    if head is not None and head[0] in _GAINS_REQUESTS and type(head[1]) is int:
+        return head[1]
     return None

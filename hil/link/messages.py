@@ -307,18 +307,26 @@ def _checked_by_table(obj: Any, kind: str | None) -> Message:
     return Message(kind, fields)
 
 
+def peek_head(data: bytes, count: int) -> list[Any] | None:
+    """The first `count` items of a frame's array (short texts only), read without unpacking
+    the rest: what a frame too large or too broken to decode begins with; None when it does
+    not begin so."""
+    unpacker = msgpack.Unpacker(max_buffer_size=max(1, len(data)), max_str_len=64)
+    unpacker.feed(data)
+    try:
+        if unpacker.read_array_header() < count:
+            return None
+        return [unpacker.unpack() for _ in range(count)]
+    except Exception:  # not an array, or its first items are not short
+        return None
+
+
 def peek_kind(data: bytes) -> str:
     """The kind a frame says it is (its array's first element, a known kind), read without
     unpacking the rest: what a frame too large or too broken to decode was meant to be, so
     its answer fits what the sender waits for; "" when it says none."""
-    unpacker = msgpack.Unpacker(max_buffer_size=len(data), max_str_len=64)
-    unpacker.feed(data)
-    try:
-        if unpacker.read_array_header() < 1:
-            return ""
-        kind = unpacker.unpack()
-    except Exception:  # not an array, or its first element is no short str
-        return ""
+    head = peek_head(data, 1)
+    kind = head[0] if head else ""
     return kind if type(kind) is str and kind in SCHEMA else ""
 
 
