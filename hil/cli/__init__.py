@@ -16,6 +16,8 @@ states to a fresh controller (`python -m controller_client.replay`, started as a
 `hil estop`, `hil clear` and `hil gains` talk to a running plant (hil/link/operator.py).
 `hil new controller|plant NAME` writes a starting law or plant model and its config.
 `hil doctor` checks whether this bench is ready for real time (hil/app/doctor.py).
+`hil sweep` runs laws x configs x experiments x seeds as lockstep `hil run`s, here or on
+Dask, into one table and page (hil/sweep).
 `hil rig-emulator` runs an emulated rig on a pseudo-terminal (`python -m
 plant_server.rig_emulator`); with `rig_emulator.enabled`, `hil run` starts it before the
 plant, points `serial.port` at it, stops it after the run and adds its `rig.json`.
@@ -41,13 +43,14 @@ from hil.cli import (
     report,
     rig_emulator,
     run,
+    sweep,
     tune,
     watch,
 )
 
 # The order `hil --help` lists them in.
 COMMANDS = (run, watch, report, rig_emulator, replay, history, operator, gains, new, keygen,
-            doctor, tune)
+            doctor, tune, sweep)
 
 
 class _Parser(argparse.ArgumentParser):
