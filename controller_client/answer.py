@@ -7,8 +7,9 @@ in realtime the plant's time since the run's start (its stamp, both on our clock
 
 An experiment (docs/experiments.md) adds two steps before the law: the sensors rewrite the
 state the law gets (noise, quantisation, delay: hil/experiment/sensors.py; the recorder keeps
-the true state), and a law that takes a target (`controller_client.law.takes_target`) gets the
-run's target at the same t (hil/experiment/signals.py: a vector overwritten per control).
+the true state, and what the law saw after the row's own columns: `sensed_columns`), and a
+law that takes a target (`controller_client.law.takes_target`) gets the run's target at the
+same t (hil/experiment/signals.py: a vector overwritten per control).
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ from controller_client.output import LawOutputError, law_output
 from controller_client.ports import Clock, ControllerDataPlane, Recorder, Stability
 from hil.experiment.sensors import Sensors
 from hil.experiment.signals import SignalTable
+from hil.recording.recorder import Column
 from hil.runtime.latency import LatencyMonitor
+
+
+def sensed_columns(state_names: list[str], state_units: list[str]) -> list[Column]:
+    """The columns controller.rec gets with sensors, after its own: what the law saw of each
+    state (`sensed_<state>`, in the state's unit), beside the true state."""
+    return [Column(f"sensed_{name}", unit)
+            for name, unit in zip(state_names, state_units, strict=True)]
 
 
 class LawError(Exception):
@@ -106,8 +115,12 @@ class Answerer:
         self._latency.record_ns("compute", c1 - c0)
         sigma, condition = law.sigma, law.mass_condition
         if self._recorder is not None:
-            self._recorder.record((control_seq, seq, t_ns, rx_ns, t_send, c1 - c0, lateness_ns,
-                                   *values, *u, sigma, condition))
+            if sensors is None:
+                self._recorder.record((control_seq, seq, t_ns, rx_ns, t_send, c1 - c0,
+                                       lateness_ns, *values, *u, sigma, condition))
+            else:
+                self._recorder.record((control_seq, seq, t_ns, rx_ns, t_send, c1 - c0,
+                                       lateness_ns, *values, *u, sigma, condition, *state))
         if self._stability is not None:
             self._stability.update(sigma, u, condition)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from controller_client.answer import LawError
+from controller_client.answer import LawError, sensed_columns
 from controller_client.controllers import (
     GainError,
     PluginError,
@@ -127,17 +127,19 @@ def _build_loop(ctx: ProcessContext, law: Any, bounds: list[tuple[float, float]]
     stability = StabilityMonitor(bounds, config.gates.slew_limit_n_per_s / rate_hz,
                                  window=max(1, round(rate_hz)), sigma_floor=law.sigma_floor)
 
+    target, sensors = experiment_parts(config.experiment, law, model, ctx.log,
+                                       config.source_dir)
+
     def open_recorder(description: dict[str, Any]) -> Recorder:
-        names = description["state_names"]
-        columns = controller_columns(names, description["state_units"],
-                                     Inputs.from_description(description))
+        names, units = description["state_names"], description["state_units"]
+        columns = controller_columns(names, units, Inputs.from_description(description))
+        if sensors is not None:  # what the law saw, beside the true state
+            columns += sensed_columns(names, units)
         return Recorder.from_config(ctx.out_dir / "controller.rec", columns, config.record, {
             "run_id": ctx.run_id, "process": "controller", "controller": controller_config.name,
             "t0_ns": description.get("t0_ns"), "mode": description.get("mode"),
             "period_ns": description.get("period_ns"), "sigma_floor": law.sigma_floor})
 
-    target, sensors = experiment_parts(config.experiment, law, model, ctx.log,
-                                       config.source_dir)
     loop = ControllerLoop(law, sock, settings, ctx.log, stop_requested=ctx.stop,
                           stability=stability,
                           open_recorder=open_recorder if config.record.enabled else None,

@@ -23,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -94,6 +95,8 @@ class PlantConfig(_Strict):
     fmu: Annotated[str, Field(min_length=1)] | None = None
     fmu_outputs: list[Annotated[str, Field(min_length=1)]] | None = None
     substeps: Annotated[int, Range(1, 1000)] = 4
+    # One number per state, or the name of a preset of the model (`hanging`, `upright`: the
+    # built-in cartpole and rotary declare them), resolved here to its numbers.
     initial_state: list[Annotated[float, STATE_ENTRY]] = Field(
         default_factory=lambda: [0.0, 0.1, -0.05, 0.0, 0.0, 0.0])
     endpoint: str = DEFAULT_ENDPOINT
@@ -110,6 +113,13 @@ class PlantConfig(_Strict):
     # actuator, so it must be said explicitly.
     allow_unauthenticated_network: bool = False
 
+    @field_validator("initial_state", mode="before")
+    @classmethod
+    def _preset(cls, v: Any, info: ValidationInfo) -> Any:
+        if not isinstance(v, str):
+            return v
+        return preset_initial_state(info.data.get("model"), v)
+
     @field_validator("initial_state")
     @classmethod
     def _some_state(cls, v: list[float]) -> list[float]:
@@ -121,6 +131,29 @@ class PlantConfig(_Strict):
     @classmethod
     def _endpoint_form(cls, v: str) -> str:
         return _check_endpoint(v)
+
+
+def preset_initial_state(model: Any, preset: str) -> list[float]:
+    """The state the preset `preset` of plant model `model` names (`plant.initial_state:
+    hanging`): a built-in model's, or an installed or importable one's `initial_states`;
+    ValueError naming the presets the model has."""
+    from hil.dynamics import MODELS, PluginError
+    from hil.dynamics.base import preset_state
+    from hil.dynamics.plugins import load_object
+
+    if model is None:
+        raise ValueError("plant.model must be valid to resolve a preset")
+    if model == "fmu":
+        raise ValueError("an FMU has no initial-state presets; give one number per state")
+    found: Any = MODELS.get(model)
+    if found is None:
+        try:
+            found = load_object(model, key="plant.model", group="hil.plants", search_path=())
+        except PluginError as exc:
+            raise ValueError(f"{preset!r} is a preset name, and plant.model {model!r} could "
+                             f"not be loaded to find its presets ({exc}); give one number "
+                             f"per state") from None
+    return preset_state(found, preset)
 
 
 class ControllerConfig(_Strict):
@@ -363,6 +396,11 @@ class TuningConfig(_Strict):
     batch_size: Annotated[int, Range(1, 10_000)] = 20
     # Initial states each candidate starts from; null: plant.initial_state.
     starts: list[list[Annotated[float, STATE_ENTRY]]] | None = None
+    # The experiment's metrics to minimise (report.json experiment.metrics names) -> weight,
+    # e.g. {x.settling_time_s: 1, force.effort: 0.01}; empty: the regulation cost
+    # (docs/tuning.md, The cost).
+    cost: dict[str, Annotated[float, Range(0, 1e9, "a weight on a metric's magnitude")]] = \
+        Field(default_factory=dict)
 
 
 class _Signal(_Strict):
@@ -486,8 +524,9 @@ class SensorsConfig(_Strict):
 
 
 class ActuatorConfig(_Strict):
-    """The simulated plant's actuators, per input by name (hil/experiment/actuator.py): a
-    dead zone, then a first-order lag, then a rate limit, between the control and the model."""
+    """The simulated plant's actuators, per input by name (hil/experiment/actuator.py): an
+    input delay, a dead zone, a first-order lag, a rate limit, between the control and the
+    model."""
 
     deadband: dict[str, Annotated[float, Range(0, 1e6, "in the input's own unit")]] = Field(
         default_factory=dict)
@@ -495,6 +534,19 @@ class ActuatorConfig(_Strict):
         default_factory=dict)
     rate_limit_per_s: dict[str, Annotated[float, Range(
         0, 1e9, "input units per second", low_open=True)]] = Field(default_factory=dict)
+    # An input delay of whole plant periods before them (every input; both modes): each
+    # control acts this many periods after it arrived; the safe output acts at once.
+    delay_steps: Annotated[int, Range(0, 10_000)] = 0
+
+
+class SwingupMetricConfig(_Strict):
+    """The swing-up time (docs/experiments.md, "Swing-up"): when `state` (an angle, taken from
+    its target the short way round if it wraps) first entered `window_rad` and then stayed
+    there to the run's end, or for `hold_s` when given."""
+
+    state: Annotated[str, Field(min_length=1)]
+    window_rad: Annotated[float, Range(1e-6, 3.14, "half a turn")] = 0.1
+    hold_s: Annotated[float, Range(0, 86_400, "up to a day", low_open=True)] | None = None
 
 
 class ExperimentConfig(_Strict):
@@ -507,6 +559,7 @@ class ExperimentConfig(_Strict):
     disturbances: tuple[DisturbanceSignal, ...] = ()
     sensors: SensorsConfig = Field(default_factory=SensorsConfig)
     actuator: ActuatorConfig = Field(default_factory=ActuatorConfig)
+    swingup: SwingupMetricConfig | None = None
 
     @field_validator("reference")
     @classmethod

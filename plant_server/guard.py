@@ -56,6 +56,8 @@ class Guard:
         self.u: list[float] = gates.safe_input(np.zeros(len(gates.state_names)))  # held now
         self.first_control_ns: int | None = None  # the first valid control (start-up over)
         self.watchdog_events: list[dict[str, Any]] = []
+        # The safe output skips a simulated input delay (plant_server/backends/sim.py).
+        self._apply_at_once = getattr(backend, "apply_safe", backend.apply)
 
     @property
     def under_control(self) -> bool:
@@ -64,6 +66,12 @@ class Guard:
     def apply(self, u: list[float], t: int) -> None:
         """From backend time `t` the actuators hold `u` (one float per input)."""
         self.backend.apply(u, t)
+        self.gates.note_applied(u, t)
+        self.u = u
+
+    def apply_safe(self, u: list[float], t: int) -> None:
+        """From backend time `t` the actuators hold the safe output `u`, at once."""
+        self._apply_at_once(u, t)
         self.gates.note_applied(u, t)
         self.u = u
 
@@ -76,7 +84,7 @@ class Guard:
         """Apply the safe output and latch; False (and nothing done) if already safe."""
         if not self.latch.latch(reason):
             return False
-        self.apply(self.gates.safe_input(state), self.times.backend_time(now))
+        self.apply_safe(self.gates.safe_input(state), self.times.backend_time(now))
         return True
 
     def trip(self, event: SafetyEvent, now: int, state: np.ndarray) -> None:
@@ -128,7 +136,7 @@ class Guard:
                 self.trip(event, now, state)
         elif self.gates.limits.braking != "none":
             # The brake's force follows the cart's speed.
-            self.apply(self.gates.safe_input(state), self.times.backend_time(now))
+            self.apply_safe(self.gates.safe_input(state), self.times.backend_time(now))
 
     def score_deadline(self, met: bool, now: int, state: np.ndarray) -> None:
         if not self.under_control:

@@ -211,7 +211,7 @@ def _send_final(server: PlantServer) -> None:
     # The actuator is left at the safe output whatever ended the run.
     guard = server.guard
     if not guard.latch.safe:
-        guard.apply(guard.gates.safe_input(server.state),
+        guard.apply_safe(guard.gates.safe_input(server.state),
                     guard.times.backend_time(server.clock()))
     server.publish(server.flags() | msg.FLAG_FINAL)
     if server.peer is not None:

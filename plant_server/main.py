@@ -67,7 +67,9 @@ def _faults(config: Config, n_states: int) -> FaultInjector:
     settings = fault_settings(config.faults)
     if settings.timing_faults and config.run.mode != "realtime":
         raise ConfigError("faults: latency, jitter and drop_rate need run.mode realtime (a "
-                          "lockstep plant waits for each answer; only sensor_noise_std applies)")
+                          "lockstep plant waits for each answer; only sensor_noise_std "
+                          "applies; an input delay in lockstep is "
+                          "experiment.actuator.delay_steps)")
     try:
         return FaultInjector(settings, n_states)
     except ValueError as exc:

@@ -10,10 +10,17 @@ once per integration step from the held input, and its disturbances (hil/experim
 `disturbance_table`) added to their output at the start of each step, at the run time there
 (from `start`): the model gets actuator(u) + d(t), saturated at its input limits as any input
 is. The recording keeps u (and the experiment's own columns: hil/recording/appended.py).
+
+The actuators' input delay (`delay_steps` plant periods) shifts each control's arrival that
+much later: `apply` queues it, `advance` takes it when it is due, and the input held before
+(zero at first) acts meanwhile. In lockstep a control applied at step k acts from step
+k + delay_steps, the same every run. The safe output (`apply_safe`) acts at once and drops
+the controls still in the line (docs/safety.md: the safe output is applied at once).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,6 +58,8 @@ class SimBackend:
         self.actuator = actuator
         self._disturbed = np.zeros(model.inputs.n)  # u + d, the input the model gets
         self._t_start_ns = 0
+        self._delay_ns = 0 if actuator is None else actuator.delay_steps * max_step_ns
+        self._delayed: deque[tuple[int, Sequence[float]]] = deque()  # (due, u), in order
 
     # Set when the model's step raised PlantStepError (an FMU's failing call): it stops there
     # and the loop puts the plant safe with this reason. Its ticks need no alignment.
@@ -73,16 +82,35 @@ class SimBackend:
         self._t_ns = t_ns
         self._t_start_ns = t_ns
         self._pending.clear()
+        self._delayed.clear()
 
     def apply(self, u: Sequence[float], t_ns: int) -> None:
-        """From `t_ns` on, the plant's input is `u` (one float per input; kept, not copied)."""
+        """From `t_ns` on (plus the input delay), the plant's input is `u` (one float per
+        input; kept, not copied)."""
+        if self._delay_ns:
+            self._delayed.append((t_ns + self._delay_ns, u))
+        else:
+            self._pending.append((t_ns, u))
+
+    def apply_safe(self, u: Sequence[float], t_ns: int) -> None:
+        """From `t_ns` on, the plant's input is the safe output `u`, past the input delay:
+        the controls due by then still act until then; those due later are dropped."""
+        self._take_due(t_ns)
+        self._delayed.clear()
         self._pending.append((t_ns, u))
+
+    def _take_due(self, t_ns: int) -> None:
+        delayed = self._delayed
+        while delayed and delayed[0][0] <= t_ns:
+            self._pending.append(delayed.popleft())
 
     def advance(self, t_ns: int) -> np.ndarray:
         if self._t_ns is None:
             raise RuntimeError("SimBackend.advance before start()")
         if self.fault is not None:  # stopped where the model failed
             return self.state
+        if self._delayed:
+            self._take_due(t_ns)
         t = self._t_ns
         held = self._u
         for arrival, u in self._pending:
