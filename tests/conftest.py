@@ -5,6 +5,13 @@ from __future__ import annotations
 import socket
 
 import pytest
+from hypothesis import settings
+
+# Hypothesis's per-example deadline (200 ms) is a timing check, and this suite runs on shared
+# 2-core machines beside other work, where one example can take 270 ms once and 14 ms when
+# replayed (a FlakyFailure that says nothing of the code). Speed targets live in benchmarks/.
+settings.register_profile("shared-machine", deadline=None)
+settings.load_profile("shared-machine")
 
 
 def free_endpoint() -> str:

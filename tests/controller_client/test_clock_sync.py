@@ -3,7 +3,8 @@
 Across machines the two processes read different clocks. The controller estimates the
 offset from sync round trips right after the handshake; here its clock is shifted by
 -7.3 s against a real hil-plant process, so without the estimate it would wait 7.3 s for its
-first deadline and the plant's 20 ms watchdog would trip.
+first deadline and the plant's watchdog would trip (250 ms here, not the default 20, so that a
+moment this shared machine holds either process is not taken for a missing clock sync).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ SHIFT_NS = -7_300_000_000
 def test_controller_with_a_shifted_clock_estimates_the_offset_and_keeps_deadlines(
         tmp_path: Path, endpoint: str) -> None:
     cfg = tmp_path / "plant.yaml"
-    cfg.write_text("run:\n  duration_s: 1.0\nrecord:\n  enabled: false\n")
+    cfg.write_text("run:\n  duration_s: 1.0\nrecord:\n  enabled: false\n"
+                   "plant:\n  watchdog_timeout_ms: 250\n")
     plant = subprocess.Popen([str(BIN / "hil-plant"), "--config", str(cfg), "--endpoint",
                               endpoint, "--out", str(tmp_path)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
