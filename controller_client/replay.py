@@ -95,6 +95,13 @@ def replay(run_dir: str | Path, tolerance: float = 1e-9) -> ReplayResult:
     """
     run = Path(run_dir)
     config = load_config(run / "config.yaml")
+    if config.controller.command is not None:
+        raise ConfigError(
+            f"{run / 'config.yaml'}: this run's controls came from controller.command "
+            f"{config.controller.command!r}, a program of your own, not from a law hil can "
+            f"build (controller.name {config.controller.name!r} did not run); hil replay "
+            f"re-runs Python laws: feed {run / 'controller.rec'}'s states to your program "
+            f"yourself (`hil export` writes them as CSV)")
     rec = read_recording(run / "controller.rec")
     if "t0_ns" not in rec.meta or rec.meta["t0_ns"] is None:
         raise RecordingError(f"{run / 'controller.rec'}: no t0_ns in its header")

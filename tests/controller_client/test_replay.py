@@ -185,6 +185,17 @@ def test_what_replay_needs_is_named_when_missing(tmp_path: Path,
     assert "controller.rec" in capsys.readouterr().err
 
 
+def test_a_run_of_a_controller_program_is_not_replayed_through_the_named_law(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run = record_run(tmp_path / "r", steps=50)
+    config = load_config(run / "config.yaml", {"controller.command": "./clients/c/build/lqr"})
+    (run / "config.yaml").write_text(dump_config(config))
+    assert main([str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "controller.command './clients/c/build/lqr'" in err
+    assert "controller.name 'classical_smc' did not run" in err and "hil export" in err
+
+
 def test_hil_replay_runs_the_controller_packages_replay(tmp_path: Path) -> None:
     run = record_run(tmp_path / "r", steps=50)
     assert hil_main(["replay", str(run)]) == 0
