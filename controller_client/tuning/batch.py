@@ -23,7 +23,6 @@ gate tripped, the steps run and the gate. `problem.evaluation_costs` weighs them
 
 from __future__ import annotations
 
-import inspect
 import math
 import threading
 from collections.abc import Callable, Sequence
@@ -33,7 +32,25 @@ from typing import Any
 import numpy as np
 from numba import cfunc, njit, prange, types
 
-from controller_client.controllers.lqr import LQR, lqr_plant_kernel
+from controller_client.controllers.base import KernelLaw
+from controller_client.controllers.lqr import LQR, lqr_plant_kernel, lqr_plant_track_kernel
+from controller_client.law import needs_target, takes_target
+from controller_client.tuning.experiment import (
+    F_ACTUATOR,
+    F_DELAY,
+    F_DISTURBANCE,
+    F_REFERENCE,
+    TARGET_NONE,
+    TARGET_PYTHON,
+    TARGET_SCRATCH,
+    TARGET_SHIFT,
+    ExperimentSpec,
+    metric_columns,
+    plant_input,
+    see,
+    spec_arrays,
+    target_at,
+)
 from controller_client.tuning.plants import (
     DERIV_VECTOR,
     I_HIGH,
@@ -101,6 +118,13 @@ def _lqr_plant(state, mem, g, o, p, scratch, u):
 
 
 @njit(nogil=True, cache=True)
+def _lqr_plant_track(state, mem, g, o, p, scratch, u):
+    """The LQR on any plant model tracking the target the loop put in scratch row 1
+    (lqr.lqr_plant_track_kernel, as LQR.compute with a target)."""
+    lqr_plant_track_kernel(state, scratch[1], mem, o, u, scratch[0])
+
+
+@njit(nogil=True, cache=True)
 def _no_scalar_law(state, mem, g, o, p, scratch):
     return 0.0
 
@@ -115,14 +139,39 @@ def has_kernel(law: Any) -> bool:
     return callable(getattr(type(law), "kernel", None)) and hasattr(law, "kernel_arrays")
 
 
-def law_kernels(law: Any) -> tuple[int, Any, Any] | None:
+def law_target(law: Any, experiment: ExperimentSpec | None, n: int) -> tuple[int, np.ndarray]:
+    """(how the law gets the run's target, the mask of a TARGET_SHIFT law): as the
+    controller decides (controller_client.main.experiment_parts: a law that takes a target
+    gets it when the experiment has references, one that needs it always). The compiled
+    forms: the LQR on a plant model tracks it in its scratch row (TARGET_SCRATCH); the DIP's
+    LQR sees x - target and a KernelLaw with the base compute x - x_target and x_dot -
+    x_dot_target (TARGET_SHIFT, the same arithmetic); any other law gets it in Python."""
+    referenced = experiment is not None and experiment.referenced
+    mask = np.zeros(n)
+    if not (takes_target(law) if referenced else needs_target(law)):
+        return TARGET_NONE, mask
+    if isinstance(law, LQR) and getattr(law, "x_eq", None) is not None:
+        return TARGET_SCRATCH, mask
+    if isinstance(law, LQR):
+        return TARGET_SHIFT, np.ones(n)
+    if has_kernel(law) and type(law).compute is KernelLaw.compute and n == 6:
+        mask[[0, 3]] = 1.0
+        return TARGET_SHIFT, mask
+    return TARGET_PYTHON, mask
+
+
+def law_kernels(law: Any, mode: int = TARGET_NONE) -> tuple[int, Any, Any] | None:
     """(LAW_SCALAR or LAW_VECTOR, scalar kernel, vector kernel) of a law that can run in the
     compiled batch (the unused one a stand-in), or None: a law simulated in Python. The LQR
-    designed on a plant model runs its plant kernel; the other built-in laws their kernel
-    (they refuse plants it does not fit when they are built)."""
+    designed on a plant model runs its plant kernel (its tracking form for TARGET_SCRATCH);
+    the other built-in laws their kernel (they refuse plants it does not fit when they are
+    built). A law that gets the target only in Python (`mode` TARGET_PYTHON) has none."""
+    if mode == TARGET_PYTHON:
+        return None
     if isinstance(law, LQR) and getattr(law, "x_eq", None) is not None:
+        vector = _lqr_plant_track if mode == TARGET_SCRATCH else _lqr_plant
         return (LAW_VECTOR, function_of(_no_scalar_law, KERNEL_SIGNATURE),
-                function_of(_lqr_plant, VECTOR_KERNEL_SIGNATURE))
+                function_of(vector, VECTOR_KERNEL_SIGNATURE))
     if has_kernel(law):
         return (LAW_SCALAR, kernel_function(type(law).kernel),
                 function_of(_no_vector_law, VECTOR_KERNEL_SIGNATURE))
@@ -142,6 +191,8 @@ class Scenario:
     substeps: int
     delay: float  # of a period, in [0, 1]
     facts: PlantFacts
+    experiment: ExperimentSpec | None = None  # the lab's experiment (experiment.py)
+    noise: np.ndarray | None = None  # (K, steps or 0, n): each draw's sensor noise
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.delay <= 1.0:
@@ -156,6 +207,24 @@ class Scenario:
     @property
     def n_draws(self) -> int:
         return len(self.draws)
+
+    @property
+    def period_ns(self) -> int:
+        return round(self.dt_s * 1e9)
+
+    @property
+    def n_metrics(self) -> int:
+        """The experiment's metric columns after the METRICS figures."""
+        return 0 if self.experiment is None else len(self.experiment.names)
+
+    def sensor_noise(self) -> np.ndarray:
+        if self.noise is not None:
+            return self.noise
+        return np.zeros((self.n_draws, 0, self.facts.n_states))
+
+    def times_s(self) -> np.ndarray:
+        """The samples' run times, as the plant records them (k periods, in ns)."""
+        return (np.arange(self.steps + 1) * self.period_ns) * 1e-9
 
 
 # --- the compiled core (also called from Python by the Python path) --------------------------
@@ -180,20 +249,37 @@ def _plant_step(kind, step, deriv_v, deriv_s, x, u, dt_s, substeps, p, inputs, o
 
 
 @njit(nogil=True, cache=True)
-def _advance(kind, step, deriv_v, deriv_s, x, nxt, u, u_prev, delay, dt_s, substeps, p,
-             inputs, work, held):
-    """One plant period: `u_prev` for the first `delay` of it, then `u` (zero-order hold)."""
+def _piece(kind, step, deriv_v, deriv_s, x, u, dt_s, t_s, substeps, p, inputs, out, work,
+           held, xp, xw):
+    """`u` held over `dt_s` from run time `t_s`: through the experiment's actuators and
+    disturbances when it has them (experiment.plant_input; xw rows: the actuators' output,
+    the model's input, the disturbances)."""
+    flags = xp[4]
+    if flags[F_ACTUATOR] != 0 or flags[F_DISTURBANCE] != 0:
+        plant_input(u, xw[1], t_s, dt_s, flags, xp[1], xp[3], xw[0], xw[2])
+        _plant_step(kind, step, deriv_v, deriv_s, x, xw[1], dt_s, substeps, p, inputs, out,
+                    work, held)
+    else:
+        _plant_step(kind, step, deriv_v, deriv_s, x, u, dt_s, substeps, p, inputs, out, work,
+                    held)
+
+
+@njit(nogil=True, cache=True)
+def _advance(kind, step, deriv_v, deriv_s, x, nxt, u, u_prev, delay, dt_s, t_s, substeps, p,
+             inputs, work, held, xp, xw):
+    """One plant period from run time `t_s`: `u_prev` for the first `delay` of it, then `u`
+    (zero-order hold)."""
     if delay > 0.0:
-        _plant_step(kind, step, deriv_v, deriv_s, x, u_prev, delay * dt_s, substeps, p, inputs,
-                    nxt, work, held)
+        _piece(kind, step, deriv_v, deriv_s, x, u_prev, delay * dt_s, t_s, substeps, p,
+               inputs, nxt, work, held, xp, xw)
         if delay < 1.0:
-            _plant_step(kind, step, deriv_v, deriv_s, nxt, u, (1.0 - delay) * dt_s, substeps,
-                        p, inputs, x, work, held)
+            _piece(kind, step, deriv_v, deriv_s, nxt, u, (1.0 - delay) * dt_s,
+                   t_s + delay * dt_s, substeps, p, inputs, x, work, held, xp, xw)
         else:
             x[:] = nxt
     else:
-        _plant_step(kind, step, deriv_v, deriv_s, x, u, dt_s, substeps, p, inputs, nxt, work,
-                    held)
+        _piece(kind, step, deriv_v, deriv_s, x, u, dt_s, t_s, substeps, p, inputs, nxt, work,
+               held, xp, xw)
         x[:] = nxt
 
 
@@ -262,34 +348,61 @@ def chatter(u, u_prev):
 
 
 @njit(nogil=True, cache=True)
+def record_row(traj, k, x, u, recorded):
+    """Row k of a trajectory for the metrics: the recorded states, then the inputs."""
+    r = recorded.shape[0]
+    for j in range(r):
+        traj[k, j] = x[recorded[j]]
+    for j in range(u.shape[0]):
+        traj[k, r + j] = u[j]
+
+
+@njit(nogil=True, cache=True)
 def _evaluate(law_kind, law_s, law_v, g, o, law_p, mem, scratch, kind, step, deriv_v, deriv_s,
               p, x, steps, dt_s, substeps, delay, states, inputs, x_index, angle_limit,
-              track_limit, metrics):
-    """Run one evaluation from `x` (changed in place); its figures into `metrics`."""
+              track_limit, metrics, xp, noise, mode, mask, period_ns, traj):
+    """Run one evaluation from `x` (changed in place); its figures into `metrics`, its
+    trajectory into `traj` when it has rows (experiment.py: the law sees the sensors' output
+    and the target, the model gets the actuators' output and the disturbances)."""
     n, m = x.shape[0], inputs.shape[1]
     u, u_prev, held = np.zeros(m), np.zeros(m), np.zeros(m)
-    nxt, work = np.empty(n), np.zeros((5, n))
+    nxt, work, xw = np.empty(n), np.zeros((5, n)), np.zeros((3, m))
+    seen, figures, flags = np.empty(n), states.copy(), xp[4]
+    target, coeffs = states[S_TARGET].copy(), xp[2].copy()
+    ring = np.zeros((flags[F_DELAY] + 1, n))
     acc = np.zeros(4)
+    record = traj.shape[0] > 0
+    if record:
+        record_row(traj, 0, x, u_prev, xp[5])
+    target_at(0, period_ns, flags, xp[0], target)
     gate = 0
     k = 0
     while k < steps:
+        see(x, seen, target, k, flags, coeffs, noise, ring, mode, mask)
+        if mode == TARGET_SCRATCH:
+            scratch[1, :n] = target
         if law_kind == LAW_SCALAR:
-            u[0] = law_s(x, mem, g, o, law_p, scratch)
+            u[0] = law_s(seen, mem, g, o, law_p, scratch)
         else:
-            law_v(x, mem, g, o, law_p, scratch, u)
+            law_v(seen, mem, g, o, law_p, scratch, u)
         gate = control_gate(u, inputs)
         if gate != 0:
             break
         if k > 0:
             acc[3] += chatter(u, u_prev)
-        _advance(kind, step, deriv_v, deriv_s, x, nxt, u, u_prev, delay, dt_s, substeps, p,
-                 inputs, work, held)
+        _advance(kind, step, deriv_v, deriv_s, x, nxt, u, u_prev, delay, dt_s,
+                 float(k * period_ns) * 1e-9, substeps, p, inputs, work, held, xp, xw)
         u_prev[:] = u
         k += 1
         gate = state_gate(x, states, x_index, angle_limit, track_limit)
         if gate != 0:
             break
-        accumulate(x, u, states, inputs, dt_s, acc)
+        if flags[F_REFERENCE] != 0:
+            target_at(k, period_ns, flags, xp[0], target)
+            figures[S_TARGET, :] = target
+        accumulate(x, u, figures, inputs, dt_s, acc)
+        if record:
+            record_row(traj, k, x, u, xp[5])
     metrics[M_ANGLE], metrics[M_POSITION] = acc[0], acc[1]
     metrics[M_EFFORT], metrics[M_CHATTER] = acc[2], acc[3]
     metrics[M_FALLEN] = 1.0 if gate != 0 else 0.0
@@ -300,8 +413,10 @@ def _evaluate(law_kind, law_s, law_v, g, o, law_p, mem, scratch, kind, step, der
 @njit(nogil=True, parallel=True, cache=True)
 def _batch_kernel(law_kind, law_s, law_v, gains, opts, law_p, mem0, scratch_shape, kind, step,
                   deriv_v, deriv_s, plant_p, starts, steps, dt_s, substeps, delay, states,
-                  inputs, x_index, angle_limit, track_limit, out):
-    """out[n, k, s, :] = the metrics of candidate n on plant k from start s.
+                  inputs, x_index, angle_limit, track_limit, out, xp, noise, mode, mask,
+                  period_ns, traj):
+    """out[n, k, s, :] = the metrics of candidate n on plant k from start s (its trajectory
+    in traj[n, k, s] when traj has rows; noise[k]: draw k's sensor noise).
 
     Row n of `gains`, `opts` and `mem0` are candidate n's kernel arrays (a law may derive its
     packed options and initial memory from its gains, as the LQR does).
@@ -315,41 +430,27 @@ def _batch_kernel(law_kind, law_s, law_v, gains, opts, law_p, mem0, scratch_shap
         _evaluate(law_kind, law_s, law_v, gains[n].copy(), opts[n].copy(), law_p,
                   mem0[n].copy(), scratch, kind, step, deriv_v, deriv_s, plant_p[k],
                   starts[s].copy(), steps, dt_s, substeps, delay, states, inputs, x_index,
-                  angle_limit, track_limit, out[n, k, s])
+                  angle_limit, track_limit, out[n, k, s], xp, noise[k], mode, mask,
+                  period_ns, traj[n, k, s])
 
 
 # --- the Python path ---------------------------------------------------------------------------
 
 
-def _advance_python(model: Any, x: np.ndarray, nxt: np.ndarray, u: np.ndarray,
-                    u_prev: np.ndarray, delay: float, dt_s: float) -> None:
-    """`_advance` through the runtime's own `model.step` (a plant without a kernel)."""
-    if delay > 0.0:
-        model.step(x, u_prev, delay * dt_s, nxt)
-        if delay < 1.0:
-            model.step(nxt, u, (1.0 - delay) * dt_s, x)
-        else:
-            x[:] = nxt
-    else:
-        model.step(x, u, dt_s, nxt)
-        x[:] = nxt
-
-
-def takes_target(law: Any) -> bool:
-    """Whether the law's compute needs the run's target too: compute(state, t, target)."""
-    try:
-        inspect.signature(law.compute).bind(np.zeros(1), 0.0)
-    except TypeError:
-        return True
-    except ValueError:  # no signature to read (a compiled callable): the two-argument form
-        return False
-    return False
+def _piece_python(model: Any, x: np.ndarray, u: np.ndarray, dt_s: float, t_s: float,
+                  out: np.ndarray, xp: tuple[np.ndarray, ...], xw: np.ndarray) -> None:
+    """`_piece` through the runtime's own `model.step` (a plant without a kernel)."""
+    flags = xp[4]
+    if flags[F_ACTUATOR] or flags[F_DISTURBANCE]:
+        plant_input(u, xw[1], t_s, dt_s, flags, xp[1], xp[3], xw[0], xw[2])
+        u = xw[1]
+    model.step(x, u, dt_s, out)
 
 
 def law_inputs(law: Any, x: np.ndarray, t_s: float, m: int, target: np.ndarray | None
                ) -> np.ndarray:
     """The law's inputs for `x` as m floats (NaN where it returned something else); the
-    target (the plant's equilibrium: a tuning has no references) to a law that takes it."""
+    run's target to a law that gets it (`law_target`)."""
     try:
         if target is None:
             out = law.compute(x.copy(), t_s)
@@ -361,27 +462,81 @@ def law_inputs(law: Any, x: np.ndarray, t_s: float, m: int, target: np.ndarray |
     return u if u.shape == (m,) else np.full(m, np.nan)
 
 
+class _PythonRun:
+    """One evaluation's loop in Python: `_evaluate`'s steps through the law's `compute` and
+    the runtime's `model.step`, with the same compiled parts of the experiment."""
+
+    def __init__(self, law: Any, model: Any, sc: Scenario, draw: int) -> None:
+        f = sc.facts
+        n, m = f.n_states, f.n_inputs
+        self.law, self.model, self.sc, self.facts = law, model, sc, f
+        mode = law_target(law, sc.experiment, n)[0]
+        self.gets_target = mode != TARGET_NONE
+        self.xp = spec_arrays(sc.experiment, n, m)
+        self.flags = self.xp[4]
+        self.noise = sc.sensor_noise()[draw]
+        self.seen, self.figures = np.empty(n), f.states.copy()
+        self.target, self.coeffs = f.states[S_TARGET].copy(), self.xp[2].copy()
+        self.ring = np.zeros((int(self.flags[F_DELAY]) + 1, n))
+        self.xw, self.mask = np.zeros((3, m)), np.zeros(n)
+        target_at(0, sc.period_ns, self.flags, self.xp[0], self.target)
+
+    def inputs(self, x: np.ndarray, k: int) -> np.ndarray:
+        """The law's inputs at control k, from what it sees of `x`."""
+        see(x, self.seen, self.target, k, self.flags, self.coeffs, self.noise, self.ring,
+            TARGET_NONE, self.mask)
+        return law_inputs(self.law, self.seen, k * self.sc.period_ns * 1e-9,
+                          self.facts.n_inputs, self.target if self.gets_target else None)
+
+    def advance(self, x: np.ndarray, nxt: np.ndarray, u: np.ndarray, u_prev: np.ndarray,
+                k: int) -> None:
+        """One plant period from control k's time: `u_prev` for the link's delay, then `u`."""
+        sc, xp, xw = self.sc, self.xp, self.xw
+        t_s, delay, dt_s = k * sc.period_ns * 1e-9, sc.delay, sc.dt_s
+        if delay > 0.0:
+            _piece_python(self.model, x, u_prev, delay * dt_s, t_s, nxt, xp, xw)
+            if delay < 1.0:
+                _piece_python(self.model, nxt, u, (1.0 - delay) * dt_s, t_s + delay * dt_s,
+                              x, xp, xw)
+            else:
+                x[:] = nxt
+        else:
+            _piece_python(self.model, x, u, dt_s, t_s, nxt, xp, xw)
+            x[:] = nxt
+
+    def figures_at(self, k: int) -> np.ndarray:
+        """The plant's facts with the target at k in the row the figures measure from."""
+        if self.flags[F_REFERENCE]:
+            target_at(k, self.sc.period_ns, self.flags, self.xp[0], self.target)
+            self.figures[S_TARGET] = self.target
+        return self.figures
+
+
 def simulate_python(law: Any, model: Any, x: np.ndarray, sc: Scenario, metrics: np.ndarray,
-                    record: Callable[[np.ndarray, np.ndarray], None] | None = None) -> None:
+                    record: Callable[[np.ndarray, np.ndarray], None] | None = None,
+                    draw: int = 0, traj: np.ndarray | None = None) -> None:
     """One evaluation in Python from `x` (changed in place): the same loop as `_evaluate`,
-    `record(state, inputs)` called after every period if given."""
+    `record(state, inputs)` called after every period if given, the metrics' trajectory
+    into `traj` when it has rows; `draw`: the draw's sensor noise."""
     f = sc.facts
-    m = f.n_inputs
-    u_prev, nxt = np.zeros(m), np.empty_like(x)
+    run = _PythonRun(law, model, sc, draw)
+    u_prev, nxt = np.zeros(f.n_inputs), np.empty_like(x)
+    keep = traj is not None and traj.shape[0] > 0
+    if keep:
+        record_row(traj, 0, x, u_prev, run.xp[5])
     acc = np.zeros(4)
     gate = k = 0
     reset = getattr(law, "reset", None)
     if reset is not None:
         reset()
-    target = f.states[S_TARGET] if takes_target(law) else None
     while k < sc.steps:
-        u = law_inputs(law, x, k * sc.dt_s, m, target)
+        u = run.inputs(x, k)
         gate = control_gate(u, f.inputs)
         if gate:
             break
         if k > 0:
             acc[3] += chatter(u, u_prev)
-        _advance_python(model, x, nxt, u, u_prev, sc.delay, sc.dt_s)
+        run.advance(x, nxt, u, u_prev, k)
         u_prev = u.copy()
         k += 1
         if record is not None:
@@ -389,12 +544,14 @@ def simulate_python(law: Any, model: Any, x: np.ndarray, sc: Scenario, metrics: 
         gate = state_gate(x, f.states, f.x_index, f.angle_limit_rad, f.track_limit_m)
         if gate:
             break
-        accumulate(x, u, f.states, f.inputs, sc.dt_s, acc)
+        accumulate(x, u, run.figures_at(k), f.inputs, sc.dt_s, acc)
+        if keep:
+            record_row(traj, k, x, u, run.xp[5])
     metrics[:] = (acc[0], acc[1], acc[2], acc[3], 1.0 if gate else 0.0, k, gate)
 
 
 def _python_batch(make_law: Callable[[Sequence[float]], Any], gains: np.ndarray,
-                  scenario: Scenario, out: np.ndarray) -> None:
+                  scenario: Scenario, out: np.ndarray, traj: np.ndarray) -> None:
     """The same evaluations as `_batch_kernel`, in Python."""
     sc = scenario
     for n in range(gains.shape[0]):
@@ -402,7 +559,8 @@ def _python_batch(make_law: Callable[[Sequence[float]], Any], gains: np.ndarray,
         for k, draw in enumerate(sc.draws):
             model = plant_model(sc.plant, draw)
             for s in range(sc.starts.shape[0]):
-                simulate_python(law, model, sc.starts[s].copy(), sc, out[n, k, s])
+                simulate_python(law, model, sc.starts[s].copy(), sc, out[n, k, s], draw=k,
+                                traj=traj[n, k, s])
 
 
 def _owned(a: np.ndarray) -> np.ndarray:
@@ -412,12 +570,25 @@ def _owned(a: np.ndarray) -> np.ndarray:
 
 def compiled(law: Any, scenario: Scenario) -> bool:
     """Whether `law` on the scenario's plant runs in the compiled batch."""
-    return law_kernels(law) is not None and step_functions(scenario.plant)[0] != PYTHON
+    mode = law_target(law, scenario.experiment, scenario.facts.n_states)[0]
+    return law_kernels(law, mode) is not None and step_functions(scenario.plant)[0] != PYTHON
+
+
+def _trajectories(scenario: Scenario, rows: int) -> np.ndarray:
+    """Where the evaluations' trajectories go for the experiment's metrics: (rows, draws,
+    starts, steps + 1, recorded states + inputs); no samples without an experiment."""
+    sc = scenario
+    xp = sc.experiment
+    samples = 0 if xp is None else sc.steps + 1
+    columns = sc.facts.n_inputs + (0 if xp is None else len(xp.recorded))
+    return np.zeros((rows, sc.n_draws, sc.starts.shape[0], samples, columns))
 
 
 def run_batch(make_law: Callable[[Sequence[float]], Any], gains: np.ndarray,
               scenario: Scenario) -> np.ndarray:
-    """Metrics (candidates, draws, starts, METRICS) of every gain row of `gains`.
+    """Metrics (candidates, draws, starts, METRICS + the experiment's metrics) of every gain
+    row of `gains`: the figures, then (with an experiment) its metrics in the order of
+    `experiment.names`, NaN on an evaluation that tripped a gate.
 
     `make_law(gains)` builds the law (it raises on gains the law refuses). A candidate whose
     gains the law refuses must be filtered out before: every row here is evaluated.
@@ -425,27 +596,40 @@ def run_batch(make_law: Callable[[Sequence[float]], Any], gains: np.ndarray,
     gains = np.ascontiguousarray(gains, dtype=np.float64)
     sc = scenario
     out = np.zeros((gains.shape[0], sc.n_draws, sc.starts.shape[0], METRICS))
-    if gains.shape[0] == 0:
+    traj = _trajectories(sc, gains.shape[0])
+    if gains.shape[0] > 0:
+        _run(make_law, gains, sc, out, traj)
+    if sc.experiment is None:
         return out
+    extra = np.zeros((*out.shape[:3], sc.n_metrics))
+    metric_columns(sc.experiment, sc.times_s(), traj, out[..., M_FALLEN] == 0, extra)
+    return np.concatenate([out, extra], axis=-1)
+
+
+def _run(make_law: Callable[[Sequence[float]], Any], gains: np.ndarray, sc: Scenario,
+         out: np.ndarray, traj: np.ndarray) -> None:
     probe = make_law(tuple(float(v) for v in gains[0]))
-    kernels = law_kernels(probe)
+    f = sc.facts
+    mode, mask = law_target(probe, sc.experiment, f.n_states)
+    kernels = law_kernels(probe, mode)
     kind, step, deriv_v, deriv_s = step_functions(sc.plant)
     if kernels is None or kind == PYTHON:
-        _python_batch(make_law, gains, sc, out)
-        return out
+        _python_batch(make_law, gains, sc, out, traj)
+        return
     laws = [probe, *(make_law(tuple(float(v) for v in row)) for row in gains[1:])]
     arrays = [law.kernel_arrays() for law in laws]  # (mem, g, o, p, scratch) each
     scratch = arrays[0][4]
-    shape = np.array([scratch.shape[0], max(scratch.shape[1], sc.facts.n_states)],
+    shape = np.array([max(scratch.shape[0], 2), max(scratch.shape[1], f.n_states)],
                      dtype=np.int64)
-    f = sc.facts
+    xp = tuple(_owned(a) if a.dtype == np.float64 else a
+               for a in spec_arrays(sc.experiment, f.n_states, f.n_inputs))
     _batch_kernel(kernels[0], kernels[1], kernels[2], np.stack([a[1] for a in arrays]),
                   np.stack([a[2] for a in arrays]), _owned(arrays[0][3]),
                   np.stack([a[0] for a in arrays]), shape, kind, step, deriv_v, deriv_s,
                   _owned(sc.plant_params), _owned(sc.starts), sc.steps, sc.dt_s, sc.substeps,
                   sc.delay, _owned(f.states), _owned(f.inputs), f.x_index, f.angle_limit_rad,
-                  f.track_limit_m, out)
-    return out
+                  f.track_limit_m, out, xp, _owned(sc.sensor_noise()), mode, _owned(mask),
+                  sc.period_ns, traj)
 
 
 def trajectory(make_law: Callable[[Sequence[float]], Any], gains: Sequence[float],
@@ -462,6 +646,6 @@ def trajectory(make_law: Callable[[Sequence[float]], Any], gains: Sequence[float
         inputs.append(u.copy())
 
     simulate_python(make_law(gains), plant_model(sc.plant, sc.draws[draw]), x, sc,
-                    np.zeros(METRICS), record)
+                    np.zeros(METRICS), record, draw)
     return (np.arange(len(states)) * sc.dt_s, np.array(states),
             np.array(inputs).reshape(len(inputs), sc.facts.n_inputs))

@@ -90,24 +90,68 @@ def _settings_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any], 
         uncertainty=0.05 if args.uncertainty is None else args.uncertainty,
         seed=0 if args.seed is None else args.seed,
         optimizer=args.optimizer or "pso",
-        batch_size=t.batch_size, duration_s=t.duration_s, rate_hz=config.run.rate_hz,
+        batch_size=t.batch_size, duration_s=_duration_s(config), rate_hz=config.run.rate_hz,
         delay=1.0 if mode == "realtime" else 0.0, substeps=config.plant.substeps,
         starts=_starts(config, plant), plant_params=dict(config.plant.params),
         angle_limit_rad=getattr(config.safety.angle_limit_rad, mode),
         track_limit_m=config.safety.track_limit_m, mean_weight=t.mean_weight,
         search_path=search_path, plant_model=config.plant.model,
         sanity_factor=config.safety.sanity_force_factor, plant_fmu=plant[4],
-        plant_fmu_outputs=plant[5])
+        plant_fmu_outputs=plant[5], experiment=_experiment(config, plant),
+        experiment_dir=config.source_dir, cost=dict(t.cost))
     try:
         check_settings(settings)
+        _check_cost(settings)
     except TuningError as exc:
         raise _Usage(str(exc)) from None
-    if getattr(config, "experiment", None) is not None:
-        print("hil tune: the config's experiment (references, disturbances, sensors) is not "
-              "simulated by the tuning: its cost is the regulation to the plant's "
-              "equilibrium (docs/tuning.md, The cost); tuned.yaml keeps the experiment for "
-              "hil run", file=sys.stderr)
     return settings, config.model_dump(mode="json"), config.record.history_db
+
+
+def _duration_s(config: Any) -> float:
+    """tuning.duration_s; with an experiment and no tuning.duration_s, the run's duration
+    (the experiment's metrics are the run's, measured over the same time)."""
+    t = config.tuning
+    if config.experiment is not None and "duration_s" not in t.model_fields_set:
+        return float(config.run.duration_s)
+    return float(t.duration_s)
+
+
+def _experiment(config: Any, plant: Any) -> dict[str, Any] | None:
+    """The config's experiment section (JSON), its names checked against the plant as
+    `hil run` checks them; _Usage naming a bad one."""
+    from controller_client.tuning.plants import plant_model
+    from hil.config import ConfigError
+    from hil.experiment.plan import check_experiment
+
+    experiment = getattr(config, "experiment", None)
+    if experiment is None:
+        return None
+    model = plant_model(plant)
+    try:
+        check_experiment(experiment, config.plant.model, model.state_names,
+                         model.inputs.names, config.source_dir)
+    except ConfigError as exc:
+        raise _Usage(str(exc)) from None
+    if getattr(experiment.actuator, "delay_steps", 0):
+        print("hil tune: experiment.actuator.delay_steps (an input delay) is not simulated "
+              "by the tuning: its closed loop has the link's delay only (docs/tuning.md)",
+              file=sys.stderr)
+    return dict(experiment.model_dump(mode="json"))
+
+
+def _check_cost(settings: Any) -> None:
+    """TuningError unless tuning.cost names metrics the experiment gives."""
+    from controller_client.tuning.experiment import CostError, check_cost, experiment_spec
+    from controller_client.tuning.plants import plant_model
+    from controller_client.tuning.problem import TuningError
+
+    s = settings
+    spec = None if s.experiment is None else experiment_spec(
+        s.experiment, plant_model(s.plant()), s.rate_hz, s.experiment_dir)
+    try:
+        check_cost(s.cost, spec)
+    except CostError as exc:
+        raise TuningError(str(exc)) from None
 
 
 def _tuning_config(args: argparse.Namespace) -> Any:
@@ -273,7 +317,7 @@ def python_estimate(problem: Any, processes: int) -> str:
     steps per second of one process and the time of the whole budget on `processes`."""
     import dataclasses
 
-    from controller_client.tuning.batch import M_STEPS, law_kernels, run_batch
+    from controller_client.tuning.batch import M_STEPS, law_kernels, law_target, run_batch
 
     sc, s = problem.train, problem.settings
     one = dataclasses.replace(sc, draws=sc.draws[:1], plant_params=sc.plant_params[:1],
@@ -286,7 +330,9 @@ def python_estimate(problem: Any, processes: int) -> str:
     evaluations = s.budget + 4  # and the defaults and the best on both draw streams
     total = evaluations * s.draws * sc.starts.shape[0] * sc.steps
     seconds = total / rate / max(processes, 1)
-    why = (f"{s.controller} has no compiled form" if law_kernels(problem.make_law(None)) is None
+    law = problem.make_law(None)
+    mode = law_target(law, sc.experiment, sc.facts.n_states)[0]
+    why = (f"{s.controller} has no compiled form" if law_kernels(law, mode) is None
            else f"the plant {s.plant_model} has no derivatives_kernel" if ":" in s.plant_model
            else f"the plant {s.plant_model} is stepped through its Python model.step")
     return (f"{why}: simulated in Python at {rate:,.0f} steps/s per process (measured on one "

@@ -21,7 +21,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from controller_client.controllers import GainError, create_controller
-from controller_client.tuning.batch import Scenario, compiled, run_batch
+from controller_client.tuning.batch import METRICS, Scenario, compiled, run_batch
+from controller_client.tuning.experiment import (
+    CostError,
+    check_cost,
+    experiment_spec,
+    sensor_noise,
+)
 from controller_client.tuning.plants import (
     PlantSpec,
     dip_params,
@@ -36,6 +42,7 @@ from controller_client.tuning.problem import (
     TRAIN_STREAM,
     ZERO_DYNAMICS_MARGIN,
     Settings,
+    TuningError,
     ZeroDynamics,
     evaluation_costs,
     robust_cost,
@@ -159,8 +166,17 @@ class Problem:
         self.gain_names = tuple(law.gain_names)
         self.default_gains = tuple(float(g) for g in law.default_gains)
         self.steps = max(1, round(s.duration_s * s.rate_hz))
-        self.facts = plant_facts(plant_model(self.plant), s.angle_limit_rad, s.track_limit_m,
-                                 s.sanity_factor)
+        model = plant_model(self.plant)
+        self.facts = plant_facts(model, s.angle_limit_rad, s.track_limit_m, s.sanity_factor)
+        self.experiment = None if s.experiment is None else experiment_spec(
+            s.experiment, model, s.rate_hz, s.experiment_dir)
+        try:
+            check_cost(s.cost, self.experiment)
+        except CostError as exc:
+            raise TuningError(str(exc)) from None
+        names = () if self.experiment is None else self.experiment.names
+        self.metric_names: tuple[str, ...] = names
+        self.weights = {METRICS + names.index(k): float(w) for k, w in s.cost.items()}
         self.train = self.scenario(TRAIN_STREAM)
         self.held_out = self.scenario(HELD_OUT_STREAM)
         self.compiled = compiled(law, self.train)
@@ -183,9 +199,11 @@ class Problem:
         draws = draw_params(self.plant, s.seed, stream, s.draws, s.uncertainty)
         for draw in draws:
             plant_model(self.plant, draw)  # a draw the plant refuses is refused here
+        noise = sensor_noise(self.experiment, s.seed, stream, s.draws, self.steps,
+                             self.facts.n_states)
         return Scenario(self.plant, draws, packed_params(self.plant, draws),
                         np.array(s.starts, dtype=float), self.steps, 1.0 / s.rate_hz,
-                        s.substeps, s.delay, self.facts)
+                        s.substeps, s.delay, self.facts, self.experiment, noise)
 
     def infeasibility(self, row: Sequence[float]) -> float | None:
         """None if `row` can be simulated, else a cost that grows with how far off it is."""
@@ -201,8 +219,15 @@ class Problem:
 
     def per_draw(self, rows: np.ndarray, scenario: Scenario) -> np.ndarray:
         """(N, draws) costs; an infeasible row costs its infeasibility on every draw."""
+        return self.evaluate(rows, scenario)[0]
+
+    def evaluate(self, rows: np.ndarray, scenario: Scenario) -> tuple[np.ndarray, np.ndarray]:
+        """((N, draws) costs, (N, draws, starts, experiment metrics) values, NaN where not
+        simulated or a gate tripped)."""
         rows = np.atleast_2d(np.asarray(rows, dtype=float))
         out = np.empty((rows.shape[0], scenario.n_draws))
+        values = np.full((rows.shape[0], scenario.n_draws, scenario.starts.shape[0],
+                          scenario.n_metrics), np.nan)
         feasible = []
         for i, row in enumerate(rows):
             penalty = self.infeasibility(row)
@@ -212,8 +237,9 @@ class Problem:
                 out[i] = penalty
         if feasible:
             metrics = self.evaluator.metrics(rows[feasible], scenario)
-            out[feasible] = evaluation_costs(metrics, scenario.steps)
-        return out
+            out[feasible] = evaluation_costs(metrics, scenario.steps, self.weights)
+            values[feasible] = metrics[..., METRICS:]
+        return out, values
 
     def costs(self, rows: np.ndarray, scenario: Scenario | None = None) -> np.ndarray:
         return robust_cost(self.per_draw(rows, scenario or self.train),

@@ -64,8 +64,8 @@ def summarise(problem: Problem, history: Sequence[Batch], *, run_id: str, comple
     if not best:
         best, best_cost = list(problem.default_gains), float("nan")
     rows = np.array([problem.default_gains, best])
-    train = problem.per_draw(rows, problem.train)
-    held = problem.per_draw(rows, problem.held_out)
+    train, train_values = problem.evaluate(rows, problem.train)
+    held, held_values = problem.evaluate(rows, problem.held_out)
     robust = robust_cost(train, s.mean_weight).tolist()
     held_robust = robust_cost(held, s.mean_weight).tolist()
     held_failed = failed_draws(held).tolist()
@@ -103,10 +103,40 @@ def summarise(problem: Problem, history: Sequence[Batch], *, run_id: str, comple
                          "tuned": int(failed_draws(train)[1])},
         "per_draw": {"baseline": train[0].tolist(), "tuned": train[1].tolist(),
                      "held_out_baseline": held[0].tolist(), "held_out_tuned": held[1].tolist()},
+        "experiment_metrics": experiment_metrics(problem.metric_names, dict(s.cost),
+                                                 train_values, held_values),
         "settings": s.as_dict(),
         "base_config": dict(base_config),
         "history": [{"candidates": b.candidates, "costs": b.costs} for b in history],
     }
+
+
+def experiment_metrics(names: Sequence[str], cost: Mapping[str, float], train: np.ndarray,
+                       held: np.ndarray) -> dict[str, Any] | None:
+    """The experiment's metrics of the default and the tuned gains (rows 0 and 1 of `train`
+    and `held`: (2, draws, starts, metrics)): per draw (the mean over the starts; None where
+    a gate tripped or it could not be measured) and their mean over the draws that gave one;
+    None without an experiment."""
+    if not names:
+        return None
+
+    def per_draw(values: np.ndarray) -> dict[str, list[float | None]]:
+        with np.errstate(all="ignore"):
+            mean = values.mean(axis=1)  # over the starts
+        return {name: [None if not np.isfinite(v) else float(v) for v in mean[:, j]]
+                for j, name in enumerate(names)}
+
+    def means(draws: dict[str, list[float | None]]) -> dict[str, float | None]:
+        return {name: (float(np.mean(ok)) if (ok := [v for v in values if v is not None])
+                       else None) for name, values in draws.items()}
+
+    record: dict[str, Any] = {"names": list(names), "cost": dict(cost)}
+    for where, values in (("training", train), ("held_out", held)):
+        record[where] = {who: per_draw(values[i]) for i, who in enumerate(("baseline",
+                                                                              "tuned"))}
+        record[f"{where}_mean"] = {who: means(draws)
+                                   for who, draws in record[where].items()}
+    return record
 
 
 def _verdict(better: bool, failed: int, draws: int) -> str:
@@ -248,6 +278,26 @@ def _plot_worst(record: Mapping[str, Any], problem: Problem, path: Path) -> int:
     return worst
 
 
+def _metrics_table(metrics: Mapping[str, Any] | None) -> str:
+    """The experiment's metrics, default vs tuned, mean over the held-out draws ("" without
+    an experiment); the cost's metrics marked with their weight."""
+    if not metrics:
+        return ""
+    e = html.escape
+
+    def cell(value: float | None) -> str:
+        return "-" if value is None else f"{value:.4g}"
+
+    mean = metrics["held_out_mean"]
+    rows = "".join(
+        f"<tr><td>{e(name)}</td><td>{cell(mean['baseline'][name])}</td>"
+        f"<td>{cell(mean['tuned'][name])}</td>"
+        f"<td>{metrics['cost'].get(name, '')}</td></tr>" for name in metrics["names"])
+    return ("\n<h2>Experiment metrics, mean over the held-out draws</h2>\n<table><tr><th>"
+            "</th><th>default</th><th>tuned</th><th>weight in the cost</th></tr>"
+            f"{rows}</table>")
+
+
 def _write_html(out_dir: Path, record: Mapping[str, Any], problem: Problem) -> None:
     _plot_convergence(record, out_dir / "convergence.png")
     _plot_costs(record, out_dir / "costs.png")
@@ -258,6 +308,7 @@ def _write_html(out_dir: Path, record: Mapping[str, Any], problem: Problem) -> N
         f"<tr><td>{e(n)}</td><td>{record['baseline_gains'][n]:.6g}</td>"
         f"<td>{record['best_gains'][n]:.6g}</td></tr>" for n in record["gain_names"])
     state = "complete" if record["complete"] else "INTERRUPTED (resume with --resume)"
+    metrics = _metrics_table(record.get("experiment_metrics"))
     page = f"""<!doctype html><html><head><meta charset="utf-8">
 <title>hil tune {e(record['run_id'])}</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:1em auto}}
@@ -272,7 +323,7 @@ seed {record['seed']}, {record['draws']} plant draws at +-{record['uncertainty']
 <td>{record['best_cost']:.6g}</td></tr>
 <tr><td>robust cost, held-out draws</td><td>{held['baseline_cost']:.6g}</td>
 <td>{held['tuned_cost']:.6g}</td></tr>{gains_rows}</table>
-<p><b>{e(held['verdict'])}</b></p>
+<p><b>{e(held['verdict'])}</b></p>{metrics}
 <h2>Convergence</h2><img src="convergence.png" alt="convergence">
 <h2>Cost per draw, before and after</h2><img src="costs.png" alt="costs per draw">
 <h2>Trajectories on the worst draw (training draw {worst})</h2>

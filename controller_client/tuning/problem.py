@@ -11,7 +11,9 @@ one machine, on a Dask cluster and after a resume (docs/tuning.md).
 
     angle ISE + 0.1 position ISE + 1e-6 effort + 1e-4 chattering
 
-summed over the starts; a candidate's cost over the draws is
+or, with `tuning.cost` (an experiment's metrics, controller_client/tuning/experiment.py),
+the sum of each named metric's magnitude times its weight (a draw on which one cannot be
+measured fails); summed over the starts; a candidate's cost over the draws is
 `mean_weight * mean + (1 - mean_weight) * max` (0.7 and 0.3 by default, as in the research
 project). **The safety gates are a hard constraint**: a draw on which the plant's gates trip
 is a failure, not a cost; a candidate that fails on any draw costs `FAILED_COST` times
@@ -42,7 +44,7 @@ from controller_client.tuning.plants import PlantSpec, plant_spec
 from hil.dynamics.dip import DIPParams
 
 OPTIMIZERS = ("pso", "cma", "de")
-# The seam for the experiment's cost (issue 21): these weigh the figures of batch.py.
+# The regulation cost's weights of the figures of batch.py (without tuning.cost).
 WEIGHTS = {"angle": 1.0, "position": 0.1, "effort": 1e-6, "chatter": 1e-4}
 FAILED_COST = 1e6
 INFEASIBLE_COST = 3.0 * FAILED_COST
@@ -84,6 +86,9 @@ class Settings:
     sanity_factor: float = 10.0  # safety.sanity_force_factor: an input beyond it trips
     plant_fmu: str | None = None  # plant.fmu (resolved), for plant.model fmu
     plant_fmu_outputs: tuple[str, ...] | None = None
+    experiment: dict[str, Any] | None = None  # the config's experiment section (JSON)
+    experiment_dir: str | None = None  # the config file's folder (a csv reference's file)
+    cost: dict[str, float] = field(default_factory=dict)  # tuning.cost: metric -> weight
 
     def plant(self) -> PlantSpec:
         """The spec of the plant tuned on (plants.PlantSpec)."""
@@ -193,14 +198,26 @@ class ZeroDynamics:
         return float(eig.real.max())
 
 
-def evaluation_costs(metrics: np.ndarray, steps: int) -> np.ndarray:
-    """(..., draws) costs from (..., draws, starts, METRICS) metrics: summed over the starts;
-    a draw on which a gate tripped costs FAILED_COST (1 + the share of its steps not run)."""
-    w = WEIGHTS
-    cost = (w["angle"] * metrics[..., M_ANGLE] + w["position"] * metrics[..., M_POSITION]
-            + w["effort"] * metrics[..., M_EFFORT] + w["chatter"] * metrics[..., M_CHATTER])
-    passed = np.minimum(cost.sum(axis=-1), np.nextafter(FAILED_COST, 0.0))
+def evaluation_costs(metrics: np.ndarray, steps: int,
+                     weights: Mapping[int, float] | None = None) -> np.ndarray:
+    """(..., draws) costs from (..., draws, starts, columns) metrics: summed over the starts;
+    a draw on which a gate tripped costs FAILED_COST (1 + the share of its steps not run).
+
+    `weights` (column -> weight: the experiment's metrics of `tuning.cost`) replace the
+    regulation figures of WEIGHTS by the weighted magnitudes of those metrics; a draw on
+    which one of them cannot be measured fails too (as if tripped at its end)."""
     tripped = (metrics[..., M_FALLEN] > 0).any(axis=-1)
+    if weights:
+        values = np.stack([w * np.abs(metrics[..., c]) for c, w in weights.items()])
+        cost = values.sum(axis=0)
+        tripped = tripped | np.isnan(cost).any(axis=-1)
+        cost = np.nan_to_num(cost, nan=0.0)
+    else:
+        w = WEIGHTS
+        cost = (w["angle"] * metrics[..., M_ANGLE] + w["position"] * metrics[..., M_POSITION]
+                + w["effort"] * metrics[..., M_EFFORT]
+                + w["chatter"] * metrics[..., M_CHATTER])
+    passed = np.minimum(cost.sum(axis=-1), np.nextafter(FAILED_COST, 0.0))
     lost = ((steps - metrics[..., M_STEPS]) / steps).mean(axis=-1)
     return np.asarray(np.where(tripped, FAILED_COST * (1.0 + lost), passed))
 
