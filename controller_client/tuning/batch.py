@@ -39,12 +39,14 @@ from controller_client.tuning.experiment import (
     F_ACTUATOR,
     F_DELAY,
     F_DISTURBANCE,
+    F_INPUT_DELAY,
     F_REFERENCE,
     TARGET_NONE,
     TARGET_PYTHON,
     TARGET_SCRATCH,
     TARGET_SHIFT,
     ExperimentSpec,
+    delayed,
     metric_columns,
     plant_input,
     see,
@@ -370,6 +372,7 @@ def _evaluate(law_kind, law_s, law_v, g, o, law_p, mem, scratch, kind, step, der
     seen, figures, flags = np.empty(n), states.copy(), xp[4]
     target, coeffs = states[S_TARGET].copy(), xp[2].copy()
     ring = np.zeros((flags[F_DELAY] + 1, n))
+    line, act, act_prev = np.zeros((flags[F_INPUT_DELAY] + 1, m)), np.zeros(m), np.zeros(m)
     acc = np.zeros(4)
     record = traj.shape[0] > 0
     if record:
@@ -390,8 +393,13 @@ def _evaluate(law_kind, law_s, law_v, g, o, law_p, mem, scratch, kind, step, der
             break
         if k > 0:
             acc[3] += chatter(u, u_prev)
-        _advance(kind, step, deriv_v, deriv_s, x, nxt, u, u_prev, delay, dt_s,
-                 float(k * period_ns) * 1e-9, substeps, p, inputs, work, held, xp, xw)
+        if line.shape[0] > 1:
+            delayed(line, k, u, act, act_prev)
+            _advance(kind, step, deriv_v, deriv_s, x, nxt, act, act_prev, delay, dt_s,
+                     float(k * period_ns) * 1e-9, substeps, p, inputs, work, held, xp, xw)
+        else:
+            _advance(kind, step, deriv_v, deriv_s, x, nxt, u, u_prev, delay, dt_s,
+                     float(k * period_ns) * 1e-9, substeps, p, inputs, work, held, xp, xw)
         u_prev[:] = u
         k += 1
         gate = state_gate(x, states, x_index, angle_limit, track_limit)
@@ -479,6 +487,8 @@ class _PythonRun:
         self.target, self.coeffs = f.states[S_TARGET].copy(), self.xp[2].copy()
         self.ring = np.zeros((int(self.flags[F_DELAY]) + 1, n))
         self.xw, self.mask = np.zeros((3, m)), np.zeros(n)
+        self.line = np.zeros((int(self.flags[F_INPUT_DELAY]) + 1, m))
+        self.act, self.act_prev = np.zeros(m), np.zeros(m)
         target_at(0, sc.period_ns, self.flags, self.xp[0], self.target)
 
     def inputs(self, x: np.ndarray, k: int) -> np.ndarray:
@@ -493,6 +503,9 @@ class _PythonRun:
         """One plant period from control k's time: `u_prev` for the link's delay, then `u`."""
         sc, xp, xw = self.sc, self.xp, self.xw
         t_s, delay, dt_s = k * sc.period_ns * 1e-9, sc.delay, sc.dt_s
+        if self.line.shape[0] > 1:  # the actuators' input delay
+            delayed(self.line, k, u, self.act, self.act_prev)
+            u, u_prev = self.act, self.act_prev
         if delay > 0.0:
             _piece_python(self.model, x, u_prev, delay * dt_s, t_s, nxt, xp, xw)
             if delay < 1.0:

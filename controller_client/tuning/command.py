@@ -132,10 +132,6 @@ def _experiment(config: Any, plant: Any) -> dict[str, Any] | None:
                          model.inputs.names, config.source_dir)
     except ConfigError as exc:
         raise _Usage(str(exc)) from None
-    if getattr(experiment.actuator, "delay_steps", 0):
-        print("hil tune: experiment.actuator.delay_steps (an input delay) is not simulated "
-              "by the tuning: its closed loop has the link's delay only (docs/tuning.md)",
-              file=sys.stderr)
     return dict(experiment.model_dump(mode="json"))
 
 

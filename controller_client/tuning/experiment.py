@@ -14,7 +14,9 @@ hil.experiment's own compiled functions:
   as `Sensors.sense` draws them;
 - the **actuators** (`actuator._actuate`) and the **disturbances** (`plan.disturbance_table`)
   between the held control and the model, stepped at the start of each integration step as
-  the simulated plant steps them (plant_server/backends/sim.py).
+  the simulated plant steps them (plant_server/backends/sim.py); the actuators' input delay
+  (`delay_steps`) as the plant shifts each control: the control of period k acts from period
+  k + delay_steps, zero before (`delayed`).
 
 The **metrics** of each evaluation are the report's (`measure`: hil/reporting/experiment.py
 measures the trajectory with hil/experiment/metrics.py, names `<state>.<metric>` and
@@ -40,9 +42,10 @@ from hil.experiment.sensors import Sensors, _sense
 from hil.experiment.signals import evaluate
 from hil.reporting.experiment import _state_metrics, flat_metrics
 
-# Flags of ExperimentSpec.flags: whether each part is on, and the sensors' delay (samples).
-F_REFERENCE, F_SENSE, F_NOISE, F_ACTUATOR, F_DISTURBANCE, F_DELAY = range(6)
-FLAGS = 6
+# Flags of ExperimentSpec.flags: whether each part is on, the sensors' delay (samples) and
+# the actuators' input delay (whole periods).
+F_REFERENCE, F_SENSE, F_NOISE, F_ACTUATOR, F_DISTURBANCE, F_DELAY, F_INPUT_DELAY = range(7)
+FLAGS = 7
 # How a compiled law gets the target: not at all, the state shifted by it (KernelLaw.compute:
 # the masked entries; the DIP's LQR: all of them), or in its scratch row 1 (the LQR on a plant
 # model: lqr_plant_track_kernel).
@@ -96,6 +99,7 @@ def experiment_spec(experiment: Mapping[str, Any], model: Any, rate_hz: float,
     flags[F_ACTUATOR] = bool(np.any(actuator > 0.0))
     flags[F_DISTURBANCE] = disturbance is not None
     flags[F_DELAY] = sensors.delay
+    flags[F_INPUT_DELAY] = getattr(a, "delay_steps", 0)
     dist = disturbance.table if disturbance is not None else np.zeros((1, len(inputs) + 1))
     recorded = np.array([states.index(r.state) for r in config.reference], dtype=np.int64)
     spec = ExperimentSpec(
@@ -226,6 +230,17 @@ def plant_input(u, out, t_s, dt_s, flags, disturbance, actuator, act_out, dist):
         evaluate(t_s, disturbance, dist)
         for i in range(out.shape[0]):
             out[i] += dist[i]
+
+
+@njit(nogil=True, cache=True)
+def delayed(line, k, u, act, act_prev):
+    """The actuators' input delay (rows of `line`: the delay + 1 last controls): `act` = the
+    control of period k - delay (zero before the first), `act_prev` the previous `act`."""
+    d = line.shape[0] - 1
+    line[k % (d + 1)] = u
+    act_prev[:] = act
+    if k >= d:
+        act[:] = line[(k - d) % (d + 1)]
 
 
 @njit(nogil=True, cache=True)

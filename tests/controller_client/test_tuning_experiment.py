@@ -32,7 +32,8 @@ from hil.experiment.sensors import Sensors
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[2]
 STEP_CONFIG = ROOT / "configs" / "cartpole-step.yaml"
-LAG = {"lag_s": {"force": 0.02}}  # an actuator too, so the real run checks it as well
+# Actuators too (a lag, an input delay of two periods), so the real run checks them as well.
+LAG = {"lag_s": {"force": 0.02}, "delay_steps": 2}
 # The DIP's sliding-mode law tracking a cart step, through every part of an experiment.
 DIP_EXPERIMENT = {
     "reference": [{"state": "x", "signal": "step", "at_s": 0.3, "value": 0.1}],
@@ -40,7 +41,8 @@ DIP_EXPERIMENT = {
                       "value": 3.0}],
     "sensors": {"noise_std": {"x": 0.001}, "counts_per_rev": {"theta1": 4096},
                 "delay_samples": 1, "seed": 4},
-    "actuator": {"lag_s": {"force": 0.005}, "rate_limit_per_s": {"force": 4000.0}}}
+    "actuator": {"lag_s": {"force": 0.005}, "rate_limit_per_s": {"force": 4000.0},
+                 "delay_steps": 1}}
 
 
 def step_settings(config_path: Path = STEP_CONFIG, **more) -> Settings:
