@@ -74,6 +74,8 @@ def main() -> int:
     print(f"{'controller':<26}{'median us':>10}{'p99 us':>9}{'steps/s':>12}"
           f"{f'x{args.workers} threads':>14}")
     for name in known_controllers():
+        if name == "swingup":  # swings up the cartpole and rotary: benchmarks/bench_swingup.py
+            continue
         r = {**bench_compute(name, args.calls), **bench_batch(name, args.runs, args.workers)}
         results[name] = r
         print(f"{name:<26}{r['median_us']:>10.2f}{r['p99_us']:>9.2f}{r['steps_per_s']:>12,.0f}"

@@ -541,10 +541,11 @@ class ActuatorConfig(_Strict):
 
 class SwingupMetricConfig(_Strict):
     """The swing-up time (docs/experiments.md, "Swing-up"): when `state` (an angle, taken from
-    its target the short way round if it wraps) first entered `window_rad` and then stayed
-    there to the run's end, or for `hold_s` when given."""
+    its target the short way round if it wraps; null: the plant's first wrapping state, a
+    pendulum's angle) first entered `window_rad` and then stayed there to the run's end, or
+    for `hold_s` when given."""
 
-    state: Annotated[str, Field(min_length=1)]
+    state: Annotated[str, Field(min_length=1)] | None = None
     window_rad: Annotated[float, Range(1e-6, 3.14, "half a turn")] = 0.1
     hold_s: Annotated[float, Range(0, 86_400, "up to a day", low_open=True)] | None = None
 

@@ -32,6 +32,7 @@ from controller_client.controllers.gains import GainError
 from controller_client.controllers.hybrid_adaptive_sta_smc import HybridAdaptiveSTASMC
 from controller_client.controllers.lqr import LQR
 from controller_client.controllers.sta_smc import STASMC
+from controller_client.controllers.swingup import SwingUp
 from hil.dynamics.plugins import PluginError, entry_point_names, load_object
 from hil.runtime.atomic import AtomicCounter
 
@@ -83,7 +84,8 @@ def _spec(cls: Any, name: str | None = None) -> ControllerSpec:
 
 _write_lock = threading.Lock()
 _snapshot: Mapping[str, ControllerSpec] = MappingProxyType(
-    {c.name: _spec(c) for c in (ClassicalSMC, STASMC, AdaptiveSMC, HybridAdaptiveSTASMC, LQR)})
+    {c.name: _spec(c) for c in (ClassicalSMC, STASMC, AdaptiveSMC, HybridAdaptiveSTASMC, LQR)}
+    | {SwingUp.name: _spec(SwingUp, SwingUp.name)})
 _version = AtomicCounter()
 _created = AtomicCounter()
 _rejected = AtomicCounter()

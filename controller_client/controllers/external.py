@@ -79,6 +79,8 @@ class ExternalLaw:
     def _build(self, gains: tuple[float, ...]) -> Any:
         try:
             return self.cls(gains, **self.context)
+        except PluginError:  # the law does not fit this plant or its options: it says why
+            raise
         except TypeError as exc:
             raise PluginError(
                 f"controller.name: {self.cls.__name__}(gains, **context) failed: {exc}. Its "

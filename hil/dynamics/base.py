@@ -19,6 +19,7 @@ import dataclasses
 import math
 import numbers
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar, NamedTuple, Self
 
 import numpy as np
@@ -136,6 +137,8 @@ class PlantModel:
     wrapping_states: ClassVar[tuple[str, ...] | None] = None
     params_type: ClassVar[type[ModelParams]]
     kernels: ClassVar[ModelKernels]
+    # Named initial states (`plant.initial_state: hanging`), one number per state each.
+    initial_states: ClassVar[Mapping[str, tuple[float, ...]]] = MappingProxyType({})
 
     def __init__(
         self, params: ModelParams | None = None, substeps: int = DEFAULT_SUBSTEPS
@@ -261,6 +264,21 @@ class PlantModel:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(params={self.params!r}, substeps={self.substeps})"
+
+
+def preset_state(model: Any, preset: str) -> list[float]:
+    """The initial state `model` (a model class or instance) names `preset` in its
+    `initial_states`; ValueError naming the presets it has (or saying it has none)."""
+    presets: Mapping[str, Any] = getattr(model, "initial_states", None) or {}
+    name = getattr(model, "name", type(model).__name__)
+    if preset in presets:
+        return [float(v) for v in presets[preset]]
+    n = len(getattr(model, "state_names", ()))
+    if not presets:
+        raise ValueError(f"plant {name!r} has no initial-state presets; give a list of {n} "
+                         f"numbers, one per state {list(getattr(model, 'state_names', []))}")
+    raise ValueError(f"{preset!r} is not an initial-state preset of plant {name!r}; its "
+                     f"presets: {', '.join(presets)} (or give a list of {n} numbers)")
 
 
 def upright_angles(names: Any, units: Any, declared: Any = None) -> tuple[str, ...]:

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from types import MappingProxyType
 
 import numpy as np
 from numba import njit
@@ -197,6 +198,9 @@ class CartPoleModel(PlantModel):
     params_type = CartPoleParams
     kernels = ModelKernels(
         step=rk4_step_kernel, derivatives=derivatives_kernel, energy=energy_kernel)
+    # `plant.initial_state: hanging` (a swing-up's start) or `upright`, at rest.
+    initial_states = MappingProxyType({
+        "upright": (0.0, 0.0, 0.0, 0.0), "hanging": (0.0, math.pi, 0.0, 0.0)})
 
     params: CartPoleParams
 

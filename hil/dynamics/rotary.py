@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from types import MappingProxyType
 
 from numba import njit
 
@@ -191,6 +192,9 @@ class RotaryModel(PlantModel):
     params_type = RotaryParams
     kernels = ModelKernels(
         step=rk4_step_kernel, derivatives=derivatives_kernel, energy=energy_kernel)
+    # `plant.initial_state: hanging` (a swing-up's start) or `upright`, at rest.
+    initial_states = MappingProxyType({
+        "upright": (0.0, 0.0, 0.0, 0.0), "hanging": (0.0, math.pi, 0.0, 0.0)})
 
     params: RotaryParams
 

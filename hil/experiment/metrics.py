@@ -8,7 +8,8 @@ largest |y| and its time. `step_metrics` applies it to a recorded state around a
 `at_s`: the response is the state minus its value at the step (its last sample at or before
 `at_s`), over the samples from the step on (to the window's end: the first disturbance after
 the step, or the run's end), in time since the step. `tracking_errors` and
-`effort` integrate by the trapezoidal rule over the recorded samples.
+`effort` integrate by the trapezoidal rule over the recorded samples. `swingup_time` is when
+an angle entered a window about its target and then held it (to the end, or for a time).
 """
 
 from __future__ import annotations
@@ -81,3 +82,28 @@ def effort(t: np.ndarray, u: np.ndarray) -> dict[str, float]:
     """The integral of u^2 over the run and the peak |u|, of one input."""
     return {"effort": _integral(u * u, t),
             "peak_abs": float(np.abs(u).max()) if len(u) else 0.0}
+
+
+def swingup_time(t: np.ndarray, error: np.ndarray, window_rad: float,
+                 hold_s: float | None = None) -> dict[str, Any]:
+    """The swing-up time of an angle whose distance from its target (wrapped) is `error` at
+    times `t`: the time of the first sample of the first entry into |error| <= `window_rad`
+    that stays inside to the last sample (`hold_s` None) or over at least `hold_s` from the
+    entry (an entry too near the end to have held that long does not count). `time_s` None
+    and `caught` False when no entry held; `entries` counts the entries into the window."""
+    inside = np.abs(error) <= window_rad
+    starts = np.nonzero(inside & ~np.concatenate(([False], inside[:-1])))[0]
+    leaves = np.nonzero(~inside)[0]
+    caught = None
+    for k in starts:
+        after = leaves[leaves > k]
+        if hold_s is None:
+            held = after.size == 0
+        else:
+            until = t[-1] if after.size == 0 else t[after[0]]
+            held = until - t[k] >= hold_s
+        if held:
+            caught = int(k)
+            break
+    return {"time_s": None if caught is None else float(t[caught]),
+            "caught": caught is not None, "entries": int(starts.size)}

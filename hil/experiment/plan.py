@@ -46,6 +46,8 @@ def check_experiment(experiment: ExperimentConfig | None, plant: str,
     for key in ("deadband", "lag_s", "rate_limit_per_s"):
         for name in getattr(experiment.actuator, key):
             _known(f"experiment.actuator.{key}.{name}", name, inputs, "input", plant)
+    if experiment.swingup is not None and experiment.swingup.state is not None:
+        _known("experiment.swingup.state", experiment.swingup.state, states, "state", plant)
 
 
 def _known(key: str, name: str, names: list[str], what: str, plant: str) -> None:

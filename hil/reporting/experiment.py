@@ -7,10 +7,12 @@ The plant process measures its own recording when the run ends (`experiment_sect
   `at_s` (the error is target - state, wrapped for a state that wraps), and for a step the
   step metrics (rise and settling time, overshoot, peak, steady-state error) over the step's
   window: from the step to the first disturbance after it, or to the run's end;
-- per input: the control effort (integral of u^2) and the peak |u| over the run.
+- per input: the control effort (integral of u^2) and the peak |u| over the run;
+- with `experiment.swingup`, the swing-up time of its state (`swingup`: `time_s`, `caught`,
+  `entries`; hil/experiment/metrics.py `swingup_time`).
 
-`metrics` flattens them as `<state>.<metric>` and `<input>.<metric>`, the names
-`gates.metrics` bounds (`metric_gates`: a critical gate `metrics.<name>` each, passed when
+`metrics` flattens them as `<state>.<metric>`, `<input>.<metric>` and `swingup.<metric>`,
+the names `gates.metrics` bounds (`metric_gates`: a critical gate `metrics.<name>` each, passed when
 |value| <= bound, so a signed steady-state error is bounded both ways; a name the run has
 not fails its gate naming the ones it has). `final_target` is the target at
 the run's end: the at_target gate judges the final state against it.
@@ -68,6 +70,8 @@ def experiment_section(experiment: ExperimentConfig, plant: Mapping[str, Any],
         t = rec["sim_time_s"]
         section["states"] = _state_metrics(experiment, plant, rec, table.series(t))
         section["inputs"] = {name: m.effort(t, rec[name]) for name in rec.inputs}
+        if experiment.swingup is not None:
+            section["swingup"] = _swingup(experiment, plant, rec, table.series(t))
     except Exception as exc:
         section.update(states={}, inputs={}, note=f"no metrics: measuring {recording} failed: "
                                                   f"{type(exc).__name__}: {exc}")
@@ -114,7 +118,33 @@ def _state_metrics(experiment: ExperimentConfig, plant: Mapping[str, Any], rec: 
     return out
 
 
+def _swingup(experiment: ExperimentConfig, plant: Mapping[str, Any], rec: Recording,
+             targets: np.ndarray) -> dict[str, Any]:
+    """The swing-up time of `experiment.swingup`'s state, from its target (wrapped)."""
+    import numpy as np
+
+    from hil.experiment import metrics as m
+
+    spec = experiment.swingup
+    assert spec is not None
+    wraps = list(plant.get("wraps") or ())
+    state = spec.state or (wraps[0] if wraps else None)
+    figures: dict[str, Any] = {"state": state, "window_rad": spec.window_rad,
+                               "hold_s": spec.hold_s}
+    if state is None:
+        return {**figures, "time_s": None, "caught": False, "entries": 0,
+                "note": "experiment.swingup.state is not given and the plant has no "
+                        "wrapping state to take: name the angle"}
+    i = list(plant["state_names"]).index(state)
+    error = rec[state] - targets[:, i]
+    if state in wraps:
+        error = error - FULL_TURN * np.floor((error + math.pi) / FULL_TURN)
+    return {**figures, **m.swingup_time(rec["sim_time_s"], error, spec.window_rad,
+                                        spec.hold_s)}
+
+
 _NOT_METRICS = ("signal", "at_s", "value", "initial", "final", "window_end_s")
+_SWINGUP_METRICS = ("time_s", "caught", "entries")
 
 
 def flat_metrics(section: Mapping[str, Any]) -> dict[str, float | None]:
@@ -126,6 +156,10 @@ def flat_metrics(section: Mapping[str, Any]) -> dict[str, float | None]:
                 if key not in _NOT_METRICS:
                     finite = isinstance(value, float | int) and math.isfinite(value)
                     flat[f"{name}.{key}"] = float(value) if finite else None
+    swingup = section.get("swingup") or {}
+    for key in _SWINGUP_METRICS if swingup else ():
+        value = swingup.get(key)
+        flat[f"swingup.{key}"] = None if value is None else float(value)
     return flat
 
 

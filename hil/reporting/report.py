@@ -155,6 +155,11 @@ def _experiment_lines(section: dict[str, Any] | None) -> list[str]:
             shown = [f"{k} {_fmt(v)}" for k, v in figures.items()
                      if f"{name}.{k}" in section["metrics"]]
             lines.append(f"  {name}: {', '.join(shown)}")
+    swingup = section.get("swingup")
+    if swingup:
+        lines.append(f"  swingup ({swingup['state']} within {_fmt(swingup['window_rad'])} "
+                     f"rad): time_s {_fmt(swingup['time_s'])}, caught {swingup['caught']}, "
+                     f"entries {swingup['entries']}")
     return lines
 
 

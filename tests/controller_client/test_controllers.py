@@ -28,8 +28,8 @@ DEFAULT_START = (0.0, 0.1, -0.05, 0.0, 0.0, 0.0)
 HARD_STARTS = ((0.5, 0.15, -0.1, 0.0, 0.0, 0.0), (0.0, -0.3, -0.3, 0.0, 0.0, 0.0))
 
 
-def test_registry_holds_the_four_smcs_and_lqr() -> None:
-    assert known_controllers() == ALL
+def test_registry_holds_the_four_smcs_lqr_and_swingup() -> None:
+    assert known_controllers() == sorted([*ALL, "swingup"])  # swingup: cartpole and rotary
 
 
 @pytest.mark.parametrize("name", ALL)
