@@ -11,14 +11,16 @@ a = Lr arm_ddot) it obeys J0 theta_ddot = m g l sin theta - m l a cos theta (fri
 the rotary pendulum, the arm's centrifugal term aside), so dE/dt = -m l a theta_dot cos theta.
 The law asks for the pivot acceleration (in units of g)
 
-    a / g = sat_n( k_energy E / (m g l) sign(theta_dot cos theta) ) - k_base p - k_base_dot p_dot
+    a / g = sat_n( k_energy (E / (m g l) - energy_target) sign(theta_dot cos theta) )
+            - k_base p / l - k_base_dot p_dot / (l w0)
 
-which makes dE/dt = -m l g k_energy E / (m g l) |theta_dot cos theta| <= 0 when E > 0 and
->= 0 when E < 0: the energy goes to zero, the upright's. `sat_n` holds the energy term within
-`max_accel_g` (n in the paper); the base terms, on the pivot's displacement p (m: the cart's
-x, the arm's Lr arm) and its speed, keep the cart on its track and the arm near its zero
-(they are small beside the energy term). From rest exactly hanging sign(0) counts as +1, so
-the law kicks the pendulum off.
+The first term makes dE/dt = -m l a theta_dot cos theta >= 0 while E is below the target
+(0, the upright's) and <= 0 above it; `sat_n` holds it within `max_accel_g` (n in the paper).
+The base terms, on the pivot's displacement p (m: the cart's x, the arm's Lr arm) and speed,
+in pendulum lengths l and natural periods (w0 = sqrt(m g l / J0)) so that one set of gains
+fits both plants, keep the cart on its track and the arm near zero (they may slow the pumping
+while they act). From rest exactly hanging sign(0) counts as +1, so the law kicks the
+pendulum off.
 
 The pivot acceleration becomes the input through the plant model itself (collocated partial
 feedback linearisation): the base's acceleration is affine in the input, b0 + b1 u, read from
@@ -29,10 +31,11 @@ law (`balance`: `lqr` by default, the built-in one designed about the upright), 
 swinging when the angle leaves `release_angle_rad` (a wider window, so that the balancer's
 first moves after a catch do not switch it back).
 
-Gains: `k_energy` (g per m g l of energy), `k_base` (1/m), `k_base_dot` (s/m). Options (in
-`controller.options`): `catch_angle_rad` (0.3), `catch_rate_rad_s` (6), `release_angle_rad`
-(0.6), `max_accel_g` (1.5), `balance` (a law's name, "lqr"), `balance_gains` (its gains, its
-defaults when absent) and `balance_options` (its options). `sigma` and `mass_condition` are
+Gains: `k_energy` (g per m g l of energy), `k_base` (g per l), `k_base_dot` (g per l w0).
+Options (in `controller.options`): `catch_angle_rad` (0.3), `catch_rate_rad_s` (6),
+`release_angle_rad` (0.6), `max_accel_g` (1), `energy_target` (0, in m g l), `balance` (a
+law's name, "lqr"), `balance_gains` (its gains, its defaults when absent) and
+`balance_options` (its options). `sigma` and `mass_condition` are
 the balancer's while it balances and NaN while swinging (the Lyapunov monitor judges the
 balancing only); `energy` is the last computed E (J) and `balancing` the current mode.
 """
