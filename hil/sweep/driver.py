@@ -103,6 +103,11 @@ def run_sweep(runs: list[PlannedRun], sweep_id: str, out: Path, where: Where,
             run_local(todo, where.jobs, done)
     except KeyboardInterrupt:
         interrupted = True
+        for run in todo:  # a run may have ended by itself while the others were stopped
+            found = None if run.index in outcomes else recorded_outcome(run)
+            if found is not None:
+                outcomes[run.index] = found
+                _to_history(run, found, only_if_new=True)
     finally:
         progress.finish()
     rows = [row_of(run, outcomes.get(run.index)) for run in runs]

@@ -1,12 +1,12 @@
 """The sweep's page (sweep.html): the laws ranked by their metrics, and their runs' plots.
 
 For each config x experiment, a table of the laws: runs that PASSed, then the mean and the
-median over the seeds of every experiment metric, ranked by PASSes (more first), then by the
-sum of the mean IAEs of the referenced states (lower first; the mean score when the
-experiment has no reference). An overall table ranks the laws by their mean rank. Beside
-each table, one figure with a panel per law side by side: the referenced states (else the
-first state) of every seed over time, the reference dashed. Figures are PNGs embedded in the
-page, so it is one self-contained file; each run's row links to its run folder's files.
+median over the seeds of every experiment metric, ranked by PASSes (more first), then the
+sum of the mean IAEs of the referenced states, then the mean score (higher first), then the
+sum of the mean control efforts (lower first). An overall table ranks the laws by their
+mean rank. Below each table, one figure with a panel per law side by side (plots.py).
+Figures are PNGs embedded in the page, so it is one self-contained file; each run's row
+links to its run folder's files.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class LawStats:
     passes: int
     mean: dict[str, float]
     median: dict[str, float]
-    rank_value: float  # lower ranks first, after more PASSes
+    rank: tuple[float, ...]  # lower ranks first
 
 
 def _numbers(rows: Sequence[Mapping[str, Any]], name: str) -> list[float]:
@@ -45,11 +45,12 @@ def _numbers(rows: Sequence[Mapping[str, Any]], name: str) -> list[float]:
 def law_stats(law: str, rows: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> LawStats:
     mean = {m: statistics.fmean(v) for m in metrics if (v := _numbers(rows, m))}
     median = {m: statistics.median(v) for m in metrics if (v := _numbers(rows, m))}
-    iaes = [value for name, value in mean.items() if name.endswith(".iae")]
+    passes = sum(r.get("verdict") == "PASS" for r in rows)
     scores = _numbers(rows, "score")
-    rank_value = sum(iaes) if iaes else -(statistics.fmean(scores) if scores else 0.0)
-    return LawStats(law, len(rows), sum(r.get("verdict") == "PASS" for r in rows), mean,
-                    median, rank_value)
+    rank = (-float(passes), sum(v for m, v in mean.items() if m.endswith(".iae")),
+            -(statistics.fmean(scores) if scores else 0.0),
+            sum(v for m, v in mean.items() if m.endswith(".effort")))
+    return LawStats(law, len(rows), passes, mean, median, rank)
 
 
 def ranking(rows: Sequence[Mapping[str, Any]]
@@ -63,7 +64,7 @@ def ranking(rows: Sequence[Mapping[str, Any]]
     for key, by_law in groups.items():
         metrics = metric_names([r for law_rows in by_law.values() for r in law_rows])
         stats = [law_stats(law, law_rows, metrics) for law, law_rows in by_law.items()]
-        ranked[key] = sorted(stats, key=lambda s: (-s.passes, s.rank_value, s.law))
+        ranked[key] = sorted(stats, key=lambda s: (s.rank, s.law))
     return ranked
 
 

@@ -1,6 +1,7 @@
 """The page's figures: for one config x experiment, a panel per law side by side, each with
-every seed's trajectory of the referenced states (else the first state), from the runs'
-plant recordings, and the reference dashed. Matplotlib's Agg, no display."""
+every seed's trajectory of the referenced states (else the plant's regulated states, else
+its first state), from the runs' plant recordings, and the reference dashed. Matplotlib's
+Agg, no display."""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ def _plotted(plant: Any, report: Mapping[str, Any]) -> tuple[list[str], dict[str
     experiment = report.get("experiment") or {}
     refs = [r["state"] for r in experiment.get("reference") or () if r["state"] in plant]
     if not refs:
-        return [plant.states[0]], {}
+        regulated = [s for s in (report.get("plant") or {}).get("regulated") or () if s in plant]
+        return regulated or [plant.states[0]], {}
     desc = {"state_names": list(plant.states),
             "equilibrium": (report.get("plant") or {}).get("equilibrium")}
     return refs, reference_series(experiment, desc, plant["sim_time_s"])

@@ -114,10 +114,13 @@ def run_local(todo: list[PlannedRun], jobs: int, done: Callable[[RunOutcome], No
     marked interrupted) and waited for, and KeyboardInterrupt goes on up."""
     running: set[subprocess.Popen[bytes]] = set()
     lock = threading.Lock()
+    stopping = threading.Event()
 
     def track(proc: subprocess.Popen[bytes]) -> None:
         with lock:
             running.add(proc)
+            if stopping.is_set():  # started as the sweep was being stopped
+                proc.send_signal(signal.SIGINT)
 
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="hil-sweep") as pool:
         futures = [pool.submit(run_one, run, track) for run in todo]
@@ -128,6 +131,7 @@ def run_local(todo: list[PlannedRun], jobs: int, done: Callable[[RunOutcome], No
             for future in futures:
                 future.cancel()
             with lock:
+                stopping.set()
                 for proc in running:
                     if proc.poll() is None:
                         proc.send_signal(signal.SIGINT)
