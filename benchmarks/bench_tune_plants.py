@@ -11,7 +11,11 @@ the timing).
   DIP's with the classical SMC (bench_tune.py's case);
 - a lab's plant with a `derivatives_kernel` (the runtime's RK4 over it), the LQR;
 - a lab's plant in pure Python (`derivatives` through the runtime's `model.step`), the LQR;
-- the same plant with a lab's Python law (both in Python).
+- the same plant with a lab's Python law (both in Python);
+- the lab's step-response experiment (configs/cartpole-step-tune.yaml: a step reference, a
+  push, an encoder and a noisy, quantised, late cart position; lqr tracking the target) with
+  its metrics measured per evaluation (the cost `tuning.cost` weighs), against the same
+  scenario without the experiment (regulation to the equilibrium, the figures only).
 
 The lab's plant and law are those of the tests (tests/controller_client/tuning_plugins.py),
 written into a temporary folder.
@@ -22,6 +26,7 @@ written into a temporary folder.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 import tempfile
@@ -33,7 +38,7 @@ import numba
 import numpy as np
 
 from controller_client.tuning.batch import M_STEPS, Scenario, run_batch
-from controller_client.tuning.engine import law_factory
+from controller_client.tuning.engine import Problem, law_factory
 from controller_client.tuning.plants import (
     draw_params,
     packed_params,
@@ -41,6 +46,10 @@ from controller_client.tuning.plants import (
     plant_model,
     plant_spec,
 )
+from controller_client.tuning.problem import Settings
+from hil.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
 
 START = (0.0, 0.1, 0.0, 0.0)
 DIP_START = (0.0, 0.1, -0.05, 0.0, 0.0, 0.0)
@@ -56,6 +65,25 @@ def case(model: str, law: str, search_path: tuple[str, ...], steps: int, rows: i
     make = law_factory(law, {}, 1e-3, search_path, spec)
     gains = np.array(make(None).default_gains, dtype=float)
     return make, gains * np.linspace(0.9, 1.1, rows)[:, None], sc
+
+
+def experiment_cases(rows: int, draws: int) -> dict[str, tuple[Any, np.ndarray, Scenario]]:
+    """configs/cartpole-step-tune.yaml's scenario (8 s at 500 Hz, lockstep) with and without
+    its experiment."""
+    config = load_config(ROOT / "configs" / "cartpole-step-tune.yaml")
+    assert config.experiment is not None
+    settings = Settings(
+        controller="lqr", draws=draws, seed=0, duration_s=config.run.duration_s,
+        rate_hz=config.run.rate_hz, delay=0.0, starts=(tuple(config.plant.initial_state),),
+        plant_model="cartpole", track_limit_m=config.safety.track_limit_m,
+        angle_limit_rad=config.safety.angle_limit_rad.lockstep,
+        experiment=config.experiment.model_dump(mode="json"), cost=dict(config.tuning.cost))
+    problem = Problem(settings, None)
+    gains = np.array(problem.default_gains) * np.linspace(0.9, 1.1, rows)[:, None]
+    plain = dataclasses.replace(problem.train, experiment=None, noise=None)
+    return {"cart-pole step experiment (lqr, compiled)": (problem.make_law, gains,
+                                                          problem.train),
+            "the same without the experiment": (problem.make_law, gains, plain)}
 
 
 def steps_per_cpu_s(make: Any, rows: np.ndarray, sc: Scenario) -> float:
@@ -82,6 +110,7 @@ def main() -> None:
         "lab plant in pure Python (lqr)": case("labcart:Cart", "lqr", lab, 500, 2, 1),
         "lab plant and lab law, both Python": case("labcart:Cart", "lablaw:Balance", lab,
                                                    500, 2, 1),
+        **experiment_cases(10, 2),
     }
     for make, rows, sc in cases.values():  # warm-up: load numba's cache, build the models
         run_batch(make, rows[:1], sc)

@@ -41,6 +41,7 @@ from controller_client.tuning.experiment import (
     F_DISTURBANCE,
     F_INPUT_DELAY,
     F_REFERENCE,
+    F_SENSE,
     TARGET_NONE,
     TARGET_PYTHON,
     TARGET_SCRATCH,
@@ -380,14 +381,17 @@ def _evaluate(law_kind, law_s, law_v, g, o, law_p, mem, scratch, kind, step, der
     target_at(0, period_ns, flags, xp[0], target)
     gate = 0
     k = 0
+    sees_all = flags[F_SENSE] == 0 and mode != TARGET_SHIFT  # the law sees x itself
+    view = x if sees_all else seen
     while k < steps:
-        see(x, seen, target, k, flags, coeffs, noise, ring, mode, mask)
+        if not sees_all:
+            see(x, seen, target, k, flags, coeffs, noise, ring, mode, mask)
         if mode == TARGET_SCRATCH:
             scratch[1, :n] = target
         if law_kind == LAW_SCALAR:
-            u[0] = law_s(seen, mem, g, o, law_p, scratch)
+            u[0] = law_s(view, mem, g, o, law_p, scratch)
         else:
-            law_v(seen, mem, g, o, law_p, scratch, u)
+            law_v(view, mem, g, o, law_p, scratch, u)
         gate = control_gate(u, inputs)
         if gate != 0:
             break

@@ -132,6 +132,11 @@ def _experiment(config: Any, plant: Any) -> dict[str, Any] | None:
                          model.inputs.names, config.source_dir)
     except ConfigError as exc:
         raise _Usage(str(exc)) from None
+    for i, d in enumerate(experiment.disturbances):
+        if getattr(d, "parameter", None) is not None:
+            print(f"hil tune: experiment.disturbances[{i}] (a change of parameter "
+                  f"{d.parameter} at {d.at_s:g} s) is not simulated by the tuning: its draws "
+                  f"keep their parameters over the run (docs/tuning.md)", file=sys.stderr)
     return dict(experiment.model_dump(mode="json"))
 
 

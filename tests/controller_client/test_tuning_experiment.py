@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import free_endpoint
 
 from controller_client.tuning.batch import M_FALLEN, M_STEPS, METRICS, run_batch, simulate_python
 from controller_client.tuning.engine import LocalEvaluator, Problem, optimise
@@ -80,7 +81,8 @@ def test_a_draw_s_metrics_are_the_real_lockstep_run_s(tmp_path: Path) -> None:
     path = tmp_path / "step.yaml"
     path.write_text(yaml.safe_dump(config))
     done = subprocess.run([str(BIN / "hil"), "run", "--config", str(path), "--out",
-                           str(tmp_path / "run")], capture_output=True, text=True,
+                           str(tmp_path / "run"), "--endpoint", free_endpoint()],
+                          capture_output=True, text=True,
                           timeout=240, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads((tmp_path / "run" / "report.json").read_text())
@@ -204,13 +206,25 @@ def test_failures_rank_below_every_passing_draw_and_an_unmeasurable_metric_fails
     assert evaluation_costs(signed, 100, {METRICS: 2.0})[0, 0] == 0.5
 
 
-def test_the_same_seed_gives_the_same_history_on_one_thread_or_two() -> None:
+def test_the_same_seed_gives_the_same_history_on_threads_and_on_dask() -> None:
+    """One thread, two, a Dask cluster of two worker processes (which measure the metrics
+    themselves), and the settings as tuning.json keeps them for --resume: one history."""
+    from controller_client.tuning.remote import DaskEvaluator
+
     settings = step_settings(draws=2, uncertainty=0.05, budget=8, batch_size=4,
                              duration_s=4.0, lower=(2.0, 50.0, 0.5, 0.5, 0.003),
                              upper=(40.0, 200.0, 2.0, 2.0, 0.03))
+    saved = Settings.from_dict(json.loads(json.dumps(settings.as_dict())))
+    assert saved == settings
     histories = []
-    for workers in (1, 2, 1):
+    for workers in (1, 2):
         evaluator = LocalEvaluator("lqr", {}, workers, (), settings.plant())
-        histories.append(optimise(Problem(settings, evaluator), []))
+        histories.append(optimise(Problem(saved if workers == 2 else settings, evaluator),
+                                  []))
+    dask = DaskEvaluator("lqr", {}, workers=2, plant=settings.plant())
+    try:
+        histories.append(optimise(Problem(settings, dask), []))
+    finally:
+        dask.close()
     assert histories[0] == histories[1] == histories[2]
     assert min(min(b.costs) for b in histories[0]) < FAILED_COST
