@@ -21,7 +21,9 @@ import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -498,8 +500,29 @@ class NoiseDisturbance(_OnInput):
     components: Annotated[int, Range(1, 256)] = 32
 
 
-DisturbanceSignal = Annotated[PulseDisturbance | StepDisturbance | SineDisturbance
-                              | NoiseDisturbance, Field(discriminator="signal")]
+class ParameterDisturbance(_Signal):
+    """A plant parameter changed from `at_s` on (hil/experiment/parameters.py): `value` added
+    to it (`mode: add`, a mass put on the cart), or the parameter set to `value` (`mode:
+    set`). Names are the plant's parameter names (`cart_mass_kg`), checked when it is built."""
+
+    parameter: Annotated[str, Field(min_length=1)]
+    signal: Literal["step"] = "step"
+    value: Annotated[float, Range(-1e9, 1e9, "in the parameter's own unit")]
+    mode: Literal["add", "set"] = "add"
+
+
+def _disturbance_kind(given: Any) -> str | None:
+    """A disturbance's tag: `parameter` for one that names a parameter, else its signal."""
+    if isinstance(given, dict):
+        return "parameter" if "parameter" in given else given.get("signal")
+    return "parameter" if isinstance(given, ParameterDisturbance) else getattr(
+        given, "signal", None)
+
+
+DisturbanceSignal = Annotated[
+    Annotated[PulseDisturbance, Tag("pulse")] | Annotated[StepDisturbance, Tag("step")]
+    | Annotated[SineDisturbance, Tag("sine")] | Annotated[NoiseDisturbance, Tag("noise")]
+    | Annotated[ParameterDisturbance, Tag("parameter")], Discriminator(_disturbance_kind)]
 
 
 class SensorsConfig(_Strict):

@@ -28,6 +28,7 @@ from hil.app.process import (
 from hil.config import Config, ConfigError, build_plant_model, serial_link_problem
 from hil.dynamics.inputs import Inputs
 from hil.experiment.actuator import Actuator
+from hil.experiment.parameters import ParameterSchedule, ParameterSink
 from hil.experiment.plan import check_experiment, disturbance_table
 from hil.link.dataplane import plant_data
 from hil.link.dataplane import spin_ns as shm_spin_ns
@@ -35,7 +36,7 @@ from hil.link.security import CurveKeyError
 from hil.link.shm import SharedMemoryError
 from hil.link.transport import PlantSocket
 from hil.recording.appended import ExperimentSink, experiment_columns
-from hil.recording.recorder import Recorder, plant_columns
+from hil.recording.recorder import Column, Recorder, plant_columns
 from hil.runtime import rt
 from hil.runtime.deadline_gates import DeadlineGateSettings
 from plant_server.backends import SimBackend
@@ -84,10 +85,13 @@ def _backend(ctx: ProcessContext, model: Any, period_ns: int) -> Any:
     actuator = Actuator(experiment.actuator, model.inputs.names) if experiment else None
     if config.plant.backend != "serial":
         return SimBackend(model, np.array(config.plant.initial_state), period_ns, disturbance,
-                          actuator if actuator is not None and actuator.active else None)
-    if disturbance is not None or (actuator is not None and actuator.active):
-        raise ConfigError("experiment.disturbances, experiment.actuator: a rig's inputs cannot "
-                          "be disturbed or shaped by the runtime; they need plant.backend sim")
+                          actuator if actuator is not None and actuator.active else None,
+                          ParameterSchedule.build(experiment, model))
+    if experiment is not None and (experiment.disturbances or (actuator is not None and
+                                   actuator.active)):
+        raise ConfigError("experiment.disturbances, experiment.actuator: a rig's inputs and "
+                          "parameters cannot be disturbed or shaped by the runtime; they need "
+                          "plant.backend sim")
     realtime_config = config.realtime
     backend = SerialBackend.from_config(
         config, model, ctx.log,
@@ -196,11 +200,29 @@ def _recorder(ctx: ProcessContext, backend: Any) -> Recorder | None:
         columns = plant_columns(desc["state_names"], desc["state_units"], inputs)
         columns += experiment_columns(inputs, getattr(backend, "actuator", None) is not None,
                                       getattr(backend, "disturbance", None) is not None)
+        parameters = getattr(backend, "parameters", None)
+        if parameters is not None:  # the values the plant had from each row's time on
+            columns += [Column(f"param_{name}", "") for name in parameters.names]
     except ValueError as exc:  # an input named as a state or a fixed column
         raise ConfigError(f"plant.model: {exc}") from None
     return Recorder.from_config(ctx.out_dir / "plant.rec", columns, config.record, {
         "run_id": ctx.run_id, "process": "plant", "plant": desc, "mode": config.run.mode,
         "period_ns": config.period_ns})
+
+
+def _sink(recorder: Recorder | None, backend: Any) -> Any:
+    """What records each plant row: the recorder, with the experiment's columns appended."""
+    actuator = getattr(backend, "actuator", None)
+    disturbance = getattr(backend, "disturbance", None)
+    parameters = getattr(backend, "parameters", None)
+    if recorder is None or (actuator is None and disturbance is None and parameters is None):
+        return recorder
+    # Each appends its columns after the row it gets: the parameters last (as _recorder).
+    sink: Any = recorder if parameters is None else ParameterSink(recorder, parameters)
+    if actuator is not None or disturbance is not None:
+        sink = ExperimentSink(sink, None if actuator is None else actuator.output,
+                              disturbance)
+    return sink
 
 
 def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
@@ -235,11 +257,7 @@ def _serve(ctx: ProcessContext) -> tuple[int, dict[str, Any]]:
         recorder = _recorder(ctx, backend)
         if recorder is not None:
             cleanup.add("recorder", recorder.close)
-        actuator = getattr(backend, "actuator", None)
-        disturbance = getattr(backend, "disturbance", None)
-        sink = recorder if recorder is None or (actuator is None and disturbance is None) \
-            else ExperimentSink(recorder, None if actuator is None else actuator.output,
-                                disturbance)
+        sink = _sink(recorder, backend)
         server = PlantServer(backend, sock, settings, ctx.log, stop_requested=ctx.stop,
                              recorder=sink, faults=faults, on_attach=resources.attached,
                              data=data, run_id=ctx.run_id)
@@ -277,6 +295,9 @@ def _run_and_report(ctx: ProcessContext, server: PlantServer, cleanup: Cleanup,
         cleanup.run(ctx.log)  # the rig's ESTOP first, then the recorder, the link
         recording = recorder.close().to_dict() if recorder is not None else None
     report = _report(server, recording, granted, usage, resources, cleanup.errors)
+    parameters = getattr(server.backend, "parameters", None)
+    if parameters is not None:  # the parameter disturbances' events
+        report["parameter_changes"] = parameters.events()
     if config.experiment is not None:  # the control metrics of the recording (issue 21)
         from hil.reporting.experiment import experiment_section
         report["experiment"] = experiment_section(

@@ -19,7 +19,7 @@ Clock = Callable[[], int]
 # most PRIORITY_PEERS_PER_TICK peers, so a flood of junk dressed as commands is bounded while
 # an operator's one command on its own connection is never left unread.
 _OPERATOR_KINDS = tuple(msgpack.packb(kind)
-                        for kind in ("estop", "operator_clear", "gains_get", "gains_set"))
+                        for kind in ("estop", "operator_clear", "gains_get", "gains_set", "push"))
 _HELLO_KIND = msgpack.packb("hello")
 PRIORITY_PEERS_PER_TICK = 16
 

@@ -48,6 +48,7 @@ def plant_report(server: PlantServer) -> dict[str, Any]:
         "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "transport": server.data.report(),
         "observers": dict(server.observers.counts),
+        "pushes": server.pushes.report(),
     }
     if server.faults is not None:
         report["faults"] = server.faults.statistics()

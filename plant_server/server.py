@@ -3,9 +3,9 @@
 `PlantServer` owns the parts of the plant process and routes every message through one
 table (`ROUTES`): who may drive the plant (plant_server/session.py), the safe latch
 (latch.py), the controls' sequence rules and figures (intake.py), deadline scoring
-(scoring.py), fault delays (held.py), the `hil gains` relay (relay.py) and observers
-(observers.py). The loops that drive it tick by tick (plant_server/loops.py) own it and
-call it; it never calls them.
+(scoring.py), fault delays (held.py), the `hil gains` relay (relay.py), `hil push`
+(push.py) and observers (observers.py). The loops that drive it tick by tick
+(plant_server/loops.py) own it and call it; it never calls them.
 
 Safety (docs/design.md, "Safety model"): the watchdog (hil/runtime/watchdog.py), the safety
 gates (plant_server/safety.py) and the deadline gates (hil/runtime/deadline_gates.py) each put
@@ -45,6 +45,7 @@ from plant_server.held import FaultyLink
 from plant_server.intake import ControlIntake
 from plant_server.observers import Observers
 from plant_server.parts import Clock, Counters, DataPlane, Inbox, Log, RecorderSink
+from plant_server.push import Pushes
 from plant_server.relay import GainsRelay
 from plant_server.report import plant_report
 from plant_server.safety import SafetyGates, SafetyLimits
@@ -111,6 +112,13 @@ def _guard(backend: PlantBackend, settings: PlantSettings, latency: LatencyMonit
                  settings.first_control_timeout_ns)
 
 
+def _route(server: object, name: str) -> Any:
+    """The handler `name` names: a method of the plant node, or "part.method" of a part."""
+    for attribute in name.split("."):
+        server = getattr(server, attribute)
+    return server
+
+
 # kind -> (handler, who may send it): "any" peer, the attached "controller", or an "operator"
 # (any peer but the controller). Anything else is counted: from the controller as
 # `unexpected_kind`, from another peer as `unattached_peer`.
@@ -122,6 +130,7 @@ ROUTES: dict[str, tuple[str, str]] = {
     "gains_get": ("_on_gains_request", "operator"),
     "gains_set": ("_on_gains_request", "operator"),
     "gains_reply": ("_on_gains_reply", "controller"),
+    "push": ("pushes.on_push", "operator"),
     "control": ("_on_control_message", "controller"),
     "bye": ("_on_bye", "controller"),
     "clear": ("_on_controller_clear", "controller"),
@@ -162,15 +171,15 @@ class PlantServer:
         self.relay = GainsRelay(sock)
         self.answers = Answers(sock, self.counters, log, clock)
         self.observers = Observers(sock, settings.period_ns, run_id)
+        self.pushes = Pushes(backend, self.guard, sock, log)  # `hil push`
         self.state = backend.state
         self.initial_state = backend.state.copy()
         self.seq = -1  # seq of the newest published state
-        self.cycles = 0
-        self.lateness_ns = 0
+        self.cycles = self.lateness_ns = 0
         self.end_reason = "not started"
         self.lockstep_answered = False
         self._clock_id = monotonic_clock_id(clock)  # a controller on this clock needs no sync
-        self._routes = {kind: (getattr(self, name), who) for kind, (name, who) in ROUTES.items()}
+        self._routes = {kind: (_route(self, name), who) for kind, (name, who) in ROUTES.items()}
 
     # ----------------------------------------------------------------- reading
     @property

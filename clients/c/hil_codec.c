@@ -36,6 +36,7 @@ static const struct {
     [HIL_OBSERVING] = {"observing", "ism"},
     [HIL_OBSERVATION] = {"observation", "iinVWiiiisi"},
     [HIL_ERROR] = {"error", "ss"},
+    [HIL_PUSH] = {"push", "snns"},
 };
 
 static const char *const REJECTION[] = {

@@ -13,7 +13,8 @@ The other commands work on finished runs: `hil report` (re)writes a run's HTML r
 `hil export` writes its plant recording as CSV or NPZ, `hil replay` feeds its recorded
 states to a fresh controller (`python -m controller_client.replay`, started as a process),
 `hil history` lists past runs and `hil compare` puts two runs side by side.
-`hil estop`, `hil clear` and `hil gains` talk to a running plant (hil/link/operator.py).
+`hil estop`, `hil clear`, `hil gains` and `hil push` talk to a running plant
+(hil/link/operator.py).
 `hil new controller|plant NAME` writes a starting law or plant model and its config.
 `hil doctor` checks whether this bench is ready for real time (hil/app/doctor.py).
 `hil sweep` runs laws x configs x experiments x seeds as lockstep `hil run`s, here or on
@@ -39,6 +40,7 @@ from hil.cli import (
     keygen,
     new,
     operator,
+    push,
     replay,
     report,
     rig_emulator,
@@ -49,8 +51,8 @@ from hil.cli import (
 )
 
 # The order `hil --help` lists them in.
-COMMANDS = (run, watch, report, rig_emulator, replay, history, operator, gains, new, keygen,
-            doctor, tune, sweep)
+COMMANDS = (run, watch, report, rig_emulator, replay, history, operator, gains, push, new,
+            keygen, doctor, tune, sweep)
 
 
 class _Parser(argparse.ArgumentParser):

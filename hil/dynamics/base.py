@@ -166,6 +166,17 @@ class PlantModel:
         self.wraps: tuple[str, ...] = (upright if self.wrapping_states is None
                                        else self.wrapping_states)
 
+    def use_params(self, params: ModelParams) -> None:
+        """From the next :meth:`step` on, the model has ``params`` (of its own type): an
+        experiment's parameter disturbance (hil/experiment/parameters.py). Nothing is
+        compiled again: the kernels read the packed vector they are passed."""
+        if not isinstance(params, self.params_type):
+            raise TypeError(
+                f"params must be a {self.params_type.__name__}, got {type(params).__name__}"
+            )
+        self.params = params
+        self._p = params.as_array()
+
     def _inputs(self) -> Inputs:
         if self.input_names is None:
             return Inputs.single(self.input_name, self.input_unit, self.max_force_n)

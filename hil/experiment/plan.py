@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from hil.config import ConfigError, ExperimentConfig, NoiseDisturbance
+from hil.config import ConfigError, ExperimentConfig, NoiseDisturbance, ParameterDisturbance
 from hil.experiment.signals import KINDS, SignalTable
 
 
@@ -38,7 +38,8 @@ def check_experiment(experiment: ExperimentConfig | None, plant: str,
         if ref.signal == "csv":
             read_curve(f"experiment.reference[{i}].path", ref.path, base_dir)
     for i, dist in enumerate(experiment.disturbances):
-        _known(f"experiment.disturbances[{i}].input", dist.input, inputs, "input", plant)
+        if not isinstance(dist, ParameterDisturbance):  # parameters: parameters.py
+            _known(f"experiment.disturbances[{i}].input", dist.input, inputs, "input", plant)
     sensors = experiment.sensors
     for key in ("noise_std", "resolution", "counts_per_rev"):
         for name in getattr(sensors, key):
@@ -107,12 +108,15 @@ def read_curve(key: str, path: str, base_dir: str | None) -> np.ndarray:
 
 def disturbance_table(experiment: ExperimentConfig | None,
                       input_names: Sequence[str]) -> SignalTable | None:
-    """What is added to each input (one row a disturbance), or None without any."""
-    if experiment is None or not experiment.disturbances:
+    """What is added to each input (one row a disturbance), or None without any (parameter
+    disturbances are not added to inputs: hil/experiment/parameters.py)."""
+    on_inputs = [d for d in experiment.disturbances
+                 if not isinstance(d, ParameterDisturbance)] if experiment is not None else []
+    if not on_inputs:
         return None
     names = tuple(input_names)
     rows = []
-    for d in experiment.disturbances:
+    for d in on_inputs:
         index = names.index(d.input)
         if d.signal == "noise":
             rows += [(KINDS["sine"], index, p) for p in noise_sines(d)]

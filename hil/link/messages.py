@@ -21,11 +21,13 @@ message is rejected in one place and never reaches the plant. Nothing is ever un
 | sync_reply| t_echo_ns (the sync's t_ns), t_ns (plant clock at arrival)                      |
 | estop     | reason: any peer (`hil estop`); the plant goes safe and ends the run            |
 | operator_clear | operator: `hil clear`, from any peer; clears the latched safe state        |
-| ack       | what, detail: the plant's answer to `estop` and `operator_clear`                |
+| ack       | what, detail: the plant's answer to `estop`, `operator_clear` and `push`        |
 | gains_get | request_id, operator: `hil gains`; the plant relays it to the attached controller |
 | gains_set | request_id, operator, names (list of str, or empty: positional), values         |
 | gains_reply | request_id, ok, detail, names, values (now), old: the controller's answer,    |
 |           | relayed by the plant to the operator who asked                                  |
+| push      | input, value, duration_ms, operator: `hil push`; adds value to a simulated    |
+|           | realtime plant's input for duration_ms (or is refused, in the ack)              |
 | observe   | protocol, client: `hil watch --endpoint`; subscribes (or renews) this peer to   |
 |           | `observation`s for `OBSERVE_LEASE_MS`; read-only, nothing else reaches the loop |
 | observing | lease_ms, run_id, description: the plant's answer to a new subscription         |
@@ -74,6 +76,8 @@ MAX_INPUT_DIM = 8  # hil.dynamics.inputs.MAX_INPUTS
 MAX_STR_BYTES = 8192
 MAX_ARRAY_LEN = 4096
 MAX_MAP_LEN = 1024
+# The longest `push` (`hil push`) the plant takes: an operator's shove, not a control law.
+MAX_PUSH_MS = 10_000.0
 
 # State flags (bit field in `state` messages).
 FLAG_SAFE = 1  # the plant is applying its safe output
@@ -128,6 +132,7 @@ SCHEMA: dict[str, tuple[tuple[str, tuple[type, ...]], ...]] = {
     "estop": (("reason", (str,)),),
     "operator_clear": (("operator", (str,)),),
     "ack": (("what", (str,)), ("detail", (str,))),
+    "push": (("input", (str,)), ("value", _NUM), ("duration_ms", _NUM), ("operator", (str,))),
     "gains_get": (("request_id", _INT), ("operator", (str,))),
     "gains_set": (("request_id", _INT), ("operator", (str,)), ("names", (list,)),
                   ("values", (list,))),

@@ -1,4 +1,4 @@
-"""Operator commands to a running plant: `hil estop`, `hil clear` and `hil gains`.
+"""Operator commands to a running plant: `hil estop`, `hil clear`, `hil gains`, `hil push`.
 
 Each connects to the plant's endpoint as a peer of its own (never as the controller), sends
 one message and waits for the plant's `ack`:
@@ -8,6 +8,10 @@ one message and waits for the plant's `ack`:
 - `operator_clear`: the plant leaves its latched safe state (watchdog, safety or deadline
   gate trip); the controller's next valid control drives it again. A plant that is ending
   (e-stop, stop signal, controller gone) cannot be cleared; the `ack` says so.
+
+- `push` (`hil push`): the plant adds a value to one input of its simulated plant for a
+  while (a realtime run, not latched, the value within the input's limits); its `ack` says
+  "pushed ..." or "refused: ..." and why.
 
 - `gains_get` / `gains_set` (`hil gains`): the plant relays them to the attached controller,
   whose law validates and applies new gains between two controls; the answer
@@ -250,3 +254,18 @@ def clear(endpoint: str, timeout_s: float = 2.0, keys_dir: str | None = None) ->
     """Clear the plant's latched safe state; its answer ("cleared: ...", "nothing to clear",
     "cannot clear: ..."), or NoAnswer."""
     return _ask(endpoint, request("operator_clear", operator_name()), timeout_s, keys_dir)
+
+
+def push(endpoint: str, input_name: str, value: float, duration_ms: float,
+         timeout_s: float = 2.0, keys_dir: str | None = None) -> str:
+    """Add `value` to input `input_name` of the plant at `endpoint` for `duration_ms`; the
+    plant's answer ("pushed ..." or "refused: ..."), or NoAnswer. BadRequest (nothing sent)
+    for a value that is not finite or a duration not in 0 < ms <= MAX_PUSH_MS
+    (hil/link/messages.py)."""
+    if not math.isfinite(value):
+        raise BadRequest(f"push {input_name}={value!r}: a push is a finite number")
+    if not 0.0 < duration_ms <= msg.MAX_PUSH_MS:  # nan too
+        raise BadRequest(f"push --for: the duration must be in 0 < ms <= "
+                         f"{msg.MAX_PUSH_MS:g}, got {duration_ms!r} ms")
+    return _ask(endpoint, request("push", input_name, float(value), float(duration_ms),
+                                  operator_name()), timeout_s, keys_dir)

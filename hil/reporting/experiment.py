@@ -183,12 +183,12 @@ def metric_gates(section: Mapping[str, Any] | None, bounds: Mapping[str, float]
 
 
 def disturbance_times(section: Mapping[str, Any] | None) -> list[tuple[str, float, float]]:
-    """(input, start s, end s) of each disturbance, for plots (end = start for a step or a
-    sine, which last to the end)."""
+    """(input or parameter, start s, end s) of each disturbance, for plots (end = start for a
+    step or a sine, which last to the end)."""
     out = []
     for d in (section or {}).get("disturbances") or []:
         end = d["at_s"] + d["duration_s"] if d["signal"] == "pulse" else d["at_s"]
-        out.append((d["input"], float(d["at_s"]), float(end)))
+        out.append((d.get("input") or d["parameter"], float(d["at_s"]), float(end)))
     return out
 
 

@@ -10,6 +10,9 @@ once per integration step from the held input, and its disturbances (hil/experim
 `disturbance_table`) added to their output at the start of each step, at the run time there
 (from `start`): the model gets actuator(u) + d(t), saturated at its input limits as any input
 is. The recording keeps u (and the experiment's own columns: hil/recording/appended.py).
+An operator's push (`hil push`, plant_server/push.py) is added last, over its own interval
+(integration steps end at its edges). The experiment's parameter changes
+(hil/experiment/parameters.py) take effect at their run time exactly (a step ends there).
 
 The actuators' input delay (`delay_steps` plant periods) shifts each control's arrival that
 much later: `apply` queues it, `advance` takes it when it is due, and the input held before
@@ -28,13 +31,17 @@ import numpy as np
 
 from hil.dynamics.contract import PlantStepError
 from hil.experiment.actuator import Actuator
+from hil.experiment.parameters import ParameterSchedule
 from hil.experiment.signals import SignalTable
+
+NEVER = 2**62  # ns: a time no run reaches
 
 
 class SimBackend:
     def __init__(self, model: Any, initial_state: np.ndarray, max_step_ns: int,
                  disturbance: SignalTable | None = None,
-                 actuator: Actuator | None = None) -> None:
+                 actuator: Actuator | None = None,
+                 parameters: ParameterSchedule | None = None) -> None:
         n = len(model.state_names)
         state = np.array(initial_state, dtype=np.float64)
         if state.shape != (n,):
@@ -60,6 +67,14 @@ class SimBackend:
         self._t_start_ns = 0
         self._delay_ns = 0 if actuator is None else actuator.delay_steps * max_step_ns
         self._delayed: deque[tuple[int, Sequence[float]]] = deque()  # (due, u), in order
+        # An operator's push (`push`): added to the input over [_push_from, _push_until).
+        self._push = np.zeros(model.inputs.n)
+        self._pushed = np.zeros(model.inputs.n)  # the input plus the push
+        self._push_from = self._push_until = -1
+        # The experiment's parameter changes: the next one from backend time _change_at.
+        self.parameters = parameters
+        self._change = 0
+        self._change_at = NEVER
 
     # Set when the model's step raised PlantStepError (an FMU's failing call): it stops there
     # and the loop puts the plant safe with this reason. Its ticks need no alignment.
@@ -83,6 +98,10 @@ class SimBackend:
         self._t_start_ns = t_ns
         self._pending.clear()
         self._delayed.clear()
+        self._change = 0
+        if self.parameters is not None:
+            self.model.use_params(self.parameters.records[0])
+            self._change_at = t_ns + self.parameters.times_ns[1]
 
     def apply(self, u: Sequence[float], t_ns: int) -> None:
         """From `t_ns` on (plus the input delay), the plant's input is `u` (one float per
@@ -93,11 +112,25 @@ class SimBackend:
             self._pending.append((t_ns, u))
 
     def apply_safe(self, u: Sequence[float], t_ns: int) -> None:
-        """From `t_ns` on, the plant's input is the safe output `u`, past the input delay:
-        the controls due by then still act until then; those due later are dropped."""
+        """From `t_ns` on, the plant's input is the safe output `u`, past the input delay
+        (the controls due by then still act until then; those due later are dropped), and
+        without a push (one under way ends at `t_ns`)."""
         self._take_due(t_ns)
         self._delayed.clear()
         self._pending.append((t_ns, u))
+        self._push_until = min(self._push_until, t_ns)  # a push ends where the plant goes safe
+
+    def push(self, index: int, value: float, from_ns: int, until_ns: int) -> None:
+        """Add `value` to input `index` from `from_ns` until `until_ns` (backend time), on
+        top of the actuators and disturbances; it replaces a push still under way."""
+        self._push[:] = 0.0
+        self._push[index] = value
+        self._push_from, self._push_until = from_ns, until_ns
+
+    @property
+    def push_until_ns(self) -> int:
+        """When the newest push ends (-1: none yet)."""
+        return self._push_until
 
     def _take_due(self, t_ns: int) -> None:
         delayed = self._delayed
@@ -128,16 +161,38 @@ class SimBackend:
         return self.state
 
     def _integrate(self, t_from: int, t_to: int) -> None:
+        while self._change_at < t_to and self.fault is None:  # a parameter change inside
+            at = max(self._change_at, t_from)
+            self._steps(t_from, at)
+            self._next_parameters()
+            t_from = at
+        self._steps(t_from, t_to)
+
+    def _next_parameters(self) -> None:
+        schedule = self.parameters
+        assert schedule is not None
+        self._change += 1
+        self.model.use_params(schedule.records[self._change])
+        times = schedule.times_ns
+        self._change_at = NEVER if self._change + 1 >= len(times) else \
+            self._t_start_ns + times[self._change + 1]
+
+    def _steps(self, t_from: int, t_to: int) -> None:
         t = t_from
         held = self._u
-        u = held
         dist, actuator = self.disturbance, self.actuator
+        push_from, push_until = self._push_from, self._push_until
         while t < t_to and self.fault is None:
             dt = min(t_to - t, self._max_step_ns)
-            if actuator is not None:
-                u = actuator.step(held, dt * 1e-9)
+            pushed = push_until > t
+            if pushed:  # steps end at the push's edges; it acts over whole steps
+                dt = min(dt, (push_from if t < push_from else push_until) - t)
+                pushed = t >= push_from
+            u = held if actuator is None else actuator.step(held, dt * 1e-9)
             if dist is not None:
                 u = np.add(u, dist.at((t - self._t_start_ns) * 1e-9), out=self._disturbed)
+            if pushed:
+                u = np.add(u, self._push, out=self._pushed)
             try:
                 self.model.step(self.state, u, dt * 1e-9, self._next)
             except PlantStepError as exc:  # the model cannot go on: the plant goes safe

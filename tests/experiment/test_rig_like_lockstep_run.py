@@ -1,10 +1,11 @@
 """A lockstep experiment with everything a rig has between the law and the plant (sensors:
-an encoder's quantisation, noise, a delay; actuators: an input delay and a lag) is the same
-bit for bit run after run: two `hil run`s (real processes over loopback) of one config.
+an encoder's quantisation, noise, a delay; actuators: an input delay and a lag) and a mass
+put on the cart mid-run is the same bit for bit run after run: two `hil run`s (real
+processes over loopback) of one config, the cart-pole under lqr.
 
 Each recording is also checked against the definitions, computed here: the controller's
 `sensed_x` is the true x quantised and delayed, the plant's actuator output follows the lag
-of the control `delay_steps` rows before."""
+of the control `delay_steps` rows before, `param_cart_mass_kg` steps at its time."""
 
 from __future__ import annotations
 
@@ -23,42 +24,17 @@ from hil.recording.recorder import read_recording
 ROOT = Path(__file__).resolve().parents[2]
 RATE_HZ, DT = 500, 1 / 500
 DELAY, LAG_S, RES_X, SENSOR_DELAY = 3, 0.02, 0.001, 1
-
-PLANT = '''
-import numpy as np
-
-
-class Cart:
-    state_names = ("x", "x_dot")
-    state_units = ("m", "m/s")
-    input_names = ("force",)
-    input_units = ("N",)
-    input_limits = (50.0,)
-    regulated_states = ("x",)
-
-    def derivatives(self, state, u):
-        return np.array([state[1], (u[0] - 0.5 * state[1]) / 1.0])
-'''
-
-LAW = '''
-class Track:
-    gain_names = ("kp", "kd")
-    default_gains = (9.0, 4.0)
-
-    def __init__(self, gains, **context):
-        self.kp, self.kd = gains
-
-    def compute(self, state, t, target):
-        return self.kp * (target[0] - state[0]) - self.kd * (state[1] - target[1])
-'''
+MASS_AT, MASS_ADDED = 1.5, 0.5
 
 CONFIG = f'''
-run: {{mode: lockstep, rate_hz: {RATE_HZ}, duration_s: 2}}
-plant: {{model: "cart:Cart", initial_state: [0.0, 0.0], lockstep_watchdog_timeout_ms: 20000}}
-controller: {{name: "track:Track", connect_timeout_s: 60}}
+run: {{mode: lockstep, rate_hz: {RATE_HZ}, duration_s: 3}}
+plant: {{model: cartpole, initial_state: [0.0, 0.05, 0.0, 0.0],
+         lockstep_watchdog_timeout_ms: 20000}}
+controller: {{name: lqr, connect_timeout_s: 60}}
 record: {{history_db: null, html: false}}
 experiment:
   reference: [{{state: x, signal: step, at_s: 0.2, value: 0.3}}]
+  disturbances: [{{parameter: cart_mass_kg, at_s: {MASS_AT}, value: {MASS_ADDED}}}]
   sensors: {{resolution: {{x: {RES_X}}}, noise_std: {{x_dot: 0.002}},
             delay_samples: {SENSOR_DELAY}, seed: 3}}
   actuator: {{delay_steps: {DELAY}, lag_s: {{force: {LAG_S}}}}}
@@ -79,8 +55,6 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     from conftest import free_endpoint
 
     lab = tmp_path_factory.mktemp("lab")
-    (lab / "cart.py").write_text(PLANT)
-    (lab / "track.py").write_text(LAW)
     (lab / "rig.yaml").write_text(CONFIG)
     outs = []
     for name in ("a", "b"):
@@ -129,3 +103,16 @@ def test_the_plant_lags_the_control_it_got_delay_steps_before(
                                rtol=0, atol=1e-12)
     assert np.all(a[: DELAY + 1] == 0.0)  # nothing reached the plant for DELAY steps
     assert np.abs(u[1:]).max() > 1.0
+
+
+@pytest.mark.slow
+def test_the_mass_change_is_recorded_as_a_column_and_an_event(runs: tuple[Path, Path]) -> None:
+    rec = read_recording(runs[0] / "plant.rec")
+    t, mass = rec["sim_time_s"], rec["param_cart_mass_kg"]
+    np.testing.assert_array_equal(mass, np.where(t >= MASS_AT, 1.0 + MASS_ADDED, 1.0))
+    report = json.loads((runs[0] / "report.json").read_text())
+    plant = json.loads((runs[0] / "plant.json").read_text())
+    assert plant["parameter_changes"] == [{"time_s": MASS_AT, "cart_mass_kg": 1.0 + MASS_ADDED}]
+    assert report["experiment"]["disturbances"] == [
+        {"at_s": MASS_AT, "parameter": "cart_mass_kg", "signal": "step", "value": MASS_ADDED,
+         "mode": "add"}]
