@@ -1,5 +1,7 @@
-"""`hil sweep`: laws x configs x experiments x seeds, each a real lockstep `hil run`, here in
-parallel or on a Dask cluster, into one table (sweep.csv) and one page (sweep.html).
+"""`hil sweep`: laws x configs x experiments x seeds as lockstep runs, in one table and page.
+
+Each run is a real lockstep `hil run`, here in parallel or on a Dask cluster; the table is
+sweep.csv, the page sweep.html.
 
     hil sweep configs/sweep-dip.yaml --out runs/sweep-dip --jobs 2
     hil sweep --config configs/cartpole-step.yaml --law lqr --law "lab:Track" --seeds 3
