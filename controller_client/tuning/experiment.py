@@ -19,8 +19,10 @@ hil.experiment's own compiled functions:
   k + delay_steps, zero before (`delayed`).
 
 The **metrics** of each evaluation are the report's (`measure`: hil/reporting/experiment.py
-measures the trajectory with hil/experiment/metrics.py, names `<state>.<metric>` and
-`<input>.<metric>`), one column each after batch.py's figures (`metric_names`). The cost
+measures the trajectory with hil/experiment/metrics.py, names `<state>.<metric>`,
+`<input>.<metric>` and, with `experiment.swingup`, `swingup.<metric>`), one column each after
+batch.py's figures (`ExperimentSpec.names`). Parameter disturbances are not simulated (the
+command says so). The cost
 (`tuning.cost`) weighs their magnitudes; a name the experiment cannot give is refused
 naming those it can (`check_cost`).
 """
@@ -40,7 +42,7 @@ from hil.experiment.actuator import _actuate
 from hil.experiment.plan import disturbance_table, reference_table
 from hil.experiment.sensors import Sensors, _sense
 from hil.experiment.signals import evaluate
-from hil.reporting.experiment import _state_metrics, flat_metrics
+from hil.reporting.experiment import _state_metrics, _swingup, flat_metrics
 
 # Flags of ExperimentSpec.flags: whether each part is on, the sensors' delay (samples) and
 # the actuators' input delay (whole periods).
@@ -101,13 +103,30 @@ def experiment_spec(experiment: Mapping[str, Any], model: Any, rate_hz: float,
     flags[F_DELAY] = sensors.delay
     flags[F_INPUT_DELAY] = getattr(a, "delay_steps", 0)
     dist = disturbance.table if disturbance is not None else np.zeros((1, len(inputs) + 1))
-    recorded = np.array([states.index(r.state) for r in config.reference], dtype=np.int64)
+    recorded = np.array(measured_states(config, states, spec_wraps(model)), dtype=np.int64)
     spec = ExperimentSpec(
-        config.model_dump(mode="json"), states, inputs, tuple(getattr(model, "wraps", ())),
+        config.model_dump(mode="json"), states, inputs, spec_wraps(model),
         reference.table, dist, np.array([np.zeros(len(states)), sensors.std,
                                          sensors.resolution]), actuator, flags,
         int(config.sensors.seed), round(1e9 / rate_hz), recorded, ())
     return _with_names(spec)
+
+
+def spec_wraps(model: Any) -> tuple[str, ...]:
+    return tuple(getattr(model, "wraps", ()))
+
+
+def measured_states(config: ExperimentConfig, states: tuple[str, ...],
+                    wraps: tuple[str, ...]) -> list[int]:
+    """The states the metrics read: each referenced one, and the swing-up metric's
+    (`experiment.swingup.state`, else the first that wraps, as the report takes it)."""
+    indices = [states.index(r.state) for r in config.reference]
+    swingup = getattr(config, "swingup", None)
+    if swingup is not None:
+        state = swingup.state or (wraps[0] if wraps else None)
+        if state is not None and states.index(state) not in indices:
+            indices.append(states.index(state))
+    return indices
 
 
 def _with_names(spec: ExperimentSpec) -> ExperimentSpec:
@@ -133,10 +152,14 @@ def measure(spec: ExperimentSpec, t_s: np.ndarray, columns: np.ndarray
     rec.update({spec.state_names[i]: columns[:, j] for j, i in enumerate(spec.recorded)})
     table = reference_table(config, spec.state_names, spec_equilibrium(spec))
     plant = {"state_names": list(spec.state_names), "wraps": list(spec.wraps)}
-    states = _state_metrics(config, plant, rec, table.series(t_s))  # type: ignore[arg-type]
-    inputs = {name: m.effort(t_s, columns[:, r + j])
-              for j, name in enumerate(spec.input_names)}
-    return flat_metrics({"states": states, "inputs": inputs})
+    targets = table.series(t_s)
+    section: dict[str, Any] = {
+        "states": _state_metrics(config, plant, rec, targets),  # type: ignore[arg-type]
+        "inputs": {name: m.effort(t_s, columns[:, r + j])
+                   for j, name in enumerate(spec.input_names)}}
+    if getattr(config, "swingup", None) is not None:
+        section["swingup"] = _swingup(config, plant, rec, targets)  # type: ignore[arg-type]
+    return flat_metrics(section)
 
 
 def spec_equilibrium(spec: ExperimentSpec) -> np.ndarray:
