@@ -268,6 +268,7 @@ def _plot_worst(record: Mapping[str, Any], problem: Problem, path: Path) -> int:
                 ax.plot(t[1:], u[:, index], label=label, lw=0.8)
             else:
                 ax.plot(t, x[:, index], label=label)
+    _plot_targets(problem, axes, panels, t)
     for ax, (_, _, name) in zip(axes, panels, strict=True):
         ax.set_ylabel(name)
         ax.set_xlabel("t (s)")
@@ -276,6 +277,21 @@ def _plot_worst(record: Mapping[str, Any], problem: Problem, path: Path) -> int:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     return worst
+
+
+def _plot_targets(problem: Problem, axes: Sequence[Any], panels: Sequence[tuple[str, int, str]],
+                  t_s: np.ndarray) -> None:
+    """Each referenced state's target, dashed in black beside it (as report.html draws it)."""
+    from hil.experiment.signals import evaluate_series
+
+    spec = problem.experiment
+    if spec is None or not spec.referenced:
+        return
+    targets = evaluate_series(np.ascontiguousarray(t_s), spec.reference,
+                              len(spec.state_names))
+    for ax, (what, index, _) in zip(axes, panels, strict=True):
+        if what == "state" and index in spec.recorded:
+            ax.plot(t_s, targets[:, index], "k--", lw=0.8, label="target")
 
 
 def _metrics_table(metrics: Mapping[str, Any] | None) -> str:
