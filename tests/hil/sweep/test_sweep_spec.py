@@ -160,3 +160,14 @@ def test_the_progress_line_counts_runs_and_estimates_what_is_left():
     assert lines[0].startswith("hil sweep: 1 of 4 runs already done")
     assert lines[-1] == ("hil sweep [######################........] 3/4 runs, 1 not PASS, "
                          "20 s, ~10 s left  a.lqr.step.s2: FAIL")
+
+
+def test_an_unreachable_scheduler_exits_3_naming_the_address(tmp_path, capsys):
+    from conftest import free_endpoint
+
+    address = free_endpoint()  # a port nothing listens on
+    spec = write_spec(tmp_path, configs=[CARTPOLE], laws=["lqr"], duration_s=0.5)
+    code = main(["sweep", spec, "--out", str(tmp_path / "sweep"), "--scheduler", address,
+                 "--connect-timeout", "1"])
+    assert code == 3
+    assert f"no Dask scheduler answered at {address} within 1 s" in capsys.readouterr().err
