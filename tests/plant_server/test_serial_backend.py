@@ -227,7 +227,9 @@ def test_a_run_counts_line_errors_and_measures_the_serial_leg_across_a_clock_wra
     assert all(n == 0 for n in stats.negative.values()), stats.negative  # unwrapped
     to_plant, age, loop = (stats.figures[f] for f in ("rig_to_plant", "rig_age",
                                                       "serial_round_trip"))
-    assert wire_ms <= to_plant.p50 / 1e3 < wire_ms + 3 and to_plant.max < 100_000
+    # Unwrapped: a wrap read wrong is 2**32 us (71 min) off; a second bounds every stall this
+    # shared machine adds (one of 100.7 ms was seen beside other work).
+    assert wire_ms <= to_plant.p50 / 1e3 < wire_ms + 3 and to_plant.max < 1_000_000
     assert age.p50 / 1e3 < wire_ms + 0.2 * 10 + 2  # ticks fall 0.2 periods after arrivals
     if kind == "python":  # the only one that measures it itself
         # The bridge's estimate of sample -> actuation agrees with the rig's own measurement.
