@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
+# Test workers (pytest-xdist; 0: one process). A test file's tests run on one worker, so a
+# file's session fixtures (a C client, FMU or firmware build) are made once.
+PYTEST_WORKERS ?= 2
 # Coverage floor per package, in percent: 2-3 points under what a full `make test` measured
 # for that package, so a real drop in coverage fails the build while the run-to-run wobble
 # of timing-dependent paths does not.
@@ -27,7 +30,7 @@ test: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	rm -f .coverage .coverage.*
-	$(BIN)/coverage run -m pytest $(ARGS)
+	$(BIN)/coverage run -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(ARGS)
 	$(BIN)/coverage combine --quiet
 	rm -f .coverage.*  # a data file a SIGKILLed test process left unreadable (combine skips it)
 	$(BIN)/coverage report --fail-under=90
