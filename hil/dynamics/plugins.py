@@ -10,11 +10,13 @@ processes turn it into exit status 2.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import sys
 import traceback
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 
@@ -27,6 +29,34 @@ def add_search_path(dirs: Sequence[str]) -> None:
     for d in reversed(dirs):
         if d and d not in sys.path:
             sys.path.insert(0, d)
+
+
+def _prefer_search_path(top: str, search_path: Sequence[str]) -> None:
+    """Make `top` (a module's first name) come from the first folder of `search_path` that
+    holds it: that folder first on the import path, and a module of that name imported from
+    elsewhere (another config's folder, earlier in this process: `hil sweep`'s probe, a
+    test) forgotten, with its submodules, so that the import reads this folder's file."""
+    folder = next((d for d in search_path if d and (
+        Path(d, f"{top}.py").is_file() or Path(d, top, "__init__.py").is_file())), None)
+    if folder is None:
+        return
+    if sys.path[0] != folder:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(folder)
+        sys.path.insert(0, folder)
+    loaded = sys.modules.get(top)
+    where = getattr(loaded, "__file__", None)
+    if loaded is not None and (where is None or
+                               Path(where).resolve().parent not in _folders(folder, top)):
+        for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+            del sys.modules[name]
+        importlib.invalidate_caches()
+
+
+def _folders(folder: str, top: str) -> tuple[Path, Path]:
+    """Where `top` from `folder` lives: the folder (a module) or its own (a package)."""
+    base = Path(folder).resolve()
+    return base, base / top
 
 
 def entry_point_names(group: str) -> list[str]:
@@ -63,6 +93,7 @@ def _from_module(spec: str, key: str, search_path: Sequence[str]) -> Any:
         raise PluginError(f"{key}: {spec!r} is not \"module.path:ClassName\" (one colon, a "
                           f"module before it and a class after it)")
     add_search_path(search_path)
+    _prefer_search_path(module_name.partition(".")[0], search_path)
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
