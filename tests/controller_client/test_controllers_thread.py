@@ -160,6 +160,10 @@ def test_thread_particles_are_isolated_even_when_sharing_one_law_object() -> Non
 
 def test_thread_1000_concurrent_registry_reads() -> None:
     seen: list[list[str]] = [[] for _ in range(10)]
+    # What the registry holds now: the built-ins, and the "module:Class" laws earlier tests in
+    # this process registered on first use.
+    registered = known_controllers()
+    assert set(BUILT_IN) <= set(registered)
 
     def read(i: int) -> None:
         for k in range(100):
@@ -167,11 +171,11 @@ def test_thread_1000_concurrent_registry_reads() -> None:
             name = BUILT_IN[(i + k) % len(BUILT_IN)]
             assert snap[name].name == name
             assert get_spec(name).gain_names == snap[name].gain_names
-            seen[i].append(known_controllers()[k % len(BUILT_IN)])
+            seen[i].append(known_controllers()[k % len(registered)])
 
     run_threads(read, 10)
     assert sum(len(s) for s in seen) == 1000
-    assert all(set(s) == set(BUILT_IN) for s in seen)
+    assert all(set(s) == set(registered) for s in seen)
 
 
 def test_thread_mixed_registry_reads_and_writes_keep_integrity(
@@ -179,6 +183,7 @@ def test_thread_mixed_registry_reads_and_writes_keep_integrity(
     # Writes are what loading an entry point or a "module:Class" law does on first use.
     monkeypatch.setattr(controllers, "_snapshot", controllers._snapshot)  # restored after
     version_before = registry_statistics().version
+    registered = set(known_controllers())  # and laws earlier tests registered on first use
     spec = get_spec("classical_smc")
     writers, rounds = 4, 25
 
@@ -200,7 +205,8 @@ def test_thread_mixed_registry_reads_and_writes_keep_integrity(
     run_threads(work, writers + 8)
     added = {f"tmp_{i}_{k}" for i in range(writers) for k in range(rounds)}
     # no write was lost (swingup, built in too, is for the cartpole and rotary plants)
-    assert set(known_controllers()) == set(BUILT_IN) | {"swingup"} | added
+    assert {"swingup", *BUILT_IN} <= registered
+    assert set(known_controllers()) == registered | added
     assert registry_statistics().version - version_before == writers * rounds
     with pytest.raises(ValueError, match="already registered"):
         register_controller(spec)

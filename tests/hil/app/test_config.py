@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from hil.config import Config, ConfigError, dump_config, load_config
+from hil.sweep.spec import Flags, load_spec
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -30,9 +31,22 @@ def test_default_yaml_is_the_documented_closed_loop() -> None:
     assert c.plant.initial_state[1:3] == [0.1, -0.05]
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "configs").rglob("*.yaml")), ids=lambda p: p.name)
+SHIPPED = sorted((ROOT / "configs").rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", [p for p in SHIPPED if not p.name.startswith("sweep-")],
+                         ids=lambda p: p.name)
 def test_every_shipped_config_validates(path: Path) -> None:
     assert isinstance(load_config(path), Config)
+
+
+@pytest.mark.parametrize("path", [p for p in SHIPPED if p.name.startswith("sweep-")],
+                         ids=lambda p: p.name)
+def test_every_shipped_sweep_spec_loads_and_its_configs_validate(path: Path) -> None:
+    spec = load_spec(str(path), Flags())  # configs/sweep-*.yaml: `hil sweep` specs
+    assert spec.configs and spec.laws
+    for config in spec.configs:
+        assert isinstance(load_config(config.path), Config)
 
 
 def test_unknown_key_names_file_path_and_allowed_keys(tmp_path: Path) -> None:
