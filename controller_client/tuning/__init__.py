@@ -10,15 +10,30 @@
 docs/tuning.md describes the workflow.
 """
 
-from controller_client.tuning.simulation import (
-    DEFAULT_STARTS,
-    FALLEN_COST,
-    PSOResult,
-    SimResult,
-    fitness,
-    pso,
-    simulate,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from controller_client.tuning.simulation import (
+        DEFAULT_STARTS,
+        FALLEN_COST,
+        PSOResult,
+        SimResult,
+        fitness,
+        pso,
+        simulate,
+    )
 
 __all__ = ["DEFAULT_STARTS", "FALLEN_COST", "PSOResult", "SimResult", "fitness", "pso",
            "simulate"]
+
+
+def __getattr__(name: str) -> Any:
+    """The simulation's names, imported when first asked for: `hil tune` (python -m
+    controller_client.tuning) checks its options before it imports numba and the laws, so a
+    mistyped option is answered at once."""
+    if name in __all__:
+        return getattr(importlib.import_module("controller_client.tuning.simulation"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
