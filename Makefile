@@ -4,9 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
-# Test workers (pytest-xdist; 0: one process). A test file's tests run on one worker, so a
-# file's session fixtures (a C client, FMU or firmware build) are made once.
-PYTEST_WORKERS ?= 2
+# Test workers (pytest-xdist; 0: one process, the default). The suite is CPU-bound on a
+# 2-core machine (real processes under coverage), so two workers gain little there and load
+# the realtime tests; a machine with more cores can set PYTEST_WORKERS=4. A test file's tests
+# run on one worker, so its session fixtures (a C client, FMU or firmware build) are made once.
+PYTEST_WORKERS ?= 0
 # Coverage floor per package, in percent: 2-3 points under what a full `make test` measured
 # for that package, so a real drop in coverage fails the build while the run-to-run wobble
 # of timing-dependent paths does not.
