@@ -61,6 +61,11 @@ class Refused(NoAnswer):
     authorize, or keys given to a plant without CURVE); the message says which and the fix."""
 
 
+class PlantError(Refused):
+    """The plant answered the request with an `error`: the protocol rule it broke there (a
+    plant of another protocol version that does not know the request: unknown_kind)."""
+
+
 # Handshakes the plant broke off (connection reset, no reason given) before they count as a
 # refusal: libzmq reports a CURVE plant's refusal of a plain client either as a protocol
 # failure or, when the plant's reset overtakes its greeting, as a failure without detail; the
@@ -190,6 +195,11 @@ def _ask_for(endpoint: str, payload: bytes, timeout_s: float, keys_dir: str | No
             m = msg.decode(data)
         except msg.MessageError:
             return None
+        if m.kind == "error":
+            sent = msg.peek_kind(payload)
+            raise PlantError(f"the plant at {endpoint} answered the {sent} with error "
+                             f"{m['code']}: {m['detail']} (a hil-plant of another version? "
+                             f"both ends must speak protocol {msg.PROTOCOL_VERSION})")
         if m.kind == kind and (request_id is None or m["request_id"] == request_id):
             return m
         return None
