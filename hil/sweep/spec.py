@@ -16,6 +16,7 @@ config's own. A problem is a SweepSpecError naming the key and the fix.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,11 +126,15 @@ def _read_file(path: str) -> tuple[dict[str, Any], Path]:
     if not isinstance(data, dict):
         raise SweepSpecError(f"sweep file {path}: the top level must be a mapping of "
                              f"{', '.join(SPEC_KEYS)}; got {type(data).__name__}")
-    unknown = sorted(set(map(str, data)) - set(SPEC_KEYS))
-    if unknown:
-        raise SweepSpecError(f"sweep file {path}: unknown key {unknown[0]!r}; allowed: "
-                             f"{', '.join(SPEC_KEYS)}")
+    _no_unknown_key(data, SPEC_KEYS, f"sweep file {path}", "allowed:")
     return data, Path(path).resolve().parent
+
+
+def _no_unknown_key(data: dict[Any, Any], keys: Sequence[str], where: str, takes: str) -> None:
+    """SweepSpecError naming the first key of `data` not among `keys`, and those."""
+    unknown = sorted(set(map(str, data)) - set(keys))
+    if unknown:
+        raise SweepSpecError(f"{where}: unknown key {unknown[0]!r}; {takes} {', '.join(keys)}")
 
 
 def _list(data: dict[str, Any], key: str) -> list[Any]:
@@ -160,10 +165,7 @@ def _law(item: Any, where: str) -> LawSpec:
     if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:
         raise SweepSpecError(f"{where}: give a law's name, or {{name: NAME, label: ..., "
                              f"gains: [...], options: {{...}}}}; got {item!r}")
-    unknown = sorted(set(map(str, item)) - set(LAW_KEYS))
-    if unknown:
-        raise SweepSpecError(f"{where}: unknown key {unknown[0]!r}; a law takes "
-                             f"{', '.join(LAW_KEYS)}")
+    _no_unknown_key(item, LAW_KEYS, where, "a law takes")
     gains = item.get("gains")
     if gains is not None and (not isinstance(gains, list) or not all(
             isinstance(g, int | float) and not isinstance(g, bool) for g in gains)):
