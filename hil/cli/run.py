@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
+import select
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -429,6 +431,7 @@ def _wait(procs: dict[str, subprocess.Popen[Any]], budget_s: float, grace_s: flo
         ask_to_stop()
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    exits = _Exits(procs.values())
     try:
         deadline_s = time.monotonic() + budget_s
         while running():
@@ -448,8 +451,33 @@ def _wait(procs: dict[str, subprocess.Popen[Any]], budget_s: float, grace_s: flo
                 return WaitResult(outcome, killed)
             if on_tick is not None:
                 on_tick()
-            time.sleep(poll_s)
+            exits.wait([p for p in procs.values() if p.poll() is None], poll_s)
     finally:
+        exits.close()
         for s, h in old.items():
             signal.signal(s, h)
     return WaitResult(outcome)
+
+
+class _Exits:
+    """Sleeps that end as soon as one of the processes exits (each one's pidfd becomes
+    readable), so a run's report follows its processes' end at once rather than at the next
+    poll; a plain sleep where pidfds are missing."""
+
+    def __init__(self, procs: Iterable[subprocess.Popen[Any]]) -> None:
+        self._fds: dict[int, int] = {}
+        for p in procs:
+            with contextlib.suppress(OSError, AttributeError):
+                self._fds[p.pid] = os.pidfd_open(p.pid)
+
+    def wait(self, running: list[subprocess.Popen[Any]], timeout_s: float) -> None:
+        fds = [self._fds[p.pid] for p in running if p.pid in self._fds]
+        if len(fds) < len(running):
+            time.sleep(timeout_s)
+        elif fds:
+            select.select(fds, (), (), timeout_s)
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
