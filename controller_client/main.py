@@ -29,6 +29,7 @@ from controller_client.loop import ControllerLoop, Ending, LoopSettings
 from controller_client.output import LawOutputError, law_output
 from controller_client.ports import Log
 from controller_client.session import HandshakeRefused, PlantUnreachable
+from hil.app.exits import leave
 from hil.app.process import (
     EXIT_FAULT,
     EXIT_OK,
@@ -339,5 +340,10 @@ def main(argv: list[str] | None = None) -> int:
     return run_process("controller", argv, "controller.endpoint", _control)
 
 
+def entry() -> None:
+    """The `hil-controller` program: main(), then leave without the final collections."""
+    leave(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

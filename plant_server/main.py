@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from hil.app.exits import leave
 from hil.app.process import (
     EXIT_FAULT,
     EXIT_OK,
@@ -336,5 +337,10 @@ def main(argv: list[str] | None = None) -> int:
     return run_process("plant", argv, "plant.endpoint", _serve)
 
 
+def entry() -> None:
+    """The `hil-plant` program: main(), then leave without the final collections."""
+    leave(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

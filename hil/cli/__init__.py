@@ -31,7 +31,7 @@ import os
 import sys
 from typing import NoReturn
 
-from hil.app.exits import EXIT_OK, EXIT_USAGE
+from hil.app.exits import EXIT_OK, EXIT_USAGE, leave
 from hil.cli import (
     checks,
     doctor,
@@ -87,3 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         # interpreter's final flush does not raise again, and end quietly.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+
+
+def entry() -> None:
+    """The `hil` program: main(), then leave without the final collections."""
+    leave(main())
