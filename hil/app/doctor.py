@@ -15,7 +15,6 @@ machine as it is: run `hil doctor` on the bench, with the config of the runs.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import json
 import os
 import resource
@@ -91,7 +90,7 @@ def check_memory_lock() -> Check:
 
     soft = resource.getrlimit(resource.RLIMIT_MEMLOCK)[0]
     limit = "unlimited" if soft == resource.RLIM_INFINITY else f"{soft // 1024} kB"
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc = ctypes.CDLL(None, use_errno=True)  # the C library already loaded
     if libc.mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0:
         err = os.strerror(ctypes.get_errno())
         return Check("memory_lock", WARN,

@@ -9,7 +9,6 @@ while the loop runs; the loop allocates little and what it does is freed by refc
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import os
 import resource
@@ -60,7 +59,7 @@ def apply_realtime(cpu: int | None, sched_fifo: bool, priority: int, lock_memory
                         error=str(exc))
     if lock_memory:
         report.requested["lock_memory"] = True
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc = ctypes.CDLL(None, use_errno=True)  # the C library already loaded
         # On fault: plain MCL_FUTURE populates every later mapping at once (numba's, 8 MiB
         # thread stacks), which here took a process from 180 to 500 MB resident and spent
         # ~150 ms in the kernel at SCHED_FIFO priority, stalling the other real-time runs on
