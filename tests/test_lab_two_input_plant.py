@@ -92,20 +92,58 @@ def lab(folder: Path, controller: str, *, declare_trim: bool = False) -> Path:
     return config
 
 
+def _argv(config: Path, mode: str, transport: str) -> list[str]:
+    return [*HIL, "run", "--config", str(config), "--mode", mode, "--out",
+            str(config.parent / "out"), "--set", f"run.transport={transport}",
+            # A loaded machine can stall a process past the default 20 ms: the watchdog's
+            # own behaviour is tested in tests/faults.
+            "--set", "plant.watchdog_timeout_ms=250",
+            # Three runs start at once below: nine processes on this 2-core machine.
+            "--set", "controller.connect_timeout_s=60", "--endpoint", free_endpoint()]
+
+
+def _report(config: Path) -> dict:
+    path = config.parent / "out" / "report.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def hil_run(config: Path, mode: str, transport: str) -> tuple[subprocess.CompletedProcess[str],
                                                              dict]:
-    out = config.parent / "out"
-    done = subprocess.run([*HIL, "run", "--config", str(config), "--mode", mode, "--out",
-                           str(out), "--set", f"run.transport={transport}",
-                           # A loaded machine can stall a process past the default 20 ms:
-                           # the watchdog's own behaviour is tested in tests/faults.
-                           "--set", "plant.watchdog_timeout_ms=250",
-                           "--endpoint", free_endpoint()],
-                          cwd=config.parent, env=ENV, capture_output=True, text=True,
-                          timeout=180)
-    report = json.loads((out / "report.json").read_text()) if (out / "report.json").exists() \
-        else {}
-    return done, report
+    done = subprocess.run(_argv(config, mode, transport), cwd=config.parent, env=ENV,
+                          capture_output=True, text=True, timeout=180)
+    return done, _report(config)
+
+
+Run = tuple[Path, subprocess.CompletedProcess[str], dict]
+
+
+@pytest.fixture(scope="module")
+def lockstep_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
+    """The module's three lockstep runs, started together (lockstep does not care how the
+    runs share the machine; the realtime run below runs alone): the lab's law over shared
+    memory, and the built-in lqr with the trim declared and without. {name: (the lab's
+    folder, hil run's result, report.json)}."""
+    folder = tmp_path_factory.mktemp("labs")
+    configs = {"hover": (lab(folder / "hover", "hover:Hover"), "shm"),
+               "declared": (lab(folder / "declared", "lqr", declare_trim=True), "zmq"),
+               "found": (lab(folder / "found", "lqr", declare_trim=False), "zmq")}
+    procs = {name: subprocess.Popen(_argv(config, "lockstep", transport), cwd=config.parent,
+                                    env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True)
+             for name, (config, transport) in configs.items()}
+    runs = {}
+    try:
+        for name, proc in procs.items():
+            out, err = proc.communicate(timeout=240)
+            config = configs[name][0]
+            done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+            runs[name] = (config.parent, done, _report(config))
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return runs
 
 
 def gate(report: dict, name: str) -> dict:
@@ -116,20 +154,23 @@ def gate(report: dict, name: str) -> dict:
 # Each mode and each transport once: how a vector control crosses each transport and each
 # mode's loop is tested without a process start-up in tests/hil/link and tests/plant_server.
 @pytest.mark.parametrize(("mode", "transport"), [("lockstep", "shm"), ("realtime", "zmq")])
-def test_the_labs_two_input_plant_hovers_under_its_own_law(tmp_path: Path, mode: str,
-                                                           transport: str) -> None:
-    done, report = hil_run(lab(tmp_path, "hover:Hover"), mode, transport)
-    if mode == "lockstep":
+def test_the_labs_two_input_plant_hovers_under_its_own_law(
+        tmp_path: Path, request: pytest.FixtureRequest, mode: str, transport: str) -> None:
+    if mode == "lockstep":  # the module's lockstep run, over shared memory
+        folder, done, report = request.getfixturevalue("lockstep_runs")["hover"]
         assert report.get("verdict") == "PASS", done.stdout + done.stderr
+        assert report["config"]["run"]["transport"] == transport
     else:  # this shared machine may take a realtime run's deadlines; nothing else may fail
+        folder = tmp_path
+        done, report = hil_run(lab(folder, "hover:Hover"), mode, transport)
         assert report, done.stdout + done.stderr
         assert_passed_but_timing(report)
     target = gate(report, "at_target")
     # Positions and the angle are regulated, not the rates; each ended at its target.
     assert [s["name"] for s in target["states"]] == ["x", "z", "phi"]
     assert all(s["error"] < s["tolerance"] for s in target["states"])
-    plant = read_recording(tmp_path / "out" / "plant.rec")
-    controller = read_recording(tmp_path / "out" / "controller.rec")
+    plant = read_recording(folder / "out" / "plant.rec")
+    controller = read_recording(folder / "out" / "controller.rec")
     for rec in (plant, controller):
         assert [rec.units[name] for name in INPUTS] == ["N", "N"]
         assert "force_n" not in rec
@@ -141,9 +182,9 @@ def test_the_labs_two_input_plant_hovers_under_its_own_law(tmp_path: Path, mode:
     assert np.abs(plant["thrust_left"] - plant["thrust_right"]).max() > 0.05
 
 
-def lqr_run(folder: Path, declare_trim: bool) -> tuple[Path, dict]:
+def lqr_run(run: Run) -> tuple[Path, dict]:
     """A lockstep run of the built-in lqr on the lab's bicopter: it PASSes, with the trim."""
-    done, report = hil_run(lab(folder, "lqr", declare_trim=declare_trim), "lockstep", "zmq")
+    folder, done, report = run
     assert report.get("verdict") == "PASS", done.stdout + done.stderr
     # Declared or found by the runtime, the trim is m g / 2 per thrust.
     np.testing.assert_allclose(report["plant"]["equilibrium_input"], [1.5 * 9.81 / 2] * 2,
@@ -154,14 +195,17 @@ def lqr_run(folder: Path, declare_trim: bool) -> tuple[Path, dict]:
 
 
 @pytest.mark.slow
-def test_the_builtin_lqr_holds_the_labs_plant_with_its_declared_trim(tmp_path: Path) -> None:
-    lqr_run(tmp_path, declare_trim=True)
+def test_the_builtin_lqr_holds_the_labs_plant_with_its_declared_trim(
+        lockstep_runs: dict[str, Run]) -> None:
+    _, report = lqr_run(lockstep_runs["declared"])
+    assert report["config"]["plant"]["params"] == {"declare_trim": True}
 
 
 @pytest.mark.slow
 def test_lqr_finds_the_trim_itself_and_exports_and_report_show_both_inputs_by_name(
-        tmp_path: Path) -> None:
-    out, report = lqr_run(tmp_path, declare_trim=False)
+        lockstep_runs: dict[str, Run]) -> None:
+    out, report = lqr_run(lockstep_runs["found"])
+    assert report["config"]["plant"]["params"] == {"declare_trim": False}
     for fmt in ("csv", "mcap"):
         exported = subprocess.run([*HIL, "export", str(out), "--format", fmt], env=ENV,
                                   capture_output=True, text=True, timeout=120)
