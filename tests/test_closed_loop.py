@@ -80,13 +80,25 @@ def test_realtime_run_balances_and_reports_every_figure(tmp_path: Path) -> None:
 
 
 def test_lockstep_runs_are_deterministic(tmp_path: Path) -> None:
+    # The two runs side by side (lockstep does not care how the runs share the machine; the
+    # controllers wait for their plants as long as they need).
+    outs = [tmp_path / f"ls{i}" for i in range(2)]
+    runs = [subprocess.Popen([str(BIN / "hil"), "run", *NO_HTML, "--mode", "lockstep",
+                              "--duration", "1", "--set", "controller.connect_timeout_s=60",
+                              "--endpoint", free_endpoint(), "--out", str(out)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for out in outs]
+    try:
+        outputs = [run.communicate(timeout=120) for run in runs]
+    finally:
+        for run in runs:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
     recordings = []
-    for i in range(2):
-        out = tmp_path / f"ls{i}"
-        done = hil("run", *NO_HTML, "--mode", "lockstep", "--duration", "1", "--endpoint",
-                   free_endpoint(), "--out", str(out))
+    for out, (stdout, stderr) in zip(outs, outputs, strict=True):
         r = report_of(out)
-        assert r["plant_end_reason"] == "duration", done.stdout + done.stderr
+        assert r["plant_end_reason"] == "duration", stdout + stderr
         assert r["deadline"]["misses"] == 0 and r["cycles"] == 1001
         recordings.append(read_recording(out / "plant.rec"))
     first, second = recordings
