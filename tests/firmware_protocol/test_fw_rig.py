@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from fp_vectors import REJECTS
 from fw_kit import HostRig, QemuRig, RawHost, realtime_host
+from rigkit import new_session
 
 from firmware_protocol import (
     Capabilities,
@@ -38,16 +39,28 @@ from firmware_protocol import (
 RATE_HZ, WATCHDOG_MS, BAUD = 200, 50, 230_400
 
 
-@pytest.fixture(params=["host", "qemu"])
-def rig_port(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+@pytest.fixture(scope="module", params=["host", "qemu"])
+def shared_rig_port(request: pytest.FixtureRequest,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One rig of each build for the tests that speak to it without reading its rig.json
+    (one QEMU boot, not one a test). Each test starts its own session, as a host reopening
+    the port does: its HELLO disarms the rig (latching POWER_ON if it was armed), and its
+    CLEAR releases whatever the test before left latched."""
     settings = {"rate_hz": RATE_HZ, "watchdog_ms": WATCHDOG_MS, "baud": BAUD,
                 "rig_id": 0xF1F2F3F4}
     if request.param == "host":
-        with HostRig(tmp_path / "rig", **settings) as rig:
+        with HostRig(tmp_path_factory.mktemp("host-rig") / "rig", **settings) as rig:
             yield rig.port
     else:
         with QemuRig(**settings) as rig:
             yield rig.port
+
+
+@pytest.fixture
+def rig_port(shared_rig_port: str) -> str:
+    """The shared rig, disarmed, with nothing left unread from the test before."""
+    new_session(shared_rig_port, BAUD)
+    return shared_rig_port
 
 
 def arm(host: RawHost) -> Frame:

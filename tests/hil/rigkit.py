@@ -23,7 +23,7 @@ from typing import Any, Self
 import serial
 import yaml
 
-from firmware_protocol import Decoder, Encoder, Event, Frame, Message
+from firmware_protocol import Capabilities, Decoder, Encoder, Event, Frame, Hello, Message
 
 BIN = Path(sys.executable).parent
 READY_TIMEOUT_S = 20.0
@@ -184,6 +184,25 @@ class RawHost:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.ser.close()
+
+
+def new_session(port: str, baud: int = 115_200, timeout_s: float = 5.0) -> None:
+    """Begin afresh on a rig an earlier test spoke to: HELLO, then read up to the
+    CAPABILITIES echoing its nonce. The rig is then disarmed (a HELLO never raises a FAULT,
+    so no watchdog trip of the earlier session is still to come), and what it sent before
+    is read: the pseudo-terminal keeps what nobody read, and the next host on the port
+    hears only what the rig says from the HELLO on (STATEs, unarmed)."""
+    nonce = int.from_bytes(os.urandom(4), "little") | 1
+    host = RawHost(port, baud)
+    try:
+        host.send(Hello(nonce=nonce))
+        give_up = time.monotonic() + timeout_s
+        while True:
+            _, caps = host.wait_for(Capabilities, timeout_s=max(give_up - time.monotonic(), 0))
+            if caps.message.nonce == nonce:
+                return
+    finally:
+        host.close()
 
 
 def pid_alive(pid: int) -> bool:

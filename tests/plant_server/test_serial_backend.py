@@ -6,6 +6,11 @@ fault cases also run against the C reference firmware (`rig_emulator.kind`, star
 `python -m plant_server.firmware_rig` as `hil run` does): the watchdog latch and the
 plant's ESTOP on the host build and in QEMU, corrupted bytes and unplugging on the host
 build (QEMU has no fault knobs).
+
+A rig costs a process start (imports, a model compiled; QEMU's boot), so the tests that read
+nothing of a rig's rig.json share one per module (`idle_rig`, `idle_helicopter_rig`,
+`latching_rig`): each bridge starts its own session with HELLO, as a plant restarted on the
+same rig does. A test that reads the rig's own counters has a rig of its own.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import sys
 import threading
 import time
 import tty
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -84,6 +89,39 @@ def start_rig(kind: str, tmp_path: Path, **rig: object) -> PtyRig:
     return FirmwareRig(config, tmp_path / "rig")
 
 
+@pytest.fixture(scope="module")
+def idle_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedRig]:
+    """One emulated DIP rig (rig_id 0xBEEF) for the tests that only open, refuse or break a
+    bridge on it and read nothing of its rig.json. `open()` never sends CLEAR, so the rig is
+    never armed: each bridge's HELLO finds it as powered up, the pendulum held at
+    `plant.initial_state`."""
+    tmp = tmp_path_factory.mktemp("idle-rig")
+    with EmulatedRig(rig_config(tmp, rig_id=0xBEEF), tmp / "rig") as rig:
+        yield rig
+
+
+@pytest.fixture(scope="module")
+def idle_helicopter_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedRig]:
+    """One emulated helicopter rig for the tests whose bridge it refuses during `open()`."""
+    tmp = tmp_path_factory.mktemp("idle-helicopter-rig")
+    with EmulatedRig(rig_config(tmp, plant=HELICOPTER), tmp / "rig") as rig:
+        yield rig
+
+
+WATCHDOG_MS = 100  # the latching rigs' watchdog: a bridge on a loaded machine keeps it fed
+
+
+@pytest.fixture(scope="module", params=["python", "host", "qemu"])
+def latching_rig(request: pytest.FixtureRequest,
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[PtyRig]:
+    """One rig of each kind, watchdog WATCHDOG_MS, for the tests of the rig's latches (its
+    watchdog's FAULT, the plant's ESTOP). Each test's bridge starts its own session on it:
+    HELLO disarms whatever the test before left latched, CLEAR arms it again."""
+    tmp = tmp_path_factory.mktemp(f"latching-{request.param}")
+    with start_rig(request.param, tmp, watchdog_ms=WATCHDOG_MS) as rig:
+        yield rig
+
+
 def bridge(port: str, rate_hz: float = 100, **kw: object) -> SerialBackend:
     return SerialBackend(kw.pop("model", DIP), port, 115_200, rate_hz, **kw)  # type: ignore[arg-type]
 
@@ -123,12 +161,11 @@ def wait_fault(backend: SerialBackend, timeout_s: float) -> str:
 
 
 @pytest.mark.realtime
-def test_open_handshakes_and_the_rig_stands_in_for_the_model(tmp_path: Path) -> None:
-    with EmulatedRig(rig_config(tmp_path, rig_id=0xBEEF), tmp_path / "rig") as rig:
-        backend = bridge(rig.port)
-        backend.open()
-        d = backend.describe()
-        backend.close()
+def test_open_handshakes_and_the_rig_stands_in_for_the_model(idle_rig: EmulatedRig) -> None:
+    backend = bridge(idle_rig.port)
+    backend.open()
+    d = backend.describe()
+    backend.close()
     assert backend.capabilities is not None and backend.capabilities.rig_id == 0xBEEF
     assert d["name"] == "dip" and d["state_names"] == list(DIP.state_names)
     assert d["backend"] == "serial" and d["rig"]["state_rate_hz"] == 100
@@ -159,15 +196,15 @@ def test_a_rig_that_boots_after_the_port_opens_is_said_hello_again(tmp_path: Pat
 
 @pytest.mark.realtime
 def test_a_rig_that_is_another_plant_or_rate_is_refused_naming_the_port(
-        tmp_path: Path) -> None:
-    with EmulatedRig(rig_config(tmp_path), tmp_path / "rig") as rig:
-        with pytest.raises(RigMismatch) as slow:
-            bridge(rig.port, rate_hz=50).open()
-        with pytest.raises(RigMismatch) as other:
-            bridge(rig.port, model=create_model("cartpole")).open()
-        good = bridge(rig.port)
-        good.open()  # a refused bridge released the port
-        good.close()
+        idle_rig: EmulatedRig) -> None:
+    rig = idle_rig
+    with pytest.raises(RigMismatch) as slow:
+        bridge(rig.port, rate_hz=50).open()
+    with pytest.raises(RigMismatch) as other:
+        bridge(rig.port, model=create_model("cartpole")).open()
+    good = bridge(rig.port)
+    good.open()  # a refused bridge released the port
+    good.close()
     assert rig.port in str(slow.value) and "100 Hz" in str(slow.value)
     assert "run.rate_hz is 50" in str(slow.value)
     assert "DOUBLE_INVERTED_PENDULUM" in str(other.value) and "cartpole" in str(other.value)
@@ -193,12 +230,13 @@ def test_no_rig_answering_is_unreachable_naming_the_port(tmp_path: Path) -> None
 
 
 @pytest.mark.realtime
-def test_a_second_bridge_on_the_same_port_is_refused(tmp_path: Path) -> None:
-    with EmulatedRig(rig_config(tmp_path), tmp_path / "rig") as rig:
-        first = bridge(rig.port)
-        first.open()
-        with pytest.raises(RigUnreachable, match=f"cannot open serial port {rig.port}"):
-            bridge(rig.port).open()
+def test_a_second_bridge_on_the_same_port_is_refused(idle_rig: EmulatedRig) -> None:
+    first = bridge(idle_rig.port)
+    first.open()
+    try:
+        with pytest.raises(RigUnreachable, match=f"cannot open serial port {idle_rig.port}"):
+            bridge(idle_rig.port).open()
+    finally:
         first.close()
 
 
@@ -256,46 +294,44 @@ def test_the_plant_loop_alone_keeps_the_rig_armed_with_the_held_force(
 
 
 @pytest.mark.realtime
-@pytest.mark.parametrize("kind", ["python", "host", "qemu"])
 def test_a_fault_reported_by_the_rig_puts_the_plant_safe_naming_the_port(
-        tmp_path: Path, kind: str) -> None:
+        latching_rig: PtyRig) -> None:
     # The plant loop itself stops calling: no CONTROL reaches the rig, its watchdog trips.
-    with start_rig(kind, tmp_path, watchdog_ms=40) as rig:
-        backend = bridge(rig.port)
-        backend.open()
-        t0 = backend.align_start_ns(time.monotonic_ns())
-        sleep_until(t0)
-        backend.start(t0)
-        backend.advance(t0)
-        fault = wait_fault(backend, 2.0)
-        backend.apply(0.0, time.monotonic_ns())  # the plant's safe output: not sent
-        backend.close()
+    rig = latching_rig
+    backend = bridge(rig.port)
+    backend.open()
+    t0 = backend.align_start_ns(time.monotonic_ns())
+    sleep_until(t0)
+    backend.start(t0)
+    backend.advance(t0)
+    fault = wait_fault(backend, 2.0)
+    backend.apply(0.0, time.monotonic_ns())  # the plant's safe output: not sent
+    backend.close()
     r = backend.report()
-    assert fault == f"rig on {rig.port} reported FAULT WATCHDOG (detail 40)"
+    assert fault == f"rig on {rig.port} reported FAULT WATCHDOG (detail {WATCHDOG_MS})"
     # rig_fault is the rig's last FAULT: a fast rig (QEMU) answers the ESTOPs before close
     assert r["rig_fault"]["name"] in ("WATCHDOG", "ESTOP") and r["safe_output_ns"] is not None
     assert r["estops_tx"] == 3  # the rig may still listen: it is told to stay off
 
 
 @pytest.mark.realtime
-@pytest.mark.parametrize("kind", ["python", "host", "qemu"])
-def test_the_plants_estop_latches_the_armed_rig_until_a_clear(tmp_path: Path,
-                                                               kind: str) -> None:
+def test_the_plants_estop_latches_the_armed_rig_until_a_clear(latching_rig: PtyRig) -> None:
     # The plant arms the rig and runs; closing (as a plant going safe does) sends ESTOP.
-    with start_rig(kind, tmp_path, watchdog_ms=100) as rig:
-        backend = bridge(rig.port)
-        backend.open()
-        ticks = run(backend, 0.5)
-        armed = backend.rig_flags
-        backend.close()
-        host = RawHost(rig.port, 115_200)  # the port as the next program to open it sees it
-        try:
-            # The first latched STATE: the pty may still hold STATEs the rig sent before it
-            # acted on the ESTOPs (the bridge closed without reading them).
-            _, latched = host.wait_for(State, timeout_s=3.0,
-                                       flags=Flags.ESTOP_LATCHED | Flags.FAULT_LATCHED)
-        finally:
-            host.close()
+    rig = latching_rig
+    backend = bridge(rig.port)
+    backend.open()
+    ticks = run(backend, 0.5)
+    armed = backend.rig_flags
+    backend.close()
+    host = RawHost(rig.port, 115_200)  # the port as the next program to open it sees it
+    try:
+        # The first latched STATE: the pty may still hold STATEs the rig sent before it
+        # acted on the ESTOPs (the bridge closed without reading them).
+        _, latched = host.wait_for(State, timeout_s=3.0,
+                                   flags=Flags.ESTOP_LATCHED | Flags.FAULT_LATCHED)
+    finally:
+        host.close()
+    r = backend.report()
     r = backend.report()
     assert backend.fault is None and ticks == 50 and r["estops_tx"] == 3
     assert armed & Flags.MOTOR_ENABLED  # it was armed by the plant's CLEAR
@@ -325,11 +361,13 @@ def test_an_unplugged_rig_puts_the_plant_safe_at_once_naming_the_port(tmp_path: 
     assert r["safe_output_ns"] >= r["fault_detected_ns"]
 
 
-def test_a_reader_thread_that_dies_puts_the_plant_safe_saying_why(tmp_path: Path) -> None:
+def test_a_reader_thread_that_dies_puts_the_plant_safe_saying_why(
+        idle_rig: EmulatedRig) -> None:
     def fail_in_the_reader() -> None:  # runs first thing in the reader thread
         raise RuntimeError("cannot pin the reader")
 
-    with EmulatedRig(rig_config(tmp_path), tmp_path / "rig") as rig, capture_logs() as logs:
+    rig = idle_rig
+    with capture_logs() as logs:
         backend = bridge(rig.port, on_reader_start=fail_in_the_reader,
                          log=structlog.get_logger())
         backend.open()
@@ -604,10 +642,10 @@ def test_a_two_input_rig_is_bridged_every_input_sent_and_described(tmp_path: Pat
 
 
 @pytest.mark.realtime
-def test_a_rig_with_another_number_of_inputs_is_refused_naming_both(tmp_path: Path) -> None:
-    with (EmulatedRig(rig_config(tmp_path, plant=HELICOPTER), tmp_path / "rig") as rig,
-          pytest.raises(RigMismatch) as refused):
-        bridge(rig.port, model=DIP).open()
+def test_a_rig_with_another_number_of_inputs_is_refused_naming_both(
+        idle_helicopter_rig: EmulatedRig) -> None:
+    with pytest.raises(RigMismatch) as refused:
+        bridge(idle_helicopter_rig.port, model=DIP).open()
     assert "takes 2 input(s) per CONTROL, but plant.model 'dip' has 1 ['force']" in str(
         refused.value)
 
@@ -654,13 +692,14 @@ class TwoCarts:
 
 
 @pytest.mark.realtime
-def test_a_declared_rig_streaming_another_number_of_states_is_refused(tmp_path: Path) -> None:
+def test_a_declared_rig_streaming_another_number_of_states_is_refused(
+        tmp_path: Path, idle_helicopter_rig: EmulatedRig) -> None:
     """The helicopter rig (layout DECLARED, 4 values, 2 inputs) for a 6-state two-input plant:
     the inputs agree, the first STATE does not: RigMismatch naming both counts."""
     (tmp_path / "carts.py").write_text(TWO_CARTS)
     model = create_model("carts:TwoCarts", search_path=[str(tmp_path)])
-    with (EmulatedRig(rig_config(tmp_path, plant=HELICOPTER), tmp_path / "rig") as rig,
-          pytest.raises(RigMismatch) as refused):
+    rig = idle_helicopter_rig
+    with pytest.raises(RigMismatch) as refused:
         bridge(rig.port, model=model).open()
     assert (f"the rig on {rig.port} streams 4 state values, but plant.model 'carts:TwoCarts' "
             "has 6 states") in str(refused.value)
