@@ -27,10 +27,12 @@ plant, points `serial.port` at it, stops it after the run and adds its `rig.json
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from typing import NoReturn
 
+from hil.app.early_signals import START_UP_GC_THRESHOLDS
 from hil.app.exits import EXIT_OK, EXIT_USAGE, leave
 from hil.cli import (
     checks,
@@ -90,5 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    """The `hil` program: main(), then leave without the final collections."""
+    """The `hil` program: main(), collecting garbage rarely (as hil-plant and hil-controller
+    start: hil/app/early_signals.py), then leave without the final collections."""
+    gc.set_threshold(*START_UP_GC_THRESHOLDS)
     leave(main())
