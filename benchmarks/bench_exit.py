@@ -1,11 +1,18 @@
-"""What a hil process's exit costs, with and without the interpreter's final collections.
+"""What a hil process's start-up and exit cost, with Python's garbage collection as it comes
+and as the hil programs set it.
 
 A child Python imports what hil-plant and hil-controller import, builds and warms the
 default config's plant model and law (numba's cache loads: the objects a real run leaves),
-prints a timestamp, and exits: the plain way (`sys.exit`) or the way the programs do
-(`hil.app.exits.leave`: gc.freeze, then sys.exit). The figure is the wall time from that
-timestamp to the parent reaping the child, plus the child's whole CPU time. Variants
-alternate, so machine noise hits both alike; medians of the repetitions.
+prints a timestamp, and exits. Variants:
+
+- `plain`: Python's collector thresholds, `sys.exit` (the interpreter's final collections);
+- `leave`: the same start-up, then `hil.app.exits.leave` (gc.freeze, then sys.exit);
+- `program`: what the programs do now: the start-up thresholds of
+  hil/app/early_signals.py (collect every 50 000 allocations), then `leave`.
+
+Figures: the wall time from the child's timestamp to the parent reaping it (the exit), and
+the child's whole CPU time. Variants take turns, so machine noise hits them alike; medians
+of the repetitions.
 
     .venv/bin/python benchmarks/bench_exit.py [--reps 7]
 """
@@ -23,7 +30,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = """
-import sys, time
+import gc, sys, time
+if sys.argv[1] == "program":
+    from hil.app.early_signals import START_UP_GC_THRESHOLDS
+    gc.set_threshold(*START_UP_GC_THRESHOLDS)
 import numpy as np
 import plant_server.main, controller_client.main
 from controller_client.main import law_from_config
@@ -36,7 +46,7 @@ law = law_from_config(config)
 law.compute(np.zeros(6), 0.0)
 sys.stdout.write(str(time.monotonic_ns()))
 sys.stdout.flush()
-if sys.argv[1] == "leave":
+if sys.argv[1] != "plain":
     from hil.app.exits import leave
     leave(0)
 sys.exit(0)
@@ -61,10 +71,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=7)
     args = parser.parse_args()
-    one("exit")  # numba's caches warm, files in the page cache
-    figures: dict[str, list[tuple[float, float]]] = {"exit": [], "leave": []}
+    one("plain")  # numba's caches warm, files in the page cache
+    variants = ["plain", "leave", "program"]
+    figures: dict[str, list[tuple[float, float]]] = {v: [] for v in variants}
     for rep in range(args.reps):
-        for variant in (("exit", "leave") if rep % 2 == 0 else ("leave", "exit")):
+        for variant in (variants if rep % 2 == 0 else variants[::-1]):
             figures[variant].append(one(variant))
     print(f"{'variant':<8} {'exit ms (median)':>17} {'child CPU s (median)':>21}")
     for variant, runs in figures.items():

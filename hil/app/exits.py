@@ -16,7 +16,7 @@ def leave(code: int) -> NoReturn:
     """End the program with `code`, its work done and its files written and closed, without
     the interpreter's garbage collections at exit: they walk every object numba, NumPy and
     pydantic left (~140 k in a plant or controller), which cost a second or more of CPU per
-    process after the run had ended (benchmarks/bench_cli_startup.py's `exit` rows). What
+    process after the run had ended (benchmarks/bench_exit.py). What
     the interpreter does at exit otherwise is kept: atexit handlers, flushing, closing."""
     gc.freeze()
     sys.exit(code)
