@@ -279,13 +279,23 @@ def rotary_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, P
         "  name: lqr\n", '  name: "dither:Dither"\n')
     (folder / "dither.yaml").write_text(
         text + "record: {history_db: null, html: false}\n")
-    outs = []
-    for k in (1, 2):
-        done = _hil(folder, "run", "--config", "dither.yaml", "--endpoint", free_endpoint(),
-                    "--out", f"out{k}", "--mode", "lockstep", "--duration", "1")
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-        outs.append(folder / f"out{k}")
-    return folder, outs[0], outs[1]
+    # The two runs side by side (lockstep does not care how the runs share the machine; the
+    # controllers wait for their plants as long as they need).
+    runs = [subprocess.Popen([*HIL, "run", "--config", "dither.yaml", "--endpoint",
+                              free_endpoint(), "--out", f"out{k}", "--mode", "lockstep",
+                              "--duration", "1", "--set", "controller.connect_timeout_s=60"],
+                             cwd=folder, env=ENV, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for k in (1, 2)]
+    try:
+        for run in runs:
+            out, err = run.communicate(timeout=240)
+            assert run.returncode == 0, out[-3000:] + err[-3000:]
+    finally:
+        for run in runs:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+    return folder, folder / "out1", folder / "out2"
 
 
 # Two `hil run`s of a numba plant and an LQR law: about a minute on the loaded machine.

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from runs_together import run_together
 
 from hil.recording.recorder import read_recording
 
@@ -44,25 +44,19 @@ WALL_CLOCK = {"t_ns", "state_t_ns", "rx_ns", "send_ns", "compute_ns", "lateness_
               "round_trip_ns"}
 
 
-def hil(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "hil.cli", *args], cwd=cwd, text=True,
-                          capture_output=True, timeout=240, env=env)
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     from conftest import free_endpoint
 
     lab = tmp_path_factory.mktemp("lab")
     (lab / "rig.yaml").write_text(CONFIG)
-    outs = []
-    for name in ("a", "b"):
-        done = hil(lab, "run", "--config", "rig.yaml", "--endpoint", free_endpoint(),
-                   "--out", name)
+    # Side by side: lockstep (connect_timeout_s 60 in the config while both start).
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for done in run_together([[sys.executable, "-m", "hil.cli", "run", "--config", "rig.yaml",
+                               "--endpoint", free_endpoint(), "--out", name]
+                              for name in ("a", "b")], lab, env):
         assert done.returncode == 0, done.stdout + done.stderr
-        outs.append(lab / name)
-    return outs[0], outs[1]
+    return lab / "a", lab / "b"
 
 
 @pytest.mark.slow

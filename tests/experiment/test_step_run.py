@@ -23,6 +23,7 @@ from pathlib import Path
 import control
 import numpy as np
 import pytest
+from runs_together import run_together
 
 from hil.recording.recorder import read_recording
 
@@ -80,10 +81,12 @@ gates:
 '''
 
 
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
 def hil(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "hil.cli", *args], cwd=cwd, text=True,
-                          capture_output=True, timeout=240, env=env)
+                          capture_output=True, timeout=240, env=ENV)
 
 
 @pytest.fixture(scope="module")
@@ -96,13 +99,14 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     (lab / "cart.py").write_text(PLANT)
     (lab / "track.py").write_text(LAW)
     (lab / "step.yaml").write_text(CONFIG)
-    outs = []
-    for name, transport in (("a", "zmq"), ("b", "shm")):
-        done = hil(lab, "run", "--config", "step.yaml", "--endpoint", free_endpoint(),
-                   "--out", name, "--set", f"run.transport={transport}")
+    runs = {name: [sys.executable, "-m", "hil.cli", "run", "--config", "step.yaml",
+                   "--endpoint", free_endpoint(), "--out", name, "--set",
+                   f"run.transport={transport}"] for name, transport in (("a", "zmq"),
+                                                                         ("b", "shm"))}
+    # Side by side: lockstep (connect_timeout_s 60 in the config while both start).
+    for done in run_together(list(runs.values()), lab, ENV):
         assert done.returncode == 0, done.stdout + done.stderr
-        outs.append(lab / name)
-    return outs[0], outs[1]
+    return lab / "a", lab / "b"
 
 
 @pytest.mark.slow

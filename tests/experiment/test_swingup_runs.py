@@ -7,34 +7,60 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from runs_together import run_together
 
 from tests.conftest import NO_HTML, assert_passed_but_timing, free_endpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def hil_run(config: str, out: Path, *sets: str) -> dict:
-    args = [sys.executable, "-m", "hil.cli", "run", "--config", config, "--out", str(out),
+def _argv(config: str, out: Path, *sets: str) -> list[str]:
+    return [sys.executable, "-m", "hil.cli", "run", "--config", config, "--out", str(out),
             "--endpoint", free_endpoint(), *NO_HTML, *sets]
-    done = subprocess.run(args, cwd=ROOT, text=True, capture_output=True, timeout=300)
+
+
+def _report(out: Path, done: subprocess.CompletedProcess[str]) -> dict:
     report = json.loads((out / "report.json").read_text())
     report["exit"] = done.returncode
     report["output"] = done.stdout + done.stderr
     return report
 
 
+def hil_run(config: str, out: Path, *sets: str) -> dict:
+    done = subprocess.run(_argv(config, out, *sets), cwd=ROOT, text=True, capture_output=True,
+                          timeout=300)
+    return _report(out, done)
+
+
+LOCKSTEP = [("configs/rotary-swingup.yaml", 3), ("configs/cartpole-swingup.yaml", 4)]
+
+
+@pytest.fixture(scope="module")
+def lockstep_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """Each swing-up config's lockstep run, the two side by side (lockstep does not care how
+    the runs share the machine): {config: its report, with hil run's exit and output}."""
+    root = tmp_path_factory.mktemp("swingups")
+    outs = {config: root / Path(config).stem for config, _ in LOCKSTEP}
+    done = run_together([_argv(config, outs[config], "--set", f"run.duration_s={duration_s}",
+                               "--set", "controller.connect_timeout_s=60")
+                         for config, duration_s in LOCKSTEP], ROOT, dict(os.environ), 300)
+    return {config: _report(outs[config], d) for (config, _), d in zip(LOCKSTEP, done,
+                                                                       strict=True)}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(("config", "duration_s"), [("configs/rotary-swingup.yaml", 3),
-                                                    ("configs/cartpole-swingup.yaml", 4)])
+@pytest.mark.parametrize(("config", "duration_s"), LOCKSTEP)
 def test_each_swingup_config_passes_in_lockstep_from_hanging(
-        tmp_path: Path, config: str, duration_s: int) -> None:
-    report = hil_run(config, tmp_path / "run", "--set", f"run.duration_s={duration_s}")
+        lockstep_reports: dict[str, dict], config: str, duration_s: int) -> None:
+    report = lockstep_reports[config]
     assert report["exit"] == 0 and report["verdict"] == "PASS", report["output"]
+    assert report["mode"] == "lockstep" and report["duration_s"] == duration_s
     swingup = report["experiment"]["swingup"]
     assert swingup["caught"] and 0.5 < swingup["time_s"] < duration_s
     gates = {g["name"]: g for g in report["gates"]}
