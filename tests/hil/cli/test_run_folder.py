@@ -5,12 +5,14 @@ processes alike; a path that is a file, under a file or impossible is named, exi
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from conftest import NO_HTML, free_endpoint
+from finished_run import finished_run
 
 from hil.app import run_folder
 from hil.cli import main
@@ -30,10 +32,14 @@ def events(log: Path, event: str) -> int:
 
 
 @pytest.mark.slow
-def test_a_finished_run_is_kept_unless_overwrite_replaces_it_whole(tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    first = hil_run(out)
-    assert first.returncode in (0, 1) and (out / "report.json").exists(), first.stderr
+def test_a_finished_run_is_kept_unless_overwrite_replaces_it_whole(
+        tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    # A copy of the session's finished run (finished_run.py): a real run's folder, and one
+    # run fewer than making it here.
+    first = finished_run(tmp_path_factory)
+    assert first.done.returncode in (0, 1), first.done.stderr
+    out = Path(shutil.copytree(first.out, tmp_path / "run"))
+    assert (out / "report.json").exists()
     kept = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     again = hil_run(out)
     assert again.returncode == 2

@@ -492,7 +492,7 @@ def test_hil_run_over_shm(tmp_path: Path, mode: str) -> None:
     # Not a test of the watchdog (tests/faults is): a 250 ms one, so a loaded machine's stall
     # of both loops does not latch the plant for the rest of the run.
     done = subprocess.run([str(hil), "run", *NO_HTML, "--transport", "shm", "--mode", mode,
-                           "--rate", "1000", "--duration", "3", "--endpoint",
+                           "--rate", "1000", "--duration", "2", "--endpoint",
                            _endpoint(tmp_path), "--out", str(out),
                            "--set", "plant.watchdog_timeout_ms=250"],
                           capture_output=True, text=True, timeout=110)
@@ -521,11 +521,12 @@ def test_hil_run_over_shm(tmp_path: Path, mode: str) -> None:
         assert plant["latency_us"][figure]["count"] > 0, (figure, plant["latency_us"])
     for figure in ("state_to_controller", "compute", *late[1:]):
         assert controller["latency_us"][figure]["count"] > 0, (figure, controller["latency_us"])
-    if mode == "lockstep":  # deterministic: every state answered, in 3001 cycles
-        assert plant["cycles"] == 3001 and plant["controls_applied"] == 3000
+    if mode == "lockstep":  # deterministic: every state answered, in 2001 cycles
+        assert plant["cycles"] == 2001 and plant["controls_applied"] == 2000
         assert report["verdict"] == "PASS" and done.returncode == 0, done.stderr
     else:
-        assert plant["end_reason"] == "duration" and plant["controls_applied"] > 2000
+        # Two thirds of the 2000 ticks answered at least (as two thirds of 3000 were).
+        assert plant["end_reason"] == "duration" and plant["controls_applied"] > 2000 * 2 / 3
     assert not Path(f"/dev/shm/{plant['transport']['segment']}").exists()
 
 

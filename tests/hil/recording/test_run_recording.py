@@ -14,23 +14,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import free_endpoint
+from finished_run import DURATION_S, FinishedRun, finished_run
 
 from hil.cli import main
 from hil.recording.recorder import RecordingError, read_recording
 from hil.reporting import history
 
 
+@pytest.fixture
+def run(tmp_path_factory: pytest.TempPathFactory) -> FinishedRun:
+    """Lockstep: this test is about what the run leaves, not about a loaded machine."""
+    return finished_run(tmp_path_factory)
+
+
 @pytest.mark.slow
-def test_a_run_leaves_recordings_html_plots_and_a_history_entry(tmp_path: Path) -> None:
-    db = tmp_path / "history.db"
-    config = tmp_path / "run.yaml"
-    # Lockstep: this test is about what the run leaves, not about a loaded machine.
-    config.write_text(f"record:\n  history_db: {db}\n")
-    out = tmp_path / "run"
-    done = subprocess.run(
-        [sys.executable, "-m", "hil.cli", "run", "--config", str(config), "--mode", "lockstep",
-         "--duration", "2", "--endpoint", free_endpoint(), "--out", str(out)],
-        capture_output=True, text=True, timeout=120)
+def test_a_run_leaves_recordings_html_plots_and_a_history_entry(run: FinishedRun) -> None:
+    done, out, db = run.done, run.out, run.history_db
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads((out / "report.json").read_text())
     assert f"history: {db} (run {report['run_id']})" in done.stdout
@@ -46,7 +45,7 @@ def test_a_run_leaves_recordings_html_plots_and_a_history_entry(tmp_path: Path) 
     np.testing.assert_array_equal(plant["seq"], np.arange(plant.rows))
     assert plant.rows == report["cycles"]  # one row per plant step, the final state too
     assert controller.rows == report["latency_us"]["compute"]["count"]
-    assert plant["sim_time_s"][-1] == pytest.approx(2.0)
+    assert plant["sim_time_s"][-1] == pytest.approx(DURATION_S)
 
     runs = history.list_runs(db)
     assert [r["run_id"] for r in runs] == [report["run_id"]]
