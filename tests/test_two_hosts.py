@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -104,6 +105,17 @@ def _in(ns: str, entry: str, config: Path, out: Path) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def _wait_until_serving(plant: subprocess.Popen[str], log: Path, timeout_s: float = 120) -> None:
+    """Until the plant's log says it serves (it binds before it says so)."""
+    give_up = time.monotonic() + timeout_s
+    while not (log.exists() and "plant serving" in log.read_text()):
+        if plant.poll() is not None:
+            _, err = plant.communicate()
+            pytest.fail(f"the plant ended before it served: {err[-2000:]}")
+        assert time.monotonic() < give_up, f"the plant did not serve within {timeout_s} s"
+        time.sleep(0.05)
+
+
 @pytest.mark.slow
 def test_plant_and_controller_on_two_network_hosts_with_curve(hosts: Hosts,
                                                               tmp_path: Path) -> None:
@@ -118,12 +130,15 @@ def test_plant_and_controller_on_two_network_hosts_with_curve(hosts: Hosts,
                        _config(tmp_path / "s", endpoint, stranger_keys,
                                **{"controller.connect_timeout_s": 3.0}), tmp_path / "stranger")
         procs.append(stranger)
-        _, stranger_err = stranger.communicate(timeout=120)
-        assert stranger.returncode == EXIT_UNREACHABLE, stranger_err
-        assert plant.poll() is None, "the plant must still wait for its controller"
+        # The authorized one as soon as the plant serves, while the stranger still tries (it
+        # gets in neither while the plant waits for a controller nor during the run: had it got
+        # in, one of the two would be refused as already_attached, checked below).
+        _wait_until_serving(plant, out / "plant.log.jsonl")
         controller = _in(hosts.controller_ns, "hil-controller",
                          _config(tmp_path / "c", endpoint, controller_keys), out)
         procs.append(controller)
+        _, stranger_err = stranger.communicate(timeout=120)
+        assert stranger.returncode == EXIT_UNREACHABLE, stranger_err
         _, controller_err = controller.communicate(timeout=180)
         _, plant_err = plant.communicate(timeout=60)
     finally:
