@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_passed_but_timing
+from conftest import assert_passed_but_timing, free_endpoint
 
 from hil.recording.recorder import read_recording
 
@@ -58,14 +58,69 @@ def patient(path: Path) -> None:
     path.write_text(text.replace("\ncontroller:\n", "\ncontroller:\n  connect_timeout_s: 60\n"))
 
 
+LabRun = tuple[Path, subprocess.CompletedProcess[str], dict]
+BROKEN_LAW = (
+    "class Broken:\n"
+    "    def __init__(self, gains, **context):\n"
+    "        self.n = 0\n"
+    "    def compute(self, state, t):\n"
+    "        self.n += 1\n"
+    "        return 1.0 / (300 - self.n)\n")
+
+
+@pytest.fixture(scope="module")
+def lockstep_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, LabRun]:
+    """The module's lockstep runs, each in its own lab folder, started together (lockstep
+    does not care how the runs share the machine; the realtime runs run alone): a law written
+    by `hil new controller`, a plant written by `hil new plant`, a law that raises on its
+    299th control. {name: (its folder, hil run's result, report.json)}."""
+    root = tmp_path_factory.mktemp("labs")
+    folders = {name: root / name for name in ("mylaw", "mycart", "broken")}
+    for folder in folders.values():
+        folder.mkdir()
+    assert hil(folders["mylaw"], "new", "controller", "mylaw").returncode == 0
+    assert hil(folders["mycart"], "new", "plant", "mycart").returncode == 0
+    for name in ("mylaw", "mycart"):
+        no_history(folders[name] / f"{name}.yaml")
+        patient(folders[name] / f"{name}.yaml")
+    (folders["broken"] / "broken.py").write_text(BROKEN_LAW)
+    (folders["broken"] / "broken.yaml").write_text(
+        'controller: {name: "broken:Broken", connect_timeout_s: 60}\n'
+        "record: {history_db: null, html: false}\n")
+    extra = {"mylaw": ("--duration", "3", *PATIENT_WATCHDOG), "mycart": ("--duration", "4"),
+             "broken": ()}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = {name: subprocess.Popen(
+        [*HIL, "run", "--config", f"{name}.yaml", "--endpoint", free_endpoint(), "--out", "out",
+         "--mode", "lockstep", *extra[name]], cwd=folder, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True) for name, folder in folders.items()}
+    runs = {}
+    try:
+        for name, proc in procs.items():
+            out, err = proc.communicate(timeout=240)
+            report_path = folders[name] / "out" / "report.json"
+            runs[name] = (folders[name],
+                          subprocess.CompletedProcess(proc.args, proc.returncode, out, err),
+                          json.loads(report_path.read_text()) if report_path.exists() else {})
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return runs
+
+
 @pytest.mark.slow
 def test_own_law_beside_its_yaml_balances_the_default_plant_in_lockstep_and_realtime(
-        tmp_path: Path, endpoint: str) -> None:
-    assert hil(tmp_path, "new", "controller", "mylaw").returncode == 0
-    no_history(tmp_path / "mylaw.yaml")
-    for mode in ("lockstep", "realtime"):
-        done, report = run(tmp_path, "mylaw.yaml", endpoint, "--mode", mode, "--duration", "3",
-                           *PATIENT_WATCHDOG)
+        lockstep_runs: dict[str, LabRun],
+        endpoint: str) -> None:
+    folder, lockstep, lockstep_report = lockstep_runs["mylaw"]
+    # The realtime run in the same lab folder, after the lockstep one (--overwrite).
+    realtime, realtime_report = run(folder, "mylaw.yaml", endpoint, "--mode", "realtime",
+                                    "--duration", "3", *PATIENT_WATCHDOG)
+    for mode, done, report in (("lockstep", lockstep, lockstep_report),
+                               ("realtime", realtime, realtime_report)):
+        assert report, done.stdout + done.stderr
         assert done.returncode == (0 if report["verdict"] == "PASS" else 1), done.stderr
         assert_passed_but_timing(report)  # the timing gates are the machine's (conftest.py)
         assert report["mode"] == mode
@@ -73,11 +128,9 @@ def test_own_law_beside_its_yaml_balances_the_default_plant_in_lockstep_and_real
         assert report["law"]["gains"]["k_x"] == pytest.approx(31.62)
 
 
-def test_own_plant_beside_its_yaml_is_balanced_by_lqr(tmp_path: Path, endpoint: str) -> None:
-    assert hil(tmp_path, "new", "plant", "mycart").returncode == 0
-    no_history(tmp_path / "mycart.yaml")
-    done, report = run(tmp_path, "mycart.yaml", endpoint, "--mode", "lockstep",
-                       "--duration", "4")
+def test_own_plant_beside_its_yaml_is_balanced_by_lqr(
+        lockstep_runs: dict[str, LabRun]) -> None:
+    _, done, report = lockstep_runs["mycart"]
     assert done.returncode == 0, done.stdout + done.stderr
     assert report["verdict"] == "PASS"
     assert report["plant"]["name"] == "mycart:Mycart"
@@ -202,23 +255,14 @@ def test_gains_change_on_a_running_loop_and_bad_gains_are_refused(
     assert sim_time == pytest.approx(seq * 1e-3, abs=1e-9)  # state k at k periods
 
 
-def test_a_law_that_raises_ends_the_run_with_the_plant_safe(tmp_path: Path,
-                                                           endpoint: str) -> None:
-    (tmp_path / "broken.py").write_text(
-        "class Broken:\n"
-        "    def __init__(self, gains, **context):\n"
-        "        self.n = 0\n"
-        "    def compute(self, state, t):\n"
-        "        self.n += 1\n"
-        "        return 1.0 / (300 - self.n)\n")
-    (tmp_path / "broken.yaml").write_text(
-        'controller: {name: "broken:Broken"}\nrecord: {history_db: null, html: false}\n')
-    done, report = run(tmp_path, "broken.yaml", endpoint, "--mode", "lockstep")
+def test_a_law_that_raises_ends_the_run_with_the_plant_safe(
+        lockstep_runs: dict[str, LabRun]) -> None:
+    folder, done, report = lockstep_runs["broken"]
     assert done.returncode == 1
     assert "control law broken:Broken raised ZeroDivisionError" in done.stderr
     assert report["verdict"] == "FAIL"
     assert report["law_error"]["law"] == "broken:Broken"
     assert "return 1.0 / (300 - self.n)" in report["law_error"]["traceback"]
     assert report["safe_state"] is True and report["plant_end_reason"] == "controller left"
-    log = (tmp_path / "out" / "controller.log.jsonl").read_text()
+    log = (folder / "out" / "controller.log.jsonl").read_text()
     assert "ZeroDivisionError" in log
