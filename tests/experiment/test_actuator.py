@@ -8,28 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from plugin_cart import cart_model
 
 from hil.config import ActuatorConfig, ConfigError, validate_config
-from hil.dynamics import create_model
 from hil.experiment.actuator import Actuator
 from hil.experiment.plan import check_experiment
 from plant_server.backends.sim import SimBackend
 
 DT = 0.002
-CART = """
-import numpy as np
-
-
-class Cart:
-    state_names = ("x", "x_dot")
-    state_units = ("m", "m/s")
-    input_names = ("force",)
-    input_units = ("N",)
-    input_limits = (50.0,)
-
-    def derivatives(self, state, u):
-        return np.array([state[1], (u[0] - 0.5 * state[1]) / 1.0])
-"""
 
 
 def expected(commands: np.ndarray, band: float, lag: float, rate: float) -> np.ndarray:
@@ -60,8 +46,7 @@ def test_each_actuator_model_against_its_definition(band: float, lag: float,
 
 
 def test_the_plant_integrates_the_actuators_output_not_the_command(tmp_path: Path) -> None:
-    (tmp_path / "cart.py").write_text(CART)
-    model = create_model("cart:Cart", {}, substeps=4, search_path=[str(tmp_path)])
+    model = cart_model(tmp_path)
     actuator = Actuator(ActuatorConfig(lag_s={"force": 0.05}, rate_limit_per_s={"force": 30.0}),
                         ("force",))
     backend = SimBackend(model, np.zeros(2), round(DT * 1e9), None, actuator)

@@ -7,34 +7,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from plugin_cart import cart_model
 
 from hil.config import ActuatorConfig
-from hil.dynamics import create_model
 from hil.experiment.actuator import Actuator
 from plant_server.backends.sim import SimBackend
 
 PERIOD_NS = 2_000_000
-CART = """
-import numpy as np
-
-
-class Cart:
-    state_names = ("x", "x_dot")
-    state_units = ("m", "m/s")
-    input_names = ("force",)
-    input_units = ("N",)
-    input_limits = (50.0,)
-
-    def derivatives(self, state, u):
-        return np.array([state[1], (u[0] - 0.5 * state[1]) / 1.0])
-"""
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> object:
-    folder = tmp_path_factory.mktemp("cart")
-    (folder / "cart.py").write_text(CART)
-    return create_model("cart:Cart", {}, substeps=4, search_path=[str(folder)])
+    return cart_model(tmp_path_factory.mktemp("cart"))
 
 
 def backend(model: object, delay_steps: int, lag_s: float = 0.0) -> SimBackend:
