@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -47,3 +52,55 @@ def assert_passed_but_timing(report: dict) -> None:
     if "round_trip_p99" in gates:
         p99 = gates["round_trip_p99"]
         assert p99["passed"] == (report["latency_us"]["round_trip"]["p99"] <= p99["threshold"])
+
+
+def _stop(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is None:
+        return
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def dask_processes() -> Iterator[str]:
+    """A real `dask scheduler` and a `dask worker` of two worker processes (each under its
+    nanny) on loopback, started once for the session (`hil tune`'s and `hil sweep`'s Dask
+    tests share it; each test that changes it registers what it needs and removes it after);
+    its address. Use `dask_cluster`, which also waits until both workers are there."""
+    bin_dir = Path(sys.executable).parent
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = subprocess.Popen([str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1",
+                                  "--port", str(port), "--no-dashboard"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers = None
+    try:
+        workers = subprocess.Popen(
+            [str(bin_dir / "dask"), "worker", address, "--nworkers", "2", "--nthreads", "1",
+             "--no-dashboard", "--host", "127.0.0.1"], stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        yield address
+    finally:
+        # The workers first: with the scheduler gone, they would wait for it before leaving.
+        _stop(workers)
+        _stop(scheduler)
+
+
+@pytest.fixture
+def dask_cluster(dask_processes: str) -> str:
+    """The session's Dask cluster (`dask_processes`) with both its workers up (a worker a
+    test killed is back under its nanny) and the tuning package imported on them; its
+    address."""
+    from distributed import Client
+
+    with Client(dask_processes, timeout="30s") as client:
+        client.wait_for_workers(2, timeout=90)
+        client.run(importlib.import_module, "controller_client.tuning.engine")
+    return dask_processes
