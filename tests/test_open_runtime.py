@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from conftest import assert_passed_but_timing, free_endpoint
 
-from hil.recording.recorder import read_recording
+from hil.cli import main as hil_main
+from hil.recording.recorder import RecordingTail, read_recording
 
 ROOT = Path(__file__).resolve().parent.parent
 HIL = [sys.executable, "-m", "hil.cli"]
@@ -175,11 +176,20 @@ def test_rotary_config_balances_the_qube_in_real_time(tmp_path: Path, endpoint: 
     assert (tmp_path / "out" / "trajectories.png").stat().st_size > 0
 
 
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`hil ARGS` run by the CLI's own main() in this process (what the `hil` program runs,
+    without an interpreter's start-up per command), as a CompletedProcess with its output."""
+    capsys.readouterr()
+    code = hil_main(list(args))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["hil", *args], code, out, err)
+
+
 # Two processes, a long lockstep run and several hil commands: under the shared machine's
 # load (15 on 2 cores) this took over the default 120 s; alone it takes about 30 s.
 @pytest.mark.timeout(300)
 def test_gains_change_on_a_running_loop_and_bad_gains_are_refused(
-        tmp_path: Path, endpoint: str) -> None:
+        tmp_path: Path, endpoint: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert hil(tmp_path, "new", "controller", "mylaw").returncode == 0
     no_history(tmp_path / "mylaw.yaml")
     patient(tmp_path / "mylaw.yaml")
@@ -193,7 +203,7 @@ def test_gains_change_on_a_running_loop_and_bad_gains_are_refused(
     try:
         give_up = time.monotonic() + 180  # the plant and controller start (25 s seen under load)
         while True:  # until the controller has attached and answers through the plant
-            shown = hil(tmp_path, "gains", "--endpoint", endpoint, "--timeout", "0.5")
+            shown = cli(capsys, "gains", "--endpoint", endpoint, "--timeout", "0.5")
             if shown.returncode == 0:
                 break
             if proc.poll() is not None:
@@ -202,17 +212,25 @@ def test_gains_change_on_a_running_loop_and_bad_gains_are_refused(
                             f"{err[-3000:]}")
             assert time.monotonic() < give_up, shown.stderr
         assert shown.stdout.startswith("gains: k_x=31.62 k_theta1=-633.6")
-        changed = hil(tmp_path, "gains", "--endpoint", endpoint, "k_x=35", "k_x_dot=50")
+        # The change comes mid-run: after the plant has recorded steps under control.
+        tail = RecordingTail(tmp_path / "out" / "plant.rec")
+        while True:
+            rows = tail.poll()
+            if rows and np.any(rows["control_seq"] > 0):
+                break
+            assert proc.poll() is None and time.monotonic() < give_up, "no steps recorded"
+            time.sleep(0.02)
+        changed = cli(capsys, "gains", "--endpoint", endpoint, "k_x=35", "k_x_dot=50")
         assert changed.returncode == 0, changed.stderr
         assert "k_x=31.62" in changed.stdout and "-> k_x=35 " in changed.stdout
-        wrong_count = hil(tmp_path, "gains", "--endpoint", endpoint, "1", "2")
+        wrong_count = cli(capsys, "gains", "--endpoint", endpoint, "1", "2")
         assert wrong_count.returncode == 1
         assert ("refused: mylaw:Mylaw takes 6 gains [k_x, k_theta1, k_theta2, k_x_dot, "
                 "k_theta1_dot, k_theta2_dot], got 2; the gains stay k_x=35 "
                 ) in wrong_count.stderr
-        unknown = hil(tmp_path, "gains", "--endpoint", endpoint, "kx=1")
+        unknown = cli(capsys, "gains", "--endpoint", endpoint, "kx=1")
         assert unknown.returncode == 1 and "no gain named 'kx'" in unknown.stderr
-        after = hil(tmp_path, "gains", "--endpoint", endpoint)
+        after = cli(capsys, "gains", "--endpoint", endpoint)
         assert "k_x=35 " in after.stdout and "k_x_dot=50" in after.stdout
         proc.send_signal(signal.SIGINT)  # Ctrl-C: the run stops and writes its reports
         out, err = proc.communicate(timeout=300)

@@ -23,6 +23,7 @@ import structlog
 import zmq
 from scipy.integrate import solve_ivp
 
+from hil.cli import main as hil_main
 from hil.config import build_plant_model, load_config
 from hil.dynamics import create_model
 from hil.link import messages as msg
@@ -235,14 +236,23 @@ def hil(cwd: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProc
                           timeout=timeout, env=ENV)
 
 
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`hil ARGS` run by the CLI's own main() in this process (what the `hil` program runs,
+    without an interpreter's start-up per command), as a CompletedProcess with its output."""
+    capsys.readouterr()
+    code = hil_main(list(args))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["hil", *args], code, out, err)
+
+
 # Two processes, a long lockstep run and several hil commands: under the shared machine's
 # load (15 on 2 cores) this took over the default 120 s; alone it takes about 30 s.
 @pytest.mark.timeout(300)
 def test_hil_gains_with_curve_on_works_with_the_keys_and_is_refused_without(
-        tmp_path: Path, endpoint: str) -> None:
+        tmp_path: Path, endpoint: str, capsys: pytest.CaptureFixture[str]) -> None:
     keys, stranger_keys = tmp_path / "keys", tmp_path / "stranger"
     for folder in (keys, stranger_keys):
-        assert hil(tmp_path, "keygen", str(folder)).returncode == 0
+        assert cli(capsys, "keygen", str(folder)).returncode == 0
     # A client that knows the plant's public key but whose own key the plant never authorized.
     (stranger_keys / "plant.key").write_bytes((keys / "plant.key").read_bytes())
     assert hil(tmp_path, "new", "controller", "mylaw").returncode == 0
@@ -258,7 +268,7 @@ def test_hil_gains_with_curve_on_works_with_the_keys_and_is_refused_without(
     try:
         give_up = time.monotonic() + 180  # both processes start (25 s seen under load)
         while True:  # until the controller has attached and answers through the plant
-            shown = hil(tmp_path, "gains", "--endpoint", endpoint, "--keys", str(keys),
+            shown = cli(capsys, "gains", "--endpoint", endpoint, "--keys", str(keys),
                         "--timeout", "0.5")
             if shown.returncode == 0:
                 break
@@ -270,22 +280,22 @@ def test_hil_gains_with_curve_on_works_with_the_keys_and_is_refused_without(
         assert shown.stdout.startswith("gains: k_x=31.62 ")
         # No keys: refused in the handshake, at once (not after the 30 s timeout), exit 4.
         started = time.monotonic()
-        bare = hil(tmp_path, "gains", "--endpoint", endpoint, "k_x=99", "--timeout", "30")
+        bare = cli(capsys, "gains", "--endpoint", endpoint, "k_x=99", "--timeout", "30")
         assert bare.returncode == 4, bare.stderr
         assert time.monotonic() - started < 25
         assert (f"hil gains: the plant at {endpoint} refused the connection: it requires CURVE "
                 "(security.curve on); pass --keys DIR") in bare.stderr
         # A key the plant does not trust: refused, naming the key.
-        other = hil(tmp_path, "gains", "--endpoint", endpoint, "k_x=99", "--keys",
+        other = cli(capsys, "gains", "--endpoint", endpoint, "k_x=99", "--keys",
                     str(stranger_keys), "--timeout", "30")
         assert other.returncode == 4, other.stderr
         assert (f"refused this client's CURVE key ({stranger_keys / 'controller.key'})"
                 in other.stderr)
         # With the keys: applied.
-        changed = hil(tmp_path, "gains", "--endpoint", endpoint, "--keys", str(keys), "k_x=35")
+        changed = cli(capsys, "gains", "--endpoint", endpoint, "--keys", str(keys), "k_x=35")
         assert changed.returncode == 0, changed.stderr
         assert "-> k_x=35 " in changed.stdout
-        stop = hil(tmp_path, "estop", "--endpoint", endpoint, "--keys", str(keys),
+        stop = cli(capsys, "estop", "--endpoint", endpoint, "--keys", str(keys),
                    "--reason", "test over")
         assert stop.returncode == 0, stop.stderr
         out, err = proc.communicate(timeout=300)
