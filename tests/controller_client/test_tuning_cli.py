@@ -1,9 +1,10 @@
-"""`hil tune` as a user runs it: real processes, a real Dask scheduler and workers on loopback."""
+"""`hil tune` as a user runs it: real processes, a real Dask scheduler and workers on loopback
+(the session's, tests/conftest.py's `dask_cluster`: it starts beside the first tuning here,
+and the sweep's Dask test uses it too)."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import pty
@@ -193,43 +194,6 @@ def test_by_default_an_unreachable_scheduler_fails_within_10_s() -> None:
     assert default == CONNECT_TIMEOUT_S and default + 2.0 <= 10.0
     assert f"(default {default:g})" in " ".join(
         tune("--help", timeout=60).stdout.split())
-
-
-@pytest.fixture(scope="module")
-def dask_cluster(local_run):
-    """A real `dask scheduler` and a `dask worker` of two worker processes (each under its
-    nanny) on loopback, shared by the Dask tests of this module (each registers what it
-    needs and removes it after). It starts while the local tuning runs (`local_run`), and
-    its workers import the tuning package before the first test uses them."""
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    scheduler = subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1",
-                                  "--port", str(port), "--no-dashboard"],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    workers = None
-    try:
-        workers = subprocess.Popen(
-            [str(BIN / "dask"), "worker", address, "--nworkers", "2", "--nthreads", "1",
-             "--no-dashboard", "--host", "127.0.0.1"], stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
-        from distributed import Client
-
-        with Client(address, timeout="30s") as client:
-            client.wait_for_workers(2, timeout=90)
-            client.run(importlib.import_module, "controller_client.tuning.engine")
-        yield address
-    finally:
-        # The workers first: with the scheduler gone, they would wait for it before leaving.
-        for p in (workers, scheduler):
-            if p is None:
-                continue
-            if p.poll() is None:
-                p.terminate()
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
 
 
 # Workers load the compiled batch from numba's disk cache (the law kernel enters it as a
