@@ -38,8 +38,8 @@ def step_info(t: np.ndarray, y: np.ndarray) -> dict[str, float] | None:
     high = int(np.nonzero(sign * (y - RISE_LIMITS[1] * final) >= 0)[0][0])
     outside = np.nonzero(np.abs(y / final - 1) >= SETTLING_THRESHOLD)[0]
     settled = 0 if outside.size == 0 else int(outside[-1]) + 1
-    excess = abs(float((sign * y).max())) - abs(final)
-    peak = int(np.abs(y).argmax())
+    excess = abs(float(np.max(sign * y))) - abs(final)
+    peak = int(np.argmax(np.abs(y)))
     return {"rise_time_s": float(t[high] - t[low]),
             "settling_time_s": float(t[settled]) if settled < len(t) else math.nan,
             "overshoot_pct": abs(100.0 * excess / final) if excess > 0 else 0.0,

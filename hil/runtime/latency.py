@@ -165,14 +165,14 @@ class _Figure:
         if not self.pending:
             return
         values = self.samples[: self.pending]
-        low, high = int(values.min()), int(values.max())
+        low, high = int(np.min(values)), int(np.max(values))
         if low < 0 or high > HIGHEST_NS:
             self.negative += int(np.count_nonzero(values < 0))
             self.clamped += int(np.count_nonzero(values > HIGHEST_NS))
             values = np.clip(values, 0, HIGHEST_NS)
             low, high = max(low, 0), min(high, HIGHEST_NS)
         indices = _counts_indices(values)
-        first = int(indices.min())
+        first = int(np.min(indices))
         added = np.bincount(indices - first)  # over the samples' span, not the whole histogram
         histogram = self.histogram
         counts = np.frombuffer(histogram.counts, dtype=np.int64)
