@@ -58,6 +58,7 @@ def write_config(folder: Path, endpoint: str, **dotted: Any) -> Path:
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
+    env["PYTHONFAULTHANDLER"] = "1"  # a process that hangs says where when it is aborted
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return env
 
@@ -125,8 +126,12 @@ def outputs(proc: subprocess.Popen[str], sig: int | None = None,
     try:
         out, err = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        _, err = proc.communicate()
+        proc.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
+        try:
+            _, err = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
         raise AssertionError(f"process did not end within {timeout_s} s: {err}") from None
     return proc.returncode, out, err
 
