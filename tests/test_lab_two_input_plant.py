@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from conftest import assert_passed_but_timing, free_endpoint
 from mcap.reader import make_reader
+from runs_together import run_together
 
 from hil.recording.recorder import read_recording
 
@@ -127,23 +128,11 @@ def lockstep_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
     configs = {"hover": (lab(folder / "hover", "hover:Hover"), "shm"),
                "declared": (lab(folder / "declared", "lqr", declare_trim=True), "zmq"),
                "found": (lab(folder / "found", "lqr", declare_trim=False), "zmq")}
-    procs = {name: subprocess.Popen(_argv(config, "lockstep", transport), cwd=config.parent,
-                                    env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    text=True)
-             for name, (config, transport) in configs.items()}
-    runs = {}
-    try:
-        for name, proc in procs.items():
-            out, err = proc.communicate(timeout=240)
-            config = configs[name][0]
-            done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-            runs[name] = (config.parent, done, _report(config))
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    return runs
+    done = run_together([_argv(config, "lockstep", transport)
+                         for config, transport in configs.values()],
+                        [config.parent for config, _ in configs.values()], ENV)
+    return {name: (config.parent, result, _report(config))
+            for (name, (config, _)), result in zip(configs.items(), done, strict=True)}
 
 
 def gate(report: dict, name: str) -> dict:

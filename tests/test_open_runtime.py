@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import assert_passed_but_timing, free_endpoint
+from runs_together import run_together
 
 from hil.cli import main as hil_main
 from hil.recording.recorder import RecordingTail, read_recording
@@ -91,23 +92,15 @@ def lockstep_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, LabRun]
     extra = {"mylaw": ("--duration", "3", *PATIENT_WATCHDOG), "mycart": ("--duration", "4"),
              "broken": ()}
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = {name: subprocess.Popen(
-        [*HIL, "run", "--config", f"{name}.yaml", "--endpoint", free_endpoint(), "--out", "out",
-         "--mode", "lockstep", *extra[name]], cwd=folder, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True) for name, folder in folders.items()}
+    done = run_together(
+        [[*HIL, "run", "--config", f"{name}.yaml", "--endpoint", free_endpoint(), "--out",
+          "out", "--mode", "lockstep", *extra[name]] for name in folders],
+        list(folders.values()), env)
     runs = {}
-    try:
-        for name, proc in procs.items():
-            out, err = proc.communicate(timeout=240)
-            report_path = folders[name] / "out" / "report.json"
-            runs[name] = (folders[name],
-                          subprocess.CompletedProcess(proc.args, proc.returncode, out, err),
-                          json.loads(report_path.read_text()) if report_path.exists() else {})
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    for (name, folder), result in zip(folders.items(), done, strict=True):
+        report_path = folder / "out" / "report.json"
+        runs[name] = (folder, result,
+                      json.loads(report_path.read_text()) if report_path.exists() else {})
     return runs
 
 

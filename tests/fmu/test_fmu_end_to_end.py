@@ -17,6 +17,7 @@ import pytest
 from conftest import NO_HTML, assert_passed_but_timing, free_endpoint
 from fmubuild import fmus_fixture  # noqa: F401  (the session's FMUs)
 from plantconfig import write_config
+from runs_together import run_together
 
 from hil.recording.recorder import read_recording
 
@@ -82,23 +83,10 @@ def lockstep_runs(tmp_path_factory: pytest.TempPathFactory, fmus: SimpleNamespac
                                  initial_state=[0.0, 0.0, 0.0, 0.0], params={"fail_at_s": 0.5},
                                  fmu_outputs=["x", "theta", "x_dot", "theta_dot"]),
                     ("run.mode=lockstep", *patient))}
-    procs = {name: subprocess.Popen(_argv(config, overrides), cwd=config.parent, env=ENV,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for name, (config, overrides) in configs.items()}
-    runs = {}
-    try:
-        for name, proc in procs.items():
-            out, err = proc.communicate(timeout=240)
-            config = configs[name][0]
-            runs[name] = (config.parent,
-                          subprocess.CompletedProcess(proc.args, proc.returncode, out, err),
-                          _report(config))
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    return runs
+    done = run_together([_argv(config, overrides) for config, overrides in configs.values()],
+                        [config.parent for config, _ in configs.values()], ENV)
+    return {name: (config.parent, result, _report(config))
+            for (name, (config, _)), result in zip(configs.items(), done, strict=True)}
 
 
 @pytest.mark.slow

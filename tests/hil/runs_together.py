@@ -10,12 +10,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
-def run_together(commands: Sequence[Sequence[str]], cwd: Path, env: dict[str, str],
-                 timeout_s: float = 240) -> list[subprocess.CompletedProcess[str]]:
-    """Each of `commands` run from `cwd` at once; their results, in order. Whatever still
-    runs when one times out (or anything else goes wrong) is killed."""
-    procs = [subprocess.Popen(list(argv), cwd=cwd, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for argv in commands]
+def run_together(commands: Sequence[Sequence[str]], cwd: Path | Sequence[Path],
+                 env: dict[str, str], timeout_s: float = 240
+                 ) -> list[subprocess.CompletedProcess[str]]:
+    """Each of `commands` run at once, from `cwd` (one folder for all, or one per command);
+    their results, in order. Whatever still runs when one times out (or anything else goes
+    wrong) is killed."""
+    folders = [cwd] * len(commands) if isinstance(cwd, Path) else list(cwd)
+    procs = [subprocess.Popen(list(argv), cwd=folder, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+             for argv, folder in zip(commands, folders, strict=True)]
     try:
         outputs = [p.communicate(timeout=timeout_s) for p in procs]
         return [subprocess.CompletedProcess(p.args, p.returncode, out, err)
