@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_in_process import cli
 from conftest import assert_passed_but_timing, free_endpoint
 from runs_together import run_together
 
-from hil.cli import main as hil_main
 from hil.recording.recorder import RecordingTail, read_recording
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -169,13 +169,6 @@ def test_rotary_config_balances_the_qube_in_real_time(tmp_path: Path, endpoint: 
     assert (tmp_path / "out" / "trajectories.png").stat().st_size > 0
 
 
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
-    """`hil ARGS` run by the CLI's own main() in this process (what the `hil` program runs,
-    without an interpreter's start-up per command), as a CompletedProcess with its output."""
-    capsys.readouterr()
-    code = hil_main(list(args))
-    out, err = capsys.readouterr()
-    return subprocess.CompletedProcess(["hil", *args], code, out, err)
 
 
 # Two processes, a long lockstep run and several hil commands: under the shared machine's

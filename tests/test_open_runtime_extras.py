@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 import structlog
 import zmq
+from cli_in_process import cli
 from scipy.integrate import solve_ivp
 
-from hil.cli import main as hil_main
 from hil.config import build_plant_model, load_config
 from hil.dynamics import create_model
 from hil.link import messages as msg
@@ -236,13 +236,6 @@ def hil(cwd: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProc
                           timeout=timeout, env=ENV)
 
 
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
-    """`hil ARGS` run by the CLI's own main() in this process (what the `hil` program runs,
-    without an interpreter's start-up per command), as a CompletedProcess with its output."""
-    capsys.readouterr()
-    code = hil_main(list(args))
-    out, err = capsys.readouterr()
-    return subprocess.CompletedProcess(["hil", *args], code, out, err)
 
 
 # Two processes, a long lockstep run and several hil commands: under the shared machine's

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import structlog
+from cli_in_process import cli
 from mcap.reader import make_reader
 from structlog.testing import capture_logs
 
@@ -359,15 +360,6 @@ def test_the_rotarys_recordings_exports_and_report_say_voltage_in_v(
 
 
 # ------------------------------------------------------------------ operators against CURVE
-def _operator(capsys: pytest.CaptureFixture[str], *args: str
-              ) -> subprocess.CompletedProcess[str]:
-    """`hil ARGS` run by the CLI's own main() in this process (what the `hil` program runs,
-    without an interpreter's start-up for each of the test's eight commands), as a
-    CompletedProcess with what it printed."""
-    capsys.readouterr()
-    code = hil_main(list(args))
-    out, err = capsys.readouterr()
-    return subprocess.CompletedProcess(["hil", *args], code, out, err)
 
 
 @pytest.mark.timeout(200)
@@ -390,20 +382,20 @@ def test_hil_estop_and_clear_without_the_keys_are_refused_at_once_exit_4(
         _wait_for_log(out / "plant.log.jsonl", "plant serving", plant)
         for command in (["estop", "--reason", "x"], ["clear"]):
             started = time.monotonic()
-            bare = _operator(capsys, *command, "--endpoint", endpoint, "--timeout", "30")
+            bare = cli(capsys, *command, "--endpoint", endpoint, "--timeout", "30")
             assert bare.returncode == 4, bare.stderr
             assert time.monotonic() - started < 25  # at once, not after the 30 s timeout
             assert (f"hil {command[0]}: the plant at {endpoint} refused the connection: it "
                     "requires CURVE (security.curve on); pass --keys DIR") in bare.stderr
-            other = _operator(capsys, *command, "--endpoint", endpoint, "--keys",
+            other = cli(capsys, *command, "--endpoint", endpoint, "--keys",
                               str(stranger), "--timeout", "30")
             assert other.returncode == 4, other.stderr
             assert (f"refused this client's CURVE key ({stranger / 'controller.key'})"
                     in other.stderr)
         assert plant.poll() is None  # none of them reached the plant
-        cleared = _operator(capsys, "clear", "--endpoint", endpoint, "--keys", str(keys))
+        cleared = cli(capsys, "clear", "--endpoint", endpoint, "--keys", str(keys))
         assert cleared.returncode == 0 and "nothing to clear" in cleared.stdout, cleared.stderr
-        stop = _operator(capsys, "estop", "--endpoint", endpoint, "--keys", str(keys),
+        stop = cli(capsys, "estop", "--endpoint", endpoint, "--keys", str(keys),
                          "--reason", "test over")
         assert stop.returncode == 0, stop.stderr
         plant.communicate(timeout=60)
