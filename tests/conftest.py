@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib
+import signal
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -104,3 +106,31 @@ def dask_cluster(dask_processes: str) -> str:
         client.wait_for_workers(2, timeout=90)
         client.run(importlib.import_module, "controller_client.tuning.engine")
     return dask_processes
+
+
+def _as_from_a_terminal() -> dict[signal.Signals, Any]:
+    """SIGINT and SIGTERM handled in the test process as in a program started from a terminal.
+    A shell without job control starts a background command (`make test &`, a CI script)
+    with SIGINT ignored, and an ignored signal is inherited by every process a test starts:
+    `hil run` or `hil sweep` would then not stop on the Ctrl-C its test sends."""
+    wanted: dict[signal.Signals, Any] = {signal.SIGINT: signal.default_int_handler,
+                                         signal.SIGTERM: signal.SIG_DFL}
+    for sig, handler in wanted.items():
+        if signal.getsignal(sig) == signal.SIG_IGN:
+            signal.signal(sig, handler)
+    return {sig: signal.getsignal(sig) for sig in wanted}
+
+
+_SIGNALS = _as_from_a_terminal()
+
+
+@pytest.fixture(autouse=True)
+def _signals_as_found() -> Iterator[None]:
+    """Each test starts with the handling of `_SIGNALS`: a test that runs a program's main()
+    in this process leaves its handlers behind (hil/app/process.py StopFlag), which would
+    change what a later test's processes inherit and how this process answers Ctrl-C."""
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    yield
+    for sig, handler in _SIGNALS.items():
+        signal.signal(sig, handler)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
