@@ -9,7 +9,8 @@ counted as an overrun, never caught up in a burst.
 
 `lockstep`: the loop answers each state as soon as it arrives.
 
-The plant's silence past `plant_timeout_ms` ends the run with a clear message.
+The plant's silence past `plant_timeout_ms` (in lockstep `lockstep_plant_timeout_ms`) ends the run
+with a clear message.
 
 The loop owns its parts and calls them; a part never calls back (it returns what happened):
 the session and handshake (`session`), the state intake (`intake`), the gains relay

@@ -39,7 +39,13 @@ from hil.app.process import (
     ResourceMeter,
     run_process,
 )
-from hil.config import Config, ConfigError, ExperimentConfig, build_plant_model
+from hil.config import (
+    Config,
+    ConfigError,
+    ExperimentConfig,
+    build_plant_model,
+    plant_timeout_ms,
+)
 from hil.dynamics.inputs import Inputs
 from hil.experiment.plan import check_experiment, reference_table
 from hil.experiment.sensors import Sensors
@@ -173,7 +179,7 @@ def loop_settings(config: Config) -> LoopSettings:
         phase_offset=controller_config.phase_offset,
         spin_ns=round(controller_config.spin_us * 1e3),
         connect_timeout_ns=round(controller_config.connect_timeout_s * 1e9),
-        plant_timeout_ns=round(controller_config.plant_timeout_ms * 1e6),
+        plant_timeout_ns=round(plant_timeout_ms(config) * 1e6),
         clear_on_attach=controller_config.clear_on_attach,
         lockstep_spin_ns=round(config.run.lockstep_spin_us * 1e3),
         transport=config.run.transport,

@@ -174,6 +174,10 @@ class ControllerConfig(_Strict):
     spin_us: Annotated[float, Range(0, 10_000)] = 150.0
     connect_timeout_s: Annotated[float, Range(0.01, 3_600)] = 5.0
     plant_timeout_ms: Annotated[float, Range(1, 600_000, "up to 10 min")] = 500.0
+    # In lockstep nothing is real time: the plant's silence ends the run only past this, as
+    # the plant's own lockstep watchdog waits for the controller (a plant the OS descheduled
+    # for a while on a loaded machine is not a dead one).
+    lockstep_plant_timeout_ms: Annotated[float, Range(1, 600_000, "up to 10 min")] = 2000.0
     # Attaching to a plant latched in its safe state, send `clear` at once (restart recovery).
     clear_on_attach: bool = False
     # A controller program of your own that `hil run` starts in place of hil-controller (a C
@@ -637,6 +641,13 @@ class Config(_Strict):
     def search_path(self) -> list[str]:
         """Folders searched first for a "module:Class" law or plant model."""
         return [self.source_dir] if self.source_dir else []
+
+
+def plant_timeout_ms(config: Config) -> float:
+    """How long the controller waits on a silent plant in this run's mode."""
+    controller = config.controller
+    return (controller.lockstep_plant_timeout_ms if config.run.mode == "lockstep"
+            else controller.plant_timeout_ms)
 
 
 def is_loopback_endpoint(endpoint: str) -> bool:

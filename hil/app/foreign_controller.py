@@ -65,6 +65,8 @@ def controller_env(config: Config, out: Path, run_id: str, cfg_path: Path) -> di
     milliseconds and would spend its timeout on the plant's start-up (imports and compiling,
     longer on a loaded machine). So the program's timeout is the configured one plus the
     plant's `attach_timeout_s`: as long as the plant itself would wait for a controller."""
+    from hil.config import plant_timeout_ms  # loaded already: `config` is one of its models
+
     controller, run = config.controller, config.run
     connect_s = controller.connect_timeout_s + config.plant.attach_timeout_s
     env = {
@@ -79,7 +81,7 @@ def controller_env(config: Config, out: Path, run_id: str, cfg_path: Path) -> di
         "HIL_PHASE_OFFSET": repr(controller.phase_offset),
         "HIL_SPIN_US": repr(controller.spin_us),
         "HIL_CONNECT_TIMEOUT_S": repr(connect_s),
-        "HIL_PLANT_TIMEOUT_MS": repr(controller.plant_timeout_ms),
+        "HIL_PLANT_TIMEOUT_MS": repr(plant_timeout_ms(config)),
         "HIL_SLEW_LIMIT_PER_S": repr(config.gates.slew_limit_n_per_s),
         "HIL_RECORD": "1" if config.record.enabled else "0",
         "HIL_CLEAR_ON_ATTACH": "1" if controller.clear_on_attach else "0",

@@ -48,11 +48,16 @@ def test_the_config_key_refuses_an_empty_or_broken_command(bad: str) -> None:
 def test_the_environment_carries_the_run(tmp_path: Path) -> None:
     config = load_config(None, {"run.mode": "lockstep", "controller.endpoint":
                                 "tcp://127.0.0.1:5999", "plant.endpoint": "tcp://127.0.0.1:5999",
-                                "controller.plant_timeout_ms": 750})
+                                "controller.plant_timeout_ms": 750,
+                                "controller.lockstep_plant_timeout_ms": 1250})
     env = controller_env(config, tmp_path / "out", "run-7", tmp_path / "out" / "config.yaml")
     assert env["HIL_ENDPOINT"] == "tcp://127.0.0.1:5999" and env["HIL_MODE"] == "lockstep"
     assert env["HIL_OUT"] == str((tmp_path / "out").absolute()) and env["HIL_RUN_ID"] == "run-7"
-    assert env["HIL_TRANSPORT"] == "zmq" and float(env["HIL_PLANT_TIMEOUT_MS"]) == 750
+    # the plant's silence it may wait out: the lockstep one in lockstep, else the realtime one
+    assert env["HIL_TRANSPORT"] == "zmq" and float(env["HIL_PLANT_TIMEOUT_MS"]) == 1250
+    realtime = config.model_copy(update={"run": config.run.model_copy(update={"mode": "realtime"})})
+    assert float(controller_env(realtime, tmp_path / "out", "run-7", tmp_path / "c.yaml")[
+        "HIL_PLANT_TIMEOUT_MS"]) == 750
     # the plant's start-up on top of the handshake's own timeout (the module's docstring)
     assert float(env["HIL_CONNECT_TIMEOUT_S"]) == config.controller.connect_timeout_s + \
         config.plant.attach_timeout_s

@@ -99,6 +99,7 @@ def test_each_key_just_beyond_its_bound_is_refused_by_hil_run(
     ("plant.lockstep_watchdog_timeout_ms", "1e12", "1000000000000"),
     ("plant.attach_timeout_s", "1e300", "1e+300"),
     ("controller.plant_timeout_ms", "1e300", "1e+300"),
+    ("controller.lockstep_plant_timeout_ms", "1e300", "1e+300"),
     ("controller.connect_timeout_s", "1e300", "1e+300"),
     ("safety.deadline.window_ms", "1e12", "1000000000000"),
     ("realtime.controller_cpu", "18446744073709551616", "18446744073709551616"),
