@@ -278,9 +278,14 @@ class Recorder:
             # posix_spawn, not subprocess: the child starts at normal scheduling. A child of
             # a SCHED_FIFO loop inherits its policy and would start its interpreter (~30 ms
             # of CPU) at the loops' priority, which stalled both loops past the watchdog.
+            # The loop decides when recording ends: a Ctrl-C to the run's process group is
+            # held off (blocked) from the writer's first instruction, not only once its
+            # interpreter has started; -S: it needs only the standard library, not site's.
             self._proc = _Spawned(os.posix_spawn(
-                sys.executable, [sys.executable, "-I", ringwriter.__file__, json.dumps(cfg)],
-                os.environ, scheduler=(os.SCHED_OTHER, os.sched_param(0))))
+                sys.executable,
+                [sys.executable, "-I", "-S", ringwriter.__file__, json.dumps(cfg)],
+                os.environ, scheduler=(os.SCHED_OTHER, os.sched_param(0)),
+                setsigmask=(signal.SIGINT, signal.SIGTERM)))
         finally:
             for own in (wake_r, fd, self._ring_fd):
                 os.close(own)

@@ -45,6 +45,23 @@ def test_a_writer_process_that_is_killed_is_named_and_every_row_it_lost_counted(
     assert read.rows == 3 and not read.complete
 
 
+def test_a_stop_signal_at_the_writer_process_s_start_leaves_it_writing(tmp_path: Path) -> None:
+    """A Ctrl-C to the run's process group reaches the writer too, possibly while its
+    interpreter is still starting: held off from its first instruction, it writes on until
+    the loop closes it."""
+    path = tmp_path / "r.rec"
+    rec = Recorder(path, COLUMNS, flush_interval_s=0.01, writer="process")
+    assert rec._proc is not None
+    for sig in (signal.SIGINT, signal.SIGTERM):  # at once: before its interpreter has started
+        os.kill(rec._proc.pid, sig)
+    for i in range(5):
+        rec.record((float(i), 0.0))
+    wait_written(rec, 5, 30.0)
+    stats = rec.close()
+    assert stats.error is None and (stats.rows_written, stats.rows_dropped) == (5, 0)
+    assert read_recording(path).complete
+
+
 class BrokenRow:
     """A row whose iteration raises what nobody expects (not a packing error)."""
 
