@@ -33,6 +33,15 @@ def catch_if_started_as(*entry_points: str) -> bool:
     if Path(sys.argv[0]).name not in entry_points and not any(
             sys.argv[0].endswith(entry) for entry in entry_points):
         return False
+    catch()
+    return True
+
+
+def catch() -> None:
+    """Install the note-taking handlers and start-up's collection thresholds (a program's
+    first step: `catch_if_started_as`, or a program forked by `hil run`)."""
+    global received
+    received = None
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _note)
     # Start-up makes ~140 k objects that live as long as the process (modules, numba's
@@ -41,4 +50,3 @@ def catch_if_started_as(*entry_points: str) -> bool:
     # every 50 000 instead: a cold numba compile's garbage is still freed. The loop runs
     # without the collector (hil.runtime.rt.gc_quiet collects once and freezes first).
     gc.set_threshold(*START_UP_GC_THRESHOLDS)
-    return True

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from hil.app.exits import EXIT_FAULT, EXIT_OK, EXIT_USAGE
-from hil.cli import checks
+from hil.cli import checks, forkstart
+from hil.cli.forkstart import Child
 
 if TYPE_CHECKING:
     from hil.config import Config
@@ -126,7 +127,7 @@ class RunSetup:
 class Started:
     """What the start phase left running: the processes, the live view, the rig emulator."""
 
-    procs: dict[str, subprocess.Popen[Any]]
+    procs: dict[str, Child]
     watch: LiveViewServer | None
     emulator: subprocess.Popen[Any] | None
     live: bool
@@ -222,11 +223,17 @@ def _start(args: argparse.Namespace, setup: RunSetup) -> Started | int:
         emulator = rig
     live = config.record.enabled and sys.stdout.isatty()
     # With a live status line, the children print warnings only; all goes to their logs.
-    env = {**os.environ, CONSOLE_LEVEL_ENV: "warning"} if live else None
+    env = {CONSOLE_LEVEL_ENV: "warning"} if live else {}
     common = ["--config", str(setup.cfg_path), "--out", str(out), "--run-id", setup.run_id]
-    plant = subprocess.Popen(_entry_point("hil-plant", "plant_server.main") + common, env=env)
+    ours = ["hil-plant"] + (["hil-controller"] if config.controller.command is None else [])
+    fork = forkstart.can_fork()
+    if fork:
+        forkstart.preload(ours)
+    plant = _start_program("hil-plant", common, env, fork)
     try:
-        controller = _start_controller(setup, common, env)
+        controller = (_start_program("hil-controller", common, env, fork)
+                      if config.controller.command is None
+                      else _start_foreign_controller(setup, env))
     except OSError as exc:  # checked in _prepare, but a file can change (permissions, removed)
         print(f"hil run: controller.command: cannot start it: {exc}", file=sys.stderr)
         _wait({"plant": plant}, 0.0)  # stopped at once: SIGINT, then SIGKILL after a grace
@@ -238,17 +245,23 @@ def _start(args: argparse.Namespace, setup: RunSetup) -> Started | int:
     return Started({"plant": plant, "controller": controller}, watch, emulator, live)
 
 
-def _start_controller(setup: RunSetup, common: list[str], env: dict[str, str] | None
-                      ) -> subprocess.Popen[Any]:
-    """hil-controller, or the program `controller.command` names with the run in its
-    environment (hil/app/foreign_controller.py)."""
+def _start_program(name: str, argv: list[str], env: dict[str, str], fork: bool) -> Child:
+    """`hil-plant` or `hil-controller` on `argv`: forked from this process, which imported it
+    (hil/cli/forkstart.py), or its console script when this process cannot fork."""
+    if fork:
+        return forkstart.fork_program(name, argv, env)
+    return subprocess.Popen(_entry_point(name, forkstart.PROGRAMS[name]) + argv,
+                            env={**os.environ, **env} if env else None)
+
+
+def _start_foreign_controller(setup: RunSetup, env: dict[str, str]) -> Child:
+    """The program `controller.command` names, with the run in its environment
+    (hil/app/foreign_controller.py)."""
     from hil.app.foreign_controller import controller_argv, controller_env
 
     command = setup.config.controller.command
-    if command is None:
-        return subprocess.Popen(_entry_point("hil-controller", "controller_client.main")
-                                + common, env=env)
-    run_env = {**(env if env is not None else os.environ),
+    assert command is not None
+    run_env = {**os.environ, **env,
                **controller_env(setup.config, setup.out, setup.run_id, setup.cfg_path)}
     return subprocess.Popen(controller_argv(command), env=run_env)
 
@@ -400,7 +413,7 @@ class WaitResult:
     killed: tuple[str, ...] = ()
 
 
-def _wait(procs: dict[str, subprocess.Popen[Any]], budget_s: float, grace_s: float = _GRACE_S,
+def _wait(procs: dict[str, Child], budget_s: float, grace_s: float = _GRACE_S,
           on_tick: Callable[[], None] | None = None, poll_s: float = 0.05) -> WaitResult:
     """Wait for the processes, in phases, so that they still write their reports:
 
@@ -414,7 +427,7 @@ def _wait(procs: dict[str, subprocess.Popen[Any]], budget_s: float, grace_s: flo
     outcome: Literal["finished", "interrupted", "timed_out"] = "finished"
     stop_sent_s: float | None = None  # monotonic time of phase 2's SIGINT
 
-    def running() -> list[subprocess.Popen[Any]]:
+    def running() -> list[Child]:
         return [p for p in procs.values() if p.poll() is None]
 
     def ask_to_stop() -> None:
@@ -464,13 +477,13 @@ class _Exits:
     readable), so a run's report follows its processes' end at once rather than at the next
     poll; a plain sleep where pidfds are missing."""
 
-    def __init__(self, procs: Iterable[subprocess.Popen[Any]]) -> None:
+    def __init__(self, procs: Iterable[Child]) -> None:
         self._fds: dict[int, int] = {}
         for p in procs:
             with contextlib.suppress(OSError, AttributeError):
                 self._fds[p.pid] = os.pidfd_open(p.pid)
 
-    def wait(self, running: list[subprocess.Popen[Any]], timeout_s: float) -> None:
+    def wait(self, running: list[Child], timeout_s: float) -> None:
         fds = [self._fds[p.pid] for p in running if p.pid in self._fds]
         if len(fds) < len(running):
             time.sleep(timeout_s)

@@ -154,11 +154,13 @@ def rss_kb(pid: int) -> int:
 
 
 def child_pid(parent: int, marker: str) -> int:
-    """The pid of `parent`'s child whose command line contains `marker`."""
+    """The pid of `parent`'s child whose name (`hil run` forks `hil-plant`) or command line
+    contains `marker`."""
     for task in Path(f"/proc/{parent}/task").iterdir():
         for pid in (task / "children").read_text().split():
+            name = Path(f"/proc/{pid}/comm").read_bytes()
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-            if marker.encode() in cmdline:
+            if marker.encode() in name or marker.encode() in cmdline:
                 return int(pid)
     raise AssertionError(f"no child of {parent} runs {marker!r}")
 
