@@ -38,7 +38,8 @@ test: $(STAMP)
 	rm -f .coverage .coverage.*
 	@# Both parts run whatever the first gives; exit 5 is a part that ARGS left with no test.
 	export COVERAGE_CORE=$$($(BIN)/python -c 'import sys; print("sysmon" if sys.version_info >= (3, 12) else "ctrace")'); \
-	$(BIN)/coverage run -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not realtime" $(ARGS); \
+	$(BIN)/coverage run -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+	    -m "not realtime" $(ARGS); \
 	shared=$$?; $(BIN)/coverage run -m pytest -m realtime $(ARGS); alone=$$?; \
 	[ $$shared$$alone != 55 ] && [ $$shared = 0 -o $$shared = 5 ] && [ $$alone = 0 -o $$alone = 5 ]
 	$(BIN)/coverage combine --quiet

@@ -134,3 +134,15 @@ def _signals_as_found() -> Iterator[None]:
     for sig, handler in _SIGNALS.items():
         signal.signal(sig, handler)
     signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The files with the most end-to-end (slow-marked) tests first, each file's tests in
+    their order: test workers (make test: `--dist loadfile --no-loadscope-reorder`) take
+    whole files as they free up, so the longest start first and no worker is left with one
+    at the end while the other waits."""
+    slow: dict[Path, int] = {}
+    for item in items:
+        slow[item.path] = slow.get(item.path, 0) + bool(item.get_closest_marker("slow"))
+    first_seen = {path: i for i, path in enumerate(dict.fromkeys(item.path for item in items))}
+    items.sort(key=lambda item: (-slow[item.path], first_seen[item.path]))
