@@ -146,3 +146,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         slow[item.path] = slow.get(item.path, 0) + bool(item.get_closest_marker("slow"))
     first_seen = {path: i for i, path in enumerate(dict.fromkeys(item.path for item in items))}
     items.sort(key=lambda item: (-slow[item.path], first_seen[item.path]))
+
+
+@pytest.fixture(autouse=True)
+def _controller_registry_as_found() -> Iterator[None]:
+    """Each test starts with the controller registry as the one before it found it: a test
+    that loads a lab's law ("module:Class", an entry point) in this process registers it,
+    and the tests that list the known laws would see it in whatever test ran after."""
+    from controller_client import controllers
+
+    saved = controllers.registry_snapshot()
+    yield
+    controllers._snapshot = saved
