@@ -68,12 +68,15 @@ def _stop(proc: subprocess.Popen[bytes] | None) -> None:
         proc.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def dask_processes() -> Iterator[str]:
     """A real `dask scheduler` and a `dask worker` of two worker processes (each under its
-    nanny) on loopback, started once for the session (`hil tune`'s and `hil sweep`'s Dask
-    tests share it; each test that changes it registers what it needs and removes it after);
-    its address. Use `dask_cluster`, which also waits until both workers are there."""
+    nanny) on loopback, started once for the module that uses it (`hil tune`'s and `hil
+    sweep`'s Dask tests share it; each test that changes it registers what it needs and
+    removes it after); its address. Not once for the session: an idle cluster still costs
+    an eighth of a core (heartbeats, the nannies' checks: 7.6 CPU-s a minute measured here,
+    against 5 CPU-s to start one), and the two modules that use it run on different test
+    workers anyway. Use `dask_cluster`, which also waits until both workers are there."""
     bin_dir = Path(sys.executable).parent
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
