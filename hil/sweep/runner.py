@@ -24,7 +24,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ LOG_FILE = "hil-run.log"
 OUTCOME_FILE = "sweep-run.json"
 # A run's report written when it was stopped rather than ending by itself.
 UNFINISHED_MARKS = ("interrupted", "timed_out", "killed")
+_WAIT_SLICE_S = 0.2  # the longest a stop signal waits for the sweep's main thread
 
 
 class SchedulerUnreachable(ConnectionError):
@@ -125,7 +126,7 @@ def run_local(todo: list[PlannedRun], jobs: int, done: Callable[[RunOutcome], No
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="hil-sweep") as pool:
         futures = [pool.submit(run_one, run, track) for run in todo]
         try:
-            for future in as_completed(futures):
+            for future in _as_they_end(futures):
                 done(future.result())
         except KeyboardInterrupt:
             for future in futures:
@@ -136,6 +137,17 @@ def run_local(todo: list[PlannedRun], jobs: int, done: Callable[[RunOutcome], No
                     if proc.poll() is None:
                         proc.send_signal(signal.SIGINT)
             raise
+
+
+def _as_they_end(futures: list[Future[RunOutcome]]) -> Iterable[Future[RunOutcome]]:
+    """`futures` as they end, waiting in short slices. A stop signal sent to the process is
+    run by its main thread's next bytecode; when the kernel hands it to another thread (a
+    worker waiting on its `hil run`), a main thread blocked in one long wait would sit on it
+    until a run ends by itself."""
+    pending = set(futures)
+    while pending:
+        ended, pending = wait(pending, timeout=_WAIT_SLICE_S, return_when=FIRST_COMPLETED)
+        yield from sorted(ended, key=futures.index)
 
 
 def run_dask(todo: list[PlannedRun], scheduler: str, connect_timeout_s: float,
