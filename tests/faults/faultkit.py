@@ -140,6 +140,21 @@ def report(out: Path, process: str) -> dict[str, Any]:
     return json.loads((out / f"{process}.json").read_text())
 
 
+def wait_for_controlled_steps(out: Path, steps: int, run: subprocess.Popen[str],
+                              timeout_s: float = 60.0) -> None:
+    """Until the plant in `out` has recorded `steps` steps under control (bounded)."""
+    from hil.recording.recorder import RecordingTail
+
+    tail, seen = RecordingTail(out / "plant.rec"), 0
+    give_up = time.monotonic() + timeout_s
+    while seen < steps:
+        assert run.poll() is None and time.monotonic() < give_up, \
+            f"{seen} controlled steps in {timeout_s:g} s"
+        rows = tail.poll()
+        seen += int((rows["control_seq"] > 0).sum()) if rows else 0
+        time.sleep(0.01)
+
+
 def recording(out: Path) -> Any:
     from hil.recording.recorder import read_recording
 

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -30,11 +29,10 @@ from faultkit import (
     rss_kb,
     start,
     start_script,
+    wait_for_controlled_steps,
     wait_for_event,
     write_config,
 )
-
-from hil.recording.recorder import RecordingTail
 
 JUNK = 1000
 # The junk kinds and what the plant counts them as (tests/faults/junk_peer.py).
@@ -132,7 +130,7 @@ def test_a_second_controller_is_refused_as_already_attached_and_the_run_is_unaff
         except AssertionError as exc:
             raise AssertionError(f"{exc}\nthe plant's log ends: {_log_tail(out)}") from None
         assert run.poll() is None, "the second controller must be refused during the run"
-        _wait_for_controlled_steps(out, 100, run)  # the run went on past the refusal
+        wait_for_controlled_steps(out, 100, run)  # the run went on past the refusal
         os.killpg(run.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
         code, err = finish(run)
     finally:
@@ -149,17 +147,6 @@ def test_a_second_controller_is_refused_as_already_attached_and_the_run_is_unaff
     assert p["deadline"]["misses"] == 0 and p["controls_applied"] >= p["cycles"] - 2
     assert p["rejected_by_kind"] == {"already_attached": 1, "unattached_peer": 1}  # hello, bye
     assert report(out, "controller")["rejected_messages"] == 0
-
-
-def _wait_for_controlled_steps(out: Path, steps: int, run: subprocess.Popen[str]) -> None:
-    """Until the plant has recorded `steps` steps under control (bounded: 60 s)."""
-    tail, seen = RecordingTail(out / "plant.rec"), 0
-    give_up = time.monotonic() + 60
-    while seen < steps:
-        assert run.poll() is None and time.monotonic() < give_up, f"{seen} steps in 60 s"
-        rows = tail.poll()
-        seen += int((rows["control_seq"] > 0).sum()) if rows else 0
-        time.sleep(0.01)
 
 
 def _log_tail(out: Path, lines: int = 8) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -20,27 +21,20 @@ from faultkit import (
     free_endpoint,
     kill_all,
     report,
+    wait_for_controlled_steps,
     wait_for_event,
     write_config,
 )
 from test_fault_hostile_peers import hil_run
 
-from hil.recording.recorder import RecordingTail
-
 STALL_S = 1.2  # past the realtime limit (500 ms), within the lockstep one (2 s)
 
 
-def _stall_the_plant_mid_run(out: Path, run_pid: int, stall_s: float) -> None:
+def _stall_the_plant_mid_run(out: Path, run: subprocess.Popen[str], stall_s: float) -> None:
     """Once the plant has recorded 200 controlled steps, stop it for `stall_s` (SIGSTOP: the
     OS not running it), then let it go on."""
-    tail, steps = RecordingTail(out / "plant.rec"), 0
-    give_up = time.monotonic() + 60
-    while steps < 200:
-        assert time.monotonic() < give_up, "no 200 controlled steps in 60 s"
-        rows = tail.poll()
-        steps += int((rows["control_seq"] > 0).sum()) if rows else 0
-        time.sleep(0.01)
-    plant = child_pid(run_pid, "plant")
+    wait_for_controlled_steps(out, 200, run)
+    plant = child_pid(run.pid, "plant")
     os.kill(plant, signal.SIGSTOP)
     try:
         time.sleep(stall_s)  # the stall itself, not a wait for an event
@@ -58,7 +52,7 @@ def test_a_plant_stopped_for_a_second_is_waited_out_in_lockstep_only(
     run = hil_run(config, out)
     try:
         wait_for_event(out, "plant", "controller attached", run)
-        _stall_the_plant_mid_run(out, run.pid, STALL_S)
+        _stall_the_plant_mid_run(out, run, STALL_S)
         code, err = finish(run, timeout_s=120 if mode == "lockstep" else 30)
     finally:
         kill_all(run)
