@@ -2,7 +2,9 @@
 
 Real `hil run --mode lockstep` runs (real hil-plant and hil-controller processes), the default
 plant and controller (configs/default.yaml of each tree), recording on (no HTML, no history),
-no spinning (`run.shm_spin_us` and `run.lockstep_spin_us` 0), over each transport. Per run:
+no spinning unless `--spin-us` says (it sets `run.shm_spin_us` and `run.lockstep_spin_us`:
+each loop then busy-polls that long for its peer's answer before it sleeps), over each
+transport. Per run:
 
 - plant work per tick, p50/p99 (us), from plant.rec. A row is one published state: `t_ns` is
   stamped just before the state is encoded and sent, `round_trip_ns` is the newest applied
@@ -32,7 +34,7 @@ current, the order flipped each repetition, so machine noise hits both alike; th
 medians of the repetitions and the ratio current / baseline.
 
     .venv/bin/python benchmarks/bench_tick.py [--baseline REV] [--reps 3] [--duration 15]
-        [--transports zmq,shm] [--json out.json]
+        [--transports zmq,shm] [--spin-us 0] [--json out.json]
 """
 
 from __future__ import annotations
@@ -61,8 +63,7 @@ WARMUP_RUN_S = 0.5
 RUN_TIMEOUT_S = 900  # hil run stops its processes after its own --timeout 600
 TRANSPORTS = ("zmq", "shm")
 CONFIG = "configs/default.yaml"
-SETTINGS = ("run.shm_spin_us=0", "run.lockstep_spin_us=0", "record.enabled=true",
-            "record.html=false", "record.history_db=null")
+SETTINGS = ("record.enabled=true", "record.html=false", "record.history_db=null")
 # Modules whose origin tells which tree a run's processes import.
 CHECKED_MODULES = ("hil.cli", "plant_server.main", "controller_client.main")
 # (label, figure key in a run's figures, whether the figure has a p99)
@@ -139,13 +140,13 @@ def check_imports(tree: Tree) -> None:
 
 
 def hil_run(tree: Tree, out: Path, transport: str, duration_s: float,
-            endpoint: str | None = None) -> subprocess.Popen[str]:
+            endpoint: str | None = None, spin_us: int = 0) -> subprocess.Popen[str]:
     """Start one lockstep `hil run` of `tree` into `out` (on `endpoint`, else one of its own)."""
     cmd = [sys.executable, "-m", "hil.cli", "run", "--config",
            str(tree.path / CONFIG), "--mode", "lockstep",
            "--duration", str(duration_s), "--transport", transport,
            "--endpoint", endpoint or f"ipc://{out}.ipc", "--out", str(out), "--timeout", "600"]
-    for setting in SETTINGS:
+    for setting in (*SETTINGS, f"run.shm_spin_us={spin_us}", f"run.lockstep_spin_us={spin_us}"):
         cmd += ["--set", setting]
     return subprocess.Popen(cmd, cwd=tree.path, env=_env(tree), text=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -196,9 +197,9 @@ def figures(out: Path) -> dict[str, Any]:
 
 
 def measure(tree: Tree, out: Path, transport: str, duration_s: float,
-            endpoint: str | None = None) -> dict[str, Any]:
+            endpoint: str | None = None, spin_us: int = 0) -> dict[str, Any]:
     """One run's figures, or its exit code and last error line when it failed."""
-    proc = hil_run(tree, out, transport, duration_s, endpoint)
+    proc = hil_run(tree, out, transport, duration_s, endpoint, spin_us)
     try:
         _, err = proc.communicate(timeout=RUN_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -262,7 +263,7 @@ def warm_up(trees: list[Tree], transports: list[str], tmp: Path) -> None:
 
 
 def run_all(trees: list[Tree], transports: list[str], reps: int, duration_s: float,
-            tmp: Path) -> dict[str, dict[str, list[dict[str, Any]]]]:
+            tmp: Path, spin_us: int = 0) -> dict[str, dict[str, list[dict[str, Any]]]]:
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
         t: {tree.name: [] for tree in trees} for t in transports}
     for i in range(reps):
@@ -273,7 +274,7 @@ def run_all(trees: list[Tree], transports: list[str], reps: int, duration_s: flo
             endpoint = f"ipc://{tmp}/ep-{transport}-{i}.ipc"
             for tree in trees if i % 2 == 0 else trees[::-1]:
                 row = measure(tree, tmp / f"{tree.name}-{transport}-{i}", transport,
-                              duration_s, endpoint)
+                              duration_s, endpoint, spin_us)
                 runs[transport][tree.name].append(row)
                 shown = {k: round(v, 1) if isinstance(v, float) else v
                          for k, v in row.items() if k != "plant_json_keys"}
@@ -287,10 +288,15 @@ def _arguments() -> argparse.Namespace:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--duration", type=float, default=15.0, help="simulated s per run")
     ap.add_argument("--transports", default=",".join(TRANSPORTS))
+    ap.add_argument("--spin-us", type=int, default=0,
+                    help="run.shm_spin_us and run.lockstep_spin_us of every run (0: none)")
     ap.add_argument("--json", help="write the raw figures here")
     args = ap.parse_args()
     if args.reps < 1:
         raise BenchError(f"--reps must be >= 1, got {args.reps}")
+    if not 0 <= args.spin_us <= 10_000:
+        raise BenchError(f"--spin-us must be 0-10000 us (run.shm_spin_us's range), "
+                         f"got {args.spin_us}")
     if not 1.0 <= args.duration <= 600.0:
         raise BenchError(f"--duration must be 1-600 simulated s (enough rows for a p99), "
                          f"got {args.duration:g}")
@@ -319,7 +325,8 @@ def main() -> int:
     except BenchError as exc:
         print(f"bench_tick: {exc}", file=sys.stderr)
         return 2
-    runs = run_all(trees, transports, args.reps, args.duration, tmp)
+    print(f"spin: {args.spin_us} us (run.shm_spin_us, run.lockstep_spin_us)")
+    runs = run_all(trees, transports, args.reps, args.duration, tmp, args.spin_us)
     load_after = os.getloadavg()
     print_table(runs, args.reps)
     print(f"\nload average after: {' '.join(f'{x:.2f}' for x in load_after)}")
