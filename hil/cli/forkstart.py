@@ -26,14 +26,13 @@ import os
 import signal
 import sys
 import threading
-import time
 import traceback
 from collections.abc import Iterable, Mapping
-from subprocess import TimeoutExpired
 from typing import Protocol
 
 from hil.app import early_signals
 from hil.app.exits import EXIT_FAULT, EXIT_USAGE
+from hil.runtime.child import PidProcess
 
 PROGRAMS = {"hil-plant": "plant_server.main", "hil-controller": "controller_client.main"}
 EXEC_ENV = "HIL_RUN_EXEC"  # set to 1: start the console scripts, never fork
@@ -42,7 +41,7 @@ _PR_SET_NAME = 15
 
 
 class Child(Protocol):
-    """What `hil run` uses of a process it started: a Popen, or a Forked."""
+    """What `hil run` uses of a process it started: a Popen, or a forked PidProcess."""
 
     pid: int
     returncode: int | None
@@ -54,42 +53,6 @@ class Child(Protocol):
     def send_signal(self, sig: int) -> None: ...
 
     def kill(self) -> None: ...
-
-
-class Forked:
-    """A program forked by `fork_program`: its pid, and what `hil run` uses of Popen."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.returncode: int | None = None
-
-    def poll(self) -> int | None:
-        if self.returncode is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
-
-    def wait(self, timeout: float | None = None) -> int:
-        """The exit status, as Popen.wait: TimeoutExpired if `timeout` passes first."""
-        if timeout is None:
-            if self.returncode is None:
-                self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
-            return self.returncode
-        give_up = time.monotonic() + timeout
-        while (code := self.poll()) is None:
-            if time.monotonic() >= give_up:
-                raise TimeoutExpired(f"pid {self.pid}", timeout)
-            time.sleep(0.005)
-        return code
-
-    def send_signal(self, sig: int) -> None:
-        if self.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, sig)
-
-    def kill(self) -> None:
-        self.send_signal(signal.SIGKILL)
 
 
 def can_fork() -> bool:
@@ -105,7 +68,7 @@ def preload(names: list[str]) -> None:
         importlib.import_module(PROGRAMS[name])
 
 
-def fork_program(name: str, argv: list[str], env: Mapping[str, str]) -> Forked:
+def fork_program(name: str, argv: list[str], env: Mapping[str, str]) -> PidProcess:
     """Fork and run program `name`'s main(argv) in the child with `env` added to its
     environment. Stop signals are held across the fork: the child takes them over as its
     program would, the parent gets back its own."""
@@ -116,7 +79,7 @@ def fork_program(name: str, argv: list[str], env: Mapping[str, str]) -> Forked:
     if pid == 0:
         os._exit(_child(name, argv, env, held))
     signal.pthread_sigmask(signal.SIG_SETMASK, held)
-    return Forked(pid)
+    return PidProcess(pid, name)
 
 
 def _child(name: str, argv: list[str], env: Mapping[str, str], held: Iterable[int]

@@ -44,6 +44,7 @@ import numpy as np
 
 from hil.config import RecordConfig
 from hil.recording import ringwriter
+from hil.runtime.child import PidProcess
 
 if TYPE_CHECKING:  # (hil.dynamics imports numba: ~0.3 s that a reader of recordings skips)
     from hil.dynamics.inputs import Inputs
@@ -226,7 +227,7 @@ class Recorder:
         self._rejected = 0
         self._closed = False
         self._died: str | None = None  # how a writer that ended badly ended
-        self._proc: _Spawned | None = None
+        self._proc: PidProcess | None = None
         self._thread: threading.Thread | None = None
         use_process = writer == "process" or (writer == "auto" and _ring_shares())
         self._open(_file_header(self.columns, meta), use_process, _WriterSettings(
@@ -281,11 +282,11 @@ class Recorder:
             # The loop decides when recording ends: a Ctrl-C to the run's process group is
             # held off (blocked) from the writer's first instruction, not only once its
             # interpreter has started; -S: it needs only the standard library, not site's.
-            self._proc = _Spawned(os.posix_spawn(
+            self._proc = PidProcess(os.posix_spawn(
                 sys.executable,
                 [sys.executable, "-I", "-S", ringwriter.__file__, json.dumps(cfg)],
                 os.environ, scheduler=(os.SCHED_OTHER, os.sched_param(0)),
-                setsigmask=(signal.SIGINT, signal.SIGTERM)))
+                setsigmask=(signal.SIGINT, signal.SIGTERM)), "recorder writer")
         finally:
             for own in (wake_r, fd, self._ring_fd):
                 os.close(own)
@@ -392,31 +393,6 @@ _WRITTEN, _LOST, _CHUNKS, _BYTES = (ringwriter.WRITTEN, ringwriter.LOST, ringwri
 _MAX_DEPTH, _FSYNCS, _ERROR_LEN = ringwriter.MAX_DEPTH, ringwriter.FSYNCS, ringwriter.ERROR_LEN
 _ROWS_AT = ringwriter.ROWS_AT
 _WRITER_CLOSE_S = 120.0  # the last rows and an fsync on a slow disk
-
-
-class _Spawned:
-    """The writer process: its pid, and Popen's wait/kill for it."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.returncode: int | None = None
-
-    def wait(self, timeout: float | None = None) -> int:
-        give_up = None if timeout is None else time.monotonic() + timeout
-        while self.returncode is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG if give_up is not None else 0)
-            if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
-            elif give_up is not None and time.monotonic() >= give_up:
-                raise subprocess.TimeoutExpired(f"recorder writer {self.pid}", timeout or 0.0)
-            else:
-                time.sleep(0.005)
-        return self.returncode
-
-    def kill(self) -> None:
-        if self.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
 
 
 def _ring_shares() -> bool:

@@ -135,17 +135,6 @@ def test_a_stop_at_the_forks_first_instant_is_kept_and_the_report_written(
     assert report["signal"] == "SIGINT" and report["exit_code"] == int(done.stdout)
 
 
-def test_forked_answers_as_popen_does_for_a_real_process() -> None:
-    child = forkstart.Forked(os.posix_spawn("/bin/sleep", ["sleep", "30"], os.environ))
-    assert child.poll() is None and child.returncode is None
-    with pytest.raises(subprocess.TimeoutExpired):
-        child.wait(timeout=0.05)
-    child.send_signal(signal.SIGTERM)
-    assert child.wait(timeout=30) == -signal.SIGTERM
-    assert child.poll() == child.returncode == -signal.SIGTERM
-    child.kill()  # ended and reaped: nothing to signal, no error
-
-
 def test_it_forks_only_from_one_thread_and_not_when_asked_to_exec(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(forkstart.EXEC_ENV, "1")
