@@ -24,6 +24,10 @@ from faultkit import (
     write_config,
 )
 
+# A patient watchdog: the subject is what makes the plant safe here, and a loaded machine's
+# 20 ms stall of the controller would trip the watchdog first.
+PATIENT_WATCHDOG_MS = 250
+
 
 def first_safe_row(out: Path) -> tuple[int, np.ndarray]:
     rec = recording(out)
@@ -37,7 +41,8 @@ def first_safe_row(out: Path) -> tuple[int, np.ndarray]:
 def test_hil_estop_makes_the_plant_safe_then_ends_the_run(tmp_path: Path) -> None:
     out = tmp_path / "run"
     endpoint = free_endpoint()
-    config = write_config(out, endpoint, run__duration_s=30.0)
+    config = write_config(out, endpoint, run__duration_s=30.0,
+                          plant__watchdog_timeout_ms=PATIENT_WATCHDOG_MS)
     plant, controller = start_attached(config, out)
     try:
         time.sleep(0.3)
@@ -67,7 +72,8 @@ def test_hil_estop_makes_the_plant_safe_then_ends_the_run(tmp_path: Path) -> Non
 def test_sigterm_on_the_plant_makes_it_safe_then_it_reports_and_says_bye(
         tmp_path: Path) -> None:
     out = tmp_path / "run"
-    config = write_config(out, free_endpoint(), run__duration_s=30.0)
+    config = write_config(out, free_endpoint(), run__duration_s=30.0,
+                          plant__watchdog_timeout_ms=PATIENT_WATCHDOG_MS)
     plant, controller = start_attached(config, out)
     try:
         time.sleep(0.3)

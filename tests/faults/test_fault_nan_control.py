@@ -71,8 +71,10 @@ def test_nan_every_tick_in_realtime_trips_once_and_counts_the_rest_unlogged(
         tmp_path: Path, transport: str) -> None:
     out = tmp_path / "run"
     endpoint = free_endpoint()
+    # A patient watchdog: the scripted controller is plain Python without SCHED_FIFO, and a
+    # loaded machine's 20 ms stall of it would trip the watchdog before its first NaN.
     config = write_config(out, endpoint, run__mode="realtime", run__duration_s=2.0,
-                          run__transport=transport)
+                          run__transport=transport, plant__watchdog_timeout_ms=250)
     plant = start("plant", config, out)
     wait_for_event(out, "plant", "plant serving", plant)
     scripted = start_script("scripted_controller.py", endpoint, str(NAN_AT), str(NAN_TICKS))

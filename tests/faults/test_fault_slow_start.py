@@ -20,7 +20,10 @@ from faultkit import (
     write_config,
 )
 
-FIRST_MS = 150  # the controller's first answer comes this long after its welcome
+FIRST_MS = 300  # the controller's first answer comes this long after its welcome
+# The watchdog, well under FIRST_MS; not the default 20 ms, which a loaded machine's stall of
+# the scripted controller (plain Python, no SCHED_FIFO) trips after the start-up.
+WATCHDOG_MS = 100
 
 
 @pytest.mark.realtime
@@ -29,7 +32,7 @@ def test_a_first_control_later_than_the_watchdog_timeout_does_not_latch_the_plan
     out = tmp_path / "run"
     endpoint = free_endpoint()
     config = write_config(out, endpoint, run__mode="realtime", run__duration_s=1.0,
-                          run__start_delay_ms=0, plant__watchdog_timeout_ms=20,
+                          run__start_delay_ms=0, plant__watchdog_timeout_ms=WATCHDOG_MS,
                           safety__angle_limit_rad__realtime=None)  # 0 N: it falls
     plant = start("plant", config, out)
     wait_for_event(out, "plant", "plant serving", plant)
@@ -45,9 +48,9 @@ def test_a_first_control_later_than_the_watchdog_timeout_does_not_latch_the_plan
     assert (code, r["end_reason"]) == (0, "duration"), err
     assert r["watchdog"]["trips"] == 0 and r["safe_state"] is False
     # The start-up, measured by the plant on its own clock, was longer than the watchdog's
-    # 20 ms; the states published meanwhile are not deadlines of the controller's.
+    # timeout; the states published meanwhile are not deadlines of the controller's.
     first_ms = r["watchdog"]["first_control_ms"]
-    assert first_ms >= FIRST_MS - 5
+    assert first_ms >= FIRST_MS - 5 > WATCHDOG_MS
     assert r["deadline"]["before_first_control"] >= first_ms - 2
     assert r["deadline"]["total"] + r["deadline"]["before_first_control"] >= 990
     assert 0 < r["controls_applied"] <= script["controls_sent"]

@@ -344,7 +344,10 @@ def test_a_two_input_rig_declares_its_inputs_applies_both_and_refuses_a_wrong_co
     """The 2-DOF helicopter (two motor voltages) as a rig: layout DECLARED, CAPABILITIES
     with both inputs' limits, a two-command CONTROL applied (each within its own limits), a
     one-command CONTROL never applied: counted, FAULT CONTROL_COUNT, latched SAFE."""
-    with EmulatedRig(rig_config(tmp_path, plant=HELICOPTER), tmp_path / "rig") as rig:
+    # A patient rig watchdog: the subject is the inputs, and a loaded machine's 50 ms stall of
+    # this test's host (plain Python) would latch the rig before the wrong count reaches it.
+    config = rig_config(tmp_path, plant=HELICOPTER, watchdog_ms=1000)
+    with EmulatedRig(config, tmp_path / "rig") as rig:
         host = RawHost(rig.port)
         host.send(Hello(nonce=0xABCDEF))
         answers = [host.wait_for(Capabilities)[1]]
