@@ -21,11 +21,16 @@ settings.register_profile("shared-machine", deadline=None)
 settings.load_profile("shared-machine")
 
 
-def free_endpoint() -> str:
-    """A loopback TCP endpoint on a port that was free a moment ago."""
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+        return int(s.getsockname()[1])
+
+
+def free_endpoint() -> str:
+    """A loopback TCP endpoint on a port that was free a moment ago."""
+    return f"tcp://127.0.0.1:{free_port()}"
 
 
 @pytest.fixture

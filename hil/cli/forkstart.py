@@ -9,8 +9,9 @@ child is then the program as its console script runs it: its name (`hil-plant`, 
 collections (hil/app/exits.py).
 
 A fork copies only the thread that calls it, so `hil run` forks only while it runs no other
-Python thread (the live view's server is one): otherwise, or with HIL_RUN_EXEC=1 in its
-environment, it starts the console scripts. The native threads of NumPy's and SciPy's
+Python thread (with `--watch` it binds the live view's address first and starts the view's
+thread after the forks; the children close that socket): otherwise, or with HIL_RUN_EXEC=1
+in its environment, it starts the console scripts. The native threads of NumPy's and SciPy's
 OpenBLAS are fork-safe (it stops and restarts its pool around a fork). The programs are named
 by module, as the console scripts name them: `hil run` launches them, the library layers
 below do not use them.
@@ -68,15 +69,20 @@ def preload(names: list[str]) -> None:
         importlib.import_module(PROGRAMS[name])
 
 
-def fork_program(name: str, argv: list[str], env: Mapping[str, str]) -> PidProcess:
+def fork_program(name: str, argv: list[str], env: Mapping[str, str],
+                 not_theirs: Iterable[int] = ()) -> PidProcess:
     """Fork and run program `name`'s main(argv) in the child with `env` added to its
-    environment. Stop signals are held across the fork: the child takes them over as its
-    program would, the parent gets back its own."""
+    environment, after it closed the descriptors `not_theirs` (the parent's, such as a
+    listening socket, that the program must not hold open). Stop signals are held across the
+    fork: the child takes them over as its program would, the parent gets back its own."""
     sys.stdout.flush()
     sys.stderr.flush()
     held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
     pid = os.fork()
     if pid == 0:
+        for fd in not_theirs:
+            with contextlib.suppress(OSError):
+                os.close(fd)
         os._exit(_child(name, argv, env, held))
     signal.pthread_sigmask(signal.SIG_SETMASK, held)
     return PidProcess(pid, name)

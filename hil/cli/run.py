@@ -198,17 +198,18 @@ def _prepare(args: argparse.Namespace) -> RunSetup | int:
 
 
 def _start(args: argparse.Namespace, setup: RunSetup) -> Started | int:
-    """Phase 2: the live view (a port in use refuses the run before anything starts), the rig
-    emulator, then the plant and the controller."""
+    """Phase 2: the live view's address (a port in use refuses the run before anything
+    starts), the rig emulator, the plant and the controller, then the live view served (its
+    thread after the forks: hil/cli/forkstart.py forks only while no other thread runs)."""
     from hil.app.logs import CONSOLE_LEVEL_ENV
 
     config, out = setup.config, setup.out
     watch: LiveViewServer | None = None
     if args.watch:
-        from hil.cli.watch import start_run_view
+        from hil.cli.watch import bind_run_view
 
-        view = start_run_view("hil run", out, config.record.enabled, args.watch_host,
-                              args.watch_port)
+        view = bind_run_view("hil run", out, config.record.enabled, args.watch_host,
+                             args.watch_port)
         if isinstance(view, int):
             return view
         watch = view
@@ -224,32 +225,53 @@ def _start(args: argparse.Namespace, setup: RunSetup) -> Started | int:
     live = config.record.enabled and sys.stdout.isatty()
     # With a live status line, the children print warnings only; all goes to their logs.
     env = {CONSOLE_LEVEL_ENV: "warning"} if live else {}
-    common = ["--config", str(setup.cfg_path), "--out", str(out), "--run-id", setup.run_id]
+    procs = _start_programs(setup, env, () if watch is None else (watch.fileno,))
+    if watch is not None and not isinstance(procs, int):
+        from hil.cli.watch import serve_view
+
+        if isinstance(serve_view("hil run", watch), int):
+            _wait(procs, 0.0)  # stopped at once: SIGINT, then SIGKILL after a grace
+            procs = EXIT_USAGE
+    if isinstance(procs, int):
+        if watch is not None:
+            watch.stop()
+        if emulator is not None:
+            _stop_rig_emulator(emulator, out)
+        return procs
+    return Started(procs, watch, emulator, live)
+
+
+def _start_programs(setup: RunSetup, env: dict[str, str], not_theirs: tuple[int, ...]
+                    ) -> dict[str, Child] | int:
+    """The plant and the controller (ours, or the config's command); EXIT_USAGE, said, if
+    the controller cannot start. `not_theirs`: descriptors a forked program closes first
+    (the live view's socket)."""
+    config = setup.config
+    common = ["--config", str(setup.cfg_path), "--out", str(setup.out), "--run-id",
+              setup.run_id]
     ours = ["hil-plant"] + (["hil-controller"] if config.controller.command is None else [])
     fork = forkstart.can_fork()
     if fork:
         forkstart.preload(ours)
-    plant = _start_program("hil-plant", common, env, fork)
+    plant = _start_program("hil-plant", common, env, fork, not_theirs)
     try:
-        controller = (_start_program("hil-controller", common, env, fork)
+        controller = (_start_program("hil-controller", common, env, fork, not_theirs)
                       if config.controller.command is None
                       else _start_foreign_controller(setup, env))
     except OSError as exc:  # checked in _prepare, but a file can change (permissions, removed)
         print(f"hil run: controller.command: cannot start it: {exc}", file=sys.stderr)
         _wait({"plant": plant}, 0.0)  # stopped at once: SIGINT, then SIGKILL after a grace
-        if watch is not None:
-            watch.stop()
-        if emulator is not None:
-            _stop_rig_emulator(emulator, out)
         return EXIT_USAGE
-    return Started({"plant": plant, "controller": controller}, watch, emulator, live)
+    return {"plant": plant, "controller": controller}
 
 
-def _start_program(name: str, argv: list[str], env: dict[str, str], fork: bool) -> Child:
+def _start_program(name: str, argv: list[str], env: dict[str, str], fork: bool,
+                   not_theirs: tuple[int, ...] = ()) -> Child:
     """`hil-plant` or `hil-controller` on `argv`: forked from this process, which imported it
-    (hil/cli/forkstart.py), or its console script when this process cannot fork."""
+    (hil/cli/forkstart.py; the child closes `not_theirs` first), or its console script when
+    this process cannot fork (which inherits none of our descriptors)."""
     if fork:
-        return forkstart.fork_program(name, argv, env)
+        return forkstart.fork_program(name, argv, env, not_theirs)
     return subprocess.Popen(_entry_point(name, forkstart.PROGRAMS[name]) + argv,
                             env={**os.environ, **env} if env else None)
 

@@ -49,6 +49,14 @@ def add_parser(sub: Any) -> None:
 def start_run_view(who: str, run_dir: Path, recording: bool, host: str, port: int
                    ) -> LiveViewServer | int:
     """The live view of the run folder `run_dir`, serving; or an exit status, said on stderr."""
+    view = bind_run_view(who, run_dir, recording, host, port)
+    return view if isinstance(view, int) else serve_view(who, view)
+
+
+def bind_run_view(who: str, run_dir: Path, recording: bool, host: str, port: int
+                  ) -> LiveViewServer | int:
+    """The live view of the run folder `run_dir` with its address taken, not served yet
+    (`serve_view`: the process may still fork first); or an exit status, said on stderr."""
     if not recording:
         print(f"{who}: the live view reads the plant's recording, and record.enabled is "
               "false; turn it on in the config", file=sys.stderr)
@@ -57,8 +65,18 @@ def start_run_view(who: str, run_dir: Path, recording: bool, host: str, port: in
     from hil.reporting.liveview.server import LiveViewServer
 
     try:
-        server = LiveViewServer(RecordingFeed(run_dir).poll, host, port).start()
+        return LiveViewServer(RecordingFeed(run_dir).poll, host, port).bind()
     except OSError as exc:
+        print(f"{who}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def serve_view(who: str, server: LiveViewServer) -> LiveViewServer | int:
+    """Serve a bound live view and say its address; or an exit status, said on stderr."""
+    try:
+        server.serve()
+    except OSError as exc:
+        server.stop()
         print(f"{who}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     print(f"live view: {server.url}", flush=True)

@@ -11,7 +11,6 @@ import pty
 import re
 import select
 import signal
-import socket
 import subprocess
 import sys
 import termios
@@ -24,6 +23,7 @@ import cloudpickle
 import numpy as np
 import pytest
 import yaml
+from conftest import free_port
 from distributed.diagnostics.plugin import WorkerPlugin
 from tuning_plugins import write_plugins
 
@@ -84,12 +84,6 @@ def small_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("config") / "small.yaml"
     path.write_text(yaml.safe_dump(SMALL))
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,11 @@ class LiveViewServer:
 
     def start(self) -> LiveViewServer:
         """Bind (OSError naming the address if it is taken), then serve on a thread."""
+        return self.bind().serve()
+
+    def bind(self) -> LiveViewServer:
+        """Take the address, without a thread yet (OSError naming it if it is taken): a
+        process may then still fork (`hil run` forks its programs) before `serve`."""
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
@@ -120,6 +125,16 @@ class LiveViewServer:
                           f"{exc.strerror}; choose another port with --watch-port") from None
         self.port = sock.getsockname()[1]  # port 0: the one the OS chose
         self._sock = sock
+        return self
+
+    @property
+    def fileno(self) -> int:
+        """The bound socket's descriptor (-1 before `bind`): a forked child closes its copy."""
+        return -1 if self._sock is None else self._sock.fileno()
+
+    def serve(self) -> LiveViewServer:
+        """Serve the bound address on a thread; OSError if the server did not start."""
+        assert self._sock is not None, "bind() first"
         self._thread = threading.Thread(target=self._run, name="live-view", daemon=True)
         self._thread.start()
         self._ready.wait(10.0)

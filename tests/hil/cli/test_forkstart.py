@@ -3,6 +3,7 @@ real runs, real forks, the console scripts beside them as the reference."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -11,11 +12,12 @@ import sys
 import textwrap
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import free_endpoint
+from conftest import free_endpoint, free_port
 from runs_together import run_together
 
 from hil.cli import forkstart
@@ -23,6 +25,13 @@ from hil.recording.recorder import read_recording
 
 BIN = Path(sys.executable).parent
 NO_HTML = ("--set", "record.html=false", "--set", "record.history_db=null")
+
+
+def _children_pids(pid: int) -> dict[str, str]:
+    """`pid`'s children: their names (/proc/PID/comm) and pids."""
+    return {Path(f"/proc/{child}/comm").read_text().strip(): child
+            for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()}
 
 
 def _children(pid: int) -> dict[str, str]:
@@ -74,6 +83,57 @@ def test_the_plant_and_controller_are_named_as_their_programs_and_stop_on_ctrl_c
     for name in ("plant", "controller"):
         assert json.loads((out / f"{name}.json").read_text())["signal"] == "SIGINT"
     assert "Traceback" not in err, err
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    """The sockets process `pid` holds, as /proc names them (socket:[INODE])."""
+    found = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):  # a descriptor closed meanwhile
+            if (target := os.readlink(fd)).startswith("socket:"):
+                found.add(target)
+    return found
+
+
+def _listening(port: int) -> str:
+    """The socket listening on 127.0.0.1:`port` (/proc/net/tcp, state 0A), as socket:[INODE]."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == f"0100007F:{port:04X}" and fields[3] == "0A":
+            return f"socket:[{fields[9]}]"
+    raise AssertionError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def test_a_watched_run_forks_its_programs_and_only_hil_run_holds_the_page(
+        tmp_path: Path) -> None:
+    """`hil run --watch` takes the page's address, forks the plant and the controller, then
+    serves the page: the children are forks (`hil run`'s command line) that closed the
+    listening socket, so the page's port is `hil run`'s alone."""
+    out, port = tmp_path / "run", free_port()
+    proc = subprocess.Popen([str(BIN / "hil"), "run", *NO_HTML, "--mode", "lockstep",
+                             "--duration", "600", "--endpoint", free_endpoint(), "--out",
+                             str(out), "--watch", "--watch-port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        _wait_for_control(out, proc)
+        children = _children(proc.pid)
+        own = Path(f"/proc/{proc.pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        page = _listening(port)
+        holders = {name: page in _socket_inodes(int(pid)) for name, pid in
+                   _children_pids(proc.pid).items()}
+        assert page in _socket_inodes(proc.pid)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as answer:
+            status, body = answer.status, answer.read()
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert set(children.values()) == {own} and set(children) == {"hil-plant", "hil-controller"}
+    assert holders == {"hil-plant": False, "hil-controller": False}, holders
+    assert status == 200 and b"<html" in body.lower()
+    assert proc.returncode == 1 and "Traceback" not in err, err
 
 
 def test_a_forked_run_is_the_console_scripts_run_bit_for_bit(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import NO_HTML, assert_passed_but_timing, free_endpoint
+from conftest import NO_HTML, assert_passed_but_timing, free_endpoint, free_port
 from headless_chromium import Chromium, Page
 from PIL import Image
 from websockets.sync.client import connect
@@ -35,12 +35,6 @@ from hil.recording.recorder import read_recording
 HIL = [sys.executable, "-m", "hil.cli"]
 LINK = (232, 89, 12)  # plant.js COLORS.link
 CART = (28, 126, 214)  # plant.js COLORS.cart
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_line(proc: subprocess.Popen, prefix: str, timeout_s: float) -> str:
