@@ -253,6 +253,7 @@ def _start_programs(setup: RunSetup, env: dict[str, str], not_theirs: tuple[int,
     fork = forkstart.can_fork()
     if fork:
         forkstart.preload(ours)
+        _warm_model(config)
     plant = _start_program("hil-plant", common, env, fork, not_theirs)
     try:
         controller = (_start_program("hil-controller", common, env, fork, not_theirs)
@@ -263,6 +264,26 @@ def _start_programs(setup: RunSetup, env: dict[str, str], not_theirs: tuple[int,
         _wait({"plant": plant}, 0.0)  # stopped at once: SIGINT, then SIGKILL after a grace
         return EXIT_USAGE
     return {"plant": plant, "controller": controller}
+
+
+def _warm_model(config: Config) -> None:
+    """A built-in plant model compiled here (numba's cached kernel loaded and stepped once)
+    before the forks: the plant steps it and the controller's laws take it as their nominal
+    model, and both inherit it instead of each loading it (benchmarks/bench_start.py). A
+    lab's plant or an FMU is left to the programs, which say what is wrong with it, as they
+    say what is wrong with a built-in model's parameters here."""
+    import numpy as np
+
+    from hil.dynamics import MODELS, create_model
+
+    plant = config.plant
+    if plant.model not in MODELS:
+        return
+    with contextlib.suppress(ValueError, TypeError, ArithmeticError):
+        model = create_model(plant.model, plant.params, substeps=plant.substeps)
+        state = np.array(plant.initial_state, dtype=np.float64)
+        if state.shape == (len(model.state_names),):  # else the plant refuses the config
+            model.step(state, np.zeros(model.inputs.n), 1e-3, np.empty_like(state))
 
 
 def _start_program(name: str, argv: list[str], env: dict[str, str], fork: bool,
