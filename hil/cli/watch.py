@@ -46,17 +46,23 @@ def add_parser(sub: Any) -> None:
     watch.set_defaults(handler=watch_command)
 
 
-def start_run_view(who: str, run_dir: Path, recording: bool, host: str, port: int
-                   ) -> LiveViewServer | int:
+# The flags that set the page's address: `hil run`'s, and `hil watch`'s own.
+RUN_FLAGS = ("--watch-host", "--watch-port")
+WATCH_FLAGS = ("--host", "--port")
+
+
+def start_run_view(who: str, run_dir: Path, recording: bool, host: str, port: int,
+                   flags: tuple[str, str] = RUN_FLAGS) -> LiveViewServer | int:
     """The live view of the run folder `run_dir`, serving; or an exit status, said on stderr."""
-    view = bind_run_view(who, run_dir, recording, host, port)
+    view = bind_run_view(who, run_dir, recording, host, port, flags)
     return view if isinstance(view, int) else serve_view(who, view)
 
 
-def bind_run_view(who: str, run_dir: Path, recording: bool, host: str, port: int
-                  ) -> LiveViewServer | int:
+def bind_run_view(who: str, run_dir: Path, recording: bool, host: str, port: int,
+                  flags: tuple[str, str] = RUN_FLAGS) -> LiveViewServer | int:
     """The live view of the run folder `run_dir` with its address taken, not served yet
-    (`serve_view`: the process may still fork first); or an exit status, said on stderr."""
+    (`serve_view`: the process may still fork first); or an exit status, said on stderr
+    with the fix in `flags` (the command's host and port flags)."""
     if not recording:
         print(f"{who}: the live view reads the plant's recording, and record.enabled is "
               "false; turn it on in the config", file=sys.stderr)
@@ -67,8 +73,18 @@ def bind_run_view(who: str, run_dir: Path, recording: bool, host: str, port: int
     try:
         return LiveViewServer(RecordingFeed(run_dir).poll, host, port).bind()
     except OSError as exc:
-        print(f"{who}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return say_refused(who, exc, flags)
+
+
+def say_refused(who: str, exc: OSError, flags: tuple[str, str]) -> int:
+    """A page address the live view cannot serve, said with the fix in the command's own
+    `flags` (host, port); EXIT_USAGE."""
+    part, (host_flag, port_flag) = str(getattr(exc, "part", "")), flags
+    fix = {"port": f"; choose another port with {port_flag}",
+           "host": f"; give {host_flag} a name or an address of this machine (127.0.0.1; "
+                   "0.0.0.0 for every network)"}.get(part, "")
+    print(f"{who}: {exc.strerror or exc}{fix}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def serve_view(who: str, server: LiveViewServer) -> LiveViewServer | int:
@@ -114,8 +130,7 @@ def start_endpoint_view(args: argparse.Namespace) -> tuple[LiveViewServer, Endpo
         server = LiveViewServer(feed.poll, args.host, args.port).start()
     except OSError as exc:
         observer.close()
-        print(f"hil watch: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return say_refused("hil watch", exc, WATCH_FLAGS)
     print(f"observing {args.endpoint} (run {first['run_id'] or '?'})", flush=True)
     print(f"live view: {server.url}", flush=True)
     return server, feed
@@ -143,7 +158,8 @@ def watch_command(args: argparse.Namespace) -> int:
             print(f"hil watch: no run folder {run_dir} (give the --out of the run)",
                   file=sys.stderr)
             return EXIT_USAGE
-        run_view = start_run_view("hil watch", run_dir, True, args.host, args.port)
+        run_view = start_run_view("hil watch", run_dir, True, args.host, args.port,
+                                  WATCH_FLAGS)
         if isinstance(run_view, int):
             return run_view
         server = run_view

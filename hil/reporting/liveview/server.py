@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import mimetypes
 import socket
@@ -64,6 +65,17 @@ class LiveViewStatistics:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class AddressRefused(OSError):
+    """The live view cannot serve `host`:`port`. `part` says which to change: "port" (in use,
+    or below 1024 without the privilege) or "host" (not a name or an address of this
+    machine)."""
+
+    def __init__(self, host: str, port: int, cause: OSError) -> None:
+        reason = cause.strerror or str(cause)
+        super().__init__(cause.errno, f"cannot serve the live view on {host}:{port}: {reason}")
+        self.part = "port" if cause.errno in (errno.EADDRINUSE, errno.EACCES) else "host"
 
 
 class LiveViewServer:
@@ -121,8 +133,7 @@ class LiveViewServer:
             sock.listen(64)
         except OSError as exc:
             sock.close()
-            raise OSError(exc.errno, f"cannot serve the live view on {self.host}:{self.port}: "
-                          f"{exc.strerror}; choose another port with --watch-port") from None
+            raise AddressRefused(self.host, self.port, exc) from None
         self.port = sock.getsockname()[1]  # port 0: the one the OS chose
         self._sock = sock
         return self

@@ -5,6 +5,7 @@ e-stop before it complains about a bad --timeout."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -154,6 +155,30 @@ def test_watch_refuses_a_page_port_that_is_not_a_port(
         port: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_main(["watch", "--endpoint", NOBODY, "--port", port], capsys)
     assert_one_line_usage(code, err, f"--port {port}", "0..65535")
+
+
+@pytest.mark.parametrize(("argv", "named"), [
+    (["run", "--watch", "--watch-host", "nonsense.invalid"], "give --watch-host a name or an"),
+    (["watch", "--run", ".", "--host", "192.0.2.1"], "give --host a name or an address"),
+    (["run", "--watch", "--watch-port", "{taken}"], "choose another port with --watch-port"),
+    (["watch", "--run", ".", "--port", "{taken}"], "choose another port with --port"),
+], ids=["run-host", "watch-host", "run-port", "watch-port"])
+def test_a_page_address_that_cannot_be_served_names_the_commands_own_flag_to_change(
+        argv: list[str], named: str, tmp_path: Path) -> None:
+    """`hil run --watch` and `hil watch` say which of their own flags to change: a port in
+    use, or a host that is not this machine's (nothing of the run starts)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = str(taken.getsockname()[1])
+        done = subprocess.run([str(BIN / "hil"), *(a.format(taken=port) for a in argv),
+                               *(["--mode", "lockstep", "--endpoint", free_endpoint(),
+                                  "--out", "run", *NO_HTML] if argv[0] == "run" else [])],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and named in done.stderr, done.stderr
+    assert "cannot serve the live view on " in done.stderr
+    assert not (tmp_path / "run" / "plant.json").exists()  # nothing of a run started
 
 
 def wait_for_event(log: Path, event: str, proc: subprocess.Popen[str],

@@ -19,7 +19,7 @@ from websockets.sync.client import connect
 from hil.dynamics.inputs import Inputs
 from hil.recording.recorder import Recorder, plant_columns
 from hil.reporting.liveview.feed import RecordingFeed
-from hil.reporting.liveview.server import LiveViewServer
+from hil.reporting.liveview.server import AddressRefused, LiveViewServer
 
 T0_NS = 10**12
 FORCE = Inputs.single("force", "N", 150.0)
@@ -147,10 +147,21 @@ def test_junk_from_a_page_is_ignored_counted_and_ends_its_connection(server) -> 
     assert stats.client_messages_ignored >= 5 and stats.clients_closed_for_junk == 2
 
 
-def test_a_port_in_use_is_an_error_naming_it() -> None:
+def test_a_port_in_use_is_an_error_naming_it_and_the_port_as_what_to_change() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        with pytest.raises(OSError, match=f"127.0.0.1:{port}.*--watch-port"):
+        with pytest.raises(AddressRefused, match=f"127.0.0.1:{port}: Address already in use"
+                           ) as refused:
             LiveViewServer(lambda final: [], port=port).start()
+    assert refused.value.part == "port"
+
+
+@pytest.mark.parametrize("host", ["nonsense.invalid", "999.1.1.1", "192.0.2.1"])
+def test_a_host_that_is_not_this_machine_is_an_error_naming_the_host_to_change(
+        host: str) -> None:
+    # 192.0.2.1: TEST-NET-1, a well-formed address that no interface here has.
+    with pytest.raises(AddressRefused, match=f"cannot serve the live view on {host}:0") as refused:
+        LiveViewServer(lambda final: [], host=host, port=0).start()
+    assert refused.value.part == "host"
