@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 import sys
+from pathlib import Path
 
 DEFAULT_TIMEOUT_S = 2.0
 MAX_TIMEOUT_S = 60.0
@@ -107,6 +108,19 @@ def reason(text: str) -> tuple[str, str | None]:
 
 # What str.splitlines() breaks a line at, each shown escaped in a one-line message.
 _ONE_LINE = {ord(c): ascii(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
+def run_folder(text: str, needs: str | None = "config.yaml") -> Path:
+    """The run folder `text` names, holding `needs` (what a run writes into it, if given);
+    UsageError saying which of the two it is not."""
+    path = Path(text)
+    where = "give the folder a run wrote (hil run's --out, or runs/RUN_ID)"
+    if not path.is_dir():
+        raise UsageError(f"no run folder {_show(text)}: {where}")
+    if needs is not None and not (path / needs).is_file():
+        raise UsageError(f"{_show(text)} holds no {needs}: it is not a run's folder, or that "
+                         f"run wrote none; {where}")
+    return path
 
 
 def one_line(text: str) -> str:

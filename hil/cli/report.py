@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hil.app.exits import EXIT_OK, EXIT_USAGE
+from hil.cli import checks
 
 EXPORT_FORMATS = ("csv", "npz", "mcap")  # hil.recording.export.FORMATS; a test keeps them equal
 
@@ -33,7 +34,11 @@ def report_command(args: argparse.Namespace) -> int:
     from hil.reporting.html import write_html_report
     from hil.reporting.report import build_report, summary_table
 
-    out = Path(args.run_dir)
+    try:
+        out = checks.run_folder(args.run_dir)
+    except checks.UsageError as exc:
+        checks.say("report", exc)
+        return EXIT_USAGE
     path = out / "report.json"
     try:
         if path.exists():
@@ -59,7 +64,11 @@ def export_command(args: argparse.Namespace) -> int:
     from hil.recording.recorder import RecordingError
     from hil.recording.traces import recorded_inputs
 
-    source = Path(args.run_dir) / "plant.rec"
+    try:
+        source = checks.run_folder(args.run_dir, needs=None) / "plant.rec"
+    except checks.UsageError as exc:
+        checks.say("export", exc)
+        return EXIT_USAGE
     if not source.exists():
         print(f"hil export: no {source} (was recording off, or did the plant not start?)",
               file=sys.stderr)

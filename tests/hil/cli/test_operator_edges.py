@@ -218,3 +218,25 @@ def test_hil_estop_with_timeout_nan_stops_a_real_plant_then_exits_2(tmp_path: Pa
     plant = json.loads((out / "plant.json").read_text())
     assert plant["end_reason"] == "estop: odd timeout" and plant["safe_state"] is True
     assert run.returncode == 1  # the run ended by the e-stop, well before its 60 s
+
+
+@pytest.mark.parametrize("command", ["report", "replay", "export"])
+def test_a_folder_that_is_no_run_is_named_with_where_runs_are(
+        command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`hil report|replay|export` of a path that is not there, or of a folder no run wrote
+    (no config.yaml; for export, no plant.rec), say which, in one line."""
+    missing = str(tmp_path / "nope")
+    code, _, err = run_main([command, missing], capsys)
+    assert_one_line_usage(code, err, f"hil {command}: no run folder", "hil run's --out")
+    code, _, err = run_main([command, str(tmp_path)], capsys)
+    if command == "export":  # a recording alone is enough (a plant started by hand)
+        assert_one_line_usage(code, err, "no ", "plant.rec (was recording off")
+    else:
+        assert_one_line_usage(code, err, "holds no config.yaml", "hil run's --out")
+
+
+def test_replay_of_a_run_without_a_controller_recording_says_there_is_nothing_to_replay(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "config.yaml").write_text("run: {mode: lockstep}\n")
+    code, _, err = run_main(["replay", str(tmp_path)], capsys)
+    assert_one_line_usage(code, err, "holds no controller.rec: nothing to replay")
