@@ -182,6 +182,7 @@ def _prepare(args: argparse.Namespace) -> RunSetup | int:
                               "equal for a local run")
         if config.controller.command is not None:
             controller_argv(config.controller.command)  # before anything starts
+        _check_built_in_model(config)
         run_id = args.run_id or new_run_id()
         out = run_folder.claim(str(Path("runs") / run_id) if args.out is None else args.out,
                                args.overwrite)
@@ -264,6 +265,17 @@ def _start_programs(setup: RunSetup, env: dict[str, str], not_theirs: tuple[int,
         _wait({"plant": plant}, 0.0)  # stopped at once: SIGINT, then SIGKILL after a grace
         return EXIT_USAGE
     return {"plant": plant, "controller": controller}
+
+
+def _check_built_in_model(config: Config) -> None:
+    """A built-in plant model's params and initial state, checked as the plant checks them
+    (ConfigError), before a run folder or a process exists. A lab's plant or an FMU is the
+    plant program's to load and check: its code runs there, not in `hil run`."""
+    from hil.config import build_plant_model
+    from hil.dynamics import MODELS
+
+    if config.plant.model in MODELS:
+        build_plant_model(config)
 
 
 def _warm_model(config: Config) -> None:

@@ -104,6 +104,23 @@ def test_hil_run_names_an_out_path_it_cannot_use(
     assert len(err.splitlines()) == 1 and said in err and "--out" in err, err
 
 
+@pytest.mark.parametrize(("setting", "said"), [
+    ("plant.params.nonsense=1", "plant.params: unknown DIPParams parameter(s) 'nonsense'"),
+    ("plant.params.cart_mass_kg=-1", "plant.params: cart_mass_kg must be > 0, got -1"),
+    ("plant.initial_state=[1,2]", "plant.initial_state: model 'dip' has 6 states"),
+])
+def test_a_built_in_models_bad_params_are_refused_before_a_run_folder_exists(
+        tmp_path: Path, setting: str, said: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Checked by `hil run` itself, as the plant checks them: one line, exit 2, and no run
+    folder or process (before, both programs started, each said it, and the run folder
+    held their partial reports)."""
+    out = tmp_path / "run"
+    assert main(["run", "--out", str(out), *LOCKSTEP, "--set", setting]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith(f"hil run: {said}"), err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("process", ["hil-plant", "hil-controller"])
 @pytest.mark.parametrize("case", ["under a file", "impossible"])
 def test_the_processes_name_an_out_path_they_cannot_use(tmp_path: Path, process: str,
