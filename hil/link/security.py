@@ -31,20 +31,28 @@ class CurveKeyError(Exception):
 
 def generate(keys_dir: str | Path) -> list[Path]:
     """Create the plant's and the controller's key pairs; never overwrite existing keys."""
+    if not str(keys_dir).strip():
+        raise CurveKeyError("the keys folder's name is empty: name a folder (made if missing), "
+                            "e.g. hil keygen keys")
     d = Path(keys_dir)
     existing = [p for p in (d / "plant.key_secret", d / "controller.key_secret") if p.exists()]
     if existing:
         raise CurveKeyError(f"{existing[0]} exists: refusing to overwrite keys (remove them first)")
-    # Only the owner may add or swap keys, whatever the umask (an authorized key is trust).
-    d.mkdir(mode=0o700, parents=True, exist_ok=True)
-    (d / "authorized").mkdir(mode=0o700, exist_ok=True)
-    made = []
-    for name in ("plant", "controller"):
-        public, secret = zmq.curve_keypair()
-        made.append(_write_certificate(d / f"{name}.key", public, None))
-        made.append(_write_certificate(d / f"{name}.key_secret", public, secret))
-        if name == "controller":
-            made.append(_write_certificate(d / "authorized" / "controller.key", public, None))
+    try:
+        # Only the owner may add or swap keys, whatever the umask (an authorized key is trust).
+        d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (d / "authorized").mkdir(mode=0o700, exist_ok=True)
+        made = []
+        for name in ("plant", "controller"):
+            public, secret = zmq.curve_keypair()
+            made.append(_write_certificate(d / f"{name}.key", public, None))
+            made.append(_write_certificate(d / f"{name}.key_secret", public, secret))
+            if name == "controller":
+                made.append(_write_certificate(d / "authorized" / "controller.key", public,
+                                               None))
+    except OSError as exc:
+        raise CurveKeyError(f"cannot write keys in {d}: {exc.strerror or exc}; name a folder "
+                            "you can write (made if missing)") from None
     return made
 
 

@@ -240,3 +240,17 @@ def test_replay_of_a_run_without_a_controller_recording_says_there_is_nothing_to
     (tmp_path / "config.yaml").write_text("run: {mode: lockstep}\n")
     code, _, err = run_main(["replay", str(tmp_path)], capsys)
     assert_one_line_usage(code, err, "holds no controller.rec: nothing to replay")
+
+
+@pytest.mark.parametrize("case", ["not there", "under a file", "empty", "blank"])
+def test_keygen_names_a_folder_it_cannot_write_in_one_line_and_writes_nothing(
+        case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a-file").write_text("")
+    folder, said = {"not there": ("/proc/no-such-keys", "cannot write keys in /proc/no-such"),
+                    "under a file": (str(tmp_path / "a-file" / "keys"), "Not a directory"),
+                    "empty": ("", "the keys folder's name is empty"),
+                    "blank": ("  ", "the keys folder's name is empty")}[case]
+    before = sorted(Path.cwd().iterdir())
+    code, out, err = run_main(["keygen", folder], capsys)
+    assert_one_line_usage(code, err, said, "name a folder")
+    assert out == "" and sorted(Path.cwd().iterdir()) == before  # no key written anywhere
