@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hil.app import run_folder
 from hil.app.exits import EXIT_FAULT, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from hil.cli.tune import CONNECT_TIMEOUT_S, add_arguments
 
@@ -407,7 +408,10 @@ def _optimise(settings: Any, evaluator: Any, history: list[Any], out_dir: Path, 
     if not problem.compiled:
         print(f"hil tune: {python_estimate(problem, evaluator.workers)}", file=sys.stderr,
               flush=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:  # once the tuning is known good, before its first evaluation
+        run_folder.make(str(out_dir), "--out")
+    except run_folder.RunFolderError as exc:  # empty, a file, under one, /proc, read-only
+        raise _Usage(str(exc)) from None
     stop = {"requested": False}
 
     def request_stop(signum: int, frame: Any) -> None:

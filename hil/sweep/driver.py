@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from hil.app import run_folder
 from hil.sweep.plan import PlannedRun, plan_runs
 from hil.sweep.progress import Progress
 from hil.sweep.runner import RunOutcome, recorded_outcome, run_dask, run_local
@@ -55,7 +56,10 @@ def new_sweep(spec: SweepSpec, out: Path | None) -> tuple[list[PlannedRun], str,
         raise SweepSpecError(f"--out {out} holds a sweep already ({SPEC_FILE}); continue it "
                              f"with --resume {out}, or give a new --out")
     runs = plan_runs(spec, out / "runs", sweep_id)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        run_folder.make(str(out), "--out")
+    except run_folder.RunFolderError as exc:  # empty, a file, under one, /proc, read-only
+        raise SweepSpecError(str(exc)) from None
     (out / SPEC_FILE).write_text(json.dumps(
         {"schema": SCHEMA, "sweep_id": sweep_id, "spec": spec.to_json()}, indent=1))
     return runs, sweep_id, out

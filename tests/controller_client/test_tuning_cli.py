@@ -138,6 +138,18 @@ def test_bad_input_exits_2_with_the_reason_before_any_work(tmp_path: Path, args:
     assert not out.exists()
 
 
+@pytest.mark.parametrize(("out", "said"), [
+    ("/proc/no-such-tuning", "--out /proc/no-such-tuning: cannot make the folder"),
+    ("{file}", "a file, not a folder"),
+])
+def test_an_out_folder_that_cannot_be_made_exits_2_naming_it(tmp_path: Path, out: str,
+                                                            said: str) -> None:
+    (tmp_path / "a-file").write_text("")
+    r = tune("--budget", "2", "--out", out.format(file=tmp_path / "a-file"), timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.splitlines() == [r.stderr.strip()] and said in r.stderr, r.stderr
+
+
 def test_bounds_the_law_refuses_exit_2_naming_the_gain(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({"tuning": {"bounds": {"K": [-5.0, 10.0]}}}))

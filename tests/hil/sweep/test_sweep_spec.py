@@ -135,6 +135,21 @@ def test_an_unknown_law_and_a_law_that_does_not_fit_the_plant_are_refused(tmp_pa
     assert "designed for plant model dip" in message and "Use lqr" in message
 
 
+@pytest.mark.parametrize(("out", "said"), [
+    ("/proc/no-such-sweep", "cannot make the folder (No such file or directory)"),
+    ("a-file", "a file, not a folder"),
+    ("a-file/sweep", "a-file is a file, so no folder can be made under it"),
+])
+def test_an_out_folder_that_cannot_be_made_is_named_in_one_line(tmp_path, capsys, out, said,
+                                                                  monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("")
+    code = main(["sweep", "--config", CARTPOLE, "--law", "lqr", "--out", out])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith(f"hil sweep: --out {out}: ")
+    assert said in err and "Traceback" not in err
+
+
 def test_the_command_exits_2_before_any_run_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "sweep"
     code = main(["sweep", "--config", CARTPOLE, "--law", "classical_smc", "--out", str(out)])
