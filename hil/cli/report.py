@@ -77,8 +77,15 @@ def export_command(args: argparse.Namespace) -> int:
         "run.mcap" if args.format == "mcap" else f"plant.{args.format}"))
     try:
         rec = export_recording(args.run_dir, args.format, output)
-    except (OSError, RecordingError, ValueError) as exc:
-        print(f"hil export: {exc}", file=sys.stderr)
+    except OSError as exc:
+        if exc.filename is not None and Path(exc.filename) == Path(output):
+            checks.say("export", f"cannot write {output}: {exc.strerror}; give --output a file "
+                                 "in a folder you can write")
+        else:
+            checks.say("export", exc)
+        return EXIT_USAGE
+    except (RecordingError, ValueError) as exc:
+        checks.say("export", exc)
         return EXIT_USAGE
     if rec.problem:
         print(f"hil export: {rec.truncated_bytes} bytes at the end of plant.rec ignored "

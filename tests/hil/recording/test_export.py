@@ -70,3 +70,17 @@ def test_export_names_what_is_missing(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["export", str(tmp_path), "--format", "xls", "--output", "x"]) == 2
     with pytest.raises(ValueError, match="format must be one of csv, npz"):
         export_recording(tmp_path, "xls", tmp_path / "x")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "npz", "mcap"])
+@pytest.mark.parametrize("case", ["not there", "under a file"])
+def test_an_output_that_cannot_be_written_is_named_with_the_option_to_change(
+        run: Path, tmp_path: Path, capsys: pytest.CaptureFixture, fmt: str, case: str) -> None:
+    (tmp_path / "a-file").write_text("")
+    output = {"not there": f"/proc/no-such-folder/run.{fmt}",
+              "under a file": str(tmp_path / "a-file" / f"run.{fmt}")}[case]
+    assert main(["export", str(run), "--format", fmt, "--output", output]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [err.strip()] and err.startswith(f"hil export: cannot write "
+                                                                f"{output}: "), err
+    assert "give --output a file in a folder you can write" in err
