@@ -34,7 +34,10 @@ def history_command(args: argparse.Namespace) -> int:
         print(f"hil history: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if not runs:
-        print(f"no runs in {args.db}")
+        where = "" if Path(args.db).exists() else (
+            " (no history there yet: `hil run` writes it at record.history_db, "
+            "runs/history.db by default)")
+        print(f"no runs in {args.db}{where}")
         return EXIT_OK
     print(f"{'date':<21}{'run id':<24}{'plant':<10}{'controller':<16}{'mode':<10}"
           f"{'verdict':<8}{'score':>6}{'rt p50':>9}{'rt p99':>9}{'misses':>9}")

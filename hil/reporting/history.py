@@ -218,10 +218,23 @@ _LISTED = ("run_id", "date", "plant", "controller", "mode", "rate_hz", "duration
            "miss_ratio", "run_dir")
 
 
+def _readable(db: str | Path) -> bool:
+    """Whether a history exists at `db` to be read (reading never creates one); HistoryError
+    for a folder given as the history file."""
+    path = Path(db)
+    if path.is_dir():
+        raise HistoryError(f"{path} is a folder: give the history file (record.history_db, "
+                           "runs/history.db by default)")
+    return path.exists()
+
+
 def list_runs(db: str | Path, limit: int = 20) -> list[dict[str, Any]]:
-    """The newest `limit` runs, newest first, without their reports."""
+    """The newest `limit` runs, newest first, without their reports (none where no history
+    is: reading never creates one)."""
     if limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
+    if not _readable(db):
+        return []
     with _open(db) as conn:
         rows = conn.execute(f"SELECT {', '.join(_LISTED)} FROM runs "
                             "ORDER BY date DESC, id DESC LIMIT ?", (limit,)).fetchall()
@@ -234,6 +247,8 @@ def get_run(db: str | Path, run_id: str) -> dict[str, Any] | None:
     Raises HistoryError if `run_id` is the prefix of several runs' ids.
     """
     select = f"SELECT {', '.join(_LISTED)}, report FROM runs"
+    if not _readable(db):
+        return None
     with _open(db) as conn:
         rows = conn.execute(f"{select} WHERE run_id = ?", (run_id,)).fetchall()
         if not rows:

@@ -55,6 +55,25 @@ def test_hil_history_lists_runs_newest_first(tmp_path: Path,
     assert main(["history", "--db", str(db), "--limit", "0"]) == 2
 
 
+def test_reading_a_history_that_is_not_there_creates_nothing_and_says_where_it_is_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    db = tmp_path / "typo" / "h.db"
+    assert main(["history", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert f"no runs in {db} (no history there yet" in out and "record.history_db" in out
+    assert main(["compare", "run-a", "run-b", "--db", str(db)]) == 2
+    assert "nor a run id in" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists()  # neither the file nor its folder was made
+
+
+def test_a_folder_given_as_the_history_is_named(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    assert main(["history", "--db", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"hil history: {tmp_path} is a folder: give the history file " \
+                  "(record.history_db, runs/history.db by default)\n"
+
+
 def test_hil_compare_takes_folders_or_run_ids_from_the_history(
         tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     a = make_run(tmp_path / "a", run_id="run-a", steps=300, recordings=False)

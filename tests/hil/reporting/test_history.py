@@ -101,7 +101,7 @@ def test_non_finite_figures_are_stored_as_null(tmp_path: Path) -> None:
 
 def test_a_new_database_is_at_the_current_schema_version(tmp_path: Path) -> None:
     db = tmp_path / "h.db"
-    list_runs(db)
+    append_run(db, report("r1", "2026-11-26T10:00:00Z"), "d")  # made by its first writer
     assert schema_version(db) == history.SCHEMA_VERSION == 2  # v2: the doctor table
     list_runs(db)  # opening again migrates nothing
     assert schema_version(db) == 2
@@ -134,7 +134,7 @@ def test_migrations_run_in_order_each_in_its_transaction(
 
 def test_a_database_from_a_newer_hil_is_refused(tmp_path: Path) -> None:
     db = tmp_path / "h.db"
-    list_runs(db)
+    append_run(db, report("r1", "2026-11-26T10:00:00Z"), "d")
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
     with pytest.raises(HistoryError, match="version 7 was written by a newer hil"):
