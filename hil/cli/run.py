@@ -121,6 +121,7 @@ class RunSetup:
     out: Path
     cfg_path: Path
     started_at: str
+    model: Any = None  # the built-in plant model, checked (None: a lab's plant or an FMU)
 
 
 @dataclass(frozen=True)
@@ -182,7 +183,7 @@ def _prepare(args: argparse.Namespace) -> RunSetup | int:
                               "equal for a local run")
         if config.controller.command is not None:
             controller_argv(config.controller.command)  # before anything starts
-        _check_built_in_model(config)
+        model = _checked_built_in_model(config)
         run_id = args.run_id or new_run_id()
         out = run_folder.claim(str(Path("runs") / run_id) if args.out is None else args.out,
                                args.overwrite)
@@ -195,7 +196,7 @@ def _prepare(args: argparse.Namespace) -> RunSetup | int:
             update={"port": str((out / _RIG_LINK).absolute())})})
     cfg_path = out / "config.yaml"
     cfg_path.write_text(dump_config(config))
-    return RunSetup(config, run_id, out, cfg_path, started_at)
+    return RunSetup(config, run_id, out, cfg_path, started_at, model)
 
 
 def _start(args: argparse.Namespace, setup: RunSetup) -> Started | int:
@@ -254,7 +255,7 @@ def _start_programs(setup: RunSetup, env: dict[str, str], not_theirs: tuple[int,
     fork = forkstart.can_fork()
     if fork:
         forkstart.preload(ours)
-        _warm_model(config)
+        _warm_model(config, setup.model)
     plant = _start_program("hil-plant", common, env, fork, not_theirs)
     try:
         controller = (_start_program("hil-controller", common, env, fork, not_theirs)
@@ -267,35 +268,26 @@ def _start_programs(setup: RunSetup, env: dict[str, str], not_theirs: tuple[int,
     return {"plant": plant, "controller": controller}
 
 
-def _check_built_in_model(config: Config) -> None:
-    """A built-in plant model's params and initial state, checked as the plant checks them
-    (ConfigError), before a run folder or a process exists. A lab's plant or an FMU is the
-    plant program's to load and check: its code runs there, not in `hil run`."""
+def _checked_built_in_model(config: Config) -> Any:
+    """A built-in plant model, its params and initial state checked as the plant checks them
+    (ConfigError), before a run folder or a process exists; None for a lab's plant or an FMU,
+    the plant program's to load and check: its code runs there, not in `hil run`."""
     from hil.config import build_plant_model
     from hil.dynamics import MODELS
 
-    if config.plant.model in MODELS:
-        build_plant_model(config)
+    return build_plant_model(config) if config.plant.model in MODELS else None
 
 
-def _warm_model(config: Config) -> None:
-    """A built-in plant model compiled here (numba's cached kernel loaded and stepped once)
+def _warm_model(config: Config, model: Any) -> None:
+    """The built-in plant model (if any) stepped once here, its cached numba kernel loaded,
     before the forks: the plant steps it and the controller's laws take it as their nominal
-    model, and both inherit it instead of each loading it (benchmarks/bench_start.py). A
-    lab's plant or an FMU is left to the programs, which say what is wrong with it, as they
-    say what is wrong with a built-in model's parameters here."""
+    model, and both inherit it instead of each loading it (benchmarks/bench_start.py)."""
     import numpy as np
 
-    from hil.dynamics import MODELS, create_model
-
-    plant = config.plant
-    if plant.model not in MODELS:
+    if model is None:
         return
-    with contextlib.suppress(ValueError, TypeError, ArithmeticError):
-        model = create_model(plant.model, plant.params, substeps=plant.substeps)
-        state = np.array(plant.initial_state, dtype=np.float64)
-        if state.shape == (len(model.state_names),):  # else the plant refuses the config
-            model.step(state, np.zeros(model.inputs.n), 1e-3, np.empty_like(state))
+    state = np.array(config.plant.initial_state, dtype=np.float64)
+    model.step(state, np.zeros(model.inputs.n), 1e-3, np.empty_like(state))
 
 
 def _start_program(name: str, argv: list[str], env: dict[str, str], fork: bool,

@@ -153,10 +153,10 @@ def watch_command(args: argparse.Namespace) -> int:
             print("hil watch: --keys goes with --endpoint (a run folder needs no keys)",
                   file=sys.stderr)
             return EXIT_USAGE
-        run_dir = Path(args.run)
-        if not run_dir.is_dir():
-            print(f"hil watch: no run folder {run_dir} (give the --out of the run)",
-                  file=sys.stderr)
+        try:  # its recording may not be there yet: the run may be starting
+            run_dir = checks.run_folder(args.run, needs=None)
+        except checks.UsageError as exc:
+            checks.say("watch", exc)
             return EXIT_USAGE
         run_view = start_run_view("hil watch", run_dir, True, args.host, args.port,
                                   WATCH_FLAGS)

@@ -36,12 +36,8 @@ def _children_pids(pid: int) -> dict[str, str]:
 
 def _children(pid: int) -> dict[str, str]:
     """`pid`'s children: their names (/proc/PID/comm) and command lines."""
-    found = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            name = Path(f"/proc/{child}/comm").read_text().strip()
-            found[name] = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    return found
+    return {name: Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            for name, child in _children_pids(pid).items()}
 
 
 def _wait_for_control(out: Path, proc: subprocess.Popen[str]) -> None:
